@@ -240,7 +240,9 @@ function bufferEqual(a, b) {
 // Harness check: for a DSSE bundle, the artifact (or the given digest) must be
 // a subject of the in-toto statement. sigstore-js verifies the envelope
 // signature and the log entry but never looks at the artifact for DSSE.
-function checkInTotoSubject(envelope, artifactSha256) {
+// `digests` maps in-toto digest names (sha256, sha384, sha512) to the
+// artifact's digests; a subject matches if any digest it lists is among them.
+function checkInTotoSubject(envelope, digests) {
   if (envelope.payloadType !== IN_TOTO_PAYLOAD_TYPE) {
     throw new Error(`cannot bind the artifact to a DSSE envelope of payloadType ${JSON.stringify(envelope.payloadType)}; only ${IN_TOTO_PAYLOAD_TYPE} is supported`);
   }
@@ -251,21 +253,27 @@ function checkInTotoSubject(envelope, artifactSha256) {
     throw new Error(`DSSE payload is not valid JSON: ${e.message}`);
   }
   const subjects = isPlainObject(statement) && Array.isArray(statement.subject) ? statement.subject : [];
-  const want = artifactSha256.toString('hex');
   const found = subjects.some(
-    (s) => isPlainObject(s) && isPlainObject(s.digest) && typeof s.digest.sha256 === 'string' && s.digest.sha256.toLowerCase() === want
+    (s) =>
+      isPlainObject(s) &&
+      isPlainObject(s.digest) &&
+      Object.entries(digests).some(
+        ([alg, d]) => typeof s.digest[alg] === 'string' && s.digest[alg].toLowerCase() === d.toString('hex')
+      )
   );
   if (!found) {
-    throw new Error(`artifact sha256:${want} is not a subject of the in-toto statement`);
+    throw new Error(`artifact sha256:${digests.sha256.toString('hex')} is not a subject of the in-toto statement`);
   }
 }
 
 function verify(opts) {
   const trustedRoot = loadTrustedRoot(opts.trustedRootPath);
 
+  const bundleJSON = readJSON(opts.bundlePath, 'bundle');
+  if (!isPlainObject(bundleJSON)) throw new Error('bundle is not a JSON object');
   let bundle;
   try {
-    bundle = bundleFromJSON(readJSON(opts.bundlePath, 'bundle'));
+    bundle = bundleFromJSON(bundleJSON);
   } catch (e) {
     if (e instanceof ValidationError && Array.isArray(e.fields)) {
       throw new Error(`${e.message}: ${e.fields.join(', ')}`);
@@ -312,7 +320,9 @@ function verify(opts) {
         throw new Error("bundle messageDigest does not match the artifact's digest");
       }
     } else {
-      checkInTotoSubject(content.dsseEnvelope, createHash('sha256').update(artifact).digest());
+      const digests = {};
+      for (const alg of ['sha256', 'sha384', 'sha512']) digests[alg] = createHash(alg).update(artifact).digest();
+      checkInTotoSubject(content.dsseEnvelope, digests);
     }
   } else {
     signedEntity = toSignedEntity(bundle);
@@ -326,7 +336,7 @@ function verify(opts) {
       }
       signedEntity.signature = new MessageDigestSignatureContent(content.messageSignature, opts.digest);
     } else {
-      checkInTotoSubject(content.dsseEnvelope, opts.digest);
+      checkInTotoSubject(content.dsseEnvelope, { sha256: opts.digest });
     }
   }
 
@@ -348,6 +358,29 @@ function verify(opts) {
   }
 
   verifier.verify(signedEntity, policy);
+  checkProofMatchesCheckpoint(bundle);
+}
+
+// Harness check: sigstore-js verifies the Merkle path against the size and root
+// hash in the signed checkpoint and ignores inclusionProof.treeSize and
+// inclusionProof.rootHash. A bundle whose own fields disagree with its
+// checkpoint is inconsistent (sigstore-python rejects it), so reject it too.
+function checkProofMatchesCheckpoint(bundle) {
+  bundle.verificationMaterial.tlogEntries.forEach((entry, i) => {
+    const proof = entry.inclusionProof;
+    if (!proof || !proof.checkpoint) return;
+    const envelope = proof.checkpoint.envelope;
+    const sep = envelope.indexOf('\n\n');
+    const lines = (sep >= 0 ? envelope.slice(0, sep) : envelope).split('\n');
+    const size = lines[1];
+    const root = lines[2] === undefined ? undefined : Buffer.from(lines[2], 'base64');
+    if (size === undefined || !/^[0-9]+$/.test(size) || BigInt(size) !== BigInt(proof.treeSize)) {
+      throw new Error(`tlogEntries[${i}]: inclusionProof.treeSize ${proof.treeSize} does not match checkpoint size ${size}`);
+    }
+    if (!root || !bufferEqual(root, proof.rootHash)) {
+      throw new Error(`tlogEntries[${i}]: inclusionProof.rootHash does not match the checkpoint root hash`);
+    }
+  });
 }
 
 function describe(err) {

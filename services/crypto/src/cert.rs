@@ -1,0 +1,236 @@
+//! X.509 certificates as far as the log and its clients need them: the leaf's key, its
+//! subject alternative names, validity, and whether one certificate signed another.
+
+use crate::{CryptoError, HashAlg, PublicKey, pem};
+use der::{Decode, Encode};
+use spki::ObjectIdentifier;
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::ext::pkix::name::GeneralName;
+
+const ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+const ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+const ECDSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.4");
+const RSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
+const RSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
+const RSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
+const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+
+/// Most certificates a hashedrekord may carry in one PEM chain (as Rekor).
+pub const MAX_CHAIN: usize = 10;
+
+#[derive(Clone, Debug)]
+pub struct Certificate {
+    der: Vec<u8>,
+    parsed: x509_cert::Certificate,
+    key: PublicKey,
+}
+
+fn bad_cert(e: impl std::fmt::Display) -> CryptoError {
+    CryptoError::Certificate(e.to_string())
+}
+
+impl Certificate {
+    pub fn from_der(der: &[u8]) -> Result<Self, CryptoError> {
+        let parsed = x509_cert::Certificate::from_der(der).map_err(bad_cert)?;
+        let spki = parsed
+            .tbs_certificate
+            .subject_public_key_info
+            .to_der()
+            .map_err(bad_cert)?;
+        let key = PublicKey::from_spki_der(&spki)?;
+        Ok(Self {
+            der: der.to_vec(),
+            parsed,
+            key,
+        })
+    }
+
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
+    pub fn to_pem(&self) -> String {
+        pem::encode("CERTIFICATE", &self.der)
+    }
+
+    pub fn public_key(&self) -> &PublicKey {
+        &self.key
+    }
+
+    /// Validity as Unix seconds `(not_before, not_after)`.
+    pub fn validity(&self) -> (u64, u64) {
+        let v = &self.parsed.tbs_certificate.validity;
+        (
+            v.not_before.to_unix_duration().as_secs(),
+            v.not_after.to_unix_duration().as_secs(),
+        )
+    }
+
+    fn sans(&self) -> Vec<GeneralName> {
+        match self.parsed.tbs_certificate.get::<SubjectAltName>() {
+            Ok(Some((_, san))) => san.0,
+            _ => Vec::new(),
+        }
+    }
+
+    /// rfc822Name SANs.
+    pub fn emails(&self) -> Vec<String> {
+        self.sans()
+            .into_iter()
+            .filter_map(|n| match n {
+                GeneralName::Rfc822Name(s) => Some(s.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every SAN rendered as a string: e-mail addresses, URIs, DNS names and IP
+    /// addresses, in certificate order.
+    pub fn subjects(&self) -> Vec<String> {
+        self.sans()
+            .into_iter()
+            .filter_map(|n| match n {
+                GeneralName::Rfc822Name(s) => Some(s.to_string()),
+                GeneralName::UniformResourceIdentifier(s) => Some(s.to_string()),
+                GeneralName::DnsName(s) => Some(s.to_string()),
+                GeneralName::IpAddress(ip) => {
+                    let b = ip.as_bytes();
+                    match b.len() {
+                        4 => Some(std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string()),
+                        16 => {
+                            let mut a = [0u8; 16];
+                            a.copy_from_slice(b);
+                            Some(std::net::Ipv6Addr::from(a).to_string())
+                        }
+                        _ => None,
+                    }
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Checks that `issuer`'s key made this certificate's signature.
+    pub fn verify_issued_by(&self, issuer: &Certificate) -> Result<(), CryptoError> {
+        let tbs = self.parsed.tbs_certificate.to_der().map_err(bad_cert)?;
+        let sig = self
+            .parsed
+            .signature
+            .as_bytes()
+            .ok_or_else(|| bad_cert("signature has unused bits"))?;
+        let alg = self.parsed.signature_algorithm.oid;
+        let hash = match alg {
+            ECDSA_SHA256 | RSA_SHA256 => HashAlg::Sha256,
+            ECDSA_SHA384 | RSA_SHA384 => HashAlg::Sha384,
+            ECDSA_SHA512 | RSA_SHA512 => HashAlg::Sha512,
+            ED25519 => {
+                return issuer
+                    .key
+                    .verify_message(&tbs, sig)
+                    .map_err(|_| CryptoError::Certificate("certificate signature does not verify with its issuer's key".into()));
+            }
+            other => {
+                return Err(CryptoError::Unsupported(format!(
+                    "certificate signature algorithm {other}"
+                )));
+            }
+        };
+        issuer
+            .key
+            .verify_digest_any(hash, &hash.digest(&tbs), sig)
+            .map_err(|_| {
+                CryptoError::Certificate(
+                    "certificate signature does not verify with its issuer's key".into(),
+                )
+            })
+    }
+}
+
+/// What a client put in a `publicKey` field: a PEM public key, or a PEM certificate chain
+/// (leaf first).
+#[derive(Clone, Debug)]
+pub enum KeyMaterial {
+    PublicKey(PublicKey),
+    Certificates(Vec<Certificate>),
+}
+
+impl KeyMaterial {
+    /// Parses PEM text: one `PUBLIC KEY` block, or 1 to [`MAX_CHAIN`] `CERTIFICATE` blocks.
+    pub fn from_pem(text: &[u8]) -> Result<Self, CryptoError> {
+        let blocks = pem::decode_all(text)?;
+        match blocks[0].label.as_str() {
+            "PUBLIC KEY" => {
+                if blocks.len() != 1 {
+                    return Err(CryptoError::Pem(
+                        "expected a single PUBLIC KEY block".into(),
+                    ));
+                }
+                Ok(Self::PublicKey(PublicKey::from_spki_der(&blocks[0].der)?))
+            }
+            "CERTIFICATE" => {
+                if blocks.len() > MAX_CHAIN {
+                    return Err(CryptoError::Certificate(format!(
+                        "a chain may hold at most {MAX_CHAIN} certificates"
+                    )));
+                }
+                let certs = blocks
+                    .iter()
+                    .map(|b| {
+                        if b.label != "CERTIFICATE" {
+                            return Err(CryptoError::Pem(format!(
+                                "unexpected {} block in a certificate chain",
+                                b.label
+                            )));
+                        }
+                        Certificate::from_der(&b.der)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Self::Certificates(certs))
+            }
+            other => Err(CryptoError::Pem(format!(
+                "expected a PUBLIC KEY or CERTIFICATE block, found {other}"
+            ))),
+        }
+    }
+
+    /// The key that made the signature: the public key, or the first certificate's.
+    pub fn public_key(&self) -> &PublicKey {
+        match self {
+            Self::PublicKey(k) => k,
+            Self::Certificates(c) => c[0].public_key(),
+        }
+    }
+
+    pub fn leaf_certificate(&self) -> Option<&Certificate> {
+        match self {
+            Self::PublicKey(_) => None,
+            Self::Certificates(c) => c.first(),
+        }
+    }
+
+    /// Re-encoded PEM, 64-column lines, one block per key or certificate.
+    pub fn canonical_pem(&self) -> String {
+        match self {
+            Self::PublicKey(k) => k.to_pem(),
+            Self::Certificates(c) => c.iter().map(Certificate::to_pem).collect(),
+        }
+    }
+
+    /// For a chain: each certificate must be signed by the next one.
+    pub fn verify_chain(&self) -> Result<(), CryptoError> {
+        if let Self::Certificates(c) = self {
+            for pair in c.windows(2) {
+                pair[0].verify_issued_by(&pair[1])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Strings a search can find this material by: the certificate's SANs.
+    pub fn subjects(&self) -> Vec<String> {
+        match self.leaf_certificate() {
+            Some(c) => c.subjects(),
+            None => Vec::new(),
+        }
+    }
+}

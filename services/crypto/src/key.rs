@@ -1,0 +1,283 @@
+//! Public keys as clients send them (DER SubjectPublicKeyInfo), and signature checks over
+//! a digest (Rekor's hashedrekord) or over a message (DSSE).
+
+use crate::CryptoError;
+use ecdsa::signature::hazmat::PrehashVerifier;
+use sha2::digest::{FixedOutput, HashMarker, Output, OutputSizeUser, Update, typenum::U64};
+use sha2::{Digest, Sha256, Sha384, Sha512};
+use spki::der::Decode;
+use spki::{DecodePublicKey, ObjectIdentifier, SubjectPublicKeyInfoRef};
+
+const OID_EC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+const OID_P521: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
+const OID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+
+/// A digest algorithm named in an entry (`sha256`, `sha384`, `sha512`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum HashAlg {
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl HashAlg {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "sha256" => Some(Self::Sha256),
+            "sha384" => Some(Self::Sha384),
+            "sha512" => Some(Self::Sha512),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sha256 => "sha256",
+            Self::Sha384 => "sha384",
+            Self::Sha512 => "sha512",
+        }
+    }
+
+    pub fn len(self) -> usize {
+        match self {
+            Self::Sha256 => 32,
+            Self::Sha384 => 48,
+            Self::Sha512 => 64,
+        }
+    }
+
+    pub fn digest(self, data: &[u8]) -> Vec<u8> {
+        match self {
+            Self::Sha256 => Sha256::digest(data).to_vec(),
+            Self::Sha384 => Sha384::digest(data).to_vec(),
+            Self::Sha512 => Sha512::digest(data).to_vec(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Kind {
+    P256(p256::ecdsa::VerifyingKey),
+    P384(p384::ecdsa::VerifyingKey),
+    Rsa(Box<rsa::RsaPublicKey>, usize),
+    Ed25519(ed25519_dalek::VerifyingKey),
+}
+
+/// A parsed public key that remembers the exact DER it came from.
+#[derive(Clone, Debug)]
+pub struct PublicKey {
+    kind: Kind,
+    spki: Vec<u8>,
+}
+
+impl PartialEq for PublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.spki == other.spki
+    }
+}
+impl Eq for PublicKey {}
+
+fn bad_key(e: impl std::fmt::Display) -> CryptoError {
+    CryptoError::PublicKey(e.to_string())
+}
+
+impl PublicKey {
+    /// Parses a DER SubjectPublicKeyInfo: ECDSA P-256 or P-384, RSA (2048 to 4096 bits) or
+    /// Ed25519.
+    pub fn from_spki_der(der: &[u8]) -> Result<Self, CryptoError> {
+        let info = SubjectPublicKeyInfoRef::from_der(der).map_err(bad_key)?;
+        let kind = match info.algorithm.oid {
+            OID_EC => {
+                let curve: ObjectIdentifier = info
+                    .algorithm
+                    .parameters_oid()
+                    .map_err(|_| bad_key("EC key without a named curve"))?;
+                match curve {
+                    OID_P256 => Kind::P256(
+                        p256::ecdsa::VerifyingKey::from_public_key_der(der).map_err(bad_key)?,
+                    ),
+                    OID_P384 => Kind::P384(
+                        p384::ecdsa::VerifyingKey::from_public_key_der(der).map_err(bad_key)?,
+                    ),
+                    OID_P521 => return Err(CryptoError::Unsupported("ECDSA P-521 keys".into())),
+                    other => {
+                        return Err(CryptoError::Unsupported(format!("elliptic curve {other}")));
+                    }
+                }
+            }
+            OID_RSA => {
+                use rsa::traits::PublicKeyParts;
+                let key = rsa::RsaPublicKey::from_public_key_der(der).map_err(bad_key)?;
+                let bits = key.n().bits();
+                Kind::Rsa(Box::new(key), bits)
+            }
+            OID_ED25519 => Kind::Ed25519(
+                ed25519_dalek::VerifyingKey::from_public_key_der(der).map_err(bad_key)?,
+            ),
+            other => return Err(CryptoError::Unsupported(format!("key algorithm {other}"))),
+        };
+        Ok(Self {
+            kind,
+            spki: der.to_vec(),
+        })
+    }
+
+    pub fn spki_der(&self) -> &[u8] {
+        &self.spki
+    }
+
+    pub fn to_pem(&self) -> String {
+        crate::pem::encode("PUBLIC KEY", &self.spki)
+    }
+
+    /// A short human name: `ECDSA P-256`, `RSA-2048`, `Ed25519`.
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            Kind::P256(_) => "ECDSA P-256".into(),
+            Kind::P384(_) => "ECDSA P-384".into(),
+            Kind::Rsa(_, bits) => format!("RSA-{bits}"),
+            Kind::Ed25519(_) => "Ed25519".into(),
+        }
+    }
+
+    /// The protobuf-specs `PublicKeyDetails` name clients expect in a trusted root.
+    pub fn key_details(&self) -> &'static str {
+        match &self.kind {
+            Kind::P256(_) => "PKIX_ECDSA_P256_SHA_256",
+            Kind::P384(_) => "PKIX_ECDSA_P384_SHA_384",
+            Kind::Rsa(_, 2048) => "PKIX_RSA_PKCS1V15_2048_SHA256",
+            Kind::Rsa(_, 3072) => "PKIX_RSA_PKCS1V15_3072_SHA256",
+            Kind::Rsa(_, _) => "PKIX_RSA_PKCS1V15_4096_SHA256",
+            Kind::Ed25519(_) => "PKIX_ED25519",
+        }
+    }
+
+    /// Verifies a signature over an already computed digest, allowing only the pairs Rekor
+    /// accepts by default: ECDSA P-256/SHA-256, P-384/SHA-384, RSA PKCS#1 v1.5 2048/3072/4096
+    /// with SHA-256, and Ed25519ph (SHA-512).
+    pub fn verify_digest(&self, alg: HashAlg, digest: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
+        if digest.len() != alg.len() {
+            return Err(CryptoError::MalformedSignature(format!(
+                "a {} digest has {} bytes, got {}",
+                alg.name(),
+                alg.len(),
+                digest.len()
+            )));
+        }
+        let allowed = matches!(
+            (&self.kind, alg),
+            (Kind::P256(_), HashAlg::Sha256)
+                | (Kind::P384(_), HashAlg::Sha384)
+                | (Kind::Ed25519(_), HashAlg::Sha512)
+        ) || matches!((&self.kind, alg), (Kind::Rsa(_, b), HashAlg::Sha256) if [2048, 3072, 4096].contains(b));
+        if !allowed {
+            return Err(CryptoError::Unsupported(format!(
+                "{} key with a {} digest",
+                self.describe(),
+                alg.name()
+            )));
+        }
+        self.verify_digest_any(alg, digest, sig)
+    }
+
+    /// Verifies over a digest without the allowlist (certificate signatures, where the
+    /// issuer chooses the hash).
+    pub(crate) fn verify_digest_any(
+        &self,
+        alg: HashAlg,
+        digest: &[u8],
+        sig: &[u8],
+    ) -> Result<(), CryptoError> {
+        match &self.kind {
+            Kind::P256(vk) => {
+                let sig = p256::ecdsa::Signature::from_der(sig)
+                    .or_else(|_| p256::ecdsa::Signature::from_slice(sig))
+                    .map_err(|_| CryptoError::MalformedSignature("not an ECDSA signature (DER or r||s)".into()))?;
+                vk.verify_prehash(digest, &sig)
+                    .map_err(|_| CryptoError::BadSignature)
+            }
+            Kind::P384(vk) => {
+                let sig = p384::ecdsa::Signature::from_der(sig)
+                    .or_else(|_| p384::ecdsa::Signature::from_slice(sig))
+                    .map_err(|_| CryptoError::MalformedSignature("not an ECDSA signature (DER or r||s)".into()))?;
+                vk.verify_prehash(digest, &sig)
+                    .map_err(|_| CryptoError::BadSignature)
+            }
+            Kind::Rsa(key, _) => {
+                let scheme = match alg {
+                    HashAlg::Sha256 => rsa::Pkcs1v15Sign::new::<Sha256>(),
+                    HashAlg::Sha384 => rsa::Pkcs1v15Sign::new::<Sha384>(),
+                    HashAlg::Sha512 => rsa::Pkcs1v15Sign::new::<Sha512>(),
+                };
+                key.verify(scheme, digest, sig)
+                    .map_err(|_| CryptoError::BadSignature)
+            }
+            Kind::Ed25519(vk) => {
+                if alg != HashAlg::Sha512 {
+                    return Err(CryptoError::Unsupported(
+                        "Ed25519 prehash signatures need a sha512 digest".into(),
+                    ));
+                }
+                let sig = ed25519_dalek::Signature::from_slice(sig)
+                    .map_err(|_| CryptoError::MalformedSignature("not a 64-byte Ed25519 signature".into()))?;
+                let mut pre = [0u8; 64];
+                pre.copy_from_slice(digest);
+                vk.verify_prehashed(Precomputed(pre), None, &sig)
+                    .map_err(|_| CryptoError::BadSignature)
+            }
+        }
+    }
+
+    /// Verifies a signature over a whole message, as DSSE signatures are checked by Rekor:
+    /// ECDSA and RSA over SHA-256 (a P-384 signature over SHA-384 is accepted too), Ed25519
+    /// pure.
+    pub fn verify_message(&self, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
+        match &self.kind {
+            Kind::Ed25519(vk) => {
+                let sig = ed25519_dalek::Signature::from_slice(sig)
+                    .map_err(|_| CryptoError::MalformedSignature("not a 64-byte Ed25519 signature".into()))?;
+                vk.verify_strict(msg, &sig).map_err(|_| CryptoError::BadSignature)
+            }
+            Kind::P384(_) => self
+                .verify_digest_any(HashAlg::Sha384, &HashAlg::Sha384.digest(msg), sig)
+                .or_else(|_| self.verify_digest_any(HashAlg::Sha256, &HashAlg::Sha256.digest(msg), sig)),
+            _ => self.verify_digest_any(HashAlg::Sha256, &HashAlg::Sha256.digest(msg), sig),
+        }
+    }
+
+    /// The hash this key signs messages with by default.
+    pub fn default_hash(&self) -> HashAlg {
+        match &self.kind {
+            Kind::P384(_) => HashAlg::Sha384,
+            Kind::Ed25519(_) => HashAlg::Sha512,
+            _ => HashAlg::Sha256,
+        }
+    }
+}
+
+/// A SHA-512 "hasher" that already holds its output, so that Ed25519ph can be checked
+/// against a digest received over the wire.
+#[derive(Clone)]
+struct Precomputed([u8; 64]);
+
+impl Default for Precomputed {
+    fn default() -> Self {
+        Self([0u8; 64])
+    }
+}
+
+impl Update for Precomputed {
+    fn update(&mut self, _data: &[u8]) {}
+}
+impl OutputSizeUser for Precomputed {
+    type OutputSize = U64;
+}
+impl FixedOutput for Precomputed {
+    fn finalize_into(self, out: &mut Output<Self>) {
+        out.copy_from_slice(&self.0);
+    }
+}
+impl HashMarker for Precomputed {}

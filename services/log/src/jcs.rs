@@ -1,0 +1,95 @@
+//! RFC 8785 JSON Canonicalization Scheme for the values the log produces: object keys
+//! sorted by UTF-16 code units, no insignificant whitespace, minimal string escaping.
+//! Numbers are integers in every canonical body and SET, which serialise as plain
+//! decimal (RFC 8785 §3.2.2.3 for integral values in the safe range).
+
+use serde_json::Value;
+
+pub fn to_vec(value: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    write(value, &mut out);
+    out
+}
+
+fn write(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        Value::String(s) => write_str(s, out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write(v, out);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_by(|a, b| a.encode_utf16().cmp(b.encode_utf16()));
+            out.push(b'{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(k, out);
+                out.push(b':');
+                write(&map[k], out);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+fn write_str(s: &str, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    for c in s.chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\u{8}' => out.extend_from_slice(b"\\b"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\u{c}' => out.extend_from_slice(b"\\f"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            c if (c as u32) < 0x20 => {
+                let b = c as u8;
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 0xf) as usize]);
+            }
+            c => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn sorts_keys_and_escapes_minimally() {
+        let v = json!({"b": 1, "a": [true, null, "x\"y\\z\n\u{1f}é/"], "\u{e9}": 0, "Z": {}});
+        assert_eq!(
+            String::from_utf8(to_vec(&v)).expect("utf8"),
+            "{\"Z\":{},\"a\":[true,null,\"x\\\"y\\\\z\\n\\u001fé/\"],\"b\":1,\"é\":0}"
+        );
+    }
+
+    #[test]
+    fn utf16_key_order() {
+        // U+1F600 (surrogates D83D..) sorts before U+FB01 in UTF-16, after it in UTF-8.
+        let v = json!({"\u{fb01}": 1, "\u{1f600}": 2});
+        let s = String::from_utf8(to_vec(&v)).expect("utf8");
+        assert!(s.find('\u{1f600}') < s.find('\u{fb01}'), "{s}");
+    }
+}

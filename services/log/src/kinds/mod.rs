@@ -1,0 +1,157 @@
+//! Entry kinds: validation of a proposed entry, its canonical body (the Merkle leaf) and
+//! the search-index keys it is found by. Semantics follow Rekor's `pkg/types`.
+
+mod dsse;
+mod hashedrekord;
+mod intoto;
+
+use crate::EntryError;
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use sigstack_crypto::{KeyMaterial, sha256};
+use sigstack_merkle::{Hash, leaf_hash};
+use sigstack_types::rekor::ProposedEntry;
+
+/// A validated entry, ready to be logged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Canonical {
+    pub kind: &'static str,
+    pub api_version: &'static str,
+    /// RFC 8785 JSON of the canonical entry: the Merkle leaf.
+    pub body: Vec<u8>,
+    pub leaf_hash: Hash,
+    /// Lower-case keys for `POST /api/v1/index/retrieve`.
+    pub index_keys: Vec<String>,
+}
+
+/// Kinds Rekor knows that this server does not accept for submission.
+const OTHER_REKOR_KINDS: &[&str] = &[
+    "rekord", "rpm", "jar", "alpine", "helm", "cose", "tuf", "rfc3161",
+];
+
+/// Validates a proposed entry (signatures included) and canonicalises it.
+pub fn canonicalize(entry: &ProposedEntry) -> Result<Canonical, EntryError> {
+    if !is_semver(&entry.api_version) {
+        return Err(EntryError::Shape(format!(
+            "apiVersion {:?} is not a semantic version",
+            entry.api_version
+        )));
+    }
+    let (kind, version, spec) = (entry.kind.as_str(), entry.api_version.as_str(), &entry.spec);
+    let (body, keys, kind, version) = match (kind, version) {
+        ("hashedrekord", "0.0.1") => {
+            let (b, k) = hashedrekord::canonicalize(spec)?;
+            (b, k, "hashedrekord", "0.0.1")
+        }
+        ("dsse", "0.0.1") => {
+            let (b, k) = dsse::canonicalize(spec)?;
+            (b, k, "dsse", "0.0.1")
+        }
+        ("intoto", "0.0.2") => {
+            let (b, k) = intoto::canonicalize(spec)?;
+            (b, k, "intoto", "0.0.2")
+        }
+        ("hashedrekord" | "dsse" | "intoto", v) => {
+            return Err(EntryError::invalid(format!(
+                "{kind} implementation for version '{v}' not found: this server accepts hashedrekord 0.0.1, dsse 0.0.1 and intoto 0.0.2"
+            )));
+        }
+        (k, _) if OTHER_REKOR_KINDS.contains(&k) => {
+            return Err(EntryError::invalid(format!(
+                "entry kind '{k}' is not enabled for submission on this server"
+            )));
+        }
+        (k, _) => return Err(EntryError::UnknownKind(k.to_string())),
+    };
+    let mut index_keys: Vec<String> = keys.into_iter().map(|k| k.to_lowercase()).collect();
+    index_keys.sort();
+    index_keys.dedup();
+    Ok(Canonical {
+        kind,
+        api_version: version,
+        leaf_hash: leaf_hash(&body),
+        body,
+        index_keys,
+    })
+}
+
+fn is_semver(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn parse_spec<T: serde::de::DeserializeOwned>(
+    spec: &serde_json::Value,
+    kind: &str,
+) -> Result<T, EntryError> {
+    serde_json::from_value(spec.clone())
+        .map_err(|e| EntryError::invalid(format!("invalid {kind} spec: {e}")))
+}
+
+fn b64_std(field: &str, s: &str) -> Result<Vec<u8>, EntryError> {
+    STANDARD
+        .decode(s.as_bytes())
+        .map_err(|e| EntryError::invalid(format!("failed parsing base64 data for {field}: {e}")))
+}
+
+/// Standard base64, falling back to URL-safe (DSSE payloads and signatures).
+fn b64_flexible(s: &str) -> Option<Vec<u8>> {
+    STANDARD.decode(s).ok().or_else(|| URL_SAFE.decode(s).ok())
+}
+
+/// Parses base64-encoded PEM key material.
+fn key_material(field: &str, b64: &str) -> Result<KeyMaterial, EntryError> {
+    let pem = b64_std(field, b64)?;
+    KeyMaterial::from_pem(&pem).map_err(|e| EntryError::invalid(format!("invalid public key: {e}")))
+}
+
+/// Index keys of a verifier: hex SHA-256 of its canonical PEM (`prefix` + hex) and its SANs.
+fn key_index_keys(km: &KeyMaterial, prefix: &str, out: &mut Vec<String>) {
+    out.push(format!("{prefix}{}", hex::encode(sha256(km.canonical_pem().as_bytes()))));
+    out.extend(km.subjects());
+}
+
+/// DSSE pre-authentication encoding (DSSE v1 protocol).
+fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "DSSEv1 {} {} {} ",
+        payload_type.len(),
+        payload_type,
+        payload.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// `<alg>:<hex>` keys for the subjects of an in-toto statement (and SLSA v0.2 materials).
+fn in_toto_keys(payload_type: &str, payload: &[u8], out: &mut Vec<String>) {
+    if payload_type != "application/vnd.in-toto+json" {
+        return;
+    }
+    let Ok(stmt) = serde_json::from_slice::<serde_json::Value>(payload) else {
+        return;
+    };
+    let mut add = |list: Option<&Vec<serde_json::Value>>| {
+        for item in list.into_iter().flatten() {
+            if let Some(d) = item.get("digest").and_then(|d| d.as_object()) {
+                for (alg, v) in d {
+                    if let Some(v) = v.as_str() {
+                        out.push(format!("{alg}:{v}"));
+                    }
+                }
+            }
+        }
+    };
+    add(stmt.get("subject").and_then(|s| s.as_array()));
+    add(stmt
+        .get("predicate")
+        .and_then(|p| p.get("materials"))
+        .and_then(|m| m.as_array()));
+}
+
+#[cfg(test)]
+mod tests;

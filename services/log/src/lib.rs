@@ -1,0 +1,16 @@
+//! The transparency log's domain, free of I/O: what an entry of each kind must satisfy
+//! and how it is canonicalised (Rekor v1 semantics), signed checkpoints (C2SP signed
+//! note, Rekor v1 origin), signed entry timestamps, entry IDs, planning a batch of
+//! appends, and the [`store::LogStore`] trait a storage backend implements.
+
+pub mod batch;
+pub mod checkpoint;
+mod error;
+pub mod ids;
+pub mod jcs;
+pub mod kinds;
+pub mod set;
+pub mod store;
+
+pub use error::EntryError;
+pub use kinds::{Canonical, canonicalize};

@@ -1,0 +1,5 @@
+//! Wire types (JSON DTOs) of the protocols sigstack speaks, with the field names and
+//! shapes real clients send and expect. No behaviour lives here.
+
+pub mod rekor;
+pub mod trust;

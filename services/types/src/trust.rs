@@ -1,0 +1,80 @@
+//! `trusted_root.json` (protobuf-specs `dev.sigstore.trustroot.v1.TrustedRoot`, media type
+//! version 0.1) in protobuf-JSON form: camelCase names, base64 bytes.
+
+use serde::{Deserialize, Serialize};
+
+pub const TRUSTED_ROOT_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.trustedroot+json;version=0.1";
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustedRoot {
+    pub media_type: String,
+    #[serde(default)]
+    pub tlogs: Vec<TransparencyLogInstance>,
+    #[serde(default)]
+    pub certificate_authorities: Vec<CertificateAuthority>,
+    #[serde(default)]
+    pub ctlogs: Vec<TransparencyLogInstance>,
+    #[serde(default)]
+    pub timestamp_authorities: Vec<CertificateAuthority>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransparencyLogInstance {
+    pub base_url: String,
+    pub hash_algorithm: String,
+    pub public_key: PublicKey,
+    pub log_id: LogId,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublicKey {
+    /// Base64 DER SubjectPublicKeyInfo.
+    pub raw_bytes: String,
+    pub key_details: String,
+    pub valid_for: TimeRange,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogId {
+    /// Base64 of the 32-byte log ID.
+    pub key_id: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TimeRange {
+    /// RFC 3339, UTC.
+    pub start: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateAuthority {
+    pub subject: DistinguishedName,
+    pub uri: String,
+    pub cert_chain: CertChain,
+    pub valid_for: TimeRange,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DistinguishedName {
+    pub organization: String,
+    pub common_name: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CertChain {
+    pub certificates: Vec<RawBytes>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawBytes {
+    pub raw_bytes: String,
+}
