@@ -299,7 +299,7 @@ function verify(opts) {
 
   const trustMaterial = toTrustMaterial(trustedRoot, keyFinder);
 
-  // The artifact's digest, for the harness checks below and for --digest mode.
+  // Bind the artifact (or --digest) to the bundle and build the signed entity.
   let signedEntity;
   const content = bundle.content;
   if (opts.artifactPath !== undefined) {

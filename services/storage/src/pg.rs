@@ -1,0 +1,262 @@
+//! PostgreSQL: batch writes as array parameters (`UNNEST`), one transaction per batch,
+//! the tree row locked `FOR UPDATE` so only one sequencer writes a tree at a time even
+//! when several processes share the database.
+
+use crate::{map_err, to_hash, to_u64};
+use sigstack_log::store::{AppendOutcome, NewEntry, Shard, StoreError, StoredEntry, TreeHead};
+use sigstack_merkle::{Hash, NodeId};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Row};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub(crate) async fn connect(url: &str) -> Result<PgPool, StoreError> {
+    let opts = PgConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Other(format!("bad PostgreSQL URL: {e}")))?
+        .application_name("sigstackd");
+    PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire(true)
+        .connect_with(opts)
+        .await
+        .map_err(map_err)
+}
+
+fn shard_from_row(r: &sqlx::postgres::PgRow) -> Result<Shard, StoreError> {
+    Ok(Shard {
+        tree_id: r.get("tree_id"),
+        ordinal: r.get("ordinal"),
+        active: r.get("active"),
+        head: TreeHead {
+            size: to_u64(r.get("size"))?,
+            root: to_hash(r.get("root"))?,
+            checkpoint: r.get("checkpoint"),
+        },
+    })
+}
+
+pub(crate) async fn shards(p: &PgPool, log: &str) -> Result<Vec<Shard>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT tree_id, ordinal, active, size, root, checkpoint FROM trees WHERE log_name = $1 ORDER BY ordinal",
+    )
+    .bind(log)
+    .fetch_all(p)
+    .await
+    .map_err(map_err)?;
+    rows.iter().map(shard_from_row).collect()
+}
+
+pub(crate) async fn create_shard(p: &PgPool, log: &str, tree_id: i64, head: &TreeHead) -> Result<(), StoreError> {
+    let mut tx = p.begin().await.map_err(map_err)?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+        .bind(log)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    let next: i32 = sqlx::query_scalar("SELECT COALESCE(MAX(ordinal) + 1, 0) FROM trees WHERE log_name = $1")
+        .bind(log)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    sqlx::query("UPDATE trees SET active = FALSE WHERE log_name = $1 AND active")
+        .bind(log)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    sqlx::query(
+        "INSERT INTO trees (tree_id, log_name, ordinal, active, size, root, checkpoint) VALUES ($1, $2, $3, TRUE, $4, $5, $6)",
+    )
+    .bind(tree_id)
+    .bind(log)
+    .bind(next)
+    .bind(head.size as i64)
+    .bind(head.root.as_slice())
+    .bind(&head.checkpoint)
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    tx.commit().await.map_err(map_err)
+}
+
+pub(crate) async fn head(p: &PgPool, tree_id: i64) -> Result<Option<TreeHead>, StoreError> {
+    let row = sqlx::query("SELECT size, root, checkpoint FROM trees WHERE tree_id = $1")
+        .bind(tree_id)
+        .fetch_optional(p)
+        .await
+        .map_err(map_err)?;
+    row.map(|r| {
+        Ok(TreeHead {
+            size: to_u64(r.get("size"))?,
+            root: to_hash(r.get("root"))?,
+            checkpoint: r.get("checkpoint"),
+        })
+    })
+    .transpose()
+}
+
+pub(crate) async fn append(
+    p: &PgPool,
+    tree_id: i64,
+    expected_size: u64,
+    entries: &[NewEntry],
+    nodes: &[(NodeId, Hash)],
+    head: &TreeHead,
+) -> Result<AppendOutcome, StoreError> {
+    let mut tx = p.begin().await.map_err(map_err)?;
+    let size: Option<i64> = sqlx::query_scalar("SELECT size FROM trees WHERE tree_id = $1 AND active FOR UPDATE")
+        .bind(tree_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    let size = match size {
+        Some(s) => to_u64(s)?,
+        None => return Err(StoreError::Other(format!("tree {tree_id} is not an active shard"))),
+    };
+    if size != expected_size {
+        return Ok(AppendOutcome::Stale { size });
+    }
+    let leaves: Vec<&[u8]> = entries.iter().map(|e| e.leaf_hash.as_slice()).collect();
+    let dups = sqlx::query("SELECT leaf_hash, idx FROM entries WHERE tree_id = $1 AND leaf_hash = ANY($2)")
+        .bind(tree_id)
+        .bind(&leaves)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    if !dups.is_empty() {
+        let found = dups
+            .iter()
+            .map(|r| Ok((to_hash(r.get("leaf_hash"))?, to_u64(r.get("idx"))?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        return Ok(AppendOutcome::Duplicates(found));
+    }
+    let idx: Vec<i64> = entries.iter().map(|e| e.index as i64).collect();
+    let bodies: Vec<&[u8]> = entries.iter().map(|e| e.body.as_slice()).collect();
+    let times: Vec<i64> = entries.iter().map(|e| e.integrated_time).collect();
+    sqlx::query(
+        "INSERT INTO entries (tree_id, idx, leaf_hash, body, integrated_time) \
+         SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BYTEA[], $4::BYTEA[], $5::BIGINT[])",
+    )
+    .bind(tree_id)
+    .bind(&idx)
+    .bind(&leaves)
+    .bind(&bodies)
+    .bind(&times)
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    if !nodes.is_empty() {
+        let levels: Vec<i16> = nodes.iter().map(|(n, _)| n.level as i16).collect();
+        let nidx: Vec<i64> = nodes.iter().map(|(n, _)| n.index as i64).collect();
+        let hashes: Vec<&[u8]> = nodes.iter().map(|(_, h)| h.as_slice()).collect();
+        sqlx::query(
+            "INSERT INTO nodes (tree_id, level, idx, hash) SELECT $1, * FROM UNNEST($2::SMALLINT[], $3::BIGINT[], $4::BYTEA[])",
+        )
+        .bind(tree_id)
+        .bind(&levels)
+        .bind(&nidx)
+        .bind(&hashes)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    }
+    let (keys, kidx): (Vec<&str>, Vec<i64>) = entries
+        .iter()
+        .flat_map(|e| e.index_keys.iter().map(move |k| (k.as_str(), e.index as i64)))
+        .unzip();
+    if !keys.is_empty() {
+        sqlx::query(
+            "INSERT INTO entry_index (key, tree_id, idx) SELECT k, $1, i FROM UNNEST($2::TEXT[], $3::BIGINT[]) AS t(k, i) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(tree_id)
+        .bind(&keys)
+        .bind(&kidx)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    }
+    sqlx::query("UPDATE trees SET size = $2, root = $3, checkpoint = $4 WHERE tree_id = $1")
+        .bind(tree_id)
+        .bind(head.size as i64)
+        .bind(head.root.as_slice())
+        .bind(&head.checkpoint)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    tx.commit().await.map_err(map_err)?;
+    Ok(AppendOutcome::Appended)
+}
+
+fn entry_from_row(r: &sqlx::postgres::PgRow) -> Result<StoredEntry, StoreError> {
+    Ok(StoredEntry {
+        tree_id: r.get("tree_id"),
+        index: to_u64(r.get("idx"))?,
+        leaf_hash: to_hash(r.get("leaf_hash"))?,
+        body: r.get("body"),
+        integrated_time: r.get("integrated_time"),
+    })
+}
+
+pub(crate) async fn entry_by_index(p: &PgPool, tree_id: i64, index: u64) -> Result<Option<StoredEntry>, StoreError> {
+    let row = sqlx::query(
+        "SELECT tree_id, idx, leaf_hash, body, integrated_time FROM entries WHERE tree_id = $1 AND idx = $2",
+    )
+    .bind(tree_id)
+    .bind(index as i64)
+    .fetch_optional(p)
+    .await
+    .map_err(map_err)?;
+    row.as_ref().map(entry_from_row).transpose()
+}
+
+pub(crate) async fn entries_by_leaf(p: &PgPool, tree_id: Option<i64>, leaf: &Hash) -> Result<Vec<StoredEntry>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT tree_id, idx, leaf_hash, body, integrated_time FROM entries \
+         WHERE leaf_hash = $1 AND ($2::BIGINT IS NULL OR tree_id = $2)",
+    )
+    .bind(leaf.as_slice())
+    .bind(tree_id)
+    .fetch_all(p)
+    .await
+    .map_err(map_err)?;
+    rows.iter().map(entry_from_row).collect()
+}
+
+pub(crate) async fn nodes(p: &PgPool, tree_id: i64, ids: &[NodeId]) -> Result<Vec<(NodeId, Hash)>, StoreError> {
+    let (leaf_idx, inner): (Vec<&NodeId>, Vec<&NodeId>) = ids.iter().partition(|n| n.level == 0);
+    let leaf_idx: Vec<i64> = leaf_idx.iter().map(|n| n.index as i64).collect();
+    let levels: Vec<i16> = inner.iter().map(|n| n.level as i16).collect();
+    let idx: Vec<i64> = inner.iter().map(|n| n.index as i64).collect();
+    let rows = sqlx::query(
+        "SELECT n.level, n.idx, n.hash FROM nodes n \
+           JOIN UNNEST($2::SMALLINT[], $3::BIGINT[]) AS w(l, i) ON n.level = w.l AND n.idx = w.i \
+          WHERE n.tree_id = $1 \
+         UNION ALL \
+         SELECT 0::SMALLINT, idx, leaf_hash FROM entries WHERE tree_id = $1 AND idx = ANY($4)",
+    )
+    .bind(tree_id)
+    .bind(&levels)
+    .bind(&idx)
+    .bind(&leaf_idx)
+    .fetch_all(p)
+    .await
+    .map_err(map_err)?;
+    rows.iter()
+        .map(|r| {
+            let level: i16 = r.get(0);
+            Ok((NodeId::new(level as u8, to_u64(r.get(1))?), to_hash(r.get(2))?))
+        })
+        .collect()
+}
+
+pub(crate) async fn search(p: &PgPool, keys: &[String]) -> Result<Vec<(String, i64, u64)>, StoreError> {
+    let rows = sqlx::query("SELECT key, tree_id, idx FROM entry_index WHERE key = ANY($1)")
+        .bind(keys)
+        .fetch_all(p)
+        .await
+        .map_err(map_err)?;
+    rows.iter()
+        .map(|r| Ok((r.get(0), r.get(1), to_u64(r.get(2))?)))
+        .collect()
+}
