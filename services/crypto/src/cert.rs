@@ -124,10 +124,11 @@ impl Certificate {
             ECDSA_SHA384 | RSA_SHA384 => HashAlg::Sha384,
             ECDSA_SHA512 | RSA_SHA512 => HashAlg::Sha512,
             ED25519 => {
-                return issuer
-                    .key
-                    .verify_message(&tbs, sig)
-                    .map_err(|_| CryptoError::Certificate("certificate signature does not verify with its issuer's key".into()));
+                return issuer.key.verify_message(&tbs, sig).map_err(|_| {
+                    CryptoError::Certificate(
+                        "certificate signature does not verify with its issuer's key".into(),
+                    )
+                });
             }
             other => {
                 return Err(CryptoError::Unsupported(format!(

@@ -158,7 +158,12 @@ impl PublicKey {
     /// Verifies a signature over an already computed digest, allowing only the pairs Rekor
     /// accepts by default: ECDSA P-256/SHA-256, P-384/SHA-384, RSA PKCS#1 v1.5 2048/3072/4096
     /// with SHA-256, and Ed25519ph (SHA-512).
-    pub fn verify_digest(&self, alg: HashAlg, digest: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
+    pub fn verify_digest(
+        &self,
+        alg: HashAlg,
+        digest: &[u8],
+        sig: &[u8],
+    ) -> Result<(), CryptoError> {
         if digest.len() != alg.len() {
             return Err(CryptoError::MalformedSignature(format!(
                 "a {} digest has {} bytes, got {}",
@@ -195,14 +200,22 @@ impl PublicKey {
             Kind::P256(vk) => {
                 let sig = p256::ecdsa::Signature::from_der(sig)
                     .or_else(|_| p256::ecdsa::Signature::from_slice(sig))
-                    .map_err(|_| CryptoError::MalformedSignature("not an ECDSA signature (DER or r||s)".into()))?;
+                    .map_err(|_| {
+                        CryptoError::MalformedSignature(
+                            "not an ECDSA signature (DER or r||s)".into(),
+                        )
+                    })?;
                 vk.verify_prehash(digest, &sig)
                     .map_err(|_| CryptoError::BadSignature)
             }
             Kind::P384(vk) => {
                 let sig = p384::ecdsa::Signature::from_der(sig)
                     .or_else(|_| p384::ecdsa::Signature::from_slice(sig))
-                    .map_err(|_| CryptoError::MalformedSignature("not an ECDSA signature (DER or r||s)".into()))?;
+                    .map_err(|_| {
+                        CryptoError::MalformedSignature(
+                            "not an ECDSA signature (DER or r||s)".into(),
+                        )
+                    })?;
                 vk.verify_prehash(digest, &sig)
                     .map_err(|_| CryptoError::BadSignature)
             }
@@ -221,8 +234,9 @@ impl PublicKey {
                         "Ed25519 prehash signatures need a sha512 digest".into(),
                     ));
                 }
-                let sig = ed25519_dalek::Signature::from_slice(sig)
-                    .map_err(|_| CryptoError::MalformedSignature("not a 64-byte Ed25519 signature".into()))?;
+                let sig = ed25519_dalek::Signature::from_slice(sig).map_err(|_| {
+                    CryptoError::MalformedSignature("not a 64-byte Ed25519 signature".into())
+                })?;
                 let mut pre = [0u8; 64];
                 pre.copy_from_slice(digest);
                 vk.verify_prehashed(Precomputed(pre), None, &sig)
@@ -237,13 +251,17 @@ impl PublicKey {
     pub fn verify_message(&self, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
         match &self.kind {
             Kind::Ed25519(vk) => {
-                let sig = ed25519_dalek::Signature::from_slice(sig)
-                    .map_err(|_| CryptoError::MalformedSignature("not a 64-byte Ed25519 signature".into()))?;
-                vk.verify_strict(msg, &sig).map_err(|_| CryptoError::BadSignature)
+                let sig = ed25519_dalek::Signature::from_slice(sig).map_err(|_| {
+                    CryptoError::MalformedSignature("not a 64-byte Ed25519 signature".into())
+                })?;
+                vk.verify_strict(msg, &sig)
+                    .map_err(|_| CryptoError::BadSignature)
             }
             Kind::P384(_) => self
                 .verify_digest_any(HashAlg::Sha384, &HashAlg::Sha384.digest(msg), sig)
-                .or_else(|_| self.verify_digest_any(HashAlg::Sha256, &HashAlg::Sha256.digest(msg), sig)),
+                .or_else(|_| {
+                    self.verify_digest_any(HashAlg::Sha256, &HashAlg::Sha256.digest(msg), sig)
+                }),
             _ => self.verify_digest_any(HashAlg::Sha256, &HashAlg::Sha256.digest(msg), sig),
         }
     }

@@ -32,8 +32,7 @@ pub fn encode(label: &str, der: &[u8]) -> String {
 /// Every PEM block in `text`, in order. Text between blocks is ignored, as is a header
 /// section (`Key: value` lines) inside a block. At least one block is required.
 pub fn decode_all(text: &[u8]) -> Result<Vec<Block>, CryptoError> {
-    let text = std::str::from_utf8(text)
-        .map_err(|_| CryptoError::Pem("not UTF-8 text".into()))?;
+    let text = std::str::from_utf8(text).map_err(|_| CryptoError::Pem("not UTF-8 text".into()))?;
     let mut blocks = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("-----BEGIN ") {

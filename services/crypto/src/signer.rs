@@ -137,11 +137,15 @@ impl Signer for FileSigner {
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
         Ok(match &self.inner {
             Inner::P256(k) => {
-                let s: p256::ecdsa::Signature = k.try_sign(msg).map_err(|e| CryptoError::Signing(e.to_string()))?;
+                let s: p256::ecdsa::Signature = k
+                    .try_sign(msg)
+                    .map_err(|e| CryptoError::Signing(e.to_string()))?;
                 s.to_der().as_bytes().to_vec()
             }
             Inner::P384(k) => {
-                let s: p384::ecdsa::Signature = k.try_sign(msg).map_err(|e| CryptoError::Signing(e.to_string()))?;
+                let s: p384::ecdsa::Signature = k
+                    .try_sign(msg)
+                    .map_err(|e| CryptoError::Signing(e.to_string()))?;
                 s.to_der().as_bytes().to_vec()
             }
         })

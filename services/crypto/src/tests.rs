@@ -8,7 +8,13 @@ fn pem_round_trip_and_64_columns() {
     assert!(text.lines().all(|l| l.len() <= 64));
     assert!(text.ends_with("-----END PUBLIC KEY-----\n"));
     let blocks = pem::decode_all(text.as_bytes()).expect("decode");
-    assert_eq!(blocks, vec![pem::Block { label: "PUBLIC KEY".into(), der }]);
+    assert_eq!(
+        blocks,
+        vec![pem::Block {
+            label: "PUBLIC KEY".into(),
+            der
+        }]
+    );
     assert!(pem::decode_all(b"hello").is_err());
     assert!(pem::decode_all(b"-----BEGIN X-----\n!!!\n-----END X-----\n").is_err());
     assert!(pem::decode_all(b"-----BEGIN X-----\nAAAA\n").is_err());
@@ -22,13 +28,18 @@ fn sign_and_verify_digest_and_message() {
         let sig = k.sign(msg).expect("sign");
         let pk = k.public_key();
         let alg = pk.default_hash();
-        pk.verify_digest(alg, &alg.digest(msg), &sig).expect("verifies");
+        pk.verify_digest(alg, &alg.digest(msg), &sig)
+            .expect("verifies");
         pk.verify_message(msg, &sig).expect("verifies as message");
         assert!(matches!(
             pk.verify_digest(alg, &alg.digest(b"other"), &sig),
             Err(CryptoError::BadSignature)
         ));
-        let other = if alg == HashAlg::Sha256 { HashAlg::Sha384 } else { HashAlg::Sha256 };
+        let other = if alg == HashAlg::Sha256 {
+            HashAlg::Sha384
+        } else {
+            HashAlg::Sha256
+        };
         assert!(matches!(
             pk.verify_digest(other, &other.digest(msg), &sig),
             Err(CryptoError::Unsupported(_))
@@ -62,11 +73,18 @@ fn ed25519ph_over_a_received_digest() {
     let der = sk.verifying_key().to_public_key_der().expect("der");
     let pk = PublicKey::from_spki_der(der.as_bytes()).expect("key");
     let digest = h.finalize();
-    pk.verify_digest(HashAlg::Sha512, &digest, &sig.to_bytes()).expect("ed25519ph");
+    pk.verify_digest(HashAlg::Sha512, &digest, &sig.to_bytes())
+        .expect("ed25519ph");
     let mut bad = digest.to_vec();
     bad[0] ^= 1;
-    assert!(pk.verify_digest(HashAlg::Sha512, &bad, &sig.to_bytes()).is_err());
-    assert!(pk.verify_digest(HashAlg::Sha256, &[0u8; 32], &sig.to_bytes()).is_err());
+    assert!(
+        pk.verify_digest(HashAlg::Sha512, &bad, &sig.to_bytes())
+            .is_err()
+    );
+    assert!(
+        pk.verify_digest(HashAlg::Sha256, &[0u8; 32], &sig.to_bytes())
+            .is_err()
+    );
 }
 
 #[test]
@@ -77,7 +95,9 @@ fn rejects_unsupported_and_malformed_keys() {
 PDZ0VEnsaUFLEYpTzb90nITtJUcPUbvOsdZIZ1Q8fnbquAYgxXL5UgHMoywAib47\
 6MkyyYgPk0BXZq3mq4zImTRNuaU9slj9TVJ3ScT3L1bXwVuPJDzpr5GOFpaj+WwM\
 Al8G7CqwoJOsW7Kddns=";
-    let der = base64::engine::general_purpose::STANDARD.decode(p521).expect("b64");
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(p521)
+        .expect("b64");
     let err = PublicKey::from_spki_der(&der).expect_err("p521");
     assert!(err.to_string().contains("P-521"), "{err}");
 }
@@ -85,5 +105,8 @@ Al8G7CqwoJOsW7Kddns=";
 #[test]
 fn log_id_is_sha256_of_spki() {
     let k = FileSigner::generate(Curve::P256);
-    assert_eq!(log_id(k.public_key().spki_der()), sha256(k.public_key().spki_der()));
+    assert_eq!(
+        log_id(k.public_key().spki_der()),
+        sha256(k.public_key().spki_der())
+    );
 }

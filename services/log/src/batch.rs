@@ -85,12 +85,18 @@ mod tests {
                         .expect("verifies");
                 }
                 if split > 0 {
-                    assert!(p.inclusion_proof(split as u64 - 1).is_none(), "old leaves are not in the plan");
+                    assert!(
+                        p.inclusion_proof(split as u64 - 1).is_none(),
+                        "old leaves are not in the plan"
+                    );
                 }
                 // internal nodes are exactly the merges
                 let n = p.internal_nodes().len();
                 let merges = |s: u64| s - s.count_ones() as u64;
-                assert_eq!(n as u64, merges((split + batch) as u64) - merges(split as u64));
+                assert_eq!(
+                    n as u64,
+                    merges((split + batch) as u64) - merges(split as u64)
+                );
             }
         }
     }

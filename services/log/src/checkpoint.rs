@@ -23,7 +23,12 @@ pub fn rekor_origin(hostname: &str, tree_id: i64) -> String {
 impl Checkpoint {
     /// The note text: origin, size, base64 root, each ending in a newline.
     pub fn body(&self) -> String {
-        format!("{}\n{}\n{}\n", self.origin, self.size, STANDARD.encode(self.root))
+        format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            STANDARD.encode(self.root)
+        )
     }
 
     /// The whole signed note, one signature line by `key_name`.
@@ -32,12 +37,18 @@ impl Checkpoint {
         let sig = signer.sign(body.as_bytes())?;
         let mut blob = log_id(signer.public_key().spki_der())[..4].to_vec();
         blob.extend_from_slice(&sig);
-        Ok(format!("{body}\n\u{2014} {key_name} {}\n", STANDARD.encode(blob)))
+        Ok(format!(
+            "{body}\n\u{2014} {key_name} {}\n",
+            STANDARD.encode(blob)
+        ))
     }
 
     pub fn parse_body(body: &str) -> Result<Self, String> {
         let mut lines = body.split('\n');
-        let origin = lines.next().filter(|l| !l.is_empty()).ok_or("checkpoint has no origin")?;
+        let origin = lines
+            .next()
+            .filter(|l| !l.is_empty())
+            .ok_or("checkpoint has no origin")?;
         let size = lines
             .next()
             .and_then(|l| l.parse::<u64>().ok())
@@ -110,20 +121,34 @@ mod tests {
     #[test]
     fn verifies_a_real_rekor_checkpoint() {
         // managed-key-happy-path: a rekor.sigstore.dev checkpoint; key from the public-good root
-        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance-assets");
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/conformance-assets");
         let bundle: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(dir.join("test/assets/bundle-verify/managed-key-happy-path/bundle.sigstore.json")).expect("bundle"),
-        ).expect("json");
+            &std::fs::read(
+                dir.join("test/assets/bundle-verify/managed-key-happy-path/bundle.sigstore.json"),
+            )
+            .expect("bundle"),
+        )
+        .expect("json");
         let root: serde_json::Value = serde_json::from_slice(
             &std::fs::read(dir.join("extra/public-good-trusted_root.json")).expect("root"),
-        ).expect("json");
-        let note = bundle["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["checkpoint"]["envelope"]
-            .as_str().expect("note");
-        let keys: Vec<PublicKey> = root["tlogs"].as_array().expect("tlogs").iter()
+        )
+        .expect("json");
+        let note = bundle["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["checkpoint"]
+            ["envelope"]
+            .as_str()
+            .expect("note");
+        let keys: Vec<PublicKey> = root["tlogs"]
+            .as_array()
+            .expect("tlogs")
+            .iter()
             .filter_map(|t| STANDARD.decode(t["publicKey"]["rawBytes"].as_str()?).ok())
             .filter_map(|der| PublicKey::from_spki_der(&der).ok())
             .collect();
-        let cp = keys.iter().find_map(|k| verify(note, "rekor.sigstore.dev", k).ok()).expect("one key verifies");
+        let cp = keys
+            .iter()
+            .find_map(|k| verify(note, "rekor.sigstore.dev", k).ok())
+            .expect("one key verifies");
         assert_eq!(cp.size, 649584076);
         assert_eq!(cp.origin, "rekor.sigstore.dev - 1193050959916656506");
     }

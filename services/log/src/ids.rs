@@ -57,7 +57,10 @@ mod tests {
         assert!(id.starts_with("6fba935211532b65"));
         assert_eq!(
             parse_entry_ref(&id),
-            Ok(EntryRef::InTree { tree_id: 8050909264565447525, leaf_hash: leaf })
+            Ok(EntryRef::InTree {
+                tree_id: 8050909264565447525,
+                leaf_hash: leaf
+            })
         );
         assert_eq!(parse_entry_ref(&uuid(&leaf)), Ok(EntryRef::Uuid(leaf)));
         assert!(parse_entry_ref("xyz").is_err());

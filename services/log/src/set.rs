@@ -46,28 +46,52 @@ mod tests {
 
     #[test]
     fn verifies_a_real_public_good_set() {
-        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance-assets");
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/conformance-assets");
         let bundle: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(dir.join("test/assets/bundle-verify/managed-key-happy-path/bundle.sigstore.json")).expect("bundle"),
-        ).expect("json");
+            &std::fs::read(
+                dir.join("test/assets/bundle-verify/managed-key-happy-path/bundle.sigstore.json"),
+            )
+            .expect("bundle"),
+        )
+        .expect("json");
         let root: serde_json::Value = serde_json::from_slice(
             &std::fs::read(dir.join("extra/public-good-trusted_root.json")).expect("root"),
-        ).expect("json");
+        )
+        .expect("json");
         let e = &bundle["verificationMaterial"]["tlogEntries"][0];
-        let log_id_hex = hex::encode(STANDARD.decode(e["logId"]["keyId"].as_str().expect("id")).expect("b64"));
-        let sig = STANDARD.decode(e["inclusionPromise"]["signedEntryTimestamp"].as_str().expect("set")).expect("b64");
-        let it: i64 = e["integratedTime"].as_str().expect("t").parse().expect("int");
+        let log_id_hex = hex::encode(
+            STANDARD
+                .decode(e["logId"]["keyId"].as_str().expect("id"))
+                .expect("b64"),
+        );
+        let sig = STANDARD
+            .decode(
+                e["inclusionPromise"]["signedEntryTimestamp"]
+                    .as_str()
+                    .expect("set"),
+            )
+            .expect("b64");
+        let it: i64 = e["integratedTime"]
+            .as_str()
+            .expect("t")
+            .parse()
+            .expect("int");
         let idx: i64 = e["logIndex"].as_str().expect("i").parse().expect("int");
         let body = e["canonicalizedBody"].as_str().expect("body");
         let ok = root["tlogs"].as_array().expect("tlogs").iter().any(|t| {
-            let der = STANDARD.decode(t["publicKey"]["rawBytes"].as_str().unwrap_or_default()).unwrap_or_default();
+            let der = STANDARD
+                .decode(t["publicKey"]["rawBytes"].as_str().unwrap_or_default())
+                .unwrap_or_default();
             PublicKey::from_spki_der(&der)
                 .map(|k| verify(&k, &sig, body, it, &log_id_hex, idx).is_ok())
                 .unwrap_or(false)
         });
         assert!(ok, "the real SET verifies with our payload construction");
         let wrong = root["tlogs"].as_array().expect("tlogs").iter().any(|t| {
-            let der = STANDARD.decode(t["publicKey"]["rawBytes"].as_str().unwrap_or_default()).unwrap_or_default();
+            let der = STANDARD
+                .decode(t["publicKey"]["rawBytes"].as_str().unwrap_or_default())
+                .unwrap_or_default();
             PublicKey::from_spki_der(&der)
                 .map(|k| verify(&k, &sig, body, it + 1, &log_id_hex, idx).is_ok())
                 .unwrap_or(false)

@@ -32,6 +32,15 @@ pub struct StoredEntry {
     pub integrated_time: i64,
 }
 
+/// An entry found under a search key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SearchHit {
+    pub key: String,
+    pub tree_id: i64,
+    pub index: u64,
+    pub leaf_hash: Hash,
+}
+
 #[derive(Clone, Debug)]
 pub struct NewEntry {
     pub index: u64,
@@ -72,15 +81,21 @@ pub trait LogStore: Send + Sync {
     /// The shards of `log`, oldest first.
     fn shards(&self, log: &str) -> impl Future<Output = Result<Vec<Shard>, StoreError>> + Send;
 
-    /// Adds a new active shard to `log` and freezes the current one, in one transaction.
+    /// Adds a new active shard to `log` and freezes the current one, in one transaction,
+    /// provided the log has exactly `expected_shards` shards (so that two processes
+    /// starting at once create one first shard). Returns whether it was created.
     fn create_shard(
         &self,
         log: &str,
+        expected_shards: usize,
         tree_id: i64,
         empty_head: &TreeHead,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    fn head(&self, tree_id: i64) -> impl Future<Output = Result<Option<TreeHead>, StoreError>> + Send;
+    fn head(
+        &self,
+        tree_id: i64,
+    ) -> impl Future<Output = Result<Option<TreeHead>, StoreError>> + Send;
 
     /// Atomically: if the tree is at `expected_size` and none of the leaves exist, write
     /// the entries, their index keys, the nodes and the new head.
@@ -113,9 +128,9 @@ pub trait LogStore: Send + Sync {
         ids: &[NodeId],
     ) -> impl Future<Output = Result<Vec<(NodeId, Hash)>, StoreError>> + Send;
 
-    /// Entries (tree, index) under each of `keys`.
+    /// Entries indexed under any of `keys`.
     fn search(
         &self,
         keys: &[String],
-    ) -> impl Future<Output = Result<Vec<(String, i64, u64)>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<SearchHit>, StoreError>> + Send;
 }

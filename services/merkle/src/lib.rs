@@ -18,9 +18,7 @@ pub mod verify;
 
 pub use frontier::Frontier;
 pub use proof::{ProofPlan, consistency_plan, inclusion_plan, range_nodes};
-pub use verify::{
-    VerifyError, root_from_inclusion_proof, verify_consistency, verify_inclusion,
-};
+pub use verify::{VerifyError, root_from_inclusion_proof, verify_consistency, verify_inclusion};
 
 use sha2::{Digest, Sha256};
 

@@ -14,7 +14,11 @@ use crate::{Hash, NodeId, fold_subtree, split_point};
 pub fn range_nodes(mut begin: u64, end: u64) -> Vec<NodeId> {
     let mut out = Vec::new();
     while begin < end {
-        let align = if begin == 0 { 63 } else { begin.trailing_zeros() };
+        let align = if begin == 0 {
+            63
+        } else {
+            begin.trailing_zeros()
+        };
         let fit = 63 - (end - begin).leading_zeros();
         let level = align.min(fit);
         out.push(NodeId::new(level as u8, begin >> level));

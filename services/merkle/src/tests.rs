@@ -87,7 +87,12 @@ fn known_answers() {
     assert_eq!(hex::encode(f.root()), roots[0].as_str().expect("str"));
     for (i, l) in leaves.iter().enumerate() {
         f.append(*l, |_, _| {});
-        assert_eq!(hex::encode(f.root()), roots[i + 1].as_str().expect("str"), "size {}", i + 1);
+        assert_eq!(
+            hex::encode(f.root()),
+            roots[i + 1].as_str().expect("str"),
+            "size {}",
+            i + 1
+        );
         assert_eq!(f.root(), mth(&leaves[..=i]));
     }
     let lh = &v["leaf_hash"];
@@ -133,14 +138,22 @@ fn plans_match_reference_for_every_size_and_index() {
         for index in 0..size {
             let plan = inclusion_plan(index as u64, size as u64).expect("plan");
             let proof = plan.assemble(lookup).expect("nodes");
-            assert_eq!(proof, path(index, &leaves[..size]), "size {size} index {index}");
+            assert_eq!(
+                proof,
+                path(index, &leaves[..size]),
+                "size {size} index {index}"
+            );
             verify_inclusion(&leaves[index], index as u64, size as u64, &proof, &root)
                 .expect("verifies");
         }
         for old in 1..=size {
             let plan = consistency_plan(old as u64, size as u64).expect("plan");
             let proof = plan.assemble(lookup).expect("nodes");
-            assert_eq!(proof, subproof(old, &leaves[..size], true), "{old} -> {size}");
+            assert_eq!(
+                proof,
+                subproof(old, &leaves[..size], true),
+                "{old} -> {size}"
+            );
             let old_root = mth(&leaves[..old]);
             verify_consistency(old as u64, size as u64, &proof, &old_root, &root)
                 .expect("verifies");
@@ -150,7 +163,7 @@ fn plans_match_reference_for_every_size_and_index() {
 
 #[test]
 fn agrees_with_ct_merkle() {
-        let raw = test_leaves(300);
+    let raw = test_leaves(300);
     let leaves: Vec<Hash> = raw.iter().map(|l| leaf_hash(l)).collect();
     let nodes = complete_nodes(&leaves);
     let lookup = |id: NodeId| nodes.get(&id).copied();
@@ -164,7 +177,11 @@ fn agrees_with_ct_merkle() {
         for h in &leaves[..=i] {
             ours.append(*h, |_, _| {});
         }
-        assert_eq!(ours.root().as_slice(), their_root.as_bytes().as_slice(), "size {size}");
+        assert_eq!(
+            ours.root().as_slice(),
+            their_root.as_bytes().as_slice(),
+            "size {size}"
+        );
         roots.push(their_root);
         for index in 0..size {
             let their_proof = theirs.prove_inclusion(index as usize);
@@ -196,7 +213,10 @@ fn tampered_proofs_fail() {
     let size = leaves.len() as u64;
     let root = mth(&leaves);
     for index in 0..size {
-        let proof = inclusion_plan(index, size).expect("plan").assemble(lookup).expect("n");
+        let proof = inclusion_plan(index, size)
+            .expect("plan")
+            .assemble(lookup)
+            .expect("n");
         for i in 0..proof.len() {
             let mut bad = proof.clone();
             bad[i][7] ^= 1;
@@ -217,7 +237,10 @@ fn tampered_proofs_fail() {
         assert!(verify_inclusion(&other, index, size, &proof, &root).is_err());
     }
     for old in 1..size {
-        let proof = consistency_plan(old, size).expect("plan").assemble(lookup).expect("n");
+        let proof = consistency_plan(old, size)
+            .expect("plan")
+            .assemble(lookup)
+            .expect("n");
         let old_root = mth(&leaves[..old as usize]);
         for i in 0..proof.len() {
             let mut bad = proof.clone();

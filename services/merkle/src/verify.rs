@@ -16,7 +16,6 @@ pub enum VerifyError {
     RootMismatch,
 }
 
-
 impl std::fmt::Display for VerifyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

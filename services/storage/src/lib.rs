@@ -10,7 +10,9 @@ mod migrate;
 mod pg;
 mod sqlite;
 
-use sigstack_log::store::{AppendOutcome, LogStore, NewEntry, Shard, StoreError, StoredEntry, TreeHead};
+use sigstack_log::store::{
+    AppendOutcome, LogStore, NewEntry, SearchHit, Shard, StoreError, StoredEntry, TreeHead,
+};
 use sigstack_merkle::{Hash, NodeId};
 
 pub use migrate::migrate;
@@ -27,7 +29,10 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             pg::connect(url).await.map(Store::Postgres)
-        } else if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        } else if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
             sqlite::connect(path).await.map(Store::Sqlite)
         } else {
             Err(StoreError::Other(format!(
@@ -94,7 +99,12 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
             let code = db.code().map(|c| c.to_string()).unwrap_or_default();
             // PostgreSQL classes 08 (connection), 57P (operator intervention), 53 (resources);
             // SQLite BUSY (5) / LOCKED (6).
-            if code.starts_with("08") || code.starts_with("57P") || code.starts_with("53") || code == "5" || code == "6" {
+            if code.starts_with("08")
+                || code.starts_with("57P")
+                || code.starts_with("53")
+                || code == "5"
+                || code == "6"
+            {
                 StoreError::Unavailable(e.to_string())
             } else {
                 StoreError::Other(e.to_string())
@@ -105,7 +115,8 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
 }
 
 pub(crate) fn to_hash(v: Vec<u8>) -> Result<Hash, StoreError> {
-    Hash::try_from(v.as_slice()).map_err(|_| StoreError::Corrupt(format!("a stored hash has {} bytes", v.len())))
+    Hash::try_from(v.as_slice())
+        .map_err(|_| StoreError::Corrupt(format!("a stored hash has {} bytes", v.len())))
 }
 
 pub(crate) fn to_u64(v: i64) -> Result<u64, StoreError> {
@@ -126,8 +137,17 @@ impl LogStore for Store {
         dispatch!(self, shards(log))
     }
 
-    async fn create_shard(&self, log: &str, tree_id: i64, empty_head: &TreeHead) -> Result<(), StoreError> {
-        dispatch!(self, create_shard(log, tree_id, empty_head))
+    async fn create_shard(
+        &self,
+        log: &str,
+        expected_shards: usize,
+        tree_id: i64,
+        empty_head: &TreeHead,
+    ) -> Result<bool, StoreError> {
+        dispatch!(
+            self,
+            create_shard(log, expected_shards, tree_id, empty_head)
+        )
     }
 
     async fn head(&self, tree_id: i64) -> Result<Option<TreeHead>, StoreError> {
@@ -145,11 +165,19 @@ impl LogStore for Store {
         dispatch!(self, append(tree_id, expected_size, entries, nodes, head))
     }
 
-    async fn entry_by_index(&self, tree_id: i64, index: u64) -> Result<Option<StoredEntry>, StoreError> {
+    async fn entry_by_index(
+        &self,
+        tree_id: i64,
+        index: u64,
+    ) -> Result<Option<StoredEntry>, StoreError> {
         dispatch!(self, entry_by_index(tree_id, index))
     }
 
-    async fn entries_by_leaf(&self, tree_id: Option<i64>, leaf_hash: &Hash) -> Result<Vec<StoredEntry>, StoreError> {
+    async fn entries_by_leaf(
+        &self,
+        tree_id: Option<i64>,
+        leaf_hash: &Hash,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
         dispatch!(self, entries_by_leaf(tree_id, leaf_hash))
     }
 
@@ -157,7 +185,7 @@ impl LogStore for Store {
         dispatch!(self, nodes(tree_id, ids))
     }
 
-    async fn search(&self, keys: &[String]) -> Result<Vec<(String, i64, u64)>, StoreError> {
+    async fn search(&self, keys: &[String]) -> Result<Vec<SearchHit>, StoreError> {
         dispatch!(self, search(keys))
     }
 }

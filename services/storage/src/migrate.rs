@@ -7,16 +7,29 @@ use sigstack_log::store::StoreError;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use std::borrow::Cow;
 
-
 // Versions are written without leading zeros here; the files carry them (0001_log.sql).
-const POSTGRES: &[(i64, &str, &str)] = &[(1, "log", include_str!("../../../migrations/postgres/0001_log.sql"))];
-const SQLITE: &[(i64, &str, &str)] = &[(1, "log", include_str!("../../../migrations/sqlite/0001_log.sql"))];
+const POSTGRES: &[(i64, &str, &str)] = &[(
+    1,
+    "log",
+    include_str!("../../../migrations/postgres/0001_log.sql"),
+)];
+const SQLITE: &[(i64, &str, &str)] = &[(
+    1,
+    "log",
+    include_str!("../../../migrations/sqlite/0001_log.sql"),
+)];
 
 fn migrator(set: &'static [(i64, &'static str, &'static str)]) -> Migrator {
     let migrations: Vec<Migration> = set
         .iter()
         .map(|(v, name, sql)| {
-            Migration::new(*v, Cow::Borrowed(*name), MigrationType::Simple, Cow::Borrowed(*sql), false)
+            Migration::new(
+                *v,
+                Cow::Borrowed(*name),
+                MigrationType::Simple,
+                Cow::Borrowed(*sql),
+                false,
+            )
         })
         .collect();
     Migrator {
@@ -37,4 +50,3 @@ pub async fn migrate(store: &Store) -> Result<(), StoreError> {
         other => StoreError::Other(format!("migration failed: {other}")),
     })
 }
-

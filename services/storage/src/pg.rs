@@ -3,7 +3,9 @@
 //! when several processes share the database.
 
 use crate::{map_err, to_hash, to_u64};
-use sigstack_log::store::{AppendOutcome, NewEntry, Shard, StoreError, StoredEntry, TreeHead};
+use sigstack_log::store::{
+    AppendOutcome, NewEntry, SearchHit, Shard, StoreError, StoredEntry, TreeHead,
+};
 use sigstack_merkle::{Hash, NodeId};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
@@ -47,18 +49,27 @@ pub(crate) async fn shards(p: &PgPool, log: &str) -> Result<Vec<Shard>, StoreErr
     rows.iter().map(shard_from_row).collect()
 }
 
-pub(crate) async fn create_shard(p: &PgPool, log: &str, tree_id: i64, head: &TreeHead) -> Result<(), StoreError> {
+pub(crate) async fn create_shard(
+    p: &PgPool,
+    log: &str,
+    expected: usize,
+    tree_id: i64,
+    head: &TreeHead,
+) -> Result<bool, StoreError> {
     let mut tx = p.begin().await.map_err(map_err)?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
         .bind(log)
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-    let next: i32 = sqlx::query_scalar("SELECT COALESCE(MAX(ordinal) + 1, 0) FROM trees WHERE log_name = $1")
+    let next: i32 = sqlx::query_scalar("SELECT COUNT(*)::INTEGER FROM trees WHERE log_name = $1")
         .bind(log)
         .fetch_one(&mut *tx)
         .await
         .map_err(map_err)?;
+    if next as usize != expected {
+        return Ok(false);
+    }
     sqlx::query("UPDATE trees SET active = FALSE WHERE log_name = $1 AND active")
         .bind(log)
         .execute(&mut *tx)
@@ -76,7 +87,8 @@ pub(crate) async fn create_shard(p: &PgPool, log: &str, tree_id: i64, head: &Tre
     .execute(&mut *tx)
     .await
     .map_err(map_err)?;
-    tx.commit().await.map_err(map_err)
+    tx.commit().await.map_err(map_err)?;
+    Ok(true)
 }
 
 pub(crate) async fn head(p: &PgPool, tree_id: i64) -> Result<Option<TreeHead>, StoreError> {
@@ -104,25 +116,32 @@ pub(crate) async fn append(
     head: &TreeHead,
 ) -> Result<AppendOutcome, StoreError> {
     let mut tx = p.begin().await.map_err(map_err)?;
-    let size: Option<i64> = sqlx::query_scalar("SELECT size FROM trees WHERE tree_id = $1 AND active FOR UPDATE")
-        .bind(tree_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err)?;
+    let size: Option<i64> =
+        sqlx::query_scalar("SELECT size FROM trees WHERE tree_id = $1 AND active FOR UPDATE")
+            .bind(tree_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
     let size = match size {
         Some(s) => to_u64(s)?,
-        None => return Err(StoreError::Other(format!("tree {tree_id} is not an active shard"))),
+        None => {
+            return Err(StoreError::Other(format!(
+                "tree {tree_id} is not an active shard"
+            )));
+        }
     };
     if size != expected_size {
         return Ok(AppendOutcome::Stale { size });
     }
     let leaves: Vec<&[u8]> = entries.iter().map(|e| e.leaf_hash.as_slice()).collect();
-    let dups = sqlx::query("SELECT leaf_hash, idx FROM entries WHERE tree_id = $1 AND leaf_hash = ANY($2)")
-        .bind(tree_id)
-        .bind(&leaves)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
+    let dups = sqlx::query(
+        "SELECT leaf_hash, idx FROM entries WHERE tree_id = $1 AND leaf_hash = ANY($2)",
+    )
+    .bind(tree_id)
+    .bind(&leaves)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(map_err)?;
     if !dups.is_empty() {
         let found = dups
             .iter()
@@ -162,7 +181,11 @@ pub(crate) async fn append(
     }
     let (keys, kidx): (Vec<&str>, Vec<i64>) = entries
         .iter()
-        .flat_map(|e| e.index_keys.iter().map(move |k| (k.as_str(), e.index as i64)))
+        .flat_map(|e| {
+            e.index_keys
+                .iter()
+                .map(move |k| (k.as_str(), e.index as i64))
+        })
         .unzip();
     if !keys.is_empty() {
         sqlx::query(
@@ -198,7 +221,11 @@ fn entry_from_row(r: &sqlx::postgres::PgRow) -> Result<StoredEntry, StoreError> 
     })
 }
 
-pub(crate) async fn entry_by_index(p: &PgPool, tree_id: i64, index: u64) -> Result<Option<StoredEntry>, StoreError> {
+pub(crate) async fn entry_by_index(
+    p: &PgPool,
+    tree_id: i64,
+    index: u64,
+) -> Result<Option<StoredEntry>, StoreError> {
     let row = sqlx::query(
         "SELECT tree_id, idx, leaf_hash, body, integrated_time FROM entries WHERE tree_id = $1 AND idx = $2",
     )
@@ -210,7 +237,11 @@ pub(crate) async fn entry_by_index(p: &PgPool, tree_id: i64, index: u64) -> Resu
     row.as_ref().map(entry_from_row).transpose()
 }
 
-pub(crate) async fn entries_by_leaf(p: &PgPool, tree_id: Option<i64>, leaf: &Hash) -> Result<Vec<StoredEntry>, StoreError> {
+pub(crate) async fn entries_by_leaf(
+    p: &PgPool,
+    tree_id: Option<i64>,
+    leaf: &Hash,
+) -> Result<Vec<StoredEntry>, StoreError> {
     let rows = sqlx::query(
         "SELECT tree_id, idx, leaf_hash, body, integrated_time FROM entries \
          WHERE leaf_hash = $1 AND ($2::BIGINT IS NULL OR tree_id = $2)",
@@ -223,7 +254,11 @@ pub(crate) async fn entries_by_leaf(p: &PgPool, tree_id: Option<i64>, leaf: &Has
     rows.iter().map(entry_from_row).collect()
 }
 
-pub(crate) async fn nodes(p: &PgPool, tree_id: i64, ids: &[NodeId]) -> Result<Vec<(NodeId, Hash)>, StoreError> {
+pub(crate) async fn nodes(
+    p: &PgPool,
+    tree_id: i64,
+    ids: &[NodeId],
+) -> Result<Vec<(NodeId, Hash)>, StoreError> {
     let (leaf_idx, inner): (Vec<&NodeId>, Vec<&NodeId>) = ids.iter().partition(|n| n.level == 0);
     let leaf_idx: Vec<i64> = leaf_idx.iter().map(|n| n.index as i64).collect();
     let levels: Vec<i16> = inner.iter().map(|n| n.level as i16).collect();
@@ -245,18 +280,31 @@ pub(crate) async fn nodes(p: &PgPool, tree_id: i64, ids: &[NodeId]) -> Result<Ve
     rows.iter()
         .map(|r| {
             let level: i16 = r.get(0);
-            Ok((NodeId::new(level as u8, to_u64(r.get(1))?), to_hash(r.get(2))?))
+            Ok((
+                NodeId::new(level as u8, to_u64(r.get(1))?),
+                to_hash(r.get(2))?,
+            ))
         })
         .collect()
 }
 
-pub(crate) async fn search(p: &PgPool, keys: &[String]) -> Result<Vec<(String, i64, u64)>, StoreError> {
-    let rows = sqlx::query("SELECT key, tree_id, idx FROM entry_index WHERE key = ANY($1)")
-        .bind(keys)
-        .fetch_all(p)
-        .await
-        .map_err(map_err)?;
+pub(crate) async fn search(p: &PgPool, keys: &[String]) -> Result<Vec<SearchHit>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT i.key, i.tree_id, i.idx, e.leaf_hash FROM entry_index i \
+           JOIN entries e ON e.tree_id = i.tree_id AND e.idx = i.idx WHERE i.key = ANY($1)",
+    )
+    .bind(keys)
+    .fetch_all(p)
+    .await
+    .map_err(map_err)?;
     rows.iter()
-        .map(|r| Ok((r.get(0), r.get(1), to_u64(r.get(2))?)))
+        .map(|r| {
+            Ok(SearchHit {
+                key: r.get(0),
+                tree_id: r.get(1),
+                index: to_u64(r.get(2))?,
+                leaf_hash: to_hash(r.get(3))?,
+            })
+        })
         .collect()
 }

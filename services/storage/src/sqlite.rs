@@ -2,9 +2,13 @@
 //! multi-row statements. Single-process by design (the `dev` stack and small installs).
 
 use crate::{map_err, to_hash, to_u64};
-use sigstack_log::store::{AppendOutcome, NewEntry, Shard, StoreError, StoredEntry, TreeHead};
+use sigstack_log::store::{
+    AppendOutcome, NewEntry, SearchHit, Shard, StoreError, StoredEntry, TreeHead,
+};
 use sigstack_merkle::{Hash, NodeId};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use std::time::Duration;
 
@@ -51,13 +55,22 @@ pub(crate) async fn shards(p: &SqlitePool, log: &str) -> Result<Vec<Shard>, Stor
     rows.iter().map(shard_from_row).collect()
 }
 
-pub(crate) async fn create_shard(p: &SqlitePool, log: &str, tree_id: i64, head: &TreeHead) -> Result<(), StoreError> {
+pub(crate) async fn create_shard(
+    p: &SqlitePool,
+    log: &str,
+    expected: usize,
+    tree_id: i64,
+    head: &TreeHead,
+) -> Result<bool, StoreError> {
     let mut tx = p.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
-    let next: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(ordinal) + 1, 0) FROM trees WHERE log_name = ?")
+    let next: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM trees WHERE log_name = ?")
         .bind(log)
         .fetch_one(&mut *tx)
         .await
         .map_err(map_err)?;
+    if next as usize != expected {
+        return Ok(false);
+    }
     sqlx::query("UPDATE trees SET active = 0 WHERE log_name = ? AND active = 1")
         .bind(log)
         .execute(&mut *tx)
@@ -75,7 +88,8 @@ pub(crate) async fn create_shard(p: &SqlitePool, log: &str, tree_id: i64, head: 
     .execute(&mut *tx)
     .await
     .map_err(map_err)?;
-    tx.commit().await.map_err(map_err)
+    tx.commit().await.map_err(map_err)?;
+    Ok(true)
 }
 
 pub(crate) async fn head(p: &SqlitePool, tree_id: i64) -> Result<Option<TreeHead>, StoreError> {
@@ -105,14 +119,19 @@ pub(crate) async fn append(
     // IMMEDIATE takes the write lock up front, so a concurrent writer waits (busy
     // timeout) instead of failing to upgrade a read snapshot.
     let mut tx = p.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
-    let size: Option<i64> = sqlx::query_scalar("SELECT size FROM trees WHERE tree_id = ? AND active = 1")
-        .bind(tree_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err)?;
+    let size: Option<i64> =
+        sqlx::query_scalar("SELECT size FROM trees WHERE tree_id = ? AND active = 1")
+            .bind(tree_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
     let size = match size {
         Some(s) => to_u64(s)?,
-        None => return Err(StoreError::Other(format!("tree {tree_id} is not an active shard"))),
+        None => {
+            return Err(StoreError::Other(format!(
+                "tree {tree_id} is not an active shard"
+            )));
+        }
     };
     if size != expected_size {
         return Ok(AppendOutcome::Stale { size });
@@ -135,8 +154,9 @@ pub(crate) async fn append(
         return Ok(AppendOutcome::Duplicates(dups));
     }
     for chunk in entries.chunks(MAX_PARAMS / 5) {
-        let mut q: QueryBuilder<Sqlite> =
-            QueryBuilder::new("INSERT INTO entries (tree_id, idx, leaf_hash, body, integrated_time) ");
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO entries (tree_id, idx, leaf_hash, body, integrated_time) ",
+        );
         q.push_values(chunk, |mut b, e| {
             b.push_bind(tree_id)
                 .push_bind(e.index as i64)
@@ -147,7 +167,8 @@ pub(crate) async fn append(
         q.build().execute(&mut *tx).await.map_err(map_err)?;
     }
     for chunk in nodes.chunks(MAX_PARAMS / 4) {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT INTO nodes (tree_id, level, idx, hash) ");
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO nodes (tree_id, level, idx, hash) ");
         q.push_values(chunk, |mut b, (n, h)| {
             b.push_bind(tree_id)
                 .push_bind(n.level as i64)
@@ -158,10 +179,15 @@ pub(crate) async fn append(
     }
     let keys: Vec<(&str, i64)> = entries
         .iter()
-        .flat_map(|e| e.index_keys.iter().map(move |k| (k.as_str(), e.index as i64)))
+        .flat_map(|e| {
+            e.index_keys
+                .iter()
+                .map(move |k| (k.as_str(), e.index as i64))
+        })
         .collect();
     for chunk in keys.chunks(MAX_PARAMS / 3) {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT OR IGNORE INTO entry_index (key, tree_id, idx) ");
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT OR IGNORE INTO entry_index (key, tree_id, idx) ");
         q.push_values(chunk, |mut b, (k, i)| {
             b.push_bind(*k).push_bind(tree_id).push_bind(*i);
         });
@@ -189,7 +215,11 @@ fn entry_from_row(r: &SqliteRow) -> Result<StoredEntry, StoreError> {
     })
 }
 
-pub(crate) async fn entry_by_index(p: &SqlitePool, tree_id: i64, index: u64) -> Result<Option<StoredEntry>, StoreError> {
+pub(crate) async fn entry_by_index(
+    p: &SqlitePool,
+    tree_id: i64,
+    index: u64,
+) -> Result<Option<StoredEntry>, StoreError> {
     let row = sqlx::query(
         "SELECT tree_id, idx, leaf_hash, body, integrated_time FROM entries WHERE tree_id = ? AND idx = ?",
     )
@@ -201,7 +231,11 @@ pub(crate) async fn entry_by_index(p: &SqlitePool, tree_id: i64, index: u64) -> 
     row.as_ref().map(entry_from_row).transpose()
 }
 
-pub(crate) async fn entries_by_leaf(p: &SqlitePool, tree_id: Option<i64>, leaf: &Hash) -> Result<Vec<StoredEntry>, StoreError> {
+pub(crate) async fn entries_by_leaf(
+    p: &SqlitePool,
+    tree_id: Option<i64>,
+    leaf: &Hash,
+) -> Result<Vec<StoredEntry>, StoreError> {
     let rows = sqlx::query(
         "SELECT tree_id, idx, leaf_hash, body, integrated_time FROM entries \
          WHERE leaf_hash = ? AND (? IS NULL OR tree_id = ?)",
@@ -215,7 +249,11 @@ pub(crate) async fn entries_by_leaf(p: &SqlitePool, tree_id: Option<i64>, leaf: 
     rows.iter().map(entry_from_row).collect()
 }
 
-pub(crate) async fn nodes(p: &SqlitePool, tree_id: i64, ids: &[NodeId]) -> Result<Vec<(NodeId, Hash)>, StoreError> {
+pub(crate) async fn nodes(
+    p: &SqlitePool,
+    tree_id: i64,
+    ids: &[NodeId],
+) -> Result<Vec<(NodeId, Hash)>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -238,16 +276,22 @@ pub(crate) async fn nodes(p: &SqlitePool, tree_id: i64, ids: &[NodeId]) -> Resul
     rows.iter()
         .map(|r| {
             let level: i64 = r.get(0);
-            Ok((NodeId::new(level as u8, to_u64(r.get(1))?), to_hash(r.get(2))?))
+            Ok((
+                NodeId::new(level as u8, to_u64(r.get(1))?),
+                to_hash(r.get(2))?,
+            ))
         })
         .collect()
 }
 
-pub(crate) async fn search(p: &SqlitePool, keys: &[String]) -> Result<Vec<(String, i64, u64)>, StoreError> {
+pub(crate) async fn search(p: &SqlitePool, keys: &[String]) -> Result<Vec<SearchHit>, StoreError> {
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT key, tree_id, idx FROM entry_index WHERE key IN (");
+    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "SELECT i.key, i.tree_id, i.idx, e.leaf_hash FROM entry_index i \
+           JOIN entries e ON e.tree_id = i.tree_id AND e.idx = i.idx WHERE i.key IN (",
+    );
     let mut sep = q.separated(", ");
     for k in keys {
         sep.push_bind(k.as_str());
@@ -255,6 +299,13 @@ pub(crate) async fn search(p: &SqlitePool, keys: &[String]) -> Result<Vec<(Strin
     q.push(")");
     let rows = q.build().fetch_all(p).await.map_err(map_err)?;
     rows.iter()
-        .map(|r| Ok((r.get(0), r.get(1), to_u64(r.get(2))?)))
+        .map(|r| {
+            Ok(SearchHit {
+                key: r.get(0),
+                tree_id: r.get(1),
+                index: to_u64(r.get(2))?,
+                leaf_hash: to_hash(r.get(3))?,
+            })
+        })
         .collect()
 }

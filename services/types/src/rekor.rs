@@ -125,9 +125,17 @@ pub struct SearchIndexPublicKey {
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct SearchLogQuery {
-    #[serde(rename = "entryUUIDs", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "entryUUIDs",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub entry_uuids: Option<Vec<String>>,
-    #[serde(rename = "logIndexes", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "logIndexes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub log_indexes: Option<Vec<i64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entries: Option<Vec<ProposedEntry>>,

@@ -91,10 +91,17 @@ pub(super) fn canonicalize(spec: &serde_json::Value) -> Result<(Vec<u8>, Vec<Str
                 "could not verify envelope: accepted signatures do not match threshold, Found: 0, Expected 1",
             ));
         };
-        verified.insert(s.sig.clone(), STANDARD.encode(km.canonical_pem().as_bytes()));
+        verified.insert(
+            s.sig.clone(),
+            STANDARD.encode(km.canonical_pem().as_bytes()),
+        );
         key_index_keys(km, "sha256:", &mut keys);
     }
-    if env.signatures.iter().any(|s| !verified.contains_key(&s.sig)) {
+    if env
+        .signatures
+        .iter()
+        .any(|s| !verified.contains_key(&s.sig))
+    {
         return Err(EntryError::invalid(
             "all signatures must have a key that verifies it",
         ));

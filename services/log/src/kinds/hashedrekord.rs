@@ -80,9 +80,9 @@ pub(super) fn canonicalize(spec: &serde_json::Value) -> Result<(Vec<u8>, Vec<Str
     km.public_key()
         .verify_digest(alg, &digest, &sig_bytes)
         .map_err(|e| match e {
-            CryptoError::Unsupported(what) => EntryError::invalid(format!(
-                "entry algorithms are not allowed: {what}"
-            )),
+            CryptoError::Unsupported(what) => {
+                EntryError::invalid(format!("entry algorithms are not allowed: {what}"))
+            }
             other => EntryError::invalid(format!("verifying signature: {other}")),
         })?;
 
@@ -126,4 +126,3 @@ fn verify_chain(km: &KeyMaterial) -> Result<(), EntryError> {
     }
     Ok(())
 }
-

@@ -112,7 +112,9 @@ pub(super) fn canonicalize(spec: &serde_json::Value) -> Result<(Vec<u8>, Vec<Str
         let raw = std::str::from_utf8(&outer)
             .ok()
             .and_then(b64_flexible)
-            .ok_or_else(|| EntryError::invalid("could not verify envelope: unable to base64 decode signature"))?;
+            .ok_or_else(|| {
+                EntryError::invalid("could not verify envelope: unable to base64 decode signature")
+            })?;
         let pk_b64 = s
             .public_key
             .as_deref()

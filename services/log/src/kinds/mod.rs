@@ -110,7 +110,10 @@ fn key_material(field: &str, b64: &str) -> Result<KeyMaterial, EntryError> {
 
 /// Index keys of a verifier: hex SHA-256 of its canonical PEM (`prefix` + hex) and its SANs.
 fn key_index_keys(km: &KeyMaterial, prefix: &str, out: &mut Vec<String>) {
-    out.push(format!("{prefix}{}", hex::encode(sha256(km.canonical_pem().as_bytes()))));
+    out.push(format!(
+        "{prefix}{}",
+        hex::encode(sha256(km.canonical_pem().as_bytes()))
+    ));
     out.extend(km.subjects());
 }
 

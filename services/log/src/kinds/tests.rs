@@ -31,15 +31,22 @@ fn hashedrekord_matches_rekor_bodies_from_real_bundles() {
     let mut checked = 0;
     for case in std::fs::read_dir(&dir).expect("conformance assets beside the checkout") {
         let case = case.expect("entry").path();
-        let name = case.file_name().expect("name").to_string_lossy().to_string();
+        let name = case
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .to_string();
         if name.ends_with("_fail") || !case.is_dir() {
             continue;
         }
-        let bundle: Value =
-            serde_json::from_slice(&std::fs::read(case.join("bundle.sigstore.json")).expect("bundle"))
-                .expect("json");
+        let bundle: Value = serde_json::from_slice(
+            &std::fs::read(case.join("bundle.sigstore.json")).expect("bundle"),
+        )
+        .expect("json");
         let entry = &bundle["verificationMaterial"]["tlogEntries"][0];
-        if entry["kindVersion"]["kind"] != "hashedrekord" || entry["kindVersion"]["version"] != "0.0.1" {
+        if entry["kindVersion"]["kind"] != "hashedrekord"
+            || entry["kindVersion"]["version"] != "0.0.1"
+        {
             continue;
         }
         let vm = &bundle["verificationMaterial"];
@@ -62,24 +69,37 @@ fn hashedrekord_matches_rekor_bodies_from_real_bundles() {
         let expected = STANDARD
             .decode(entry["canonicalizedBody"].as_str().expect("body"))
             .expect("b64");
-        assert_eq!(String::from_utf8_lossy(&c.body), String::from_utf8_lossy(&expected), "{name}");
+        assert_eq!(
+            String::from_utf8_lossy(&c.body),
+            String::from_utf8_lossy(&expected),
+            "{name}"
+        );
         assert_eq!(c.leaf_hash, sigstack_merkle::leaf_hash(&expected));
         checked += 1;
     }
-    assert!(checked >= 5, "only {checked} real hashedrekord bundles checked");
+    assert!(
+        checked >= 5,
+        "only {checked} real hashedrekord bundles checked"
+    );
 }
 
 /// The dsse body Rekor logged for a real in-toto attestation: same payload hash and
 /// signatures (the envelope hash depends on the exact text the client sent).
 #[test]
 fn dsse_matches_rekor_body_from_real_bundle() {
-    let case = shared().join("conformance-assets/test/assets/bundle-verify/happy-path-intoto-in-dsse-v3");
+    let case =
+        shared().join("conformance-assets/test/assets/bundle-verify/happy-path-intoto-in-dsse-v3");
     let bundle: Value =
-        serde_json::from_slice(&std::fs::read(case.join("bundle.sigstore.json")).expect("bundle")).expect("json");
+        serde_json::from_slice(&std::fs::read(case.join("bundle.sigstore.json")).expect("bundle"))
+            .expect("json");
     let entry = &bundle["verificationMaterial"]["tlogEntries"][0];
     assert_eq!(entry["kindVersion"]["kind"], "dsse");
     let cert = STANDARD
-        .decode(bundle["verificationMaterial"]["certificate"]["rawBytes"].as_str().expect("cert"))
+        .decode(
+            bundle["verificationMaterial"]["certificate"]["rawBytes"]
+                .as_str()
+                .expect("cert"),
+        )
         .expect("b64");
     let env = &bundle["dsseEnvelope"];
     let envelope = json!({
@@ -94,7 +114,9 @@ fn dsse_matches_rekor_body_from_real_bundle() {
     let c = canonicalize(&proposed("dsse", "0.0.1", spec)).expect("valid dsse");
     let ours: Value = serde_json::from_slice(&c.body).expect("json");
     let theirs: Value = serde_json::from_slice(
-        &STANDARD.decode(entry["canonicalizedBody"].as_str().expect("body")).expect("b64"),
+        &STANDARD
+            .decode(entry["canonicalizedBody"].as_str().expect("body"))
+            .expect("b64"),
     )
     .expect("json");
     assert_eq!(ours["spec"]["payloadHash"], theirs["spec"]["payloadHash"]);
@@ -142,7 +164,10 @@ fn hashedrekord_accepts_own_keys_and_indexes_them() {
     let c = canonicalize(&proposed("hashedrekord", "0.0.1", hr_spec(&s, "sha256"))).expect("valid");
     let key_hash = hex::encode(sha256(s.key.public_key().to_pem().as_bytes()));
     assert!(c.index_keys.contains(&key_hash));
-    assert!(c.index_keys.contains(&format!("sha256:{}", hex::encode(&s.digest))));
+    assert!(
+        c.index_keys
+            .contains(&format!("sha256:{}", hex::encode(&s.digest)))
+    );
     // JCS: keys sorted, no whitespace
     let v: Value = serde_json::from_slice(&c.body).expect("json");
     assert_eq!(jcs::to_vec(&v), c.body);
@@ -186,7 +211,9 @@ fn hashedrekord_refusals_name_the_problem() {
     assert!(invalid_message(hr(pair)).contains("not allowed"));
 
     let mut pem_junk = hr_spec(&s, "sha256");
-    pem_junk["signature"]["publicKey"]["content"] = json!(b64(b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"));
+    pem_junk["signature"]["publicKey"]["content"] = json!(b64(
+        b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
+    ));
     assert!(invalid_message(hr(pem_junk)).contains("invalid public key"));
 
     let mut not_b64 = hr_spec(&s, "sha256");
@@ -194,7 +221,10 @@ fn hashedrekord_refusals_name_the_problem() {
     assert!(invalid_message(hr(not_b64)).contains("base64"));
 
     assert!(invalid_message(hr(json!({"data": {}}))).contains("missing signature"));
-    assert!(invalid_message(hr(json!({"signature": {"content": "AA=="}}))).contains("missing public key"));
+    assert!(
+        invalid_message(hr(json!({"signature": {"content": "AA=="}})))
+            .contains("missing public key")
+    );
     assert!(invalid_message(hr(json!("a string"))).contains("invalid hashedrekord spec"));
 }
 
@@ -205,10 +235,18 @@ fn unknown_kinds_and_versions() {
         canonicalize(&proposed("nonsense", "0.0.1", spec.clone())),
         Err(EntryError::UnknownKind("nonsense".into()))
     );
-    assert!(invalid_message(canonicalize(&proposed("hashedrekord", "0.0.9", spec.clone())))
-        .contains("version '0.0.9' not found"));
-    assert!(invalid_message(canonicalize(&proposed("rekord", "0.0.1", spec.clone())))
-        .contains("not enabled"));
+    assert!(
+        invalid_message(canonicalize(&proposed(
+            "hashedrekord",
+            "0.0.9",
+            spec.clone()
+        )))
+        .contains("version '0.0.9' not found")
+    );
+    assert!(
+        invalid_message(canonicalize(&proposed("rekord", "0.0.1", spec.clone())))
+            .contains("not enabled")
+    );
     assert!(matches!(
         canonicalize(&proposed("hashedrekord", "one", spec)),
         Err(EntryError::Shape(_))
@@ -233,26 +271,48 @@ fn dsse_verifies_every_signature() {
     let stmt = br#"{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"a","digest":{"sha256":"abcd"}}],"predicateType":"x","predicate":{}}"#;
     let pem_of = |k: &FileSigner| b64(k.public_key().to_pem().as_bytes());
     let d = |env: String, verifiers: Vec<String>| {
-        canonicalize(&proposed("dsse", "0.0.1", json!({"proposedContent": {"envelope": env, "verifiers": verifiers}})))
+        canonicalize(&proposed(
+            "dsse",
+            "0.0.1",
+            json!({"proposedContent": {"envelope": env, "verifiers": verifiers}}),
+        ))
     };
-    let c = d(dsse_envelope(&[&k1, &k2], stmt), vec![pem_of(&k2), pem_of(&k1)]).expect("two signers");
+    let c = d(
+        dsse_envelope(&[&k1, &k2], stmt),
+        vec![pem_of(&k2), pem_of(&k1)],
+    )
+    .expect("two signers");
     let v: Value = serde_json::from_slice(&c.body).expect("json");
     let sigs = v["spec"]["signatures"].as_array().expect("array");
     assert_eq!(sigs.len(), 2);
-    assert!(sigs[0]["signature"].as_str() < sigs[1]["signature"].as_str(), "sorted by signature");
+    assert!(
+        sigs[0]["signature"].as_str() < sigs[1]["signature"].as_str(),
+        "sorted by signature"
+    );
     assert!(c.index_keys.contains(&"sha256:abcd".to_string()));
 
     // a verifier that verifies nothing
     let k3 = FileSigner::generate(Curve::P256);
-    assert!(invalid_message(d(dsse_envelope(&[&k1], stmt), vec![pem_of(&k3)])).contains("Found: 0"));
+    assert!(
+        invalid_message(d(dsse_envelope(&[&k1], stmt), vec![pem_of(&k3)])).contains("Found: 0")
+    );
     // a signature nobody verifies
-    assert!(invalid_message(d(dsse_envelope(&[&k1, &k2], stmt), vec![pem_of(&k1)])).contains("all signatures"));
+    assert!(
+        invalid_message(d(dsse_envelope(&[&k1, &k2], stmt), vec![pem_of(&k1)]))
+            .contains("all signatures")
+    );
     // tampered payload
     let mut env: Value = serde_json::from_str(&dsse_envelope(&[&k1], stmt)).expect("json");
     env["payload"] = json!(b64(b"{}"));
     assert!(invalid_message(d(env.to_string(), vec![pem_of(&k1)])).contains("Found: 0"));
     // no signatures, not JSON, no verifiers
-    assert!(invalid_message(d(json!({"payload": "", "payloadType": "x", "signatures": []}).to_string(), vec![pem_of(&k1)])).contains("1 or more"));
+    assert!(
+        invalid_message(d(
+            json!({"payload": "", "payloadType": "x", "signatures": []}).to_string(),
+            vec![pem_of(&k1)]
+        ))
+        .contains("1 or more")
+    );
     assert!(invalid_message(d("{".into(), vec![pem_of(&k1)])).contains("invalid DSSE envelope"));
     assert!(invalid_message(d(dsse_envelope(&[&k1], stmt), vec![])).contains("verifiers"));
 }
@@ -278,10 +338,19 @@ fn intoto_v002_double_base64_and_body() {
     let c = canonicalize(&proposed("intoto", "0.0.2", spec(&sig))).expect("valid intoto");
     let v: Value = serde_json::from_slice(&c.body).expect("json");
     let content = &v["spec"]["content"];
-    assert!(content["envelope"].get("payload").is_none(), "payload is dropped");
+    assert!(
+        content["envelope"].get("payload").is_none(),
+        "payload is dropped"
+    );
     assert_eq!(content["hash"]["value"], "client-computed");
-    assert_eq!(content["payloadHash"]["value"], json!(hex::encode(sha256(payload))));
-    assert_eq!(content["envelope"]["signatures"][0]["sig"], json!(b64(b64(&sig).as_bytes())));
+    assert_eq!(
+        content["payloadHash"]["value"],
+        json!(hex::encode(sha256(payload)))
+    );
+    assert_eq!(
+        content["envelope"]["signatures"][0]["sig"],
+        json!(b64(b64(&sig).as_bytes()))
+    );
     assert!(content["envelope"]["signatures"][0].get("keyid").is_none());
     assert!(c.index_keys.contains(&"sha256:beef".to_string()));
 
@@ -290,6 +359,12 @@ fn intoto_v002_double_base64_and_body() {
     bad[n - 3] ^= 1;
     assert!(canonicalize(&proposed("intoto", "0.0.2", spec(&bad))).is_err());
     let mut no_hash = spec(&sig);
-    no_hash["content"].as_object_mut().expect("obj").remove("hash");
-    assert!(invalid_message(canonicalize(&proposed("intoto", "0.0.2", no_hash))).contains("content.hash"));
+    no_hash["content"]
+        .as_object_mut()
+        .expect("obj")
+        .remove("hash");
+    assert!(
+        invalid_message(canonicalize(&proposed("intoto", "0.0.2", no_hash)))
+            .contains("content.hash")
+    );
 }

@@ -37,7 +37,13 @@ async fn append_batch(s: &Store, tree: i64, f: &mut Frontier, batch: &[NewEntry]
     let leaves: Vec<Hash> = batch.iter().map(|e| e.leaf_hash).collect();
     let plan = batch::plan(f, &leaves);
     let out = s
-        .append(tree, f.size(), batch, &plan.internal_nodes(), &head(&plan.frontier))
+        .append(
+            tree,
+            f.size(),
+            batch,
+            &plan.internal_nodes(),
+            &head(&plan.frontier),
+        )
         .await
         .expect("append");
     if out == AppendOutcome::Appended {
@@ -48,9 +54,23 @@ async fn append_batch(s: &Store, tree: i64, f: &mut Frontier, batch: &[NewEntry]
 
 async fn new_tree(s: &Store) -> i64 {
     let tree = rand::random::<i64>().abs().max(1);
-    s.create_shard("rekor", tree, &TreeHead { size: 0, root: EMPTY_ROOT, checkpoint: "cp 0".into() })
-        .await
-        .expect("create shard");
+    let n = s.shards("rekor").await.expect("shards").len();
+    let empty = TreeHead {
+        size: 0,
+        root: EMPTY_ROOT,
+        checkpoint: "cp 0".into(),
+    };
+    assert!(
+        s.create_shard("rekor", n, tree, &empty)
+            .await
+            .expect("create shard")
+    );
+    // a racing creator that saw the old count does nothing
+    assert!(
+        !s.create_shard("rekor", n, tree + 1, &empty)
+            .await
+            .expect("no-op")
+    );
     tree
 }
 
@@ -61,14 +81,21 @@ async fn appends_reads_and_proves(b: Backend) {
     let mut all = Vec::new();
     for (from, n) in [(0u64, 1u64), (1, 2), (3, 13), (16, 64), (80, 1), (81, 120)] {
         let batch = entries(from, n, "e");
-        assert_eq!(append_batch(&s, tree, &mut f, &batch).await, AppendOutcome::Appended);
+        assert_eq!(
+            append_batch(&s, tree, &mut f, &batch).await,
+            AppendOutcome::Appended
+        );
         all.extend(batch);
     }
     let h = s.head(tree).await.expect("head").expect("exists");
     assert_eq!(h, head(&f));
     // every entry reads back and proves against the head from one node read
     for e in &all {
-        let got = s.entry_by_index(tree, e.index).await.expect("read").expect("exists");
+        let got = s
+            .entry_by_index(tree, e.index)
+            .await
+            .expect("read")
+            .expect("exists");
         assert_eq!(got.body, e.body);
         assert_eq!(got.integrated_time, e.integrated_time);
         let by_leaf = s.entries_by_leaf(None, &e.leaf_hash).await.expect("read");
@@ -76,18 +103,40 @@ async fn appends_reads_and_proves(b: Backend) {
         assert_eq!(by_leaf[0].index, e.index);
         let plan = inclusion_plan(e.index, h.size).expect("plan");
         let ids = plan.nodes();
-        let nodes: std::collections::HashMap<_, _> =
-            s.nodes(tree, &ids).await.expect("nodes").into_iter().collect();
+        let nodes: std::collections::HashMap<_, _> = s
+            .nodes(tree, &ids)
+            .await
+            .expect("nodes")
+            .into_iter()
+            .collect();
         assert_eq!(nodes.len(), ids.len(), "every node of the plan is stored");
-        let proof = plan.assemble(|id| nodes.get(&id).copied()).expect("assemble");
+        let proof = plan
+            .assemble(|id| nodes.get(&id).copied())
+            .expect("assemble");
         verify_inclusion(&e.leaf_hash, e.index, h.size, &proof, &h.root).expect("verifies");
     }
-    assert!(s.entry_by_index(tree, 10_000).await.expect("read").is_none());
-    assert!(s.entries_by_leaf(Some(tree), &[0u8; 32]).await.expect("read").is_empty());
+    assert!(
+        s.entry_by_index(tree, 10_000)
+            .await
+            .expect("read")
+            .is_none()
+    );
+    assert!(
+        s.entries_by_leaf(Some(tree), &[0u8; 32])
+            .await
+            .expect("read")
+            .is_empty()
+    );
     // search
-    let hits = s.search(&["k1".into(), "sha256:e7".into()]).await.expect("search");
-    assert!(hits.iter().any(|(k, t, i)| k == "sha256:e7" && *t == tree && *i == 7));
-    assert_eq!(hits.iter().filter(|(k, _, _)| k == "k1").count(), all.len() / 3);
+    let hits = s
+        .search(&["k1".into(), "sha256:e7".into()])
+        .await
+        .expect("search");
+    assert!(hits.iter().any(|h| h.key == "sha256:e7"
+        && h.tree_id == tree
+        && h.index == 7
+        && h.leaf_hash == all[7].leaf_hash));
+    assert_eq!(hits.iter().filter(|h| h.key == "k1").count(), all.len() / 3);
     s.close().await;
 }
 
@@ -96,7 +145,10 @@ async fn stale_and_duplicate_batches_write_nothing(b: Backend) {
     let tree = new_tree(&s).await;
     let mut f = Frontier::new();
     let first = entries(0, 5, "d");
-    assert_eq!(append_batch(&s, tree, &mut f, &first).await, AppendOutcome::Appended);
+    assert_eq!(
+        append_batch(&s, tree, &mut f, &first).await,
+        AppendOutcome::Appended
+    );
     // planned against an old size
     let mut old = Frontier::new();
     let out = append_batch(&s, tree, &mut old, &entries(0, 2, "x")).await;
@@ -106,10 +158,16 @@ async fn stale_and_duplicate_batches_write_nothing(b: Backend) {
     dup[1].body = first[2].body.clone();
     dup[1].leaf_hash = first[2].leaf_hash;
     let out = append_batch(&s, tree, &mut f, &dup).await;
-    assert_eq!(out, AppendOutcome::Duplicates(vec![(first[2].leaf_hash, 2)]));
+    assert_eq!(
+        out,
+        AppendOutcome::Duplicates(vec![(first[2].leaf_hash, 2)])
+    );
     let h = s.head(tree).await.expect("head").expect("exists");
     assert_eq!(h.size, 5);
-    assert!(s.entry_by_index(tree, 5).await.expect("read").is_none(), "nothing half-written");
+    assert!(
+        s.entry_by_index(tree, 5).await.expect("read").is_none(),
+        "nothing half-written"
+    );
     s.close().await;
 }
 
@@ -126,7 +184,10 @@ async fn concurrent_sequencers_serialise(b: Backend) {
         async move { append_batch(&s1, tree, &mut fa, &a).await },
         async move { append_batch(&s2, tree, &mut fc, &c).await }
     );
-    let landed = [&ra, &rc].iter().filter(|r| ***r == AppendOutcome::Appended).count();
+    let landed = [&ra, &rc]
+        .iter()
+        .filter(|r| ***r == AppendOutcome::Appended)
+        .count();
     assert_eq!(landed, 1, "{ra:?} {rc:?}");
     assert_eq!(s.head(tree).await.expect("head").expect("exists").size, 10);
     s.close().await;
@@ -140,14 +201,21 @@ async fn shards_rotate(b: Backend) {
     let t2 = new_tree(&s).await;
     let shards = s.shards("rekor").await.expect("shards");
     assert_eq!(shards.len(), 2);
-    assert_eq!((shards[0].tree_id, shards[0].active, shards[0].head.size), (t1, false, 4));
-    assert_eq!((shards[1].tree_id, shards[1].active, shards[1].ordinal), (t2, true, 1));
+    assert_eq!(
+        (shards[0].tree_id, shards[0].active, shards[0].head.size),
+        (t1, false, 4)
+    );
+    assert_eq!(
+        (shards[1].tree_id, shards[1].active, shards[1].ordinal),
+        (t2, true, 1)
+    );
     // the frozen shard refuses appends
     let mut f2 = f.clone();
-    assert!(s
-        .append(t1, 4, &entries(4, 1, "s"), &[], &head(&f2))
-        .await
-        .is_err());
+    assert!(
+        s.append(t1, 4, &entries(4, 1, "s"), &[], &head(&f2))
+            .await
+            .is_err()
+    );
     let _ = &mut f2;
     assert!(s.shards("other-log").await.expect("shards").is_empty());
     s.close().await;
@@ -155,7 +223,9 @@ async fn shards_rotate(b: Backend) {
 
 async fn migrations_are_idempotent(b: Backend) {
     let s = b.store().await;
-    sigstack_storage::migrate(&s).await.expect("second run is a no-op");
+    sigstack_storage::migrate(&s)
+        .await
+        .expect("second run is a no-op");
     s.ping().await.expect("ping");
     s.close().await;
 }
@@ -185,5 +255,8 @@ fn redacts_passwords() {
         sigstack_storage::redact("postgres://u:secret@h/db"),
         "postgres://u:***@h/db"
     );
-    assert_eq!(sigstack_storage::redact("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    assert_eq!(
+        sigstack_storage::redact("sqlite:///tmp/x.db"),
+        "sqlite:///tmp/x.db"
+    );
 }

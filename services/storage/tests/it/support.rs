@@ -17,7 +17,9 @@ pub fn pg_admin_url() -> String {
 /// Creates an empty database and returns its URL.
 pub async fn fresh_pg_url() -> String {
     let admin_url = pg_admin_url();
-    let admin = sqlx::PgPool::connect(&admin_url).await.expect("PostgreSQL for tests");
+    let admin = sqlx::PgPool::connect(&admin_url)
+        .await
+        .expect("PostgreSQL for tests");
     let name = format!("sigstack_t_{:016x}", rand::random::<u64>());
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&admin)
@@ -34,13 +36,16 @@ impl Backend {
     pub async fn store(self) -> Store {
         match self {
             Backend::Sqlite => {
-                let dir = std::env::temp_dir().join(format!("sigstack-st-{:016x}", rand::random::<u64>()));
+                let dir = std::env::temp_dir()
+                    .join(format!("sigstack-st-{:016x}", rand::random::<u64>()));
                 std::fs::create_dir_all(&dir).expect("temp dir");
                 Store::open(&format!("sqlite://{}", dir.join("t.db").display()))
                     .await
                     .expect("sqlite store")
             }
-            Backend::Postgres => Store::open(&fresh_pg_url().await).await.expect("postgres store"),
+            Backend::Postgres => Store::open(&fresh_pg_url().await)
+                .await
+                .expect("postgres store"),
         }
     }
 }

@@ -1,0 +1,171 @@
+//! `sigstackd log` configuration: a TOML file, each key overridable by an environment
+//! variable `SIGSTACK_LOG_<KEY>` (upper case), validated once at start.
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The URL clients use to reach this log (the trusted root's `baseUrl`). Its host
+    /// names the checkpoint key and origin. Default: `http://<listen>`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// `postgres://…` or `sqlite://PATH`.
+    pub database_url: String,
+    /// PEM ECDSA P-256 private key (PKCS#8 or SEC1) that signs checkpoints and SETs.
+    pub signing_key: PathBuf,
+    /// Largest accepted request body in bytes (413 above).
+    #[serde(default = "default_max_request_bytes")]
+    pub max_request_bytes: usize,
+    /// Most entries committed in one transaction.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+    /// The log's name in the database (several logs may share one).
+    #[serde(default = "default_log_name")]
+    pub log_name: String,
+}
+
+impl std::fmt::Debug for LogConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogConfig")
+            .field("listen", &self.listen)
+            .field("public_url", &self.public_url)
+            .field(
+                "database_url",
+                &sigstack_storage::redact(&self.database_url),
+            )
+            .field("signing_key", &self.signing_key)
+            .field("max_request_bytes", &self.max_request_bytes)
+            .field("max_batch", &self.max_batch)
+            .field("log_name", &self.log_name)
+            .finish()
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 3000))
+}
+fn default_max_request_bytes() -> usize {
+    4 << 20
+}
+fn default_max_batch() -> usize {
+    1024
+}
+fn default_log_name() -> String {
+    "rekor".into()
+}
+
+/// The configuration keys, as environment overrides see them.
+pub const KEYS: &[&str] = &[
+    "listen",
+    "public_url",
+    "database_url",
+    "signing_key",
+    "max_request_bytes",
+    "max_batch",
+    "log_name",
+];
+
+impl LogConfig {
+    /// Reads `path` (if given), applies `SIGSTACK_LOG_*` overrides, validates.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let mut table: toml::Table = match path {
+            Some(p) => std::fs::read_to_string(p)
+                .with_context(|| format!("reading {}", p.display()))?
+                .parse()
+                .with_context(|| format!("parsing {}", p.display()))?,
+            None => toml::Table::new(),
+        };
+        for key in KEYS {
+            let var = format!("SIGSTACK_LOG_{}", key.to_uppercase());
+            if let Ok(v) = std::env::var(&var) {
+                let value = match *key {
+                    "max_request_bytes" | "max_batch" => toml::Value::Integer(
+                        v.parse()
+                            .with_context(|| format!("{var} must be a whole number"))?,
+                    ),
+                    _ => toml::Value::String(v),
+                };
+                table.insert((*key).to_string(), value);
+            }
+        }
+        let cfg: LogConfig = toml::Value::Table(table)
+            .try_into()
+            .context("invalid log configuration")?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.max_batch == 0 || self.max_batch > 10_000 {
+            bail!("max_batch must be between 1 and 10000");
+        }
+        if self.max_request_bytes < 1024 {
+            bail!("max_request_bytes must be at least 1024");
+        }
+        self.hostname()?;
+        Ok(())
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// Host part of the public URL: checkpoint key name and origin prefix.
+    pub fn hostname(&self) -> anyhow::Result<String> {
+        host_of(&self.public_url())
+    }
+}
+
+/// The host of `scheme://host[:port][/path]` (brackets kept off IPv6 literals).
+pub fn host_of(url: &str) -> anyhow::Result<String> {
+    let rest = url
+        .split_once("://")
+        .map(|(_, r)| r)
+        .with_context(|| format!("public URL {url:?} has no scheme"))?;
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        authority
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(authority)
+    };
+    if host.is_empty() || host.contains(' ') {
+        bail!("public URL {url:?} has no host");
+    }
+    Ok(host.to_string())
+}
+
+impl LogConfig {
+    /// The configuration `sigstackd dev` runs the log with.
+    pub fn load_for_dev(
+        listen: SocketAddr,
+        public_url: &str,
+        database_url: &str,
+        signing_key: &Path,
+    ) -> anyhow::Result<Self> {
+        let cfg = Self {
+            listen,
+            public_url: Some(public_url.to_string()),
+            database_url: database_url.to_string(),
+            signing_key: signing_key.to_path_buf(),
+            max_request_bytes: default_max_request_bytes(),
+            max_batch: default_max_batch(),
+            log_name: default_log_name(),
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}

@@ -1,0 +1,272 @@
+//! Handlers for the log as a whole: tree head, consistency proofs, public key, search
+//! index, health.
+
+use super::{LogService, store_error};
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use sigstack_crypto::{KeyMaterial, sha256};
+use sigstack_http::{ApiError, ApiJson};
+use sigstack_log::ids::entry_id;
+use sigstack_log::store::LogStore;
+use sigstack_merkle::{consistency_plan, fold_subtree, range_nodes};
+use sigstack_types::rekor::{ConsistencyProof, InactiveShardLogInfo, LogInfo, SearchIndex};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// The active shard's signed head, and the frozen shards'.
+#[utoipa::path(
+    get, path = "/api/v1/log", tag = "tlog",
+    responses((status = 200, description = "Current tree head", body = LogInfo))
+)]
+pub async fn get_log_info(
+    State(svc): State<Arc<LogService>>,
+) -> Result<axum::Json<LogInfo>, ApiError> {
+    let head = svc.head(svc.active_tree).await?;
+    let inactive: Vec<InactiveShardLogInfo> = svc
+        .frozen
+        .iter()
+        .map(|s| InactiveShardLogInfo {
+            root_hash: hex::encode(s.head.root),
+            signed_tree_head: s.head.checkpoint.clone(),
+            tree_id: s.tree_id.to_string(),
+            tree_size: s.head.size as i64,
+        })
+        .collect();
+    Ok(axum::Json(LogInfo {
+        inactive_shards: (!inactive.is_empty()).then_some(inactive),
+        root_hash: hex::encode(head.root),
+        signed_tree_head: head.checkpoint,
+        tree_id: svc.active_tree.to_string(),
+        tree_size: head.size as i64,
+    }))
+}
+
+fn tree_param(svc: &LogService, q: &BTreeMap<String, String>) -> Result<i64, ApiError> {
+    match q.get("treeID") {
+        None => Ok(svc.active_tree),
+        Some(t) => {
+            let id: i64 = t
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("treeID {t:?} is not a number")))?;
+            svc.offset_of(id).map(|_| id).ok_or_else(|| {
+                ApiError::bad_request(format!("treeID {id} is not a shard of this log"))
+            })
+        }
+    }
+}
+
+fn size_param(
+    q: &BTreeMap<String, String>,
+    name: &str,
+    default: Option<u64>,
+) -> Result<u64, ApiError> {
+    match (q.get(name), default) {
+        (None, Some(d)) => Ok(d),
+        (None, None) => Err(ApiError::unprocessable(format!(
+            "{name} in query is required"
+        ))),
+        (Some(v), _) => v.parse::<u64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+            ApiError::unprocessable(format!(
+                "{name} in query should be an integer greater than or equal to 1"
+            ))
+        }),
+    }
+}
+
+/// Proof that the tree at `firstSize` is a prefix of the tree at `lastSize`.
+#[utoipa::path(
+    get, path = "/api/v1/log/proof", tag = "tlog",
+    params(
+        ("firstSize" = Option<i64>, Query, description = "Older tree size (default 1)"),
+        ("lastSize" = i64, Query, description = "Newer tree size, at most the current size"),
+        ("treeID" = Option<String>, Query, description = "Shard (default: the active one)"),
+    ),
+    responses(
+        (status = 200, description = "Hex hashes, and the root at lastSize", body = ConsistencyProof),
+        (status = 400, description = "Sizes out of order or beyond the tree", body = sigstack_types::rekor::Error),
+        (status = 422, description = "Missing or invalid size", body = sigstack_types::rekor::Error),
+    )
+)]
+pub async fn get_log_proof(
+    State(svc): State<Arc<LogService>>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Result<axum::Json<ConsistencyProof>, ApiError> {
+    let tree = tree_param(&svc, &q)?;
+    let first = size_param(&q, "firstSize", Some(1))?;
+    let last = size_param(&q, "lastSize", None)?;
+    if first > last {
+        return Err(ApiError::bad_request(format!(
+            "firstSize({first}) must be less than or equal to lastSize({last})"
+        )));
+    }
+    let head = svc.head(tree).await?;
+    if last > head.size {
+        return Err(ApiError::bad_request(format!(
+            "the tree size requested({last}) was greater than what is currently observable({})",
+            head.size
+        )));
+    }
+    let plan = consistency_plan(first, last)
+        .ok_or_else(|| ApiError::bad_request("sizes must satisfy 1 <= firstSize <= lastSize"))?;
+    let root_ids = range_nodes(0, last);
+    let mut ids = plan.nodes();
+    ids.extend(root_ids.iter().copied());
+    ids.sort_unstable();
+    ids.dedup();
+    let nodes: HashMap<_, _> = svc
+        .store
+        .nodes(tree, &ids)
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .collect();
+    let hashes = plan
+        .assemble(|id| nodes.get(&id).copied())
+        .ok_or_else(|| ApiError::internal("missing nodes for a consistency proof"))?;
+    let root_parts = root_ids
+        .iter()
+        .map(|id| nodes.get(id).copied())
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| ApiError::internal("missing nodes for a root"))?;
+    let root = fold_subtree(&root_parts).ok_or_else(|| ApiError::internal("empty root"))?;
+    Ok(axum::Json(ConsistencyProof {
+        root_hash: hex::encode(root),
+        hashes: hashes.iter().map(hex::encode).collect(),
+    }))
+}
+
+/// The log's public key (PEM), which signs checkpoints and SETs.
+#[utoipa::path(
+    get, path = "/api/v1/log/publicKey", tag = "pubkey",
+    params(("treeID" = Option<String>, Query, description = "Shard (default: the active one)")),
+    responses(
+        (status = 200, description = "PEM public key", content_type = "application/x-pem-file", body = String),
+        (status = 400, description = "Unknown shard", body = sigstack_types::rekor::Error),
+    )
+)]
+pub async fn get_public_key(
+    State(svc): State<Arc<LogService>>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Result<Response, ApiError> {
+    tree_param(&svc, &q)?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-pem-file")],
+        svc.signer.public_key().to_pem(),
+    )
+        .into_response())
+}
+
+/// Normalises a searched digest: `[alg:]hex`, algorithm inferred from the length.
+fn normalise_hash(h: &str) -> Result<String, ApiError> {
+    let (alg, hex_part) = match h.split_once(':') {
+        Some((a, v)) => (Some(a.to_ascii_lowercase()), v),
+        None => (None, h),
+    };
+    let by_len = match hex_part.len() {
+        40 => "sha1",
+        64 => "sha256",
+        128 => "sha512",
+        _ => "",
+    };
+    let ok = !by_len.is_empty()
+        && hex_part.bytes().all(|b| b.is_ascii_hexdigit())
+        && alg.as_deref().is_none_or(|a| a == by_len);
+    if !ok {
+        return Err(ApiError::unprocessable(format!(
+            "hash {h:?} must be [sha256:]<64 hex>, [sha1:]<40 hex> or [sha512:]<128 hex>"
+        )));
+    }
+    Ok(format!("{by_len}:{}", hex_part.to_ascii_lowercase()))
+}
+
+/// Finds entries by artifact digest, signer e-mail or subject, or public key. Returns
+/// entry IDs.
+#[utoipa::path(
+    post, path = "/api/v1/index/retrieve", tag = "index",
+    request_body = SearchIndex,
+    responses(
+        (status = 200, description = "Entry IDs (80 hex)", body = Vec<String>),
+        (status = 400, description = "Unsupported key format or unparseable key", body = sigstack_types::rekor::Error),
+        (status = 422, description = "Invalid hash or operator", body = sigstack_types::rekor::Error),
+    )
+)]
+pub async fn search_index(
+    State(svc): State<Arc<LogService>>,
+    ApiJson(q): ApiJson<SearchIndex>,
+) -> Result<axum::Json<Vec<String>>, ApiError> {
+    let mut criteria: Vec<String> = Vec::new();
+    if let Some(h) = &q.hash {
+        criteria.push(normalise_hash(h)?);
+    }
+    if let Some(pk) = &q.public_key {
+        if pk.format != "x509" {
+            return Err(ApiError::bad_request(format!(
+                "the PKI format {:?} is not supported by this server (x509 only)",
+                pk.format
+            )));
+        }
+        let pem = STANDARD
+            .decode(pk.content.as_deref().unwrap_or(""))
+            .map_err(|_| ApiError::bad_request("publicKey.content must be base64"))?;
+        let km = KeyMaterial::from_pem(&pem).map_err(|e| {
+            ApiError::bad_request(format!("public key provided could not be parsed: {e}"))
+        })?;
+        criteria.push(hex::encode(sha256(km.canonical_pem().as_bytes())));
+    }
+    for s in [&q.email, &q.subject].into_iter().flatten() {
+        criteria.push(s.to_lowercase());
+    }
+    let and = match q.operator.as_deref() {
+        None | Some("or") => false,
+        Some("and") => true,
+        Some(other) => {
+            return Err(ApiError::unprocessable(format!(
+                "operator {other:?} must be \"and\" or \"or\""
+            )));
+        }
+    };
+    if criteria.is_empty() {
+        return Ok(axum::Json(Vec::new()));
+    }
+    let hits = svc.store.search(&criteria).await.map_err(store_error)?;
+    let mut per_key: HashMap<&str, BTreeSet<String>> = HashMap::new();
+    for h in &hits {
+        if svc.offset_of(h.tree_id).is_some() {
+            per_key
+                .entry(h.key.as_str())
+                .or_default()
+                .insert(entry_id(h.tree_id, &h.leaf_hash));
+        }
+    }
+    let result: BTreeSet<String> = if and {
+        let mut sets = criteria
+            .iter()
+            .map(|c| per_key.get(c.as_str()).cloned().unwrap_or_default());
+        let first = sets.next().unwrap_or_default();
+        sets.fold(first, |acc, s| acc.intersection(&s).cloned().collect())
+    } else {
+        per_key.into_values().flatten().collect()
+    };
+    Ok(axum::Json(result.into_iter().collect()))
+}
+
+/// Liveness: the process is up.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Alive")))]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the database answers.
+#[utoipa::path(
+    get, path = "/readyz", tag = "health",
+    responses((status = 200, description = "Ready"), (status = 503, description = "Database unreachable"))
+)]
+pub async fn readyz(State(svc): State<Arc<LogService>>) -> Response {
+    match svc.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ok").into_response(),
+        Err(e) => ApiError::unavailable(e).into_response(),
+    }
+}

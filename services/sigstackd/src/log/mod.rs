@@ -1,0 +1,210 @@
+//! `sigstackd log`: the transparency log with the Rekor v1 REST API.
+
+pub mod api;
+pub mod config;
+mod entries;
+mod info;
+pub mod sequencer;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use config::LogConfig;
+use sequencer::{Sequencer, SequencerConfig};
+use sigstack_crypto::{FileSigner, Signer, log_id};
+use sigstack_http::ApiError;
+use sigstack_log::checkpoint::{Checkpoint, rekor_origin};
+use sigstack_log::store::{LogStore, Shard, StoreError, TreeHead};
+use sigstack_merkle::{EMPTY_ROOT, Hash, inclusion_plan};
+use sigstack_storage::Store;
+use sigstack_types::trust;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Everything a request handler needs.
+pub struct LogService {
+    store: Store,
+    signer: Arc<dyn Signer>,
+    log_id_hex: String,
+    public_url: String,
+    active_tree: i64,
+    /// Frozen shards, oldest first, with their (final) heads.
+    frozen: Vec<Shard>,
+    sequencer: Sequencer,
+}
+
+impl LogService {
+    /// Opens the database (migrating it), loads the key, creates the first shard if the
+    /// log has none, and starts the sequencer.
+    pub async fn start(cfg: &LogConfig) -> anyhow::Result<Arc<Self>> {
+        let store = Store::open(&cfg.database_url)
+            .await
+            .with_context(|| format!("opening {}", sigstack_storage::redact(&cfg.database_url)))?;
+        let signer: Arc<dyn Signer> = Arc::new(
+            FileSigner::load(&cfg.signing_key)
+                .with_context(|| format!("loading log key {}", cfg.signing_key.display()))?,
+        );
+        Self::with_parts(cfg, store, signer).await
+    }
+
+    pub async fn with_parts(
+        cfg: &LogConfig,
+        store: Store,
+        signer: Arc<dyn Signer>,
+    ) -> anyhow::Result<Arc<Self>> {
+        let hostname = cfg.hostname()?;
+        let mut shards = store.shards(&cfg.log_name).await?;
+        if shards.is_empty() {
+            let tree_id = (rand::random::<u64>() >> 1).max(1) as i64;
+            let empty = Checkpoint {
+                origin: rekor_origin(&hostname, tree_id),
+                size: 0,
+                root: EMPTY_ROOT,
+            };
+            let head = TreeHead {
+                size: 0,
+                root: EMPTY_ROOT,
+                checkpoint: empty.sign(&hostname, signer.as_ref())?,
+            };
+            store.create_shard(&cfg.log_name, 0, tree_id, &head).await?;
+            shards = store.shards(&cfg.log_name).await?;
+        }
+        let active = shards
+            .iter()
+            .find(|s| s.active)
+            .context("the log has no active shard")?
+            .tree_id;
+        let frozen: Vec<Shard> = shards.into_iter().filter(|s| !s.active).collect();
+        let sequencer = Sequencer::spawn(
+            store.clone(),
+            signer.clone(),
+            SequencerConfig {
+                tree_id: active,
+                origin: rekor_origin(&hostname, active),
+                key_name: hostname,
+                max_batch: cfg.max_batch,
+            },
+        );
+        Ok(Arc::new(Self {
+            log_id_hex: hex::encode(log_id(signer.public_key().spki_der())),
+            store,
+            signer,
+            public_url: cfg.public_url(),
+            active_tree: active,
+            frozen,
+            sequencer,
+        }))
+    }
+
+    pub fn router(self: &Arc<Self>, max_request_bytes: usize) -> Router {
+        api::routes()
+            .with_state(self.clone())
+            .layer(DefaultBodyLimit::max(max_request_bytes))
+            .layer(axum::middleware::from_fn(sigstack_http::log_requests))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn log_id_hex(&self) -> &str {
+        &self.log_id_hex
+    }
+
+    pub fn active_tree(&self) -> i64 {
+        self.active_tree
+    }
+
+    /// This log as a `tlogs` entry of a trusted root.
+    pub fn trust_instance(&self, valid_from: &str) -> trust::TransparencyLogInstance {
+        let key = self.signer.public_key();
+        trust::TransparencyLogInstance {
+            base_url: self.public_url.clone(),
+            hash_algorithm: "SHA2_256".into(),
+            public_key: trust::PublicKey {
+                raw_bytes: STANDARD.encode(key.spki_der()),
+                key_details: key.key_details().into(),
+                valid_for: trust::TimeRange {
+                    start: valid_from.into(),
+                    end: None,
+                },
+            },
+            log_id: trust::LogId {
+                key_id: STANDARD.encode(log_id(key.spki_der())),
+            },
+        }
+    }
+
+    /// Global index of the first entry of `tree_id`, and whether the tree is ours.
+    fn offset_of(&self, tree_id: i64) -> Option<u64> {
+        let mut offset = 0;
+        for s in &self.frozen {
+            if s.tree_id == tree_id {
+                return Some(offset);
+            }
+            offset += s.head.size;
+        }
+        (tree_id == self.active_tree).then_some(offset)
+    }
+
+    /// Maps a global index to (tree, index in tree), for frozen shards and the active one.
+    fn locate(&self, global: u64) -> (i64, u64) {
+        let mut offset = 0;
+        for s in &self.frozen {
+            if global < offset + s.head.size {
+                return (s.tree_id, global - offset);
+            }
+            offset += s.head.size;
+        }
+        (self.active_tree, global - offset)
+    }
+
+    fn tree_ids(&self) -> impl Iterator<Item = i64> + '_ {
+        std::iter::once(self.active_tree).chain(self.frozen.iter().rev().map(|s| s.tree_id))
+    }
+
+    /// The current head of a shard (frozen shards never change).
+    async fn head(&self, tree_id: i64) -> Result<TreeHead, ApiError> {
+        if let Some(s) = self.frozen.iter().find(|s| s.tree_id == tree_id) {
+            return Ok(s.head.clone());
+        }
+        self.store
+            .head(tree_id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ApiError::internal(format!("tree {tree_id} vanished")))
+    }
+
+    /// An audit path for `index` against `head`, from one read of stored nodes.
+    async fn prove(
+        &self,
+        tree_id: i64,
+        index: u64,
+        head: &TreeHead,
+    ) -> Result<Vec<Hash>, ApiError> {
+        let plan = inclusion_plan(index, head.size).ok_or_else(|| {
+            ApiError::internal(format!("index {index} beyond tree size {}", head.size))
+        })?;
+        let nodes: HashMap<_, _> = self
+            .store
+            .nodes(tree_id, &plan.nodes())
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .collect();
+        plan.assemble(|id| nodes.get(&id).copied()).ok_or_else(|| {
+            ApiError::internal(format!(
+                "tree {tree_id} is missing nodes for a proof of {index}"
+            ))
+        })
+    }
+}
+
+pub(crate) fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Unavailable(m) => ApiError::unavailable(m),
+        other => ApiError::internal(other),
+    }
+}

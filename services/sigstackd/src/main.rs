@@ -1,0 +1,116 @@
+//! `sigstackd`: the sigstack server. Each service runs as its own subcommand in
+//! production; `sigstackd dev` runs every service in one process on an embedded
+//! database for testing.
+
+mod dev;
+mod log;
+mod time;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "sigstackd",
+    version,
+    about = "A self-hostable Sigstore server stack"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every service on loopback with an embedded SQLite database and generated keys
+    /// kept in the data directory; writes DATA_DIR/stack.json.
+    Dev(dev::DevArgs),
+    /// Run the transparency log (Rekor v1 API).
+    Log {
+        /// TOML configuration file; every key may also come from SIGSTACK_LOG_<KEY>.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate {
+        /// postgres://… or sqlite://PATH
+        #[arg(long, env = "SIGSTACK_DATABASE_URL")]
+        database_url: String,
+    },
+    /// Write the OpenAPI documents of every service into a directory.
+    Openapi {
+        #[arg(long, default_value = "openapi")]
+        out: PathBuf,
+        /// Exit non-zero if the files on disk differ instead of writing them.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    sigstack_http::init_tracing();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Dev(args) => dev::run(args).await,
+            Command::Log { config } => run_log(config).await,
+            Command::Migrate { database_url } => {
+                let store = sigstack_storage::Store::connect(&database_url).await?;
+                sigstack_storage::migrate(&store).await?;
+                println!("migrated {}", sigstack_storage::redact(&database_url));
+                Ok(())
+            }
+            Command::Openapi { out, check } => openapi(&out, check),
+        }
+    })
+}
+
+async fn run_log(config: Option<PathBuf>) -> anyhow::Result<()> {
+    let cfg = log::config::LogConfig::load(config.as_deref())?;
+    tracing::info!(config = ?cfg, "starting log");
+    let svc = log::LogService::start(&cfg).await?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, tree = svc.active_tree(), "log ready");
+    sigstack_http::serve(
+        listener,
+        svc.router(cfg.max_request_bytes),
+        sigstack_http::shutdown_signal(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The OpenAPI documents, by file name.
+pub fn openapi_documents() -> Vec<(&'static str, String)> {
+    vec![("log.json", log::api::document())]
+}
+
+fn openapi(out: &std::path::Path, check: bool) -> anyhow::Result<()> {
+    let mut stale = Vec::new();
+    for (name, doc) in openapi_documents() {
+        let path = out.join(name);
+        if check {
+            if std::fs::read_to_string(&path).ok().as_deref() != Some(doc.as_str()) {
+                stale.push(path.display().to_string());
+            }
+        } else {
+            std::fs::create_dir_all(out)?;
+            std::fs::write(&path, doc).with_context(|| format!("writing {}", path.display()))?;
+            println!("wrote {}", path.display());
+        }
+    }
+    if !stale.is_empty() {
+        anyhow::bail!(
+            "OpenAPI documents out of date: {} (run `cargo run -p sigstackd -- openapi`)",
+            stale.join(", ")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,42 @@
+//! Integration tests of `sigstackd`: real processes on loopback over real databases
+//! (embedded SQLite, and PostgreSQL at `SIGSTACK_TEST_PG`), and real outside clients.
+
+mod api;
+mod faults;
+mod interop;
+mod support;
+
+use support::Backend;
+
+macro_rules! both_backends {
+    ($($m:ident :: $name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { crate::$m::$name(crate::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { crate::$m::$name(crate::Backend::Postgres).await } )*
+        }
+    };
+}
+
+both_backends!(
+    api::first_entry_and_reads,
+    api::duplicates_and_search,
+    api::bad_input_is_refused_and_nothing_stored,
+    api::concurrent_appends_group_commit,
+    api::replicas_share_one_tree,
+    faults::sigkill_during_load_loses_nothing,
+    interop::sigstore_js_verifies_log_output,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restart_during_load() {
+    faults::postgres_restart_during_load().await
+}
+
+#[tokio::test]
+async fn openapi_is_current() {
+    api::openapi_is_current().await
+}

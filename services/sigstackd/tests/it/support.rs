@@ -1,0 +1,340 @@
+//! Test support: real `sigstackd log` processes on loopback over a fresh SQLite file or
+//! PostgreSQL database, signed entries, and checks of what the log returns.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use sigstack_crypto::{Curve, FileSigner, PublicKey, Signer};
+use sigstack_merkle::{Hash, leaf_hash, verify_inclusion};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn pg_admin_url() -> String {
+    std::env::var("SIGSTACK_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A new, empty PostgreSQL database on the server at `admin_url`.
+pub async fn fresh_pg_database(admin_url: &str) -> String {
+    let admin = sqlx::PgPool::connect(admin_url)
+        .await
+        .expect("PostgreSQL reachable");
+    let name = format!("sigstack_t_{:016x}", rand::random::<u64>());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .expect("create database");
+    admin.close().await;
+    let i = admin_url.rfind('/').expect("URL ends in /db");
+    format!("{}/{name}", &admin_url[..i])
+}
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sigstack-it-{tag}-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A `sigstackd log` child process.
+pub struct Server {
+    child: Option<Child>,
+    pub url: String,
+    pub dir: PathBuf,
+    pub database_url: String,
+    pub key: PublicKey,
+    env: Vec<(String, String)>,
+}
+
+impl Server {
+    pub async fn start(backend: Backend) -> Server {
+        let database_url = match backend {
+            Backend::Sqlite => String::new(),
+            Backend::Postgres => fresh_pg_database(&pg_admin_url()).await,
+        };
+        Self::start_on(backend, database_url, &[]).await
+    }
+
+    /// Starts on a given database (empty for a new SQLite file) with extra settings.
+    pub async fn start_on(
+        backend: Backend,
+        database_url: String,
+        extra: &[(&str, &str)],
+    ) -> Server {
+        let dir = temp_dir("log");
+        let key = FileSigner::generate(Curve::P256);
+        let key_path = dir.join("log.pem");
+        std::fs::write(&key_path, key.to_pkcs8_pem().expect("pem")).expect("key file");
+        let database_url = match backend {
+            Backend::Sqlite if database_url.is_empty() => {
+                format!("sqlite://{}", dir.join("log.db").display())
+            }
+            _ => database_url,
+        };
+        let port = free_port();
+        let mut env = vec![
+            (
+                "SIGSTACK_LOG_LISTEN".to_string(),
+                format!("127.0.0.1:{port}"),
+            ),
+            (
+                "SIGSTACK_LOG_DATABASE_URL".to_string(),
+                database_url.clone(),
+            ),
+            (
+                "SIGSTACK_LOG_SIGNING_KEY".to_string(),
+                key_path.display().to_string(),
+            ),
+            ("SIGSTACK_LOG".to_string(), "warn".to_string()),
+        ];
+        for (k, v) in extra {
+            env.push((k.to_string(), v.to_string()));
+        }
+        let mut s = Server {
+            child: None,
+            url: format!("http://127.0.0.1:{port}"),
+            dir,
+            database_url,
+            key: key.public_key().clone(),
+            env,
+        };
+        s.spawn().await;
+        s
+    }
+
+    /// A second process on the same database and key, on another port.
+    pub async fn replica(&self) -> Server {
+        let port = free_port();
+        let mut env = self.env.clone();
+        for (k, v) in env.iter_mut() {
+            if k == "SIGSTACK_LOG_LISTEN" {
+                *v = format!("127.0.0.1:{port}");
+            }
+        }
+        let mut s = Server {
+            child: None,
+            url: format!("http://127.0.0.1:{port}"),
+            dir: self.dir.clone(),
+            database_url: self.database_url.clone(),
+            key: self.key.clone(),
+            env,
+        };
+        s.spawn().await;
+        s
+    }
+
+    async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!(
+                "server-{}.log",
+                self.url.rsplit(':').next().unwrap_or("x")
+            )))
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_sigstackd"))
+            .arg("log")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn sigstackd");
+        self.child = Some(child);
+        self.wait_ready().await;
+    }
+
+    pub async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = reqwest::Client::new();
+        loop {
+            if let Ok(r) = client.get(format!("{}/healthz", self.url)).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    panic!(
+                        "sigstackd exited with {status}; see logs in {}",
+                        self.dir.display()
+                    );
+                }
+            }
+            assert!(Instant::now() < deadline, "sigstackd did not become ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn b64(b: &[u8]) -> String {
+    STANDARD.encode(b)
+}
+
+pub fn unb64(s: &str) -> Vec<u8> {
+    STANDARD.decode(s).expect("base64")
+}
+
+/// A key that signs artifacts, and the hashedrekord requests for them.
+pub struct Artifacts {
+    pub key: FileSigner,
+}
+
+impl Artifacts {
+    pub fn new() -> Self {
+        Self {
+            key: FileSigner::generate(Curve::P256),
+        }
+    }
+
+    pub fn hashedrekord(&self, data: &[u8]) -> Value {
+        let sig = self.key.sign(data).expect("sign");
+        json!({
+            "apiVersion": "0.0.1", "kind": "hashedrekord",
+            "spec": {
+                "signature": {"content": b64(&sig), "publicKey": {"content": b64(self.key.public_key().to_pem().as_bytes())}},
+                "data": {"hash": {"algorithm": "sha256", "value": hex::encode(sigstack_crypto::sha256(data))}}
+            }
+        })
+    }
+}
+
+/// One entry as the log answered it.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub id: String,
+    pub entry: Value,
+}
+
+impl Answer {
+    pub fn from_map(v: &Value) -> Answer {
+        let obj = v.as_object().expect("LogEntry is an object");
+        assert_eq!(obj.len(), 1, "one entry per LogEntry");
+        let (id, entry) = obj.iter().next().expect("entry");
+        Answer {
+            id: id.clone(),
+            entry: entry.clone(),
+        }
+    }
+
+    pub fn global_index(&self) -> u64 {
+        self.entry["logIndex"].as_u64().expect("logIndex")
+    }
+
+    pub fn body(&self) -> Vec<u8> {
+        unb64(self.entry["body"].as_str().expect("body"))
+    }
+
+    pub fn leaf_hash(&self) -> Hash {
+        leaf_hash(&self.body())
+    }
+
+    pub fn checkpoint(&self) -> String {
+        self.entry["verification"]["inclusionProof"]["checkpoint"]
+            .as_str()
+            .expect("checkpoint")
+            .to_string()
+    }
+
+    /// Everything a client checks: proof to the root, the checkpoint signed by the log
+    /// over that root and size, the SET, and the entry ID naming this leaf.
+    pub fn verify(&self, log_key: &PublicKey) {
+        let p = &self.entry["verification"]["inclusionProof"];
+        let index = p["logIndex"].as_u64().expect("proof logIndex");
+        let size = p["treeSize"].as_u64().expect("treeSize");
+        let root: Hash = hex::decode(p["rootHash"].as_str().expect("rootHash"))
+            .expect("hex")
+            .try_into()
+            .expect("32");
+        let hashes: Vec<Hash> = p["hashes"]
+            .as_array()
+            .expect("hashes always present")
+            .iter()
+            .map(|h| {
+                hex::decode(h.as_str().expect("str"))
+                    .expect("hex")
+                    .try_into()
+                    .expect("32")
+            })
+            .collect();
+        verify_inclusion(&self.leaf_hash(), index, size, &hashes, &root)
+            .expect("inclusion proof verifies");
+        let cp = sigstack_log::checkpoint::verify(&self.checkpoint(), "127.0.0.1", log_key)
+            .expect("checkpoint verifies");
+        assert_eq!(
+            (cp.size, cp.root),
+            (size, root),
+            "checkpoint matches the proof"
+        );
+        let log_id = hex::encode(sigstack_crypto::log_id(log_key.spki_der()));
+        assert_eq!(self.entry["logID"], json!(log_id));
+        let set = unb64(
+            self.entry["verification"]["signedEntryTimestamp"]
+                .as_str()
+                .expect("SET"),
+        );
+        sigstack_log::set::verify(
+            log_key,
+            &set,
+            self.entry["body"].as_str().expect("body"),
+            self.entry["integratedTime"]
+                .as_i64()
+                .expect("integratedTime"),
+            &log_id,
+            self.global_index() as i64,
+        )
+        .expect("SET verifies");
+        assert!(
+            self.id.ends_with(&hex::encode(self.leaf_hash())),
+            "entry ID names the leaf"
+        );
+        assert_eq!(self.id.len(), 80);
+    }
+}
+
+pub async fn post_entry(client: &reqwest::Client, url: &str, entry: &Value) -> reqwest::Response {
+    client
+        .post(format!("{url}/api/v1/log/entries"))
+        .json(entry)
+        .send()
+        .await
+        .expect("request")
+}
+
+pub async fn get_json(client: &reqwest::Client, url: &str) -> (u16, Value) {
+    let r = client.get(url).send().await.expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
