@@ -41,6 +41,7 @@ impl HashAlg {
         }
     }
 
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(self) -> usize {
         match self {
             Self::Sha256 => 32,

@@ -3,7 +3,7 @@
 //! Client errors say what was wrong with the input; server errors are generic to the
 //! client and logged once with their cause.
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -11,7 +11,7 @@ use serde::Serialize;
 pub struct ApiError {
     status: StatusCode,
     message: String,
-    headers: HeaderMap,
+    headers: Vec<(header::HeaderName, HeaderValue)>,
 }
 
 #[derive(Serialize)]
@@ -25,7 +25,7 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
-            headers: HeaderMap::new(),
+            headers: Vec::new(),
         }
     }
 
@@ -62,7 +62,7 @@ impl ApiError {
     }
 
     pub fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
-        self.headers.insert(name, value);
+        self.headers.push((name, value));
         self
     }
 
@@ -88,7 +88,9 @@ impl IntoResponse for ApiError {
             message: &self.message,
         };
         let mut res = (self.status, axum::Json(body)).into_response();
-        res.headers_mut().extend(self.headers);
+        for (name, value) in self.headers {
+            res.headers_mut().insert(name, value);
+        }
         res
     }
 }

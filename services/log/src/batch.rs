@@ -66,6 +66,7 @@ mod tests {
     use sigstack_merkle::{leaf_hash, verify_inclusion};
 
     #[test]
+    #[allow(clippy::needless_range_loop)]
     fn proofs_for_every_batch_shape() {
         let leaves: Vec<Hash> = (0..150u32).map(|i| leaf_hash(&i.to_be_bytes())).collect();
         for split in [0usize, 1, 2, 3, 7, 8, 63, 64, 100] {

@@ -72,12 +72,12 @@ pub(super) fn canonicalize(spec: &serde_json::Value) -> Result<(Vec<u8>, Vec<Str
     let hash_value = hash
         .value
         .ok_or_else(|| EntryError::invalid("missing content.hash.value"))?;
-    if let Some(ph) = &content.payload_hash {
-        if ph.algorithm.as_deref() != Some("sha256") {
-            return Err(EntryError::invalid(
-                "content.payloadHash.algorithm must be sha256",
-            ));
-        }
+    if let Some(ph) = &content.payload_hash
+        && ph.algorithm.as_deref() != Some("sha256")
+    {
+        return Err(EntryError::invalid(
+            "content.payloadHash.algorithm must be sha256",
+        ));
     }
     let outer_payload = env.payload.unwrap_or_default();
     if outer_payload.is_empty() {

@@ -63,19 +63,16 @@ impl LogService {
     /// a freshly signed SET.
     fn render(
         &self,
-        tree_id: i64,
-        index: u64,
-        leaf_hash: &Hash,
-        body: &[u8],
-        integrated_time: i64,
+        e: &StoredEntry,
         head: &TreeHead,
         proof: &[Hash],
     ) -> Result<(String, LogEntryAnon), ApiError> {
+        let (tree_id, index, integrated_time) = (e.tree_id, e.index, e.integrated_time);
         let offset = self
             .offset_of(tree_id)
             .ok_or_else(|| ApiError::internal(format!("entry in unknown tree {tree_id}")))?;
         let global = (offset + index) as i64;
-        let body_b64 = STANDARD.encode(body);
+        let body_b64 = STANDARD.encode(&e.body);
         let set = set::sign(
             self.signer.as_ref(),
             &body_b64,
@@ -85,7 +82,7 @@ impl LogService {
         )
         .map_err(ApiError::internal)?;
         Ok((
-            entry_id(tree_id, leaf_hash),
+            entry_id(tree_id, &e.leaf_hash),
             LogEntryAnon {
                 body: body_b64,
                 integrated_time,
@@ -108,15 +105,7 @@ impl LogService {
     async fn render_stored(&self, e: &StoredEntry) -> Result<(String, LogEntryAnon), ApiError> {
         let head = self.head(e.tree_id).await?;
         let proof = self.prove(e.tree_id, e.index, &head).await?;
-        self.render(
-            e.tree_id,
-            e.index,
-            &e.leaf_hash,
-            &e.body,
-            e.integrated_time,
-            &head,
-            &proof,
-        )
+        self.render(e, &head, &proof)
     }
 
     async fn find(&self, r: EntryRef) -> Result<Option<StoredEntry>, ApiError> {
@@ -181,15 +170,14 @@ pub async fn create_entry(
     let body = canonical.body.clone();
     match svc.sequencer.submit(canonical).await {
         Ok(done) => {
-            let (id, entry) = svc.render(
-                svc.active_tree,
-                done.index,
-                &leaf,
-                &body,
-                done.integrated_time,
-                &done.head,
-                &done.proof,
-            )?;
+            let stored = StoredEntry {
+                tree_id: svc.active_tree,
+                index: done.index,
+                leaf_hash: leaf,
+                body,
+                integrated_time: done.integrated_time,
+            };
+            let (id, entry) = svc.render(&stored, &done.head, &done.proof)?;
             let mut headers = HeaderMap::new();
             headers.insert(header::LOCATION, entry_location(&id));
             if let Ok(v) = HeaderValue::from_str(&id) {

@@ -230,7 +230,9 @@ impl Worker {
         {
             Ok(c) => c,
             Err(e) => {
-                return Attempt::Failed(SequenceError::Internal(format!("signing checkpoint: {e}")));
+                return Attempt::Failed(SequenceError::Internal(format!(
+                    "signing checkpoint: {e}"
+                )));
             }
         };
         let head = TreeHead {

@@ -57,10 +57,10 @@ fn load(url: &str, n: usize) -> Load {
                                 .lock()
                                 .expect("lock")
                                 .push((std::time::Instant::now(), status));
-                            if status == 201 {
-                                if let Ok(v) = r.json::<Value>().await {
-                                    acked.lock().expect("lock").push(Answer::from_map(&v));
-                                }
+                            if status == 201
+                                && let Ok(v) = r.json::<Value>().await
+                            {
+                                acked.lock().expect("lock").push(Answer::from_map(&v));
                             }
                         }
                         Err(e) if e.is_timeout() => {
@@ -331,7 +331,7 @@ pub async fn postgres_restart_during_load() {
     let server = Server::start_on(Backend::Postgres, db, &[]).await;
     let l = load(&server.url, 8);
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let pg = tokio::task::spawn_blocking(move || {
+    let _pg = tokio::task::spawn_blocking(move || {
         pg.restart();
         pg
     })

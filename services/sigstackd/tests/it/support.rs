@@ -161,18 +161,18 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(30);
         let client = reqwest::Client::new();
         loop {
-            if let Ok(r) = client.get(format!("{}/healthz", self.url)).send().await {
-                if r.status() == 200 {
-                    return;
-                }
+            if let Ok(r) = client.get(format!("{}/healthz", self.url)).send().await
+                && r.status() == 200
+            {
+                return;
             }
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(status)) = c.try_wait() {
-                    panic!(
-                        "sigstackd exited with {status}; see logs in {}",
-                        self.dir.display()
-                    );
-                }
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                panic!(
+                    "sigstackd exited with {status}; see logs in {}",
+                    self.dir.display()
+                );
             }
             assert!(Instant::now() < deadline, "sigstackd did not become ready");
             tokio::time::sleep(Duration::from_millis(50)).await;
