@@ -2,7 +2,8 @@
 //! a digest (Rekor's hashedrekord) or over a message (DSSE).
 
 use crate::CryptoError;
-use ecdsa::signature::hazmat::PrehashVerifier;
+use aws_lc_rs::digest as awsd;
+use aws_lc_rs::signature::{self as awss, UnparsedPublicKey, VerificationAlgorithm};
 use sha2::digest::{FixedOutput, HashMarker, Output, OutputSizeUser, Update, typenum::U64};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use spki::der::Decode;
@@ -59,10 +60,15 @@ impl HashAlg {
     }
 }
 
+/// An ECDSA public key as its uncompressed SEC1 point (aws-lc-rs verifies it).
+#[derive(Clone, Debug)]
+struct EcPoint(Vec<u8>);
+
 #[derive(Clone, Debug)]
 enum Kind {
-    P256(p256::ecdsa::VerifyingKey),
-    P384(p384::ecdsa::VerifyingKey),
+    P256(EcPoint),
+    P384(EcPoint),
+    P521(EcPoint),
     Rsa(Box<rsa::RsaPublicKey>, usize),
     Ed25519(ed25519_dalek::VerifyingKey),
 }
@@ -96,18 +102,33 @@ impl PublicKey {
                     .algorithm
                     .parameters_oid()
                     .map_err(|_| bad_key("EC key without a named curve"))?;
-                match curve {
-                    OID_P256 => Kind::P256(
-                        p256::ecdsa::VerifyingKey::from_public_key_der(der).map_err(bad_key)?,
-                    ),
-                    OID_P384 => Kind::P384(
-                        p384::ecdsa::VerifyingKey::from_public_key_der(der).map_err(bad_key)?,
-                    ),
-                    OID_P521 => return Err(CryptoError::Unsupported("ECDSA P-521 keys".into())),
+                let point = EcPoint(info.subject_public_key.raw_bytes().to_vec());
+                let (kind, len) = match curve {
+                    OID_P256 => (Kind::P256(point), 65),
+                    OID_P384 => (Kind::P384(point), 97),
+                    OID_P521 => (Kind::P521(point), 133),
                     other => {
                         return Err(CryptoError::Unsupported(format!("elliptic curve {other}")));
                     }
+                };
+                let (Kind::P256(p) | Kind::P384(p) | Kind::P521(p)) = &kind else {
+                    unreachable!()
+                };
+                if p.0.len() != len || p.0[0] != 4 {
+                    return Err(bad_key(
+                        "EC public keys must be uncompressed points of the named curve",
+                    ));
                 }
+                // reject points not on the curve now rather than at the first signature
+                let probe: &'static dyn VerificationAlgorithm = match &kind {
+                    Kind::P256(_) => &awss::ECDSA_P256_SHA256_ASN1,
+                    Kind::P384(_) => &awss::ECDSA_P384_SHA384_ASN1,
+                    _ => &awss::ECDSA_P521_SHA512_ASN1,
+                };
+                if let Err(e) = UnparsedPublicKey::new(probe, &p.0).parse() {
+                    return Err(bad_key(format!("EC point is not on the curve ({e})")));
+                }
+                kind
             }
             OID_RSA => {
                 use rsa::traits::PublicKeyParts;
@@ -139,6 +160,7 @@ impl PublicKey {
         match &self.kind {
             Kind::P256(_) => "ECDSA P-256".into(),
             Kind::P384(_) => "ECDSA P-384".into(),
+            Kind::P521(_) => "ECDSA P-521".into(),
             Kind::Rsa(_, bits) => format!("RSA-{bits}"),
             Kind::Ed25519(_) => "Ed25519".into(),
         }
@@ -149,6 +171,7 @@ impl PublicKey {
         match &self.kind {
             Kind::P256(_) => "PKIX_ECDSA_P256_SHA_256",
             Kind::P384(_) => "PKIX_ECDSA_P384_SHA_384",
+            Kind::P521(_) => "PKIX_ECDSA_P521_SHA_512",
             Kind::Rsa(_, 2048) => "PKIX_RSA_PKCS1V15_2048_SHA256",
             Kind::Rsa(_, 3072) => "PKIX_RSA_PKCS1V15_3072_SHA256",
             Kind::Rsa(_, _) => "PKIX_RSA_PKCS1V15_4096_SHA256",
@@ -157,8 +180,8 @@ impl PublicKey {
     }
 
     /// Verifies a signature over an already computed digest, allowing only the pairs Rekor
-    /// accepts by default: ECDSA P-256/SHA-256, P-384/SHA-384, RSA PKCS#1 v1.5 2048/3072/4096
-    /// with SHA-256, and Ed25519ph (SHA-512).
+    /// accepts by default: ECDSA P-256/SHA-256, P-384/SHA-384, P-521/SHA-512, RSA PKCS#1
+    /// v1.5 2048/3072/4096 with SHA-256, and Ed25519ph (SHA-512).
     pub fn verify_digest(
         &self,
         alg: HashAlg,
@@ -177,6 +200,7 @@ impl PublicKey {
             (&self.kind, alg),
             (Kind::P256(_), HashAlg::Sha256)
                 | (Kind::P384(_), HashAlg::Sha384)
+                | (Kind::P521(_), HashAlg::Sha512)
                 | (Kind::Ed25519(_), HashAlg::Sha512)
         ) || matches!((&self.kind, alg), (Kind::Rsa(_, b), HashAlg::Sha256) if [2048, 3072, 4096].contains(b));
         if !allowed {
@@ -198,28 +222,7 @@ impl PublicKey {
         sig: &[u8],
     ) -> Result<(), CryptoError> {
         match &self.kind {
-            Kind::P256(vk) => {
-                let sig = p256::ecdsa::Signature::from_der(sig)
-                    .or_else(|_| p256::ecdsa::Signature::from_slice(sig))
-                    .map_err(|_| {
-                        CryptoError::MalformedSignature(
-                            "not an ECDSA signature (DER or r||s)".into(),
-                        )
-                    })?;
-                vk.verify_prehash(digest, &sig)
-                    .map_err(|_| CryptoError::BadSignature)
-            }
-            Kind::P384(vk) => {
-                let sig = p384::ecdsa::Signature::from_der(sig)
-                    .or_else(|_| p384::ecdsa::Signature::from_slice(sig))
-                    .map_err(|_| {
-                        CryptoError::MalformedSignature(
-                            "not an ECDSA signature (DER or r||s)".into(),
-                        )
-                    })?;
-                vk.verify_prehash(digest, &sig)
-                    .map_err(|_| CryptoError::BadSignature)
-            }
+            Kind::P256(p) | Kind::P384(p) | Kind::P521(p) => self.verify_ecdsa(p, alg, digest, sig),
             Kind::Rsa(key, _) => {
                 let scheme = match alg {
                     HashAlg::Sha256 => rsa::Pkcs1v15Sign::new::<Sha256>(),
@@ -244,6 +247,53 @@ impl PublicKey {
                     .map_err(|_| CryptoError::BadSignature)
             }
         }
+    }
+
+    /// ECDSA over a digest; the signature may be ASN.1 DER or fixed-width r||s (as Go's
+    /// verifier in Rekor accepts both).
+    fn verify_ecdsa(
+        &self,
+        p: &EcPoint,
+        alg: HashAlg,
+        digest: &[u8],
+        sig: &[u8],
+    ) -> Result<(), CryptoError> {
+        use HashAlg::*;
+        let der: &'static awss::EcdsaVerificationAlgorithm = match (&self.kind, alg) {
+            (Kind::P256(_), Sha256) => &awss::ECDSA_P256_SHA256_ASN1,
+            (Kind::P256(_), Sha384) => &awss::ECDSA_P256_SHA384_ASN1,
+            (Kind::P256(_), Sha512) => &awss::ECDSA_P256_SHA512_ASN1,
+            (Kind::P384(_), Sha256) => &awss::ECDSA_P384_SHA256_ASN1,
+            (Kind::P384(_), Sha384) => &awss::ECDSA_P384_SHA384_ASN1,
+            (Kind::P384(_), Sha512) => &awss::ECDSA_P384_SHA512_ASN1,
+            (Kind::P521(_), Sha256) => &awss::ECDSA_P521_SHA256_ASN1,
+            (Kind::P521(_), Sha384) => &awss::ECDSA_P521_SHA384_ASN1,
+            (Kind::P521(_), Sha512) => &awss::ECDSA_P521_SHA512_ASN1,
+            _ => return Err(CryptoError::Unsupported("not an ECDSA key".into())),
+        };
+        let dalg = match alg {
+            Sha256 => &awsd::SHA256,
+            Sha384 => &awsd::SHA384,
+            Sha512 => &awsd::SHA512,
+        };
+        let d = awsd::Digest::import_less_safe(digest, dalg)
+            .map_err(|_| CryptoError::MalformedSignature("digest has the wrong length".into()))?;
+        let field = (p.0.len() - 1) / 2;
+        let converted;
+        let sig = if sig.first() != Some(&0x30) {
+            if sig.len() != 2 * field {
+                return Err(CryptoError::MalformedSignature(
+                    "not an ECDSA signature (DER or r||s)".into(),
+                ));
+            }
+            converted = fixed_to_der(&sig[..field], &sig[field..]);
+            &converted[..]
+        } else {
+            sig
+        };
+        UnparsedPublicKey::new(der, &p.0)
+            .verify_digest(&d, sig)
+            .map_err(|_| CryptoError::BadSignature)
     }
 
     /// Verifies a signature over a whole message, as DSSE signatures are checked by Rekor:
@@ -271,7 +321,7 @@ impl PublicKey {
     pub fn default_hash(&self) -> HashAlg {
         match &self.kind {
             Kind::P384(_) => HashAlg::Sha384,
-            Kind::Ed25519(_) => HashAlg::Sha512,
+            Kind::P521(_) | Kind::Ed25519(_) => HashAlg::Sha512,
             _ => HashAlg::Sha256,
         }
     }
@@ -300,3 +350,39 @@ impl FixedOutput for Precomputed {
     }
 }
 impl HashMarker for Precomputed {}
+
+/// DER `SEQUENCE { INTEGER r, INTEGER s }` from fixed-width big-endian r and s.
+fn fixed_to_der(r: &[u8], s: &[u8]) -> Vec<u8> {
+    fn int(v: &[u8], out: &mut Vec<u8>) {
+        let v = {
+            let nz = v
+                .iter()
+                .position(|b| *b != 0)
+                .unwrap_or(v.len().saturating_sub(1));
+            &v[nz..]
+        };
+        let pad = v.first().is_some_and(|b| b & 0x80 != 0);
+        out.push(0x02);
+        push_len(v.len() + pad as usize, out);
+        if pad {
+            out.push(0);
+        }
+        out.extend_from_slice(v);
+    }
+    fn push_len(n: usize, out: &mut Vec<u8>) {
+        if n < 0x80 {
+            out.push(n as u8);
+        } else {
+            out.push(0x81);
+            out.push(n as u8);
+        }
+    }
+    let mut body = Vec::with_capacity(r.len() + s.len() + 8);
+    int(r, &mut body);
+    int(s, &mut body);
+    let mut out = Vec::with_capacity(body.len() + 3);
+    out.push(0x30);
+    push_len(body.len(), &mut out);
+    out.extend_from_slice(&body);
+    out
+}

@@ -1,9 +1,13 @@
 //! Signing keys. Services sign through [`Signer`], so a KMS or PKCS#11 backend can stand
-//! in for the key files used today.
+//! in for the key files used today. File keys sign with aws-lc-rs.
 
-use crate::{CryptoError, PublicKey};
-use ecdsa::signature::Signer as _;
-use pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use crate::{CryptoError, PublicKey, pem};
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair,
+    EcdsaSigningAlgorithm, KeyPair,
+};
 use std::path::Path;
 
 /// A private key that signs. ECDSA signatures are ASN.1 DER over the key's default hash
@@ -13,15 +17,11 @@ pub trait Signer: Send + Sync {
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, CryptoError>;
 }
 
-enum Inner {
-    P256(p256::ecdsa::SigningKey),
-    P384(p384::ecdsa::SigningKey),
-}
-
 /// An ECDSA key kept in a PEM file (PKCS#8 `PRIVATE KEY` or SEC1 `EC PRIVATE KEY`).
 pub struct FileSigner {
-    inner: Inner,
+    pair: EcdsaKeyPair,
     public: PublicKey,
+    rng: SystemRandom,
 }
 
 impl std::fmt::Debug for FileSigner {
@@ -40,59 +40,63 @@ pub enum Curve {
     P384,
 }
 
+impl Curve {
+    fn alg(self) -> &'static EcdsaSigningAlgorithm {
+        match self {
+            Curve::P256 => &ECDSA_P256_SHA256_ASN1_SIGNING,
+            Curve::P384 => &ECDSA_P384_SHA384_ASN1_SIGNING,
+        }
+    }
+}
+
 fn bad_private(e: impl std::fmt::Display) -> CryptoError {
     CryptoError::PrivateKey(e.to_string())
 }
 
 impl FileSigner {
     pub fn generate(curve: Curve) -> Self {
-        let mut rng = rand::rngs::OsRng;
-        let inner = match curve {
-            Curve::P256 => Inner::P256(p256::ecdsa::SigningKey::random(&mut rng)),
-            Curve::P384 => Inner::P384(p384::ecdsa::SigningKey::random(&mut rng)),
-        };
-        Self::from_inner(inner).expect("a fresh key has a public key")
+        let pair = EcdsaKeyPair::generate(curve.alg()).expect("the system RNG works");
+        Self::from_pair(pair).expect("a fresh key has a public key")
     }
 
-    fn from_inner(inner: Inner) -> Result<Self, CryptoError> {
-        let der = match &inner {
-            Inner::P256(k) => k.verifying_key().to_public_key_der(),
-            Inner::P384(k) => k.verifying_key().to_public_key_der(),
-        }
-        .map_err(bad_private)?;
-        let public = PublicKey::from_spki_der(der.as_bytes())?;
-        Ok(Self { inner, public })
+    fn from_pair(pair: EcdsaKeyPair) -> Result<Self, CryptoError> {
+        let der = pair
+            .public_key()
+            .as_der()
+            .map_err(|_| bad_private("cannot encode the public key"))?;
+        let public = PublicKey::from_spki_der(der.as_ref())?;
+        Ok(Self {
+            pair,
+            public,
+            rng: SystemRandom::new(),
+        })
     }
 
     /// Reads a PKCS#8 or SEC1 PEM private key (P-256 or P-384).
     pub fn from_pem(text: &str) -> Result<Self, CryptoError> {
-        let inner = if text.contains("-----BEGIN EC PRIVATE KEY-----") {
-            use p256::elliptic_curve::SecretKey;
-            if let Ok(k) = SecretKey::<p256::NistP256>::from_sec1_pem(text) {
-                Inner::P256(k.into())
+        let blocks = pem::decode_all(text.as_bytes())?;
+        let block = blocks
+            .iter()
+            .find(|b| b.label == "PRIVATE KEY" || b.label == "EC PRIVATE KEY")
+            .ok_or_else(|| bad_private("expected a PRIVATE KEY or EC PRIVATE KEY PEM block"))?;
+        let pair = [Curve::P256, Curve::P384].iter().find_map(|c| {
+            if block.label == "PRIVATE KEY" {
+                EcdsaKeyPair::from_pkcs8(c.alg(), &block.der).ok()
             } else {
-                let k = SecretKey::<p384::NistP384>::from_sec1_pem(text).map_err(|_| {
-                    bad_private("EC PRIVATE KEY is neither a P-256 nor a P-384 key")
-                })?;
-                Inner::P384(k.into())
+                EcdsaKeyPair::from_private_key_der(c.alg(), &block.der).ok()
             }
-        } else if let Ok(k) = p256::ecdsa::SigningKey::from_pkcs8_pem(text) {
-            Inner::P256(k)
-        } else {
-            Inner::P384(p384::ecdsa::SigningKey::from_pkcs8_pem(text).map_err(|_| {
-                bad_private("expected a PKCS#8 or SEC1 PEM ECDSA P-256 or P-384 private key")
-            })?)
-        };
-        Self::from_inner(inner)
+        });
+        let pair =
+            pair.ok_or_else(|| bad_private("expected an ECDSA P-256 or P-384 private key"))?;
+        Self::from_pair(pair)
     }
 
     pub fn to_pkcs8_pem(&self) -> Result<String, CryptoError> {
-        let pem = match &self.inner {
-            Inner::P256(k) => k.to_pkcs8_pem(LineEnding::LF),
-            Inner::P384(k) => k.to_pkcs8_pem(LineEnding::LF),
-        }
-        .map_err(bad_private)?;
-        Ok(pem.to_string())
+        let doc = self
+            .pair
+            .to_pkcs8v1()
+            .map_err(|_| bad_private("cannot encode the private key"))?;
+        Ok(pem::encode("PRIVATE KEY", doc.as_ref()))
     }
 
     pub fn load(path: &Path) -> Result<Self, CryptoError> {
@@ -135,19 +139,9 @@ impl Signer for FileSigner {
     }
 
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        Ok(match &self.inner {
-            Inner::P256(k) => {
-                let s: p256::ecdsa::Signature = k
-                    .try_sign(msg)
-                    .map_err(|e| CryptoError::Signing(e.to_string()))?;
-                s.to_der().as_bytes().to_vec()
-            }
-            Inner::P384(k) => {
-                let s: p384::ecdsa::Signature = k
-                    .try_sign(msg)
-                    .map_err(|e| CryptoError::Signing(e.to_string()))?;
-                s.to_der().as_bytes().to_vec()
-            }
-        })
+        self.pair
+            .sign(&self.rng, msg)
+            .map(|s| s.as_ref().to_vec())
+            .map_err(|_| CryptoError::Signing("ECDSA signing failed".into()))
     }
 }

@@ -62,6 +62,41 @@ fn sign_and_verify_digest_and_message() {
 }
 
 #[test]
+fn raw_r_s_signatures_are_accepted_like_der() {
+    // DER -> r||s by hand, then verify both forms
+    for curve in [Curve::P256, Curve::P384] {
+        let k = FileSigner::generate(curve);
+        let msg = b"fixed width";
+        let der = k.sign(msg).expect("sign");
+        let field = if curve == Curve::P256 { 32 } else { 48 };
+        let mut fixed = Vec::new();
+        let mut i = 2 + usize::from(der[1] == 0x81);
+        for _ in 0..2 {
+            assert_eq!(der[i], 2);
+            let len = der[i + 1] as usize;
+            let v = &der[i + 2..i + 2 + len];
+            let v = if v.len() > field {
+                &v[v.len() - field..]
+            } else {
+                v
+            };
+            fixed.extend(std::iter::repeat_n(0u8, field - v.len()));
+            fixed.extend_from_slice(v);
+            i += 2 + len;
+        }
+        let pk = k.public_key();
+        let alg = pk.default_hash();
+        pk.verify_digest(alg, &alg.digest(msg), &fixed)
+            .expect("r||s verifies");
+        fixed[5] ^= 1;
+        assert!(matches!(
+            pk.verify_digest(alg, &alg.digest(msg), &fixed),
+            Err(CryptoError::BadSignature)
+        ));
+    }
+}
+
+#[test]
 fn ed25519ph_over_a_received_digest() {
     use ed25519_dalek::pkcs8::EncodePublicKey;
     use sha2::Digest;
@@ -90,7 +125,7 @@ fn ed25519ph_over_a_received_digest() {
 #[test]
 fn rejects_unsupported_and_malformed_keys() {
     assert!(PublicKey::from_spki_der(b"\x30\x03\x02\x01\x01").is_err());
-    // a P-521 key is refused with a clear message
+    // a P-521 key parses (Rekor allows P-521 with SHA-512)
     let p521 = "MIGbMBAGByqGSM49AgEGBSuBBAAjA4GGAAQBgc4HZz+/fBbC7lmEww0AO3NK9wVZ\
 PDZ0VEnsaUFLEYpTzb90nITtJUcPUbvOsdZIZ1Q8fnbquAYgxXL5UgHMoywAib47\
 6MkyyYgPk0BXZq3mq4zImTRNuaU9slj9TVJ3ScT3L1bXwVuPJDzpr5GOFpaj+WwM\
@@ -98,8 +133,13 @@ Al8G7CqwoJOsW7Kddns=";
     let der = base64::engine::general_purpose::STANDARD
         .decode(p521)
         .expect("b64");
-    let err = PublicKey::from_spki_der(&der).expect_err("p521");
-    assert!(err.to_string().contains("P-521"), "{err}");
+    let k = PublicKey::from_spki_der(&der).expect("p521");
+    assert_eq!(k.describe(), "ECDSA P-521");
+    // a point off the curve is refused at parse time
+    let mut off = der.clone();
+    let n = off.len();
+    off[n - 1] ^= 1;
+    assert!(PublicKey::from_spki_der(&off).is_err());
 }
 
 #[test]

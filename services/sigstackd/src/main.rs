@@ -38,6 +38,16 @@ enum Command {
         #[arg(long, env = "SIGSTACK_DATABASE_URL")]
         database_url: String,
     },
+    /// Benchmark tool: append synthetic entries straight into a log's database.
+    #[command(hide = true)]
+    BenchFill {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        entries: u64,
+        #[arg(long, default_value_t = 20_000)]
+        batch: usize,
+    },
     /// Write the OpenAPI documents of every service into a directory.
     Openapi {
         #[arg(long, default_value = "openapi")]
@@ -64,6 +74,14 @@ fn main() -> anyhow::Result<()> {
                 sigstack_storage::migrate(&store).await?;
                 println!("migrated {}", sigstack_storage::redact(&database_url));
                 Ok(())
+            }
+            Command::BenchFill {
+                config,
+                entries,
+                batch,
+            } => {
+                let cfg = log::config::LogConfig::load(config.as_deref())?;
+                log::fill::run(&cfg, entries, batch).await
             }
             Command::Openapi { out, check } => openapi(&out, check),
         }

@@ -15,7 +15,10 @@ use std::time::Duration;
 pub(crate) async fn connect(url: &str) -> Result<PgPool, StoreError> {
     let opts = PgConnectOptions::from_str(url)
         .map_err(|e| StoreError::Other(format!("bad PostgreSQL URL: {e}")))?
-        .application_name("sigstackd");
+        .application_name("sigstackd")
+        // Plan every execution with its parameters: a generic plan cached while a table
+        // was empty (a sequential scan) would otherwise stay in use as the table grows.
+        .options([("plan_cache_mode", "force_custom_plan")]);
     PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(5))
@@ -134,27 +137,14 @@ pub(crate) async fn append(
         return Ok(AppendOutcome::Stale { size });
     }
     let leaves: Vec<&[u8]> = entries.iter().map(|e| e.leaf_hash.as_slice()).collect();
-    let dups = sqlx::query(
-        "SELECT leaf_hash, idx FROM entries WHERE tree_id = $1 AND leaf_hash = ANY($2)",
-    )
-    .bind(tree_id)
-    .bind(&leaves)
-    .fetch_all(&mut *tx)
-    .await
-    .map_err(map_err)?;
-    if !dups.is_empty() {
-        let found = dups
-            .iter()
-            .map(|r| Ok((to_hash(r.get("leaf_hash"))?, to_u64(r.get("idx"))?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        return Ok(AppendOutcome::Duplicates(found));
-    }
     let idx: Vec<i64> = entries.iter().map(|e| e.index as i64).collect();
     let bodies: Vec<&[u8]> = entries.iter().map(|e| e.body.as_slice()).collect();
     let times: Vec<i64> = entries.iter().map(|e| e.integrated_time).collect();
-    sqlx::query(
+    // The unique leaf index finds duplicates; only then is it worth asking which.
+    let inserted = sqlx::query(
         "INSERT INTO entries (tree_id, idx, leaf_hash, body, integrated_time) \
-         SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BYTEA[], $4::BYTEA[], $5::BIGINT[])",
+         SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BYTEA[], $4::BYTEA[], $5::BIGINT[]) \
+         ON CONFLICT (leaf_hash, tree_id) DO NOTHING",
     )
     .bind(tree_id)
     .bind(&idx)
@@ -163,7 +153,29 @@ pub(crate) async fn append(
     .bind(&times)
     .execute(&mut *tx)
     .await
-    .map_err(map_err)?;
+    .map_err(map_err)?
+    .rows_affected();
+    if inserted != entries.len() as u64 {
+        tx.rollback().await.map_err(map_err)?;
+        let dups = sqlx::query(
+            "SELECT leaf_hash, idx FROM entries WHERE tree_id = $1 AND leaf_hash = ANY($2)",
+        )
+        .bind(tree_id)
+        .bind(&leaves)
+        .fetch_all(p)
+        .await
+        .map_err(map_err)?;
+        let found = dups
+            .iter()
+            .map(|r| Ok((to_hash(r.get("leaf_hash"))?, to_u64(r.get("idx"))?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        if found.is_empty() {
+            return Err(StoreError::Other(
+                "entries conflicted but no duplicate was found".into(),
+            ));
+        }
+        return Ok(AppendOutcome::Duplicates(found));
+    }
     if !nodes.is_empty() {
         let levels: Vec<i16> = nodes.iter().map(|(n, _)| n.level as i16).collect();
         let nidx: Vec<i64> = nodes.iter().map(|(n, _)| n.index as i64).collect();

@@ -136,23 +136,8 @@ pub(crate) async fn append(
     if size != expected_size {
         return Ok(AppendOutcome::Stale { size });
     }
-    let mut dups = Vec::new();
-    for chunk in entries.chunks(MAX_PARAMS - 1) {
-        let mut q: QueryBuilder<Sqlite> =
-            QueryBuilder::new("SELECT leaf_hash, idx FROM entries WHERE tree_id = ");
-        q.push_bind(tree_id).push(" AND leaf_hash IN (");
-        let mut sep = q.separated(", ");
-        for e in chunk {
-            sep.push_bind(e.leaf_hash.as_slice());
-        }
-        q.push(")");
-        for r in q.build().fetch_all(&mut *tx).await.map_err(map_err)? {
-            dups.push((to_hash(r.get(0))?, to_u64(r.get(1))?));
-        }
-    }
-    if !dups.is_empty() {
-        return Ok(AppendOutcome::Duplicates(dups));
-    }
+    // The unique leaf index finds duplicates; only then is it worth asking which.
+    let mut inserted = 0;
     for chunk in entries.chunks(MAX_PARAMS / 5) {
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO entries (tree_id, idx, leaf_hash, body, integrated_time) ",
@@ -164,7 +149,17 @@ pub(crate) async fn append(
                 .push_bind(e.body.as_slice())
                 .push_bind(e.integrated_time);
         });
-        q.build().execute(&mut *tx).await.map_err(map_err)?;
+        q.push(" ON CONFLICT (leaf_hash, tree_id) DO NOTHING");
+        inserted += q
+            .build()
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+    }
+    if inserted != entries.len() as u64 {
+        tx.rollback().await.map_err(map_err)?;
+        return duplicates(p, tree_id, entries).await;
     }
     for chunk in nodes.chunks(MAX_PARAMS / 4) {
         let mut q: QueryBuilder<Sqlite> =
@@ -203,6 +198,34 @@ pub(crate) async fn append(
         .map_err(map_err)?;
     tx.commit().await.map_err(map_err)?;
     Ok(AppendOutcome::Appended)
+}
+
+/// Which of `entries` already exist (after an insert found conflicts).
+async fn duplicates(
+    p: &SqlitePool,
+    tree_id: i64,
+    entries: &[NewEntry],
+) -> Result<AppendOutcome, StoreError> {
+    let mut dups = Vec::new();
+    for chunk in entries.chunks(MAX_PARAMS - 1) {
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT leaf_hash, idx FROM entries WHERE tree_id = ");
+        q.push_bind(tree_id).push(" AND leaf_hash IN (");
+        let mut sep = q.separated(", ");
+        for e in chunk {
+            sep.push_bind(e.leaf_hash.as_slice());
+        }
+        q.push(")");
+        for r in q.build().fetch_all(p).await.map_err(map_err)? {
+            dups.push((to_hash(r.get(0))?, to_u64(r.get(1))?));
+        }
+    }
+    if dups.is_empty() {
+        return Err(StoreError::Other(
+            "entries conflicted but no duplicate was found".into(),
+        ));
+    }
+    Ok(AppendOutcome::Duplicates(dups))
 }
 
 fn entry_from_row(r: &SqliteRow) -> Result<StoredEntry, StoreError> {

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod config;
 mod entries;
+pub mod fill;
 mod info;
 pub mod sequencer;
 

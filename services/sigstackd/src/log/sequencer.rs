@@ -89,47 +89,43 @@ fn store_err(e: StoreError) -> SequenceError {
     }
 }
 
+/// Loads the frontier of a tree's stored head and checks that it reproduces the stored
+/// root (a cheap integrity check at every (re)start of sequencing).
+pub async fn load_frontier(store: &Store, tree: i64) -> Result<Frontier, SequenceError> {
+    let head = store
+        .head(tree)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| SequenceError::Internal(format!("tree {tree} does not exist")))?;
+    let ids = Frontier::node_ids(head.size);
+    let found: HashMap<_, _> = store
+        .nodes(tree, &ids)
+        .await
+        .map_err(store_err)?
+        .into_iter()
+        .collect();
+    let hashes = ids
+        .iter()
+        .map(|id| found.get(id).copied())
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| SequenceError::Internal(format!("tree {tree} is missing frontier nodes")))?;
+    let f = Frontier::from_hashes(head.size, &hashes)
+        .ok_or_else(|| SequenceError::Internal("frontier shape mismatch".into()))?;
+    if f.root() != head.root {
+        return Err(SequenceError::Internal(format!(
+            "tree {tree}: stored nodes do not reproduce the stored root at size {}",
+            head.size
+        )));
+    }
+    Ok(f)
+}
+
 impl Worker {
     async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         let mut jobs = Vec::with_capacity(self.cfg.max_batch);
         while rx.recv_many(&mut jobs, self.cfg.max_batch).await > 0 {
             self.process(std::mem::take(&mut jobs)).await;
         }
-    }
-
-    /// Loads the frontier of the stored head and checks it reproduces the stored root.
-    async fn load_frontier(&self) -> Result<Frontier, SequenceError> {
-        let tree = self.cfg.tree_id;
-        let head = self
-            .store
-            .head(tree)
-            .await
-            .map_err(store_err)?
-            .ok_or_else(|| SequenceError::Internal(format!("tree {tree} does not exist")))?;
-        let ids = Frontier::node_ids(head.size);
-        let found: HashMap<_, _> = self
-            .store
-            .nodes(tree, &ids)
-            .await
-            .map_err(store_err)?
-            .into_iter()
-            .collect();
-        let hashes = ids
-            .iter()
-            .map(|id| found.get(id).copied())
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| {
-                SequenceError::Internal(format!("tree {tree} is missing frontier nodes"))
-            })?;
-        let f = Frontier::from_hashes(head.size, &hashes)
-            .ok_or_else(|| SequenceError::Internal("frontier shape mismatch".into()))?;
-        if f.root() != head.root {
-            return Err(SequenceError::Internal(format!(
-                "tree {tree}: stored nodes do not reproduce the stored root at size {}",
-                head.size
-            )));
-        }
-        Ok(f)
     }
 
     async fn process(&mut self, jobs: Vec<Job>) {
@@ -201,7 +197,7 @@ impl Worker {
     async fn attempt(&mut self, jobs: &[Job]) -> Attempt {
         let frontier = match self.frontier.take() {
             Some(f) => f,
-            None => match self.load_frontier().await {
+            None => match load_frontier(&self.store, self.cfg.tree_id).await {
                 Ok(f) => f,
                 Err(e) => return Attempt::Failed(e),
             },
@@ -294,3 +290,15 @@ pub fn unix_now() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+impl std::fmt::Display for SequenceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Duplicate => f.write_str("duplicate entry"),
+            Self::Unavailable(m) => write!(f, "storage unavailable: {m}"),
+            Self::Internal(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl std::error::Error for SequenceError {}

@@ -1,0 +1,303 @@
+//! `sigstack-loadgen`: load for benchmarks, never for tests.
+//!
+//! * `append`: pre-signs a corpus of hashedrekord entries (unique artifacts, ECDSA P-256),
+//!   then replays it against `POST /api/v1/log/entries`, either open-loop at a fixed
+//!   rate (latency measured from each request's scheduled time, so a slow server cannot
+//!   hide its queueing) or closed-loop with N clients to find the sustained maximum.
+//! * `prove`: `GET /api/v1/log/entries?logIndex=` for random indexes of the current tree.
+//!
+//! Prints throughput and latency percentiles, and the server's resident memory before and
+//! after when given its PID.
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use clap::{Parser, Subcommand};
+use sigstack_crypto::{Curve, FileSigner, Signer};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+#[derive(Parser)]
+#[command(
+    name = "sigstack-loadgen",
+    about = "Load generator for sigstack benchmarks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(clap::Args, Clone)]
+struct Common {
+    /// Base URL of the log.
+    #[arg(long)]
+    url: String,
+    /// Requests per second (open loop). 0: closed loop with --clients.
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    /// Concurrent clients for the closed loop.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 30)]
+    duration: u64,
+    /// PID of the server, to report its resident memory.
+    #[arg(long)]
+    server_pid: Option<u32>,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// Submit pre-signed hashedrekord entries.
+    Append {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Fetch entries with inclusion proofs at random indexes.
+    Prove {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+/// Signs `n` distinct artifacts on every core and returns the request bodies.
+fn corpus(n: usize) -> Vec<Arc<Vec<u8>>> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let seed: u64 = rand::random();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    let key = FileSigner::generate(Curve::P256);
+                    let pem = STANDARD.encode(key.public_key().to_pem());
+                    (t..n)
+                        .step_by(threads)
+                        .map(|i| {
+                            let data = format!("sigstack-loadgen {seed} artifact {i}");
+                            let sig = key.sign(data.as_bytes()).expect("sign");
+                            let body = serde_json::json!({
+                                "apiVersion": "0.0.1", "kind": "hashedrekord",
+                                "spec": {
+                                    "signature": {"content": STANDARD.encode(sig), "publicKey": {"content": pem}},
+                                    "data": {"hash": {"algorithm": "sha256",
+                                                      "value": hex::encode(sigstack_crypto::sha256(data.as_bytes()))}}
+                                }
+                            });
+                            Arc::new(serde_json::to_vec(&body).expect("json"))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("signer thread"))
+            .collect()
+    })
+}
+
+fn rss_kib(pid: Option<u32>) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[derive(Default)]
+struct Stats {
+    latencies_us: Vec<u64>,
+    errors: std::collections::BTreeMap<String, usize>,
+}
+
+enum Work {
+    Append(Vec<Arc<Vec<u8>>>),
+    Prove { size: u64 },
+}
+
+async fn one(client: &reqwest::Client, url: &str, work: &Work, i: usize) -> Result<(), String> {
+    let res = match work {
+        Work::Append(bodies) => {
+            client
+                .post(format!("{url}/api/v1/log/entries"))
+                .header("content-type", "application/json")
+                .body(bodies[i % bodies.len()].as_ref().clone())
+                .send()
+                .await
+        }
+        Work::Prove { size } => {
+            let idx = rand::random::<u64>() % size;
+            client
+                .get(format!("{url}/api/v1/log/entries?logIndex={idx}"))
+                .send()
+                .await
+        }
+    };
+    match res {
+        Ok(r) if r.status().is_success() => r.bytes().await.map(|_| ()).map_err(|e| e.to_string()),
+        Ok(r) => Err(format!("HTTP {}", r.status().as_u16())),
+        Err(e) if e.is_timeout() => Err("timeout".into()),
+        Err(e) if e.is_connect() => Err("connect".into()),
+        Err(_) => Err("transport".into()),
+    }
+}
+
+async fn run(common: Common, work: Work) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(4096)
+        .build()?;
+    let work = Arc::new(work);
+    let stats = Arc::new(Mutex::new(Stats::default()));
+    let rss_before = rss_kib(common.server_pid);
+    let deadline = Duration::from_secs(common.duration);
+    let started = Instant::now();
+    let sent = Arc::new(AtomicUsize::new(0));
+    if common.rate > 0.0 {
+        let interval = Duration::from_secs_f64(1.0 / common.rate);
+        let total = (common.rate * common.duration as f64) as usize;
+        let mut tasks = Vec::with_capacity(total);
+        for i in 0..total {
+            let at = started + interval.mul_f64(i as f64);
+            tokio::time::sleep_until(at.into()).await;
+            let (client, work, stats, url) = (
+                client.clone(),
+                work.clone(),
+                stats.clone(),
+                common.url.clone(),
+            );
+            sent.fetch_add(1, Ordering::Relaxed);
+            tasks.push(tokio::spawn(async move {
+                let r = one(&client, &url, &work, i).await;
+                let us = at.elapsed().as_micros() as u64;
+                let mut s = stats.lock().await;
+                match r {
+                    Ok(()) => s.latencies_us.push(us),
+                    Err(e) => *s.errors.entry(e).or_default() += 1,
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    } else {
+        let next = Arc::new(AtomicUsize::new(0));
+        let workers: Vec<_> = (0..common.clients)
+            .map(|_| {
+                let (client, work, stats, url, next, sent) = (
+                    client.clone(),
+                    work.clone(),
+                    stats.clone(),
+                    common.url.clone(),
+                    next.clone(),
+                    sent.clone(),
+                );
+                tokio::spawn(async move {
+                    while started.elapsed() < deadline {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if let Work::Append(b) = work.as_ref() {
+                            if i >= b.len() {
+                                break;
+                            }
+                        }
+                        sent.fetch_add(1, Ordering::Relaxed);
+                        let t = Instant::now();
+                        let r = one(&client, &url, &work, i).await;
+                        let us = t.elapsed().as_micros() as u64;
+                        let mut s = stats.lock().await;
+                        match r {
+                            Ok(()) => s.latencies_us.push(us),
+                            Err(e) => *s.errors.entry(e).or_default() += 1,
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            let _ = w.await;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut s = stats.lock().await;
+    s.latencies_us.sort_unstable();
+    let ok = s.latencies_us.len();
+    let pct = |p: f64| -> f64 {
+        if ok == 0 {
+            return 0.0;
+        }
+        let i = ((p / 100.0) * (ok as f64 - 1.0)).round() as usize;
+        s.latencies_us[i] as f64 / 1000.0
+    };
+    println!(
+        "mode={} sent={} ok={} errors={:?} elapsed={:.1}s throughput={:.0}/s",
+        if common.rate > 0.0 {
+            format!("open-loop {}/s", common.rate)
+        } else {
+            format!("closed-loop {} clients", common.clients)
+        },
+        sent.load(Ordering::Relaxed),
+        ok,
+        s.errors,
+        elapsed,
+        ok as f64 / elapsed
+    );
+    println!(
+        "latency ms: p50={:.2} p90={:.2} p99={:.2} p99.9={:.2} max={:.2}",
+        pct(50.0),
+        pct(90.0),
+        pct(99.0),
+        pct(99.9),
+        pct(100.0)
+    );
+    if let (Some(a), Some(b)) = (rss_before, rss_kib(common.server_pid)) {
+        println!(
+            "server RSS: before={:.1} MiB after={:.1} MiB",
+            a as f64 / 1024.0,
+            b as f64 / 1024.0
+        );
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.mode {
+        Mode::Append { common } => {
+            let n = if common.rate > 0.0 {
+                (common.rate * common.duration as f64) as usize
+            } else {
+                // enough for the closed loop at up to 20k/s
+                20_000 * common.duration as usize
+            };
+            let t = Instant::now();
+            let bodies = corpus(n.max(1));
+            eprintln!(
+                "signed a corpus of {} entries in {:.1}s",
+                bodies.len(),
+                t.elapsed().as_secs_f64()
+            );
+            run(common, Work::Append(bodies)).await
+        }
+        Mode::Prove { common } => {
+            let info: serde_json::Value = reqwest::get(format!("{}/api/v1/log", common.url))
+                .await
+                .context("reaching the log")?
+                .json()
+                .await?;
+            let size = info["treeSize"].as_u64().context("treeSize")?;
+            if size == 0 {
+                bail!("the log is empty");
+            }
+            eprintln!("proving against a tree of {size} entries");
+            run(common, Work::Prove { size }).await
+        }
+    }
+}
