@@ -22,15 +22,24 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum LogAction {
+    /// Freeze the active shard and start a new, empty one (run while the log is stopped).
+    /// Entries keep their global indexes; the frozen shard is listed as inactive.
+    NewShard,
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run every service on loopback with an embedded SQLite database and generated keys
     /// kept in the data directory; writes DATA_DIR/stack.json.
     Dev(dev::DevArgs),
-    /// Run the transparency log (Rekor v1 API).
+    /// Run the transparency log (Rekor v1 API), or administer it.
     Log {
         /// TOML configuration file; every key may also come from SIGSTACK_LOG_<KEY>.
         #[arg(long, short)]
         config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: Option<LogAction>,
     },
     /// Apply pending database migrations and exit.
     Migrate {
@@ -68,7 +77,19 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         match cli.command {
             Command::Dev(args) => dev::run(args).await,
-            Command::Log { config } => run_log(config).await,
+            Command::Log {
+                config,
+                action: None,
+            } => run_log(config).await,
+            Command::Log {
+                config,
+                action: Some(LogAction::NewShard),
+            } => {
+                let cfg = log::config::LogConfig::load(config.as_deref())?;
+                let tree = log::new_shard(&cfg).await?;
+                println!("new active shard {tree}; restart the log to serve it");
+                Ok(())
+            }
             Command::Migrate { database_url } => {
                 let store = sigstack_storage::Store::connect(&database_url).await?;
                 sigstack_storage::migrate(&store).await?;

@@ -58,17 +58,8 @@ impl LogService {
         let hostname = cfg.hostname()?;
         let mut shards = store.shards(&cfg.log_name).await?;
         if shards.is_empty() {
-            let tree_id = (rand::random::<u64>() >> 1).max(1) as i64;
-            let empty = Checkpoint {
-                origin: rekor_origin(&hostname, tree_id),
-                size: 0,
-                root: EMPTY_ROOT,
-            };
-            let head = TreeHead {
-                size: 0,
-                root: EMPTY_ROOT,
-                checkpoint: empty.sign(&hostname, signer.as_ref())?,
-            };
+            let tree_id = new_tree_id();
+            let head = empty_head(&hostname, tree_id, signer.as_ref())?;
             store.create_shard(&cfg.log_name, 0, tree_id, &head).await?;
             shards = store.shards(&cfg.log_name).await?;
         }
@@ -201,6 +192,41 @@ impl LogService {
             ))
         })
     }
+}
+
+/// An empty shard's head, its checkpoint signed.
+fn empty_head(hostname: &str, tree_id: i64, signer: &dyn Signer) -> anyhow::Result<TreeHead> {
+    let empty = Checkpoint {
+        origin: rekor_origin(hostname, tree_id),
+        size: 0,
+        root: EMPTY_ROOT,
+    };
+    Ok(TreeHead {
+        size: 0,
+        root: EMPTY_ROOT,
+        checkpoint: empty.sign(hostname, signer)?,
+    })
+}
+
+fn new_tree_id() -> i64 {
+    (rand::random::<u64>() >> 1).max(1) as i64
+}
+
+/// Freezes the active shard of the configured log and creates a new one.
+pub async fn new_shard(cfg: &LogConfig) -> anyhow::Result<i64> {
+    let store = Store::open(&cfg.database_url).await?;
+    let signer = FileSigner::load(&cfg.signing_key)?;
+    let shards = store.shards(&cfg.log_name).await?;
+    let tree_id = new_tree_id();
+    let head = empty_head(&cfg.hostname()?, tree_id, &signer)?;
+    if !store
+        .create_shard(&cfg.log_name, shards.len(), tree_id, &head)
+        .await?
+    {
+        anyhow::bail!("the log's shards changed meanwhile; run the command again");
+    }
+    store.close().await;
+    Ok(tree_id)
 }
 
 pub(crate) fn store_error(e: StoreError) -> ApiError {

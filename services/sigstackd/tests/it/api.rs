@@ -497,3 +497,90 @@ pub async fn openapi_is_current() {
         "openapi/ is stale: run `cargo run -p sigstackd -- openapi`"
     );
 }
+
+/// A new shard freezes the old one: indexes continue globally, old entries still prove
+/// against the frozen head, and `inactiveShards` lists it.
+pub async fn shards_rotate_and_indexes_continue(b: Backend) {
+    let mut s = Server::start(b).await;
+    let c = reqwest::Client::new();
+    let a = Artifacts::new();
+    let mut old = Vec::new();
+    for i in 0..3 {
+        let r = post_entry(
+            &c,
+            &s.url,
+            &a.hashedrekord(format!("shard one {i}").as_bytes()),
+        )
+        .await;
+        old.push(Answer::from_map(&r.json().await.expect("json")));
+    }
+    let (_, before) = get_json(&c, &format!("{}/api/v1/log", s.url)).await;
+    s.kill();
+    let out = s.cli(&["log", "new-shard"]);
+    assert!(out.contains("new active shard"), "{out}");
+    s.restart().await;
+    let r = post_entry(&c, &s.url, &a.hashedrekord(b"shard two")).await;
+    assert_eq!(r.status(), 201);
+    let new = Answer::from_map(&r.json().await.expect("json"));
+    new.verify(&s.key);
+    assert_eq!(
+        new.global_index(),
+        3,
+        "global index continues across shards"
+    );
+    assert_eq!(
+        new.entry["verification"]["inclusionProof"]["logIndex"],
+        json!(0)
+    );
+    let (_, info) = get_json(&c, &format!("{}/api/v1/log", s.url)).await;
+    assert_ne!(info["treeID"], before["treeID"]);
+    assert_eq!(info["treeSize"], json!(1));
+    let shards = info["inactiveShards"]
+        .as_array()
+        .expect("inactive shards listed");
+    assert_eq!(shards.len(), 1);
+    assert_eq!(shards[0]["treeID"], before["treeID"]);
+    assert_eq!(shards[0]["treeSize"], json!(3));
+    assert_eq!(shards[0]["signedTreeHead"], before["signedTreeHead"]);
+    for ans in &old {
+        let (st, v) = get_json(
+            &c,
+            &format!(
+                "{}/api/v1/log/entries?logIndex={}",
+                s.url,
+                ans.global_index()
+            ),
+        )
+        .await;
+        assert_eq!(st, 200);
+        let got = Answer::from_map(&v);
+        got.verify(&s.key);
+        assert_eq!(got.id, ans.id, "old entries keep their entry IDs");
+        let (st, _) = get_json(
+            &c,
+            &format!("{}/api/v1/log/entries/{}", s.url, &ans.id[16..]),
+        )
+        .await;
+        assert_eq!(st, 200);
+    }
+    let tree = before["treeID"].as_str().expect("id");
+    let (st, v) = get_json(
+        &c,
+        &format!(
+            "{}/api/v1/log/proof?firstSize=1&lastSize=3&treeID={tree}",
+            s.url
+        ),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(v["rootHash"], before["rootHash"]);
+    let (st, _) = get_json(
+        &c,
+        &format!(
+            "{}/api/v1/log/proof?firstSize=1&lastSize=3&treeID=12345",
+            s.url
+        ),
+    )
+    .await;
+    assert_eq!(st, 400);
+}

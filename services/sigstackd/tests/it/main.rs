@@ -27,6 +27,7 @@ both_backends!(
     api::bad_input_is_refused_and_nothing_stored,
     api::concurrent_appends_group_commit,
     api::replicas_share_one_tree,
+    api::shards_rotate_and_indexes_continue,
     faults::sigkill_during_load_loses_nothing,
     interop::sigstore_js_verifies_log_output,
 );
