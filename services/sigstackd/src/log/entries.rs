@@ -103,7 +103,7 @@ impl LogService {
     }
 
     async fn render_stored(&self, e: &StoredEntry) -> Result<(String, LogEntryAnon), ApiError> {
-        let head = self.head(e.tree_id).await?;
+        let head = self.head_covering(e.tree_id, e.index).await?;
         let proof = self.prove(e.tree_id, e.index, &head).await?;
         self.render(e, &head, &proof)
     }
@@ -135,6 +135,29 @@ impl LogService {
             .entry_by_index(tree, index)
             .await
             .map_err(store_error)
+    }
+
+    /// An entry at a global index, rendered: the entry and its proof nodes are read
+    /// concurrently, against the cached head.
+    async fn render_at(&self, global: u64) -> Result<Option<(String, LogEntryAnon)>, ApiError> {
+        let (tree, index) = self.locate(global);
+        let head = self.head_covering(tree, index).await?;
+        if index >= head.size {
+            return Ok(None);
+        }
+        let (entry, proof) = tokio::try_join!(
+            async {
+                self.store
+                    .entry_by_index(tree, index)
+                    .await
+                    .map_err(store_error)
+            },
+            self.prove(tree, index, &head)
+        )?;
+        let entry = entry.ok_or_else(|| {
+            ApiError::internal(format!("entry {index} of tree {tree} is missing"))
+        })?;
+        self.render(&entry, &head, &proof).map(Some)
     }
 }
 
@@ -224,11 +247,10 @@ pub async fn get_entry_by_index(
                 "logIndex in query should be an integer greater than or equal to 0",
             )
         })?;
-    let entry = svc
-        .by_global_index(global)
+    let (id, e) = svc
+        .render_at(global)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no entry at log index {global}")))?;
-    let (id, e) = svc.render_stored(&entry).await?;
     Ok(axum::Json(BTreeMap::from([(id, e)])))
 }
 

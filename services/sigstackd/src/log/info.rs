@@ -24,7 +24,7 @@ use std::sync::Arc;
 pub async fn get_log_info(
     State(svc): State<Arc<LogService>>,
 ) -> Result<axum::Json<LogInfo>, ApiError> {
-    let head = svc.head(svc.active_tree).await?;
+    let head = svc.fresh_head(svc.active_tree).await?;
     let inactive: Vec<InactiveShardLogInfo> = svc
         .frozen
         .iter()
@@ -38,7 +38,7 @@ pub async fn get_log_info(
     Ok(axum::Json(LogInfo {
         inactive_shards: (!inactive.is_empty()).then_some(inactive),
         root_hash: hex::encode(head.root),
-        signed_tree_head: head.checkpoint,
+        signed_tree_head: head.checkpoint.clone(),
         tree_id: svc.active_tree.to_string(),
         tree_size: head.size as i64,
     }))
@@ -102,7 +102,11 @@ pub async fn get_log_proof(
             "firstSize({first}) must be less than or equal to lastSize({last})"
         )));
     }
-    let head = svc.head(tree).await?;
+    let head = if tree == svc.active_tree {
+        svc.fresh_head(tree).await?
+    } else {
+        svc.head(tree).await?
+    };
     if last > head.size {
         return Err(ApiError::bad_request(format!(
             "the tree size requested({last}) was greater than what is currently observable({})",

@@ -13,12 +13,12 @@ use axum::extract::DefaultBodyLimit;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use config::LogConfig;
-use sequencer::{Sequencer, SequencerConfig};
+use sequencer::{HeadCache, Sequencer, SequencerConfig};
 use sigstack_crypto::{FileSigner, Signer, log_id};
 use sigstack_http::ApiError;
 use sigstack_log::checkpoint::{Checkpoint, rekor_origin};
 use sigstack_log::store::{LogStore, Shard, StoreError, TreeHead};
-use sigstack_merkle::{EMPTY_ROOT, Hash, inclusion_plan};
+use sigstack_merkle::{EMPTY_ROOT, Hash, NodeId, inclusion_plan};
 use sigstack_storage::Store;
 use sigstack_types::trust;
 use std::collections::HashMap;
@@ -34,7 +34,18 @@ pub struct LogService {
     /// Frozen shards, oldest first, with their (final) heads.
     frozen: Vec<Shard>,
     sequencer: Sequencer,
+    head_cache: HeadCache,
+    /// Complete nodes of level >= [`CACHED_LEVEL`]: immutable, shared by most proofs, and
+    /// few (one per 1024 leaves), so they are kept after the first read.
+    node_cache: std::sync::RwLock<HashMap<(i64, NodeId), Hash>>,
 }
+
+const CACHED_LEVEL: u8 = 10;
+/// Bound on the node cache (about 8 MiB): enough for the upper levels of a 200M-entry tree.
+const NODE_CACHE_MAX: usize = 200_000;
+
+/// How long a head learnt from the database (rather than from our own sequencer) is reused.
+const HEAD_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl LogService {
     /// Opens the database (migrating it), loads the key, creates the first shard if the
@@ -69,10 +80,12 @@ impl LogService {
             .context("the log has no active shard")?
             .tree_id;
         let frozen: Vec<Shard> = shards.into_iter().filter(|s| !s.active).collect();
+        let head_cache = HeadCache::default();
         let sequencer = Sequencer::spawn(
             store.clone(),
             signer.clone(),
             SequencerConfig {
+                head_cache: head_cache.clone(),
                 tree_id: active,
                 origin: rekor_origin(&hostname, active),
                 key_name: hostname,
@@ -87,6 +100,8 @@ impl LogService {
             active_tree: active,
             frozen,
             sequencer,
+            head_cache,
+            node_cache: Default::default(),
         }))
     }
 
@@ -157,19 +172,54 @@ impl LogService {
         std::iter::once(self.active_tree).chain(self.frozen.iter().rev().map(|s| s.tree_id))
     }
 
-    /// The current head of a shard (frozen shards never change).
-    async fn head(&self, tree_id: i64) -> Result<TreeHead, ApiError> {
+    /// The current head of a shard (frozen shards never change). The active shard's head
+    /// comes from our sequencer, or from the database at most [`HEAD_TTL`] ago; a proof
+    /// against a slightly older head is still a valid, consistent proof.
+    async fn head(&self, tree_id: i64) -> Result<Arc<TreeHead>, ApiError> {
         if let Some(s) = self.frozen.iter().find(|s| s.tree_id == tree_id) {
-            return Ok(s.head.clone());
+            return Ok(Arc::new(s.head.clone()));
         }
-        self.store
-            .head(tree_id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| ApiError::internal(format!("tree {tree_id} vanished")))
+        if let Ok(c) = self.head_cache.read() {
+            if let Some((h, at)) = c.as_ref() {
+                if at.elapsed() < HEAD_TTL {
+                    return Ok(h.clone());
+                }
+            }
+        }
+        self.fresh_head(tree_id).await
     }
 
-    /// An audit path for `index` against `head`, from one read of stored nodes.
+    /// The head as the database has it now (other replicas may have grown the tree).
+    async fn fresh_head(&self, tree_id: i64) -> Result<Arc<TreeHead>, ApiError> {
+        let h = Arc::new(
+            self.store
+                .head(tree_id)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| ApiError::internal(format!("tree {tree_id} vanished")))?,
+        );
+        if tree_id == self.active_tree {
+            if let Ok(mut c) = self.head_cache.write() {
+                let newer = c.as_ref().is_none_or(|(old, _)| old.size <= h.size);
+                if newer {
+                    *c = Some((h.clone(), std::time::Instant::now()));
+                }
+            }
+        }
+        Ok(h)
+    }
+
+    /// A head that covers `index`: the cached one, or a fresh one if the entry is newer.
+    async fn head_covering(&self, tree_id: i64, index: u64) -> Result<Arc<TreeHead>, ApiError> {
+        let head = self.head(tree_id).await?;
+        if index < head.size {
+            return Ok(head);
+        }
+        self.fresh_head(tree_id).await
+    }
+
+    /// An audit path for `index` against `head`, from the node cache and one read of
+    /// stored nodes.
     async fn prove(
         &self,
         tree_id: i64,
@@ -179,13 +229,43 @@ impl LogService {
         let plan = inclusion_plan(index, head.size).ok_or_else(|| {
             ApiError::internal(format!("index {index} beyond tree size {}", head.size))
         })?;
-        let nodes: HashMap<_, _> = self
-            .store
-            .nodes(tree_id, &plan.nodes())
-            .await
-            .map_err(store_error)?
-            .into_iter()
-            .collect();
+        let mut nodes: HashMap<NodeId, Hash> = HashMap::new();
+        let mut missing = Vec::new();
+        {
+            let cache = self
+                .node_cache
+                .read()
+                .map_err(|_| ApiError::internal("node cache poisoned"))?;
+            for id in plan.nodes() {
+                match cache.get(&(tree_id, id)) {
+                    Some(h) => {
+                        nodes.insert(id, *h);
+                    }
+                    None => missing.push(id),
+                }
+            }
+        }
+        if !missing.is_empty() {
+            let fetched = self
+                .store
+                .nodes(tree_id, &missing)
+                .await
+                .map_err(store_error)?;
+            let upper: Vec<_> = fetched
+                .iter()
+                .filter(|(id, _)| id.level >= CACHED_LEVEL)
+                .copied()
+                .collect();
+            if !upper.is_empty() {
+                if let Ok(mut cache) = self.node_cache.write() {
+                    if cache.len() + upper.len() > NODE_CACHE_MAX {
+                        cache.clear();
+                    }
+                    cache.extend(upper.into_iter().map(|(id, h)| ((tree_id, id), h)));
+                }
+            }
+            nodes.extend(fetched);
+        }
         plan.assemble(|id| nodes.get(&id).copied()).ok_or_else(|| {
             ApiError::internal(format!(
                 "tree {tree_id} is missing nodes for a proof of {index}"

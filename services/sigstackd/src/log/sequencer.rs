@@ -43,7 +43,12 @@ pub struct Sequencer {
     tx: mpsc::Sender<Job>,
 }
 
+/// The newest head this process knows for the active tree, and when it learnt it.
+pub type HeadCache = Arc<std::sync::RwLock<Option<(Arc<TreeHead>, std::time::Instant)>>>;
+
 pub struct SequencerConfig {
+    /// Updated after every commit, so readers need not ask the database.
+    pub head_cache: HeadCache,
     pub tree_id: i64,
     pub origin: String,
     pub key_name: String,
@@ -249,6 +254,9 @@ impl Worker {
         match written {
             Ok(AppendOutcome::Appended) => {
                 let head = Arc::new(head);
+                if let Ok(mut c) = self.cfg.head_cache.write() {
+                    *c = Some((head.clone(), std::time::Instant::now()));
+                }
                 let done = (0..jobs.len() as u64)
                     .map(|k| {
                         let index = base + k;
