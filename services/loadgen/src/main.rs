@@ -202,10 +202,10 @@ async fn run(common: Common, work: Work) -> anyhow::Result<()> {
                 tokio::spawn(async move {
                     while started.elapsed() < deadline {
                         let i = next.fetch_add(1, Ordering::Relaxed);
-                        if let Work::Append(b) = work.as_ref() {
-                            if i >= b.len() {
-                                break;
-                            }
+                        if let Work::Append(b) = work.as_ref()
+                            && i >= b.len()
+                        {
+                            break;
                         }
                         sent.fetch_add(1, Ordering::Relaxed);
                         let t = Instant::now();

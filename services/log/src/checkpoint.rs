@@ -120,32 +120,11 @@ mod tests {
 
     #[test]
     fn verifies_a_real_rekor_checkpoint() {
-        // managed-key-happy-path: a rekor.sigstore.dev checkpoint; key from the public-good root
-        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/conformance-assets");
-        let bundle: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(
-                dir.join("test/assets/bundle-verify/managed-key-happy-path/bundle.sigstore.json"),
-            )
-            .expect("bundle"),
-        )
-        .expect("json");
-        let root: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(dir.join("extra/public-good-trusted_root.json")).expect("root"),
-        )
-        .expect("json");
-        let note = bundle["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["checkpoint"]
-            ["envelope"]
+        let entry = crate::testdata::tlog_entry("managed-key-happy-path");
+        let note = entry["inclusionProof"]["checkpoint"]["envelope"]
             .as_str()
             .expect("note");
-        let keys: Vec<PublicKey> = root["tlogs"]
-            .as_array()
-            .expect("tlogs")
-            .iter()
-            .filter_map(|t| STANDARD.decode(t["publicKey"]["rawBytes"].as_str()?).ok())
-            .filter_map(|der| PublicKey::from_spki_der(&der).ok())
-            .collect();
-        let cp = keys
+        let cp = crate::testdata::public_good_tlog_keys()
             .iter()
             .find_map(|k| verify(note, "rekor.sigstore.dev", k).ok())
             .expect("one key verifies");

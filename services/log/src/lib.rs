@@ -11,6 +11,8 @@ pub mod jcs;
 pub mod kinds;
 pub mod set;
 pub mod store;
+#[cfg(test)]
+mod testdata;
 
 pub use error::EntryError;
 pub use kinds::{Canonical, canonicalize};

@@ -46,20 +46,7 @@ mod tests {
 
     #[test]
     fn verifies_a_real_public_good_set() {
-        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/conformance-assets");
-        let bundle: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(
-                dir.join("test/assets/bundle-verify/managed-key-happy-path/bundle.sigstore.json"),
-            )
-            .expect("bundle"),
-        )
-        .expect("json");
-        let root: serde_json::Value = serde_json::from_slice(
-            &std::fs::read(dir.join("extra/public-good-trusted_root.json")).expect("root"),
-        )
-        .expect("json");
-        let e = &bundle["verificationMaterial"]["tlogEntries"][0];
+        let e = crate::testdata::tlog_entry("managed-key-happy-path");
         let log_id_hex = hex::encode(
             STANDARD
                 .decode(e["logId"]["keyId"].as_str().expect("id"))
@@ -79,23 +66,15 @@ mod tests {
             .expect("int");
         let idx: i64 = e["logIndex"].as_str().expect("i").parse().expect("int");
         let body = e["canonicalizedBody"].as_str().expect("body");
-        let ok = root["tlogs"].as_array().expect("tlogs").iter().any(|t| {
-            let der = STANDARD
-                .decode(t["publicKey"]["rawBytes"].as_str().unwrap_or_default())
-                .unwrap_or_default();
-            PublicKey::from_spki_der(&der)
-                .map(|k| verify(&k, &sig, body, it, &log_id_hex, idx).is_ok())
-                .unwrap_or(false)
-        });
-        assert!(ok, "the real SET verifies with our payload construction");
-        let wrong = root["tlogs"].as_array().expect("tlogs").iter().any(|t| {
-            let der = STANDARD
-                .decode(t["publicKey"]["rawBytes"].as_str().unwrap_or_default())
-                .unwrap_or_default();
-            PublicKey::from_spki_der(&der)
-                .map(|k| verify(&k, &sig, body, it + 1, &log_id_hex, idx).is_ok())
-                .unwrap_or(false)
-        });
-        assert!(!wrong);
+        let keys = crate::testdata::public_good_tlog_keys();
+        let verifies = |t: i64| {
+            keys.iter()
+                .any(|k| verify(k, &sig, body, t, &log_id_hex, idx).is_ok())
+        };
+        assert!(
+            verifies(it),
+            "the real SET verifies with our payload construction"
+        );
+        assert!(!verifies(it + 1), "and not for another integrated time");
     }
 }

@@ -179,12 +179,11 @@ impl LogService {
         if let Some(s) = self.frozen.iter().find(|s| s.tree_id == tree_id) {
             return Ok(Arc::new(s.head.clone()));
         }
-        if let Ok(c) = self.head_cache.read() {
-            if let Some((h, at)) = c.as_ref() {
-                if at.elapsed() < HEAD_TTL {
-                    return Ok(h.clone());
-                }
-            }
+        if let Ok(c) = self.head_cache.read()
+            && let Some((h, at)) = c.as_ref()
+            && at.elapsed() < HEAD_TTL
+        {
+            return Ok(h.clone());
         }
         self.fresh_head(tree_id).await
     }
@@ -198,12 +197,12 @@ impl LogService {
                 .map_err(store_error)?
                 .ok_or_else(|| ApiError::internal(format!("tree {tree_id} vanished")))?,
         );
-        if tree_id == self.active_tree {
-            if let Ok(mut c) = self.head_cache.write() {
-                let newer = c.as_ref().is_none_or(|(old, _)| old.size <= h.size);
-                if newer {
-                    *c = Some((h.clone(), std::time::Instant::now()));
-                }
+        if tree_id == self.active_tree
+            && let Ok(mut c) = self.head_cache.write()
+        {
+            let newer = c.as_ref().is_none_or(|(old, _)| old.size <= h.size);
+            if newer {
+                *c = Some((h.clone(), std::time::Instant::now()));
             }
         }
         Ok(h)
@@ -256,13 +255,13 @@ impl LogService {
                 .filter(|(id, _)| id.level >= CACHED_LEVEL)
                 .copied()
                 .collect();
-            if !upper.is_empty() {
-                if let Ok(mut cache) = self.node_cache.write() {
-                    if cache.len() + upper.len() > NODE_CACHE_MAX {
-                        cache.clear();
-                    }
-                    cache.extend(upper.into_iter().map(|(id, h)| ((tree_id, id), h)));
+            if !upper.is_empty()
+                && let Ok(mut cache) = self.node_cache.write()
+            {
+                if cache.len() + upper.len() > NODE_CACHE_MAX {
+                    cache.clear();
                 }
+                cache.extend(upper.into_iter().map(|(id, h)| ((tree_id, id), h)));
             }
             nodes.extend(fetched);
         }

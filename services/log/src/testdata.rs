@@ -1,0 +1,38 @@
+//! Real public-good data for tests, read from the shared conformance assets beside the
+//! checkout (`../shared/conformance-assets`).
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::Value;
+use sigstack_crypto::PublicKey;
+use std::path::PathBuf;
+
+fn assets() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance-assets")
+}
+
+/// The first tlog entry of a conformance case's bundle.
+pub fn tlog_entry(case: &str) -> Value {
+    let path = assets()
+        .join("test/assets/bundle-verify")
+        .join(case)
+        .join("bundle.sigstore.json");
+    let bundle: Value =
+        serde_json::from_slice(&std::fs::read(path).expect("bundle")).expect("json");
+    bundle["verificationMaterial"]["tlogEntries"][0].clone()
+}
+
+/// The Rekor keys of the public-good trusted root.
+pub fn public_good_tlog_keys() -> Vec<PublicKey> {
+    let root: Value = serde_json::from_slice(
+        &std::fs::read(assets().join("extra/public-good-trusted_root.json")).expect("trusted root"),
+    )
+    .expect("json");
+    root["tlogs"]
+        .as_array()
+        .expect("tlogs")
+        .iter()
+        .filter_map(|t| STANDARD.decode(t["publicKey"]["rawBytes"].as_str()?).ok())
+        .filter_map(|der| PublicKey::from_spki_der(&der).ok())
+        .collect()
+}
