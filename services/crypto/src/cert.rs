@@ -110,8 +110,13 @@ impl Certificate {
             .collect()
     }
 
-    /// Checks that `issuer`'s key made this certificate's signature.
+    /// Checks that `issuer` names and signed this certificate.
     pub fn verify_issued_by(&self, issuer: &Certificate) -> Result<(), CryptoError> {
+        if self.parsed.tbs_certificate.issuer != issuer.parsed.tbs_certificate.subject {
+            return Err(CryptoError::Certificate(
+                "certificate's issuer name does not match the next certificate's subject".into(),
+            ));
+        }
         let tbs = self.parsed.tbs_certificate.to_der().map_err(bad_cert)?;
         let sig = self
             .parsed

@@ -134,6 +134,11 @@ impl PublicKey {
                 use rsa::traits::PublicKeyParts;
                 let key = rsa::RsaPublicKey::from_public_key_der(der).map_err(bad_key)?;
                 let bits = key.n().bits();
+                if bits < 2048 {
+                    return Err(CryptoError::Unsupported(format!(
+                        "RSA keys of {bits} bits (2048 at least)"
+                    )));
+                }
                 Kind::Rsa(Box::new(key), bits)
             }
             OID_ED25519 => Kind::Ed25519(
@@ -279,21 +284,24 @@ impl PublicKey {
         let d = awsd::Digest::import_less_safe(digest, dalg)
             .map_err(|_| CryptoError::MalformedSignature("digest has the wrong length".into()))?;
         let field = (p.0.len() - 1) / 2;
-        let converted;
-        let sig = if sig.first() != Some(&0x30) {
-            if sig.len() != 2 * field {
-                return Err(CryptoError::MalformedSignature(
-                    "not an ECDSA signature (DER or r||s)".into(),
-                ));
-            }
-            converted = fixed_to_der(&sig[..field], &sig[field..]);
-            &converted[..]
+        let key = UnparsedPublicKey::new(der, &p.0);
+        if sig.first() == Some(&0x30) && key.verify_digest(&d, sig).is_ok() {
+            return Ok(());
+        }
+        // fixed-width r||s (whose first byte may happen to be 0x30)
+        if sig.len() == 2 * field {
+            let converted = fixed_to_der(&sig[..field], &sig[field..]);
+            return key
+                .verify_digest(&d, &converted)
+                .map_err(|_| CryptoError::BadSignature);
+        }
+        if sig.first() == Some(&0x30) {
+            Err(CryptoError::BadSignature)
         } else {
-            sig
-        };
-        UnparsedPublicKey::new(der, &p.0)
-            .verify_digest(&d, sig)
-            .map_err(|_| CryptoError::BadSignature)
+            Err(CryptoError::MalformedSignature(
+                "not an ECDSA signature (DER or r||s)".into(),
+            ))
+        }
     }
 
     /// Verifies a signature over a whole message, as DSSE signatures are checked by Rekor:

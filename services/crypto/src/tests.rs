@@ -88,6 +88,20 @@ fn raw_r_s_signatures_are_accepted_like_der() {
         let alg = pk.default_hash();
         pk.verify_digest(alg, &alg.digest(msg), &fixed)
             .expect("r||s verifies");
+        // an r||s signature whose first byte happens to be 0x30 is not mistaken for DER
+        let mut n = 0;
+        loop {
+            let m = format!("probe {n}");
+            let der = k.sign(m.as_bytes()).expect("sign");
+            let raw = der_to_fixed(&der, field);
+            if raw[0] == 0x30 {
+                pk.verify_digest(alg, &alg.digest(m.as_bytes()), &raw)
+                    .expect("0x30 r||s verifies");
+                break;
+            }
+            n += 1;
+            assert!(n < 20_000, "no r starting with 0x30 found");
+        }
         fixed[5] ^= 1;
         assert!(matches!(
             pk.verify_digest(alg, &alg.digest(msg), &fixed),
@@ -149,4 +163,22 @@ fn log_id_is_sha256_of_spki() {
         log_id(k.public_key().spki_der()),
         sha256(k.public_key().spki_der())
     );
+}
+
+fn der_to_fixed(der: &[u8], field: usize) -> Vec<u8> {
+    let mut fixed = Vec::new();
+    let mut i = 2 + usize::from(der[1] == 0x81);
+    for _ in 0..2 {
+        let len = der[i + 1] as usize;
+        let v = &der[i + 2..i + 2 + len];
+        let v = if v.len() > field {
+            &v[v.len() - field..]
+        } else {
+            v
+        };
+        fixed.extend(std::iter::repeat_n(0u8, field - v.len()));
+        fixed.extend_from_slice(v);
+        i += 2 + len;
+    }
+    fixed
 }

@@ -128,7 +128,7 @@ pub trait LogStore: Send + Sync {
         ids: &[NodeId],
     ) -> impl Future<Output = Result<Vec<(NodeId, Hash)>, StoreError>> + Send;
 
-    /// Entries indexed under any of `keys`.
+    /// Entries indexed under any of `keys` (at most 10,000 hits).
     fn search(
         &self,
         keys: &[String],

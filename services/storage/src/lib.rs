@@ -99,11 +99,14 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
             let code = db.code().map(|c| c.to_string()).unwrap_or_default();
             // PostgreSQL classes 08 (connection), 57P (operator intervention), 53 (resources);
             // SQLite BUSY (5) / LOCKED (6).
+            // SQLite extended codes keep the primary code in their low byte (517 = BUSY_SNAPSHOT).
+            let sqlite_busy = code
+                .parse::<u32>()
+                .is_ok_and(|c| c & 0xff == 5 || c & 0xff == 6);
             if code.starts_with("08")
                 || code.starts_with("57P")
                 || code.starts_with("53")
-                || code == "5"
-                || code == "6"
+                || sqlite_busy
             {
                 StoreError::Unavailable(e.to_string())
             } else {

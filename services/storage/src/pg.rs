@@ -303,7 +303,7 @@ pub(crate) async fn nodes(
 pub(crate) async fn search(p: &PgPool, keys: &[String]) -> Result<Vec<SearchHit>, StoreError> {
     let rows = sqlx::query(
         "SELECT i.key, i.tree_id, i.idx, e.leaf_hash FROM entry_index i \
-           JOIN entries e ON e.tree_id = i.tree_id AND e.idx = i.idx WHERE i.key = ANY($1)",
+           JOIN entries e ON e.tree_id = i.tree_id AND e.idx = i.idx WHERE i.key = ANY($1) LIMIT 10000",
     )
     .bind(keys)
     .fetch_all(p)

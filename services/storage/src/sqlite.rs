@@ -319,7 +319,7 @@ pub(crate) async fn search(p: &SqlitePool, keys: &[String]) -> Result<Vec<Search
     for k in keys {
         sep.push_bind(k.as_str());
     }
-    q.push(")");
+    q.push(") LIMIT 10000");
     let rows = q.build().fetch_all(p).await.map_err(map_err)?;
     rows.iter()
         .map(|r| {

@@ -54,6 +54,12 @@ pub(super) fn canonicalize(spec: &serde_json::Value) -> Result<(Vec<u8>, Vec<Str
         .filter(|v| !v.is_empty())
         .map(|v| key_material("verifier", v))
         .collect::<Result<Vec<_>, _>>()?;
+    if pc.verifiers.len() > super::MAX_SIGNATURES {
+        return Err(EntryError::invalid(format!(
+            "at most {} verifiers are accepted",
+            super::MAX_SIGNATURES
+        )));
+    }
     if verifiers.is_empty() {
         return Err(EntryError::invalid(
             "proposedContent.verifiers must hold at least one public key or certificate",
@@ -65,6 +71,12 @@ pub(super) fn canonicalize(spec: &serde_json::Value) -> Result<(Vec<u8>, Vec<Str
         return Err(EntryError::invalid(
             "DSSE envelope must contain 1 or more signatures",
         ));
+    }
+    if env.signatures.len() > super::MAX_SIGNATURES {
+        return Err(EntryError::invalid(format!(
+            "at most {} signatures are accepted",
+            super::MAX_SIGNATURES
+        )));
     }
     let payload = b64_flexible(&env.payload)
         .ok_or_else(|| EntryError::invalid("could not decode envelope payload"))?;
@@ -83,6 +95,10 @@ pub(super) fn canonicalize(spec: &serde_json::Value) -> Result<(Vec<u8>, Vec<Str
     let mut verified: BTreeMap<String, String> = BTreeMap::new();
     let mut keys = Vec::new();
     for km in &verifiers {
+        // as Rekor: once every signature is verified, further verifiers are not consulted
+        if env.signatures.iter().all(|s| verified.contains_key(&s.sig)) {
+            break;
+        }
         let hit = env.signatures.iter().zip(&sigs).find(|(s, raw)| {
             !verified.contains_key(&s.sig) && km.public_key().verify_message(&message, raw).is_ok()
         });

@@ -63,6 +63,12 @@ pub(super) fn canonicalize(spec: &serde_json::Value) -> Result<(Vec<u8>, Vec<Str
             "content.envelope.signatures must hold at least one signature",
         ));
     }
+    if env.signatures.len() > super::MAX_SIGNATURES {
+        return Err(EntryError::invalid(format!(
+            "at most {} signatures are accepted",
+            super::MAX_SIGNATURES
+        )));
+    }
     let hash = content
         .hash
         .ok_or_else(|| EntryError::invalid("missing content.hash"))?;
@@ -134,6 +140,9 @@ pub(super) fn canonicalize(spec: &serde_json::Value) -> Result<(Vec<u8>, Vec<Str
     for km in &materials {
         let mut any = false;
         for (i, s) in sigs.iter().enumerate() {
+            if covered[i] && any {
+                continue;
+            }
             if km.public_key().verify_message(&message, &s.raw_sig).is_ok() {
                 covered[i] = true;
                 any = true;

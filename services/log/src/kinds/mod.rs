@@ -24,6 +24,14 @@ pub struct Canonical {
     pub index_keys: Vec<String>,
 }
 
+/// Most signatures (and verifiers) one DSSE or in-toto entry may carry: each costs a
+/// signature check, so the work per request stays bounded.
+pub const MAX_SIGNATURES: usize = 16;
+
+/// Most search keys one entry is indexed under, and the longest key kept.
+const MAX_INDEX_KEYS: usize = 64;
+const MAX_INDEX_KEY_LEN: usize = 256;
+
 /// Kinds Rekor knows that this server does not accept for submission.
 const OTHER_REKOR_KINDS: &[&str] = &[
     "rekord", "rpm", "jar", "alpine", "helm", "cose", "tuf", "rfc3161",
@@ -63,9 +71,18 @@ pub fn canonicalize(entry: &ProposedEntry) -> Result<Canonical, EntryError> {
         }
         (k, _) => return Err(EntryError::UnknownKind(k.to_string())),
     };
-    let mut index_keys: Vec<String> = keys.into_iter().map(|k| k.to_lowercase()).collect();
+    // Keys come from client input (certificate SANs, in-toto digests): keep the ones a
+    // database index can hold, and a bounded number of them.
+    let mut index_keys: Vec<String> = keys
+        .into_iter()
+        .filter(|k| {
+            !k.is_empty() && k.len() <= MAX_INDEX_KEY_LEN && !k.chars().any(char::is_control)
+        })
+        .map(|k| k.to_lowercase())
+        .collect();
     index_keys.sort();
     index_keys.dedup();
+    index_keys.truncate(MAX_INDEX_KEYS);
     Ok(Canonical {
         kind,
         api_version: version,

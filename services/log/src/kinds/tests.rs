@@ -291,8 +291,28 @@ fn dsse_verifies_every_signature() {
     );
     assert!(c.index_keys.contains(&"sha256:abcd".to_string()));
 
-    // a verifier that verifies nothing
+    // as Rekor: a verifier after every signature is covered is not consulted
     let k3 = FileSigner::generate(Curve::P256);
+    d(dsse_envelope(&[&k1], stmt), vec![pem_of(&k1), pem_of(&k3)]).expect("extra verifier ignored");
+    // too many signatures for one entry
+    let many: Vec<&FileSigner> = std::iter::repeat_n(&k1, MAX_SIGNATURES + 1).collect();
+    assert!(invalid_message(d(dsse_envelope(&many, stmt), vec![pem_of(&k1)])).contains("at most"));
+    // an oversize or control-character search key is dropped, the entry still logged
+    let long = format!(
+        r#"{{"_type":"https://in-toto.io/Statement/v1","subject":[{{"name":"a","digest":{{"sha256":"{}","x":"a\u0001b"}}}}]}}"#,
+        "f".repeat(400)
+    );
+    let c = d(dsse_envelope(&[&k1], long.as_bytes()), vec![pem_of(&k1)]).expect("long digest");
+    assert!(
+        c.index_keys
+            .iter()
+            .all(|k| k.len() <= 256 && !k.chars().any(char::is_control))
+    );
+    assert!(
+        c.index_keys.iter().any(|k| k.starts_with("sha256:")),
+        "payload hash still indexed"
+    );
+    // a verifier that verifies nothing
     assert!(
         invalid_message(d(dsse_envelope(&[&k1], stmt), vec![pem_of(&k3)])).contains("Found: 0")
     );

@@ -42,14 +42,18 @@ use utoipa::OpenApi;
 )]
 pub struct LogApi;
 
-pub fn routes() -> Router<Arc<LogService>> {
+pub fn routes(svc: &Arc<LogService>) -> Router<Arc<LogService>> {
+    let submit = post(entries::create_entry).layer(axum::middleware::from_fn_with_state(
+        svc.clone(),
+        entries::admit_submission,
+    ));
     Router::new()
         .route("/api/v1/log", get(info::get_log_info))
         .route("/api/v1/log/proof", get(info::get_log_proof))
         .route("/api/v1/log/publicKey", get(info::get_public_key))
         .route(
             "/api/v1/log/entries",
-            get(entries::get_entry_by_index).post(entries::create_entry),
+            get(entries::get_entry_by_index).merge(submit),
         )
         .route(
             "/api/v1/log/entries/retrieve",

@@ -341,3 +341,16 @@ pub async fn search_log_query(
     }
     Ok(axum::Json(out))
 }
+
+/// Admits a bounded number of entry submissions at once (the permit is taken before the
+/// body is read and parsed), so bursts cannot exhaust memory; the rest wait their turn.
+pub async fn admit_submission(
+    State(svc): State<Arc<LogService>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match svc.validation.acquire().await {
+        Ok(_permit) => next.run(req).await,
+        Err(_) => ApiError::unavailable("shutting down").into_response(),
+    }
+}

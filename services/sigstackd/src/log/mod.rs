@@ -38,9 +38,14 @@ pub struct LogService {
     /// Complete nodes of level >= [`CACHED_LEVEL`]: immutable, shared by most proofs, and
     /// few (one per 1024 leaves), so they are kept after the first read.
     node_cache: std::sync::RwLock<HashMap<(i64, NodeId), Hash>>,
+    /// Bounds how many submitted entries are parsed and verified at once.
+    validation: tokio::sync::Semaphore,
 }
 
 const CACHED_LEVEL: u8 = 10;
+/// Entry submissions read, parsed and verified at once; more requests wait, so parsing
+/// stays bounded in memory (and a batch holds at most this many entries).
+const VALIDATION_PERMITS: usize = 512;
 /// Bound on the node cache (about 8 MiB): enough for the upper levels of a 200M-entry tree.
 const NODE_CACHE_MAX: usize = 200_000;
 
@@ -102,11 +107,12 @@ impl LogService {
             sequencer,
             head_cache,
             node_cache: Default::default(),
+            validation: tokio::sync::Semaphore::new(VALIDATION_PERMITS),
         }))
     }
 
     pub fn router(self: &Arc<Self>, max_request_bytes: usize) -> Router {
-        api::routes()
+        api::routes(self)
             .with_state(self.clone())
             .layer(DefaultBodyLimit::max(max_request_bytes))
             .layer(axum::middleware::from_fn(sigstack_http::log_requests))

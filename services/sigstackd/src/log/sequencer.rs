@@ -33,6 +33,9 @@ pub enum SequenceError {
     Internal(String),
 }
 
+/// Most entry bytes committed in one transaction.
+const MAX_BATCH_BYTES: usize = 16 << 20;
+
 struct Job {
     entry: Canonical,
     reply: oneshot::Sender<Result<Integrated, SequenceError>>,
@@ -147,9 +150,46 @@ impl Worker {
         }
         // What became of each leaf, for the repeats.
         let mut fate: HashMap<Hash, Result<u64, SequenceError>> = HashMap::new();
+        // Bound the bytes of one transaction as well as its entry count.
+        let mut group: Vec<Job> = Vec::new();
+        let mut bytes = 0usize;
+        for job in pending {
+            let size = job.entry.body.len() + 64;
+            if !group.is_empty() && bytes + size > MAX_BATCH_BYTES {
+                self.commit_group(std::mem::take(&mut group), &mut fate)
+                    .await;
+                bytes = 0;
+            }
+            bytes += size;
+            group.push(job);
+        }
+        if !group.is_empty() {
+            self.commit_group(group, &mut fate).await;
+        }
+        for job in repeats {
+            let r = match fate.get(&job.entry.leaf_hash) {
+                Some(Ok(_)) => Err(SequenceError::Duplicate),
+                Some(Err(e)) => Err(e.clone()),
+                None => Err(SequenceError::Internal(
+                    "lost track of a batched entry".into(),
+                )),
+            };
+            let _ = job.reply.send(r);
+        }
+    }
+
+    /// Commits one group of distinct entries, retrying when another writer moved the
+    /// tree or some entries turn out to exist already. If the group fails for a reason
+    /// that is not a storage outage, its entries are retried one by one, so that one
+    /// entry the database refuses cannot fail the others.
+    async fn commit_group(
+        &mut self,
+        mut pending: Vec<Job>,
+        fate: &mut HashMap<Hash, Result<u64, SequenceError>>,
+    ) {
         for _attempt in 0..8 {
             if pending.is_empty() {
-                break;
+                return;
             }
             match self.attempt(&pending).await {
                 Attempt::Committed(done) => {
@@ -172,7 +212,17 @@ impl Worker {
                     }
                     pending = rest;
                 }
+                Attempt::Failed(SequenceError::Internal(cause)) if pending.len() > 1 => {
+                    tracing::warn!(%cause, entries = pending.len(), "batch failed; retrying its entries one by one");
+                    self.frontier = None;
+                    for job in std::mem::take(&mut pending) {
+                        Box::pin(self.commit_group(vec![job], fate)).await;
+                    }
+                }
                 Attempt::Failed(e) => {
+                    if let SequenceError::Internal(cause) = &e {
+                        tracing::error!(%cause, "entry could not be committed");
+                    }
                     self.frontier = None;
                     for job in pending.drain(..) {
                         fate.insert(job.entry.leaf_hash, Err(e.clone()));
@@ -185,16 +235,6 @@ impl Worker {
             let e = SequenceError::Unavailable("the tree kept moving under this sequencer".into());
             fate.insert(job.entry.leaf_hash, Err(e.clone()));
             let _ = job.reply.send(Err(e));
-        }
-        for job in repeats {
-            let r = match fate.get(&job.entry.leaf_hash) {
-                Some(Ok(_)) => Err(SequenceError::Duplicate),
-                Some(Err(e)) => Err(e.clone()),
-                None => Err(SequenceError::Internal(
-                    "lost track of a batched entry".into(),
-                )),
-            };
-            let _ = job.reply.send(r);
         }
     }
 
