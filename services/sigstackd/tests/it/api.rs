@@ -584,3 +584,73 @@ pub async fn shards_rotate_and_indexes_continue(b: Backend) {
     .await;
     assert_eq!(st, 400);
 }
+
+/// Real keyless entries re-submitted from public-good bundles: the log accepts them
+/// (as Rekor, it does not judge a single certificate's validity period), gives them the
+/// same UUID Rekor gave them, and finds them by the certificate's e-mail or URI identity.
+pub async fn search_by_certificate_identity(b: Backend) {
+    let s = Server::start(b).await;
+    let c = reqwest::Client::new();
+    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
+    let cases = [
+        (
+            "sigstore-python-test-assets/test/assets/bundle_v3.txt.sigstore",
+            json!({"email": "William@Yossarian.net"}),
+        ),
+        (
+            "conformance-assets/test/assets/bundle-verify/happy-path-v0.3/bundle.sigstore.json",
+            json!({"subject": "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main"}),
+        ),
+    ];
+    for (path, query) in cases {
+        let bundle: Value =
+            serde_json::from_slice(&std::fs::read(shared.join(path)).expect("bundle"))
+                .expect("json");
+        let vm = &bundle["verificationMaterial"];
+        let cert = vm["certificate"]["rawBytes"]
+            .as_str()
+            .or_else(|| vm["x509CertificateChain"]["certificates"][0]["rawBytes"].as_str())
+            .expect("certificate");
+        let pem = sigstack_crypto::pem::encode("CERTIFICATE", &unb64(cert));
+        let ms = &bundle["messageSignature"];
+        let entry = json!({
+            "apiVersion": "0.0.1", "kind": "hashedrekord",
+            "spec": {
+                "signature": {"content": ms["signature"], "publicKey": {"content": b64(pem.as_bytes())}},
+                "data": {"hash": {"algorithm": "sha256",
+                                  "value": hex::encode(unb64(ms["messageDigest"]["digest"].as_str().expect("digest")))}}
+            }
+        });
+        let r = post_entry(&c, &s.url, &entry).await;
+        assert_eq!(r.status(), 201, "{path}");
+        let ans = Answer::from_map(&r.json().await.expect("json"));
+        ans.verify(&s.key);
+        let rekor_body = unb64(
+            vm["tlogEntries"][0]["canonicalizedBody"]
+                .as_str()
+                .expect("body"),
+        );
+        assert_eq!(
+            ans.body(),
+            rekor_body,
+            "same canonical body as Rekor logged"
+        );
+        assert_eq!(
+            &ans.id[16..],
+            hex::encode(sigstack_merkle::leaf_hash(&rekor_body)),
+            "same UUID as Rekor"
+        );
+        let r = c
+            .post(format!("{}/api/v1/index/retrieve", s.url))
+            .json(&query)
+            .send()
+            .await
+            .expect("req");
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.json::<Value>().await.expect("json"),
+            json!([ans.id]),
+            "{query}"
+        );
+    }
+}

@@ -24,6 +24,7 @@ macro_rules! both_backends {
 both_backends!(
     api::first_entry_and_reads,
     api::duplicates_and_search,
+    api::search_by_certificate_identity,
     api::bad_input_is_refused_and_nothing_stored,
     api::concurrent_appends_group_commit,
     api::replicas_share_one_tree,
