@@ -66,6 +66,19 @@ impl Checkpoint {
     }
 }
 
+/// Checks that `key` signed the note under whatever key name, and returns its checkpoint.
+pub fn verify_any_name(note: &str, key: &PublicKey) -> Result<Checkpoint, String> {
+    let split = note.rfind("\n\n").ok_or("note has no signature block")?;
+    let name = note[split + 2..]
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("\u{2014} "))
+        .and_then(|l| l.split_once(' '))
+        .map(|(name, _)| name)
+        .ok_or("note has no signature line")?;
+    verify(note, name, key)
+}
+
 /// Checks a signed note made by [`Checkpoint::sign`] with `key` and returns its checkpoint.
 pub fn verify(note: &str, key_name: &str, key: &PublicKey) -> Result<Checkpoint, String> {
     let split = note.rfind("\n\n").ok_or("note has no signature block")?;
@@ -112,8 +125,10 @@ mod tests {
         assert!(lines[4].starts_with("\u{2014} log.example "));
         assert_eq!(note.matches("\n\n").count(), 1);
         assert_eq!(verify(&note, "log.example", k.public_key()), Ok(cp.clone()));
+        assert_eq!(verify_any_name(&note, k.public_key()), Ok(cp.clone()));
         let other = FileSigner::generate(Curve::P256);
         assert!(verify(&note, "log.example", other.public_key()).is_err());
+        assert!(verify_any_name(&note, other.public_key()).is_err());
         let tampered = note.replacen("\n7\n", "\n8\n", 1);
         assert!(verify(&tampered, "log.example", k.public_key()).is_err());
     }

@@ -79,6 +79,22 @@ impl LogService {
             store.create_shard(&cfg.log_name, 0, tree_id, &head).await?;
             shards = store.shards(&cfg.log_name).await?;
         }
+        // Every shard is served with the configured key: refuse to start if another key
+        // signed a shard's checkpoints (a swapped key file would otherwise yield SETs and
+        // checkpoints no client can verify).
+        for s in &shards {
+            if let Err(e) =
+                sigstack_log::checkpoint::verify_any_name(&s.head.checkpoint, signer.public_key())
+            {
+                anyhow::bail!(
+                    "shard {} of log {:?} was not signed by the configured key {} ({e}); \
+                     start with the key that signed it (per-shard keys are not supported yet)",
+                    s.tree_id,
+                    cfg.log_name,
+                    cfg.signing_key.display()
+                );
+            }
+        }
         let active = shards
             .iter()
             .find(|s| s.active)

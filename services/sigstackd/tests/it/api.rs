@@ -654,3 +654,21 @@ pub async fn search_by_certificate_identity(b: Backend) {
         );
     }
 }
+
+/// A log refuses to start with a key other than the one that signed its checkpoints.
+pub async fn refuses_another_key(b: Backend) {
+    let mut s = Server::start(b).await;
+    let c = reqwest::Client::new();
+    assert_eq!(
+        post_entry(&c, &s.url, &Artifacts::new().hashedrekord(b"k"))
+            .await
+            .status(),
+        201
+    );
+    let (status, log) = s
+        .restart_with_new_key()
+        .await
+        .expect("the process exits by itself");
+    assert!(!status.success());
+    assert!(log.contains("not signed by the configured key"), "{log}");
+}

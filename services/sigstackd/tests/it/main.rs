@@ -29,6 +29,7 @@ both_backends!(
     api::concurrent_appends_group_commit,
     api::replicas_share_one_tree,
     api::shards_rotate_and_indexes_continue,
+    api::refuses_another_key,
     faults::sigkill_during_load_loses_nothing,
     interop::sigstore_js_verifies_log_output,
 );

@@ -194,6 +194,41 @@ impl Server {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Stops the server, replaces its key with a new one, and starts the process again;
+    /// returns its exit status and log if it stops by itself within 20 s.
+    pub async fn restart_with_new_key(&mut self) -> Option<(std::process::ExitStatus, String)> {
+        self.kill();
+        let key = FileSigner::generate(Curve::P256);
+        let path = self.dir.join("other.pem");
+        std::fs::write(&path, key.to_pkcs8_pem().expect("pem")).expect("key");
+        for (k, v) in self.env.iter_mut() {
+            if k == "SIGSTACK_LOG_SIGNING_KEY" {
+                *v = path.display().to_string();
+            }
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sigstackd"))
+            .arg("log")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                use std::io::Read;
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                return Some((status, err));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = child.kill();
+        None
+    }
+
     /// SIGKILL: no shutdown code runs.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
