@@ -226,6 +226,7 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let _ = child.kill();
+        let _ = child.wait();
         None
     }
 
