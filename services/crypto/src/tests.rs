@@ -69,21 +69,7 @@ fn raw_r_s_signatures_are_accepted_like_der() {
         let msg = b"fixed width";
         let der = k.sign(msg).expect("sign");
         let field = if curve == Curve::P256 { 32 } else { 48 };
-        let mut fixed = Vec::new();
-        let mut i = 2 + usize::from(der[1] == 0x81);
-        for _ in 0..2 {
-            assert_eq!(der[i], 2);
-            let len = der[i + 1] as usize;
-            let v = &der[i + 2..i + 2 + len];
-            let v = if v.len() > field {
-                &v[v.len() - field..]
-            } else {
-                v
-            };
-            fixed.extend(std::iter::repeat_n(0u8, field - v.len()));
-            fixed.extend_from_slice(v);
-            i += 2 + len;
-        }
+        let mut fixed = der_to_fixed(&der, field);
         let pk = k.public_key();
         let alg = pk.default_hash();
         pk.verify_digest(alg, &alg.digest(msg), &fixed)
