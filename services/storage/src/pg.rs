@@ -33,11 +33,15 @@ fn shard_from_row(r: &sqlx::postgres::PgRow) -> Result<Shard, StoreError> {
         tree_id: r.get("tree_id"),
         ordinal: r.get("ordinal"),
         active: r.get("active"),
-        head: TreeHead {
-            size: to_u64(r.get("size"))?,
-            root: to_hash(r.get("root"))?,
-            checkpoint: r.get("checkpoint"),
-        },
+        head: head_from_row(r)?,
+    })
+}
+
+fn head_from_row(r: &sqlx::postgres::PgRow) -> Result<TreeHead, StoreError> {
+    Ok(TreeHead {
+        size: to_u64(r.get("size"))?,
+        root: to_hash(r.get("root"))?,
+        checkpoint: r.get("checkpoint"),
     })
 }
 
@@ -100,14 +104,7 @@ pub(crate) async fn head(p: &PgPool, tree_id: i64) -> Result<Option<TreeHead>, S
         .fetch_optional(p)
         .await
         .map_err(map_err)?;
-    row.map(|r| {
-        Ok(TreeHead {
-            size: to_u64(r.get("size"))?,
-            root: to_hash(r.get("root"))?,
-            checkpoint: r.get("checkpoint"),
-        })
-    })
-    .transpose()
+    row.as_ref().map(head_from_row).transpose()
 }
 
 pub(crate) async fn append(

@@ -36,11 +36,15 @@ fn shard_from_row(r: &SqliteRow) -> Result<Shard, StoreError> {
         tree_id: r.get("tree_id"),
         ordinal: r.get::<i64, _>("ordinal") as i32,
         active: active != 0,
-        head: TreeHead {
-            size: to_u64(r.get("size"))?,
-            root: to_hash(r.get("root"))?,
-            checkpoint: r.get("checkpoint"),
-        },
+        head: head_from_row(r)?,
+    })
+}
+
+fn head_from_row(r: &SqliteRow) -> Result<TreeHead, StoreError> {
+    Ok(TreeHead {
+        size: to_u64(r.get("size"))?,
+        root: to_hash(r.get("root"))?,
+        checkpoint: r.get("checkpoint"),
     })
 }
 
@@ -98,14 +102,7 @@ pub(crate) async fn head(p: &SqlitePool, tree_id: i64) -> Result<Option<TreeHead
         .fetch_optional(p)
         .await
         .map_err(map_err)?;
-    row.map(|r| {
-        Ok(TreeHead {
-            size: to_u64(r.get("size"))?,
-            root: to_hash(r.get("root"))?,
-            checkpoint: r.get("checkpoint"),
-        })
-    })
-    .transpose()
+    row.as_ref().map(head_from_row).transpose()
 }
 
 pub(crate) async fn append(

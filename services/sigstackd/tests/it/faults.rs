@@ -204,19 +204,24 @@ fn is_root() -> bool {
 impl PrivatePg {
     /// Runs a PostgreSQL tool with its output in a file: `pg_ctl start` leaves the server
     /// holding whatever stdout it was given, so a pipe would never reach end of file.
-    fn run(&self, tool: &str, args: &[&str]) {
+    /// A PostgreSQL tool, run as the postgres user when we are root (the server refuses root).
+    fn command(&self, tool: &str) -> Command {
         let exe = self.bin.join(tool);
-        let out_path = self.dir.join(format!("{tool}.out"));
-        let out = std::fs::File::create(&out_path).expect("output file");
-        let err = out.try_clone().expect("clone");
-        let mut cmd = if is_root() {
+        if is_root() {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--"]).arg(&exe);
             c
         } else {
             Command::new(&exe)
-        };
-        let status = cmd
+        }
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let out_path = self.dir.join(format!("{tool}.out"));
+        let out = std::fs::File::create(&out_path).expect("output file");
+        let err = out.try_clone().expect("clone");
+        let status = self
+            .command(tool)
             .args(args)
             .stdin(std::process::Stdio::null())
             .stdout(out)
@@ -303,24 +308,12 @@ impl PrivatePg {
 impl Drop for PrivatePg {
     fn drop(&mut self) {
         let data = self.dir.join("data");
-        let exe = self.bin.join("pg_ctl");
-        let args = ["-D", data.to_str().unwrap_or(""), "-m", "immediate", "stop"];
-        let null = || std::process::Stdio::null();
-        let _ = if is_root() {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&exe)
-                .args(args)
-                .stdout(null())
-                .stderr(null())
-                .status()
-        } else {
-            Command::new(&exe)
-                .args(args)
-                .stdout(null())
-                .stderr(null())
-                .status()
-        };
+        let _ = self
+            .command("pg_ctl")
+            .args(["-D", data.to_str().unwrap_or(""), "-m", "immediate", "stop"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
