@@ -1,19 +1,10 @@
 //! X.509 certificates as far as the log and its clients need them: the leaf's key, its
 //! subject alternative names, validity, and whether one certificate signed another.
 
-use crate::{CryptoError, HashAlg, PublicKey, pem};
+use crate::{CryptoError, PublicKey, pem};
 use der::{Decode, Encode};
-use spki::ObjectIdentifier;
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::pkix::name::GeneralName;
-
-const ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
-const ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
-const ECDSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.4");
-const RSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
-const RSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
-const RSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
-const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 
 /// Most certificates a hashedrekord may carry in one PEM chain (as Rekor).
 pub const MAX_CHAIN: usize = 10;
@@ -51,6 +42,37 @@ impl Certificate {
 
     pub fn to_pem(&self) -> String {
         pem::encode("CERTIFICATE", &self.der)
+    }
+
+    /// The value (the contents of `extnValue`) of the extension `oid`, if present.
+    pub fn extension(&self, oid: &str) -> Option<&[u8]> {
+        let oid = spki::ObjectIdentifier::new(oid).ok()?;
+        self.parsed
+            .tbs_certificate
+            .extensions
+            .as_ref()?
+            .iter()
+            .find(|e| e.extn_id == oid)
+            .map(|e| e.extn_value.as_bytes())
+    }
+
+    /// The DER TBSCertificate with the extension `oid` removed and every other byte kept,
+    /// as RFC 6962 §3.2 defines a precertificate's signed TBS.
+    pub fn tbs_without_extension(&self, oid: &str) -> Result<Vec<u8>, CryptoError> {
+        let oid = spki::ObjectIdentifier::new(oid).map_err(bad_cert)?;
+        let mut tbs = self.parsed.tbs_certificate.clone();
+        if let Some(exts) = tbs.extensions.as_mut() {
+            exts.retain(|e| e.extn_id != oid);
+            if exts.is_empty() {
+                tbs.extensions = None;
+            }
+        }
+        tbs.to_der().map_err(bad_cert)
+    }
+
+    /// The decoded certificate, for callers that need fields this type does not expose.
+    pub fn parsed(&self) -> &x509_cert::Certificate {
+        &self.parsed
     }
 
     pub fn public_key(&self) -> &PublicKey {
@@ -123,31 +145,14 @@ impl Certificate {
             .signature
             .as_bytes()
             .ok_or_else(|| bad_cert("signature has unused bits"))?;
-        let alg = self.parsed.signature_algorithm.oid;
-        let hash = match alg {
-            ECDSA_SHA256 | RSA_SHA256 => HashAlg::Sha256,
-            ECDSA_SHA384 | RSA_SHA384 => HashAlg::Sha384,
-            ECDSA_SHA512 | RSA_SHA512 => HashAlg::Sha512,
-            ED25519 => {
-                return issuer.key.verify_message(&tbs, sig).map_err(|_| {
-                    CryptoError::Certificate(
-                        "certificate signature does not verify with its issuer's key".into(),
-                    )
-                });
-            }
-            other => {
-                return Err(CryptoError::Unsupported(format!(
-                    "certificate signature algorithm {other}"
-                )));
-            }
-        };
         issuer
             .key
-            .verify_digest_any(hash, &hash.digest(&tbs), sig)
-            .map_err(|_| {
-                CryptoError::Certificate(
+            .verify_signed(&self.parsed.signature_algorithm.oid, &tbs, sig)
+            .map_err(|e| match e {
+                CryptoError::Unsupported(m) => CryptoError::Unsupported(m),
+                _ => CryptoError::Certificate(
                     "certificate signature does not verify with its issuer's key".into(),
-                )
+                ),
             })
     }
 }

@@ -16,6 +16,18 @@ const OID_P521: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
 const OID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 
+/// X.509 signature algorithm identifiers (RFC 5758 §3.2, RFC 4055 §5, RFC 8410 §3).
+pub mod sig_oid {
+    use spki::ObjectIdentifier;
+    pub const ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+    pub const ECDSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+    pub const ECDSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.4");
+    pub const RSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
+    pub const RSA_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.12");
+    pub const RSA_SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
+    pub const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+}
+
 /// A digest algorithm named in an entry (`sha256`, `sha384`, `sha512`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum HashAlg {
@@ -322,6 +334,68 @@ impl PublicKey {
                     self.verify_digest_any(HashAlg::Sha256, &HashAlg::Sha256.digest(msg), sig)
                 }),
             _ => self.verify_digest_any(HashAlg::Sha256, &HashAlg::Sha256.digest(msg), sig),
+        }
+    }
+
+    /// Verifies an X.509-style signature (certificate, CSR) made with the algorithm named
+    /// by `alg`: ECDSA or RSA PKCS#1 v1.5 with SHA-256/384/512, or pure Ed25519.
+    pub fn verify_signed(
+        &self,
+        alg: &ObjectIdentifier,
+        data: &[u8],
+        sig: &[u8],
+    ) -> Result<(), CryptoError> {
+        use sig_oid::*;
+        let hash = match *alg {
+            ECDSA_SHA256 | RSA_SHA256 => HashAlg::Sha256,
+            ECDSA_SHA384 | RSA_SHA384 => HashAlg::Sha384,
+            ECDSA_SHA512 | RSA_SHA512 => HashAlg::Sha512,
+            ED25519 => {
+                return match &self.kind {
+                    Kind::Ed25519(_) => self.verify_message(data, sig),
+                    _ => Err(CryptoError::Unsupported(
+                        "an Ed25519 signature from a non-Ed25519 key".into(),
+                    )),
+                };
+            }
+            other => {
+                return Err(CryptoError::Unsupported(format!(
+                    "signature algorithm {other}"
+                )));
+            }
+        };
+        let ecdsa_alg = matches!(*alg, ECDSA_SHA256 | ECDSA_SHA384 | ECDSA_SHA512);
+        let ecdsa_key = matches!(self.kind, Kind::P256(_) | Kind::P384(_) | Kind::P521(_));
+        if ecdsa_alg != ecdsa_key || matches!(self.kind, Kind::Ed25519(_)) {
+            return Err(CryptoError::Unsupported(format!(
+                "signature algorithm {alg} with a {} key",
+                self.describe()
+            )));
+        }
+        self.verify_digest_any(hash, &hash.digest(data), sig)
+    }
+
+    /// Verifies a signature over `msg` made the way Fulcio expects a proof of possession:
+    /// with the key's default algorithm (P-256/SHA-256, P-384/SHA-384, P-521/SHA-512,
+    /// RSA PKCS#1 v1.5/SHA-256, pure Ed25519).
+    pub fn verify_default(&self, msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
+        match &self.kind {
+            Kind::Ed25519(_) => self.verify_message(msg, sig),
+            _ => {
+                let hash = self.default_hash();
+                self.verify_digest_any(hash, &hash.digest(msg), sig)
+            }
+        }
+    }
+
+    /// The X.509 signature algorithm this key signs with by default (ECDSA keys only;
+    /// the CA and logs sign with ECDSA).
+    pub fn ecdsa_signature_oid(&self) -> Option<ObjectIdentifier> {
+        match &self.kind {
+            Kind::P256(_) => Some(sig_oid::ECDSA_SHA256),
+            Kind::P384(_) => Some(sig_oid::ECDSA_SHA384),
+            Kind::P521(_) => Some(sig_oid::ECDSA_SHA512),
+            _ => None,
         }
     }
 

@@ -4,14 +4,16 @@
 //! [`Signer`] trait behind which file, KMS or PKCS#11 keys sit.
 
 mod cert;
+mod csr;
 mod error;
 mod key;
 pub mod pem;
 mod signer;
 
 pub use cert::{Certificate, KeyMaterial};
+pub use csr::parse_csr;
 pub use error::CryptoError;
-pub use key::{HashAlg, PublicKey};
+pub use key::{HashAlg, PublicKey, sig_oid};
 pub use signer::{Curve, FileSigner, Signer};
 
 use sha2::{Digest, Sha256};

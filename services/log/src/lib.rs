@@ -1,10 +1,11 @@
 //! The transparency log's domain, free of I/O: what an entry of each kind must satisfy
 //! and how it is canonicalised (Rekor v1 semantics), signed checkpoints (C2SP signed
-//! note, Rekor v1 origin), signed entry timestamps, entry IDs, planning a batch of
+//! note, Rekor v1 origin), signed entry timestamps, entry IDs, RFC 6962 certificate-transparency structures, planning a batch of
 //! appends, and the [`store::LogStore`] trait a storage backend implements.
 
 pub mod batch;
 pub mod checkpoint;
+pub mod ct;
 mod error;
 pub mod ids;
 pub mod jcs;
