@@ -56,6 +56,18 @@ impl Certificate {
             .map(|e| e.extn_value.as_bytes())
     }
 
+    /// The extended key usages, as dotted OIDs (empty without the extension).
+    pub fn extended_key_usages(&self) -> Vec<String> {
+        match self
+            .parsed
+            .tbs_certificate
+            .get::<x509_cert::ext::pkix::ExtendedKeyUsage>()
+        {
+            Ok(Some((_, eku))) => eku.0.iter().map(|o| o.to_string()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The DER TBSCertificate with the extension `oid` removed and every other byte kept,
     /// as RFC 6962 §3.2 defines a precertificate's signed TBS.
     pub fn tbs_without_extension(&self, oid: &str) -> Result<Vec<u8>, CryptoError> {

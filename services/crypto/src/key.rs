@@ -164,6 +164,21 @@ impl PublicKey {
         })
     }
 
+    /// Parses one PEM `PUBLIC KEY` block.
+    pub fn from_pem(text: &[u8]) -> Result<Self, CryptoError> {
+        let blocks = crate::pem::decode_all(text)?;
+        match blocks.as_slice() {
+            [b] if b.label == "PUBLIC KEY" => Self::from_spki_der(&b.der),
+            [b] => Err(CryptoError::Pem(format!(
+                "expected a PUBLIC KEY block, found {}",
+                b.label
+            ))),
+            _ => Err(CryptoError::Pem(
+                "expected a single PUBLIC KEY block".into(),
+            )),
+        }
+    }
+
     pub fn spki_der(&self) -> &[u8] {
         &self.spki
     }

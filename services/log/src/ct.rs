@@ -37,6 +37,8 @@ pub enum CtError {
     Malformed(&'static str),
     #[error("{0} is too long to encode")]
     TooLong(&'static str),
+    #[error("invalid chain: {0}")]
+    Chain(String),
     #[error("SCT: {0}")]
     Sct(String),
     #[error(transparent)]
@@ -329,6 +331,32 @@ pub fn embedded_scts(cert: &sigstack_crypto::Certificate) -> Result<Vec<Sct>, Ct
         return Ok(Vec::new());
     };
     decode_sct_list(der_octet_string(v).ok_or(CtError::Malformed("SCT list extension"))?)
+}
+
+/// Checks a submitted chain (§4.1): each certificate is signed by the next, and the last
+/// is one of `roots` or signed by one of them. Returns the root it ends in.
+pub fn validate_chain<'r>(
+    chain: &[sigstack_crypto::Certificate],
+    roots: &'r [sigstack_crypto::Certificate],
+) -> Result<&'r sigstack_crypto::Certificate, CtError> {
+    let Some(last) = chain.last() else {
+        return Err(CtError::Chain("the chain is empty".into()));
+    };
+    for (i, pair) in chain.windows(2).enumerate() {
+        pair[0].verify_issued_by(&pair[1]).map_err(|e| {
+            CtError::Chain(format!(
+                "certificate {i} is not issued by certificate {}: {e}",
+                i + 1
+            ))
+        })?;
+    }
+    if let Some(r) = roots.iter().find(|r| r.der() == last.der()) {
+        return Ok(r);
+    }
+    roots
+        .iter()
+        .find(|r| last.verify_issued_by(r).is_ok())
+        .ok_or_else(|| CtError::Chain("the chain does not lead to a root this log accepts".into()))
 }
 
 /// The DER encoding of an OCTET STRING holding `content`.

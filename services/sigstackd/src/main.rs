@@ -2,9 +2,14 @@
 //! production; `sigstackd dev` runs every service in one process on an embedded
 //! database for testing.
 
+mod ca;
+mod ctlog;
 mod dev;
 mod log;
+mod sequencer;
+mod settings;
 mod time;
+mod trust;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -29,6 +34,13 @@ enum LogAction {
 }
 
 #[derive(Subcommand)]
+enum TrustAction {
+    /// Fetch the public keys and CA chain from running services, check them, and write
+    /// the trust files clients use.
+    Export(trust::ExportArgs),
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run every service on loopback with an embedded SQLite database and generated keys
     /// kept in the data directory; writes DATA_DIR/stack.json.
@@ -40,6 +52,23 @@ enum Command {
         config: Option<PathBuf>,
         #[command(subcommand)]
         action: Option<LogAction>,
+    },
+    /// Run the certificate authority (Fulcio API v2 and legacy v1).
+    Ca {
+        /// TOML configuration file; every key may also come from SIGSTACK_CA_<KEY>.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// The stack's trust files (trusted_root.json, signing_config.v0.2.json, trust_config.json).
+    Trust {
+        #[command(subcommand)]
+        action: TrustAction,
+    },
+    /// Run the RFC 6962 certificate-transparency log the CA submits precertificates to.
+    Ctlog {
+        /// TOML configuration file; every key may also come from SIGSTACK_CTLOG_<KEY>.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
     /// Apply pending database migrations and exit.
     Migrate {
@@ -90,6 +119,11 @@ fn main() -> anyhow::Result<()> {
                 println!("new active shard {tree}; restart the log to serve it");
                 Ok(())
             }
+            Command::Ctlog { config } => run_ctlog(config).await,
+            Command::Ca { config } => run_ca(config).await,
+            Command::Trust {
+                action: TrustAction::Export(args),
+            } => trust::export(args).await,
             Command::Migrate { database_url } => {
                 let store = sigstack_storage::Store::connect(&database_url).await?;
                 sigstack_storage::migrate(&store).await?;
@@ -126,9 +160,47 @@ async fn run_log(config: Option<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn run_ctlog(config: Option<PathBuf>) -> anyhow::Result<()> {
+    let cfg = ctlog::config::CtLogConfig::load(config.as_deref())?;
+    tracing::info!(config = ?cfg, "starting CT log");
+    let svc = ctlog::CtLogService::start(&cfg).await?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "CT log ready");
+    sigstack_http::serve(
+        listener,
+        svc.router(cfg.max_request_bytes),
+        sigstack_http::shutdown_signal(),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn run_ca(config: Option<PathBuf>) -> anyhow::Result<()> {
+    let cfg = ca::config::CaConfig::load(config.as_deref())?;
+    tracing::info!(config = ?cfg, "starting CA");
+    let svc = ca::CaService::start(&cfg).await?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "CA ready");
+    sigstack_http::serve(
+        listener,
+        svc.router(cfg.max_request_bytes),
+        sigstack_http::shutdown_signal(),
+    )
+    .await?;
+    Ok(())
+}
+
 /// The OpenAPI documents, by file name.
 pub fn openapi_documents() -> Vec<(&'static str, String)> {
-    vec![("log.json", log::api::document())]
+    vec![
+        ("log.json", log::api::document()),
+        ("ctlog.json", ctlog::api::document()),
+        ("ca.json", ca::api::document()),
+    ]
 }
 
 fn openapi(out: &std::path::Path, check: bool) -> anyhow::Result<()> {

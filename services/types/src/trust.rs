@@ -79,3 +79,51 @@ pub struct CertChain {
 pub struct RawBytes {
     pub raw_bytes: String,
 }
+
+pub const SIGNING_CONFIG_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.signingconfig.v0.2+json";
+pub const CLIENT_TRUST_CONFIG_MEDIA_TYPE: &str =
+    "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json";
+
+/// `signing_config.v0.2.json` (protobuf-specs `SigningConfig`): where clients sign.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SigningConfig {
+    pub media_type: String,
+    #[serde(default)]
+    pub ca_urls: Vec<Service>,
+    #[serde(default)]
+    pub oidc_urls: Vec<Service>,
+    #[serde(default)]
+    pub rekor_tlog_urls: Vec<Service>,
+    #[serde(default)]
+    pub tsa_urls: Vec<Service>,
+    pub rekor_tlog_config: ServiceConfiguration,
+    pub tsa_config: ServiceConfiguration,
+}
+
+/// One service endpoint. `operator` is required by sigstore-python.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Service {
+    pub url: String,
+    pub major_api_version: u32,
+    pub valid_for: TimeRange,
+    pub operator: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ServiceConfiguration {
+    /// `ANY`, `ALL` or `EXACT`.
+    pub selector: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+}
+
+/// A trusted root and a signing config in one file (sigstore-python `--trust-config`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientTrustConfig {
+    pub media_type: String,
+    pub trusted_root: TrustedRoot,
+    pub signing_config: SigningConfig,
+}

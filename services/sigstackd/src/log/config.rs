@@ -75,29 +75,13 @@ pub const KEYS: &[&str] = &[
 impl LogConfig {
     /// Reads `path` (if given), applies `SIGSTACK_LOG_*` overrides, validates.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
-        let mut table: toml::Table = match path {
-            Some(p) => std::fs::read_to_string(p)
-                .with_context(|| format!("reading {}", p.display()))?
-                .parse()
-                .with_context(|| format!("parsing {}", p.display()))?,
-            None => toml::Table::new(),
-        };
-        for key in KEYS {
-            let var = format!("SIGSTACK_LOG_{}", key.to_uppercase());
-            if let Ok(v) = std::env::var(&var) {
-                let value = match *key {
-                    "max_request_bytes" | "max_batch" => toml::Value::Integer(
-                        v.parse()
-                            .with_context(|| format!("{var} must be a whole number"))?,
-                    ),
-                    _ => toml::Value::String(v),
-                };
-                table.insert((*key).to_string(), value);
-            }
-        }
-        let cfg: LogConfig = toml::Value::Table(table)
-            .try_into()
-            .context("invalid log configuration")?;
+        let cfg: LogConfig = crate::settings::load(
+            path,
+            "SIGSTACK_LOG_",
+            KEYS,
+            &["max_request_bytes", "max_batch"],
+        )
+        .context("invalid log configuration")?;
         cfg.validate()?;
         Ok(cfg)
     }

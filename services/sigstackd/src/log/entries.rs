@@ -1,7 +1,7 @@
 //! Handlers for log entries: submit, fetch by index or ID, and bulk retrieval.
 
-use super::sequencer::SequenceError;
 use super::{LogService, store_error};
+use crate::sequencer::SequenceError;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -5,7 +5,7 @@
 
 use super::LogService;
 use super::config::LogConfig;
-use super::sequencer::load_frontier;
+use crate::sequencer::load_frontier;
 use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -42,7 +42,7 @@ pub async fn run(cfg: &LogConfig, entries: u64, batch_size: usize) -> anyhow::Re
         .context("loading the tree")?;
     let started = Instant::now();
     let target = frontier.size() + entries;
-    let integrated = super::sequencer::unix_now();
+    let integrated = crate::sequencer::unix_now();
     while frontier.size() < target {
         let k = ((target - frontier.size()) as usize).min(batch_size);
         let base = frontier.size();

@@ -5,22 +5,18 @@ pub mod config;
 mod entries;
 pub mod fill;
 mod info;
-pub mod sequencer;
 
+use crate::sequencer::{HeadCache, HeadSigner, Sequencer, SequencerConfig};
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use config::LogConfig;
-use sequencer::{HeadCache, Sequencer, SequencerConfig};
 use sigstack_crypto::{FileSigner, Signer, log_id};
 use sigstack_http::ApiError;
 use sigstack_log::checkpoint::{Checkpoint, rekor_origin};
 use sigstack_log::store::{LogStore, Shard, StoreError, TreeHead};
 use sigstack_merkle::{EMPTY_ROOT, Hash, NodeId, inclusion_plan};
 use sigstack_storage::Store;
-use sigstack_types::trust;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -29,7 +25,6 @@ pub struct LogService {
     store: Store,
     signer: Arc<dyn Signer>,
     log_id_hex: String,
-    public_url: String,
     active_tree: i64,
     /// Frozen shards, oldest first, with their (final) heads.
     frozen: Vec<Shard>,
@@ -104,12 +99,14 @@ impl LogService {
         let head_cache = HeadCache::default();
         let sequencer = Sequencer::spawn(
             store.clone(),
-            signer.clone(),
             SequencerConfig {
                 head_cache: head_cache.clone(),
                 tree_id: active,
-                origin: rekor_origin(&hostname, active),
-                key_name: hostname,
+                head_signer: Arc::new(CheckpointSigner {
+                    origin: rekor_origin(&hostname, active),
+                    key_name: hostname,
+                    signer: signer.clone(),
+                }),
                 max_batch: cfg.max_batch,
             },
         );
@@ -117,7 +114,6 @@ impl LogService {
             log_id_hex: hex::encode(log_id(signer.public_key().spki_der())),
             store,
             signer,
-            public_url: cfg.public_url(),
             active_tree: active,
             frozen,
             sequencer,
@@ -144,26 +140,6 @@ impl LogService {
 
     pub fn active_tree(&self) -> i64 {
         self.active_tree
-    }
-
-    /// This log as a `tlogs` entry of a trusted root.
-    pub fn trust_instance(&self, valid_from: &str) -> trust::TransparencyLogInstance {
-        let key = self.signer.public_key();
-        trust::TransparencyLogInstance {
-            base_url: self.public_url.clone(),
-            hash_algorithm: "SHA2_256".into(),
-            public_key: trust::PublicKey {
-                raw_bytes: STANDARD.encode(key.spki_der()),
-                key_details: key.key_details().into(),
-                valid_for: trust::TimeRange {
-                    start: valid_from.into(),
-                    end: None,
-                },
-            },
-            log_id: trust::LogId {
-                key_id: STANDARD.encode(log_id(key.spki_der())),
-            },
-        }
     }
 
     /// Global index of the first entry of `tree_id`, and whether the tree is ours.
@@ -292,6 +268,25 @@ impl LogService {
                 "tree {tree_id} is missing nodes for a proof of {index}"
             ))
         })
+    }
+}
+
+/// Signs Rekor v1 checkpoints for one shard.
+struct CheckpointSigner {
+    origin: String,
+    key_name: String,
+    signer: Arc<dyn Signer>,
+}
+
+impl HeadSigner for CheckpointSigner {
+    fn sign_head(&self, size: u64, root: &Hash) -> Result<String, String> {
+        Checkpoint {
+            origin: self.origin.clone(),
+            size,
+            root: *root,
+        }
+        .sign(&self.key_name, self.signer.as_ref())
+        .map_err(|e| e.to_string())
     }
 }
 

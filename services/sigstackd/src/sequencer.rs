@@ -1,14 +1,12 @@
-//! The sequencer: one task per log process that turns queued entries into committed tree
+//! The sequencer: one task per log process (transparency log or CT log) that turns queued entries into committed tree
 //! growth. Requests queue while a batch commits and are taken together next time (group
 //! commit): one transaction and one signed checkpoint per batch. A request is answered
 //! only after its batch is durably committed, with an inclusion proof computed from
 //! memory. Several processes may sequence the same tree; the store serialises them and
 //! a stale in-memory frontier is reloaded (`AppendOutcome::Stale`).
 
-use sigstack_crypto::Signer;
 use sigstack_log::Canonical;
 use sigstack_log::batch;
-use sigstack_log::checkpoint::Checkpoint;
 use sigstack_log::store::{AppendOutcome, LogStore, NewEntry, StoreError, TreeHead};
 use sigstack_merkle::{Frontier, Hash};
 use sigstack_storage::Store;
@@ -49,21 +47,25 @@ pub struct Sequencer {
 /// The newest head this process knows for the active tree, and when it learnt it.
 pub type HeadCache = Arc<std::sync::RwLock<Option<(Arc<TreeHead>, std::time::Instant)>>>;
 
+/// Signs a new tree head in the log's own format (a Rekor checkpoint, a CT STH); the
+/// result is stored with the head.
+pub trait HeadSigner: Send + Sync {
+    fn sign_head(&self, size: u64, root: &Hash) -> Result<String, String>;
+}
+
 pub struct SequencerConfig {
     /// Updated after every commit, so readers need not ask the database.
     pub head_cache: HeadCache,
     pub tree_id: i64,
-    pub origin: String,
-    pub key_name: String,
+    pub head_signer: Arc<dyn HeadSigner>,
     pub max_batch: usize,
 }
 
 impl Sequencer {
-    pub fn spawn(store: Store, signer: Arc<dyn Signer>, cfg: SequencerConfig) -> Self {
+    pub fn spawn(store: Store, cfg: SequencerConfig) -> Self {
         let (tx, rx) = mpsc::channel(cfg.max_batch.max(1) * 64);
         let worker = Worker {
             store,
-            signer,
             cfg,
             frontier: None,
         };
@@ -85,7 +87,6 @@ impl Sequencer {
 
 struct Worker {
     store: Store,
-    signer: Arc<dyn Signer>,
     cfg: SequencerConfig,
     frontier: Option<Frontier>,
 }
@@ -262,17 +263,15 @@ impl Worker {
                 index_keys: j.entry.index_keys.clone(),
             })
             .collect();
-        let checkpoint = match (Checkpoint {
-            origin: self.cfg.origin.clone(),
-            size: plan.new_size(),
-            root: plan.root(),
-        })
-        .sign(&self.cfg.key_name, self.signer.as_ref())
+        let checkpoint = match self
+            .cfg
+            .head_signer
+            .sign_head(plan.new_size(), &plan.root())
         {
             Ok(c) => c,
             Err(e) => {
                 return Attempt::Failed(SequenceError::Internal(format!(
-                    "signing checkpoint: {e}"
+                    "signing the tree head: {e}"
                 )));
             }
         };

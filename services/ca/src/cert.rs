@@ -1,0 +1,332 @@
+//! Certificates the CA issues and is made of (RFC 5280 profiles as Fulcio and real
+//! verifiers expect them; sigstore-protocols §1.8):
+//!
+//! * the code-signing leaf: empty subject, critical SAN, critical KeyUsage
+//!   digitalSignature, EKU codeSigning, SKI (RFC 5280 §4.2.1.2 method 1), AKI, the
+//!   Fulcio extensions, a 20-byte random positive serial, 10 minutes of validity;
+//! * its RFC 6962 §3.1 precertificate: the same TBS with the critical poison extension
+//!   last, replaced by the SCT list in the final certificate (§3.3);
+//! * the CA chain: a self-signed root and an intermediate (CA:TRUE, keyCertSign and
+//!   cRLSign; the intermediate with pathlen 0 and EKU codeSigning, which Fulcio requires).
+
+use crate::principal::{Principal, San};
+use der::asn1::{BitString, Ia5String, OctetString, UtcTime, Utf8StringRef};
+use der::{Any, Decode, Encode};
+use sigstack_crypto::{Certificate, CryptoError, Signer};
+use std::str::FromStr;
+use std::time::Duration;
+use x509_cert::ext::Extension;
+use x509_cert::ext::pkix::name::{GeneralName, OtherName};
+use x509_cert::ext::pkix::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
+    SubjectAltName, SubjectKeyIdentifier,
+};
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use x509_cert::time::{Time, Validity};
+use x509_cert::{TbsCertificate, Version};
+
+/// Lifetime of a code-signing certificate.
+pub const LEAF_VALIDITY: Duration = Duration::from_secs(10 * 60);
+
+const CODE_SIGNING: der::oid::ObjectIdentifier =
+    der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
+const POISON: der::oid::ObjectIdentifier =
+    der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.11129.2.4.3");
+const SCT_LIST: der::oid::ObjectIdentifier =
+    der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.11129.2.4.2");
+const USERNAME_OTHERNAME: der::oid::ObjectIdentifier =
+    der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.7");
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CertError {
+    #[error("encoding a certificate: {0}")]
+    Encoding(String),
+    #[error("the identity cannot be put in a certificate: {0}")]
+    Identity(String),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+}
+
+fn enc(e: impl std::fmt::Display) -> CertError {
+    CertError::Encoding(e.to_string())
+}
+
+fn ext(
+    oid: der::oid::ObjectIdentifier,
+    critical: bool,
+    value: &impl Encode,
+) -> Result<Extension, CertError> {
+    Ok(Extension {
+        extn_id: oid,
+        critical,
+        extn_value: OctetString::new(value.to_der().map_err(enc)?).map_err(enc)?,
+    })
+}
+
+fn raw_ext(
+    oid: der::oid::ObjectIdentifier,
+    critical: bool,
+    value: Vec<u8>,
+) -> Result<Extension, CertError> {
+    Ok(Extension {
+        extn_id: oid,
+        critical,
+        extn_value: OctetString::new(value).map_err(enc)?,
+    })
+}
+
+/// SHA-1 of the subjectPublicKey bits (RFC 5280 §4.2.1.2, method 1).
+pub fn key_identifier(spki_der: &[u8]) -> Result<Vec<u8>, CertError> {
+    let spki = SubjectPublicKeyInfoOwned::from_der(spki_der).map_err(enc)?;
+    let d = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        spki.subject_public_key.raw_bytes(),
+    );
+    Ok(d.as_ref().to_vec())
+}
+
+fn time(unix: u64) -> Result<Time, CertError> {
+    let d = Duration::from_secs(unix);
+    // UTCTime up to 2049 (RFC 5280 §4.1.2.5), GeneralizedTime after
+    if unix < 2_524_608_000 {
+        Ok(Time::UtcTime(UtcTime::from_unix_duration(d).map_err(enc)?))
+    } else {
+        Ok(Time::GeneralTime(
+            der::asn1::GeneralizedTime::from_unix_duration(d).map_err(enc)?,
+        ))
+    }
+}
+
+/// A 20-byte positive serial from `random` (the first byte is forced into 0x01..=0x7f).
+pub fn serial(mut random: [u8; 20]) -> Result<SerialNumber, CertError> {
+    random[0] = (random[0] & 0x7f).max(1);
+    SerialNumber::new(&random).map_err(enc)
+}
+
+fn signature_algorithm(signer: &dyn Signer) -> Result<AlgorithmIdentifierOwned, CertError> {
+    let oid = signer
+        .public_key()
+        .ecdsa_signature_oid()
+        .ok_or_else(|| CertError::Encoding("CA keys must be ECDSA (P-256 or P-384)".into()))?;
+    Ok(AlgorithmIdentifierOwned {
+        oid,
+        parameters: None,
+    })
+}
+
+/// Signs a TBSCertificate into a DER certificate.
+pub fn sign(tbs: &TbsCertificate, signer: &dyn Signer) -> Result<Vec<u8>, CertError> {
+    let der = tbs.to_der().map_err(enc)?;
+    let sig = signer.sign(&der)?;
+    x509_cert::Certificate {
+        tbs_certificate: tbs.clone(),
+        signature_algorithm: tbs.signature.clone(),
+        signature: BitString::from_bytes(&sig).map_err(enc)?,
+    }
+    .to_der()
+    .map_err(enc)
+}
+
+fn san_extension(san: &San) -> Result<Extension, CertError> {
+    let ia5 = |s: &str| {
+        Ia5String::new(s).map_err(|_| CertError::Identity(format!("{s:?} is not an IA5 string")))
+    };
+    let name = match san {
+        San::Email(e) => GeneralName::Rfc822Name(ia5(e)?),
+        San::Uri(u) => GeneralName::UniformResourceIdentifier(ia5(u)?),
+        San::Username(v) => GeneralName::OtherName(OtherName {
+            type_id: USERNAME_OTHERNAME,
+            value: Any::encode_from(&Utf8StringRef::new(v).map_err(enc)?).map_err(enc)?,
+        }),
+    };
+    // the subject is empty, so the SAN is critical (RFC 5280 §4.2.1.6)
+    ext(
+        der::oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME,
+        true,
+        &SubjectAltName(vec![name]),
+    )
+}
+
+/// What the CA signs with: its key and the certificate of that key (the intermediate).
+pub struct Authority<'a> {
+    pub signer: &'a dyn Signer,
+    pub certificate: &'a Certificate,
+}
+
+/// The leaf's TBS without the CT tail: every byte the precertificate and the final
+/// certificate share.
+pub fn leaf_template(
+    ca: &Authority<'_>,
+    spki_der: &[u8],
+    principal: &Principal,
+    serial_number: SerialNumber,
+    not_before: u64,
+) -> Result<TbsCertificate, CertError> {
+    let issuer_tbs = &ca.certificate.parsed().tbs_certificate;
+    let ca_ski = key_identifier(ca.signer.public_key().spki_der())?;
+    let mut extensions = vec![
+        ext(
+            der::oid::db::rfc5280::ID_CE_KEY_USAGE,
+            true,
+            &KeyUsage(KeyUsages::DigitalSignature.into()),
+        )?,
+        ext(
+            der::oid::db::rfc5280::ID_CE_EXT_KEY_USAGE,
+            false,
+            &ExtendedKeyUsage(vec![CODE_SIGNING]),
+        )?,
+        ext(
+            der::oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER,
+            false,
+            &SubjectKeyIdentifier(OctetString::new(key_identifier(spki_der)?).map_err(enc)?),
+        )?,
+        ext(
+            der::oid::db::rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER,
+            false,
+            &AuthorityKeyIdentifier {
+                key_identifier: Some(OctetString::new(ca_ski).map_err(enc)?),
+                authority_cert_issuer: None,
+                authority_cert_serial_number: None,
+            },
+        )?,
+        san_extension(&principal.san)?,
+    ];
+    for e in &principal.extensions {
+        extensions.push(raw_ext(e.oid, false, e.value.clone())?);
+    }
+    Ok(TbsCertificate {
+        version: Version::V3,
+        serial_number,
+        signature: signature_algorithm(ca.signer)?,
+        issuer: issuer_tbs.subject.clone(),
+        validity: Validity {
+            not_before: time(not_before)?,
+            not_after: time(not_before + LEAF_VALIDITY.as_secs())?,
+        },
+        subject: Name::default(),
+        subject_public_key_info: SubjectPublicKeyInfoOwned::from_der(spki_der).map_err(enc)?,
+        issuer_unique_id: None,
+        subject_unique_id: None,
+        extensions: Some(extensions),
+    })
+}
+
+fn with_tail(template: &TbsCertificate, tail: Extension) -> TbsCertificate {
+    let mut tbs = template.clone();
+    tbs.extensions.get_or_insert_with(Vec::new).push(tail);
+    tbs
+}
+
+/// The precertificate: the template with the critical CT poison (ASN.1 NULL) last.
+pub fn precertificate(
+    template: &TbsCertificate,
+    signer: &dyn Signer,
+) -> Result<Vec<u8>, CertError> {
+    sign(
+        &with_tail(template, raw_ext(POISON, true, vec![0x05, 0x00])?),
+        signer,
+    )
+}
+
+/// The final certificate: the template with the SCT list (a TLS
+/// `SignedCertificateTimestampList`) last, wrapped in an OCTET STRING.
+pub fn with_scts(
+    template: &TbsCertificate,
+    sct_list: &[u8],
+    signer: &dyn Signer,
+) -> Result<Vec<u8>, CertError> {
+    let value = OctetString::new(sct_list.to_vec()).map_err(enc)?;
+    sign(&with_tail(template, ext(SCT_LIST, false, &value)?), signer)
+}
+
+/// Names for CA certificates.
+pub fn ca_name(organization: &str, common_name: &str) -> Result<Name, CertError> {
+    let esc = |s: &str| {
+        s.replace('\\', "\\\\")
+            .replace(',', "\\,")
+            .replace('+', "\\+")
+            .replace('=', "\\=")
+    };
+    Name::from_str(&format!("CN={},O={}", esc(common_name), esc(organization))).map_err(enc)
+}
+
+/// A CA certificate for `subject_key`, signed by `issuer` (`None`: self-signed root).
+/// `path_len` and `code_signing` shape an intermediate.
+#[allow(clippy::too_many_arguments)]
+pub fn ca_certificate(
+    subject: Name,
+    subject_key: &dyn Signer,
+    issuer: Option<(&Name, &dyn Signer)>,
+    serial_number: SerialNumber,
+    not_before: u64,
+    not_after: u64,
+    path_len: Option<u8>,
+    code_signing: bool,
+) -> Result<Vec<u8>, CertError> {
+    let spki = subject_key.public_key().spki_der();
+    let (issuer_name, issuer_key) = match issuer {
+        Some((n, k)) => (n.clone(), k),
+        None => (subject.clone(), subject_key),
+    };
+    let mut extensions = vec![
+        ext(
+            der::oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS,
+            true,
+            &BasicConstraints {
+                ca: true,
+                path_len_constraint: path_len,
+            },
+        )?,
+        ext(
+            der::oid::db::rfc5280::ID_CE_KEY_USAGE,
+            true,
+            &KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign),
+        )?,
+        ext(
+            der::oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER,
+            false,
+            &SubjectKeyIdentifier(OctetString::new(key_identifier(spki)?).map_err(enc)?),
+        )?,
+        ext(
+            der::oid::db::rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER,
+            false,
+            &AuthorityKeyIdentifier {
+                key_identifier: Some(
+                    OctetString::new(key_identifier(issuer_key.public_key().spki_der())?)
+                        .map_err(enc)?,
+                ),
+                authority_cert_issuer: None,
+                authority_cert_serial_number: None,
+            },
+        )?,
+    ];
+    if code_signing {
+        extensions.push(ext(
+            der::oid::db::rfc5280::ID_CE_EXT_KEY_USAGE,
+            false,
+            &ExtendedKeyUsage(vec![CODE_SIGNING]),
+        )?);
+    }
+    let tbs = TbsCertificate {
+        version: Version::V3,
+        serial_number,
+        signature: signature_algorithm(issuer_key)?,
+        issuer: issuer_name,
+        validity: Validity {
+            not_before: time(not_before)?,
+            not_after: time(not_after)?,
+        },
+        subject,
+        subject_public_key_info: SubjectPublicKeyInfoOwned::from_der(spki).map_err(enc)?,
+        issuer_unique_id: None,
+        subject_unique_id: None,
+        extensions: Some(extensions),
+    };
+    sign(&tbs, issuer_key)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,101 @@
+//! `sigstackd ca` configuration: a TOML file, each key overridable by
+//! `SIGSTACK_CA_<KEY>`, validated once at start. The OIDC issuers the CA trusts live in a
+//! separate file in Fulcio's own format, so an operator can carry theirs over.
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaConfig {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// PEM private key of the issuing (intermediate) certificate: ECDSA P-256 or P-384.
+    pub signing_key: PathBuf,
+    /// PEM chain: the issuing certificate first, then up to the root.
+    pub ca_chain: PathBuf,
+    /// Fulcio-format issuer configuration (YAML or JSON: `oidc-issuers`, `meta-issuers`,
+    /// `ci-issuer-metadata`).
+    pub issuers: PathBuf,
+    /// Base URL of the CT log that precertificates go to.
+    pub ctlog_url: String,
+    /// PEM public key of that CT log; when set, every SCT is verified before it is
+    /// embedded.
+    #[serde(default)]
+    pub ctlog_public_key: Option<PathBuf>,
+    #[serde(default = "default_max_request_bytes")]
+    pub max_request_bytes: usize,
+    /// Clock skew tolerated on token `exp`, `nbf` and `iat`, in seconds.
+    #[serde(default = "default_leeway")]
+    pub token_leeway_secs: i64,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 5555))
+}
+fn default_max_request_bytes() -> usize {
+    64 << 10
+}
+fn default_leeway() -> i64 {
+    60
+}
+
+pub const KEYS: &[&str] = &[
+    "listen",
+    "signing_key",
+    "ca_chain",
+    "issuers",
+    "ctlog_url",
+    "ctlog_public_key",
+    "max_request_bytes",
+    "token_leeway_secs",
+];
+
+impl CaConfig {
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let cfg: Self = crate::settings::load(
+            path,
+            "SIGSTACK_CA_",
+            KEYS,
+            &["max_request_bytes", "token_leeway_secs"],
+        )
+        .context("invalid CA configuration")?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn for_dev(
+        listen: SocketAddr,
+        signing_key: &Path,
+        ca_chain: &Path,
+        issuers: &Path,
+        ctlog_url: &str,
+        ctlog_public_key: &Path,
+    ) -> Self {
+        Self {
+            listen,
+            signing_key: signing_key.into(),
+            ca_chain: ca_chain.into(),
+            issuers: issuers.into(),
+            ctlog_url: ctlog_url.into(),
+            ctlog_public_key: Some(ctlog_public_key.into()),
+            max_request_bytes: default_max_request_bytes(),
+            token_leeway_secs: default_leeway(),
+        }
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.max_request_bytes < 1024 {
+            bail!("max_request_bytes must be at least 1024");
+        }
+        if !(0..=600).contains(&self.token_leeway_secs) {
+            bail!("token_leeway_secs must be between 0 and 600");
+        }
+        if !self.ctlog_url.starts_with("http://") && !self.ctlog_url.starts_with("https://") {
+            bail!("ctlog_url must be an http(s) URL");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,54 @@
+//! HTTP for the CA: fetching OIDC discovery documents and key sets for the token cache,
+//! and submitting precertificates to the CT log.
+
+use sigstack_ca::token::{FetchError, KeyFetcher};
+use std::time::Duration;
+
+/// Largest discovery document or JWKS accepted.
+const MAX_DOCUMENT: usize = 1 << 20;
+
+#[derive(Clone)]
+pub struct HttpFetcher {
+    client: reqwest::Client,
+}
+
+impl HttpFetcher {
+    pub fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                // discovery must not be redirected elsewhere (as Fulcio)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
+        })
+    }
+}
+
+impl KeyFetcher for HttpFetcher {
+    async fn get(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+        let res = self
+            .client
+            .get(url)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| FetchError::new(format!("GET {url}: {e}")))?;
+        if !res.status().is_success() {
+            return Err(FetchError::new(format!("GET {url}: HTTP {}", res.status())));
+        }
+        if res
+            .content_length()
+            .is_some_and(|n| n as usize > MAX_DOCUMENT)
+        {
+            return Err(FetchError::new(format!("GET {url}: document too large")));
+        }
+        let body = res
+            .bytes()
+            .await
+            .map_err(|e| FetchError::new(format!("GET {url}: {e}")))?;
+        if body.len() > MAX_DOCUMENT {
+            return Err(FetchError::new(format!("GET {url}: document too large")));
+        }
+        Ok(body.to_vec())
+    }
+}

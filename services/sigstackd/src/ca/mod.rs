@@ -1,0 +1,281 @@
+//! `sigstackd ca`: the certificate authority with Fulcio's v2 and legacy v1 HTTP APIs.
+//! A request is turned into a certificate in this order, and nothing is issued or logged
+//! until every check before it passed: token (signature with the issuer's cached JWKS,
+//! issuer, audience, times) → principal → proof of possession (CSR self-signature or a
+//! signature over the challenge) → precertificate → SCT from the CT log (a durable
+//! append) → final certificate with the SCT embedded.
+
+pub mod api;
+pub mod config;
+mod fetch;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use config::CaConfig;
+use fetch::HttpFetcher;
+use sigstack_ca::cert::{self, Authority};
+use sigstack_ca::config::IssuerConfig;
+use sigstack_ca::principal::{Principal, principal};
+use sigstack_ca::token::{CachePolicy, KeyCache, UnverifiedToken};
+use sigstack_crypto::{Certificate, FileSigner, KeyMaterial, PublicKey, Signer};
+use sigstack_http::ApiError;
+use sigstack_log::ct::{self, DigitallySigned, Sct};
+use sigstack_types::ct::{AddChainRequest, AddChainResponse};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct CaService {
+    signer: Arc<dyn Signer>,
+    /// The issuing certificate first, up to the root.
+    chain: Vec<Certificate>,
+    issuers: IssuerConfig,
+    keys: KeyCache<HttpFetcher>,
+    ct: CtClient,
+    leeway: i64,
+}
+
+/// How the caller proves it holds the key.
+pub enum KeyProof {
+    /// A PEM CSR (its self-signature is the proof).
+    Csr(Vec<u8>),
+    /// A public key (PEM or DER) and a signature over the challenge.
+    Signature { key: Vec<u8>, signature: Vec<u8> },
+}
+
+struct CtClient {
+    http: reqwest::Client,
+    add_pre_chain: String,
+    key: Option<PublicKey>,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A token problem: 401, as Fulcio answers (`Unauthenticated`).
+fn unauthenticated(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, message)
+}
+
+impl CaService {
+    pub async fn start(cfg: &CaConfig) -> anyhow::Result<Arc<Self>> {
+        let signer: Arc<dyn Signer> = Arc::new(
+            FileSigner::load(&cfg.signing_key)
+                .with_context(|| format!("loading CA key {}", cfg.signing_key.display()))?,
+        );
+        let pem = std::fs::read(&cfg.ca_chain)
+            .with_context(|| format!("reading CA chain {}", cfg.ca_chain.display()))?;
+        let chain = match KeyMaterial::from_pem(&pem)
+            .with_context(|| format!("parsing CA chain {}", cfg.ca_chain.display()))?
+        {
+            KeyMaterial::Certificates(c) => c,
+            KeyMaterial::PublicKey(_) => anyhow::bail!("the CA chain must hold certificates"),
+        };
+        if chain[0].public_key() != signer.public_key() {
+            anyhow::bail!(
+                "the first certificate of {} is not for the key {}",
+                cfg.ca_chain.display(),
+                cfg.signing_key.display()
+            );
+        }
+        KeyMaterial::Certificates(chain.clone())
+            .verify_chain()
+            .context("the CA chain does not verify")?;
+        let text = std::fs::read_to_string(&cfg.issuers)
+            .with_context(|| format!("reading issuer configuration {}", cfg.issuers.display()))?;
+        let issuers = IssuerConfig::parse(&text)
+            .with_context(|| format!("issuer configuration {}", cfg.issuers.display()))?;
+        let key = match &cfg.ctlog_public_key {
+            Some(p) => Some(
+                PublicKey::from_pem(&std::fs::read(p)?)
+                    .with_context(|| format!("CT log key {}", p.display()))?,
+            ),
+            None => None,
+        };
+        let ct = CtClient {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()?,
+            add_pre_chain: format!(
+                "{}/ct/v1/add-pre-chain",
+                cfg.ctlog_url.trim_end_matches('/')
+            ),
+            key,
+        };
+        Ok(Arc::new(Self {
+            signer,
+            chain,
+            issuers,
+            keys: KeyCache::new(HttpFetcher::new()?, CachePolicy::default()),
+            ct,
+            leeway: cfg.token_leeway_secs,
+        }))
+    }
+
+    pub fn router(self: &Arc<Self>, max_request_bytes: usize) -> Router {
+        api::routes()
+            .with_state(self.clone())
+            .layer(DefaultBodyLimit::max(max_request_bytes))
+            .layer(axum::middleware::from_fn(sigstack_http::log_requests))
+    }
+
+    pub fn chain(&self) -> &[Certificate] {
+        &self.chain
+    }
+
+    /// Checks the token and returns who it names.
+    async fn authenticate(&self, token: &str) -> Result<Principal, ApiError> {
+        let parsed = UnverifiedToken::parse(token)
+            .map_err(|e| unauthenticated(format!("invalid identity token: {e}")))?;
+        let iss = parsed
+            .unverified_issuer()
+            .ok_or_else(|| unauthenticated("identity token has no iss claim"))?
+            .to_string();
+        let issuer = self
+            .issuers
+            .lookup(&iss)
+            .ok_or_else(|| unauthenticated(format!("issuer {iss:?} is not trusted by this CA")))?;
+        let claims = self
+            .keys
+            .verify(
+                &issuer.issuer_url,
+                token,
+                &issuer.client_id,
+                self.leeway,
+                unix_now() as i64,
+            )
+            .await
+            .map_err(|e| {
+                if e.is_unavailable() {
+                    tracing::warn!(issuer = %iss, cause = %e, "identity provider unreachable");
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("cannot reach the identity provider {iss} to check the token; retry later"),
+                    )
+                } else {
+                    unauthenticated(format!("invalid identity token: {e}"))
+                }
+            })?;
+        principal(&issuer, &self.issuers, claims.as_map())
+            .map_err(|e| unauthenticated(format!("identity token rejected: {e}")))
+    }
+
+    /// Issues a certificate chain (PEM, leaf first) for a verified request.
+    pub async fn issue(&self, token: &str, proof: KeyProof) -> Result<Vec<String>, ApiError> {
+        let principal = self.authenticate(token).await?;
+        let key = match proof {
+            KeyProof::Csr(pem) => sigstack_crypto::parse_csr(&pem)
+                .map_err(|e| ApiError::bad_request(format!("certificate signing request: {e}")))?,
+            KeyProof::Signature { key, signature } => {
+                let key = PublicKey::from_pem(&key)
+                    .or_else(|_| PublicKey::from_spki_der(&key))
+                    .map_err(|e| ApiError::bad_request(format!("public key: {e}")))?;
+                key.verify_default(principal.name.as_bytes(), &signature)
+                    .map_err(|_| {
+                        ApiError::bad_request(format!(
+                            "proof of possession does not verify: it must be a signature over {:?} by the submitted key",
+                            principal.name
+                        ))
+                    })?;
+                key
+            }
+        };
+        check_key_policy(&key)?;
+        let ca = Authority {
+            signer: self.signer.as_ref(),
+            certificate: &self.chain[0],
+        };
+        let serial = cert::serial(rand::random()).map_err(ApiError::internal)?;
+        let template = cert::leaf_template(&ca, key.spki_der(), &principal, serial, unix_now())
+            .map_err(|e| match e {
+                cert::CertError::Identity(m) => ApiError::bad_request(m),
+                other => ApiError::internal(other),
+            })?;
+        let precert = cert::precertificate(&template, ca.signer).map_err(ApiError::internal)?;
+        let sct = self.submit_precert(&precert).await?;
+        let list = ct::encode_sct_list(&[sct]).map_err(ApiError::internal)?;
+        let leaf = cert::with_scts(&template, &list, ca.signer).map_err(ApiError::internal)?;
+        let mut pems = vec![sigstack_crypto::pem::encode("CERTIFICATE", &leaf)];
+        pems.extend(self.chain.iter().map(Certificate::to_pem));
+        Ok(pems)
+    }
+
+    /// Logs the precertificate and returns its SCT, verified when the log's key is known.
+    async fn submit_precert(&self, precert: &[u8]) -> Result<Sct, ApiError> {
+        let mut chain = vec![STANDARD.encode(precert)];
+        chain.extend(self.chain.iter().map(|c| STANDARD.encode(c.der())));
+        let res = self
+            .ct
+            .http
+            .post(&self.ct.add_pre_chain)
+            .json(&AddChainRequest { chain })
+            .send()
+            .await
+            .map_err(|e| ApiError::unavailable(format!("CT log: {e}")))?;
+        let status = res.status();
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(ApiError::unavailable(format!("CT log answered {status}")));
+        }
+        if !status.is_success() {
+            let body = res.text().await.unwrap_or_default();
+            return Err(ApiError::internal(format!(
+                "CT log refused the precertificate ({status}): {body}"
+            )));
+        }
+        let r: AddChainResponse = res
+            .json()
+            .await
+            .map_err(|e| ApiError::internal(format!("CT log answer: {e}")))?;
+        let sct = parse_sct(&r).map_err(|e| ApiError::internal(format!("CT log SCT: {e}")))?;
+        if let Some(key) = &self.ct.key {
+            let pre = Certificate::from_der(precert).map_err(ApiError::internal)?;
+            let entry = ct::precert_entry(&pre, &self.chain[0]).map_err(ApiError::internal)?;
+            sct.verify(key, &entry).map_err(|e| {
+                ApiError::internal(format!("the CT log's SCT does not verify: {e}"))
+            })?;
+        }
+        Ok(sct)
+    }
+}
+
+fn parse_sct(r: &AddChainResponse) -> anyhow::Result<Sct> {
+    anyhow::ensure!(r.sct_version == 0, "SCT version {}", r.sct_version);
+    Ok(Sct {
+        log_id: STANDARD
+            .decode(&r.id)?
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("log id is not 32 bytes"))?,
+        timestamp: r.timestamp,
+        extensions: STANDARD.decode(&r.extensions)?,
+        signature: DigitallySigned::from_bytes(&STANDARD.decode(&r.signature)?)?,
+    })
+}
+
+/// Client keys Fulcio accepts: ECDSA P-256/P-384/P-521, RSA 2048/3072/4096, Ed25519.
+fn check_key_policy(key: &PublicKey) -> Result<(), ApiError> {
+    let d = key.describe();
+    let ok = matches!(
+        d.as_str(),
+        "ECDSA P-256"
+            | "ECDSA P-384"
+            | "ECDSA P-521"
+            | "RSA-2048"
+            | "RSA-3072"
+            | "RSA-4096"
+            | "Ed25519"
+    );
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "unsupported key type {d}: use ECDSA P-256, P-384 or P-521, RSA 2048/3072/4096 or Ed25519"
+        )))
+    }
+}

@@ -1,0 +1,38 @@
+//! Service configuration files: TOML, each key overridable by an environment variable
+//! `<PREFIX><KEY>` (upper case).
+
+use anyhow::Context;
+use serde::de::DeserializeOwned;
+use std::path::Path;
+
+/// Reads `path` (if given), applies environment overrides for `keys` (those in `numeric`
+/// parse as integers) and deserializes.
+pub fn load<T: DeserializeOwned>(
+    path: Option<&Path>,
+    env_prefix: &str,
+    keys: &[&str],
+    numeric: &[&str],
+) -> anyhow::Result<T> {
+    let mut table: toml::Table = match path {
+        Some(p) => std::fs::read_to_string(p)
+            .with_context(|| format!("reading {}", p.display()))?
+            .parse()
+            .with_context(|| format!("parsing {}", p.display()))?,
+        None => toml::Table::new(),
+    };
+    for key in keys {
+        let var = format!("{env_prefix}{}", key.to_uppercase());
+        if let Ok(v) = std::env::var(&var) {
+            let value = if numeric.contains(key) {
+                toml::Value::Integer(
+                    v.parse()
+                        .with_context(|| format!("{var} must be a whole number"))?,
+                )
+            } else {
+                toml::Value::String(v)
+            };
+            table.insert((*key).to_string(), value);
+        }
+    }
+    Ok(toml::Value::Table(table).try_into()?)
+}
