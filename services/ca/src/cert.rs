@@ -36,8 +36,6 @@ const POISON: der::oid::ObjectIdentifier =
     der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.11129.2.4.3");
 const SCT_LIST: der::oid::ObjectIdentifier =
     der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.11129.2.4.2");
-const USERNAME_OTHERNAME: der::oid::ObjectIdentifier =
-    der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.7");
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -138,7 +136,7 @@ fn san_extension(san: &San) -> Result<Extension, CertError> {
         San::Email(e) => GeneralName::Rfc822Name(ia5(e)?),
         San::Uri(u) => GeneralName::UniformResourceIdentifier(ia5(u)?),
         San::Username(v) => GeneralName::OtherName(OtherName {
-            type_id: USERNAME_OTHERNAME,
+            type_id: crate::principal::Extension::OTHERNAME_USERNAME,
             value: Any::encode_from(&Utf8StringRef::new(v).map_err(enc)?).map_err(enc)?,
         }),
     };

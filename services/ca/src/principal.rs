@@ -1,10 +1,10 @@
 //! Verified token claims to a principal: the challenge a proof of possession signs, the one
 //! Subject Alternative Name and the Fulcio certificate extensions.
 //!
-//! Facts from fulcio `pkg/identity/<type>/principal.go` (one function per issuer type, in
-//! [`ci`] for CI systems and [`workload`] for the others), `pkg/certificate/extensions.go`
-//! (OIDs, encodings and order of `Extensions.Render`) and `pkg/oauthflow/oidc.go` (e-mail and
-//! issuer claims).
+//! Facts from fulcio `pkg/identity/<type>/principal.go` (one function per issuer type: `ci` for
+//! the fixed CI mappings, `ci_provider` for the template-driven one, `workload` for the others),
+//! `pkg/certificate/extensions.go` (OIDs, encodings and order of `Extensions.Render`) and
+//! `pkg/oauthflow/oidc.go` (e-mail and issuer claims).
 
 mod ci;
 mod ci_provider;

@@ -293,20 +293,3 @@ fn template_errors_fail_the_config() {
         "ci-issuer-metadata p: subject-alternative-name-template is empty"
     );
 }
-
-#[test]
-fn scratch_upstream_file() {
-    let text = std::fs::read_to_string("/tmp/upstream-config.yaml").expect("read");
-    let cfg = IssuerConfig::parse(&text).expect("upstream parses");
-    eprintln!("oidc={} meta={}", cfg.oidc_issuers().count(), cfg.meta_issuers().count());
-    let iss = cfg.lookup("https://oidc.circleci.com/org/abc-123").expect("meta");
-    let claims: serde_json::Map<String, serde_json::Value> = serde_json::from_str(r#"{"sub":"org/x/project/y/user/z","oidc.circleci.com/project-id":"P","oidc.circleci.com/pipeline-definition-id":"D","oidc.circleci.com/pipeline-id":"PI","oidc.circleci.com/workflow-id":"W","oidc.circleci.com/job-id":"J","oidc.circleci.com/vcs-ref":"refs/heads/main","oidc.circleci.com/vcs-origin":"github.com/o/r","oidc.circleci.com/ssh-rerun":false}"#).expect("json");
-    let p = crate::principal::principal(&iss, &cfg, &claims).expect("circleci");
-    eprintln!("{:?}", p.san);
-    for e in &p.extensions { eprintln!("{} {:?}", e.oid, String::from_utf8_lossy(&e.value)); }
-    let iss = cfg.lookup("https://oidc.buddyusercontent.com").expect("buddy");
-    let claims: serde_json::Map<String, serde_json::Value> = serde_json::from_str(r#"{"sub":"s","workspace_domain":"ws","project_name":"pr","pipeline_id":7,"triggered_on":"push","runner_environment":"buddy-hosted","execution_id":9}"#).expect("json");
-    let p = crate::principal::principal(&iss, &cfg, &claims).expect("buddy");
-    eprintln!("{:?}", p.san);
-    for e in &p.extensions { eprintln!("{} {:?}", e.oid, String::from_utf8_lossy(&e.value)); }
-}

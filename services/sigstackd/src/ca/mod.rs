@@ -174,9 +174,12 @@ impl CaService {
             KeyProof::Csr(pem) => sigstack_crypto::parse_csr(&pem)
                 .map_err(|e| ApiError::bad_request(format!("certificate signing request: {e}")))?,
             KeyProof::Signature { key, signature } => {
-                let key = PublicKey::from_pem(&key)
-                    .or_else(|_| PublicKey::from_spki_der(&key))
-                    .map_err(|e| ApiError::bad_request(format!("public key: {e}")))?;
+                let key = if key.starts_with(b"-----BEGIN") {
+                    PublicKey::from_pem(&key)
+                } else {
+                    PublicKey::from_spki_der(&key)
+                }
+                .map_err(|e| ApiError::bad_request(format!("public key: {e}")))?;
                 key.verify_default(principal.name.as_bytes(), &signature)
                     .map_err(|_| {
                         ApiError::bad_request(format!(

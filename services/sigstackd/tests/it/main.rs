@@ -2,8 +2,10 @@
 //! (embedded SQLite, and PostgreSQL at `SIGSTACK_TEST_PG`), and real outside clients.
 
 mod api;
+mod ca;
 mod faults;
 mod interop;
+mod issuer;
 mod support;
 
 use support::Backend;
@@ -32,6 +34,9 @@ both_backends!(
     api::refuses_another_key,
     faults::sigkill_during_load_loses_nothing,
     interop::sigstore_js_verifies_log_output,
+    ca::issues_certificates_for_every_request_form,
+    ca::bad_requests_issue_nothing,
+    ca::learns_rotated_issuer_keys,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,821 @@
+//! The CA and its CT log as separate processes (`sigstackd ctlog`, `sigstackd ca`) on
+//! either backend, with tokens from a test issuer served over HTTP: both request forms,
+//! the legacy API, the certificate profile and its embedded SCT, the CT log's proofs,
+//! and every kind of bad input refused with nothing logged.
+
+use crate::issuer::{Key, TestIssuer, b64u, jws, now};
+use crate::support::*;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use der::Encode;
+use serde_json::{Value, json};
+use sigstack_ca::cert;
+use sigstack_crypto::{Certificate, Curve, FileSigner, KeyMaterial, PublicKey, Signer};
+use sigstack_log::ct;
+use sigstack_merkle::{leaf_hash, verify_consistency, verify_inclusion};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `sigstackd <service>` child process, killed on drop.
+pub struct Proc {
+    child: Child,
+    pub url: String,
+}
+
+impl Proc {
+    pub async fn spawn(
+        service: &str,
+        prefix: &str,
+        env: &[(&str, String)],
+        dir: &std::path::Path,
+    ) -> Proc {
+        let port = free_port();
+        let log = std::fs::File::create(dir.join(format!("{service}.log"))).expect("log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sigstackd"));
+        cmd.arg(service)
+            .env(format!("{prefix}LISTEN"), format!("127.0.0.1:{port}"))
+            .env("SIGSTACK_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (k, v) in env {
+            cmd.env(format!("{prefix}{k}"), v);
+        }
+        let mut child = cmd.spawn().expect("spawn");
+        let url = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = client.get(format!("{url}/healthz")).send().await
+                && r.status() == 200
+            {
+                break;
+            }
+            if let Ok(Some(st)) = child.try_wait() {
+                panic!(
+                    "sigstackd {service} exited with {st}; logs in {}",
+                    dir.display()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sigstackd {service} did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Proc { child, url }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct CaStack {
+    pub ca: Proc,
+    pub ctlog: Proc,
+    pub ct_key: PublicKey,
+    pub chain: Vec<Certificate>,
+    pub issuer: TestIssuer,
+    pub dir: PathBuf,
+    pub http: reqwest::Client,
+}
+
+fn write_key(dir: &std::path::Path, name: &str, key: &FileSigner) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, key.to_pkcs8_pem().expect("pem")).expect("key");
+    p
+}
+
+impl CaStack {
+    pub async fn start(backend: Backend) -> CaStack {
+        let dir = temp_dir("ca");
+        let issuer = TestIssuer::start().await;
+        let database_url = match backend {
+            Backend::Sqlite => format!("sqlite://{}", dir.join("ct.db").display()),
+            Backend::Postgres => fresh_pg_database(&pg_admin_url()).await,
+        };
+        let root_key = FileSigner::generate(Curve::P384);
+        let inter_key = FileSigner::generate(Curve::P384);
+        let t = now() as u64 - 60;
+        let root_name = cert::ca_name("test", "test root").expect("name");
+        let root = cert::ca_certificate(
+            root_name.clone(),
+            &root_key,
+            None,
+            cert::serial([1; 20]).expect("s"),
+            t,
+            t + 86400,
+            None,
+            false,
+        )
+        .expect("root");
+        let inter = cert::ca_certificate(
+            cert::ca_name("test", "test intermediate").expect("name"),
+            &inter_key,
+            Some((&root_name, &root_key)),
+            cert::serial([2; 20]).expect("s"),
+            t,
+            t + 86400,
+            Some(0),
+            true,
+        )
+        .expect("inter");
+        let chain = vec![
+            Certificate::from_der(&inter).expect("c"),
+            Certificate::from_der(&root).expect("c"),
+        ];
+        let chain_path = dir.join("chain.pem");
+        std::fs::write(
+            &chain_path,
+            chain.iter().map(Certificate::to_pem).collect::<String>(),
+        )
+        .expect("chain");
+        let root_path = dir.join("root.pem");
+        std::fs::write(&root_path, chain[1].to_pem()).expect("root");
+        let ct_key = FileSigner::generate(Curve::P256);
+        let ct_pub = dir.join("ct.pub.pem");
+        std::fs::write(&ct_pub, ct_key.public_key().to_pem()).expect("pub");
+        let issuers = dir.join("issuers.yaml");
+        std::fs::write(
+            &issuers,
+            format!(
+                "oidc-issuers:\n  {u:?}:\n    issuer-url: {u:?}\n    client-id: sigstore\n    type: email\n\
+                 meta-issuers:\n  \"http://127.0.0.1:*/k8s\":\n    client-id: sigstore\n    type: kubernetes\n",
+                u = issuer.url
+            ),
+        )
+        .expect("issuers");
+        let ctlog = Proc::spawn(
+            "ctlog",
+            "SIGSTACK_CTLOG_",
+            &[
+                ("DATABASE_URL", database_url),
+                (
+                    "SIGNING_KEY",
+                    write_key(&dir, "ct.pem", &ct_key).display().to_string(),
+                ),
+                ("ROOTS", root_path.display().to_string()),
+            ],
+            &dir,
+        )
+        .await;
+        let ca = Proc::spawn(
+            "ca",
+            "SIGSTACK_CA_",
+            &[
+                (
+                    "SIGNING_KEY",
+                    write_key(&dir, "inter.pem", &inter_key)
+                        .display()
+                        .to_string(),
+                ),
+                ("CA_CHAIN", chain_path.display().to_string()),
+                ("ISSUERS", issuers.display().to_string()),
+                ("CTLOG_URL", ctlog.url.clone()),
+                ("CTLOG_PUBLIC_KEY", ct_pub.display().to_string()),
+            ],
+            &dir,
+        )
+        .await;
+        CaStack {
+            ca,
+            ctlog,
+            ct_key: ct_key.public_key().clone(),
+            chain,
+            issuer,
+            dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn sign_cert(&self, body: &Value, bearer: Option<&str>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .post(format!("{}/api/v2/signingCert", self.ca.url))
+            .json(body);
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().await.expect("send");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn tree_size(&self) -> u64 {
+        let (s, sth) = get_json(&self.http, &format!("{}/ct/v1/get-sth", self.ctlog.url)).await;
+        assert_eq!(s, 200);
+        sth["tree_size"].as_u64().expect("size")
+    }
+
+    /// Checks a returned chain: profile, issuer, and one SCT that verifies with the CT
+    /// key and is included in the CT log. Returns the leaf.
+    pub async fn check_chain(&self, pems: &[Value], key: &PublicKey) -> Certificate {
+        assert_eq!(pems.len(), 3, "leaf, intermediate, root");
+        let certs: Vec<Certificate> = pems
+            .iter()
+            .map(|p| {
+                match KeyMaterial::from_pem(p.as_str().expect("pem").as_bytes()).expect("pem") {
+                    KeyMaterial::Certificates(mut c) => c.remove(0),
+                    _ => panic!("not a certificate"),
+                }
+            })
+            .collect();
+        assert_eq!(certs[1].der(), self.chain[0].der());
+        assert_eq!(certs[2].der(), self.chain[1].der());
+        let leaf = certs[0].clone();
+        leaf.verify_issued_by(&self.chain[0])
+            .expect("issued by the intermediate");
+        assert_eq!(leaf.public_key(), key, "certifies the submitted key");
+        let (nb, na) = leaf.validity();
+        assert_eq!(na - nb, 600, "10 minutes");
+        assert_eq!(leaf.extended_key_usages(), vec!["1.3.6.1.5.5.7.3.3"]);
+        let scts = ct::embedded_scts(&leaf).expect("scts");
+        assert_eq!(scts.len(), 1, "exactly one embedded SCT");
+        assert!(scts[0].extensions.is_empty());
+        let entry = ct::embedded_entry(&leaf, &self.chain[0]).expect("entry");
+        scts[0]
+            .verify(&self.ct_key, &entry)
+            .expect("SCT verifies over the precert");
+        // the precertificate is in the CT log: prove it against a signed tree head
+        let leaf_input = ct::merkle_tree_leaf(scts[0].timestamp, &entry, &[]).expect("leaf");
+        let (_, sth) = get_json(&self.http, &format!("{}/ct/v1/get-sth", self.ctlog.url)).await;
+        let size = sth["tree_size"].as_u64().expect("size");
+        let root: [u8; 32] = STANDARD
+            .decode(sth["sha256_root_hash"].as_str().expect("root"))
+            .expect("b64")
+            .try_into()
+            .expect("32");
+        let sig = ct::DigitallySigned::from_bytes(
+            &STANDARD
+                .decode(sth["tree_head_signature"].as_str().expect("sig"))
+                .expect("b64"),
+        )
+        .expect("ds");
+        sig.verify(
+            &self.ct_key,
+            &ct::sth_signature_input(sth["timestamp"].as_u64().expect("ts"), size, &root),
+        )
+        .expect("STH signature");
+        let h = leaf_hash(&leaf_input);
+        let q = url_escape(&STANDARD.encode(h));
+        let (s, proof) = get_json(
+            &self.http,
+            &format!(
+                "{}/ct/v1/get-proof-by-hash?hash={q}&tree_size={size}",
+                self.ctlog.url
+            ),
+        )
+        .await;
+        assert_eq!(s, 200, "{proof}");
+        let path: Vec<[u8; 32]> = proof["audit_path"]
+            .as_array()
+            .expect("path")
+            .iter()
+            .map(|p| {
+                STANDARD
+                    .decode(p.as_str().expect("s"))
+                    .expect("b64")
+                    .try_into()
+                    .expect("32")
+            })
+            .collect();
+        verify_inclusion(
+            &h,
+            proof["leaf_index"].as_u64().expect("i"),
+            size,
+            &path,
+            &root,
+        )
+        .expect("inclusion");
+        leaf
+    }
+}
+
+fn url_escape(s: &str) -> String {
+    s.replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D")
+}
+
+/// A PEM PKCS#10 request for `key`, self-signed (or signed by `signer` to forge one).
+pub fn csr(key: &FileSigner, signer: &FileSigner) -> String {
+    use der::Decode;
+    use x509_cert::request::{CertReq, CertReqInfo};
+    let info = CertReqInfo {
+        version: x509_cert::request::Version::V1,
+        subject: Default::default(),
+        public_key: x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(
+            key.public_key().spki_der(),
+        )
+        .expect("spki"),
+        attributes: Default::default(),
+    };
+    let sig = signer.sign(&info.to_der().expect("der")).expect("sign");
+    let req = CertReq {
+        info,
+        algorithm: x509_cert::spki::AlgorithmIdentifierOwned {
+            oid: sigstack_crypto::sig_oid::ECDSA_SHA256,
+            parameters: None,
+        },
+        signature: der::asn1::BitString::from_bytes(&sig).expect("bits"),
+    };
+    sigstack_crypto::pem::encode("CERTIFICATE REQUEST", &req.to_der().expect("der"))
+}
+
+fn pop_request(token: &str, key: &FileSigner, challenge: &str) -> Value {
+    json!({
+        "credentials": {"oidcIdentityToken": token},
+        "publicKeyRequest": {
+            "publicKey": {"algorithm": "ECDSA", "content": key.public_key().to_pem()},
+            "proofOfPossession": STANDARD.encode(key.sign(challenge.as_bytes()).expect("sign")),
+        }
+    })
+}
+
+pub async fn issues_certificates_for_every_request_form(b: Backend) {
+    let s = CaStack::start(b).await;
+    let email = "dev@example.test";
+    let before = s.tree_size().await;
+
+    // sigstore-python / cosign: CSR + Bearer, with each token algorithm
+    for kid in ["es", "rs", "ed"] {
+        let key = FileSigner::generate(Curve::P256);
+        let token = s.issuer.token(kid, &s.issuer.claims(email));
+        let body = json!({"certificateSigningRequest": STANDARD.encode(csr(&key, &key))});
+        let (st, res) = s.sign_cert(&body, Some(&token)).await;
+        assert_eq!(st, 200, "{kid}: {res}");
+        let pems = res["signedCertificateEmbeddedSct"]["chain"]["certificates"]
+            .as_array()
+            .expect("chain");
+        let leaf = s.check_chain(pems, key.public_key()).await;
+        assert_eq!(leaf.emails(), vec![email]);
+        assert_eq!(
+            leaf.extension("1.3.6.1.4.1.57264.1.1").expect("issuer v1"),
+            s.issuer.url.as_bytes()
+        );
+    }
+
+    // sigstore-js: credentials + publicKeyRequest with a proof of possession, P-384 key
+    let key = FileSigner::generate(Curve::P384);
+    let token = s.issuer.token("es", &s.issuer.claims(email));
+    let (st, res) = s.sign_cert(&pop_request(&token, &key, email), None).await;
+    assert_eq!(st, 200, "{res}");
+    s.check_chain(
+        res["signedCertificateEmbeddedSct"]["chain"]["certificates"]
+            .as_array()
+            .expect("chain"),
+        key.public_key(),
+    )
+    .await;
+
+    // a kubernetes meta-issuer: URI SAN, the challenge is `sub`
+    let k8s = format!("{}/k8s", s.issuer.url);
+    let mut claims = json!({"iss": k8s, "sub": "system:serviceaccount:ns1:builder", "aud": "sigstore",
+        "iat": now(), "exp": now() + 300, "kubernetes.io": {"namespace": "ns1", "serviceaccount": {"name": "builder"}}});
+    let token = s.issuer.token("ed", &claims);
+    let key = FileSigner::generate(Curve::P256);
+    let (st, res) = s
+        .sign_cert(
+            &pop_request(&token, &key, "system:serviceaccount:ns1:builder"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{res}");
+    let leaf = s
+        .check_chain(
+            res["signedCertificateEmbeddedSct"]["chain"]["certificates"]
+                .as_array()
+                .expect("chain"),
+            key.public_key(),
+        )
+        .await;
+    assert_eq!(
+        leaf.subjects(),
+        vec!["https://kubernetes.io/namespaces/ns1/serviceaccounts/builder"]
+    );
+    claims["iss"] = json!(format!("{}/other/k8s", s.issuer.url));
+    let (st, _) = s
+        .sign_cert(
+            &pop_request(&s.issuer.token("ed", &claims), &key, "x"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 401, "the wildcard matches one URL segment only");
+
+    // legacy v1: 201 and a PEM chain
+    let key = FileSigner::generate(Curve::P256);
+    let token = s.issuer.token("rs", &s.issuer.claims(email));
+    let res = s.http.post(format!("{}/api/v1/signingCert", s.ca.url)).bearer_auth(&token)
+        .json(&json!({"publicKey": {"algorithm": "ecdsa", "content": STANDARD.encode(key.public_key().to_pem())},
+                      "signedEmailAddress": STANDARD.encode(key.sign(email.as_bytes()).expect("sign"))}))
+        .send().await.expect("send");
+    assert_eq!(res.status(), 201);
+    assert_eq!(
+        res.headers()["content-type"],
+        "application/pem-certificate-chain"
+    );
+    let pem = res.text().await.expect("text");
+    let KeyMaterial::Certificates(certs) = KeyMaterial::from_pem(pem.as_bytes()).expect("pem")
+    else {
+        panic!("chain")
+    };
+    assert_eq!(certs.len(), 3);
+    assert_eq!(certs[0].public_key(), key.public_key());
+
+    assert_eq!(
+        s.tree_size().await,
+        before + 6,
+        "one CT entry per certificate"
+    );
+
+    // trust bundle, root cert, configuration
+    let (st, tb) = get_json(&s.http, &format!("{}/api/v2/trustBundle", s.ca.url)).await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        tb["chains"][0]["certificates"]
+            .as_array()
+            .expect("certs")
+            .len(),
+        2
+    );
+    let root_pem = s
+        .http
+        .get(format!("{}/api/v1/rootCert", s.ca.url))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("text");
+    assert!(root_pem.contains(&s.chain[1].to_pem()));
+    let (st, cfg) = get_json(&s.http, &format!("{}/api/v2/configuration", s.ca.url)).await;
+    assert_eq!(st, 200);
+    let issuers = cfg["issuers"].as_array().expect("issuers");
+    assert!(
+        issuers
+            .iter()
+            .any(|i| i["issuerUrl"] == s.issuer.url.as_str() && i["challengeClaim"] == "email")
+    );
+    assert!(issuers.iter().any(
+        |i| i["wildcardIssuerUrl"] == "http://127.0.0.1:*/k8s" && i["challengeClaim"] == "sub"
+    ));
+
+    // CT log reads: entries and consistency
+    let (st, entries) = get_json(
+        &s.http,
+        &format!("{}/ct/v1/get-entries?start=0&end=100", s.ctlog.url),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        entries["entries"].as_array().expect("entries").len() as u64,
+        before + 6
+    );
+    let size = s.tree_size().await;
+    let (_, sth) = get_json(&s.http, &format!("{}/ct/v1/get-sth", s.ctlog.url)).await;
+    let leaves: Vec<[u8; 32]> = entries["entries"]
+        .as_array()
+        .expect("e")
+        .iter()
+        .map(|e| {
+            leaf_hash(
+                &STANDARD
+                    .decode(e["leaf_input"].as_str().expect("s"))
+                    .expect("b64"),
+            )
+        })
+        .collect();
+    let root = |n: usize| {
+        let mut f = sigstack_merkle::Frontier::new();
+        for l in &leaves[..n] {
+            f.append(*l, |_, _| {});
+        }
+        f.root()
+    };
+    let root_now: [u8; 32] = STANDARD
+        .decode(sth["sha256_root_hash"].as_str().expect("r"))
+        .expect("b64")
+        .try_into()
+        .expect("32");
+    assert_eq!(
+        root(size as usize),
+        root_now,
+        "get-entries leaves reproduce the signed root"
+    );
+    let (st, cons) = get_json(
+        &s.http,
+        &format!(
+            "{}/ct/v1/get-sth-consistency?first=2&second={size}",
+            s.ctlog.url
+        ),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let proof: Vec<[u8; 32]> = cons["consistency"]
+        .as_array()
+        .expect("c")
+        .iter()
+        .map(|p| {
+            STANDARD
+                .decode(p.as_str().expect("s"))
+                .expect("b64")
+                .try_into()
+                .expect("32")
+        })
+        .collect();
+    verify_consistency(2, size, &proof, &root(2), &root_now).expect("consistency");
+    let (st, _) = get_json(
+        &s.http,
+        &format!(
+            "{}/ct/v1/get-sth-consistency?first=3&second={}",
+            s.ctlog.url,
+            size + 1
+        ),
+    )
+    .await;
+    assert_eq!(st, 400);
+}
+
+pub async fn bad_requests_issue_nothing(b: Backend) {
+    let s = CaStack::start(b).await;
+    let email = "dev@example.test";
+    let before = s.tree_size().await;
+    let key = FileSigner::generate(Curve::P256);
+    let good_csr = json!({"certificateSigningRequest": STANDARD.encode(csr(&key, &key))});
+    let claims = s.issuer.claims(email);
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut c = claims.clone();
+        f(&mut c);
+        c
+    };
+    let stranger = Key::es256();
+    let es_pub = s.issuer.state.keys.read().expect("k")[0].1.public_der();
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        (
+            "unknown issuer",
+            s.issuer.token(
+                "es",
+                &with(&|c| c["iss"] = json!("https://unknown.example")),
+            ),
+            401,
+            "not trusted",
+        ),
+        (
+            "bad signature",
+            jws(&json!({"alg": "ES256", "kid": "es"}), &claims, |m| {
+                stranger.sign(m)
+            }),
+            401,
+            "signature",
+        ),
+        (
+            "alg none",
+            format!(
+                "{}.{}.",
+                b64u(br#"{"alg":"none"}"#),
+                b64u(claims.to_string().as_bytes())
+            ),
+            401,
+            "none",
+        ),
+        (
+            "HS256 with the public key",
+            jws(&json!({"alg": "HS256", "kid": "es"}), &claims, |m| {
+                let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &es_pub);
+                aws_lc_rs::hmac::sign(&k, m).as_ref().to_vec()
+            }),
+            401,
+            "HS256",
+        ),
+        (
+            "expired",
+            s.issuer.token(
+                "es",
+                &with(&|c| {
+                    c["exp"] = json!(now() - 3600);
+                    c["iat"] = json!(now() - 4000);
+                }),
+            ),
+            401,
+            "expired",
+        ),
+        (
+            "issued in the future",
+            s.issuer.token(
+                "es",
+                &with(&|c| {
+                    c["iat"] = json!(now() + 3600);
+                    c["exp"] = json!(now() + 4000);
+                }),
+            ),
+            401,
+            "future",
+        ),
+        (
+            "not yet valid",
+            s.issuer
+                .token("es", &with(&|c| c["nbf"] = json!(now() + 3600))),
+            401,
+            "not valid yet",
+        ),
+        (
+            "wrong audience",
+            s.issuer
+                .token("es", &with(&|c| c["aud"] = json!("someone-else"))),
+            401,
+            "audience",
+        ),
+        (
+            "unverified email",
+            s.issuer
+                .token("es", &with(&|c| c["email_verified"] = json!(false))),
+            401,
+            "verified",
+        ),
+        ("garbage", "not.a.jwt".to_string(), 401, "token"),
+    ];
+    for (what, token, status, needle) in &cases {
+        let (st, res) = s.sign_cert(&good_csr, Some(token)).await;
+        assert_eq!(st, *status, "{what}: {res}");
+        let msg = res["message"].as_str().unwrap_or_default().to_lowercase();
+        assert!(
+            msg.contains(&needle.to_lowercase()),
+            "{what}: message {msg:?} should mention {needle:?}"
+        );
+    }
+    let token = s.issuer.token("es", &claims);
+    let other = FileSigner::generate(Curve::P256);
+    let secp256k1 = "-----BEGIN PUBLIC KEY-----\nMFYwEAYHKoZIzj0CAQYFK4EEAAoDQgAEEFVHcmpR2YLWMYQnhaDb0aO0cojvpZEF\n/54nTyQHY3tXix/IaB6xkCcMKWRCn6kvSXU/9nJVE7HKEseiuaRRjQ==\n-----END PUBLIC KEY-----\n";
+    let bodies: Vec<(&str, Value, Option<&str>, u16, &str)> = vec![
+        ("no token", good_csr.clone(), None, 401, "no identity token"),
+        (
+            "proof by another key",
+            {
+                let mut b = pop_request(&token, &key, email);
+                b["publicKeyRequest"]["proofOfPossession"] =
+                    json!(STANDARD.encode(other.sign(email.as_bytes()).expect("s")));
+                b
+            },
+            None,
+            400,
+            "proof of possession",
+        ),
+        (
+            "proof over another name",
+            pop_request(&token, &key, "mallory@example.test"),
+            None,
+            400,
+            "proof of possession",
+        ),
+        (
+            "CSR signed by another key",
+            json!({"certificateSigningRequest": STANDARD.encode(csr(&key, &other))}),
+            Some(&token),
+            400,
+            "signature",
+        ),
+        (
+            "unsupported curve",
+            json!({"credentials": {"oidcIdentityToken": token}, "publicKeyRequest": {
+            "publicKey": {"content": secp256k1}, "proofOfPossession": STANDARD.encode([1u8; 64])}}),
+            None,
+            400,
+            "curve",
+        ),
+        (
+            "malformed PEM",
+            json!({"certificateSigningRequest": STANDARD.encode("-----BEGIN CERTIFICATE REQUEST-----\nAAAA")}),
+            Some(&token),
+            400,
+            "pem",
+        ),
+        (
+            "CSR not base64",
+            json!({"certificateSigningRequest": "%%%"}),
+            Some(&token),
+            400,
+            "base64",
+        ),
+        (
+            "no key",
+            json!({"credentials": {"oidcIdentityToken": token}}),
+            None,
+            400,
+            "required",
+        ),
+    ];
+    for (what, body, bearer, status, needle) in &bodies {
+        let (st, res) = s.sign_cert(body, *bearer).await;
+        assert_eq!(st, *status, "{what}: {res}");
+        let msg = res["message"].as_str().unwrap_or_default().to_lowercase();
+        assert!(
+            msg.contains(&needle.to_lowercase()),
+            "{what}: message {msg:?} should mention {needle:?}"
+        );
+    }
+    // malformed JSON and oversize bodies
+    let res = s
+        .http
+        .post(format!("{}/api/v2/signingCert", s.ca.url))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 400);
+    let res = s
+        .http
+        .post(format!("{}/api/v2/signingCert", s.ca.url))
+        .header("content-type", "application/json")
+        .body(format!(
+            "{{\"certificateSigningRequest\": \"{}\"}}",
+            "A".repeat(200 << 10)
+        ))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 413);
+
+    assert_eq!(s.tree_size().await, before, "nothing reached the CT log");
+
+    // the CT log itself refuses chains to other roots and non-precerts on add-pre-chain
+    let foreign = FileSigner::generate(Curve::P256);
+    let name = cert::ca_name("evil", "evil").expect("n");
+    let t = now() as u64;
+    let evil = cert::ca_certificate(
+        name,
+        &foreign,
+        None,
+        cert::serial([9; 20]).expect("s"),
+        t,
+        t + 60,
+        None,
+        false,
+    )
+    .expect("c");
+    for (path, chain) in [
+        ("add-chain", vec![STANDARD.encode(&evil)]),
+        (
+            "add-pre-chain",
+            vec![
+                STANDARD.encode(s.chain[0].der()),
+                STANDARD.encode(s.chain[1].der()),
+            ],
+        ),
+        ("add-chain", vec!["!!".to_string()]),
+    ] {
+        let res = s
+            .http
+            .post(format!("{}/ct/v1/{path}", s.ctlog.url))
+            .json(&json!({"chain": chain}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(res.status(), 400, "{path}");
+    }
+    assert_eq!(s.tree_size().await, before);
+}
+
+pub async fn learns_rotated_issuer_keys(b: Backend) {
+    let s = CaStack::start(b).await;
+    let email = "dev@example.test";
+    let key = FileSigner::generate(Curve::P256);
+    let body = json!({"certificateSigningRequest": STANDARD.encode(csr(&key, &key))});
+    for _ in 0..3 {
+        let (st, res) = s
+            .sign_cert(&body, Some(&s.issuer.token("es", &s.issuer.claims(email))))
+            .await;
+        assert_eq!(st, 200, "{res}");
+    }
+    let fetches = s
+        .issuer
+        .state
+        .jwks_fetches
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(fetches, 1, "the key set is cached");
+    s.issuer.add_key("rotated", Key::es256());
+    // refetches for unknown key ids are at most one per 10 s per issuer
+    tokio::time::sleep(Duration::from_millis(10_500)).await;
+    let (st, res) = s
+        .sign_cert(
+            &body,
+            Some(&s.issuer.token("rotated", &s.issuer.claims(email))),
+        )
+        .await;
+    assert_eq!(
+        st, 200,
+        "an unknown kid makes the CA refetch the key set: {res}"
+    );
+    assert_eq!(
+        s.issuer
+            .state
+            .jwks_fetches
+            .load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
+    let _ = &s.dir;
+}
