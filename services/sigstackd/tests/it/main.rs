@@ -6,6 +6,7 @@ mod ca;
 mod faults;
 mod interop;
 mod issuer;
+mod keyless;
 mod support;
 
 use support::Backend;
@@ -42,6 +43,11 @@ both_backends!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restart_during_load() {
     faults::postgres_restart_during_load().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_clients_sign_and_verify_keylessly() {
+    keyless::real_clients_sign_and_verify_keylessly().await
 }
 
 #[tokio::test]

@@ -1,0 +1,301 @@
+//! Keyless signing end to end with real outside clients: `sigstackd dev` (log, CT log,
+//! CA) trusts a third-party OIDC issuer (PyPI `oidc-provider-mock`); sigstore-python 4.5
+//! and sigstore-js each sign with a token from it, and each bundle verifies with BOTH
+//! clients against the stack's exported trust files — and fails with a wrong identity,
+//! a wrong issuer, or another stack's trust root. `sigstackd trust export` reproduces
+//! the files `dev` writes.
+
+use crate::support::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn venv() -> PathBuf {
+    let v = std::env::var("SIGSTACK_INTEROP_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace().join("target/interop-venv"));
+    assert!(
+        v.join("bin/sigstore").exists(),
+        "sigstore-python is not installed in {}: run ./scripts/test (it creates the venv from tests/interop/python/requirements.txt)",
+        v.display()
+    );
+    v
+}
+
+fn js() -> PathBuf {
+    let d = workspace().join("tests/interop/js");
+    assert!(
+        d.join("node_modules/sigstore").exists(),
+        "the sigstore-js harness is not installed: run `npm ci --prefix tests/interop/js`"
+    );
+    d
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        assert!(Instant::now() < deadline, "{what} did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `sigstackd dev` in `dir` on free ports; returns the process and stack.json.
+fn dev_stack(dir: &Path, issuer: &str) -> (Killed, Value) {
+    let log = std::fs::File::create(dir.with_extension("log")).expect("log");
+    let child = Command::new(env!("CARGO_BIN_EXE_sigstackd"))
+        .args([
+            "dev",
+            "--log-port",
+            "0",
+            "--ca-port",
+            "0",
+            "--ctlog-port",
+            "0",
+            "--oidc-issuer",
+            issuer,
+            "--data-dir",
+        ])
+        .arg(dir)
+        .env("SIGSTACK_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("sigstackd dev");
+    let stack_path = dir.join("stack.json");
+    wait_for("sigstackd dev", || stack_path.exists());
+    let stack: Value =
+        serde_json::from_slice(&std::fs::read(&stack_path).expect("stack")).expect("json");
+    (Killed(child), stack)
+}
+
+fn run(cmd: &mut Command) -> (bool, String) {
+    let out = cmd.output().expect("run client");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+struct Verifiers<'a> {
+    venv: &'a Path,
+    js: &'a Path,
+    artifact: &'a Path,
+}
+
+impl Verifiers<'_> {
+    fn python(
+        &self,
+        trust_config: &str,
+        bundle: &Path,
+        identity: &str,
+        issuer: &str,
+    ) -> (bool, String) {
+        run(Command::new(self.venv.join("bin/sigstore"))
+            .args([
+                "--trust-config",
+                trust_config,
+                "verify",
+                "identity",
+                "--bundle",
+            ])
+            .arg(bundle)
+            .args(["--cert-identity", identity, "--cert-oidc-issuer", issuer])
+            .arg(self.artifact))
+    }
+
+    fn js(
+        &self,
+        trusted_root: &str,
+        bundle: &Path,
+        identity: &str,
+        issuer: &str,
+    ) -> (bool, String) {
+        run(Command::new("node")
+            .arg(self.js.join("verify-bundle.mjs"))
+            .args(["--trusted-root", trusted_root, "--bundle"])
+            .arg(bundle)
+            .arg("--artifact")
+            .arg(self.artifact)
+            .args([
+                "--certificate-identity",
+                identity,
+                "--certificate-oidc-issuer",
+                issuer,
+            ]))
+    }
+}
+
+pub async fn real_clients_sign_and_verify_keylessly() {
+    let venv = venv();
+    let js = js();
+    let dir = temp_dir("keyless");
+    // the third-party issuer
+    let port = free_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let _idp = Killed(
+        Command::new(venv.join("bin/python"))
+            .args(["-m", "oidc_provider_mock", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("idp.log")).expect("log"))
+            .spawn()
+            .expect("oidc-provider-mock"),
+    );
+    let discovery = format!("{issuer}/.well-known/openid-configuration");
+    wait_for("oidc-provider-mock", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let http = reqwest::Client::new();
+    assert_eq!(
+        http.get(&discovery)
+            .send()
+            .await
+            .expect("discovery")
+            .status(),
+        200
+    );
+
+    let (_stack, stack) = dev_stack(&dir.join("stack"), &issuer);
+    let (_other, other) = dev_stack(&dir.join("other"), &issuer);
+    let s = |v: &Value, k: &str| v[k].as_str().expect(k).to_string();
+    let svc = |name: &str| {
+        stack["services"][name]["url"]
+            .as_str()
+            .expect("url")
+            .to_string()
+    };
+
+    let identity = "alice@example.test";
+    let (ok, token) = run(Command::new(venv.join("bin/python"))
+        .arg(workspace().join("../shared/tools/get_mock_token.py"))
+        .args([&issuer, identity]));
+    assert!(ok, "token: {token}");
+    let token = token.lines().next().expect("token line").trim().to_string();
+
+    let artifact = dir.join("artifact.txt");
+    std::fs::write(&artifact, b"signed keylessly against a private sigstack\n").expect("write");
+    let py_bundle = dir.join("python.sigstore.json");
+    let (ok, out) = run(Command::new(venv.join("bin/sigstore"))
+        .args([
+            "--trust-config",
+            &s(&stack, "trust_config"),
+            "sign",
+            "--identity-token",
+            &token,
+            "--bundle",
+        ])
+        .arg(&py_bundle)
+        .arg(&artifact));
+    assert!(ok, "sigstore-python sign: {out}");
+    let js_bundle = dir.join("js.sigstore.json");
+    let (ok, out) = run(Command::new("node")
+        .arg(js.join("sign-bundle.mjs"))
+        .args([
+            "--fulcio-url",
+            &svc("ca"),
+            "--rekor-url",
+            &svc("log"),
+            "--identity-token",
+            &token,
+            "--artifact",
+        ])
+        .arg(&artifact)
+        .arg("--bundle")
+        .arg(&js_bundle));
+    assert!(ok, "sigstore-js sign: {out}");
+
+    let v = Verifiers {
+        venv: &venv,
+        js: &js,
+        artifact: &artifact,
+    };
+    let (tc, tr) = (s(&stack, "trust_config"), s(&stack, "trusted_root"));
+    let (other_tc, other_tr) = (s(&other, "trust_config"), s(&other, "trusted_root"));
+    for (signer, bundle) in [("sigstore-python", &py_bundle), ("sigstore-js", &js_bundle)] {
+        let (ok, out) = v.python(&tc, bundle, identity, &issuer);
+        assert!(ok, "sigstore-python rejects the {signer} bundle: {out}");
+        let (ok, out) = v.js(&tr, bundle, identity, &issuer);
+        assert!(ok, "sigstore-js rejects the {signer} bundle: {out}");
+        for (what, id, iss) in [
+            ("wrong identity", "mallory@example.test", issuer.as_str()),
+            ("wrong issuer", identity, "https://accounts.google.com"),
+        ] {
+            let (ok, out) = v.python(&tc, bundle, id, iss);
+            assert!(
+                !ok,
+                "sigstore-python accepts the {signer} bundle with a {what}: {out}"
+            );
+            let (ok, out) = v.js(&tr, bundle, id, iss);
+            assert!(
+                !ok,
+                "sigstore-js accepts the {signer} bundle with a {what}: {out}"
+            );
+        }
+        let (ok, out) = v.python(&other_tc, bundle, identity, &issuer);
+        assert!(
+            !ok,
+            "sigstore-python accepts the {signer} bundle under another stack's trust config: {out}"
+        );
+        let (ok, out) = v.js(&other_tr, bundle, identity, &issuer);
+        assert!(
+            !ok,
+            "sigstore-js accepts the {signer} bundle under another stack's trusted root: {out}"
+        );
+    }
+
+    // `sigstackd trust export` against the running services writes what dev wrote
+    let out_dir = dir.join("export");
+    let (ok, out) = run(Command::new(env!("CARGO_BIN_EXE_sigstackd"))
+        .args([
+            "trust",
+            "export",
+            "--ca-url",
+            &svc("ca"),
+            "--tlog-url",
+            &svc("log"),
+            "--ctlog-url",
+            &svc("ctlog"),
+        ])
+        .args(["--oidc-url", &issuer, "--operator", "sigstack-dev", "--out"])
+        .arg(&out_dir));
+    assert!(ok, "trust export: {out}");
+    for f in [
+        "trusted_root.json",
+        "signing_config.v0.2.json",
+        "trust_config.json",
+    ] {
+        let a: Value = serde_json::from_slice(&std::fs::read(out_dir.join(f)).expect("exported"))
+            .expect("json");
+        let b: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("stack").join(f)).expect("dev"))
+                .expect("json");
+        assert_eq!(a, b, "{f}: export differs from what dev wrote");
+    }
+    let exported = out_dir.join("trust_config.json");
+    let (ok, out) = v.python(
+        exported.to_str().expect("path"),
+        &js_bundle,
+        identity,
+        &issuer,
+    );
+    assert!(
+        ok,
+        "sigstore-python rejects a bundle under the exported trust config: {out}"
+    );
+}
