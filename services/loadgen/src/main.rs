@@ -5,6 +5,9 @@
 //!   rate (latency measured from each request's scheduled time, so a slow server cannot
 //!   hide its queueing) or closed-loop with N clients to find the sustained maximum.
 //! * `prove`: `GET /api/v1/log/entries?logIndex=` for random indexes of the current tree.
+//! * `issue`: full certificate issuance against the CA (`POST /api/v2/signingCert`,
+//!   sigstore-js style: token in the body, public key and proof of possession), with
+//!   tokens from an issuer this tool serves itself on `--issuer-port`.
 //!
 //! Prints throughput and latency percentiles, and the server's resident memory before and
 //! after when given its PID.
@@ -18,6 +21,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
+
+mod issuer;
 
 #[derive(Parser)]
 #[command(
@@ -59,6 +64,14 @@ enum Mode {
     Prove {
         #[command(flatten)]
         common: Common,
+    },
+    /// Request certificates from a CA that trusts http://127.0.0.1:ISSUER_PORT.
+    Issue {
+        #[command(flatten)]
+        common: Common,
+        /// Port of the token issuer this tool serves.
+        #[arg(long, default_value_t = 9500)]
+        issuer_port: u16,
     },
 }
 
@@ -119,7 +132,11 @@ struct Stats {
 
 enum Work {
     Append(Vec<Arc<Vec<u8>>>),
-    Prove { size: u64 },
+    Prove {
+        size: u64,
+    },
+    /// Certificate requests, replayed round robin.
+    Issue(Vec<Arc<Vec<u8>>>),
 }
 
 async fn one(client: &reqwest::Client, url: &str, work: &Work, i: usize) -> Result<(), String> {
@@ -127,6 +144,14 @@ async fn one(client: &reqwest::Client, url: &str, work: &Work, i: usize) -> Resu
         Work::Append(bodies) => {
             client
                 .post(format!("{url}/api/v1/log/entries"))
+                .header("content-type", "application/json")
+                .body(bodies[i % bodies.len()].as_ref().clone())
+                .send()
+                .await
+        }
+        Work::Issue(bodies) => {
+            client
+                .post(format!("{url}/api/v2/signingCert"))
                 .header("content-type", "application/json")
                 .body(bodies[i % bodies.len()].as_ref().clone())
                 .send()
@@ -298,6 +323,30 @@ async fn main() -> anyhow::Result<()> {
             }
             eprintln!("proving against a tree of {size} entries");
             run(common, Work::Prove { size }).await
+        }
+        Mode::Issue {
+            common,
+            issuer_port,
+        } => {
+            let issuer = issuer::Issuer::start(issuer_port).await?;
+            eprintln!("token issuer at {}", issuer.url);
+            // distinct identities and keys, each with its proof of possession
+            let bodies = (0..256)
+                .map(|i| {
+                    let email = format!("load{i}@example.test");
+                    let key = FileSigner::generate(Curve::P256);
+                    let pop = key.sign(email.as_bytes())?;
+                    let body = serde_json::json!({
+                        "credentials": {"oidcIdentityToken": issuer.token(&email, 3600)?},
+                        "publicKeyRequest": {
+                            "publicKey": {"algorithm": "ECDSA", "content": key.public_key().to_pem()},
+                            "proofOfPossession": STANDARD.encode(pop),
+                        }
+                    });
+                    Ok(Arc::new(serde_json::to_vec(&body)?))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            run(common, Work::Issue(bodies)).await
         }
     }
 }

@@ -208,7 +208,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let log = LogService::with_parts(&log_cfg, store, log_key.clone()).await?;
     let ct_cfg = CtLogConfig::for_dev(ct_addr, &database_url, &ct_key_path, &root_path);
     let ctlog = CtLogService::start(&ct_cfg).await?;
-    let ca_cfg = CaConfig::for_dev(
+    let mut ca_cfg = CaConfig::for_dev(
         ca_addr,
         &ca_key_path,
         &ca_chain_path,
@@ -216,6 +216,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         &ct_url,
         &ct_pub_path,
     );
+    ca_cfg.tlog_url = Some(log_url.clone());
+    ca_cfg.oidc_url = args.oidc_issuers.first().cloned();
+    ca_cfg.operator = "sigstack-dev".into();
     let ca = CaService::start(&ca_cfg).await?;
 
     let stack_trust = StackTrust {

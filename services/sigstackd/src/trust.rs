@@ -187,6 +187,27 @@ async fn get_text(http: &reqwest::Client, url: &str) -> anyhow::Result<String> {
     Ok(res.text().await?)
 }
 
+/// The public keys of the transparency log and the CT log, from their endpoints.
+pub async fn fetch_log_keys(
+    http: &reqwest::Client,
+    tlog_url: &str,
+    ctlog_url: &str,
+) -> anyhow::Result<(PublicKey, PublicKey)> {
+    let tlog_key = PublicKey::from_pem(
+        get_text(http, &format!("{tlog_url}/api/v1/log/publicKey"))
+            .await?
+            .as_bytes(),
+    )
+    .context("the transparency log's key")?;
+    let ctlog_key = PublicKey::from_pem(
+        get_text(http, &format!("{ctlog_url}/ct/v1/public-key"))
+            .await?
+            .as_bytes(),
+    )
+    .context("the CT log's key")?;
+    Ok((tlog_key, ctlog_key))
+}
+
 /// `sigstackd trust export`: asks the running services for their public parts, checks
 /// them (the CA chain must verify and end in a self-signed root), writes the files.
 pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
@@ -218,18 +239,7 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
     let root = chain.last().context("empty CA chain")?;
     root.verify_issued_by(root)
         .context("the CA's chain does not end in a self-signed root")?;
-    let tlog_key = PublicKey::from_pem(
-        get_text(&http, &format!("{tlog_url}/api/v1/log/publicKey"))
-            .await?
-            .as_bytes(),
-    )
-    .context("the transparency log's key")?;
-    let ctlog_key = PublicKey::from_pem(
-        get_text(&http, &format!("{ctlog_url}/ct/v1/public-key"))
-            .await?
-            .as_bytes(),
-    )
-    .context("the CT log's key")?;
+    let (tlog_key, ctlog_key) = fetch_log_keys(&http, &tlog_url, &ctlog_url).await?;
     let valid_from = args
         .valid_from
         .unwrap_or_else(|| crate::time::rfc3339(root.validity().0 as i64));

@@ -52,6 +52,7 @@ pub fn routes() -> Router<Arc<CaService>> {
         .route("/api/v2/configuration", get(configuration))
         .route("/api/v1/signingCert", post(legacy_signing_cert))
         .route("/api/v1/rootCert", get(legacy_root_cert))
+        .route("/api/v1/trust/{file}", get(trust_file))
         .route("/healthz", get(healthz))
 }
 
@@ -205,6 +206,30 @@ pub async fn legacy_root_cert(State(svc): State<Arc<CaService>>) -> Response {
             .collect::<String>(),
     )
         .into_response()
+}
+
+/// The stack's trust files for clients: `trusted_root.json`, `signing_config.v0.2.json`
+/// and `trust_config.json` (a ClientTrustConfig, for sigstore-python `--trust-config`).
+/// Served when the CA is configured with `tlog_url`; the TUF service publishes the same.
+#[utoipa::path(get, path = "/api/v1/trust/{file}", tag = "trust",
+    params(("file" = String, Path, description = "trusted_root.json, signing_config.v0.2.json or trust_config.json")),
+    responses((status = 200, body = Object), (status = 404, description = "Unknown file, or trust export not configured"),
+              (status = 503, description = "A log's key could not be fetched")))]
+pub async fn trust_file(
+    State(svc): State<Arc<CaService>>,
+    axum::extract::Path(file): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    let trust = svc.stack_trust().await.ok_or_else(|| {
+        ApiError::not_found("trust export is not configured on this CA (set tlog_url)")
+    })??;
+    let body = match file.as_str() {
+        crate::trust::TRUSTED_ROOT_FILE => serde_json::to_value(trust.trusted_root()),
+        crate::trust::SIGNING_CONFIG_FILE => serde_json::to_value(trust.signing_config()),
+        crate::trust::CLIENT_TRUST_CONFIG_FILE => serde_json::to_value(trust.client_trust_config()),
+        other => return Err(ApiError::not_found(format!("no trust file {other:?}"))),
+    }
+    .map_err(ApiError::internal)?;
+    Ok(axum::Json(body).into_response())
 }
 
 /// Liveness.

@@ -27,6 +27,16 @@ pub struct CaConfig {
     pub ctlog_public_key: Option<PathBuf>,
     #[serde(default = "default_max_request_bytes")]
     pub max_request_bytes: usize,
+    /// Trust export (`GET /api/v1/trust/*`): the transparency log clients should use.
+    /// Without it those endpoints answer 404.
+    #[serde(default)]
+    pub tlog_url: Option<String>,
+    /// Trust export: the OIDC issuer clients should use (signing config `oidcUrls`).
+    #[serde(default)]
+    pub oidc_url: Option<String>,
+    /// Trust export: who runs the stack (`operator` of every service, the CA's subject).
+    #[serde(default = "default_operator")]
+    pub operator: String,
     /// Clock skew tolerated on token `exp`, `nbf` and `iat`, in seconds.
     #[serde(default = "default_leeway")]
     pub token_leeway_secs: i64,
@@ -37,6 +47,9 @@ fn default_listen() -> SocketAddr {
 }
 fn default_max_request_bytes() -> usize {
     64 << 10
+}
+fn default_operator() -> String {
+    "sigstack".into()
 }
 fn default_leeway() -> i64 {
     60
@@ -49,6 +62,9 @@ pub const KEYS: &[&str] = &[
     "issuers",
     "ctlog_url",
     "ctlog_public_key",
+    "tlog_url",
+    "oidc_url",
+    "operator",
     "max_request_bytes",
     "token_leeway_secs",
 ];
@@ -81,6 +97,9 @@ impl CaConfig {
             issuers: issuers.into(),
             ctlog_url: ctlog_url.into(),
             ctlog_public_key: Some(ctlog_public_key.into()),
+            tlog_url: None,
+            oidc_url: None,
+            operator: default_operator(),
             max_request_bytes: default_max_request_bytes(),
             token_leeway_secs: default_leeway(),
         }

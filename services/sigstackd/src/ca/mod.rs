@@ -36,6 +36,17 @@ pub struct CaService {
     keys: KeyCache<HttpFetcher>,
     ct: CtClient,
     leeway: i64,
+    /// What the trust endpoints need, and their answer once built.
+    trust: Option<TrustSource>,
+}
+
+struct TrustSource {
+    public_url: String,
+    tlog_url: String,
+    ctlog_url: String,
+    oidc_url: Option<String>,
+    operator: String,
+    built: tokio::sync::OnceCell<Arc<crate::trust::StackTrust>>,
 }
 
 /// How the caller proves it holds the key.
@@ -116,6 +127,14 @@ impl CaService {
             keys: KeyCache::new(HttpFetcher::new()?, CachePolicy::default()),
             ct,
             leeway: cfg.token_leeway_secs,
+            trust: cfg.tlog_url.as_ref().map(|t| TrustSource {
+                public_url: format!("http://{}", cfg.listen),
+                tlog_url: t.trim_end_matches('/').to_string(),
+                ctlog_url: cfg.ctlog_url.trim_end_matches('/').to_string(),
+                oidc_url: cfg.oidc_url.clone(),
+                operator: cfg.operator.clone(),
+                built: Default::default(),
+            }),
         }))
     }
 
@@ -128,6 +147,35 @@ impl CaService {
 
     pub fn chain(&self) -> &[Certificate] {
         &self.chain
+    }
+
+    /// The stack's trust files, built on first use from this CA's chain and the logs'
+    /// keys (fetched from them once). `None` when the CA was not told the log's URL.
+    pub async fn stack_trust(&self) -> Option<Result<Arc<crate::trust::StackTrust>, ApiError>> {
+        let src = self.trust.as_ref()?;
+        Some(
+            src.built
+                .get_or_try_init(|| async {
+                    let (tlog_key, ctlog_key) =
+                        crate::trust::fetch_log_keys(&self.ct.http, &src.tlog_url, &src.ctlog_url)
+                            .await
+                            .map_err(|e| ApiError::unavailable(format!("{e:#}")))?;
+                    let root = self.chain.last().unwrap_or(&self.chain[0]);
+                    Ok(Arc::new(crate::trust::StackTrust {
+                        operator: src.operator.clone(),
+                        valid_from: crate::time::rfc3339(root.validity().0 as i64),
+                        ca_url: src.public_url.clone(),
+                        ca_chain: self.chain.clone(),
+                        tlog_url: src.tlog_url.clone(),
+                        tlog_key,
+                        ctlog_url: src.ctlog_url.clone(),
+                        ctlog_key,
+                        oidc_url: src.oidc_url.clone(),
+                    }))
+                })
+                .await
+                .cloned(),
+        )
     }
 
     /// Checks the token and returns who it names.

@@ -287,6 +287,28 @@ pub async fn real_clients_sign_and_verify_keylessly() {
                 .expect("json");
         assert_eq!(a, b, "{f}: export differs from what dev wrote");
     }
+    // and the CA's trust endpoint serves the same files
+    for f in [
+        "trusted_root.json",
+        "signing_config.v0.2.json",
+        "trust_config.json",
+    ] {
+        let served: Value = http
+            .get(format!("{}/api/v1/trust/{f}", svc("ca")))
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        let b: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("stack").join(f)).expect("dev"))
+                .expect("json");
+        assert_eq!(
+            served, b,
+            "{f}: the CA serves other trust files than dev wrote"
+        );
+    }
     let exported = out_dir.join("trust_config.json");
     let (ok, out) = v.python(
         exported.to_str().expect("path"),
