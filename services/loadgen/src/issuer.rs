@@ -12,6 +12,8 @@ use std::sync::Arc;
 pub struct Issuer {
     pub url: String,
     key: Arc<EcdsaKeyPair>,
+    /// A new key id per run: a CA that cached an earlier run's key set must refetch.
+    kid: String,
 }
 
 fn b64u(b: &[u8]) -> String {
@@ -26,8 +28,9 @@ impl Issuer {
         );
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let url = format!("http://{}", listener.local_addr()?);
+        let kid = format!("load-{:016x}", rand::random::<u64>());
         let p = key.public_key().as_ref();
-        let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "load", "use": "sig",
+        let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": kid, "use": "sig",
                                      "x": b64u(&p[1..33]), "y": b64u(&p[33..65])}]});
         let discovery = json!({"issuer": url, "jwks_uri": format!("{url}/jwks"),
             "authorization_endpoint": format!("{url}/auth"), "token_endpoint": format!("{url}/token"),
@@ -44,7 +47,7 @@ impl Issuer {
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(Self { url, key })
+        Ok(Self { url, key, kid })
     }
 
     /// An identity token for `email`, valid for `ttl` seconds.
@@ -54,9 +57,10 @@ impl Issuer {
             .as_secs() as i64;
         let claims: Value = json!({"iss": self.url, "sub": email, "aud": "sigstore", "iat": now,
             "exp": now + ttl, "email": email, "email_verified": true});
+        let header = json!({"alg": "ES256", "kid": self.kid, "typ": "JWT"});
         let input = format!(
             "{}.{}",
-            b64u(br#"{"alg":"ES256","kid":"load","typ":"JWT"}"#),
+            b64u(header.to_string().as_bytes()),
             b64u(claims.to_string().as_bytes())
         );
         let sig = self
