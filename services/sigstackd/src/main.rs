@@ -99,6 +99,10 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     sigstack_http::init_tracing();
+    // TLS for outgoing HTTPS (OIDC discovery and JWKS, CT log, trust export) uses
+    // aws-lc-rs, the same crypto library as the rest of the server; roots come from the
+    // system store.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
