@@ -3,6 +3,7 @@
 
 mod api;
 mod ca;
+mod castack;
 mod faults;
 mod interop;
 mod issuer;
