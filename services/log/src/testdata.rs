@@ -11,24 +11,23 @@ fn assets() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance-assets")
 }
 
-/// The first tlog entry of a conformance case's bundle.
-pub fn tlog_entry(case: &str) -> Value {
+/// A conformance case's bundle.
+fn bundle(case: &str) -> Value {
     let path = assets()
         .join("test/assets/bundle-verify")
         .join(case)
         .join("bundle.sigstore.json");
-    let bundle: Value =
-        serde_json::from_slice(&std::fs::read(path).expect("bundle")).expect("json");
-    bundle["verificationMaterial"]["tlogEntries"][0].clone()
+    serde_json::from_slice(&std::fs::read(path).expect("bundle")).expect("json")
+}
+
+/// The first tlog entry of a conformance case's bundle.
+pub fn tlog_entry(case: &str) -> Value {
+    bundle(case)["verificationMaterial"]["tlogEntries"][0].clone()
 }
 
 /// The Rekor keys of the public-good trusted root.
 pub fn public_good_tlog_keys() -> Vec<PublicKey> {
-    let root: Value = serde_json::from_slice(
-        &std::fs::read(assets().join("extra/public-good-trusted_root.json")).expect("trusted root"),
-    )
-    .expect("json");
-    root["tlogs"]
+    public_good_root()["tlogs"]
         .as_array()
         .expect("tlogs")
         .iter()
@@ -46,15 +45,9 @@ fn public_good_root() -> Value {
 
 /// The signing certificate of a conformance case's bundle (v0.3: `certificate`).
 pub fn leaf_certificate(case: &str) -> sigstack_crypto::Certificate {
-    let path = assets()
-        .join("test/assets/bundle-verify")
-        .join(case)
-        .join("bundle.sigstore.json");
-    let bundle: Value =
-        serde_json::from_slice(&std::fs::read(path).expect("bundle")).expect("json");
     let der = STANDARD
         .decode(
-            bundle["verificationMaterial"]["certificate"]["rawBytes"]
+            bundle(case)["verificationMaterial"]["certificate"]["rawBytes"]
                 .as_str()
                 .expect("certificate"),
         )

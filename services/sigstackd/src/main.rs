@@ -147,55 +147,40 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
+/// Serves one service on its configured address until SIGINT/SIGTERM.
+async fn serve_until_stopped(
+    name: &str,
+    listen: std::net::SocketAddr,
+    router: axum::Router,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "{name} ready");
+    sigstack_http::serve(listener, router, sigstack_http::shutdown_signal()).await?;
+    Ok(())
+}
+
 async fn run_log(config: Option<PathBuf>) -> anyhow::Result<()> {
     let cfg = log::config::LogConfig::load(config.as_deref())?;
     tracing::info!(config = ?cfg, "starting log");
     let svc = log::LogService::start(&cfg).await?;
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| format!("listening on {}", cfg.listen))?;
-    tracing::info!(addr = %listener.local_addr()?, tree = svc.active_tree(), "log ready");
-    sigstack_http::serve(
-        listener,
-        svc.router(cfg.max_request_bytes),
-        sigstack_http::shutdown_signal(),
-    )
-    .await?;
-    Ok(())
+    tracing::info!(tree = svc.active_tree(), "active shard");
+    serve_until_stopped("log", cfg.listen, svc.router(cfg.max_request_bytes)).await
 }
 
 async fn run_ctlog(config: Option<PathBuf>) -> anyhow::Result<()> {
     let cfg = ctlog::config::CtLogConfig::load(config.as_deref())?;
     tracing::info!(config = ?cfg, "starting CT log");
     let svc = ctlog::CtLogService::start(&cfg).await?;
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| format!("listening on {}", cfg.listen))?;
-    tracing::info!(addr = %listener.local_addr()?, "CT log ready");
-    sigstack_http::serve(
-        listener,
-        svc.router(cfg.max_request_bytes),
-        sigstack_http::shutdown_signal(),
-    )
-    .await?;
-    Ok(())
+    serve_until_stopped("CT log", cfg.listen, svc.router(cfg.max_request_bytes)).await
 }
 
 async fn run_ca(config: Option<PathBuf>) -> anyhow::Result<()> {
     let cfg = ca::config::CaConfig::load(config.as_deref())?;
     tracing::info!(config = ?cfg, "starting CA");
     let svc = ca::CaService::start(&cfg).await?;
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| format!("listening on {}", cfg.listen))?;
-    tracing::info!(addr = %listener.local_addr()?, "CA ready");
-    sigstack_http::serve(
-        listener,
-        svc.router(cfg.max_request_bytes),
-        sigstack_http::shutdown_signal(),
-    )
-    .await?;
-    Ok(())
+    serve_until_stopped("CA", cfg.listen, svc.router(cfg.max_request_bytes)).await
 }
 
 /// The OpenAPI documents, by file name.

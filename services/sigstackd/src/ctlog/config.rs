@@ -26,7 +26,7 @@ pub struct CtLogConfig {
 }
 
 fn default_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 3002))
+    SocketAddr::from(([127, 0, 0, 1], 6962))
 }
 fn default_max_request_bytes() -> usize {
     256 << 10

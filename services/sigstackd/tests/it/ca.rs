@@ -193,18 +193,7 @@ pub async fn issues_certificates_for_every_request_form(b: Backend) {
     )
     .await;
     assert_eq!(st, 200);
-    let proof: Vec<[u8; 32]> = cons["consistency"]
-        .as_array()
-        .expect("c")
-        .iter()
-        .map(|p| {
-            STANDARD
-                .decode(p.as_str().expect("s"))
-                .expect("b64")
-                .try_into()
-                .expect("32")
-        })
-        .collect();
+    let proof = hashes(&cons["consistency"]);
     verify_consistency(2, size, &proof, &root(2), &root_now).expect("consistency");
     let (st, _) = get_json(
         &s.http,

@@ -270,18 +270,7 @@ impl CaStack {
         )
         .await;
         assert_eq!(s, 200, "{proof}");
-        let path: Vec<[u8; 32]> = proof["audit_path"]
-            .as_array()
-            .expect("path")
-            .iter()
-            .map(|p| {
-                STANDARD
-                    .decode(p.as_str().expect("s"))
-                    .expect("b64")
-                    .try_into()
-                    .expect("32")
-            })
-            .collect();
+        let path = hashes(&proof["audit_path"]);
         verify_inclusion(
             &h,
             proof["leaf_index"].as_u64().expect("i"),
@@ -292,6 +281,21 @@ impl CaStack {
         .expect("inclusion");
         leaf
     }
+}
+
+/// A JSON array of base64 hashes.
+pub fn hashes(v: &Value) -> Vec<[u8; 32]> {
+    v.as_array()
+        .expect("array of hashes")
+        .iter()
+        .map(|p| {
+            STANDARD
+                .decode(p.as_str().expect("string"))
+                .expect("base64")
+                .try_into()
+                .expect("32 bytes")
+        })
+        .collect()
 }
 
 fn url_escape(s: &str) -> String {
