@@ -164,7 +164,11 @@ pub fn leaf_template(
     not_before: u64,
 ) -> Result<TbsCertificate, CertError> {
     let issuer_tbs = &ca.certificate.parsed().tbs_certificate;
-    let ca_ski = key_identifier(ca.signer.public_key().spki_der())?;
+    // the AKI names the issuer's SKI as the issuing certificate states it
+    let ca_ski = match ca.certificate.subject_key_id() {
+        Some(id) => id,
+        None => key_identifier(ca.signer.public_key().spki_der())?,
+    };
     let mut extensions = vec![
         ext(
             der::oid::db::rfc5280::ID_CE_KEY_USAGE,

@@ -390,6 +390,10 @@ fn validate(
     meta: bool,
     providers: &BTreeMap<String, CiIssuerMetadata>,
 ) -> Result<(), String> {
+    if issuer.client_id.trim().is_empty() {
+        // go-oidc refuses every token for an empty client ID; say so at load time
+        return Err("client-id is empty (tokens' aud must name it; Fulcio uses sigstore)".into());
+    }
     if let Some(pem) = &issuer.ca_cert
         && !has_pem_certificate(pem)
     {

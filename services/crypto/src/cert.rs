@@ -56,6 +56,32 @@ impl Certificate {
             .map(|e| e.extn_value.as_bytes())
     }
 
+    /// Whether this is a CA certificate: BasicConstraints CA:TRUE and, if KeyUsage is
+    /// present, keyCertSign (RFC 5280 §4.2.1.9, §4.2.1.3).
+    pub fn is_ca(&self) -> bool {
+        use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages};
+        let tbs = &self.parsed.tbs_certificate;
+        let ca = matches!(tbs.get::<BasicConstraints>(), Ok(Some((_, bc))) if bc.ca);
+        let sign = match tbs.get::<KeyUsage>() {
+            Ok(Some((_, ku))) => ku.0.contains(KeyUsages::KeyCertSign),
+            Ok(None) => true,
+            Err(_) => false,
+        };
+        ca && sign
+    }
+
+    /// The subject key identifier, if the certificate carries one.
+    pub fn subject_key_id(&self) -> Option<Vec<u8>> {
+        match self
+            .parsed
+            .tbs_certificate
+            .get::<x509_cert::ext::pkix::SubjectKeyIdentifier>()
+        {
+            Ok(Some((_, ski))) => Some(ski.0.as_bytes().to_vec()),
+            _ => None,
+        }
+    }
+
     /// The extended key usages, as dotted OIDs (empty without the extension).
     pub fn extended_key_usages(&self) -> Vec<String> {
         match self

@@ -294,6 +294,7 @@ async fn run(common: Common, work: Work) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match cli.mode {
         Mode::Append { common } => {
             let n = if common.rate > 0.0 {

@@ -343,6 +343,12 @@ pub fn validate_chain<'r>(
         return Err(CtError::Chain("the chain is empty".into()));
     };
     for (i, pair) in chain.windows(2).enumerate() {
+        if !pair[1].is_ca() {
+            return Err(CtError::Chain(format!(
+                "certificate {} issues certificate {i} but is not a CA certificate",
+                i + 1
+            )));
+        }
         pair[0].verify_issued_by(&pair[1]).map_err(|e| {
             CtError::Chain(format!(
                 "certificate {i} is not issued by certificate {}: {e}",
@@ -355,7 +361,7 @@ pub fn validate_chain<'r>(
     }
     roots
         .iter()
-        .find(|r| last.verify_issued_by(r).is_ok())
+        .find(|r| r.is_ca() && last.verify_issued_by(r).is_ok())
         .ok_or_else(|| CtError::Chain("the chain does not lead to a root this log accepts".into()))
 }
 

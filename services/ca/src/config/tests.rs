@@ -6,7 +6,7 @@ const DATA: &str = include_str!("../../tests/data/fulcio-config.yaml");
 
 fn one(body: &str) -> Result<IssuerConfig, ConfigError> {
     IssuerConfig::parse(&format!(
-        "oidc-issuers:\n  https://accounts.example.com:\n{body}"
+        "oidc-issuers:\n  https://accounts.example.com:\n    client-id: sigstore\n{body}"
     ))
 }
 
@@ -69,7 +69,7 @@ fn parses_the_upstream_shaped_file() {
 #[test]
 fn json_spelling_null_values_and_unknown_keys() {
     let json = r#"{"OIDCIssuers": {"https://accounts.example.com": {"IssuerURL": "https://accounts.example.com",
-        "ClientID": "", "Type": "email", "Contact": null, "SomethingNew": [1]}},
+        "ClientID": "sigstore", "Type": "email", "Contact": null, "SomethingNew": [1]}},
         "MetaIssuers": {"https://*.example.com": {"ClientID": "sigstore", "Type": "kubernetes"}},
         "CIIssuerMetadata": {"p": {"DefaultTemplateValues": {"n": 1},
             "ExtensionTemplates": {"BuildTrigger": "event", "Issuer": "x", "Unknown": "y"},
@@ -78,7 +78,10 @@ fn json_spelling_null_values_and_unknown_keys() {
     let i = cfg
         .lookup("https://accounts.example.com")
         .expect("configured");
-    assert_eq!(i.client_id, "", "client-id has no default upstream");
+    assert_eq!(i.client_id, "sigstore");
+    // upstream has no default client ID and then refuses every token; we refuse the file
+    let empty = json.replacen(r#""ClientID": "sigstore""#, r#""ClientID": """#, 1);
+    assert!(problem(IssuerConfig::parse(&empty)).contains("client-id is empty"));
     assert_eq!(i.contact, None);
     assert_eq!(
         cfg.lookup("https://a-b_c.example.com")
@@ -172,7 +175,7 @@ fn configuration_body() {
 fn validation_failures_name_issuer_and_problem() {
     let at = |p: &str| format!("issuer https://accounts.example.com: {p}");
     for (body, want) in [
-        ("    client-id: x\n", at("it has no type")),
+        ("    description: x\n", at("it has no type")),
         ("    type: github\n", at("unknown type \"github\"")),
         (
             "    type: email\n    issuer-url: https://other.example.com\n",
@@ -254,7 +257,7 @@ fn validation_failures_name_issuer_and_problem() {
     ] {
         assert!(one(ok).is_ok(), "{ok}");
     }
-    let meta = "meta-issuers:\n  https://*.example.com:\n    type: spiffe\n    spiffe-trust-domain: example.com\n";
+    let meta = "meta-issuers:\n  https://*.example.com:\n    client-id: sigstore\n    type: spiffe\n    spiffe-trust-domain: example.com\n";
     assert_eq!(
         problem(IssuerConfig::parse(meta)),
         "issuer https://*.example.com: SPIFFE meta issuers are not supported"

@@ -21,10 +21,13 @@ pub struct CaConfig {
     pub issuers: PathBuf,
     /// Base URL of the CT log that precertificates go to.
     pub ctlog_url: String,
-    /// PEM public key of that CT log; when set, every SCT is verified before it is
-    /// embedded.
+    /// PEM public key of that CT log: every SCT is verified with it before it is
+    /// embedded, and it is the key the trust files publish.
+    pub ctlog_public_key: PathBuf,
+    /// The URL clients reach the CA at (the trust files' CA `uri` and `caUrls`).
+    /// Default: `http://<listen>`.
     #[serde(default)]
-    pub ctlog_public_key: Option<PathBuf>,
+    pub public_url: Option<String>,
     #[serde(default = "default_max_request_bytes")]
     pub max_request_bytes: usize,
     /// Trust export (`GET /api/v1/trust/*`): the transparency log clients should use.
@@ -62,6 +65,7 @@ pub const KEYS: &[&str] = &[
     "issuers",
     "ctlog_url",
     "ctlog_public_key",
+    "public_url",
     "tlog_url",
     "oidc_url",
     "operator",
@@ -96,13 +100,22 @@ impl CaConfig {
             ca_chain: ca_chain.into(),
             issuers: issuers.into(),
             ctlog_url: ctlog_url.into(),
-            ctlog_public_key: Some(ctlog_public_key.into()),
+            ctlog_public_key: ctlog_public_key.into(),
+            public_url: None,
             tlog_url: None,
             oidc_url: None,
             operator: default_operator(),
             max_request_bytes: default_max_request_bytes(),
             token_leeway_secs: default_leeway(),
         }
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_string()
     }
 
     fn validate(&self) -> anyhow::Result<()> {

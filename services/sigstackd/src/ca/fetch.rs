@@ -42,13 +42,18 @@ impl KeyFetcher for HttpFetcher {
         {
             return Err(FetchError::new(format!("GET {url}: document too large")));
         }
-        let body = res
-            .bytes()
+        let mut res = res;
+        let mut body = Vec::new();
+        while let Some(chunk) = res
+            .chunk()
             .await
-            .map_err(|e| FetchError::new(format!("GET {url}: {e}")))?;
-        if body.len() > MAX_DOCUMENT {
-            return Err(FetchError::new(format!("GET {url}: document too large")));
+            .map_err(|e| FetchError::new(format!("GET {url}: {e}")))?
+        {
+            if body.len() + chunk.len() > MAX_DOCUMENT {
+                return Err(FetchError::new(format!("GET {url}: document too large")));
+            }
+            body.extend_from_slice(&chunk);
         }
-        Ok(body.to_vec())
+        Ok(body)
     }
 }

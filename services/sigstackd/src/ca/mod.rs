@@ -33,7 +33,11 @@ pub struct CaService {
     /// The issuing certificate first, up to the root.
     chain: Vec<Certificate>,
     issuers: IssuerConfig,
-    keys: KeyCache<HttpFetcher>,
+    /// Key sets of the `oidc-issuers`, never evicted.
+    exact_keys: KeyCache<HttpFetcher>,
+    /// Key sets of concrete issuers matched by `meta-issuers` wildcards: a bounded LRU,
+    /// so tokens naming many issuers cannot evict the exact ones.
+    meta_keys: KeyCache<HttpFetcher>,
     ct: CtClient,
     leeway: i64,
     /// What the trust endpoints need, and their answer once built.
@@ -60,7 +64,8 @@ pub enum KeyProof {
 struct CtClient {
     http: reqwest::Client,
     add_pre_chain: String,
-    key: Option<PublicKey>,
+    /// Every SCT is verified with this key before it is embedded.
+    key: PublicKey,
 }
 
 fn unix_now() -> u64 {
@@ -99,17 +104,26 @@ impl CaService {
         KeyMaterial::Certificates(chain.clone())
             .verify_chain()
             .context("the CA chain does not verify")?;
+        check_chain_profile(&chain)
+            .with_context(|| format!("CA chain {}", cfg.ca_chain.display()))?;
         let text = std::fs::read_to_string(&cfg.issuers)
             .with_context(|| format!("reading issuer configuration {}", cfg.issuers.display()))?;
         let issuers = IssuerConfig::parse(&text)
             .with_context(|| format!("issuer configuration {}", cfg.issuers.display()))?;
-        let key = match &cfg.ctlog_public_key {
-            Some(p) => Some(
-                PublicKey::from_pem(&std::fs::read(p)?)
-                    .with_context(|| format!("CT log key {}", p.display()))?,
-            ),
-            None => None,
-        };
+        let all = issuers
+            .oidc_issuers()
+            .chain(issuers.meta_issuers().map(|(_, i)| i));
+        for i in all {
+            if i.ca_cert.is_some() {
+                tracing::warn!(issuer = %i.issuer_url, "ca-cert is not used: add the identity provider's CA to the system trust store");
+            }
+        }
+        let fetcher = HttpFetcher::new()?;
+        let p = &cfg.ctlog_public_key;
+        let key = PublicKey::from_pem(
+            &std::fs::read(p).with_context(|| format!("reading CT log key {}", p.display()))?,
+        )
+        .with_context(|| format!("CT log key {}", p.display()))?;
         let ct = CtClient {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
@@ -124,11 +138,18 @@ impl CaService {
             signer,
             chain,
             issuers,
-            keys: KeyCache::new(HttpFetcher::new()?, CachePolicy::default()),
+            exact_keys: KeyCache::new(
+                fetcher.clone(),
+                CachePolicy {
+                    max_issuers: usize::MAX,
+                    ..CachePolicy::default()
+                },
+            ),
+            meta_keys: KeyCache::new(fetcher, CachePolicy::default()),
             ct,
             leeway: cfg.token_leeway_secs,
             trust: cfg.tlog_url.as_ref().map(|t| TrustSource {
-                public_url: format!("http://{}", cfg.listen),
+                public_url: cfg.public_url(),
                 tlog_url: t.trim_end_matches('/').to_string(),
                 ctlog_url: cfg.ctlog_url.trim_end_matches('/').to_string(),
                 oidc_url: cfg.oidc_url.clone(),
@@ -156,10 +177,18 @@ impl CaService {
         Some(
             src.built
                 .get_or_try_init(|| async {
-                    let (tlog_key, ctlog_key) =
+                    let (tlog_key, fetched_ct_key) =
                         crate::trust::fetch_log_keys(&self.ct.http, &src.tlog_url, &src.ctlog_url)
                             .await
                             .map_err(|e| ApiError::unavailable(format!("{e:#}")))?;
+                    // publish the CT key the CA verifies SCTs with, and only if the log
+                    // really uses it
+                    if fetched_ct_key != self.ct.key {
+                        return Err(ApiError::internal(
+                            "the CT log's key differs from the configured ctlog_public_key",
+                        ));
+                    }
+                    let ctlog_key = self.ct.key.clone();
                     let root = self.chain.last().unwrap_or(&self.chain[0]);
                     Ok(Arc::new(crate::trust::StackTrust {
                         operator: src.operator.clone(),
@@ -186,12 +215,25 @@ impl CaService {
             .unverified_issuer()
             .ok_or_else(|| unauthenticated("identity token has no iss claim"))?
             .to_string();
+        if iss.len() > 1024 {
+            return Err(unauthenticated(
+                "identity token issuer is longer than 1024 bytes",
+            ));
+        }
         let issuer = self
             .issuers
             .lookup(&iss)
             .ok_or_else(|| unauthenticated(format!("issuer {iss:?} is not trusted by this CA")))?;
-        let claims = self
-            .keys
+        let exact = self
+            .issuers
+            .oidc_issuers()
+            .any(|i| i.issuer_url == issuer.issuer_url);
+        let keys = if exact {
+            &self.exact_keys
+        } else {
+            &self.meta_keys
+        };
+        let claims = keys
             .verify(
                 &issuer.issuer_url,
                 token,
@@ -249,6 +291,18 @@ impl CaService {
                 cert::CertError::Identity(m) => ApiError::bad_request(m),
                 other => ApiError::internal(other),
             })?;
+        if template.validity.not_after.to_unix_duration()
+            > self.chain[0]
+                .parsed()
+                .tbs_certificate
+                .validity
+                .not_after
+                .to_unix_duration()
+        {
+            return Err(ApiError::internal(
+                "the CA certificate expires before a new certificate would; renew the intermediate",
+            ));
+        }
         let precert = cert::precertificate(&template, ca.signer).map_err(ApiError::internal)?;
         let sct = self.submit_precert(&precert).await?;
         let list = ct::encode_sct_list(&[sct]).map_err(ApiError::internal)?;
@@ -285,15 +339,38 @@ impl CaService {
             .await
             .map_err(|e| ApiError::internal(format!("CT log answer: {e}")))?;
         let sct = parse_sct(&r).map_err(|e| ApiError::internal(format!("CT log SCT: {e}")))?;
-        if let Some(key) = &self.ct.key {
-            let pre = Certificate::from_der(precert).map_err(ApiError::internal)?;
-            let entry = ct::precert_entry(&pre, &self.chain[0]).map_err(ApiError::internal)?;
-            sct.verify(key, &entry).map_err(|e| {
-                ApiError::internal(format!("the CT log's SCT does not verify: {e}"))
-            })?;
-        }
+        let pre = Certificate::from_der(precert).map_err(ApiError::internal)?;
+        let entry = ct::precert_entry(&pre, &self.chain[0]).map_err(ApiError::internal)?;
+        sct.verify(&self.ct.key, &entry)
+            .map_err(|e| ApiError::internal(format!("the CT log's SCT does not verify: {e}")))?;
         Ok(sct)
     }
+}
+
+/// What clients' path validation and Fulcio demand of a CA chain: the issuing certificate
+/// is a CA with EKU codeSigning and valid now, and the chain ends in a self-signed root.
+fn check_chain_profile(chain: &[Certificate]) -> anyhow::Result<()> {
+    let issuing = &chain[0];
+    anyhow::ensure!(
+        issuing.is_ca(),
+        "the issuing certificate is not a CA certificate (BasicConstraints CA:TRUE, keyCertSign)"
+    );
+    anyhow::ensure!(
+        issuing
+            .extended_key_usages()
+            .iter()
+            .any(|e| e == "1.3.6.1.5.5.7.3.3"),
+        "the issuing certificate lacks EKU codeSigning"
+    );
+    let root = chain.last().unwrap_or(issuing);
+    root.verify_issued_by(root)
+        .context("the chain does not end in a self-signed root")?;
+    let now = unix_now();
+    for c in chain {
+        let (nb, na) = c.validity();
+        anyhow::ensure!(nb <= now && now < na, "a CA certificate is not valid now");
+    }
+    Ok(())
 }
 
 fn parse_sct(r: &AddChainResponse) -> anyhow::Result<Sct> {

@@ -180,6 +180,11 @@ impl CtLogService {
             .collect::<Result<Vec<_>, _>>()?;
         ct::validate_chain(&certs, &self.roots)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        if certs[0].is_ca() {
+            return Err(ApiError::bad_request(
+                "this log takes end-entity certificates only, not CA certificates",
+            ));
+        }
         let poisoned = certs[0].extension(ct::POISON_OID).is_some();
         let entry = if precert {
             if !poisoned {
@@ -209,8 +214,69 @@ impl CtLogService {
             }
             Entry::X509(certs[0].der().to_vec())
         };
-        let timestamp = unix_millis();
-        let leaf = ct::merkle_tree_leaf(timestamp, &entry, &[]).map_err(ApiError::internal)?;
+        // one entry per certificate: a resubmission gets an SCT for the logged timestamp
+        let identity = format!(
+            "ct:{}",
+            hex::encode(sigstack_crypto::sha256(
+                &ct::sct_signature_input(0, &entry, &[]).map_err(ApiError::internal)?
+            ))
+        );
+        let timestamp = match self.logged_timestamp(&identity).await? {
+            Some(t) => t,
+            None => {
+                let timestamp = unix_millis();
+                self.append(timestamp, &entry, &certs, precert, identity)
+                    .await?;
+                timestamp
+            }
+        };
+        let sct = Sct::sign(self.signer.as_ref(), self.log_id, timestamp, &entry)
+            .map_err(ApiError::internal)?;
+        Ok(AddChainResponse {
+            sct_version: 0,
+            id: STANDARD.encode(self.log_id),
+            timestamp,
+            extensions: String::new(),
+            signature: STANDARD.encode(sct.signature.to_bytes().map_err(ApiError::internal)?),
+        })
+    }
+
+    /// The timestamp of the logged entry with this identity, if any.
+    async fn logged_timestamp(&self, identity: &str) -> Result<Option<u64>, ApiError> {
+        let hits = self
+            .store
+            .search(&[identity.to_string()])
+            .await
+            .map_err(crate::log::store_error)?;
+        let Some(hit) = hits.iter().find(|h| h.tree_id == self.tree) else {
+            return Ok(None);
+        };
+        let e = self
+            .store
+            .entry_by_index(self.tree, hit.index)
+            .await
+            .map_err(crate::log::store_error)?
+            .ok_or_else(|| ApiError::internal("an indexed CT entry is missing"))?;
+        let (leaf, _) =
+            decode_body(&e.body).ok_or_else(|| ApiError::internal("corrupt CT entry"))?;
+        let ts = leaf
+            .get(2..10)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(|| ApiError::internal("corrupt CT leaf"))?;
+        Ok(Some(ts))
+    }
+
+    /// Appends the entry durably.
+    async fn append(
+        &self,
+        timestamp: u64,
+        entry: &Entry,
+        certs: &[Certificate],
+        precert: bool,
+        identity: String,
+    ) -> Result<(), ApiError> {
+        let leaf = ct::merkle_tree_leaf(timestamp, entry, &[]).map_err(ApiError::internal)?;
         let rest: Vec<Vec<u8>> = certs[1..].iter().map(|c| c.der().to_vec()).collect();
         let extra = if precert {
             ct::extra_data(Some(certs[0].der()), &rest)
@@ -223,25 +289,14 @@ impl CtLogService {
             api_version: "v1",
             leaf_hash: leaf_hash(&leaf),
             body: encode_body(&leaf, &extra),
-            index_keys: Vec::new(),
+            index_keys: vec![identity],
         };
         match self.sequencer.submit(canonical).await {
-            Ok(_) => {}
-            // the same leaf (same certificate, same millisecond) is already logged: its SCT
-            // is as good as a new one
-            Err(SequenceError::Duplicate) => {}
-            Err(SequenceError::Unavailable(m)) => return Err(ApiError::unavailable(m)),
-            Err(SequenceError::Internal(m)) => return Err(ApiError::internal(m)),
+            // the same leaf (same certificate, same millisecond) is already logged
+            Ok(_) | Err(SequenceError::Duplicate) => Ok(()),
+            Err(SequenceError::Unavailable(m)) => Err(ApiError::unavailable(m)),
+            Err(SequenceError::Internal(m)) => Err(ApiError::internal(m)),
         }
-        let sct = Sct::sign(self.signer.as_ref(), self.log_id, timestamp, &entry)
-            .map_err(ApiError::internal)?;
-        Ok(AddChainResponse {
-            sct_version: 0,
-            id: STANDARD.encode(self.log_id),
-            timestamp,
-            extensions: String::new(),
-            signature: STANDARD.encode(sct.signature.to_bytes().map_err(ApiError::internal)?),
-        })
     }
 
     async fn head(&self) -> Result<Arc<TreeHead>, ApiError> {

@@ -7,7 +7,7 @@ use sigstack_merkle::{Hash, verify_consistency};
 
 pub async fn first_entry_and_reads(b: Backend) {
     let s = Server::start(b).await;
-    let c = reqwest::Client::new();
+    let c = http();
     let a = Artifacts::new();
     let r = post_entry(&c, &s.url, &a.hashedrekord(b"first")).await;
     assert_eq!(r.status(), 201);
@@ -175,7 +175,7 @@ pub async fn check_consistency(
 
 pub async fn duplicates_and_search(b: Backend) {
     let s = Server::start(b).await;
-    let c = reqwest::Client::new();
+    let c = http();
     let a = Artifacts::new();
     let entry = a.hashedrekord(b"dup me");
     let r = post_entry(&c, &s.url, &entry).await;
@@ -288,7 +288,7 @@ pub async fn bad_input_is_refused_and_nothing_stored(b: Backend) {
         &[("SIGSTACK_LOG_MAX_REQUEST_BYTES", "16384")],
     )
     .await;
-    let c = reqwest::Client::new();
+    let c = http();
     let a = Artifacts::new();
     let good = a.hashedrekord(b"good");
     let mut bad_sig = good.clone();
@@ -409,7 +409,7 @@ impl SignExt for Artifacts {
 /// fewer checkpoints than entries (group commit).
 pub async fn concurrent_appends_group_commit(b: Backend) {
     let s = Server::start(b).await;
-    let c = reqwest::Client::new();
+    let c = http();
     let a = std::sync::Arc::new(Artifacts::new());
     let n = 200usize;
     let futs = (0..n).map(|i| {
@@ -449,7 +449,7 @@ pub async fn concurrent_appends_group_commit(b: Backend) {
 pub async fn replicas_share_one_tree(b: Backend) {
     let s1 = Server::start(b).await;
     let s2 = s1.replica().await;
-    let c = reqwest::Client::new();
+    let c = http();
     let a = std::sync::Arc::new(Artifacts::new());
     let futs = (0..60).map(|i| {
         let url = if i % 2 == 0 {
@@ -502,7 +502,7 @@ pub async fn openapi_is_current() {
 /// against the frozen head, and `inactiveShards` lists it.
 pub async fn shards_rotate_and_indexes_continue(b: Backend) {
     let mut s = Server::start(b).await;
-    let c = reqwest::Client::new();
+    let c = http();
     let a = Artifacts::new();
     let mut old = Vec::new();
     for i in 0..3 {
@@ -590,7 +590,7 @@ pub async fn shards_rotate_and_indexes_continue(b: Backend) {
 /// same UUID Rekor gave them, and finds them by the certificate's e-mail or URI identity.
 pub async fn search_by_certificate_identity(b: Backend) {
     let s = Server::start(b).await;
-    let c = reqwest::Client::new();
+    let c = http();
     let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
     let cases = [
         (
@@ -658,7 +658,7 @@ pub async fn search_by_certificate_identity(b: Backend) {
 /// A log refuses to start with a key other than the one that signed its checkpoints.
 pub async fn refuses_another_key(b: Backend) {
     let mut s = Server::start(b).await;
-    let c = reqwest::Client::new();
+    let c = http();
     assert_eq!(
         post_entry(&c, &s.url, &Artifacts::new().hashedrekord(b"k"))
             .await

@@ -110,6 +110,57 @@ pub async fn issues_certificates_for_every_request_form(b: Backend) {
         "one CT entry per certificate"
     );
 
+    // add-chain of a final certificate logs it once: a resubmission gets an SCT for the
+    // same timestamp and adds nothing
+    let chain: Vec<String> = certs.iter().map(|c| STANDARD.encode(c.der())).collect();
+    let add = |chain: Vec<String>| {
+        let http = s.http.clone();
+        let url = format!("{}/ct/v1/add-chain", s.ctlog.url);
+        async move {
+            let r = http
+                .post(url)
+                .json(&json!({"chain": chain}))
+                .send()
+                .await
+                .expect("send");
+            let st = r.status().as_u16();
+            (st, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (st, first) = add(chain.clone()).await;
+    assert_eq!(st, 200, "{first}");
+    let (st, again) = add(chain.clone()).await;
+    assert_eq!(st, 200, "{again}");
+    assert_eq!(first["timestamp"], again["timestamp"], "deduplicated");
+    assert_eq!(s.tree_size().await, before + 7);
+    // CA certificates are not logged, and a leaf cannot issue into the chain
+    let (st, res) = add(chain[1..].to_vec()).await;
+    assert_eq!(st, 400, "{res}");
+    let t = now() as u64;
+    let forged = cert::ca_certificate(
+        cert::ca_name("x", "forged").expect("n"),
+        &FileSigner::generate(Curve::P256),
+        Some((&certs[0].parsed().tbs_certificate.subject, &key)),
+        cert::serial([7; 20]).expect("s"),
+        t,
+        t + 60,
+        None,
+        false,
+    )
+    .expect("forged");
+    let mut through_leaf = vec![STANDARD.encode(&forged)];
+    through_leaf.extend(chain.iter().cloned());
+    let (st, res) = add(through_leaf).await;
+    assert_eq!(st, 400, "{res}");
+    assert!(
+        res["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not a CA"),
+        "{res}"
+    );
+    assert_eq!(s.tree_size().await, before + 7);
+
     // trust bundle, root cert, configuration
     let (st, tb) = get_json(&s.http, &format!("{}/api/v2/trustBundle", s.ca.url)).await;
     assert_eq!(st, 200);
@@ -151,7 +202,7 @@ pub async fn issues_certificates_for_every_request_form(b: Backend) {
     assert_eq!(st, 200);
     assert_eq!(
         entries["entries"].as_array().expect("entries").len() as u64,
-        before + 6
+        before + 7
     );
     let size = s.tree_size().await;
     let (_, sth) = get_json(&s.http, &format!("{}/ct/v1/get-sth", s.ctlog.url)).await;

@@ -42,7 +42,7 @@ impl Proc {
         }
         let mut child = cmd.spawn().expect("spawn");
         let url = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
+        let client = http();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(r) = client.get(format!("{url}/healthz")).send().await
@@ -187,7 +187,7 @@ impl CaStack {
             chain,
             issuer,
             dir,
-            http: reqwest::Client::new(),
+            http: http(),
         }
     }
 

@@ -24,6 +24,7 @@ fn load(url: &str, n: usize) -> Load {
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(Vec::new()));
     let statuses = Arc::new(Mutex::new(Vec::new()));
+    install_tls();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
         .build()
@@ -98,7 +99,7 @@ impl Load {
 /// Every acknowledged entry is in the tree at its index with a valid proof, and every
 /// checkpoint handed out is consistent with the current head.
 async fn audit(server: &Server, acked: &[Answer]) {
-    let c = reqwest::Client::new();
+    let c = http();
     let (_, info) = get_json(&c, &format!("{}/api/v1/log", server.url)).await;
     let size = info["treeSize"].as_u64().expect("size");
     let head: Hash = hex::decode(info["rootHash"].as_str().expect("root"))
@@ -161,7 +162,7 @@ pub async fn sigkill_during_load_loses_nothing(b: Backend) {
     server.restart().await;
     audit(&server, &acked).await;
     // the log goes on where it stopped
-    let c = reqwest::Client::new();
+    let c = http();
     let (_, info) = get_json(&c, &format!("{}/api/v1/log", server.url)).await;
     let r = post_entry(
         &c,

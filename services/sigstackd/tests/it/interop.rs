@@ -103,7 +103,7 @@ fn flip_b64(v: &mut Value, at: usize) {
 
 pub async fn sigstore_js_verifies_log_output(b: Backend) {
     let s = Server::start(b).await;
-    let c = reqwest::Client::new();
+    let c = http();
     let signer = FileSigner::generate(Curve::P256);
     let a = Artifacts { key: signer };
     // a few entries first so the proof has hashes

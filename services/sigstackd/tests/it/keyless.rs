@@ -161,7 +161,7 @@ pub async fn real_clients_sign_and_verify_keylessly() {
     wait_for("oidc-provider-mock", || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
-    let http = reqwest::Client::new();
+    let http = http();
     assert_eq!(
         http.get(&discovery)
             .send()

@@ -42,6 +42,18 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     d
 }
 
+/// reqwest is built with rustls but no default crypto provider (the server installs
+/// aws-lc-rs at start); test processes install the same before making clients.
+pub fn install_tls() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+/// An HTTP client for tests.
+pub fn http() -> reqwest::Client {
+    install_tls();
+    reqwest::Client::new()
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
@@ -159,7 +171,7 @@ impl Server {
 
     pub async fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        let client = reqwest::Client::new();
+        let client = http();
         loop {
             if let Ok(r) = client.get(format!("{}/healthz", self.url)).send().await
                 && r.status() == 200
