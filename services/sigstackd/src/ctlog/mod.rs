@@ -31,7 +31,12 @@ pub struct CtLogService {
     roots: Vec<Certificate>,
     sequencer: Sequencer,
     head_cache: HeadCache,
+    /// Recently logged certificate identities and their timestamps.
+    recent: std::sync::Mutex<HashMap<String, u64>>,
 }
+
+/// Bound on the memory of recent submissions (about 10 MiB).
+const RECENT_MAX: usize = 100_000;
 
 /// Signs RFC 6962 §3.5 tree heads; the stored head is the `get-sth` JSON.
 struct SthSigner(Arc<dyn Signer>);
@@ -150,6 +155,7 @@ impl CtLogService {
             roots,
             sequencer,
             head_cache,
+            recent: Default::default(),
         }))
     }
 
@@ -221,12 +227,13 @@ impl CtLogService {
                 &ct::sct_signature_input(0, &entry, &[]).map_err(ApiError::internal)?
             ))
         );
-        let timestamp = match self.logged_timestamp(&identity).await? {
+        let timestamp = match self.known_timestamp(&identity, precert).await? {
             Some(t) => t,
             None => {
                 let timestamp = unix_millis();
-                self.append(timestamp, &entry, &certs, precert, identity)
+                self.append(timestamp, &entry, &certs, precert, identity.clone())
                     .await?;
+                self.remember(identity, timestamp);
                 timestamp
             }
         };
@@ -239,6 +246,35 @@ impl CtLogService {
             extensions: String::new(),
             signature: STANDARD.encode(sct.signature.to_bytes().map_err(ApiError::internal)?),
         })
+    }
+
+    /// The timestamp under which this certificate is already logged, if it is: from the
+    /// memory of recent submissions, else (for final certificates, which anyone can
+    /// resubmit) from the database. Precertificates carry a fresh random serial from our
+    /// CA, so only repeats of recent ones are looked for, keeping issuance at one write.
+    async fn known_timestamp(
+        &self,
+        identity: &str,
+        precert: bool,
+    ) -> Result<Option<u64>, ApiError> {
+        if let Ok(recent) = self.recent.lock()
+            && let Some(t) = recent.get(identity)
+        {
+            return Ok(Some(*t));
+        }
+        if precert {
+            return Ok(None);
+        }
+        self.logged_timestamp(identity).await
+    }
+
+    fn remember(&self, identity: String, timestamp: u64) {
+        if let Ok(mut recent) = self.recent.lock() {
+            if recent.len() >= RECENT_MAX {
+                recent.clear();
+            }
+            recent.insert(identity, timestamp);
+        }
     }
 
     /// The timestamp of the logged entry with this identity, if any.

@@ -204,6 +204,33 @@ pub async fn issues_certificates_for_every_request_form(b: Backend) {
         entries["entries"].as_array().expect("entries").len() as u64,
         before + 7
     );
+    // a precertificate resubmitted (from get-entries) gets the logged timestamp back
+    let first = &entries["entries"][0];
+    let extra = STANDARD
+        .decode(first["extra_data"].as_str().expect("extra"))
+        .expect("b64");
+    let n = u32::from_be_bytes([0, extra[0], extra[1], extra[2]]) as usize;
+    let precert = &extra[3..3 + n];
+    let leaf_input = STANDARD
+        .decode(first["leaf_input"].as_str().expect("leaf"))
+        .expect("b64");
+    let logged = u64::from_be_bytes(leaf_input[2..10].try_into().expect("8 bytes"));
+    let chain = vec![
+        STANDARD.encode(precert),
+        STANDARD.encode(s.chain[0].der()),
+        STANDARD.encode(s.chain[1].der()),
+    ];
+    let res = s
+        .http
+        .post(format!("{}/ct/v1/add-pre-chain", s.ctlog.url))
+        .json(&json!({ "chain": chain }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 200);
+    let sct: Value = res.json().await.expect("json");
+    assert_eq!(sct["timestamp"].as_u64(), Some(logged));
+    assert_eq!(s.tree_size().await, before + 7, "nothing new was logged");
     let size = s.tree_size().await;
     let (_, sth) = get_json(&s.http, &format!("{}/ct/v1/get-sth", s.ctlog.url)).await;
     let leaves: Vec<[u8; 32]> = entries["entries"]
