@@ -36,3 +36,13 @@ pub fn load<T: DeserializeOwned>(
     }
     Ok(toml::Value::Table(table).try_into()?)
 }
+
+/// The URL clients reach a service at: the configured one without a trailing slash, or
+/// `http://<listen address>`.
+pub fn public_url(configured: Option<&str>, listen: std::net::SocketAddr) -> String {
+    configured
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("http://{listen}"))
+        .trim_end_matches('/')
+        .to_string()
+}

@@ -111,11 +111,7 @@ impl CaConfig {
     }
 
     pub fn public_url(&self) -> String {
-        self.public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", self.listen))
-            .trim_end_matches('/')
-            .to_string()
+        crate::settings::public_url(self.public_url.as_deref(), self.listen)
     }
 
     fn validate(&self) -> anyhow::Result<()> {

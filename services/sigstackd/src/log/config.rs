@@ -98,11 +98,7 @@ impl LogConfig {
     }
 
     pub fn public_url(&self) -> String {
-        self.public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", self.listen))
-            .trim_end_matches('/')
-            .to_string()
+        crate::settings::public_url(self.public_url.as_deref(), self.listen)
     }
 
     /// Host part of the public URL: checkpoint key name and origin prefix.
