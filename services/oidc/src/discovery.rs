@@ -1,0 +1,58 @@
+//! The discovery document (OpenID Connect Discovery 1.0 §3) with Dex's endpoint layout
+//! under the issuer URL, and what cosign and sigstore-python require of it: `S256` in
+//! `code_challenge_methods_supported` and a `device_authorization_endpoint` (RFC 8628).
+
+use serde_json::{Value, json};
+
+/// Endpoint paths, relative to the issuer URL.
+pub const AUTHORIZE: &str = "/auth";
+pub const TOKEN: &str = "/token";
+pub const KEYS: &str = "/keys";
+pub const USERINFO: &str = "/userinfo";
+pub const DEVICE_CODE: &str = "/device/code";
+pub const DEVICE_VERIFY: &str = "/device";
+
+pub fn document(issuer: &str) -> Value {
+    let iss = issuer.trim_end_matches('/');
+    json!({
+        "issuer": iss,
+        "authorization_endpoint": format!("{iss}{AUTHORIZE}"),
+        "token_endpoint": format!("{iss}{TOKEN}"),
+        "jwks_uri": format!("{iss}{KEYS}"),
+        "userinfo_endpoint": format!("{iss}{USERINFO}"),
+        "device_authorization_endpoint": format!("{iss}{DEVICE_CODE}"),
+        "grant_types_supported": [
+            "authorization_code",
+            "urn:ietf:params:oauth:grant-type:device_code",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "client_credentials"
+        ],
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": ["openid", "email", "profile", "federated:id"],
+        "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nonce", "email", "email_verified", "name", "federated_claims"]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dex_layout_and_what_clients_need() {
+        let d = super::document("http://127.0.0.1:5556/");
+        assert_eq!(d["issuer"], "http://127.0.0.1:5556");
+        assert_eq!(d["authorization_endpoint"], "http://127.0.0.1:5556/auth");
+        assert_eq!(d["token_endpoint"], "http://127.0.0.1:5556/token");
+        assert_eq!(d["jwks_uri"], "http://127.0.0.1:5556/keys");
+        assert_eq!(
+            d["device_authorization_endpoint"],
+            "http://127.0.0.1:5556/device/code"
+        );
+        assert_eq!(
+            d["code_challenge_methods_supported"],
+            serde_json::json!(["S256"])
+        );
+    }
+}
