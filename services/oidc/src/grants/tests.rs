@@ -1,0 +1,109 @@
+use super::*;
+
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+const CB: &str = "http://localhost:4000/auth/callback";
+
+fn grant() -> Grant {
+    Grant {
+        client_id: "sigstore".into(),
+        subject: "alice".into(),
+        email: Some("alice@example.test".into()),
+        nonce: None,
+        connector_id: "http://127.0.0.1:5556".into(),
+    }
+}
+
+#[test]
+fn codes_are_single_use_and_bound() {
+    let mut c = Codes::default();
+    c.insert("a".into(), grant(), CB.into(), CHALLENGE.into(), 100);
+    assert_eq!(c.redeem("a", "sigstore", CB, VERIFIER, 50), Ok(grant()));
+    assert_eq!(
+        c.redeem("a", "sigstore", CB, VERIFIER, 50),
+        Err(GrantError::InvalidGrant("unknown, used or expired code")),
+        "a code works once"
+    );
+    let cases: [(&str, &str, &str, i64); 4] = [
+        ("other-client", CB, VERIFIER, 50),
+        (
+            "sigstore",
+            "http://localhost:4001/auth/callback",
+            VERIFIER,
+            50,
+        ),
+        (
+            "sigstore",
+            CB,
+            "wrong-verifier-wrong-verifier-wrong-verifier-x",
+            50,
+        ),
+        ("sigstore", CB, VERIFIER, 101),
+    ];
+    for (client, redirect, verifier, now) in cases {
+        c.insert("b".into(), grant(), CB.into(), CHALLENGE.into(), 100);
+        let r = c.redeem("b", client, redirect, verifier, now);
+        assert_eq!(
+            r.as_ref().map_err(GrantError::code),
+            Err("invalid_grant"),
+            "{client} {redirect} {now}"
+        );
+        // and a failed attempt burnt the code
+        assert!(c.redeem("b", "sigstore", CB, VERIFIER, 50).is_err());
+    }
+    assert!(c.is_empty());
+}
+
+#[test]
+fn device_flow_states() {
+    let mut d = Devices::default();
+    d.start("dev".into(), "BCDF-GHJK".into(), "sigstore".into(), 1000, 5);
+    assert_eq!(
+        d.poll("dev", "sigstore", 10),
+        Err(GrantError::AuthorizationPending)
+    );
+    assert_eq!(d.poll("dev", "sigstore", 12), Err(GrantError::SlowDown));
+    // the interval grew to 10 s
+    assert_eq!(d.poll("dev", "sigstore", 20), Err(GrantError::SlowDown));
+    assert_eq!(
+        d.poll("dev", "sigstore", 35),
+        Err(GrantError::AuthorizationPending)
+    );
+    assert_eq!(
+        d.poll("dev", "other", 60).map_err(|e| e.code()),
+        Err("invalid_grant")
+    );
+    assert!(
+        !d.decide("ZZZZ-ZZZZ", Some(grant()), 40),
+        "unknown user code"
+    );
+    assert!(d.decide("bcdf ghjk", Some(grant()), 40), "typed loosely");
+    assert!(!d.decide("BCDF-GHJK", Some(grant()), 41), "decided once");
+    assert_eq!(d.poll("dev", "sigstore", 60), Ok(grant()));
+    assert_eq!(
+        d.poll("dev", "sigstore", 80).map_err(|e| e.code()),
+        Err("invalid_grant")
+    );
+
+    d.start("no".into(), "CCCC-DDDD".into(), "sigstore".into(), 1000, 5);
+    assert!(d.decide("CCCC-DDDD", None, 1));
+    assert_eq!(d.poll("no", "sigstore", 10), Err(GrantError::AccessDenied));
+    d.start("old".into(), "DDDD-FFFF".into(), "sigstore".into(), 100, 5);
+    assert_eq!(
+        d.poll("old", "sigstore", 101),
+        Err(GrantError::ExpiredToken)
+    );
+    assert!(!d.decide("DDDD-FFFF", Some(grant()), 101));
+}
+
+#[test]
+fn user_codes() {
+    let c = user_code([0, 1, 2, 3, 19, 20, 255, 7]);
+    assert_eq!(c, "BCDF-ZBTK");
+    assert!(
+        c.chars()
+            .all(|ch| ch == '-' || USER_CODE_ALPHABET.contains(&(ch as u8)))
+    );
+    assert_eq!(normalize_user_code(" bcdf zbtk "), "BCDF-ZBTK");
+    assert_eq!(handle([0; 32]).len(), 43);
+}
