@@ -6,6 +6,7 @@ mod ca;
 mod ctlog;
 mod dev;
 mod log;
+mod oidc;
 mod sequencer;
 mod settings;
 mod time;
@@ -56,6 +57,12 @@ enum Command {
     /// Run the certificate authority (Fulcio API v2 and legacy v1).
     Ca {
         /// TOML configuration file; every key may also come from SIGSTACK_CA_<KEY>.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Run the OIDC identity provider (login page, device flow, ES256 ID tokens).
+    Oidc {
+        /// TOML configuration file; scalar keys may also come from SIGSTACK_OIDC_<KEY>.
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
@@ -125,6 +132,12 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Ctlog { config } => run_ctlog(config).await,
             Command::Ca { config } => run_ca(config).await,
+            Command::Oidc { config } => {
+                let cfg = oidc::config::OidcConfig::load(config.as_deref())?;
+                let svc = oidc::OidcService::start(&cfg)?;
+                tracing::info!(issuer = svc.issuer(), "starting OIDC issuer");
+                serve_until_stopped("OIDC issuer", cfg.listen, svc.router()).await
+            }
             Command::Trust {
                 action: TrustAction::Export(args),
             } => trust::export(args).await,

@@ -28,12 +28,16 @@ impl Proc {
         prefix: &str,
         env: &[(&str, String)],
         dir: &std::path::Path,
+        config: Option<&std::path::Path>,
     ) -> Proc {
         let port = free_port();
         let log = std::fs::File::create(dir.join(format!("{service}.log"))).expect("log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sigstackd"));
-        cmd.arg(service)
-            .env(format!("{prefix}LISTEN"), format!("127.0.0.1:{port}"))
+        cmd.arg(service);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        cmd.env(format!("{prefix}LISTEN"), format!("127.0.0.1:{port}"))
             .env("SIGSTACK_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log);
@@ -91,6 +95,11 @@ fn write_key(dir: &std::path::Path, name: &str, key: &FileSigner) -> PathBuf {
 
 impl CaStack {
     pub async fn start(backend: Backend) -> CaStack {
+        Self::start_trusting(backend, &[]).await
+    }
+
+    /// Also trusts these issuers as e-mail issuers (client ID `sigstore`).
+    pub async fn start_trusting(backend: Backend, email_issuers: &[&str]) -> CaStack {
         let dir = temp_dir("ca");
         let issuer = TestIssuer::start().await;
         let database_url = match backend {
@@ -148,6 +157,17 @@ impl CaStack {
             ),
         )
         .expect("issuers");
+        if !email_issuers.is_empty() {
+            let mut text = std::fs::read_to_string(&issuers).expect("issuers");
+            for url in email_issuers {
+                text = text.replacen(
+                    "oidc-issuers:\n",
+                    &format!("oidc-issuers:\n  {url:?}:\n    issuer-url: {url:?}\n    client-id: sigstore\n    type: email\n"),
+                    1,
+                );
+            }
+            std::fs::write(&issuers, text).expect("issuers");
+        }
         let ctlog = Proc::spawn(
             "ctlog",
             "SIGSTACK_CTLOG_",
@@ -160,6 +180,7 @@ impl CaStack {
                 ("ROOTS", root_path.display().to_string()),
             ],
             &dir,
+            None,
         )
         .await;
         let ca = Proc::spawn(
@@ -178,6 +199,7 @@ impl CaStack {
                 ("CTLOG_PUBLIC_KEY", ct_pub.display().to_string()),
             ],
             &dir,
+            None,
         )
         .await;
         CaStack {

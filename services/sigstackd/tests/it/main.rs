@@ -8,6 +8,7 @@ mod faults;
 mod interop;
 mod issuer;
 mod keyless;
+mod oidc;
 mod support;
 
 use support::Backend;
@@ -49,6 +50,16 @@ async fn postgres_restart_during_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_clients_sign_and_verify_keylessly() {
     keyless::real_clients_sign_and_verify_keylessly().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_code_flow() {
+    oidc::code_and_device_flows_yield_tokens_the_ca_accepts().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_device_flow() {
+    oidc::device_flow_yields_a_token_the_ca_accepts().await
 }
 
 #[tokio::test]
