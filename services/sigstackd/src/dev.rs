@@ -10,11 +10,14 @@ use crate::ctlog::CtLogService;
 use crate::ctlog::config::CtLogConfig;
 use crate::log::LogService;
 use crate::log::config::LogConfig;
+use crate::oidc::OidcService;
+use crate::oidc::config::OidcConfig;
 use crate::trust::{self, StackTrust};
 use anyhow::Context;
 use serde::Serialize;
 use sigstack_ca::cert;
 use sigstack_crypto::{Certificate, Curve, FileSigner, KeyMaterial, Signer};
+use sigstack_oidc::login::LocalUser;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,8 +39,12 @@ pub struct DevArgs {
     /// Port of the CT log (0: any free port).
     #[arg(long, default_value_t = 6962)]
     ctlog_port: u16,
-    /// Trust identity tokens from this OIDC issuer (an e-mail issuer with client ID
-    /// `sigstore`); repeatable. Written to DATA_DIR/issuers.yaml at each start.
+    /// Port of the OIDC issuer (0: any free port).
+    #[arg(long, default_value_t = 5556)]
+    oidc_port: u16,
+    /// Also trust identity tokens from this OIDC issuer (an e-mail issuer with client ID
+    /// `sigstore`); repeatable. The dev stack's own issuer is always trusted. Written to
+    /// DATA_DIR/issuers.yaml at each start.
     #[arg(long = "oidc-issuer")]
     oidc_issuers: Vec<String>,
     /// Use this Fulcio-format issuer configuration instead of --oidc-issuer.
@@ -63,6 +70,17 @@ struct Services {
     log: LogEntry,
     ctlog: CtEntry,
     ca: CaEntry,
+    oidc: OidcEntry,
+}
+
+#[derive(Serialize)]
+struct OidcEntry {
+    /// The issuer URL: what verifiers pass as the certificate OIDC issuer.
+    url: String,
+    /// The dev user who can log in on the page (password in `password_file`).
+    username: String,
+    email: String,
+    password_file: String,
 }
 
 #[derive(Serialize)]
@@ -165,6 +183,115 @@ fn issuer_yaml(issuers: &[String]) -> String {
     out
 }
 
+/// The dev issuer: its key, one user whose random password is kept (mode 0600) in the
+/// data directory.
+fn dev_oidc(
+    dir: &Path,
+    keys: &Path,
+    listen: SocketAddr,
+    url: &str,
+) -> anyhow::Result<(OidcConfig, LocalUser, PathBuf)> {
+    let key_path = keys.join("oidc.pem");
+    FileSigner::load_or_generate(&key_path, Curve::P256)?;
+    let password_file = dir.join("dev-password");
+    let password = match std::fs::read_to_string(&password_file) {
+        Ok(p) if !p.trim().is_empty() => p.trim().to_string(),
+        _ => {
+            let p = sigstack_oidc::grants::handle(rand::random())[..20].to_string();
+            write_secret(&password_file, &p)?;
+            p
+        }
+    };
+    let user = LocalUser {
+        username: "dev".into(),
+        email: "dev@sigstack.test".into(),
+        name: Some("sigstack dev user".into()),
+        password_hash: sigstack_oidc::login::hash_password(&password, rand::random())?,
+    };
+    let cfg = OidcConfig {
+        listen,
+        public_url: Some(url.to_string()),
+        signing_key: key_path,
+        previous_keys: Vec::new(),
+        token_ttl_secs: 600,
+        users: vec![user.clone()],
+        clients: Vec::new(),
+    };
+    cfg.validate()?;
+    Ok((cfg, user, password_file))
+}
+
+fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// `sigstackd dev-token`: an ID token from the dev issuer of DATA_DIR, as a login would
+/// give (an e-mail identity) or a workload token (`--sub`, no e-mail).
+#[derive(clap::Args)]
+pub struct DevTokenArgs {
+    #[arg(long, default_value = ".sigstack-dev")]
+    data_dir: PathBuf,
+    /// The e-mail identity (verified); default dev@sigstack.test.
+    #[arg(long, conflicts_with = "sub")]
+    email: Option<String>,
+    /// A subject without e-mail (for uri/username/CI issuer types).
+    #[arg(long)]
+    sub: Option<String>,
+}
+
+pub fn dev_token(args: DevTokenArgs) -> anyhow::Result<()> {
+    let stack: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(args.data_dir.join("stack.json")).with_context(|| {
+            format!(
+                "reading {}/stack.json (start `sigstackd dev` first)",
+                args.data_dir.display()
+            )
+        })?,
+    )?;
+    let iss = stack["services"]["oidc"]["url"]
+        .as_str()
+        .context("stack.json has no OIDC issuer (restart `sigstackd dev`)")?
+        .to_string();
+    let key = FileSigner::load(&args.data_dir.join("keys/oidc.pem"))?;
+    let now = crate::sequencer::unix_now();
+    let (sub, email) = match (&args.sub, &args.email) {
+        (Some(s), _) => (s.clone(), None),
+        (None, e) => {
+            let e = e.clone().unwrap_or_else(|| "dev@sigstack.test".into());
+            (e.clone(), Some(e))
+        }
+    };
+    let token = sigstack_oidc::jwt::mint(
+        &key,
+        &sigstack_oidc::jwt::IdClaims {
+            iss: iss.clone(),
+            sub: sub.clone(),
+            aud: "sigstore".into(),
+            exp: now + 600,
+            iat: now,
+            nonce: None,
+            email_verified: email.as_ref().map(|_| true),
+            email,
+            name: None,
+            federated_claims: sigstack_oidc::jwt::FederatedClaims {
+                connector_id: iss,
+                user_id: sub,
+            },
+        },
+    )?;
+    println!("{token}");
+    Ok(())
+}
+
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
@@ -181,15 +308,23 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let (ca_key_path, ca_chain_path, chain) = ca_chain(&keys)?;
     let root_path = keys.join("ca-root.crt.pem");
     write_atomic(&root_path, chain[1].to_pem().as_bytes())?;
+    let database_url = format!("sqlite://{}", dir.join("sigstack.db").display());
+
+    let oidc_listener = bind(args.host, args.oidc_port, "--oidc-port").await?;
+    let oidc_addr = oidc_listener.local_addr()?;
+    let oidc_url = format!("http://{oidc_addr}");
     let issuers_path = match &args.issuers {
         Some(p) => std::fs::canonicalize(p).with_context(|| format!("reading {}", p.display()))?,
         None => {
             let p = dir.join("issuers.yaml");
-            write_atomic(&p, issuer_yaml(&args.oidc_issuers).as_bytes())?;
+            let mut all = vec![oidc_url.clone()];
+            all.extend(args.oidc_issuers.iter().cloned());
+            write_atomic(&p, issuer_yaml(&all).as_bytes())?;
             p
         }
     };
-    let database_url = format!("sqlite://{}", dir.join("sigstack.db").display());
+    let (oidc_cfg, dev_user, password_file) = dev_oidc(&dir, &keys, oidc_addr, &oidc_url)?;
+    let oidc = OidcService::start(&oidc_cfg)?;
 
     let log_listener = bind(args.host, args.log_port, "--log-port").await?;
     let ct_listener = bind(args.host, args.ctlog_port, "--ctlog-port").await?;
@@ -217,7 +352,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         &ct_pub_path,
     );
     ca_cfg.tlog_url = Some(log_url.clone());
-    ca_cfg.oidc_url = args.oidc_issuers.first().cloned();
+    ca_cfg.oidc_url = Some(oidc_url.clone());
     ca_cfg.operator = "sigstack-dev".into();
     let ca = CaService::start(&ca_cfg).await?;
 
@@ -230,7 +365,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         tlog_key: log_key.public_key().clone(),
         ctlog_url: ct_url.clone(),
         ctlog_key: ct_key.public_key().clone(),
-        oidc_url: args.oidc_issuers.first().cloned(),
+        oidc_url: Some(oidc_url.clone()),
     };
     stack_trust.write(&dir)?;
     let stack = StackFile {
@@ -253,6 +388,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                 url: ca_url.clone(),
                 chain: ca_chain_path.display().to_string(),
             },
+            oidc: OidcEntry {
+                url: oidc_url.clone(),
+                username: dev_user.username.clone(),
+                email: dev_user.email.clone(),
+                password_file: password_file.display().to_string(),
+            },
         },
         trusted_root: dir.join(trust::TRUSTED_ROOT_FILE).display().to_string(),
         signing_config: dir.join(trust::SIGNING_CONFIG_FILE).display().to_string(),
@@ -269,6 +410,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!("  transparency log (Rekor v1): {log_url}");
     println!("  certificate authority:       {ca_url}");
     println!("  CT log:                      {ct_url}");
+    println!(
+        "  OIDC issuer:                 {oidc_url} (user {}, password in {})",
+        dev_user.username,
+        password_file.display()
+    );
     println!("  trusted OIDC issuers:        {}", issuers_path.display());
     println!("  client trust config:         {}", stack.trust_config);
     println!("  stack description:           {}", stack_path.display());
@@ -285,7 +431,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let (a, b, c) = tokio::join!(
+    let (a, b, c, d) = tokio::join!(
         sigstack_http::serve(
             log_listener,
             log.router(log_cfg.max_request_bytes),
@@ -297,10 +443,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             stopped()
         ),
         sigstack_http::serve(ca_listener, ca.router(ca_cfg.max_request_bytes), stopped()),
+        sigstack_http::serve(oidc_listener, oidc.router(), stopped()),
     );
     a?;
     b?;
     c?;
+    d?;
     log.store().close().await;
     Ok(())
 }

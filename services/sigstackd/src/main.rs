@@ -46,6 +46,8 @@ enum Command {
     /// Run every service on loopback with an embedded SQLite database and generated keys
     /// kept in the data directory; writes DATA_DIR/stack.json.
     Dev(dev::DevArgs),
+    /// Print a fresh ID token from the dev stack's OIDC issuer (for scripts).
+    DevToken(dev::DevTokenArgs),
     /// Run the transparency log (Rekor v1 API), or administer it.
     Log {
         /// TOML configuration file; every key may also come from SIGSTACK_LOG_<KEY>.
@@ -117,6 +119,7 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         match cli.command {
             Command::Dev(args) => dev::run(args).await,
+            Command::DevToken(args) => dev::dev_token(args),
             Command::Log {
                 config,
                 action: None,

@@ -64,6 +64,8 @@ fn dev_stack(dir: &Path, issuer: &str) -> (Killed, Value) {
             "0",
             "--ctlog-port",
             "0",
+            "--oidc-port",
+            "0",
             "--oidc-issuer",
             issuer,
             "--data-dir",
@@ -259,6 +261,32 @@ pub async fn real_clients_sign_and_verify_keylessly() {
         );
     }
 
+    // the stack's own issuer: `sigstackd dev-token` gives a token sigstore-python signs with
+    let (ok, own) = run(Command::new(env!("CARGO_BIN_EXE_sigstackd"))
+        .args(["dev-token", "--data-dir"])
+        .arg(dir.join("stack")));
+    assert!(ok, "dev-token: {own}");
+    let own_bundle = dir.join("own.sigstore.json");
+    let (ok, out) = run(Command::new(venv.join("bin/sigstore"))
+        .args([
+            "--trust-config",
+            &tc,
+            "sign",
+            "--identity-token",
+            own.trim(),
+            "--bundle",
+        ])
+        .arg(&own_bundle)
+        .arg(&artifact));
+    assert!(
+        ok,
+        "sigstore-python sign with the dev issuer's token: {out}"
+    );
+    let (ok, out) = v.python(&tc, &own_bundle, "dev@sigstack.test", &svc("oidc"));
+    assert!(ok, "{out}");
+    let (ok, out) = v.js(&tr, &own_bundle, "dev@sigstack.test", &svc("oidc"));
+    assert!(ok, "{out}");
+
     // `sigstackd trust export` against the running services writes what dev wrote
     let out_dir = dir.join("export");
     let (ok, out) = run(Command::new(env!("CARGO_BIN_EXE_sigstackd"))
@@ -272,7 +300,13 @@ pub async fn real_clients_sign_and_verify_keylessly() {
             "--ctlog-url",
             &svc("ctlog"),
         ])
-        .args(["--oidc-url", &issuer, "--operator", "sigstack-dev", "--out"])
+        .args([
+            "--oidc-url",
+            &svc("oidc"),
+            "--operator",
+            "sigstack-dev",
+            "--out",
+        ])
         .arg(&out_dir));
     assert!(ok, "trust export: {out}");
     for f in [
