@@ -219,6 +219,31 @@ struct LoginForm {
     csrf: String,
 }
 
+/// Checks a password off the async runtime (argon2 takes tens of milliseconds), under the
+/// failed-login limiter.
+async fn sign_in(
+    svc: &Arc<OidcService>,
+    username: &str,
+    password: &str,
+    addr: SocketAddr,
+    now: i64,
+) -> Result<sigstack_oidc::login::LocalUser, LoginError> {
+    let (svc, username, password) = (svc.clone(), username.to_string(), password.to_string());
+    tokio::task::spawn_blocking(move || {
+        let mut limiter = svc.limiter.lock().unwrap_or_else(|e| e.into_inner());
+        login::attempt(
+            &svc.users,
+            &mut limiter,
+            &username,
+            &password,
+            &addr.ip().to_string(),
+            now,
+        )
+    })
+    .await
+    .unwrap_or(Err(LoginError::Invalid))
+}
+
 fn login_error_text(e: &LoginError) -> String {
     match e {
         LoginError::BadHash(_) => "This account cannot sign in; ask the administrator.".into(),
@@ -244,17 +269,7 @@ async fn login_submit(
         );
     }
     let now = unix_now();
-    let user = {
-        let mut limiter = svc.limiter.lock().unwrap_or_else(|e| e.into_inner());
-        login::attempt(
-            &svc.users,
-            &mut limiter,
-            &f.username,
-            &f.password,
-            &addr.ip().to_string(),
-            now,
-        )
-    };
+    let user = sign_in(&svc, &f.username, &f.password, addr, now).await;
     let user = match user {
         Ok(u) => u,
         Err(e) => {
@@ -470,17 +485,7 @@ async fn device_submit(
     }
     let now = unix_now();
     let code = grants::normalize_user_code(&f.user_code);
-    let user = {
-        let mut limiter = svc.limiter.lock().unwrap_or_else(|e| e.into_inner());
-        login::attempt(
-            &svc.users,
-            &mut limiter,
-            &f.username,
-            &f.password,
-            &addr.ip().to_string(),
-            now,
-        )
-    };
+    let user = sign_in(&svc, &f.username, &f.password, addr, now).await;
     let user = match user {
         Ok(u) => u,
         Err(e) => {
