@@ -152,6 +152,17 @@ fn san_extension(san: &San) -> Result<Extension, CertError> {
 pub struct Authority<'a> {
     pub signer: &'a dyn Signer,
     pub certificate: &'a Certificate,
+    /// The issuing certificate's key identifier, from [`authority_key_id`].
+    pub key_id: &'a [u8],
+}
+
+/// The key identifier leaves name in their AKI: the issuing certificate's SKI as it states
+/// it, else computed from its key (RFC 5280 §4.2.1.2 method 1).
+pub fn authority_key_id(certificate: &Certificate) -> Result<Vec<u8>, CertError> {
+    match certificate.subject_key_id() {
+        Some(id) => Ok(id),
+        None => key_identifier(certificate.public_key().spki_der()),
+    }
 }
 
 /// The leaf's TBS without the CT tail: every byte the precertificate and the final
@@ -164,11 +175,6 @@ pub fn leaf_template(
     not_before: u64,
 ) -> Result<TbsCertificate, CertError> {
     let issuer_tbs = &ca.certificate.parsed().tbs_certificate;
-    // the AKI names the issuer's SKI as the issuing certificate states it
-    let ca_ski = match ca.certificate.subject_key_id() {
-        Some(id) => id,
-        None => key_identifier(ca.signer.public_key().spki_der())?,
-    };
     let mut extensions = vec![
         ext(
             der::oid::db::rfc5280::ID_CE_KEY_USAGE,
@@ -189,7 +195,7 @@ pub fn leaf_template(
             der::oid::db::rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER,
             false,
             &AuthorityKeyIdentifier {
-                key_identifier: Some(OctetString::new(ca_ski).map_err(enc)?),
+                key_identifier: Some(OctetString::new(ca.key_id.to_vec()).map_err(enc)?),
                 authority_cert_issuer: None,
                 authority_cert_serial_number: None,
             },
@@ -220,6 +226,12 @@ fn with_tail(template: &TbsCertificate, tail: Extension) -> TbsCertificate {
     let mut tbs = template.clone();
     tbs.extensions.get_or_insert_with(Vec::new).push(tail);
     tbs
+}
+
+/// The template's DER: what an RFC 6962 §3.2 precert entry signs (the precertificate's
+/// TBS without the poison), so the CA need not re-parse the precertificate.
+pub fn tbs_der(template: &TbsCertificate) -> Result<Vec<u8>, CertError> {
+    template.to_der().map_err(enc)
 }
 
 /// The precertificate: the template with the critical CT poison (ASN.1 NULL) last.

@@ -79,9 +79,11 @@ fn ca_chain_verifies_and_has_the_ca_profile() {
 fn precert_and_final_certificate_share_their_tbs() {
     let c = chain(Curve::P256);
     let leaf_key = FileSigner::generate(Curve::P256);
+    let key_id = authority_key_id(&c.inter).expect("key id");
     let ca = Authority {
         signer: &c.inter_key,
         certificate: &c.inter,
+        key_id: &key_id,
     };
     let template = leaf_template(
         &ca,
@@ -96,6 +98,14 @@ fn precert_and_final_certificate_share_their_tbs() {
     pre.verify_issued_by(&c.inter)
         .expect("signed by the intermediate");
     let entry = ct::precert_entry(&pre, &c.inter).expect("precert entry");
+    let ct::Entry::Precert { tbs, .. } = &entry else {
+        panic!("precert entry")
+    };
+    assert_eq!(
+        tbs,
+        &tbs_der(&template).expect("der"),
+        "the template is the precert's TBS without the poison"
+    );
 
     let log_key = FileSigner::generate(Curve::P256);
     let log_id = sigstack_crypto::log_id(log_key.public_key().spki_der());
@@ -159,9 +169,11 @@ fn precert_and_final_certificate_share_their_tbs() {
 fn username_identities_become_an_othername_san() {
     let c = chain(Curve::P256);
     let leaf_key = FileSigner::generate(Curve::P256);
+    let key_id = authority_key_id(&c.inter).expect("key id");
     let ca = Authority {
         signer: &c.inter_key,
         certificate: &c.inter,
+        key_id: &key_id,
     };
     let mut p = principal();
     p.san = San::Username("alice!example.test".into());

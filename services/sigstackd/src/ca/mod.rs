@@ -32,6 +32,14 @@ pub struct CaService {
     signer: Arc<dyn Signer>,
     /// The issuing certificate first, up to the root.
     chain: Vec<Certificate>,
+    /// Derived once from the chain for every issuance: the AKI of leaves, the
+    /// precertificate issuer key hash (RFC 6962 §3.2), the chain as the CT log and the
+    /// clients receive it, and when the issuing certificate expires.
+    key_id: Vec<u8>,
+    issuer_key_hash: [u8; 32],
+    chain_b64: Vec<String>,
+    chain_pems: Vec<String>,
+    not_after: u64,
     issuers: IssuerConfig,
     /// Key sets of the `oidc-issuers`, never evicted.
     exact_keys: KeyCache<HttpFetcher>,
@@ -135,6 +143,11 @@ impl CaService {
             key,
         };
         Ok(Arc::new(Self {
+            key_id: cert::authority_key_id(&chain[0])?,
+            issuer_key_hash: sigstack_crypto::sha256(chain[0].public_key().spki_der()),
+            chain_b64: chain.iter().map(|c| STANDARD.encode(c.der())).collect(),
+            chain_pems: chain.iter().map(Certificate::to_pem).collect(),
+            not_after: chain[0].validity().1,
             signer,
             chain,
             issuers,
@@ -284,6 +297,7 @@ impl CaService {
         let ca = Authority {
             signer: self.signer.as_ref(),
             certificate: &self.chain[0],
+            key_id: &self.key_id,
         };
         let serial = cert::serial(rand::random()).map_err(ApiError::internal)?;
         let template = cert::leaf_template(&ca, key.spki_der(), &principal, serial, unix_now())
@@ -291,31 +305,29 @@ impl CaService {
                 cert::CertError::Identity(m) => ApiError::bad_request(m),
                 other => ApiError::internal(other),
             })?;
-        if template.validity.not_after.to_unix_duration()
-            > self.chain[0]
-                .parsed()
-                .tbs_certificate
-                .validity
-                .not_after
-                .to_unix_duration()
-        {
+        if template.validity.not_after.to_unix_duration().as_secs() > self.not_after {
             return Err(ApiError::internal(
                 "the CA certificate expires before a new certificate would; renew the intermediate",
             ));
         }
         let precert = cert::precertificate(&template, ca.signer).map_err(ApiError::internal)?;
-        let sct = self.submit_precert(&precert).await?;
+        // the precert entry is the template itself: its TBS without the poison
+        let entry = ct::Entry::Precert {
+            issuer_key_hash: self.issuer_key_hash,
+            tbs: cert::tbs_der(&template).map_err(ApiError::internal)?,
+        };
+        let sct = self.submit_precert(&precert, &entry).await?;
         let list = ct::encode_sct_list(&[sct]).map_err(ApiError::internal)?;
         let leaf = cert::with_scts(&template, &list, ca.signer).map_err(ApiError::internal)?;
         let mut pems = vec![sigstack_crypto::pem::encode("CERTIFICATE", &leaf)];
-        pems.extend(self.chain.iter().map(Certificate::to_pem));
+        pems.extend(self.chain_pems.iter().cloned());
         Ok(pems)
     }
 
-    /// Logs the precertificate and returns its SCT, verified when the log's key is known.
-    async fn submit_precert(&self, precert: &[u8]) -> Result<Sct, ApiError> {
+    /// Logs the precertificate and returns its SCT, verified over `entry` with the log's key.
+    async fn submit_precert(&self, precert: &[u8], entry: &ct::Entry) -> Result<Sct, ApiError> {
         let mut chain = vec![STANDARD.encode(precert)];
-        chain.extend(self.chain.iter().map(|c| STANDARD.encode(c.der())));
+        chain.extend(self.chain_b64.iter().cloned());
         let res = self
             .ct
             .http
@@ -339,9 +351,7 @@ impl CaService {
             .await
             .map_err(|e| ApiError::internal(format!("CT log answer: {e}")))?;
         let sct = parse_sct(&r).map_err(|e| ApiError::internal(format!("CT log SCT: {e}")))?;
-        let pre = Certificate::from_der(precert).map_err(ApiError::internal)?;
-        let entry = ct::precert_entry(&pre, &self.chain[0]).map_err(ApiError::internal)?;
-        sct.verify(&self.ct.key, &entry)
+        sct.verify(&self.ct.key, entry)
             .map_err(|e| ApiError::internal(format!("the CT log's SCT does not verify: {e}")))?;
         Ok(sct)
     }

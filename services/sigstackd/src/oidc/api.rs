@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sigstack_oidc::grants::{self, GrantError};
 use sigstack_oidc::login::{self, LoginError};
-use sigstack_oidc::{discovery, jwt, pkce, redirect};
+use sigstack_oidc::{discovery, pkce, redirect};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -35,12 +35,8 @@ async fn discovery_doc(State(svc): State<Arc<OidcService>>) -> Json<serde_json::
     Json(discovery::document(&svc.issuer))
 }
 
-async fn keys(State(svc): State<Arc<OidcService>>) -> Response {
-    let refs: Vec<_> = svc.published.iter().collect();
-    match jwt::jwks(&refs) {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => sigstack_http::ApiError::internal(e).into_response(),
-    }
+async fn keys(State(svc): State<Arc<OidcService>>) -> Json<serde_json::Value> {
+    Json(svc.jwks_doc.clone())
 }
 
 /// An authorization request's parameters (RFC 6749 §4.1.1, RFC 7636 §4.3, OIDC nonce).
@@ -183,6 +179,14 @@ fn csrf_ok(headers: &HeaderMap, form_value: &str) -> bool {
     matches!(cookie, Some(c) if !c.is_empty() && pkce::constant_time_eq(c.as_bytes(), form_value.as_bytes()))
 }
 
+fn csrf_refused() -> Response {
+    page(
+        StatusCode::FORBIDDEN,
+        "Session expired",
+        "The sign-in form was not submitted from this page; reload it and try again.",
+    )
+}
+
 fn login_page(p: &AuthParams, error: Option<&str>, status: StatusCode) -> Response {
     let csrf = new_csrf();
     let html = pages::login(
@@ -241,7 +245,10 @@ async fn sign_in(
         )
     })
     .await
-    .unwrap_or(Err(LoginError::Invalid))
+    .unwrap_or_else(|e| {
+        tracing::error!(cause = %e, "password check task failed");
+        Err(LoginError::Invalid)
+    })
 }
 
 fn login_error_text(e: &LoginError) -> String {
@@ -262,11 +269,7 @@ async fn login_submit(
         Err(r) => return *r,
     };
     if !csrf_ok(&headers, &f.csrf) {
-        return page(
-            StatusCode::FORBIDDEN,
-            "Session expired",
-            "The sign-in form was not submitted from this page; reload it and try again.",
-        );
+        return csrf_refused();
     }
     let now = unix_now();
     let user = sign_in(&svc, &f.username, &f.password, addr, now).await;
@@ -477,11 +480,7 @@ async fn device_submit(
     Form(f): Form<DeviceForm>,
 ) -> Response {
     if !csrf_ok(&headers, &f.csrf) {
-        return page(
-            StatusCode::FORBIDDEN,
-            "Session expired",
-            "Reload the page and try again.",
-        );
+        return csrf_refused();
     }
     let now = unix_now();
     let code = grants::normalize_user_code(&f.user_code);
@@ -527,16 +526,15 @@ async fn userinfo(State(svc): State<Arc<OidcService>>, headers: HeaderMap) -> Re
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    let refs: Vec<_> = svc.published.iter().collect();
-    let claims = jwt::jwks(&refs)
+    // any of our clients' tokens; the audience is checked to be one of them
+    let claims = sigstack_ca::token::UnverifiedToken::parse(token)
         .ok()
-        .and_then(|set| sigstack_ca::token::Jwks::from_json(set.to_string().as_bytes()).ok())
-        .and_then(|set| {
-            let parsed = sigstack_ca::token::UnverifiedToken::parse(token).ok()?;
+        .and_then(|parsed| {
             let aud = parsed.unverified_claims().get("aud")?.as_str()?.to_string();
+            svc.client_redirects(&aud)?;
             sigstack_ca::token::verify(
                 &parsed,
-                &set,
+                &svc.verify_keys,
                 &sigstack_ca::token::Expectations {
                     issuer: svc.issuer.clone(),
                     audience: aud,

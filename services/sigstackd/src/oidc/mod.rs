@@ -20,8 +20,10 @@ use std::sync::{Arc, Mutex};
 pub struct OidcService {
     issuer: String,
     signer: Arc<dyn Signer>,
-    /// The signing key first, then previous keys still published.
-    published: Vec<PublicKey>,
+    /// The JWKS document (the signing key, then previous keys still published), and the
+    /// same keys as the verifier `/userinfo` checks tokens with; both built once.
+    jwks_doc: serde_json::Value,
+    verify_keys: sigstack_ca::token::Jwks,
     users: Vec<LocalUser>,
     clients: Vec<config::ClientConfig>,
     token_ttl: i64,
@@ -56,10 +58,13 @@ impl OidcService {
             jwt::jwk(&k).with_context(|| format!("previous key {}", p.display()))?;
             published.push(k);
         }
+        let jwks_doc = jwt::jwks(&published.iter().collect::<Vec<_>>())?;
+        let verify_keys = sigstack_ca::token::Jwks::from_json(jwks_doc.to_string().as_bytes())?;
         Ok(Arc::new(Self {
+            jwks_doc,
+            verify_keys,
             issuer: cfg.public_url(),
             signer: Arc::new(signer),
-            published,
             users: cfg.users.clone(),
             clients: cfg.clients.clone(),
             token_ttl: cfg.token_ttl_secs,

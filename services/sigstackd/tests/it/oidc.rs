@@ -198,6 +198,27 @@ pub async fn code_and_device_flows_yield_tokens_the_ca_accepts() {
     let (st, tok) = idp.token(&refs).await;
     assert_eq!(st, 200, "{tok}");
     let id_token = tok["id_token"].as_str().expect("id_token").to_string();
+    let r = idp
+        .http
+        .get(idp.url("/userinfo"))
+        .bearer_auth(&id_token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200);
+    let info: Value = r.json().await.expect("json");
+    assert_eq!(
+        (info["sub"].as_str(), info["email"].as_str()),
+        (Some("alice"), Some("alice@example.test"))
+    );
+    let r = idp
+        .http
+        .get(idp.url("/userinfo"))
+        .bearer_auth(format!("{id_token}x"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 401, "a tampered token is refused");
     let res = certificate_for(&ca, &id_token).await;
     let leaf = res["signedCertificateEmbeddedSct"]["chain"]["certificates"][0]
         .as_str()
