@@ -23,9 +23,7 @@ pub fn document(issuer: &str) -> Value {
         "device_authorization_endpoint": format!("{iss}{DEVICE_CODE}"),
         "grant_types_supported": [
             "authorization_code",
-            "urn:ietf:params:oauth:grant-type:device_code",
-            "urn:ietf:params:oauth:grant-type:token-exchange",
-            "client_credentials"
+            "urn:ietf:params:oauth:grant-type:device_code"
         ],
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
@@ -34,6 +32,29 @@ pub fn document(issuer: &str) -> Value {
         "scopes_supported": ["openid", "email", "profile", "federated:id"],
         "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nonce", "email", "email_verified", "name", "federated_claims"]
+    })
+}
+
+/// The path, under our issuer URL, of the workload issuer: machine identities obtained
+/// with the `client_credentials` grant carry `iss = <issuer>/workload`, so that the CA
+/// can give them their own issuer type (`uri`, `username`, `ci-provider`), apart from
+/// people's e-mail identities.
+pub const WORKLOAD: &str = "/workload";
+
+/// The workload issuer's discovery document: our keys and token endpoint, the
+/// `client_credentials` grant only.
+pub fn workload_document(issuer: &str) -> Value {
+    let iss = issuer.trim_end_matches('/');
+    json!({
+        "issuer": format!("{iss}{WORKLOAD}"),
+        "token_endpoint": format!("{iss}{TOKEN}"),
+        "jwks_uri": format!("{iss}{KEYS}"),
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": ["id_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "federated_claims"]
     })
 }
 

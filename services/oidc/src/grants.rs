@@ -15,9 +15,60 @@ pub struct Grant {
     /// The user's stable identity (our `sub`).
     pub subject: String,
     pub email: Option<String>,
+    /// Display name, when known.
+    pub name: Option<String>,
     pub nonce: Option<String>,
     /// Upstream issuer for federated users, our issuer for local ones.
     pub connector_id: String,
+    /// The user's id at that issuer (the upstream `sub`, or the local user name).
+    pub user_id: String,
+}
+
+/// Most grants of one kind pending at once: past this, new ones are refused (requests
+/// that create them are unauthenticated and must not grow memory without bound).
+pub const MAX_PENDING: usize = 10_000;
+
+/// Single-use values under unguessable handles with an expiry: consent prompts and
+/// upstream sign-ins in flight.
+pub struct Pending<T> {
+    entries: HashMap<String, (T, i64)>,
+}
+
+impl<T> Default for Pending<T> {
+    fn default() -> Self {
+        Self {
+            entries: HashMap::new(),
+        }
+    }
+}
+
+impl<T> Pending<T> {
+    /// Stores `value` until `expires`; false (and nothing stored) when
+    /// [`MAX_PENDING`] unexpired entries are already held.
+    pub fn insert(&mut self, handle: String, value: T, expires: i64, now: i64) -> bool {
+        self.entries.retain(|_, (_, exp)| *exp >= now);
+        if self.entries.len() >= MAX_PENDING {
+            return false;
+        }
+        self.entries.insert(handle, (value, expires));
+        true
+    }
+
+    /// Removes and returns the value, if present and unexpired.
+    pub fn take(&mut self, handle: &str, now: i64) -> Option<T> {
+        match self.entries.remove(handle) {
+            Some((v, exp)) if exp >= now => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
 }
 
 /// Why a code or device poll was refused, as the OAuth error code names it.
@@ -188,6 +239,8 @@ pub struct Devices {
 }
 
 impl Devices {
+    /// Records a new device authorization; false (nothing recorded) when
+    /// [`MAX_PENDING`] unexpired ones are pending.
     pub fn start(
         &mut self,
         device_code: String,
@@ -195,7 +248,12 @@ impl Devices {
         client_id: String,
         expires: i64,
         interval: i64,
-    ) {
+        now: i64,
+    ) -> bool {
+        self.by_device_code.retain(|_, e| e.expires >= now);
+        if self.by_device_code.len() >= MAX_PENDING {
+            return false;
+        }
         self.by_device_code.insert(
             device_code,
             DeviceEntry {
@@ -207,6 +265,18 @@ impl Devices {
                 last_poll: None,
             },
         );
+        true
+    }
+
+    /// The client that asked for the pending request showing `user_code`.
+    pub fn client_of(&self, user_code: &str, now: i64) -> Option<String> {
+        let code = normalize_user_code(user_code);
+        self.by_device_code
+            .values()
+            .find(|e| {
+                e.user_code == code && e.expires >= now && matches!(e.state, DeviceState::Pending)
+            })
+            .map(|e| e.client_id.clone())
     }
 
     /// The user approved (or denied, with `None`) the request showing `user_code`.

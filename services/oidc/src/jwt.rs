@@ -7,6 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sigstack_crypto::{CryptoError, PublicKey, Signer};
+use std::collections::BTreeMap;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -44,6 +45,9 @@ pub struct IdClaims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub federated_claims: FederatedClaims,
+    /// Further string claims (a workload's, for the CA's `ci-provider` templates).
+    #[serde(flatten, default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, String>,
 }
 
 fn b64u(b: &[u8]) -> String {
@@ -132,6 +136,7 @@ mod tests {
                 connector_id: ISS.into(),
                 user_id: "alice".into(),
             },
+            extra: BTreeMap::new(),
         }
     }
 

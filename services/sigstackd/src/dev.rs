@@ -81,6 +81,11 @@ struct OidcEntry {
     username: String,
     email: String,
     password_file: String,
+    /// The issuer of workload tokens, and the dev CI client that obtains them with the
+    /// `client_credentials` grant (secret in `ci_secret_file`).
+    workload_issuer: String,
+    ci_client_id: String,
+    ci_secret_file: String,
 }
 
 #[derive(Serialize)]
@@ -166,15 +171,18 @@ fn ca_chain(keys: &Path) -> anyhow::Result<(PathBuf, PathBuf, Vec<Certificate>)>
     Ok((inter_path, chain_path, chain))
 }
 
-/// A Fulcio issuer configuration trusting `issuers` as e-mail issuers.
-fn issuer_yaml(issuers: &[String]) -> String {
-    if issuers.is_empty() {
-        return "# no issuers: start `sigstackd dev --oidc-issuer URL` to trust one\noidc-issuers: {}\n".into();
-    }
+/// A Fulcio issuer configuration trusting the dev issuer (people, by e-mail), its
+/// workload issuer (`uri` identities on the issuer's own host, as Fulcio requires of a
+/// `uri` issuer's subject domain) and `others` as e-mail issuers.
+fn issuer_yaml(own: &str, others: &[String]) -> String {
     let mut out = String::from(
-        "# written by `sigstackd dev` from --oidc-issuer at each start\noidc-issuers:\n",
+        "# written by `sigstackd dev` at each start (its own issuer, then --oidc-issuer)\noidc-issuers:\n",
     );
-    for url in issuers {
+    let workload = format!("{own}{}", sigstack_oidc::discovery::WORKLOAD);
+    out.push_str(&format!(
+        "  {workload:?}:\n    issuer-url: {workload:?}\n    client-id: sigstore\n    type: uri\n    subject-domain: {own:?}\n"
+    ));
+    for url in std::iter::once(own).chain(others.iter().map(String::as_str)) {
         let url = url.trim_end_matches('/');
         out.push_str(&format!(
             "  {url:?}:\n    issuer-url: {url:?}\n    client-id: sigstore\n    type: email\n"
@@ -183,8 +191,24 @@ fn issuer_yaml(issuers: &[String]) -> String {
     out
 }
 
+/// A random secret kept (mode 0600) in `path`, made on first use.
+fn dev_secret(path: &Path) -> anyhow::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(p) if p.trim().len() >= 16 => Ok(p.trim().to_string()),
+        _ => {
+            let p = sigstack_oidc::grants::handle(rand::random())[..24].to_string();
+            write_secret(path, &p)?;
+            Ok(p)
+        }
+    }
+}
+
+/// The dev CI client: `client_credentials` with this id and the secret in
+/// DATA_DIR/dev-ci-secret give a workload token for this job.
+pub const DEV_CI_CLIENT: &str = "dev-ci";
+
 /// The dev issuer: its key, one user whose random password is kept (mode 0600) in the
-/// data directory.
+/// data directory, and one CI client whose secret is kept beside it.
 fn dev_oidc(
     dir: &Path,
     keys: &Path,
@@ -194,14 +218,9 @@ fn dev_oidc(
     let key_path = keys.join("oidc.pem");
     FileSigner::load_or_generate(&key_path, Curve::P256)?;
     let password_file = dir.join("dev-password");
-    let password = match std::fs::read_to_string(&password_file) {
-        Ok(p) if !p.trim().is_empty() => p.trim().to_string(),
-        _ => {
-            let p = sigstack_oidc::grants::handle(rand::random())[..20].to_string();
-            write_secret(&password_file, &p)?;
-            p
-        }
-    };
+    let password = dev_secret(&password_file)?;
+    let ci_secret_file = dir.join("dev-ci-secret");
+    dev_secret(&ci_secret_file)?;
     let user = LocalUser {
         username: "dev".into(),
         email: "dev@sigstack.test".into(),
@@ -215,7 +234,18 @@ fn dev_oidc(
         previous_keys: Vec::new(),
         token_ttl_secs: 600,
         users: vec![user.clone()],
-        clients: Vec::new(),
+        clients: vec![crate::oidc::config::ClientConfig {
+            id: DEV_CI_CLIENT.into(),
+            redirect_uris: Vec::new(),
+            secret_file: Some(ci_secret_file),
+            consent: false,
+            workload: Some(crate::oidc::config::WorkloadConfig {
+                subject: format!("{url}/jobs/dev"),
+                audiences: vec!["sigstore".into()],
+                claims: Default::default(),
+            }),
+        }],
+        connectors: Vec::new(),
     };
     cfg.validate()?;
     Ok((cfg, user, password_file))
@@ -243,7 +273,9 @@ pub struct DevTokenArgs {
     /// The e-mail identity (verified); default dev@sigstack.test.
     #[arg(long, conflicts_with = "sub")]
     email: Option<String>,
-    /// A subject without e-mail (for uri/username/CI issuer types).
+    /// A workload token instead (no e-mail) for this job, from the dev workload issuer
+    /// (`<issuer>/workload`); the dev CA certifies job URIs on the issuer's host, such as
+    /// `http://127.0.0.1:5556/jobs/build`.
     #[arg(long)]
     sub: Option<String>,
 }
@@ -263,11 +295,15 @@ pub fn dev_token(args: DevTokenArgs) -> anyhow::Result<()> {
         .to_string();
     let key = FileSigner::load(&args.data_dir.join("keys/oidc.pem"))?;
     let now = crate::sequencer::unix_now();
-    let (sub, email) = match (&args.sub, &args.email) {
-        (Some(s), _) => (s.clone(), None),
+    let (iss, sub, email) = match (&args.sub, &args.email) {
+        (Some(s), _) => (
+            format!("{iss}{}", sigstack_oidc::discovery::WORKLOAD),
+            s.clone(),
+            None,
+        ),
         (None, e) => {
             let e = e.clone().unwrap_or_else(|| "dev@sigstack.test".into());
-            (e.clone(), Some(e))
+            (iss.to_string(), e.clone(), Some(e))
         }
     };
     let token = sigstack_oidc::jwt::mint(
@@ -286,6 +322,7 @@ pub fn dev_token(args: DevTokenArgs) -> anyhow::Result<()> {
                 connector_id: iss,
                 user_id: sub,
             },
+            extra: Default::default(),
         },
     )?;
     println!("{token}");
@@ -317,9 +354,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         Some(p) => std::fs::canonicalize(p).with_context(|| format!("reading {}", p.display()))?,
         None => {
             let p = dir.join("issuers.yaml");
-            let mut all = vec![oidc_url.clone()];
-            all.extend(args.oidc_issuers.iter().cloned());
-            write_atomic(&p, issuer_yaml(&all).as_bytes())?;
+            write_atomic(&p, issuer_yaml(&oidc_url, &args.oidc_issuers).as_bytes())?;
             p
         }
     };
@@ -393,6 +428,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                 username: dev_user.username.clone(),
                 email: dev_user.email.clone(),
                 password_file: password_file.display().to_string(),
+                workload_issuer: oidc.workload_issuer(),
+                ci_client_id: DEV_CI_CLIENT.into(),
+                ci_secret_file: dir.join("dev-ci-secret").display().to_string(),
             },
         },
         trusted_root: dir.join(trust::TRUSTED_ROOT_FILE).display().to_string(),
@@ -414,6 +452,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         "  OIDC issuer:                 {oidc_url} (user {}, password in {})",
         dev_user.username,
         password_file.display()
+    );
+    println!(
+        "  CI workload tokens:          client {DEV_CI_CLIENT} (secret in {}), issuer {}",
+        dir.join("dev-ci-secret").display(),
+        oidc.workload_issuer()
     );
     println!("  trusted OIDC issuers:        {}", issuers_path.display());
     println!("  client trust config:         {}", stack.trust_config);

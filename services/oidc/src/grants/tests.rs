@@ -11,6 +11,8 @@ fn grant() -> Grant {
         email: Some("alice@example.test".into()),
         nonce: None,
         connector_id: "http://127.0.0.1:5556".into(),
+        name: None,
+        user_id: "alice".into(),
     }
 }
 
@@ -57,7 +59,14 @@ fn codes_are_single_use_and_bound() {
 #[test]
 fn device_flow_states() {
     let mut d = Devices::default();
-    d.start("dev".into(), "BCDF-GHJK".into(), "sigstore".into(), 1000, 5);
+    d.start(
+        "dev".into(),
+        "BCDF-GHJK".into(),
+        "sigstore".into(),
+        1000,
+        5,
+        0,
+    );
     assert_eq!(
         d.poll("dev", "sigstore", 10),
         Err(GrantError::AuthorizationPending)
@@ -85,10 +94,24 @@ fn device_flow_states() {
         Err("invalid_grant")
     );
 
-    d.start("no".into(), "CCCC-DDDD".into(), "sigstore".into(), 1000, 5);
+    d.start(
+        "no".into(),
+        "CCCC-DDDD".into(),
+        "sigstore".into(),
+        1000,
+        5,
+        0,
+    );
     assert!(d.decide("CCCC-DDDD", None, 1));
     assert_eq!(d.poll("no", "sigstore", 10), Err(GrantError::AccessDenied));
-    d.start("old".into(), "DDDD-FFFF".into(), "sigstore".into(), 100, 5);
+    d.start(
+        "old".into(),
+        "DDDD-FFFF".into(),
+        "sigstore".into(),
+        100,
+        5,
+        0,
+    );
     assert_eq!(
         d.poll("old", "sigstore", 101),
         Err(GrantError::ExpiredToken)
@@ -106,4 +129,38 @@ fn user_codes() {
     );
     assert_eq!(normalize_user_code(" bcdf zbtk "), "BCDF-ZBTK");
     assert_eq!(handle([0; 32]).len(), 43);
+}
+
+#[test]
+fn pending_values_are_single_use_expire_and_are_bounded() {
+    let mut p = Pending::default();
+    assert!(p.insert("a".into(), 1, 100, 0));
+    assert_eq!(p.take("a", 50), Some(1));
+    assert_eq!(p.take("a", 50), None, "single use");
+    assert!(p.insert("b".into(), 2, 100, 0));
+    assert_eq!(p.take("b", 101), None, "expired");
+    for i in 0..MAX_PENDING {
+        assert!(p.insert(format!("k{i}"), i, 100, 0));
+    }
+    assert!(!p.insert("full".into(), 0, 100, 0), "bounded");
+    // expired entries make room again
+    assert!(p.insert("later".into(), 0, 300, 200));
+    assert_eq!(p.len(), 1);
+}
+
+#[test]
+fn device_authorizations_are_bounded() {
+    let mut d = Devices::default();
+    for i in 0..MAX_PENDING {
+        assert!(d.start(
+            format!("d{i}"),
+            format!("U{i}"),
+            "sigstore".into(),
+            100,
+            5,
+            0
+        ));
+    }
+    assert!(!d.start("x".into(), "X".into(), "sigstore".into(), 100, 5, 0));
+    assert!(d.start("y".into(), "Y".into(), "sigstore".into(), 300, 5, 200));
 }

@@ -7,7 +7,7 @@
 
 pub mod api;
 pub mod config;
-mod fetch;
+pub(crate) mod fetch;
 
 use anyhow::Context;
 use axum::Router;

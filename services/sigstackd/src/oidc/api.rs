@@ -1,18 +1,25 @@
 //! OIDC endpoints under the issuer URL (Dex's layout): discovery, keys, the authorization
-//! page, the token endpoint, the device flow (RFC 8628) and userinfo. OAuth errors carry
-//! the RFC 6749 §4.1.2.1 / §5.2 and RFC 8628 §3.5 codes.
+//! page with its consent step and upstream connectors, the token endpoint (authorization
+//! code, device code and client credentials grants; client authentication by HTTP Basic
+//! or form), the device flow (RFC 8628) and userinfo. OAuth errors carry the RFC 6749
+//! §4.1.2.1 / §5.2 and RFC 8628 §3.5 codes.
 
-use super::{CODE_TTL, DEVICE_INTERVAL, DEVICE_TTL, OidcService, pages, unix_now};
-use axum::extract::{ConnectInfo, Query, State};
+use super::{
+    CODE_TTL, ConsentPrompt, DEVICE_INTERVAL, DEVICE_TTL, OidcService, PROMPT_TTL, UpstreamSignIn,
+    lock, pages, unix_now,
+};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect as HttpRedirect, Response};
 use axum::routing::get;
 use axum::{Form, Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use serde_json::json;
 use sigstack_oidc::grants::{self, GrantError};
 use sigstack_oidc::login::{self, LoginError};
-use sigstack_oidc::{discovery, pkce, redirect};
+use sigstack_oidc::{discovery, jwt, pkce, redirect};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -28,11 +35,27 @@ pub fn routes() -> Router<Arc<OidcService>> {
             get(device_page).post(device_submit),
         )
         .route(discovery::USERINFO, get(userinfo))
+        .route(CONSENT, axum::routing::post(consent_submit))
+        .route("/auth/connector/{id}", get(connector_start))
+        .route(CALLBACK, get(connector_callback))
+        .route(
+            "/workload/.well-known/openid-configuration",
+            get(workload_discovery),
+        )
         .route("/healthz", get(|| async { "ok" }))
 }
 
+/// Where upstream identity providers send people back (register
+/// `<issuer>/callback` with them).
+pub const CALLBACK: &str = "/callback";
+const CONSENT: &str = "/auth/consent";
+
 async fn discovery_doc(State(svc): State<Arc<OidcService>>) -> Json<serde_json::Value> {
     Json(discovery::document(&svc.issuer))
+}
+
+async fn workload_discovery(State(svc): State<Arc<OidcService>>) -> Json<serde_json::Value> {
+    Json(discovery::workload_document(&svc.issuer))
 }
 
 async fn keys(State(svc): State<Arc<OidcService>>) -> Json<serde_json::Value> {
@@ -61,6 +84,27 @@ pub struct AuthParams {
 }
 
 impl AuthParams {
+    /// The request as a query string again (for the connector buttons).
+    fn query(&self) -> String {
+        let mut pairs = vec![
+            ("client_id", self.client_id.as_str()),
+            ("redirect_uri", &self.redirect_uri),
+            ("response_type", &self.response_type),
+            ("scope", &self.scope),
+            ("code_challenge", &self.code_challenge),
+        ];
+        for (k, v) in [
+            ("code_challenge_method", &self.code_challenge_method),
+            ("state", &self.state),
+            ("nonce", &self.nonce),
+        ] {
+            if let Some(v) = v {
+                pairs.push((k, v));
+            }
+        }
+        with_query("", &pairs)
+    }
+
     fn hidden(&self, csrf: &str) -> Vec<(&'static str, String)> {
         let mut v = vec![
             ("client_id", self.client_id.clone()),
@@ -96,7 +140,32 @@ fn pct(s: &str) -> String {
         .collect()
 }
 
-fn with_query(uri: &str, pairs: &[(&str, &str)]) -> String {
+/// Encodes a client id or secret for HTTP Basic authentication (RFC 6749 §2.3.1).
+pub fn form_encode(s: &str) -> String {
+    pct(s)
+}
+
+/// Reverses form encoding (`+` is a space, `%XX` a byte); `None` if not UTF-8.
+fn form_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+pub fn with_query(uri: &str, pairs: &[(&str, &str)]) -> String {
     let q: Vec<String> = pairs
         .iter()
         .map(|(k, v)| format!("{k}={}", pct(v)))
@@ -112,7 +181,7 @@ fn page(status: StatusCode, title: &str, text: &str) -> Response {
 /// Validates a request. `Err` is the response: a page for a bad client or redirect URI
 /// (never redirect to an unverified URI), else a redirect carrying the error.
 fn validate(svc: &OidcService, p: &AuthParams) -> Result<redirect::Redirect, Box<Response>> {
-    let Some(registered) = svc.client_redirects(&p.client_id) else {
+    let Some(registered) = svc.client(&p.client_id).map(|c| c.redirect_uris.clone()) else {
         return Err(Box::new(page(
             StatusCode::BAD_REQUEST,
             "Unknown application",
@@ -187,14 +256,31 @@ fn csrf_refused() -> Response {
     )
 }
 
-fn login_page(p: &AuthParams, error: Option<&str>, status: StatusCode) -> Response {
+fn login_page(
+    svc: &OidcService,
+    p: &AuthParams,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
     let csrf = new_csrf();
+    let query = p.query();
+    let connectors: Vec<(String, String)> = svc
+        .connectors
+        .iter()
+        .map(|c| {
+            (
+                format!("/auth/connector/{}{query}", c.cfg.id),
+                c.cfg.name.clone(),
+            )
+        })
+        .collect();
     let html = pages::login(
         discovery::AUTHORIZE,
         &format!("to continue to {}", p.client_id),
         &p.hidden(&csrf),
         error,
         false,
+        &connectors,
     );
     (
         status,
@@ -206,7 +292,7 @@ fn login_page(p: &AuthParams, error: Option<&str>, status: StatusCode) -> Respon
 
 async fn authorize(State(svc): State<Arc<OidcService>>, Query(p): Query<AuthParams>) -> Response {
     match validate(&svc, &p) {
-        Ok(_) => login_page(&p, None, StatusCode::OK),
+        Ok(_) => login_page(&svc, &p, None, StatusCode::OK),
         Err(r) => *r,
     }
 }
@@ -278,25 +364,75 @@ async fn login_submit(
         Err(e) => {
             tracing::info!(user = %f.username, %addr, "failed sign-in");
             return login_page(
+                &svc,
                 &f.params,
                 Some(&login_error_text(&e)),
                 StatusCode::UNAUTHORIZED,
             );
         }
     };
+    let grant = svc.local_grant(&user, &f.params.client_id, f.params.nonce.clone());
+    complete(&svc, f.params, target, grant, now)
+}
+
+/// The person is known: ask for consent if the client wants it, else hand the client
+/// its code.
+fn complete(
+    svc: &OidcService,
+    params: AuthParams,
+    target: redirect::Redirect,
+    grant: sigstack_oidc::grants::Grant,
+    now: i64,
+) -> Response {
+    if svc.client(&params.client_id).is_some_and(|c| c.consent) {
+        let id = grants::handle(rand::random());
+        let csrf = new_csrf();
+        let html = pages::consent(
+            CONSENT,
+            &params.client_id,
+            grant.email.as_deref().unwrap_or(&grant.subject),
+            &[("consent_id", id.clone()), ("csrf", csrf.clone())],
+        );
+        if !lock(&svc.consents).insert(id, ConsentPrompt { params, grant }, now + PROMPT_TTL, now) {
+            return busy();
+        }
+        return (
+            StatusCode::OK,
+            [(header::SET_COOKIE, csrf_cookie(&csrf))],
+            Html(html),
+        )
+            .into_response();
+    }
+    issue_code(svc, &params, target, grant, now)
+}
+
+fn busy() -> Response {
+    page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Too many sign-ins in progress",
+        "Try again in a minute.",
+    )
+}
+
+fn issue_code(
+    svc: &OidcService,
+    params: &AuthParams,
+    target: redirect::Redirect,
+    grant: sigstack_oidc::grants::Grant,
+    now: i64,
+) -> Response {
     let code = grants::handle(rand::random());
-    let grant = svc.grant_for(&user, &f.params.client_id, f.params.nonce.clone());
-    svc.codes.lock().unwrap_or_else(|e| e.into_inner()).insert(
+    lock(&svc.codes).insert(
         code.clone(),
         grant,
-        f.params.redirect_uri.clone(),
-        f.params.code_challenge.clone(),
+        params.redirect_uri.clone(),
+        params.code_challenge.clone(),
         now + CODE_TTL,
     );
     match target {
         redirect::Redirect::Uri(u) => {
             let mut q = vec![("code", code.as_str())];
-            if let Some(s) = &f.params.state {
+            if let Some(s) = &params.state {
                 q.push(("state", s));
             }
             HttpRedirect::to(&with_query(&u, &q)).into_response()
@@ -310,6 +446,188 @@ async fn login_submit(
     }
 }
 
+/// Sends an authorization error back to the client (RFC 6749 §4.1.2.1).
+fn error_to_client(
+    params: &AuthParams,
+    target: &redirect::Redirect,
+    error: &str,
+    description: &str,
+) -> Response {
+    match target {
+        redirect::Redirect::Uri(u) => {
+            let mut q = vec![("error", error), ("error_description", description)];
+            if let Some(s) = &params.state {
+                q.push(("state", s));
+            }
+            HttpRedirect::to(&with_query(u, &q)).into_response()
+        }
+        redirect::Redirect::OutOfBand => page(StatusCode::BAD_REQUEST, error, description),
+    }
+}
+
+#[derive(Deserialize)]
+struct ConsentForm {
+    #[serde(default)]
+    consent_id: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    action: String,
+}
+
+async fn consent_submit(
+    State(svc): State<Arc<OidcService>>,
+    headers: HeaderMap,
+    Form(f): Form<ConsentForm>,
+) -> Response {
+    if !csrf_ok(&headers, &f.csrf) {
+        return csrf_refused();
+    }
+    let now = unix_now();
+    let Some(prompt) = lock(&svc.consents).take(&f.consent_id, now) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in expired",
+            "This consent request is unknown, expired or already answered; sign in again.",
+        );
+    };
+    let target = match validate(&svc, &prompt.params) {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
+    if f.action == "approve" {
+        issue_code(&svc, &prompt.params, target, prompt.grant, now)
+    } else {
+        error_to_client(
+            &prompt.params,
+            &target,
+            "access_denied",
+            "the user did not allow the application",
+        )
+    }
+}
+
+/// `GET /auth/connector/{id}`: the person chose an upstream identity provider.
+async fn connector_start(
+    State(svc): State<Arc<OidcService>>,
+    Path(id): Path<String>,
+    Query(p): Query<AuthParams>,
+) -> Response {
+    let target = match validate(&svc, &p) {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
+    let Some(idx) = svc.connectors.iter().position(|c| c.cfg.id == id) else {
+        return page(
+            StatusCode::NOT_FOUND,
+            "Unknown sign-in option",
+            "This identity provider is not configured here.",
+        );
+    };
+    let state = grants::handle(rand::random());
+    let nonce = grants::handle(rand::random());
+    let verifier = grants::handle(rand::random());
+    let url = match svc.connectors[idx]
+        .authorize_url(&svc.http, &svc.callback_url(), &state, &nonce, &verifier)
+        .await
+    {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!(connector = %id, cause = %e, "upstream identity provider unavailable");
+            return error_to_client(
+                &p,
+                &target,
+                "temporarily_unavailable",
+                "the upstream identity provider cannot be reached",
+            );
+        }
+    };
+    let now = unix_now();
+    let pending = UpstreamSignIn {
+        connector: idx,
+        params: p,
+        verifier,
+        nonce,
+    };
+    if !lock(&svc.upstream).insert(state, pending, now + PROMPT_TTL, now) {
+        return busy();
+    }
+    HttpRedirect::to(&url).into_response()
+}
+
+#[derive(Deserialize)]
+struct CallbackQuery {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// `GET /callback`: the upstream sends the person back with a code.
+async fn connector_callback(
+    State(svc): State<Arc<OidcService>>,
+    Query(q): Query<CallbackQuery>,
+) -> Response {
+    let now = unix_now();
+    // the state is single use: a replayed or forged callback finds nothing
+    let Some(pending) = lock(&svc.upstream).take(&q.state, now) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in expired",
+            "This sign-in is unknown, expired or already completed; start again from the application.",
+        );
+    };
+    let target = match validate(&svc, &pending.params) {
+        Ok(t) => t,
+        Err(r) => return *r,
+    };
+    let connector = &svc.connectors[pending.connector];
+    if let Some(e) = &q.error {
+        tracing::info!(connector = %connector.cfg.id, error = %e, "upstream sign-in refused");
+        return error_to_client(
+            &pending.params,
+            &target,
+            "access_denied",
+            "the upstream identity provider did not sign the user in",
+        );
+    }
+    let identity = match connector
+        .redeem(
+            &svc.http,
+            &q.code,
+            &svc.callback_url(),
+            &pending.verifier,
+            &pending.nonce,
+            now,
+        )
+        .await
+    {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::warn!(connector = %connector.cfg.id, cause = %e, "upstream sign-in failed");
+            return error_to_client(
+                &pending.params,
+                &target,
+                "access_denied",
+                &format!("upstream sign-in failed: {e}"),
+            );
+        }
+    };
+    let grant = sigstack_oidc::grants::Grant {
+        client_id: pending.params.client_id.clone(),
+        subject: format!("{}:{}", connector.cfg.id, identity.subject),
+        email: Some(identity.email),
+        name: identity.name,
+        nonce: pending.params.nonce.clone(),
+        connector_id: connector.cfg.issuer.clone(),
+        user_id: identity.subject,
+    };
+    tracing::info!(connector = %connector.cfg.id, "upstream sign-in");
+    complete(&svc, pending.params, target, grant, now)
+}
+
 #[derive(Deserialize)]
 struct TokenForm {
     #[serde(default)]
@@ -321,9 +639,13 @@ struct TokenForm {
     #[serde(default)]
     client_id: String,
     #[serde(default)]
+    client_secret: Option<String>,
+    #[serde(default)]
     code_verifier: String,
     #[serde(default)]
     device_code: String,
+    #[serde(default)]
+    audience: Option<String>,
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
@@ -340,28 +662,89 @@ fn grant_error(e: GrantError) -> Response {
     oauth_error(StatusCode::BAD_REQUEST, e.code(), &description)
 }
 
-async fn token(State(svc): State<Arc<OidcService>>, Form(f): Form<TokenForm>) -> Response {
-    if svc.client_redirects(&f.client_id).is_none() {
-        return oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "unknown client_id",
-        );
+fn invalid_client(description: &str) -> Response {
+    let mut r = oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", description);
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Basic realm=\"sigstack\""),
+    );
+    r
+}
+
+/// The client id and secret from HTTP Basic authentication (RFC 6749 §2.3.1), if sent.
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, ()> {
+    let Some(v) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let v = v.to_str().map_err(|_| ())?;
+    let Some(b64) = v
+        .strip_prefix("Basic ")
+        .or_else(|| v.strip_prefix("basic "))
+    else {
+        return Ok(None);
+    };
+    let raw = STANDARD.decode(b64.trim()).map_err(|_| ())?;
+    let raw = String::from_utf8(raw).map_err(|_| ())?;
+    let (id, secret) = raw.split_once(':').ok_or(())?;
+    Ok(Some((
+        form_decode(id).ok_or(())?,
+        form_decode(secret).ok_or(())?,
+    )))
+}
+
+/// Authenticates the client of a token-endpoint or device-authorization request: HTTP
+/// Basic, or `client_id` (and `client_secret`) in the form, not both kinds of secret.
+fn authenticate<'a>(
+    svc: &'a OidcService,
+    headers: &HeaderMap,
+    form_id: &str,
+    form_secret: Option<&str>,
+) -> Result<&'a super::Client, Box<Response>> {
+    let basic = basic_credentials(headers)
+        .map_err(|()| Box::new(invalid_client("malformed HTTP Basic credentials")))?;
+    let (id, secret) = match (&basic, form_secret) {
+        (Some(_), Some(s)) if !s.is_empty() => {
+            return Err(Box::new(oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "use one client authentication method",
+            )));
+        }
+        (Some((id, _)), _) if !form_id.is_empty() && form_id != id => {
+            return Err(Box::new(invalid_client(
+                "client_id differs from the authenticated client",
+            )));
+        }
+        (Some((id, secret)), _) => (id.as_str(), Some(secret.as_str())),
+        (None, secret) => (form_id, secret),
+    };
+    let client = svc
+        .client(id)
+        .ok_or_else(|| Box::new(invalid_client("unknown client_id")))?;
+    if !client.authenticates(secret) {
+        return Err(Box::new(invalid_client("client authentication failed")));
     }
+    Ok(client)
+}
+
+async fn token(
+    State(svc): State<Arc<OidcService>>,
+    headers: HeaderMap,
+    Form(f): Form<TokenForm>,
+) -> Response {
+    let client = match authenticate(&svc, &headers, &f.client_id, f.client_secret.as_deref()) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
     let now = unix_now();
     let grant = match f.grant_type.as_str() {
-        "authorization_code" => svc.codes.lock().unwrap_or_else(|e| e.into_inner()).redeem(
-            &f.code,
-            &f.client_id,
-            &f.redirect_uri,
-            &f.code_verifier,
-            now,
-        ),
-        "urn:ietf:params:oauth:grant-type:device_code" => svc
-            .devices
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .poll(&f.device_code, &f.client_id, now),
+        "authorization_code" => {
+            lock(&svc.codes).redeem(&f.code, &client.id, &f.redirect_uri, &f.code_verifier, now)
+        }
+        "urn:ietf:params:oauth:grant-type:device_code" => {
+            lock(&svc.devices).poll(&f.device_code, &client.id, now)
+        }
+        "client_credentials" => return workload_token(&svc, client, f.audience.as_deref()),
         other => {
             return oauth_error(
                 StatusCode::BAD_REQUEST,
@@ -374,7 +757,11 @@ async fn token(State(svc): State<Arc<OidcService>>, Form(f): Form<TokenForm>) ->
         Ok(g) => g,
         Err(e) => return grant_error(e),
     };
-    match svc.id_token(&grant) {
+    token_answer(&svc, svc.id_token(&grant))
+}
+
+fn token_answer(svc: &OidcService, minted: Result<String, jwt::JwtError>) -> Response {
+    match minted {
         Ok(id_token) => (
             [(header::CACHE_CONTROL, "no-store")],
             Json(json!({
@@ -389,32 +776,65 @@ async fn token(State(svc): State<Arc<OidcService>>, Form(f): Form<TokenForm>) ->
     }
 }
 
+/// The `client_credentials` grant (RFC 6749 §4.4) for machine clients: a workload
+/// token naming the job, from the workload issuer.
+fn workload_token(svc: &OidcService, client: &super::Client, audience: Option<&str>) -> Response {
+    let Some(w) = &client.workload else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            "this client may not use the client_credentials grant",
+        );
+    };
+    let audience = match audience {
+        None | Some("") => w.audiences[0].as_str(),
+        Some(a) if w.audiences.iter().any(|x| x == a) => a,
+        Some(a) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_target",
+                &format!("audience {a:?} is not allowed for this client"),
+            );
+        }
+    };
+    tracing::info!(client = %client.id, subject = %w.subject, "workload token issued");
+    token_answer(svc, svc.workload_token(w, audience))
+}
+
 #[derive(Deserialize)]
 struct DeviceCodeForm {
     #[serde(default)]
     client_id: String,
+    #[serde(default)]
+    client_secret: Option<String>,
 }
 
 async fn device_code(
     State(svc): State<Arc<OidcService>>,
+    headers: HeaderMap,
     Form(f): Form<DeviceCodeForm>,
 ) -> Response {
-    if svc.client_redirects(&f.client_id).is_none() {
-        return oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "unknown client_id",
-        );
-    }
+    let client = match authenticate(&svc, &headers, &f.client_id, f.client_secret.as_deref()) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
     let device_code = grants::handle(rand::random());
     let user_code = grants::user_code(rand::random());
-    svc.devices.lock().unwrap_or_else(|e| e.into_inner()).start(
+    let now = unix_now();
+    if !lock(&svc.devices).start(
         device_code.clone(),
         user_code.clone(),
-        f.client_id.clone(),
-        unix_now() + DEVICE_TTL,
+        client.id.clone(),
+        now + DEVICE_TTL,
         DEVICE_INTERVAL,
-    );
+        now,
+    ) {
+        return oauth_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "too many device authorizations are pending",
+        );
+    }
     let verify = format!("{}{}", svc.issuer, discovery::DEVICE_VERIFY);
     Json(json!({
         "device_code": device_code,
@@ -442,6 +862,7 @@ fn device_login(user_code: &str, error: Option<&str>, status: StatusCode) -> Res
         &hidden,
         error,
         true,
+        &[],
     );
     (
         status,
@@ -491,14 +912,13 @@ async fn device_submit(
             return device_login(&code, Some(&login_error_text(&e)), StatusCode::UNAUTHORIZED);
         }
     };
-    let grant = (f.action != "deny").then(|| svc.grant_for(&user, "sigstore", None));
-    let approved = grant.is_some();
-    if !svc
-        .devices
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .decide(&code, grant, now)
-    {
+    let approved = f.action != "deny";
+    let client_id = lock(&svc.devices).client_of(&code, now);
+    let decided = client_id.is_some_and(|client_id| {
+        let grant = approved.then(|| svc.local_grant(&user, &client_id, None));
+        lock(&svc.devices).decide(&code, grant, now)
+    });
+    if !decided {
         return page(
             StatusCode::BAD_REQUEST,
             "Unknown code",
@@ -531,7 +951,7 @@ async fn userinfo(State(svc): State<Arc<OidcService>>, headers: HeaderMap) -> Re
         .ok()
         .and_then(|parsed| {
             let aud = parsed.unverified_claims().get("aud")?.as_str()?.to_string();
-            svc.client_redirects(&aud)?;
+            svc.client(&aud)?;
             sigstack_ca::token::verify(
                 &parsed,
                 &svc.verify_keys,

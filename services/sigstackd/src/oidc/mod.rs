@@ -1,21 +1,92 @@
 //! `sigstackd oidc`: the OIDC identity provider (Dex's endpoint layout). People log in on
-//! a server-rendered page (authorization code flow with PKCE S256 for the public client
-//! `sigstore`, loopback redirects on any port, out-of-band codes) or approve a device
-//! code; the token endpoint answers with an ES256 ID token our CA accepts.
+//! a server-rendered page with a local account or through an upstream identity provider
+//! (authorization code flow with PKCE S256, loopback redirects on any port, out-of-band
+//! codes, consent where configured) or approve a device code; machines use the
+//! `client_credentials` grant. The token endpoint answers with an ES256 ID token our CA
+//! accepts.
 
 pub mod api;
 pub mod config;
 mod pages;
+pub mod upstream;
 
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use config::OidcConfig;
+use config::{ClientConfig, OidcConfig, WorkloadConfig};
 use sigstack_crypto::{FileSigner, PublicKey, Signer};
-use sigstack_oidc::grants::{Codes, Devices, Grant};
+use sigstack_oidc::discovery;
+use sigstack_oidc::grants::{Codes, Devices, Grant, Pending};
 use sigstack_oidc::jwt::{self, FederatedClaims, IdClaims};
 use sigstack_oidc::login::{Limiter, LocalUser};
+use sigstack_oidc::pkce;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+
+/// A registered client, as the token endpoint knows it.
+pub struct Client {
+    pub id: String,
+    pub redirect_uris: Vec<String>,
+    /// SHA-256 of the secret of a confidential client.
+    secret_digest: Option<[u8; 32]>,
+    pub consent: bool,
+    pub workload: Option<WorkloadConfig>,
+}
+
+impl Client {
+    fn from_config(c: &ClientConfig) -> anyhow::Result<Self> {
+        let secret_digest = c
+            .secret_file
+            .as_deref()
+            .map(config::read_secret)
+            .transpose()
+            .with_context(|| format!("client {:?}", c.id))?
+            .map(|s| sigstack_crypto::sha256(s.as_bytes()));
+        Ok(Self {
+            id: c.id.clone(),
+            redirect_uris: c.redirect_uris.clone(),
+            secret_digest,
+            consent: c.consent,
+            workload: c.workload.clone(),
+        })
+    }
+
+    fn public(id: &str) -> Self {
+        Self {
+            id: id.to_string(),
+            redirect_uris: Vec::new(),
+            secret_digest: None,
+            consent: false,
+            workload: None,
+        }
+    }
+
+    /// Whether `secret` authenticates this client: a confidential client must present
+    /// its secret; a public one nothing (or an empty secret, as sigstore-python sends).
+    pub fn authenticates(&self, secret: Option<&str>) -> bool {
+        match (&self.secret_digest, secret) {
+            (Some(digest), Some(s)) => {
+                pkce::constant_time_eq(&sigstack_crypto::sha256(s.as_bytes()), digest)
+            }
+            (Some(_), None) => false,
+            (None, s) => s.is_none_or(str::is_empty),
+        }
+    }
+}
+
+/// A sign-in waiting for the person's consent.
+pub struct ConsentPrompt {
+    pub params: api::AuthParams,
+    pub grant: Grant,
+}
+
+/// A sign-in in progress at an upstream identity provider.
+pub struct UpstreamSignIn {
+    pub connector: usize,
+    pub params: api::AuthParams,
+    pub verifier: String,
+    pub nonce: String,
+}
 
 pub struct OidcService {
     issuer: String,
@@ -25,10 +96,14 @@ pub struct OidcService {
     jwks_doc: serde_json::Value,
     verify_keys: sigstack_ca::token::Jwks,
     users: Vec<LocalUser>,
-    clients: Vec<config::ClientConfig>,
+    clients: Vec<Client>,
+    connectors: Vec<upstream::Connector>,
+    http: crate::ca::fetch::HttpFetcher,
     token_ttl: i64,
     codes: Mutex<Codes>,
     devices: Mutex<Devices>,
+    consents: Mutex<Pending<ConsentPrompt>>,
+    upstream: Mutex<Pending<UpstreamSignIn>>,
     limiter: Mutex<Limiter>,
 }
 
@@ -36,9 +111,17 @@ pub struct OidcService {
 const CODE_TTL: i64 = 60;
 const DEVICE_TTL: i64 = 600;
 const DEVICE_INTERVAL: i64 = 5;
+/// How long a consent page or an upstream sign-in may take, in seconds.
+const PROMPT_TTL: i64 = 600;
 
 pub fn unix_now() -> i64 {
     crate::sequencer::unix_now()
+}
+
+/// Locks a mutex, carrying on past a panic elsewhere (the state stays consistent: every
+/// critical section is a single map operation).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl OidcService {
@@ -60,16 +143,33 @@ impl OidcService {
         }
         let jwks_doc = jwt::jwks(&published.iter().collect::<Vec<_>>())?;
         let verify_keys = sigstack_ca::token::Jwks::from_json(jwks_doc.to_string().as_bytes())?;
+        let mut clients = cfg
+            .clients
+            .iter()
+            .map(Client::from_config)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if !clients.iter().any(|c| c.id == "sigstore") {
+            clients.push(Client::public("sigstore"));
+        }
+        let connectors = cfg
+            .connectors
+            .iter()
+            .map(|c| upstream::Connector::new(c).with_context(|| format!("connector {:?}", c.id)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Arc::new(Self {
             jwks_doc,
             verify_keys,
             issuer: cfg.public_url(),
             signer: Arc::new(signer),
             users: cfg.users.clone(),
-            clients: cfg.clients.clone(),
+            clients,
+            connectors,
+            http: crate::ca::fetch::HttpFetcher::new()?,
             token_ttl: cfg.token_ttl_secs,
             codes: Default::default(),
             devices: Default::default(),
+            consents: Default::default(),
+            upstream: Default::default(),
             limiter: Default::default(),
         }))
     }
@@ -85,31 +185,35 @@ impl OidcService {
         &self.issuer
     }
 
-    /// The registered redirect URIs of a client; `None` for an unknown client.
-    fn client_redirects(&self, client_id: &str) -> Option<Vec<String>> {
-        if client_id == "sigstore" {
-            return Some(Vec::new());
-        }
-        self.clients
-            .iter()
-            .find(|c| c.id == client_id)
-            .map(|c| c.redirect_uris.clone())
+    /// The issuer of workload tokens.
+    pub fn workload_issuer(&self) -> String {
+        format!("{}{}", self.issuer, discovery::WORKLOAD)
     }
 
-    fn grant_for(&self, user: &LocalUser, client_id: &str, nonce: Option<String>) -> Grant {
+    /// Where upstream identity providers send people back to.
+    pub fn callback_url(&self) -> String {
+        format!("{}{}", self.issuer, api::CALLBACK)
+    }
+
+    fn client(&self, client_id: &str) -> Option<&Client> {
+        self.clients.iter().find(|c| c.id == client_id)
+    }
+
+    fn local_grant(&self, user: &LocalUser, client_id: &str, nonce: Option<String>) -> Grant {
         Grant {
             client_id: client_id.to_string(),
             subject: user.username.clone(),
             email: Some(user.email.clone()),
+            name: user.name.clone(),
             nonce,
             connector_id: self.issuer.clone(),
+            user_id: user.username.clone(),
         }
     }
 
     /// Mints the ID token for a redeemed grant.
     pub fn id_token(&self, grant: &Grant) -> Result<String, jwt::JwtError> {
         let now = unix_now();
-        let user = self.users.iter().find(|u| u.username == grant.subject);
         jwt::mint(
             self.signer.as_ref(),
             &IdClaims {
@@ -121,11 +225,41 @@ impl OidcService {
                 nonce: grant.nonce.clone(),
                 email: grant.email.clone(),
                 email_verified: grant.email.as_ref().map(|_| true),
-                name: user.and_then(|u| u.name.clone()),
+                name: grant.name.clone(),
                 federated_claims: FederatedClaims {
                     connector_id: grant.connector_id.clone(),
-                    user_id: grant.subject.clone(),
+                    user_id: grant.user_id.clone(),
                 },
+                extra: BTreeMap::new(),
+            },
+        )
+    }
+
+    /// Mints a workload token (no e-mail) for a machine client.
+    pub fn workload_token(
+        &self,
+        workload: &WorkloadConfig,
+        audience: &str,
+    ) -> Result<String, jwt::JwtError> {
+        let now = unix_now();
+        let iss = self.workload_issuer();
+        jwt::mint(
+            self.signer.as_ref(),
+            &IdClaims {
+                sub: workload.subject.clone(),
+                aud: audience.to_string(),
+                exp: now + self.token_ttl,
+                iat: now,
+                nonce: None,
+                email: None,
+                email_verified: None,
+                name: None,
+                federated_claims: FederatedClaims {
+                    connector_id: iss.clone(),
+                    user_id: workload.subject.clone(),
+                },
+                extra: workload.claims.clone(),
+                iss,
             },
         )
     }

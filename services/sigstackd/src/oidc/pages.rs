@@ -27,7 +27,10 @@ button{margin-top:1.4rem;width:100%;padding:.7rem;border:0;border-radius:7px;bac
 font-size:1rem;cursor:pointer}button.secondary{background:#e9ecf2;color:#1d2330;margin-top:.6rem}\
 .err{background:#fdecec;color:#a61b1b;padding:.6rem .8rem;border-radius:7px;font-size:.9rem}\
 code.big{display:block;font-size:1.4rem;letter-spacing:.08em;text-align:center;padding:.8rem;\
-background:#f0f2f6;border-radius:7px;word-break:break-all}footer{margin-top:1.2rem;color:#8a92a3;font-size:.75rem}";
+background:#f0f2f6;border-radius:7px;word-break:break-all}\
+a.upstream{display:block;text-align:center;padding:.65rem;border:1px solid #c9ced8;border-radius:7px;\
+color:#1d2330;text-decoration:none;margin:.4rem 0}a.upstream:hover{background:#f0f2f6}\
+p.or{text-align:center;color:#8a92a3;font-size:.8rem;margin:1rem 0 0}footer{margin-top:1.2rem;color:#8a92a3;font-size:.75rem}";
 
 fn page(title: &str, body: &str) -> String {
     format!(
@@ -38,15 +41,8 @@ fn page(title: &str, body: &str) -> String {
     )
 }
 
-/// The login form. `hidden` are the request's parameters, carried through the POST.
-pub fn login(
-    action: &str,
-    subtitle: &str,
-    hidden: &[(&str, String)],
-    error: Option<&str>,
-    deny: bool,
-) -> String {
-    let fields: String = hidden
+fn hidden_fields(hidden: &[(&str, String)]) -> String {
+    hidden
         .iter()
         .map(|(k, v)| {
             format!(
@@ -55,7 +51,35 @@ pub fn login(
                 esc(v)
             )
         })
-        .collect();
+        .collect()
+}
+
+/// The login form. `hidden` are the request's parameters, carried through the POST;
+/// `connectors` are (link, name) of the upstream identity providers offered.
+pub fn login(
+    action: &str,
+    subtitle: &str,
+    hidden: &[(&str, String)],
+    error: Option<&str>,
+    deny: bool,
+    connectors: &[(String, String)],
+) -> String {
+    let fields = hidden_fields(hidden);
+    let upstream: String = if connectors.is_empty() {
+        String::new()
+    } else {
+        let links: String = connectors
+            .iter()
+            .map(|(href, name)| {
+                format!(
+                    "<a class=\"upstream\" href=\"{}\">Continue with {}</a>",
+                    esc(href),
+                    esc(name)
+                )
+            })
+            .collect();
+        format!("{links}<p class=\"or\">or with a local account</p>")
+    };
     let err = error
         .map(|e| format!("<p class=\"err\" role=\"alert\">{}</p>", esc(e)))
         .unwrap_or_default();
@@ -67,13 +91,32 @@ pub fn login(
     page(
         "Sign in",
         &format!(
-            "<h1>Sign in</h1><p class=\"sub\">{sub}</p>{err}\
+            "<h1>Sign in</h1><p class=\"sub\">{sub}</p>{err}{upstream}\
 <form method=\"post\" action=\"{action}\">{fields}\
 <label for=\"username\">Username</label><input id=\"username\" name=\"username\" type=\"text\" autocomplete=\"username\" autofocus required>\
 <label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
 <button type=\"submit\" name=\"action\" value=\"approve\">Sign in</button>{deny}</form>",
             sub = esc(subtitle),
             action = esc(action),
+        ),
+    )
+}
+
+/// The consent page: may `client` have `who`'s identity?
+pub fn consent(action: &str, client: &str, who: &str, hidden: &[(&str, String)]) -> String {
+    page(
+        "Allow access",
+        &format!(
+            "<h1>Allow access?</h1><p class=\"sub\">Signed in as <b>{who}</b>.</p>\
+<p><b>{client}</b> will receive your identity (name and e-mail address) to put it in a \
+signing certificate; the certificate is recorded in a public transparency log.</p>\
+<form method=\"post\" action=\"{action}\">{fields}\
+<button type=\"submit\" name=\"action\" value=\"approve\">Allow</button>\
+<button class=\"secondary\" type=\"submit\" name=\"action\" value=\"deny\">Deny</button></form>",
+            who = esc(who),
+            client = esc(client),
+            action = esc(action),
+            fields = hidden_fields(hidden),
         ),
     )
 }
@@ -107,7 +150,11 @@ mod tests {
             &[("state", "\"><script>".into())],
             Some("<bad>"),
             false,
+            &[("/auth/connector/x?a=1&b=\"".into(), "<Corp>".into())],
         );
         assert!(!p.contains("<script>") && !p.contains("<b>") && !p.contains("<bad>"));
+        assert!(p.contains("Continue with &lt;Corp&gt;") && p.contains("a=1&amp;b=&quot;"));
+        let c = super::consent("/auth/consent", "<app>", "<who>", &[]);
+        assert!(!c.contains("<app>") && !c.contains("<who>"));
     }
 }

@@ -30,7 +30,19 @@ impl Proc {
         dir: &std::path::Path,
         config: Option<&std::path::Path>,
     ) -> Proc {
-        let port = free_port();
+        Self::spawn_on(free_port(), service, prefix, env, dir, config).await
+    }
+
+    /// As [`Proc::spawn`], on a port chosen beforehand (for services that must know each
+    /// other's URLs before they start).
+    pub async fn spawn_on(
+        port: u16,
+        service: &str,
+        prefix: &str,
+        env: &[(&str, String)],
+        dir: &std::path::Path,
+        config: Option<&std::path::Path>,
+    ) -> Proc {
         let log = std::fs::File::create(dir.join(format!("{service}.log"))).expect("log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sigstackd"));
         cmd.arg(service);
@@ -100,6 +112,16 @@ impl CaStack {
 
     /// Also trusts these issuers as e-mail issuers (client ID `sigstore`).
     pub async fn start_trusting(backend: Backend, email_issuers: &[&str]) -> CaStack {
+        let entries: String = email_issuers
+            .iter()
+            .map(|url| format!("  {url:?}:\n    issuer-url: {url:?}\n    client-id: sigstore\n    type: email\n"))
+            .collect();
+        Self::start_with_issuers(backend, &entries).await
+    }
+
+    /// Also trusts the issuers of `entries` (Fulcio `oidc-issuers` entries, YAML indented
+    /// by two spaces).
+    pub async fn start_with_issuers(backend: Backend, entries: &str) -> CaStack {
         let dir = temp_dir("ca");
         let issuer = TestIssuer::start().await;
         let database_url = match backend {
@@ -157,15 +179,9 @@ impl CaStack {
             ),
         )
         .expect("issuers");
-        if !email_issuers.is_empty() {
-            let mut text = std::fs::read_to_string(&issuers).expect("issuers");
-            for url in email_issuers {
-                text = text.replacen(
-                    "oidc-issuers:\n",
-                    &format!("oidc-issuers:\n  {url:?}:\n    issuer-url: {url:?}\n    client-id: sigstore\n    type: email\n"),
-                    1,
-                );
-            }
+        if !entries.is_empty() {
+            let text = std::fs::read_to_string(&issuers).expect("issuers");
+            let text = text.replacen("oidc-issuers:\n", &format!("oidc-issuers:\n{entries}"), 1);
             std::fs::write(&issuers, text).expect("issuers");
         }
         let ctlog = Proc::spawn(

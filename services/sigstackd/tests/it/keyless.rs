@@ -52,8 +52,9 @@ fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
     }
 }
 
-/// `sigstackd dev` in `dir` on free ports; returns the process and stack.json.
-fn dev_stack(dir: &Path, issuer: &str) -> (Killed, Value) {
+/// `sigstackd dev` in `dir` on free ports, also trusting `issuer`; returns the process
+/// and stack.json.
+fn dev_stack(dir: &Path, issuer: Option<&str>) -> (Killed, Value) {
     let log = std::fs::File::create(dir.with_extension("log")).expect("log");
     let child = Command::new(env!("CARGO_BIN_EXE_sigstackd"))
         .args([
@@ -66,10 +67,9 @@ fn dev_stack(dir: &Path, issuer: &str) -> (Killed, Value) {
             "0",
             "--oidc-port",
             "0",
-            "--oidc-issuer",
-            issuer,
-            "--data-dir",
         ])
+        .args(issuer.map(|i| ["--oidc-issuer", i]).into_iter().flatten())
+        .arg("--data-dir")
         .arg(dir)
         .env("SIGSTACK_LOG", "warn")
         .stdout(Stdio::null())
@@ -173,8 +173,8 @@ pub async fn real_clients_sign_and_verify_keylessly() {
         200
     );
 
-    let (_stack, stack) = dev_stack(&dir.join("stack"), &issuer);
-    let (_other, other) = dev_stack(&dir.join("other"), &issuer);
+    let (_stack, stack) = dev_stack(&dir.join("stack"), Some(&issuer));
+    let (_other, other) = dev_stack(&dir.join("other"), Some(&issuer));
     let s = |v: &Value, k: &str| v[k].as_str().expect(k).to_string();
     let svc = |name: &str| {
         stack["services"][name]["url"]
@@ -354,4 +354,146 @@ pub async fn real_clients_sign_and_verify_keylessly() {
         ok,
         "sigstore-python rejects a bundle under the exported trust config: {out}"
     );
+}
+
+/// Runs a command with a deadline (a client waiting for a browser that never comes back
+/// must fail the test, not hang it).
+fn run_within(cmd: &mut Command, limit: Duration) -> (bool, String) {
+    let dir = temp_dir("run");
+    let (out, err) = (dir.join("out"), dir.join("err"));
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).expect("out"))
+        .stderr(std::fs::File::create(&err).expect("err"))
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break Some(st);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let text = format!(
+        "{}{}",
+        std::fs::read_to_string(&out).unwrap_or_default(),
+        std::fs::read_to_string(&err).unwrap_or_default()
+    );
+    match status {
+        Some(st) => (st.success(), text),
+        None => (false, format!("timed out after {limit:?}: {text}")),
+    }
+}
+
+/// The real browser flow: sigstore-python, asked to sign with no token, opens "the web
+/// browser" on its loopback address; the browser (Debian's Chromium, headless, driven by
+/// playwright-core) lands on our login page, screenshots it, signs in as the dev user and
+/// follows the redirect back to sigstore-python's loopback callback. sigstore-python
+/// redeems the code (PKCE, HTTP Basic `sigstore:`), our CA certifies the token, and the
+/// bundle verifies with the dev issuer as the certificate's issuer.
+pub async fn browser_login_with_sigstore_python() {
+    let venv = venv();
+    let browser = workspace().join("tests/interop/browser");
+    assert!(
+        browser.join("node_modules/playwright-core").exists(),
+        "playwright-core is not installed: run ./scripts/test (npm ci --prefix tests/interop/browser)"
+    );
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "Debian's Chromium is not at {chromium}: run ./scripts/test (it installs the chromium package)"
+    );
+    let dir = temp_dir("browser");
+    let (_stack, stack) = dev_stack(&dir.join("stack"), None);
+    let oidc = &stack["services"]["oidc"];
+    let artifacts = workspace().join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).expect("artifacts");
+    let screenshot = artifacts.join("oidc-login.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let artifact = dir.join("artifact.txt");
+    std::fs::write(&artifact, b"signed after a browser login\n").expect("artifact");
+    let bundle = dir.join("artifact.sigstore.json");
+    let tc = stack["trust_config"].as_str().expect("trust_config");
+    let browser_cmd = format!("node {} %s", browser.join("login.mjs").display());
+    let (ok, out) = run_within(
+        Command::new(venv.join("bin/sigstore"))
+            .args(["--trust-config", tc, "sign", "--bundle"])
+            .arg(&bundle)
+            .arg(&artifact)
+            .env("BROWSER", browser_cmd)
+            .env("CHROMIUM", &chromium)
+            .env(
+                "SIGSTACK_LOGIN_USER",
+                oidc["username"].as_str().expect("user"),
+            )
+            .env(
+                "SIGSTACK_LOGIN_PASSWORD_FILE",
+                oidc["password_file"].as_str().expect("password"),
+            )
+            .env("SIGSTACK_SCREENSHOT", &screenshot),
+        Duration::from_secs(180),
+    );
+    assert!(ok, "sigstore-python sign after a browser login: {out}");
+    assert!(
+        out.contains("Waiting for browser interaction"),
+        "sigstore-python took the browser flow: {out}"
+    );
+    let png = std::fs::read(&screenshot).expect("the login page screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 5_000,
+        "a real screenshot of the login page"
+    );
+    let (ok, out) = run(Command::new(venv.join("bin/sigstore"))
+        .args(["--trust-config", tc, "verify", "identity", "--bundle"])
+        .arg(&bundle)
+        .args([
+            "--cert-identity",
+            oidc["email"].as_str().expect("email"),
+            "--cert-oidc-issuer",
+            oidc["url"].as_str().expect("url"),
+        ])
+        .arg(&artifact));
+    assert!(ok, "the browser-login bundle verifies: {out}");
+
+    // the dev CI client: client credentials give a workload token sigstore-python signs
+    // with; the certificate names the job, issued by the workload issuer
+    let secret = std::fs::read_to_string(oidc["ci_secret_file"].as_str().expect("secret"))
+        .expect("ci secret");
+    let r = http()
+        .post(format!("{}/token", oidc["url"].as_str().expect("url")))
+        .basic_auth(
+            oidc["ci_client_id"].as_str().expect("ci client"),
+            Some(secret.trim()),
+        )
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("token");
+    assert_eq!(r.status(), 200);
+    let tok: Value = r.json().await.expect("json");
+    let ci_bundle = dir.join("ci.sigstore.json");
+    let (ok, out) = run(Command::new(venv.join("bin/sigstore"))
+        .args(["--trust-config", tc, "sign", "--identity-token"])
+        .arg(tok["id_token"].as_str().expect("id_token"))
+        .arg("--bundle")
+        .arg(&ci_bundle)
+        .arg(&artifact));
+    assert!(ok, "sigstore-python signs with a workload token: {out}");
+    let job = format!("{}/jobs/dev", oidc["url"].as_str().expect("url"));
+    let (ok, out) = run(Command::new(venv.join("bin/sigstore"))
+        .args(["--trust-config", tc, "verify", "identity", "--bundle"])
+        .arg(&ci_bundle)
+        .args([
+            "--cert-identity",
+            &job,
+            "--cert-oidc-issuer",
+            oidc["workload_issuer"].as_str().expect("workload issuer"),
+        ])
+        .arg(&artifact));
+    assert!(ok, "the workload bundle verifies as the job: {out}");
 }

@@ -62,6 +62,21 @@ async fn oidc_device_flow() {
     oidc::device_flow_yields_a_token_the_ca_accepts().await
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_workload_and_confidential_clients() {
+    oidc::workload_and_confidential_clients().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_upstream_connector() {
+    oidc::upstream_connector_passes_the_upstream_identity_on().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_browser_login_with_sigstore_python() {
+    keyless::browser_login_with_sigstore_python().await
+}
+
 #[tokio::test]
 async fn openapi_is_current() {
     api::openapi_is_current().await

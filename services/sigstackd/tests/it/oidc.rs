@@ -20,7 +20,19 @@ struct Idp {
 }
 
 async fn start_idp() -> Idp {
-    let dir = temp_dir("oidc");
+    start_idp_with(&temp_dir("oidc"), "", free_port()).await
+}
+
+/// Writes a 32-character secret to `dir/name`; returns (path, secret).
+fn secret_file(dir: &std::path::Path, name: &str) -> (String, String) {
+    let secret = sigstack_oidc::grants::handle(rand::random())[..32].to_string();
+    let p = dir.join(name);
+    std::fs::write(&p, format!("{secret}\n")).expect("secret");
+    (p.display().to_string(), secret)
+}
+
+/// Our issuer on `port` with user alice and `extra` configuration (TOML tables).
+async fn start_idp_with(dir: &std::path::Path, extra: &str, port: u16) -> Idp {
     let key = FileSigner::generate(Curve::P256);
     let key_path = dir.join("oidc.pem");
     std::fs::write(&key_path, key.to_pkcs8_pem().expect("pem")).expect("key");
@@ -29,12 +41,12 @@ async fn start_idp() -> Idp {
     std::fs::write(
         &cfg,
         format!(
-            "signing_key = {:?}\n[[users]]\nusername = \"alice\"\nemail = \"alice@example.test\"\npassword_hash = {hash:?}\n",
+            "signing_key = {:?}\n[[users]]\nusername = \"alice\"\nemail = \"alice@example.test\"\npassword_hash = {hash:?}\n{extra}",
             key_path.display().to_string()
         ),
     )
     .expect("config");
-    let proc = Proc::spawn("oidc", "SIGSTACK_OIDC_", &[], &dir, Some(&cfg)).await;
+    let proc = Proc::spawn_on(port, "oidc", "SIGSTACK_OIDC_", &[], dir, Some(&cfg)).await;
     install_tls();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -366,5 +378,493 @@ pub async fn device_flow_yields_a_token_the_ca_accepts() {
         poll().await.1["error"],
         "invalid_grant",
         "a device code yields one token"
+    );
+}
+
+/// The payload of a compact JWS, unverified.
+fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("payload");
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("b64"),
+    )
+    .expect("json")
+}
+
+/// The leaf certificate of a signingCert answer, and its OIDC issuer extension (Fulcio's
+/// 1.3.6.1.4.1.57264.1.8, a DER UTF8String).
+fn leaf_and_issuer(res: &Value) -> (sigstack_crypto::Certificate, String) {
+    let pem = res["signedCertificateEmbeddedSct"]["chain"]["certificates"][0]
+        .as_str()
+        .expect("leaf");
+    let der = sigstack_crypto::pem::decode_all(pem.as_bytes())
+        .expect("pem")
+        .remove(0)
+        .der;
+    let cert = sigstack_crypto::Certificate::from_der(&der).expect("cert");
+    let ext = cert
+        .extension("1.3.6.1.4.1.57264.1.8")
+        .expect("issuer extension")
+        .to_vec();
+    assert_eq!(ext[0], 0x0c, "UTF8String");
+    (cert, String::from_utf8(ext[2..].to_vec()).expect("utf8"))
+}
+
+fn code_from(location: &str) -> String {
+    location
+        .split("code=")
+        .nth(1)
+        .expect("code")
+        .split('&')
+        .next()
+        .expect("code")
+        .to_string()
+}
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string()
+}
+
+pub async fn workload_and_confidential_clients() {
+    let dir = temp_dir("oidc-ci");
+    let (ci_secret_path, ci_secret) = secret_file(&dir, "ci.secret");
+    let (web_secret_path, web_secret) = secret_file(&dir, "web.secret");
+    // Fulcio's rule for `uri` issuers: the subjects live on the issuer's host
+    let port = free_port();
+    let job = format!("http://127.0.0.1:{port}/jobs/org/app/build");
+    let extra = format!(
+        "[[clients]]\nid = \"ci-build\"\nsecret_file = {ci_secret_path:?}\n\
+         [clients.workload]\nsubject = {job:?}\naudiences = [\"sigstore\", \"other\"]\n\
+         claims = {{ repository = \"org/app\" }}\n\
+         [[clients]]\nid = \"web\"\nsecret_file = {web_secret_path:?}\nconsent = true\nredirect_uris = [\"https://app.example.test/cb\"]\n"
+    );
+    let idp = start_idp_with(&dir, &extra, port).await;
+    let workload_iss = idp.url("/workload");
+    let ca = CaStack::start_with_issuers(
+        Backend::Sqlite,
+        &format!(
+            "  {workload_iss:?}:\n    issuer-url: {workload_iss:?}\n    client-id: sigstore\n    type: uri\n    subject-domain: {:?}\n",
+            idp.proc.url
+        ),
+    )
+    .await;
+
+    // the workload issuer has its own discovery document, with our keys
+    let (st, d) = get_json(
+        &idp.http,
+        &idp.url("/workload/.well-known/openid-configuration"),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(d["issuer"], workload_iss.as_str());
+    assert_eq!(d["jwks_uri"], idp.url("/keys").as_str());
+
+    // client credentials, HTTP Basic: a workload token naming the job, no e-mail
+    let cc = |id: &str, secret: &str, form: Vec<(&'static str, String)>| {
+        idp.http
+            .post(idp.url("/token"))
+            .basic_auth(id, Some(secret))
+            .form(&form)
+            .send()
+    };
+    let grant = || vec![("grant_type", "client_credentials".to_string())];
+    let r = cc("ci-build", &ci_secret, grant()).await.expect("post");
+    assert_eq!(r.status(), 200);
+    let tok: Value = r.json().await.expect("json");
+    let token = tok["id_token"].as_str().expect("id_token");
+    let c = claims_of(token);
+    assert_eq!(c["iss"], workload_iss.as_str());
+    assert_eq!(c["sub"], job.as_str());
+    assert_eq!(c["aud"], "sigstore");
+    assert_eq!(c["repository"], "org/app");
+    assert!(
+        c.get("email").is_none(),
+        "no e-mail in a workload token: {c}"
+    );
+    assert_eq!(c["federated_claims"]["connector_id"], workload_iss.as_str());
+    // the CA certifies the job as a URI identity, issuer = the workload issuer
+    let res = certificate_for(&ca, token).await;
+    let (leaf, issuer) = leaf_and_issuer(&res);
+    assert_eq!(issuer, workload_iss);
+    assert_eq!(leaf.subjects(), vec![job.clone()]);
+    // client_secret_post works too; a second allowed audience may be asked for
+    let mut form = grant();
+    form.extend([
+        ("client_id", "ci-build".to_string()),
+        ("client_secret", ci_secret.clone()),
+        ("audience", "other".into()),
+    ]);
+    let (st, tok) = idp
+        .token(
+            &form
+                .iter()
+                .map(|(k, v)| (*k, v.as_str()))
+                .collect::<Vec<_>>(),
+        )
+        .await;
+    assert_eq!(st, 200, "{tok}");
+    assert_eq!(
+        claims_of(tok["id_token"].as_str().expect("t"))["aud"],
+        "other"
+    );
+    // refusals
+    let r = cc("ci-build", "wrong-secret-wrong-secret", grant())
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().contains_key("www-authenticate"));
+    assert_eq!(
+        r.json::<Value>().await.expect("j")["error"],
+        "invalid_client"
+    );
+    let (st, e) = idp
+        .token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "ci-build"),
+        ])
+        .await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (401, Some("invalid_client")),
+        "a confidential client must authenticate"
+    );
+    let mut form = grant();
+    form.push(("audience", "elsewhere".into()));
+    let r = cc("ci-build", &ci_secret, form).await.expect("post");
+    assert_eq!(
+        r.json::<Value>().await.expect("j")["error"],
+        "invalid_target"
+    );
+    let mut form = grant();
+    form.push(("client_secret", ci_secret.clone()));
+    let r = cc("ci-build", &ci_secret, form).await.expect("post");
+    assert_eq!(
+        (
+            r.status().as_u16(),
+            r.json::<Value>().await.expect("j")["error"].clone()
+        ),
+        (400, json!("invalid_request")),
+        "two authentication methods at once"
+    );
+    let (st, e) = idp
+        .token(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "sigstore"),
+        ])
+        .await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (400, Some("unauthorized_client"))
+    );
+    let r = cc("web", &web_secret, grant()).await.expect("post");
+    assert_eq!(
+        r.json::<Value>().await.expect("j")["error"],
+        "unauthorized_client",
+        "a person's client mints no workload tokens"
+    );
+
+    // consent: the confidential web client asks the person first
+    const WEB_CB: &str = "https://app.example.test/cb";
+    let mut q = idp.auth_query(WEB_CB);
+    q[0].1 = "web".into();
+    let consent_page = || async {
+        let r = idp.login(&q, "alice", "correct horse", None).await;
+        assert_eq!(r.status(), 200, "a consent page, not a redirect");
+        let cookie = r.headers()["set-cookie"]
+            .to_str()
+            .expect("c")
+            .split(';')
+            .next()
+            .expect("c")
+            .to_string();
+        let html = r.text().await.expect("html");
+        assert!(html.contains("Allow access"), "{html}");
+        (cookie, hidden(&html, "consent_id"), hidden(&html, "csrf"))
+    };
+    let answer = |cookie: String, id: String, csrf: String, action: &'static str| {
+        idp.http
+            .post(idp.url("/auth/consent"))
+            .header("cookie", cookie)
+            .form(&[
+                ("consent_id", id),
+                ("csrf", csrf),
+                ("action", action.to_string()),
+            ])
+            .send()
+    };
+    let (cookie, id, csrf) = consent_page().await;
+    let r = answer(cookie, id, csrf, "deny").await.expect("post");
+    assert_eq!(r.status(), 303);
+    let loc = location(&r);
+    assert!(
+        loc.starts_with(WEB_CB) && loc.contains("error=access_denied") && loc.contains("state="),
+        "{loc}"
+    );
+    let (_, id, csrf) = consent_page().await;
+    let r = answer(
+        "sigstack_csrf=forged".into(),
+        id.clone(),
+        csrf.clone(),
+        "approve",
+    )
+    .await
+    .expect("post");
+    assert_eq!(r.status(), 403, "consent is CSRF-protected too");
+    let (cookie, id, csrf) = consent_page().await;
+    let r = answer(cookie.clone(), id.clone(), csrf.clone(), "approve")
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 303);
+    let code = code_from(&location(&r));
+    let r = answer(cookie, id, csrf, "approve").await.expect("post");
+    assert_eq!(r.status(), 400, "a consent is answered once");
+    // the web client redeems its code with its secret (HTTP Basic, no client_id in form)
+    let redeem = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", WEB_CB),
+        ("code_verifier", VERIFIER),
+    ];
+    let r = idp
+        .http
+        .post(idp.url("/token"))
+        .basic_auth("web", Some("not-the-secret-at-all"))
+        .form(&redeem)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 401);
+    let r = idp
+        .http
+        .post(idp.url("/token"))
+        .basic_auth("web", Some(&web_secret))
+        .form(&redeem)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 200);
+    let tok: Value = r.json().await.expect("json");
+    let c = claims_of(tok["id_token"].as_str().expect("t"));
+    assert_eq!(
+        (c["aud"].as_str(), c["email"].as_str()),
+        (Some("web"), Some("alice@example.test"))
+    );
+
+    // the public client as sigstore-python calls it: HTTP Basic `sigstore:` (empty secret)
+    let code = idp.code().await;
+    let r = idp
+        .http
+        .post(idp.url("/token"))
+        .basic_auth("sigstore", Some(""))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", CB),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+}
+
+pub async fn upstream_connector_passes_the_upstream_identity_on() {
+    // two instances of our issuer: "upstream" (a corporate IdP) and "downstream", which
+    // offers it as a connector; each must know the other's URL before it starts
+    let (up_port, down_port) = (free_port(), free_port());
+    let (up_url, down_url) = (
+        format!("http://127.0.0.1:{up_port}"),
+        format!("http://127.0.0.1:{down_port}"),
+    );
+    let up_dir = temp_dir("oidc-up");
+    let (secret_path, _) = secret_file(&up_dir, "downstream.secret");
+    let upstream = start_idp_with(
+        &up_dir,
+        &format!(
+            "[[clients]]\nid = \"downstream\"\nsecret_file = {secret_path:?}\nredirect_uris = [\"{down_url}/callback\"]\n"
+        ),
+        up_port,
+    )
+    .await;
+    let down_dir = temp_dir("oidc-down");
+    let wrong = secret_file(&down_dir, "wrong.secret").0;
+    let idp = start_idp_with(
+        &down_dir,
+        &format!(
+            "[[connectors]]\nid = \"corp\"\nname = \"Corp SSO\"\nissuer = {up_url:?}\nclient_id = \"downstream\"\nclient_secret_file = {secret_path:?}\n\
+             [[connectors]]\nid = \"misconfigured\"\nname = \"Wrong secret\"\nissuer = {up_url:?}\nclient_id = \"downstream\"\nclient_secret_file = {wrong:?}\n\
+             [[connectors]]\nid = \"down\"\nname = \"Unreachable\"\nissuer = \"http://127.0.0.1:1\"\nclient_id = \"x\"\n"
+        ),
+        down_port,
+    )
+    .await;
+    assert_eq!(idp.proc.url, down_url);
+    // the CA names the upstream as the certificate's issuer, as for Dex
+    let ca = CaStack::start_with_issuers(
+        Backend::Sqlite,
+        &format!(
+            "  {down_url:?}:\n    issuer-url: {down_url:?}\n    client-id: sigstore\n    type: email\n    issuer-claim: $.federated_claims.connector_id\n"
+        ),
+    )
+    .await;
+
+    // the login page offers the connector
+    let q = idp.auth_query(CB);
+    let (st, _, _, html) = idp.login_page(&q).await;
+    assert_eq!(st, 200);
+    assert!(html.contains("Continue with Corp SSO"), "{html}");
+    // choosing it sends the browser to the upstream's authorization endpoint
+    let start = |id: &'static str| {
+        idp.http
+            .get(idp.url(&format!("/auth/connector/{id}")))
+            .query(&q)
+            .send()
+    };
+    let r = start("corp").await.expect("get");
+    assert_eq!(r.status(), 303);
+    let up_auth = location(&r);
+    assert!(up_auth.starts_with(&format!("{up_url}/auth?")), "{up_auth}");
+    assert!(up_auth.contains("code_challenge_method=S256") && up_auth.contains("nonce="));
+    // the person signs in at the upstream, which sends them back to our callback
+    let r = upstream.http.get(&up_auth).send().await.expect("get");
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .expect("c")
+        .split(';')
+        .next()
+        .expect("c")
+        .to_string();
+    let html = r.text().await.expect("html");
+    let mut form: Vec<(&str, String)> = [
+        "client_id",
+        "redirect_uri",
+        "response_type",
+        "scope",
+        "state",
+        "nonce",
+        "code_challenge",
+        "code_challenge_method",
+        "csrf",
+    ]
+    .iter()
+    .map(|k| (*k, hidden(&html, k)))
+    .collect();
+    form.push(("username", "alice".into()));
+    form.push(("password", "correct horse".into()));
+    let r = upstream
+        .http
+        .post(upstream.url("/auth"))
+        .header("cookie", cookie)
+        .form(&form)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 303);
+    let callback = location(&r);
+    assert!(
+        callback.starts_with(&format!("{down_url}/callback?")),
+        "{callback}"
+    );
+    // our callback redeems the upstream code and hands the client its own code
+    let r = idp.http.get(&callback).send().await.expect("get");
+    assert_eq!(r.status(), 303);
+    let back = location(&r);
+    assert!(
+        back.starts_with(CB) && back.contains("state=st%26te%3D1"),
+        "{back}"
+    );
+    let r = idp.http.get(&callback).send().await.expect("get");
+    assert_eq!(r.status(), 400, "a callback is used once");
+    let (st, tok) = idp
+        .token(&[
+            ("grant_type", "authorization_code"),
+            ("code", code_from(&back).as_str()),
+            ("client_id", "sigstore"),
+            ("redirect_uri", CB),
+            ("code_verifier", VERIFIER),
+        ])
+        .await;
+    assert_eq!(st, 200, "{tok}");
+    let token = tok["id_token"].as_str().expect("token");
+    let c = claims_of(token);
+    assert_eq!(c["iss"], down_url.as_str(), "the token is ours");
+    assert_eq!(c["email"], "alice@example.test");
+    assert_eq!(
+        c["nonce"], "n0nce",
+        "the client's nonce, not the upstream's"
+    );
+    assert_eq!(
+        c["federated_claims"]["connector_id"],
+        up_url.as_str(),
+        "federated_claims names the upstream"
+    );
+    assert_eq!(c["federated_claims"]["user_id"], "alice");
+    let res = certificate_for(&ca, token).await;
+    let (leaf, issuer) = leaf_and_issuer(&res);
+    assert_eq!(issuer, up_url, "the certificate's issuer is the upstream");
+    assert_eq!(leaf.subjects(), vec!["alice@example.test"]);
+
+    // the upstream refuses us (wrong client secret): the client gets access_denied
+    let r = start("misconfigured").await.expect("get");
+    let up_auth = location(&r);
+    let state = up_auth
+        .split("state=")
+        .nth(1)
+        .expect("state")
+        .split('&')
+        .next()
+        .expect("state")
+        .to_string();
+    let r = idp
+        .http
+        .get(idp.url("/callback"))
+        .query(&[("code", "whatever"), ("state", state.as_str())])
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 303);
+    let loc = location(&r);
+    assert!(
+        loc.starts_with(CB) && loc.contains("error=access_denied"),
+        "{loc}"
+    );
+    // the person cancels at the upstream
+    let r = start("corp").await.expect("get");
+    let state = location(&r)
+        .split("state=")
+        .nth(1)
+        .expect("state")
+        .split('&')
+        .next()
+        .expect("state")
+        .to_string();
+    let r = idp
+        .http
+        .get(idp.url("/callback"))
+        .query(&[("error", "access_denied"), ("state", state.as_str())])
+        .send()
+        .await
+        .expect("get");
+    assert!(location(&r).contains("error=access_denied"));
+    // a forged state, an unknown connector, an unreachable upstream
+    let r = idp
+        .http
+        .get(idp.url("/callback"))
+        .query(&[("code", "x"), ("state", "forged")])
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 400);
+    assert_eq!(start("nope").await.expect("get").status(), 404);
+    let r = start("down").await.expect("get");
+    assert!(
+        location(&r).contains("error=temporarily_unavailable"),
+        "{}",
+        location(&r)
     );
 }
