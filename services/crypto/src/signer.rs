@@ -145,3 +145,93 @@ impl Signer for FileSigner {
             .map_err(|_| CryptoError::Signing("ECDSA signing failed".into()))
     }
 }
+
+/// An RSA key kept in a PEM file (PKCS#8 `PRIVATE KEY` or PKCS#1 `RSA PRIVATE KEY`),
+/// signing RSASSA-PKCS1-v1_5 with SHA-256 (JWS `RS256`).
+pub struct RsaFileSigner {
+    pair: aws_lc_rs::rsa::KeyPair,
+    public: PublicKey,
+    rng: SystemRandom,
+}
+
+impl std::fmt::Debug for RsaFileSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RsaFileSigner")
+            .field("public", &self.public.describe())
+            .field("private", &"<redacted>")
+            .finish()
+    }
+}
+
+impl RsaFileSigner {
+    /// Reads a PEM RSA private key of 2048 to 4096 bits.
+    pub fn from_pem(text: &str) -> Result<Self, CryptoError> {
+        let blocks = pem::decode_all(text.as_bytes())?;
+        let block = blocks
+            .iter()
+            .find(|b| b.label == "PRIVATE KEY" || b.label == "RSA PRIVATE KEY")
+            .ok_or_else(|| bad_private("expected a PRIVATE KEY or RSA PRIVATE KEY PEM block"))?;
+        let pair = if block.label == "PRIVATE KEY" {
+            aws_lc_rs::rsa::KeyPair::from_pkcs8(&block.der)
+        } else {
+            aws_lc_rs::rsa::KeyPair::from_der(&block.der)
+        }
+        .map_err(|e| bad_private(format!("not a usable RSA private key: {e}")))?;
+        let der = pair
+            .public_key()
+            .as_der()
+            .map_err(|_| bad_private("cannot encode the public key"))?;
+        let public = PublicKey::from_spki_der(der.as_ref())?;
+        Ok(Self {
+            pair,
+            public,
+            rng: SystemRandom::new(),
+        })
+    }
+
+    /// A fresh 2048-bit key, as PKCS#8 PEM (for tests and generated configurations).
+    pub fn generate_pem() -> Result<String, CryptoError> {
+        let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+            .map_err(|_| bad_private("RSA key generation failed"))?;
+        let doc = pair
+            .as_der()
+            .map_err(|_| bad_private("cannot encode the private key"))?;
+        Ok(pem::encode("PRIVATE KEY", doc.as_ref()))
+    }
+}
+
+impl Signer for RsaFileSigner {
+    fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let mut sig = vec![0u8; self.pair.public_modulus_len()];
+        self.pair
+            .sign(
+                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                &self.rng,
+                msg,
+                &mut sig,
+            )
+            .map_err(|_| CryptoError::Signing("RSA signing failed".into()))?;
+        Ok(sig)
+    }
+}
+
+/// Loads a PEM private key of either kind: ECDSA (P-256, P-384) or RSA.
+pub fn load_signer(path: &Path) -> Result<Box<dyn Signer>, CryptoError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CryptoError::Io(format!("reading {}: {e}", path.display())))?;
+    match FileSigner::from_pem(&text) {
+        Ok(k) => Ok(Box::new(k)),
+        Err(ec) => RsaFileSigner::from_pem(&text)
+            .map(|k| Box::new(k) as Box<dyn Signer>)
+            .map_err(|rsa| {
+                bad_private(format!(
+                    "{}: neither an ECDSA key ({ec}) nor an RSA key ({rsa})",
+                    path.display()
+                ))
+            }),
+    }
+}

@@ -12,7 +12,8 @@ pub const USERINFO: &str = "/userinfo";
 pub const DEVICE_CODE: &str = "/device/code";
 pub const DEVICE_VERIFY: &str = "/device";
 
-pub fn document(issuer: &str) -> Value {
+/// `algs`: the JWS algorithms of the published keys, the current key's first.
+pub fn document(issuer: &str, algs: &[&str]) -> Value {
     let iss = issuer.trim_end_matches('/');
     json!({
         "issuer": iss,
@@ -27,7 +28,7 @@ pub fn document(issuer: &str) -> Value {
         ],
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["ES256"],
+        "id_token_signing_alg_values_supported": algs,
         "code_challenge_methods_supported": ["S256"],
         "scopes_supported": ["openid", "email", "profile", "federated:id"],
         "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
@@ -43,7 +44,7 @@ pub const WORKLOAD: &str = "/workload";
 
 /// The workload issuer's discovery document: our keys and token endpoint, the
 /// `client_credentials` grant only.
-pub fn workload_document(issuer: &str) -> Value {
+pub fn workload_document(issuer: &str, algs: &[&str]) -> Value {
     let iss = issuer.trim_end_matches('/');
     json!({
         "issuer": format!("{iss}{WORKLOAD}"),
@@ -52,7 +53,7 @@ pub fn workload_document(issuer: &str) -> Value {
         "grant_types_supported": ["client_credentials"],
         "response_types_supported": ["id_token"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["ES256"],
+        "id_token_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "federated_claims"]
     })
@@ -62,7 +63,7 @@ pub fn workload_document(issuer: &str) -> Value {
 mod tests {
     #[test]
     fn dex_layout_and_what_clients_need() {
-        let d = super::document("http://127.0.0.1:5556/");
+        let d = super::document("http://127.0.0.1:5556/", &["ES256"]);
         assert_eq!(d["issuer"], "http://127.0.0.1:5556");
         assert_eq!(d["authorization_endpoint"], "http://127.0.0.1:5556/auth");
         assert_eq!(d["token_endpoint"], "http://127.0.0.1:5556/token");

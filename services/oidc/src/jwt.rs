@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum JwtError {
-    #[error("ID tokens are signed with ECDSA P-256 (ES256) keys; got {0}")]
+    #[error("ID tokens are signed with ECDSA P-256 (ES256) or RSA (RS256) keys; got {0}")]
     KeyType(String),
     #[error("signing failed: {0}")]
     Signing(#[from] CryptoError),
@@ -81,26 +81,45 @@ fn der_to_fixed(der_sig: &[u8], width: usize) -> Result<Vec<u8>, JwtError> {
     Ok(out)
 }
 
-/// Signs `claims` into a compact JWS with `signer` (ECDSA P-256).
+/// The JWS algorithm a key signs with: `ES256` for P-256, `RS256` for RSA.
+pub fn algorithm(key: &PublicKey) -> Result<&'static str, JwtError> {
+    match key.key_details() {
+        "PKIX_ECDSA_P256_SHA_256" => Ok("ES256"),
+        d if d.starts_with("PKIX_RSA_PKCS1V15_") => Ok("RS256"),
+        _ => Err(JwtError::KeyType(key.describe())),
+    }
+}
+
+/// Signs `claims` into a compact JWS with `signer` (ECDSA P-256 or RSA).
 pub fn mint(signer: &dyn Signer, claims: &IdClaims) -> Result<String, JwtError> {
     let key = signer.public_key();
-    if key.key_details() != "PKIX_ECDSA_P256_SHA_256" {
-        return Err(JwtError::KeyType(key.describe()));
-    }
-    let header = json!({"alg": "ES256", "typ": "JWT", "kid": key_id(key)});
+    let alg = algorithm(key)?;
+    let header = json!({"alg": alg, "typ": "JWT", "kid": key_id(key)});
     let claims = serde_json::to_vec(claims).map_err(|_| JwtError::Signature)?;
     let input = format!("{}.{}", b64u(header.to_string().as_bytes()), b64u(&claims));
-    let sig = der_to_fixed(&signer.sign(input.as_bytes())?, 32)?;
+    let sig = signer.sign(input.as_bytes())?;
+    let sig = if alg == "ES256" {
+        der_to_fixed(&sig, 32)?
+    } else {
+        sig
+    };
     Ok(format!("{input}.{}", b64u(&sig)))
 }
 
-/// One public key as a JWK (`kty: EC`, `crv: P-256`).
+/// One public key as a JWK (`kty: EC`, `crv: P-256`; or `kty: RSA`).
 pub fn jwk(key: &PublicKey) -> Result<Value, JwtError> {
-    if key.key_details() != "PKIX_ECDSA_P256_SHA_256" {
-        return Err(JwtError::KeyType(key.describe()));
+    let spki = key.spki_der();
+    if algorithm(key)? == "RS256" {
+        use rsa::pkcs8::DecodePublicKey;
+        use rsa::traits::PublicKeyParts;
+        let rsa = rsa::RsaPublicKey::from_public_key_der(spki)
+            .map_err(|_| JwtError::KeyType(key.describe()))?;
+        return Ok(json!({
+            "kty": "RSA", "use": "sig", "alg": "RS256", "kid": key_id(key),
+            "n": b64u(&rsa.n().to_bytes_be()), "e": b64u(&rsa.e().to_bytes_be()),
+        }));
     }
     // the uncompressed point (0x04 || x || y) ends the SubjectPublicKeyInfo
-    let spki = key.spki_der();
     let point = &spki[spki.len() - 65..];
     Ok(json!({
         "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": key_id(key),
@@ -209,6 +228,27 @@ mod tests {
         assert_eq!(fixed[63], 0x80);
         assert!(fixed[..31].iter().all(|b| *b == 0));
         assert!(der_to_fixed(&[0x30, 0x00], 32).is_err());
+    }
+
+    #[test]
+    fn rsa_keys_mint_rs256_tokens_our_ca_verifies() {
+        let now = 1_790_000_000;
+        let key = sigstack_crypto::RsaFileSigner::from_pem(
+            &sigstack_crypto::RsaFileSigner::generate_pem().expect("generate"),
+        )
+        .expect("load");
+        let set = jwks(&[key.public_key()]).expect("jwks");
+        assert_eq!(set["keys"][0]["kty"], "RSA");
+        assert_eq!(set["keys"][0]["e"], "AQAB");
+        let set = Jwks::from_json(set.to_string().as_bytes()).expect("CA parses our JWKS");
+        let token = mint(&key, &claims(now)).expect("mint");
+        let parsed = UnverifiedToken::parse(&token).expect("parse");
+        assert_eq!(parsed.header().alg(), "RS256");
+        let mut e = expect(now);
+        e.allowed_algs = vec!["RS256".into()];
+        verify(&parsed, &set, &e).expect("verifies");
+        // and not under the ES256-only policy
+        assert!(verify(&parsed, &set, &expect(now)).is_err());
     }
 
     #[test]

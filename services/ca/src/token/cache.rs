@@ -2,11 +2,12 @@
 //! daemon supplies a [`KeyFetcher`] and the current time.
 //!
 //! Policy, per issuer:
-//! * the discovery document is fetched once (until it succeeds) and must name the
-//!   configured issuer exactly; its `jwks_uri` and `id_token_signing_alg_values_supported`
-//!   are kept;
+//! * the discovery document must name the configured issuer exactly; its `jwks_uri` and
+//!   `id_token_signing_alg_values_supported` are kept, and it is fetched again with each
+//!   key set (a failed refetch keeps the previous one);
 //! * the key set is cached and refetched when older than [`CachePolicy::jwks_ttl`], or when
-//!   a token names a key the set lacks (key rotation, OpenID Connect Core §10.1.1);
+//!   a token names a key the set lacks or an algorithm not advertised (key rotation,
+//!   OpenID Connect Core §10.1.1);
 //! * fetch attempts are at most one per [`CachePolicy::min_refetch_interval`], so tokens
 //!   with garbage `kid`s cannot make us hammer the issuer, and at most one is in flight:
 //!   concurrent callers wait for it rather than fetching too;
@@ -212,18 +213,18 @@ impl IssuerKeys {
         Step::Fetch(st.discovery.clone())
     }
 
-    /// Discovery (if not done yet) and the key set; never holds the lock.
+    /// Discovery and the key set; never holds the lock. Discovery is redone with every
+    /// key fetch (the algorithms or `jwks_uri` may change in a rotation); when it fails
+    /// the previous document, if any, is used.
     async fn fetch<F: KeyFetcher>(
         &self,
         fetcher: &F,
         discovery: Option<Arc<Discovery>>,
     ) -> (Option<Arc<Discovery>>, Result<Jwks, TokenError>) {
-        let discovery = match discovery {
-            Some(d) => d,
-            None => match self.discover(fetcher).await {
-                Ok(d) => Arc::new(d),
-                Err(e) => return (None, Err(e)),
-            },
+        let discovery = match (self.discover(fetcher).await, discovery) {
+            (Ok(d), _) => Arc::new(d),
+            (Err(_), Some(previous)) => previous,
+            (Err(e), None) => return (None, Err(e)),
         };
         let jwks = match fetcher.get(&discovery.jwks_uri).await {
             Ok(body) => Jwks::from_json(&body),

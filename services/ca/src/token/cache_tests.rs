@@ -201,7 +201,8 @@ async fn unknown_kid_refetches_once_and_finds_the_rotated_key() {
     )
     .await;
     assert!(claims.is_ok(), "{claims:?}");
-    assert_eq!((fetcher.calls(DISCOVERY), fetcher.calls(JWKS)), (1, 2));
+    // discovery is redone with each key fetch
+    assert_eq!((fetcher.calls(DISCOVERY), fetcher.calls(JWKS)), (2, 2));
     // Both keys now verify from the cache.
     check(
         &keys,
@@ -279,7 +280,7 @@ async fn stale_key_set_is_refetched_after_the_ttl() {
     check(&keys, &fetcher, &token, NOW + ttl)
         .await
         .expect("valid");
-    assert_eq!((fetcher.calls(DISCOVERY), fetcher.calls(JWKS)), (1, 2));
+    assert_eq!((fetcher.calls(DISCOVERY), fetcher.calls(JWKS)), (2, 2));
 }
 
 #[tokio::test]
@@ -347,12 +348,12 @@ async fn failed_first_fetch_is_unavailable_and_retried_later() {
         matches!(err, TokenError::KeysUnavailable(_)) && err.is_unavailable(),
         "{err}"
     );
-    // Then the key set recovers; discovery is not repeated.
+    // Then the key set recovers (discovery is fetched with it again).
     fetcher.set(JWKS, jwks_document(&[key.jwk("k1")]));
     check(&keys, &fetcher, &token, NOW + 20)
         .await
         .expect("valid");
-    assert_eq!((fetcher.calls(DISCOVERY), fetcher.calls(JWKS)), (2, 2));
+    assert_eq!((fetcher.calls(DISCOVERY), fetcher.calls(JWKS)), (3, 2));
 }
 
 #[tokio::test]
@@ -438,4 +439,57 @@ fn cache_and_its_futures_are_send_and_sync() {
     send_sync(&cache);
     let fut = cache.verify(ISSUER, "t", AUDIENCE, LEEWAY, NOW);
     send(&fut);
+}
+
+#[tokio::test]
+async fn rotation_to_another_algorithm_is_learned_from_fresh_discovery() {
+    let old = TestKey::p256();
+    let new = TestKey::rsa();
+    let fetcher = FakeFetcher::serving(discovery(ISSUER, Some(&["ES256"])), &[old.jwk("old")]);
+    let keys = issuer_keys();
+    check(
+        &keys,
+        &fetcher,
+        &old.token(Some("old"), &long_claims()),
+        NOW,
+    )
+    .await
+    .expect("valid");
+    // the issuer rotates to RS256 and says so in its discovery document
+    fetcher.set(
+        DISCOVERY,
+        discovery(ISSUER, Some(&["RS256", "ES256"]))
+            .to_string()
+            .into_bytes(),
+    );
+    fetcher.set(JWKS, jwks_document(&[new.jwk("new"), old.jwk("old")]));
+    let now = NOW + 30;
+    let claims = check(
+        &keys,
+        &fetcher,
+        &new.token(Some("new"), &long_claims()),
+        now,
+    )
+    .await;
+    assert!(claims.is_ok(), "{claims:?}");
+    check(
+        &keys,
+        &fetcher,
+        &old.token(Some("old"), &long_claims()),
+        now,
+    )
+    .await
+    .expect("the old key still verifies");
+    // a failed rediscovery keeps the last document
+    fetcher.fail(DISCOVERY);
+    let other = TestKey::p256();
+    fetcher.set(JWKS, jwks_document(&[other.jwk("other"), new.jwk("new")]));
+    check(
+        &keys,
+        &fetcher,
+        &other.token(Some("other"), &long_claims()),
+        now + 60,
+    )
+    .await
+    .expect("keys refreshed with the previous discovery document");
 }

@@ -167,9 +167,16 @@ impl TokenError {
         )
     }
 
-    /// True when no key of the set could even be tried; a refreshed key set might help.
+    /// True when no key of the set could even be tried, or the token's algorithm is not
+    /// (yet) advertised: a refreshed discovery document and key set might help (a key
+    /// rotation, possibly to another algorithm).
     pub(crate) fn is_key_not_found(&self) -> bool {
-        matches!(self, Self::UnknownKeyId { .. } | Self::NoMatchingKey { .. })
+        matches!(
+            self,
+            Self::UnknownKeyId { .. }
+                | Self::NoMatchingKey { .. }
+                | Self::AlgorithmNotAllowed { .. }
+        )
     }
 }
 

@@ -51,11 +51,11 @@ pub const CALLBACK: &str = "/callback";
 const CONSENT: &str = "/auth/consent";
 
 async fn discovery_doc(State(svc): State<Arc<OidcService>>) -> Json<serde_json::Value> {
-    Json(discovery::document(&svc.issuer))
+    Json(discovery::document(&svc.issuer, &svc.algs))
 }
 
 async fn workload_discovery(State(svc): State<Arc<OidcService>>) -> Json<serde_json::Value> {
-    Json(discovery::workload_document(&svc.issuer))
+    Json(discovery::workload_document(&svc.issuer, &svc.algs))
 }
 
 async fn keys(State(svc): State<Arc<OidcService>>) -> Json<serde_json::Value> {
@@ -960,7 +960,7 @@ async fn userinfo(State(svc): State<Arc<OidcService>>, headers: HeaderMap) -> Re
                     audience: aud,
                     now: unix_now(),
                     leeway: 0,
-                    allowed_algs: vec!["ES256".into()],
+                    allowed_algs: svc.algs.iter().map(|a| a.to_string()).collect(),
                 },
             )
             .ok()

@@ -17,7 +17,7 @@ pub struct OidcConfig {
     /// `http://<listen>`.
     #[serde(default)]
     pub public_url: Option<String>,
-    /// PEM ECDSA P-256 private key that signs ID tokens (ES256).
+    /// PEM private key that signs ID tokens: ECDSA P-256 (ES256) or RSA (RS256).
     pub signing_key: PathBuf,
     /// PEM public keys of earlier signing keys, still published in the JWKS until the
     /// tokens they signed have expired.

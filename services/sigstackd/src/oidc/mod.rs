@@ -2,8 +2,8 @@
 //! a server-rendered page with a local account or through an upstream identity provider
 //! (authorization code flow with PKCE S256, loopback redirects on any port, out-of-band
 //! codes, consent where configured) or approve a device code; machines use the
-//! `client_credentials` grant. The token endpoint answers with an ES256 ID token our CA
-//! accepts.
+//! `client_credentials` grant. The token endpoint answers with an ID token (ES256 or
+//! RS256, as the signing key is) our CA accepts.
 
 pub mod api;
 pub mod config;
@@ -14,7 +14,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use config::{ClientConfig, OidcConfig, WorkloadConfig};
-use sigstack_crypto::{FileSigner, PublicKey, Signer};
+use sigstack_crypto::{PublicKey, Signer};
 use sigstack_oidc::discovery;
 use sigstack_oidc::grants::{Codes, Devices, Grant, Pending};
 use sigstack_oidc::jwt::{self, FederatedClaims, IdClaims};
@@ -91,6 +91,8 @@ pub struct UpstreamSignIn {
 pub struct OidcService {
     issuer: String,
     signer: Arc<dyn Signer>,
+    /// The JWS algorithms of the published keys, the signing key's first.
+    algs: Vec<&'static str>,
     /// The JWKS document (the signing key, then previous keys still published), and the
     /// same keys as the verifier `/userinfo` checks tokens with; both built once.
     jwks_doc: serde_json::Value,
@@ -126,12 +128,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl OidcService {
     pub fn start(cfg: &OidcConfig) -> anyhow::Result<Arc<Self>> {
-        let signer = FileSigner::load(&cfg.signing_key)
-            .with_context(|| format!("loading OIDC key {}", cfg.signing_key.display()))?;
-        anyhow::ensure!(
-            signer.public_key().key_details() == "PKIX_ECDSA_P256_SHA_256",
-            "the OIDC signing key must be ECDSA P-256 (ES256)"
-        );
+        let signer: Arc<dyn Signer> = sigstack_crypto::load_signer(&cfg.signing_key)
+            .with_context(|| format!("loading OIDC key {}", cfg.signing_key.display()))?
+            .into();
+        let alg = jwt::algorithm(signer.public_key())
+            .context("the OIDC signing key must be ECDSA P-256 (ES256) or RSA (RS256)")?;
         let mut published = vec![signer.public_key().clone()];
         for p in &cfg.previous_keys {
             let k = PublicKey::from_pem(
@@ -142,6 +143,13 @@ impl OidcService {
             published.push(k);
         }
         let jwks_doc = jwt::jwks(&published.iter().collect::<Vec<_>>())?;
+        let mut algs = vec![alg];
+        for k in &published {
+            let a = jwt::algorithm(k)?;
+            if !algs.contains(&a) {
+                algs.push(a);
+            }
+        }
         let verify_keys = sigstack_ca::token::Jwks::from_json(jwks_doc.to_string().as_bytes())?;
         let mut clients = cfg
             .clients
@@ -160,7 +168,8 @@ impl OidcService {
             jwks_doc,
             verify_keys,
             issuer: cfg.public_url(),
-            signer: Arc::new(signer),
+            signer,
+            algs,
             users: cfg.users.clone(),
             clients,
             connectors,

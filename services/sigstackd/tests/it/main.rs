@@ -68,6 +68,11 @@ async fn oidc_workload_and_confidential_clients() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_signing_key_rotation() {
+    oidc::signing_key_rotation_keeps_issued_tokens_valid().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oidc_upstream_connector() {
     oidc::upstream_connector_passes_the_upstream_identity_on().await
 }

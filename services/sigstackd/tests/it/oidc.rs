@@ -7,7 +7,7 @@ use crate::support::*;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
-use sigstack_crypto::{Curve, FileSigner};
+use sigstack_crypto::{Curve, FileSigner, Signer};
 use sigstack_oidc::pkce;
 use std::time::Duration;
 
@@ -867,4 +867,128 @@ pub async fn upstream_connector_passes_the_upstream_identity_on() {
         "{}",
         location(&r)
     );
+}
+
+impl Idp {
+    /// A token for alice through the code flow.
+    async fn code_flow_token(&self) -> String {
+        let code = self.code().await;
+        let (st, tok) = self
+            .token(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("client_id", "sigstore"),
+                ("redirect_uri", CB),
+                ("code_verifier", VERIFIER),
+            ])
+            .await;
+        assert_eq!(st, 200, "{tok}");
+        tok["id_token"].as_str().expect("id_token").to_string()
+    }
+
+    async fn userinfo_status(&self, token: &str) -> u16 {
+        self.http
+            .get(self.url("/userinfo"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("get")
+            .status()
+            .as_u16()
+    }
+}
+
+pub async fn signing_key_rotation_keeps_issued_tokens_valid() {
+    let dir = temp_dir("oidc-rotate");
+    let port = free_port();
+    let idp = start_idp_with(&dir, "", port).await;
+    let ca = CaStack::start_trusting(Backend::Sqlite, &[&idp.proc.url]).await;
+    let old = idp.code_flow_token().await;
+    certificate_for(&ca, &old).await;
+
+    // rotate to an RSA key (RS256), still publishing the old ECDSA key
+    let old_key = FileSigner::load(&dir.join("oidc.pem")).expect("old key");
+    std::fs::write(dir.join("old.pub.pem"), old_key.public_key().to_pem()).expect("pub");
+    std::fs::write(
+        dir.join("rsa.pem"),
+        sigstack_crypto::RsaFileSigner::generate_pem().expect("rsa"),
+    )
+    .expect("rsa");
+    let cfg = std::fs::read_to_string(dir.join("oidc.toml")).expect("cfg");
+    let rotated = cfg.replacen(
+        "signing_key = ",
+        &format!(
+            "previous_keys = [{:?}]\nsigning_key = {:?}\n# was: ",
+            dir.join("old.pub.pem").display().to_string(),
+            dir.join("rsa.pem").display().to_string()
+        ),
+        1,
+    );
+    assert_ne!(rotated, cfg);
+    std::fs::write(dir.join("oidc.toml"), &rotated).expect("cfg");
+    let Idp { proc, http } = idp;
+    drop(proc);
+    let proc = Proc::spawn_on(
+        port,
+        "oidc",
+        "SIGSTACK_OIDC_",
+        &[],
+        &dir,
+        Some(&dir.join("oidc.toml")),
+    )
+    .await;
+    let idp = Idp { proc, http };
+    let (_, jwks) = get_json(&idp.http, &idp.url("/keys")).await;
+    let kinds: Vec<&str> = jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k["kty"].as_str().expect("kty"))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec!["RSA", "EC"],
+        "new key first, old key still published"
+    );
+    let (_, d) = get_json(&idp.http, &idp.url("/.well-known/openid-configuration")).await;
+    assert_eq!(
+        d["id_token_signing_alg_values_supported"],
+        json!(["RS256", "ES256"])
+    );
+    let new = idp.code_flow_token().await;
+    let header: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(new.split('.').next().expect("header"))
+            .expect("b64"),
+    )
+    .expect("json");
+    assert_eq!(header["alg"], "RS256");
+    // the CA learns the new key and algorithm (unknown kid → rediscovery and refetch,
+    // at most once per 10 s per issuer) and still takes the old token
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    certificate_for(&ca, &new).await;
+    certificate_for(&ca, &old).await;
+    assert_eq!(idp.userinfo_status(&old).await, 200);
+    assert_eq!(idp.userinfo_status(&new).await, 200);
+
+    // the old key retired: its tokens are refused
+    std::fs::write(
+        dir.join("oidc.toml"),
+        rotated.replacen("previous_keys = [", "previous_keys = [] # [", 1),
+    )
+    .expect("cfg");
+    let Idp { proc, http } = idp;
+    drop(proc);
+    let proc = Proc::spawn_on(
+        port,
+        "oidc",
+        "SIGSTACK_OIDC_",
+        &[],
+        &dir,
+        Some(&dir.join("oidc.toml")),
+    )
+    .await;
+    let idp = Idp { proc, http };
+    assert_eq!(idp.userinfo_status(&old).await, 401);
+    assert_eq!(idp.userinfo_status(&new).await, 200);
 }
