@@ -35,6 +35,13 @@ enum LogAction {
 }
 
 #[derive(Subcommand)]
+enum OidcAction {
+    /// Read a password from standard input (first line) and print its argon2id hash for
+    /// a `[[users]]` entry's `password_hash`.
+    HashPassword,
+}
+
+#[derive(Subcommand)]
 enum TrustAction {
     /// Fetch the public keys and CA chain from running services, check them, and write
     /// the trust files clients use.
@@ -62,11 +69,14 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// Run the OIDC identity provider (login page, device flow, ES256 ID tokens).
+    /// Run the OIDC identity provider (login page, upstream connectors, device flow,
+    /// workload tokens), or hash a password for its configuration.
     Oidc {
         /// TOML configuration file; scalar keys may also come from SIGSTACK_OIDC_<KEY>.
         #[arg(long, short)]
         config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: Option<OidcAction>,
     },
     /// The stack's trust files (trusted_root.json, signing_config.v0.2.json, trust_config.json).
     Trust {
@@ -135,7 +145,24 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Ctlog { config } => run_ctlog(config).await,
             Command::Ca { config } => run_ca(config).await,
-            Command::Oidc { config } => {
+            Command::Oidc {
+                action: Some(OidcAction::HashPassword),
+                ..
+            } => {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                let password = line.trim_end_matches(['\r', '\n']);
+                anyhow::ensure!(!password.is_empty(), "no password on standard input");
+                println!(
+                    "{}",
+                    sigstack_oidc::login::hash_password(password, rand::random())?
+                );
+                Ok(())
+            }
+            Command::Oidc {
+                config,
+                action: None,
+            } => {
                 let cfg = oidc::config::OidcConfig::load(config.as_deref())?;
                 let svc = oidc::OidcService::start(&cfg)?;
                 tracing::info!(issuer = svc.issuer(), "starting OIDC issuer");
@@ -205,6 +232,7 @@ pub fn openapi_documents() -> Vec<(&'static str, String)> {
         ("log.json", log::api::document()),
         ("ctlog.json", ctlog::api::document()),
         ("ca.json", ca::api::document()),
+        ("oidc.json", oidc::api::document()),
     ]
 }
 

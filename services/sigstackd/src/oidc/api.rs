@@ -23,6 +23,60 @@ use sigstack_oidc::{discovery, jwt, pkce, redirect};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "sigstack identity provider",
+        description = "OpenID Connect issuer served by `sigstackd oidc` (Dex's endpoint layout): \
+                       discovery, keys, the login page (authorization code flow with PKCE S256, \
+                       consent, upstream connectors), the token endpoint (authorization code, \
+                       device code and client credentials grants), the device flow (RFC 8628) \
+                       and userinfo. Machine identities come from the workload issuer \
+                       `<issuer>/workload`.",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        discovery_doc,
+        workload_discovery,
+        keys,
+        authorize,
+        login_submit,
+        consent_submit,
+        connector_start,
+        connector_callback,
+        token,
+        device_code,
+        device_page,
+        device_submit,
+        userinfo,
+        healthz
+    ),
+    components(schemas(
+        TokenForm,
+        TokenAnswer,
+        OAuthError,
+        DeviceCodeForm,
+        DeviceAnswer,
+        LoginForm,
+        ConsentForm,
+        DeviceForm
+    ))
+)]
+pub struct OidcApi;
+
+pub fn document() -> String {
+    <OidcApi as utoipa::OpenApi>::openapi()
+        .to_pretty_json()
+        .unwrap_or_default()
+        + "\n"
+}
+
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", tag = "oidc", responses((status = 200, body = String)))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
 pub fn routes() -> Router<Arc<OidcService>> {
     Router::new()
         .route("/.well-known/openid-configuration", get(discovery_doc))
@@ -42,7 +96,7 @@ pub fn routes() -> Router<Arc<OidcService>> {
             "/workload/.well-known/openid-configuration",
             get(workload_discovery),
         )
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
 }
 
 /// Where upstream identity providers send people back (register
@@ -50,20 +104,29 @@ pub fn routes() -> Router<Arc<OidcService>> {
 pub const CALLBACK: &str = "/callback";
 const CONSENT: &str = "/auth/consent";
 
+/// The OpenID Connect discovery document.
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "oidc",
+    responses((status = 200, body = Object)))]
 async fn discovery_doc(State(svc): State<Arc<OidcService>>) -> Json<serde_json::Value> {
     Json(discovery::document(&svc.issuer, &svc.algs))
 }
 
+/// The workload issuer's discovery document (`client_credentials` only).
+#[utoipa::path(get, path = "/workload/.well-known/openid-configuration", tag = "oidc",
+    responses((status = 200, body = Object)))]
 async fn workload_discovery(State(svc): State<Arc<OidcService>>) -> Json<serde_json::Value> {
     Json(discovery::workload_document(&svc.issuer, &svc.algs))
 }
 
+/// The JWKS: the signing key, then earlier keys still published after a rotation.
+#[utoipa::path(get, path = "/keys", tag = "oidc", responses((status = 200, body = Object)))]
 async fn keys(State(svc): State<Arc<OidcService>>) -> Json<serde_json::Value> {
     Json(svc.jwks_doc.clone())
 }
 
 /// An authorization request's parameters (RFC 6749 §4.1.1, RFC 7636 §4.3, OIDC nonce).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams, utoipa::ToSchema)]
+#[into_params(parameter_in = Query)]
 pub struct AuthParams {
     #[serde(default)]
     client_id: String,
@@ -290,6 +353,14 @@ fn login_page(
         .into_response()
 }
 
+/// The login page for an authorization request (400 page for an unknown client or a
+/// redirect URI it may not use; other request errors go back to the client).
+#[utoipa::path(get, path = "/auth", tag = "oidc", params(AuthParams),
+    responses(
+        (status = 200, description = "Login page", content_type = "text/html", body = String),
+        (status = 303, description = "Error sent back to the client's redirect URI"),
+        (status = 400, description = "Unknown client or redirect URI not allowed", content_type = "text/html", body = String),
+    ))]
 async fn authorize(State(svc): State<Arc<OidcService>>, Query(p): Query<AuthParams>) -> Response {
     match validate(&svc, &p) {
         Ok(_) => login_page(&svc, &p, None, StatusCode::OK),
@@ -297,7 +368,7 @@ async fn authorize(State(svc): State<Arc<OidcService>>, Query(p): Query<AuthPara
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct LoginForm {
     #[serde(flatten)]
     params: AuthParams,
@@ -344,6 +415,16 @@ fn login_error_text(e: &LoginError) -> String {
     }
 }
 
+/// The login form: the request's parameters, `username`, `password` and the `csrf`
+/// value matching the `sigstack_csrf` cookie.
+#[utoipa::path(post, path = "/auth", tag = "oidc",
+    request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Consent page, or the out-of-band code", content_type = "text/html", body = String),
+        (status = 303, description = "Redirect to the client with `code` and `state`"),
+        (status = 401, description = "Wrong credentials or too many failures: the login page again", content_type = "text/html", body = String),
+        (status = 403, description = "CSRF check failed", content_type = "text/html", body = String),
+    ))]
 async fn login_submit(
     State(svc): State<Arc<OidcService>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -465,7 +546,7 @@ fn error_to_client(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct ConsentForm {
     #[serde(default)]
     consent_id: String,
@@ -475,6 +556,14 @@ struct ConsentForm {
     action: String,
 }
 
+/// The consent page's answer (`action`: `approve` or `deny`).
+#[utoipa::path(post, path = "/auth/consent", tag = "oidc",
+    request_body(content = ConsentForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Redirect to the client with a code, or `error=access_denied`"),
+        (status = 400, description = "Unknown, expired or answered consent", content_type = "text/html", body = String),
+        (status = 403, description = "CSRF check failed", content_type = "text/html", body = String),
+    ))]
 async fn consent_submit(
     State(svc): State<Arc<OidcService>>,
     headers: HeaderMap,
@@ -507,7 +596,14 @@ async fn consent_submit(
     }
 }
 
-/// `GET /auth/connector/{id}`: the person chose an upstream identity provider.
+/// The person chose an upstream identity provider: redirect to its authorization
+/// endpoint (PKCE S256, fresh state and nonce).
+#[utoipa::path(get, path = "/auth/connector/{id}", tag = "oidc",
+    params(("id" = String, Path, description = "Connector id"), AuthParams),
+    responses(
+        (status = 303, description = "To the upstream, or `error=temporarily_unavailable` to the client"),
+        (status = 404, description = "No such connector", content_type = "text/html", body = String),
+    ))]
 async fn connector_start(
     State(svc): State<Arc<OidcService>>,
     Path(id): Path<String>,
@@ -555,7 +651,8 @@ async fn connector_start(
     HttpRedirect::to(&url).into_response()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct CallbackQuery {
     #[serde(default)]
     code: String,
@@ -565,7 +662,14 @@ struct CallbackQuery {
     error: Option<String>,
 }
 
-/// `GET /callback`: the upstream sends the person back with a code.
+/// The upstream sends the person back: its code is redeemed and its ID token verified
+/// (issuer, audience, expiry, nonce, e-mail), then the client gets its own code.
+#[utoipa::path(get, path = "/callback", tag = "oidc", params(CallbackQuery),
+    responses(
+        (status = 200, description = "Consent page", content_type = "text/html", body = String),
+        (status = 303, description = "Redirect to the client with a code or `error=access_denied`"),
+        (status = 400, description = "Unknown, expired or used state", content_type = "text/html", body = String),
+    ))]
 async fn connector_callback(
     State(svc): State<Arc<OidcService>>,
     Query(q): Query<CallbackQuery>,
@@ -628,7 +732,7 @@ async fn connector_callback(
     complete(&svc, pending.params, target, grant, now)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct TokenForm {
     #[serde(default)]
     grant_type: String,
@@ -648,11 +752,31 @@ struct TokenForm {
     audience: Option<String>,
 }
 
+/// An OAuth error answer (RFC 6749 §5.2, RFC 8628 §3.5).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct OAuthError<'a> {
+    error: &'a str,
+    error_description: &'a str,
+}
+
+/// A token endpoint answer: `id_token` (also as `access_token`, which sigstore-python
+/// and cosign read).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct TokenAnswer {
+    access_token: String,
+    id_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+}
+
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     (
         status,
         [(header::CACHE_CONTROL, "no-store")],
-        Json(json!({"error": error, "error_description": description})),
+        Json(OAuthError {
+            error,
+            error_description: description,
+        }),
     )
         .into_response()
 }
@@ -727,6 +851,15 @@ fn authenticate<'a>(
     Ok(client)
 }
 
+/// The token endpoint. Clients authenticate with HTTP Basic or `client_id` (and
+/// `client_secret`) in the form; public clients send no secret.
+#[utoipa::path(post, path = "/token", tag = "oidc",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, body = TokenAnswer),
+        (status = 400, description = "invalid_grant, authorization_pending, slow_down, access_denied, expired_token, unsupported_grant_type, unauthorized_client, invalid_target, invalid_request", body = OAuthError),
+        (status = 401, description = "invalid_client", body = OAuthError),
+    ))]
 async fn token(
     State(svc): State<Arc<OidcService>>,
     headers: HeaderMap,
@@ -764,12 +897,12 @@ fn token_answer(svc: &OidcService, minted: Result<String, jwt::JwtError>) -> Res
     match minted {
         Ok(id_token) => (
             [(header::CACHE_CONTROL, "no-store")],
-            Json(json!({
-                "access_token": id_token,
-                "id_token": id_token,
-                "token_type": "Bearer",
-                "expires_in": svc.token_ttl,
-            })),
+            Json(TokenAnswer {
+                access_token: id_token.clone(),
+                id_token,
+                token_type: "Bearer",
+                expires_in: svc.token_ttl,
+            }),
         )
             .into_response(),
         Err(e) => sigstack_http::ApiError::internal(e).into_response(),
@@ -801,7 +934,7 @@ fn workload_token(svc: &OidcService, client: &super::Client, audience: Option<&s
     token_answer(svc, svc.workload_token(w, audience))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct DeviceCodeForm {
     #[serde(default)]
     client_id: String,
@@ -809,6 +942,25 @@ struct DeviceCodeForm {
     client_secret: Option<String>,
 }
 
+/// A device authorization answer (RFC 8628 §3.2).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct DeviceAnswer {
+    device_code: String,
+    user_code: String,
+    verification_uri: String,
+    verification_uri_complete: String,
+    expires_in: i64,
+    interval: i64,
+}
+
+/// Starts a device authorization (RFC 8628 §3.1).
+#[utoipa::path(post, path = "/device/code", tag = "oidc",
+    request_body(content = DeviceCodeForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, body = DeviceAnswer),
+        (status = 401, description = "invalid_client", body = OAuthError),
+        (status = 503, description = "Too many pending device authorizations", body = OAuthError),
+    ))]
 async fn device_code(
     State(svc): State<Arc<OidcService>>,
     headers: HeaderMap,
@@ -836,18 +988,19 @@ async fn device_code(
         );
     }
     let verify = format!("{}{}", svc.issuer, discovery::DEVICE_VERIFY);
-    Json(json!({
-        "device_code": device_code,
-        "user_code": user_code,
-        "verification_uri": verify,
-        "verification_uri_complete": with_query(&verify, &[("user_code", &user_code)]),
-        "expires_in": DEVICE_TTL,
-        "interval": DEVICE_INTERVAL,
-    }))
+    Json(DeviceAnswer {
+        verification_uri_complete: with_query(&verify, &[("user_code", &user_code)]),
+        device_code,
+        user_code,
+        verification_uri: verify,
+        expires_in: DEVICE_TTL,
+        interval: DEVICE_INTERVAL,
+    })
     .into_response()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DeviceQuery {
     #[serde(default)]
     user_code: String,
@@ -872,6 +1025,9 @@ fn device_login(user_code: &str, error: Option<&str>, status: StatusCode) -> Res
         .into_response()
 }
 
+/// The device verification page (sign in, then approve or deny the code).
+#[utoipa::path(get, path = "/device", tag = "oidc", params(DeviceQuery),
+    responses((status = 200, content_type = "text/html", body = String)))]
 async fn device_page(Query(q): Query<DeviceQuery>) -> Response {
     device_login(
         &grants::normalize_user_code(&q.user_code),
@@ -880,7 +1036,7 @@ async fn device_page(Query(q): Query<DeviceQuery>) -> Response {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct DeviceForm {
     #[serde(default)]
     user_code: String,
@@ -894,6 +1050,15 @@ struct DeviceForm {
     action: String,
 }
 
+/// The device page's form (`action`: `approve` or `deny`).
+#[utoipa::path(post, path = "/device", tag = "oidc",
+    request_body(content = DeviceForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Approved or denied", content_type = "text/html", body = String),
+        (status = 400, description = "Unknown, expired or decided code", content_type = "text/html", body = String),
+        (status = 401, description = "Wrong credentials", content_type = "text/html", body = String),
+        (status = 403, description = "CSRF check failed", content_type = "text/html", body = String),
+    ))]
 async fn device_submit(
     State(svc): State<Arc<OidcService>>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -940,6 +1105,9 @@ async fn device_submit(
     }
 }
 
+/// The signed-in person's claims, for a valid ID token of ours in `Authorization: Bearer`.
+#[utoipa::path(get, path = "/userinfo", tag = "oidc",
+    responses((status = 200, body = Object), (status = 401, description = "Missing or invalid token")))]
 async fn userinfo(State(svc): State<Arc<OidcService>>, headers: HeaderMap) -> Response {
     let token = headers
         .get(header::AUTHORIZATION)

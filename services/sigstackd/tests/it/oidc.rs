@@ -36,7 +36,29 @@ async fn start_idp_with(dir: &std::path::Path, extra: &str, port: u16) -> Idp {
     let key = FileSigner::generate(Curve::P256);
     let key_path = dir.join("oidc.pem");
     std::fs::write(&key_path, key.to_pkcs8_pem().expect("pem")).expect("key");
-    let hash = sigstack_oidc::login::hash_password("correct horse", rand::random()).expect("hash");
+    // the hash an operator would make with `sigstackd oidc hash-password`
+    let hash = {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sigstackd"))
+            .args(["oidc", "hash-password"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("sigstackd oidc hash-password");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(b"correct horse\n")
+            .expect("write");
+        let out = child.wait_with_output().expect("wait");
+        assert!(out.status.success());
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_string()
+    };
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
     let cfg = dir.join("oidc.toml");
     std::fs::write(
         &cfg,
