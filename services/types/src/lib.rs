@@ -4,4 +4,5 @@
 pub mod ct;
 pub mod fulcio;
 pub mod rekor;
+pub mod time;
 pub mod trust;
