@@ -73,6 +73,20 @@ impl Store {
     }
 }
 
+/// One file of the TUF repository as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TufFile {
+    /// Publication order (assigned by the database).
+    pub seq: i64,
+    /// Path under the repository URL (`3.root.json`, `7.timestamp.json`,
+    /// `targets/<sha256>.trusted_root.json`).
+    pub path: String,
+    /// `root`, `targets`, `snapshot`, `timestamp` or `target`.
+    pub role: String,
+    pub version: i64,
+    pub body: Vec<u8>,
+}
+
 /// A URL with any password replaced, for messages and logs.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -190,5 +204,19 @@ impl LogStore for Store {
 
     async fn search(&self, keys: &[String]) -> Result<Vec<SearchHit>, StoreError> {
         dispatch!(self, search(keys))
+    }
+}
+
+impl Store {
+    /// Files published after `after_seq`, in publication order.
+    pub async fn tuf_files(&self, after_seq: i64) -> Result<Vec<TufFile>, StoreError> {
+        dispatch!(self, tuf_files(after_seq))
+    }
+
+    /// Publishes files in one transaction (`seq` is ignored). Returns false, storing
+    /// nothing, if any path is already taken (another publisher got there first); a
+    /// path holding the same bytes counts as taken too.
+    pub async fn tuf_publish(&self, files: &[TufFile]) -> Result<bool, StoreError> {
+        dispatch!(self, tuf_publish(files))
     }
 }

@@ -8,16 +8,30 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use std::borrow::Cow;
 
 // Versions are written without leading zeros here; the files carry them (0001_log.sql).
-const POSTGRES: &[(i64, &str, &str)] = &[(
-    1,
-    "log",
-    include_str!("../../../migrations/postgres/0001_log.sql"),
-)];
-const SQLITE: &[(i64, &str, &str)] = &[(
-    1,
-    "log",
-    include_str!("../../../migrations/sqlite/0001_log.sql"),
-)];
+const POSTGRES: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "log",
+        include_str!("../../../migrations/postgres/0001_log.sql"),
+    ),
+    (
+        2,
+        "tuf",
+        include_str!("../../../migrations/postgres/0002_tuf.sql"),
+    ),
+];
+const SQLITE: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "log",
+        include_str!("../../../migrations/sqlite/0001_log.sql"),
+    ),
+    (
+        2,
+        "tuf",
+        include_str!("../../../migrations/sqlite/0002_tuf.sql"),
+    ),
+];
 
 fn migrator(set: &'static [(i64, &'static str, &'static str)]) -> Migrator {
     let migrations: Vec<Migration> = set

@@ -341,3 +341,51 @@ pub(crate) async fn search(p: &SqlitePool, keys: &[String]) -> Result<Vec<Search
         })
         .collect()
 }
+
+pub(crate) async fn tuf_files(
+    p: &SqlitePool,
+    after_seq: i64,
+) -> Result<Vec<crate::TufFile>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT seq, path, role, version, body FROM tuf_files WHERE seq > ? ORDER BY seq",
+    )
+    .bind(after_seq)
+    .fetch_all(p)
+    .await
+    .map_err(map_err)?;
+    Ok(rows
+        .iter()
+        .map(|r| crate::TufFile {
+            seq: r.get("seq"),
+            path: r.get("path"),
+            role: r.get("role"),
+            version: r.get("version"),
+            body: r.get("body"),
+        })
+        .collect())
+}
+
+pub(crate) async fn tuf_publish(
+    p: &SqlitePool,
+    files: &[crate::TufFile],
+) -> Result<bool, StoreError> {
+    let mut tx = p.begin().await.map_err(map_err)?;
+    for f in files {
+        let done = sqlx::query(
+            "INSERT INTO tuf_files (path, role, version, body) VALUES (?, ?, ?, ?) ON CONFLICT (path) DO NOTHING",
+        )
+        .bind(&f.path)
+        .bind(&f.role)
+        .bind(f.version)
+        .bind(&f.body)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await.map_err(map_err)?;
+            return Ok(false);
+        }
+    }
+    tx.commit().await.map_err(map_err)?;
+    Ok(true)
+}

@@ -230,6 +230,50 @@ async fn migrations_are_idempotent(b: Backend) {
     s.close().await;
 }
 
+async fn tuf_files_publish_atomically_in_order(b: Backend) {
+    use sigstack_storage::TufFile;
+    let s = b.store().await;
+    let file = |path: &str, role: &str, version: i64| TufFile {
+        seq: 0,
+        path: path.into(),
+        role: role.into(),
+        version,
+        body: format!("{{\"{path}\": true}}").into_bytes(),
+    };
+    assert!(s.tuf_files(0).await.expect("files").is_empty());
+    assert!(
+        s.tuf_publish(&[
+            file("1.root.json", "root", 1),
+            file("1.targets.json", "targets", 1)
+        ])
+        .await
+        .expect("publish")
+    );
+    assert!(
+        s.tuf_publish(&[file("1.timestamp.json", "timestamp", 1)])
+            .await
+            .expect("publish")
+    );
+    // a batch with one taken path stores nothing
+    assert!(
+        !s.tuf_publish(&[
+            file("2.timestamp.json", "timestamp", 2),
+            file("1.root.json", "root", 1)
+        ])
+        .await
+        .expect("publish")
+    );
+    let all = s.tuf_files(0).await.expect("files");
+    let paths: Vec<&str> = all.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["1.root.json", "1.targets.json", "1.timestamp.json"]);
+    assert_eq!(all[0].body, b"{\"1.root.json\": true}");
+    // incremental reads
+    let after = s.tuf_files(all[1].seq).await.expect("files");
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].role, "timestamp");
+    s.close().await;
+}
+
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -247,6 +291,7 @@ both_backends!(
     concurrent_sequencers_serialise,
     shards_rotate,
     migrations_are_idempotent,
+    tuf_files_publish_atomically_in_order,
 );
 
 #[test]
