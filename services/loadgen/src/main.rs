@@ -65,6 +65,16 @@ enum Mode {
         #[command(flatten)]
         common: Common,
     },
+    /// GET one static path (e.g. a TUF repository's `timestamp.json`), optionally
+    /// revalidating with the ETag (`If-None-Match`, answered 304).
+    Get {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value = "timestamp.json")]
+        path: String,
+        #[arg(long)]
+        if_none_match: bool,
+    },
     /// Request certificates from a CA that trusts http://127.0.0.1:ISSUER_PORT.
     Issue {
         #[command(flatten)]
@@ -137,6 +147,11 @@ enum Work {
     },
     /// Certificate requests, replayed round robin.
     Issue(Vec<Arc<Vec<u8>>>),
+    /// A GET of one path, with the ETag to revalidate against.
+    Get {
+        path: String,
+        etag: Option<String>,
+    },
 }
 
 async fn one(client: &reqwest::Client, url: &str, work: &Work, i: usize) -> Result<(), String> {
@@ -157,6 +172,13 @@ async fn one(client: &reqwest::Client, url: &str, work: &Work, i: usize) -> Resu
                 .send()
                 .await
         }
+        Work::Get { path, etag } => {
+            let mut req = client.get(format!("{url}/{path}"));
+            if let Some(e) = etag {
+                req = req.header("if-none-match", e);
+            }
+            req.send().await
+        }
         Work::Prove { size } => {
             let idx = rand::random::<u64>() % size;
             client
@@ -166,7 +188,9 @@ async fn one(client: &reqwest::Client, url: &str, work: &Work, i: usize) -> Resu
         }
     };
     match res {
-        Ok(r) if r.status().is_success() => r.bytes().await.map(|_| ()).map_err(|e| e.to_string()),
+        Ok(r) if r.status().is_success() || r.status() == reqwest::StatusCode::NOT_MODIFIED => {
+            r.bytes().await.map(|_| ()).map_err(|e| e.to_string())
+        }
         Ok(r) => Err(format!("HTTP {}", r.status().as_u16())),
         Err(e) if e.is_timeout() => Err("timeout".into()),
         Err(e) if e.is_connect() => Err("connect".into()),
@@ -324,6 +348,34 @@ async fn main() -> anyhow::Result<()> {
             }
             eprintln!("proving against a tree of {size} entries");
             run(common, Work::Prove { size }).await
+        }
+        Mode::Get {
+            common,
+            path,
+            if_none_match,
+        } => {
+            let r = reqwest::get(format!("{}/{path}", common.url))
+                .await
+                .context("reaching the server")?;
+            if !r.status().is_success() {
+                bail!("GET {path}: HTTP {}", r.status());
+            }
+            let etag = r
+                .headers()
+                .get("etag")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            if if_none_match && etag.is_none() {
+                bail!("GET {path} has no ETag");
+            }
+            run(
+                common,
+                Work::Get {
+                    path,
+                    etag: etag.filter(|_| if_none_match),
+                },
+            )
+            .await
         }
         Mode::Issue {
             common,

@@ -42,6 +42,9 @@ pub struct DevArgs {
     /// Port of the OIDC issuer (0: any free port).
     #[arg(long, default_value_t = 5556)]
     oidc_port: u16,
+    /// Port of the TUF repository (0: any free port).
+    #[arg(long, default_value_t = 8088)]
+    tuf_port: u16,
     /// Also trust identity tokens from this OIDC issuer (an e-mail issuer with client ID
     /// `sigstore`); repeatable. The dev stack's own issuer is always trusted. Written to
     /// DATA_DIR/issuers.yaml at each start.
@@ -71,6 +74,15 @@ struct Services {
     ctlog: CtEntry,
     ca: CaEntry,
     oidc: OidcEntry,
+    tuf: TufEntry,
+}
+
+#[derive(Serialize)]
+struct TufEntry {
+    /// The mirror URL clients bootstrap from.
+    url: String,
+    /// The initial `1.root.json` clients are given out of band.
+    root: String,
 }
 
 #[derive(Serialize)]
@@ -189,6 +201,66 @@ fn issuer_yaml(own: &str, others: &[String]) -> String {
         ));
     }
     out
+}
+
+/// The dev TUF repository: a one-key ceremony on first start (keys in
+/// DATA_DIR/tuf-ceremony, the online key in DATA_DIR/keys), and a new targets version
+/// whenever the stack's trust files changed since the last start. Returns the initial
+/// root's path.
+async fn dev_tuf(dir: &Path, keys: &Path, database_url: &str) -> anyhow::Result<PathBuf> {
+    use crate::tuf::ceremony;
+    let ceremony_dir = dir.join("tuf-ceremony");
+    let root = ceremony_dir.join("1.root.json");
+    if !root.exists() {
+        ceremony::init(&ceremony::InitArgs {
+            ceremony_dir: ceremony_dir.clone(),
+            trust_dir: dir.to_path_buf(),
+            online_key: keys.join("tuf-online.pem"),
+            root_keys: 1,
+            root_threshold: 1,
+            targets_keys: 1,
+            targets_threshold: 1,
+            root_expires_days: 365,
+            targets_expires_days: 180,
+        })?;
+    }
+    let store = sigstack_storage::Store::open(database_url).await?;
+    let (published_root, _) = ceremony::current(&store).await?;
+    if published_root.is_none() {
+        ceremony::publish(&ceremony::PublishArgs {
+            database_url: database_url.to_string(),
+            files: vec![root.clone(), ceremony_dir.join("1.targets.json")],
+            targets_dir: None,
+        })
+        .await?;
+    }
+    let wanted = ceremony::trust_targets(dir)?;
+    let latest = ceremony::latest_targets(&store).await?;
+    let same = latest.is_some_and(|t| {
+        wanted
+            .iter()
+            .all(|(name, (bytes, _))| t.targets.get(name).is_some_and(|f| f.matches(bytes)))
+            && t.targets.len() == wanted.len()
+    });
+    if !same {
+        let staged = ceremony_dir.join("staged");
+        let path = ceremony::stage_targets(&ceremony::StageTargetsArgs {
+            database_url: database_url.to_string(),
+            trust_dir: dir.to_path_buf(),
+            out: staged.clone(),
+            keys: vec![ceremony_dir.join("keys").join("targets-1.pem")],
+            expires_days: 180,
+        })
+        .await?;
+        ceremony::publish(&ceremony::PublishArgs {
+            database_url: database_url.to_string(),
+            files: vec![path],
+            targets_dir: None,
+        })
+        .await?;
+    }
+    store.close().await;
+    Ok(root)
 }
 
 /// A random secret kept (mode 0600) in `path`, made on first use.
@@ -403,6 +475,24 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         oidc_url: Some(oidc_url.clone()),
     };
     stack_trust.write(&dir)?;
+
+    let tuf_listener = bind(args.host, args.tuf_port, "--tuf-port").await?;
+    let tuf_addr = tuf_listener.local_addr()?;
+    let tuf_url = format!("http://{tuf_addr}");
+    let tuf_root = dev_tuf(&dir, &keys, &database_url).await?;
+    let tuf_cfg = crate::tuf::config::TufConfig {
+        listen: tuf_addr,
+        database_url: database_url.clone(),
+        online_key: keys.join("tuf-online.pem"),
+        timestamp_ttl_secs: 86_400,
+        snapshot_ttl_secs: 7 * 86_400,
+        expiry_alarm_secs: 30 * 86_400,
+        poll_secs: 5,
+    };
+    tuf_cfg.validate()?;
+    let tuf = crate::tuf::TufService::start(&tuf_cfg).await?;
+    tokio::spawn(tuf.clone().run_maintenance());
+
     let stack = StackFile {
         version: 2,
         data_dir: dir.display().to_string(),
@@ -432,6 +522,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                 ci_client_id: DEV_CI_CLIENT.into(),
                 ci_secret_file: dir.join("dev-ci-secret").display().to_string(),
             },
+            tuf: TufEntry {
+                url: tuf_url.clone(),
+                root: tuf_root.display().to_string(),
+            },
         },
         trusted_root: dir.join(trust::TRUSTED_ROOT_FILE).display().to_string(),
         signing_config: dir.join(trust::SIGNING_CONFIG_FILE).display().to_string(),
@@ -458,6 +552,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         dir.join("dev-ci-secret").display(),
         oidc.workload_issuer()
     );
+    println!(
+        "  TUF repository:              {tuf_url} (initial root {})",
+        tuf_root.display()
+    );
     println!("  trusted OIDC issuers:        {}", issuers_path.display());
     println!("  client trust config:         {}", stack.trust_config);
     println!("  stack description:           {}", stack_path.display());
@@ -474,7 +572,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let (a, b, c, d) = tokio::join!(
+    let (a, b, c, d, e) = tokio::join!(
         sigstack_http::serve(
             log_listener,
             log.router(log_cfg.max_request_bytes),
@@ -487,11 +585,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         ),
         sigstack_http::serve(ca_listener, ca.router(ca_cfg.max_request_bytes), stopped()),
         sigstack_http::serve(oidc_listener, oidc.router(), stopped()),
+        sigstack_http::serve(tuf_listener, tuf.router(), stopped()),
     );
     a?;
     b?;
     c?;
     d?;
+    e?;
     log.store().close().await;
     Ok(())
 }

@@ -11,6 +11,7 @@ mod sequencer;
 mod settings;
 mod time;
 mod trust;
+mod tuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -39,6 +40,31 @@ enum OidcAction {
     /// Read a password from standard input (first line) and print its argon2id hash for
     /// a `[[users]]` entry's `password_hash`.
     HashPassword,
+}
+
+#[derive(Subcommand)]
+enum TufAction {
+    /// The root ceremony: generate offline root and targets keys (threshold, several
+    /// keyholders) and the online key, and write signed version-1 metadata to publish.
+    Init(tuf::ceremony::InitArgs),
+    /// Add keyholders' signatures to staged metadata files.
+    Sign(tuf::ceremony::SignArgs),
+    /// Stage a new targets version from changed trust files.
+    StageTargets(tuf::ceremony::StageTargetsArgs),
+    /// Stage a new root version (key rotation); sign it with old and new root keys.
+    StageRoot(tuf::ceremony::StageRootArgs),
+    /// Check signed root/targets metadata against the trusted root and store it; the
+    /// running service then signs a snapshot and timestamp for it.
+    Publish(tuf::ceremony::PublishArgs),
+    /// Benchmark: time re-signing snapshot and timestamp (and publishing them).
+    #[command(hide = true)]
+    BenchResign {
+        #[arg(long, default_value_t = 1000)]
+        iterations: usize,
+        /// Also publish each pair into this (empty) database.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -77,6 +103,15 @@ enum Command {
         config: Option<PathBuf>,
         #[command(subcommand)]
         action: Option<OidcAction>,
+    },
+    /// Run the TUF repository (consistent snapshots; timestamp and snapshot re-signed
+    /// online), or run its offline ceremony commands.
+    Tuf {
+        /// TOML configuration file; every key may also come from SIGSTACK_TUF_<KEY>.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: Option<TufAction>,
     },
     /// The stack's trust files (trusted_root.json, signing_config.v0.2.json, trust_config.json).
     Trust {
@@ -171,6 +206,34 @@ fn main() -> anyhow::Result<()> {
             Command::Trust {
                 action: TrustAction::Export(args),
             } => trust::export(args).await,
+            Command::Tuf { config, action } => match action {
+                None => run_tuf(config).await,
+                Some(TufAction::Init(a)) => {
+                    println!("{}", tuf::ceremony::init(&a)?);
+                    Ok(())
+                }
+                Some(TufAction::Sign(a)) => tuf::ceremony::sign(&a),
+                Some(TufAction::StageTargets(a)) => {
+                    let p = tuf::ceremony::stage_targets(&a).await?;
+                    println!("staged {} (sign it with `sigstackd tuf sign` if needed, then publish)", p.display());
+                    Ok(())
+                }
+                Some(TufAction::StageRoot(a)) => {
+                    let p = tuf::ceremony::stage_root(&a).await?;
+                    println!("staged {}: it needs the thresholds of both the old and the new root keys (`sigstackd tuf sign`), then publish", p.display());
+                    Ok(())
+                }
+                Some(TufAction::BenchResign {
+                    iterations,
+                    database_url,
+                }) => tuf::bench_resign(iterations, database_url.as_deref()).await,
+                Some(TufAction::Publish(a)) => {
+                    for p in tuf::ceremony::publish(&a).await? {
+                        println!("published {p}");
+                    }
+                    Ok(())
+                }
+            },
             Command::Migrate { database_url } => {
                 let store = sigstack_storage::Store::connect(&database_url).await?;
                 sigstack_storage::migrate(&store).await?;
@@ -224,6 +287,14 @@ async fn run_ca(config: Option<PathBuf>) -> anyhow::Result<()> {
     tracing::info!(config = ?cfg, "starting CA");
     let svc = ca::CaService::start(&cfg).await?;
     serve_until_stopped("CA", cfg.listen, svc.router(cfg.max_request_bytes)).await
+}
+
+async fn run_tuf(config: Option<PathBuf>) -> anyhow::Result<()> {
+    let cfg = tuf::config::TufConfig::load(config.as_deref())?;
+    tracing::info!(config = ?cfg, "starting TUF repository");
+    let svc = tuf::TufService::start(&cfg).await?;
+    tokio::spawn(svc.clone().run_maintenance());
+    serve_until_stopped("TUF repository", cfg.listen, svc.router()).await
 }
 
 /// The OpenAPI documents, by file name.

@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn workspace() -> PathBuf {
+pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn venv() -> PathBuf {
+pub fn venv() -> PathBuf {
     let v = std::env::var("SIGSTACK_INTEROP_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|_| workspace().join("target/interop-venv"));
@@ -27,7 +27,7 @@ fn venv() -> PathBuf {
     v
 }
 
-fn js() -> PathBuf {
+pub fn js() -> PathBuf {
     let d = workspace().join("tests/interop/js");
     assert!(
         d.join("node_modules/sigstore").exists(),
@@ -36,7 +36,12 @@ fn js() -> PathBuf {
     d
 }
 
-struct Killed(Child);
+pub struct Killed(Child);
+impl Killed {
+    pub fn new(child: Child) -> Self {
+        Self(child)
+    }
+}
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -44,7 +49,7 @@ impl Drop for Killed {
     }
 }
 
-fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !ready() {
         assert!(Instant::now() < deadline, "{what} did not come up");
@@ -54,7 +59,7 @@ fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
 
 /// `sigstackd dev` in `dir` on free ports, also trusting `issuer`; returns the process
 /// and stack.json.
-fn dev_stack(dir: &Path, issuer: Option<&str>) -> (Killed, Value) {
+pub fn dev_stack(dir: &Path, issuer: Option<&str>) -> (Killed, Value) {
     let log = std::fs::File::create(dir.with_extension("log")).expect("log");
     let child = Command::new(env!("CARGO_BIN_EXE_sigstackd"))
         .args([
@@ -66,6 +71,8 @@ fn dev_stack(dir: &Path, issuer: Option<&str>) -> (Killed, Value) {
             "--ctlog-port",
             "0",
             "--oidc-port",
+            "0",
+            "--tuf-port",
             "0",
         ])
         .args(issuer.map(|i| ["--oidc-issuer", i]).into_iter().flatten())
@@ -83,7 +90,7 @@ fn dev_stack(dir: &Path, issuer: Option<&str>) -> (Killed, Value) {
     (Killed(child), stack)
 }
 
-fn run(cmd: &mut Command) -> (bool, String) {
+pub fn run(cmd: &mut Command) -> (bool, String) {
     let out = cmd.output().expect("run client");
     (
         out.status.success(),
@@ -358,7 +365,7 @@ pub async fn real_clients_sign_and_verify_keylessly() {
 
 /// Runs a command with a deadline (a client waiting for a browser that never comes back
 /// must fail the test, not hang it).
-fn run_within(cmd: &mut Command, limit: Duration) -> (bool, String) {
+pub fn run_within(cmd: &mut Command, limit: Duration) -> (bool, String) {
     let dir = temp_dir("run");
     let (out, err) = (dir.join("out"), dir.join("err"));
     let mut child = cmd

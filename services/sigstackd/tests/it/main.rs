@@ -10,6 +10,7 @@ mod issuer;
 mod keyless;
 mod oidc;
 mod support;
+mod tuf;
 
 use support::Backend;
 
@@ -80,6 +81,21 @@ async fn oidc_upstream_connector() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oidc_browser_login_with_sigstore_python() {
     keyless::browser_login_with_sigstore_python().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tuf_repository_serves_real_clients() {
+    tuf::tuf_repository_serves_real_clients().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tuf_attacks_are_refused_and_rotations_followed() {
+    tuf::tuf_attacks_are_refused_and_rotations_followed().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tuf_ceremony_refuses_what_cannot_work() {
+    tuf::tuf_ceremony_refuses_what_cannot_work().await
 }
 
 #[tokio::test]

@@ -1,0 +1,565 @@
+//! `sigstackd tuf`: the TUF repository clients learn the stack's trust from. It serves
+//! what the offline ceremony published (roots, targets and their target files, from the
+//! database) plus snapshot and timestamp metadata it signs itself with the online key,
+//! re-signing them before they expire. Root and targets expiry raise an alarm in the
+//! logs, `/metrics` and `/healthz` well ahead of time.
+
+pub mod ceremony;
+pub mod config;
+
+use anyhow::Context;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use config::TufConfig;
+use sigstack_crypto::{FileSigner, Signer};
+use sigstack_storage::{Store, TufFile};
+use sigstack_tuf::metadata::*;
+use sigstack_tuf::repo;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// A file as served: bytes, strong ETag, and whether it never changes.
+#[derive(Clone)]
+pub struct Served {
+    body: Bytes,
+    etag: HeaderValue,
+    immutable: bool,
+}
+
+#[derive(Clone)]
+pub struct Latest<T> {
+    pub version: u64,
+    pub body: Vec<u8>,
+    pub parsed: T,
+}
+
+/// The repository as loaded from the database.
+#[derive(Clone, Default)]
+pub struct Repo {
+    files: HashMap<String, Served>,
+    last_seq: i64,
+    pub root: Option<Latest<Root>>,
+    pub targets: Option<Latest<Targets>>,
+    pub snapshot: Option<Latest<MetaList>>,
+    pub timestamp: Option<Latest<MetaList>>,
+}
+
+fn served(body: &[u8], immutable: bool) -> Served {
+    let etag = format!("\"{}\"", hex::encode(sigstack_crypto::sha256(body)));
+    Served {
+        body: Bytes::copy_from_slice(body),
+        etag: HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\"")),
+        immutable,
+    }
+}
+
+fn newer<T>(slot: &Option<Latest<T>>, version: u64) -> bool {
+    slot.as_ref().is_none_or(|l| version > l.version)
+}
+
+impl Repo {
+    /// Adds files read from the database (in publication order).
+    pub fn apply(&mut self, files: Vec<TufFile>) -> anyhow::Result<()> {
+        for f in files {
+            self.last_seq = self.last_seq.max(f.seq);
+            let version = u64::try_from(f.version).unwrap_or(0);
+            let parse = || Envelope::parse(&f.body, &f.role);
+            match f.role.as_str() {
+                ROOT if newer(&self.root, version) => {
+                    let parsed: Root = parse()?.role()?;
+                    self.files
+                        .insert("root.json".into(), served(&f.body, false));
+                    self.root = Some(Latest {
+                        version,
+                        body: f.body.clone(),
+                        parsed,
+                    });
+                }
+                TARGETS if newer(&self.targets, version) => {
+                    let parsed: Targets = parse()?.role()?;
+                    self.targets = Some(Latest {
+                        version,
+                        body: f.body.clone(),
+                        parsed,
+                    });
+                }
+                SNAPSHOT if newer(&self.snapshot, version) => {
+                    let parsed = parse()?.role::<SnapshotRole>()?.0;
+                    self.snapshot = Some(Latest {
+                        version,
+                        body: f.body.clone(),
+                        parsed,
+                    });
+                }
+                TIMESTAMP if newer(&self.timestamp, version) => {
+                    let parsed = parse()?.role::<TimestampRole>()?.0;
+                    self.files
+                        .insert("timestamp.json".into(), served(&f.body, false));
+                    self.timestamp = Some(Latest {
+                        version,
+                        body: f.body.clone(),
+                        parsed,
+                    });
+                }
+                _ => {}
+            }
+            self.files.insert(f.path.clone(), served(&f.body, true));
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, path: &str) -> Option<&Served> {
+        self.files.get(path)
+    }
+}
+
+/// Expiry of each role's newest metadata, seconds from now (`None`: not published).
+pub fn horizons(repo: &Repo, now: i64) -> [(&'static str, Option<i64>); 4] {
+    [
+        (
+            ROOT,
+            repo.root
+                .as_ref()
+                .map(|l| seconds_left(&l.parsed.expires, now)),
+        ),
+        (
+            TARGETS,
+            repo.targets
+                .as_ref()
+                .map(|l| seconds_left(&l.parsed.expires, now)),
+        ),
+        (
+            SNAPSHOT,
+            repo.snapshot
+                .as_ref()
+                .map(|l| seconds_left(&l.parsed.expires, now)),
+        ),
+        (
+            TIMESTAMP,
+            repo.timestamp
+                .as_ref()
+                .map(|l| seconds_left(&l.parsed.expires, now)),
+        ),
+    ]
+}
+
+pub struct TufService {
+    store: Store,
+    online: Arc<dyn Signer>,
+    cfg: TufConfig,
+    repo: RwLock<Arc<Repo>>,
+    publish: tokio::sync::Mutex<()>,
+}
+
+/// The snapshot and timestamp that pin `repo`'s newest targets, when the current ones do
+/// not or are past half their lifetime; `None` when nothing needs signing.
+pub fn online_update(
+    repo: &Repo,
+    signer: &dyn Signer,
+    timestamp_ttl: i64,
+    snapshot_ttl: i64,
+    now: i64,
+) -> anyhow::Result<Option<Vec<TufFile>>> {
+    let (Some(_), Some(targets)) = (&repo.root, &repo.targets) else {
+        return Ok(None);
+    };
+    let pins = |meta: &MetaList, name: &str, version: u64| {
+        meta.meta.get(name).map(|m| m.version) == Some(version)
+    };
+    let snapshot_fresh = repo.snapshot.as_ref().is_some_and(|s| {
+        pins(&s.parsed, "targets.json", targets.version)
+            && seconds_left(&s.parsed.expires, now) > snapshot_ttl / 2
+    });
+    let timestamp_fresh = snapshot_fresh
+        && repo.timestamp.as_ref().is_some_and(|t| {
+            repo.snapshot
+                .as_ref()
+                .is_some_and(|s| pins(&t.parsed, "snapshot.json", s.version))
+                && seconds_left(&t.parsed.expires, now) > timestamp_ttl / 2
+        });
+    if timestamp_fresh {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    let (snap_version, snap_body) = if snapshot_fresh {
+        let s = repo.snapshot.as_ref().context("snapshot")?;
+        (s.version, s.body.clone())
+    } else {
+        let version = repo.snapshot.as_ref().map_or(1, |s| s.version + 1);
+        let mut env = Envelope::new(&repo::snapshot(
+            version,
+            now + snapshot_ttl,
+            targets.version,
+            &targets.body,
+        ))?;
+        env.sign(signer)?;
+        let body = env.to_bytes();
+        out.push(TufFile {
+            seq: 0,
+            path: format!("{version}.snapshot.json"),
+            role: SNAPSHOT.into(),
+            version: version as i64,
+            body: body.clone(),
+        });
+        (version, body)
+    };
+    let version = repo.timestamp.as_ref().map_or(1, |t| t.version + 1);
+    let mut env = Envelope::new(&repo::timestamp(
+        version,
+        now + timestamp_ttl,
+        snap_version,
+        &snap_body,
+    ))?;
+    env.sign(signer)?;
+    out.push(TufFile {
+        seq: 0,
+        path: format!("{version}.timestamp.json"),
+        role: TIMESTAMP.into(),
+        version: version as i64,
+        body: env.to_bytes(),
+    });
+    Ok(Some(out))
+}
+
+impl TufService {
+    pub async fn start(cfg: &TufConfig) -> anyhow::Result<Arc<Self>> {
+        let store = Store::open(&cfg.database_url)
+            .await
+            .with_context(|| format!("opening {}", sigstack_storage::redact(&cfg.database_url)))?;
+        let online = FileSigner::load(&cfg.online_key)
+            .with_context(|| format!("loading the online key {}", cfg.online_key.display()))?;
+        let svc = Arc::new(Self {
+            store,
+            online: Arc::new(online),
+            cfg: cfg.clone(),
+            repo: RwLock::default(),
+            publish: tokio::sync::Mutex::new(()),
+        });
+        svc.sync().await?;
+        let repo = svc.current();
+        let root = repo.root.as_ref().context(
+            "the repository has no root yet: run `sigstackd tuf init` and `sigstackd tuf publish` first",
+        )?;
+        let keyid = key_id_of(svc.online.public_key())?;
+        for role in [SNAPSHOT, TIMESTAMP] {
+            anyhow::ensure!(
+                root.parsed
+                    .roles
+                    .get(role)
+                    .is_some_and(|r| r.keyids.contains(&keyid)),
+                "the online key {} is not a {role} key of root version {}",
+                cfg.online_key.display(),
+                root.version
+            );
+        }
+        Ok(svc)
+    }
+
+    pub fn current(&self) -> Arc<Repo> {
+        self.repo.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Loads what was published since the last sync, then signs a fresh snapshot and
+    /// timestamp if they are due.
+    pub async fn sync(&self) -> anyhow::Result<()> {
+        let _guard = self.publish.lock().await;
+        self.load().await?;
+        let now = crate::sequencer::unix_now();
+        let repo = self.current();
+        if let Some(files) = online_update(
+            &repo,
+            self.online.as_ref(),
+            self.cfg.timestamp_ttl_secs,
+            self.cfg.snapshot_ttl_secs,
+            now,
+        )? {
+            let names: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+            if self.store.tuf_publish(&files).await? {
+                tracing::info!(files = ?names, "signed new online metadata");
+            } else {
+                tracing::info!("another replica published first");
+            }
+            self.load().await?;
+        }
+        Ok(())
+    }
+
+    async fn load(&self) -> anyhow::Result<()> {
+        let after = self.current().last_seq;
+        let files = self.store.tuf_files(after).await?;
+        if files.is_empty() {
+            return Ok(());
+        }
+        let mut next = (*self.current()).clone();
+        next.apply(files)?;
+        *self.repo.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+        Ok(())
+    }
+
+    /// Syncs every `poll_secs` until stopped; alarms on expiry horizons.
+    pub async fn run_maintenance(self: Arc<Self>) {
+        let mut last_alarm = 0i64;
+        loop {
+            if let Err(e) = self.sync().await {
+                tracing::error!(cause = %format!("{e:#}"), "TUF repository maintenance failed");
+            }
+            let now = crate::sequencer::unix_now();
+            if now - last_alarm >= 3600 {
+                for (role, left) in horizons(&self.current(), now) {
+                    match left {
+                        Some(l) if l <= 0 => {
+                            tracing::error!(
+                                role,
+                                "TUF {role} metadata has EXPIRED: clients refuse this repository"
+                            );
+                            last_alarm = now;
+                        }
+                        Some(l)
+                            if (role == ROOT || role == TARGETS)
+                                && l < self.cfg.expiry_alarm_secs =>
+                        {
+                            tracing::warn!(
+                                role,
+                                seconds_left = l,
+                                "TUF {role} metadata expires soon: re-sign it offline"
+                            );
+                            last_alarm = now;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(self.cfg.poll_secs)).await;
+        }
+    }
+
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/healthz", get(healthz))
+            .route("/metrics", get(metrics))
+            .route("/{*path}", get(file))
+            .with_state(self.clone())
+    }
+
+    /// `ok`, `warning` (root or targets expire within the alarm window) or `expired`.
+    pub fn status(&self, now: i64) -> (&'static str, serde_json::Value) {
+        let repo = self.current();
+        let mut status = "ok";
+        let mut roles = serde_json::Map::new();
+        for (role, left) in horizons(&repo, now) {
+            match left {
+                Some(l) if l <= 0 => status = "expired",
+                Some(l)
+                    if (role == ROOT || role == TARGETS)
+                        && l < self.cfg.expiry_alarm_secs
+                        && status == "ok" =>
+                {
+                    status = "warning"
+                }
+                None => status = "expired",
+                _ => {}
+            }
+            roles.insert(
+                role.to_string(),
+                serde_json::json!({"expires_in_seconds": left}),
+            );
+        }
+        (
+            status,
+            serde_json::json!({"status": status, "roles": roles}),
+        )
+    }
+}
+
+async fn healthz(State(svc): State<Arc<TufService>>) -> Response {
+    let (status, body) = svc.status(crate::sequencer::unix_now());
+    let code = if status == "expired" {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (code, axum::Json(body)).into_response()
+}
+
+async fn metrics(State(svc): State<Arc<TufService>>) -> Response {
+    let repo = svc.current();
+    let now = crate::sequencer::unix_now();
+    let mut out = String::from(
+        "# HELP sigstack_tuf_expires_in_seconds Seconds until each role's newest metadata expires.\n\
+         # TYPE sigstack_tuf_expires_in_seconds gauge\n",
+    );
+    for (role, left) in horizons(&repo, now) {
+        if let Some(l) = left {
+            out.push_str(&format!(
+                "sigstack_tuf_expires_in_seconds{{role=\"{role}\"}} {l}\n"
+            ));
+        }
+    }
+    out.push_str("# HELP sigstack_tuf_version Each role's newest metadata version.\n# TYPE sigstack_tuf_version gauge\n");
+    let versions = [
+        (ROOT, repo.root.as_ref().map(|l| l.version)),
+        (TARGETS, repo.targets.as_ref().map(|l| l.version)),
+        (SNAPSHOT, repo.snapshot.as_ref().map(|l| l.version)),
+        (TIMESTAMP, repo.timestamp.as_ref().map(|l| l.version)),
+    ];
+    for (role, v) in versions {
+        if let Some(v) = v {
+            out.push_str(&format!("sigstack_tuf_version{{role=\"{role}\"}} {v}\n"));
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+async fn file(
+    State(svc): State<Arc<TufService>>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let repo = svc.current();
+    let Some(f) = repo.get(&path) else {
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    };
+    let cache = if f.immutable {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim() == "*" || t.trim().as_bytes() == f.etag.as_bytes())
+        });
+    if matches {
+        return (
+            StatusCode::NOT_MODIFIED,
+            [
+                (header::ETAG, f.etag.clone()),
+                (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+            ],
+        )
+            .into_response();
+    }
+    (
+        [
+            (header::ETAG, f.etag.clone()),
+            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+        ],
+        f.body.clone(),
+    )
+        .into_response()
+}
+
+/// `sigstackd tuf bench-resign`: times signing a fresh snapshot and timestamp (in
+/// memory), and the same plus publishing both into a database.
+pub async fn bench_resign(iterations: usize, database_url: Option<&str>) -> anyhow::Result<()> {
+    let root_key = FileSigner::generate(sigstack_crypto::Curve::P256);
+    let online = FileSigner::generate(sigstack_crypto::Curve::P256);
+    let now = crate::sequencer::unix_now();
+    fn one(k: &FileSigner) -> repo::RoleSpec<'_> {
+        repo::RoleSpec {
+            keys: vec![k.public_key()],
+            threshold: 1,
+        }
+    }
+    let (r, o) = (one(&root_key), one(&online));
+    let root = repo::root(
+        1,
+        now + 86_400,
+        [(ROOT, &r), (TARGETS, &r), (SNAPSHOT, &o), (TIMESTAMP, &o)],
+    )?;
+    let mut root_env = Envelope::new(&root)?;
+    root_env.sign(&root_key)?;
+    let files = std::collections::BTreeMap::from([
+        (
+            "trusted_root.json".to_string(),
+            TargetFile::of(&[b'x'; 6000], None),
+        ),
+        (
+            "signing_config.v0.2.json".to_string(),
+            TargetFile::of(&[b'y'; 1500], None),
+        ),
+    ]);
+    let mut targets_env = Envelope::new(&repo::targets(1, now + 86_400, files))?;
+    targets_env.sign(&root_key)?;
+    let mut base = Repo::default();
+    base.apply(vec![
+        TufFile {
+            seq: 1,
+            path: "1.root.json".into(),
+            role: ROOT.into(),
+            version: 1,
+            body: root_env.to_bytes(),
+        },
+        TufFile {
+            seq: 2,
+            path: "1.targets.json".into(),
+            role: TARGETS.into(),
+            version: 1,
+            body: targets_env.to_bytes(),
+        },
+    ])?;
+    let report = |what: &str, mut us: Vec<u128>| {
+        us.sort_unstable();
+        let p = |q: f64| us[((us.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
+        println!(
+            "{what}: n={} p50={:.3} ms p99={:.3} ms max={:.3} ms",
+            us.len(),
+            p(0.5),
+            p(0.99),
+            p(1.0)
+        );
+    };
+    let mut times = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let t = std::time::Instant::now();
+        let files = online_update(&base, &online, 86_400, 7 * 86_400, now)?.context("update")?;
+        times.push(t.elapsed().as_micros());
+        anyhow::ensure!(files.len() == 2);
+    }
+    report("sign snapshot+timestamp", times);
+    if let Some(url) = database_url {
+        let store = Store::open(url).await?;
+        store
+            .tuf_publish(&[
+                TufFile {
+                    seq: 0,
+                    path: "1.root.json".into(),
+                    role: ROOT.into(),
+                    version: 1,
+                    body: root_env.to_bytes(),
+                },
+                TufFile {
+                    seq: 0,
+                    path: "1.targets.json".into(),
+                    role: TARGETS.into(),
+                    version: 1,
+                    body: targets_env.to_bytes(),
+                },
+            ])
+            .await?;
+        let mut repo = Repo::default();
+        repo.apply(store.tuf_files(0).await?)?;
+        let mut times = Vec::with_capacity(iterations);
+        for i in 0..iterations {
+            let t = std::time::Instant::now();
+            // due by expiry: the clock moves a timestamp lifetime on each round
+            let at = now + i as i64 * 86_400;
+            let files = online_update(&repo, &online, 86_400, 86_400, at)?.context("update")?;
+            anyhow::ensure!(store.tuf_publish(&files).await?, "conflict");
+            repo.apply(store.tuf_files(repo.last_seq).await?)?;
+            times.push(t.elapsed().as_micros());
+        }
+        report(&format!("sign + publish ({})", store.backend()), times);
+    }
+    Ok(())
+}
