@@ -474,7 +474,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         ctlog_key: ct_key.public_key().clone(),
         oidc_url: Some(oidc_url.clone()),
     };
-    stack_trust.write(&dir)?;
+    // a changed CA chain or log key keeps the old one, end-dated, in the trusted root
+    let previous = trust::read_trusted_root(&dir.join(trust::TRUSTED_ROOT_FILE))?;
+    stack_trust.write(&dir, previous.as_ref())?;
 
     let tuf_listener = bind(args.host, args.tuf_port, "--tuf-port").await?;
     let tuf_addr = tuf_listener.local_addr()?;

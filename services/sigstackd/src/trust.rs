@@ -129,15 +129,111 @@ impl StackTrust {
         }
     }
 
-    /// Writes the three files into `dir` (each replaced atomically).
-    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+    /// Writes the three files into `dir` (each replaced atomically). With `previous`, the
+    /// trusted root keeps its history: see [`with_history`].
+    pub fn write(&self, dir: &Path, previous: Option<&TrustedRoot>) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        write_json(&dir.join(TRUSTED_ROOT_FILE), &self.trusted_root())?;
+        let root = match previous {
+            Some(p) => with_history(
+                p,
+                self.trusted_root(),
+                &crate::time::rfc3339(crate::sequencer::unix_now()),
+            ),
+            None => self.trusted_root(),
+        };
+        write_json(&dir.join(TRUSTED_ROOT_FILE), &root)?;
         write_json(&dir.join(SIGNING_CONFIG_FILE), &self.signing_config())?;
-        write_json(
-            &dir.join(CLIENT_TRUST_CONFIG_FILE),
-            &self.client_trust_config(),
-        )
+        let mut config = self.client_trust_config();
+        config.trusted_root = root;
+        write_json(&dir.join(CLIENT_TRUST_CONFIG_FILE), &config)
+    }
+}
+
+/// Reads a trusted root written earlier, if there is one.
+pub fn read_trusted_root(path: &Path) -> anyhow::Result<Option<TrustedRoot>> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(serde_json::from_slice(&b).with_context(|| {
+            format!("{} is not a trusted root", path.display())
+        })?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// The trusted root after a change of trust material: every CA, log and CT log of
+/// `previous` that `current` no longer has stays, its validity window ended at `now`
+/// (so what it signed before still verifies); entries in both keep their original
+/// window; new entries start at `now`. Entries are matched by certificate chain or key.
+pub fn with_history(previous: &TrustedRoot, current: TrustedRoot, now: &str) -> TrustedRoot {
+    fn merge_logs(
+        old: &[trust::TransparencyLogInstance],
+        new: Vec<trust::TransparencyLogInstance>,
+        now: &str,
+        fresh: bool,
+    ) -> Vec<trust::TransparencyLogInstance> {
+        let mut out: Vec<_> = old
+            .iter()
+            .filter(|o| !new.iter().any(|n| n.log_id.key_id == o.log_id.key_id))
+            .cloned()
+            .map(|mut o| {
+                o.public_key
+                    .valid_for
+                    .end
+                    .get_or_insert_with(|| now.to_string());
+                o
+            })
+            .collect();
+        for mut n in new {
+            match old.iter().find(|o| o.log_id.key_id == n.log_id.key_id) {
+                Some(o) => n.public_key.valid_for = o.public_key.valid_for.clone(),
+                None if fresh => n.public_key.valid_for.start = now.to_string(),
+                None => {}
+            }
+            out.push(n);
+        }
+        out
+    }
+    let fresh = !(previous.tlogs.is_empty() && previous.certificate_authorities.is_empty());
+    let same_ca = |a: &trust::CertificateAuthority, b: &trust::CertificateAuthority| {
+        a.cert_chain.certificates.iter().map(|c| &c.raw_bytes).eq(b
+            .cert_chain
+            .certificates
+            .iter()
+            .map(|c| &c.raw_bytes))
+    };
+    let mut cas: Vec<_> = previous
+        .certificate_authorities
+        .iter()
+        .filter(|o| {
+            !current
+                .certificate_authorities
+                .iter()
+                .any(|n| same_ca(o, n))
+        })
+        .cloned()
+        .map(|mut o| {
+            o.valid_for.end.get_or_insert_with(|| now.to_string());
+            o
+        })
+        .collect();
+    for mut n in current.certificate_authorities {
+        match previous
+            .certificate_authorities
+            .iter()
+            .find(|o| same_ca(o, &n))
+        {
+            Some(o) => n.valid_for = o.valid_for.clone(),
+            None if fresh => n.valid_for.start = now.to_string(),
+            None => {}
+        }
+        cas.push(n);
+    }
+    TrustedRoot {
+        media_type: current.media_type,
+        tlogs: merge_logs(&previous.tlogs, current.tlogs, now, fresh),
+        certificate_authorities: cas,
+        ctlogs: merge_logs(&previous.ctlogs, current.ctlogs, now, fresh),
+        timestamp_authorities: current.timestamp_authorities,
     }
 }
 
@@ -171,6 +267,10 @@ pub struct ExportArgs {
     /// Directory to write trusted_root.json, signing_config.v0.2.json, trust_config.json.
     #[arg(long, default_value = ".")]
     out: std::path::PathBuf,
+    /// The trusted_root.json published so far: CAs and keys the services no longer use
+    /// are kept, their validity ended now, so earlier signatures still verify.
+    #[arg(long)]
+    previous: Option<std::path::PathBuf>,
 }
 
 async fn get_text(http: &reqwest::Client, url: &str) -> anyhow::Result<String> {
@@ -254,7 +354,13 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
         ctlog_key,
         oidc_url: args.oidc_url.map(|u| trim(&u)),
     };
-    trust.write(&args.out)?;
+    let previous = match &args.previous {
+        Some(p) => {
+            Some(read_trusted_root(p)?.with_context(|| format!("{} does not exist", p.display()))?)
+        }
+        None => None,
+    };
+    trust.write(&args.out, previous.as_ref())?;
     println!(
         "wrote {}, {} and {} in {}",
         TRUSTED_ROOT_FILE,
@@ -263,4 +369,81 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sigstack_crypto::{Curve, FileSigner, Signer};
+
+    fn stack(ca_der: &[u8], tlog: &PublicKey, ctlog: &PublicKey) -> TrustedRoot {
+        let log = |k: &PublicKey| log_instance("http://log", k, "2026-01-01T00:00:00Z");
+        TrustedRoot {
+            media_type: TRUSTED_ROOT_MEDIA_TYPE.into(),
+            tlogs: vec![log(tlog)],
+            certificate_authorities: vec![trust::CertificateAuthority {
+                subject: trust::DistinguishedName {
+                    organization: "o".into(),
+                    common_name: "o".into(),
+                },
+                uri: "http://ca".into(),
+                cert_chain: trust::CertChain {
+                    certificates: vec![trust::RawBytes {
+                        raw_bytes: STANDARD.encode(ca_der),
+                    }],
+                },
+                valid_for: trust::TimeRange {
+                    start: "2026-01-01T00:00:00Z".into(),
+                    end: None,
+                },
+            }],
+            ctlogs: vec![log(ctlog)],
+            timestamp_authorities: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn rotation_keeps_the_old_material_end_dated() {
+        let k = || FileSigner::generate(Curve::P256).public_key().clone();
+        let (tlog, ct_old, ct_new) = (k(), k(), k());
+        let before = stack(b"old ca", &tlog, &ct_old);
+        let now = "2026-06-01T00:00:00Z";
+        // nothing changed: identical
+        let same = with_history(&before, stack(b"old ca", &tlog, &ct_old), now);
+        assert_eq!(
+            serde_json::to_value(&same).expect("json"),
+            serde_json::to_value(&before).expect("json")
+        );
+        // a new CA and CT log key: old ones end now, new ones start now, the log stays
+        let after = with_history(&before, stack(b"new ca", &tlog, &ct_new), now);
+        assert_eq!(after.certificate_authorities.len(), 2);
+        assert_eq!(
+            after.certificate_authorities[0].valid_for.end.as_deref(),
+            Some(now)
+        );
+        assert_eq!(after.certificate_authorities[1].valid_for.start, now);
+        assert_eq!(after.certificate_authorities[1].valid_for.end, None);
+        assert_eq!(after.ctlogs.len(), 2);
+        assert_eq!(
+            after.ctlogs[0].public_key.valid_for.end.as_deref(),
+            Some(now)
+        );
+        assert_eq!(after.ctlogs[1].public_key.valid_for.start, now);
+        assert_eq!(after.tlogs.len(), 1);
+        assert_eq!(
+            after.tlogs[0].public_key.valid_for.start,
+            "2026-01-01T00:00:00Z"
+        );
+        // a second rotation keeps the first end date
+        let later = with_history(
+            &after,
+            stack(b"third ca", &tlog, &ct_new),
+            "2026-09-01T00:00:00Z",
+        );
+        assert_eq!(later.certificate_authorities.len(), 3);
+        assert_eq!(
+            later.certificate_authorities[0].valid_for.end.as_deref(),
+            Some(now)
+        );
+    }
 }

@@ -60,22 +60,33 @@ pub fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
 /// `sigstackd dev` in `dir` on free ports, also trusting `issuer`; returns the process
 /// and stack.json.
 pub fn dev_stack(dir: &Path, issuer: Option<&str>) -> (Killed, Value) {
-    let log = std::fs::File::create(dir.with_extension("log")).expect("log");
+    let mut args = vec![
+        "--log-port",
+        "0",
+        "--ca-port",
+        "0",
+        "--ctlog-port",
+        "0",
+        "--oidc-port",
+        "0",
+        "--tuf-port",
+        "0",
+    ];
+    args.extend(issuer.map(|i| ["--oidc-issuer", i]).into_iter().flatten());
+    dev_stack_with(dir, &args)
+}
+
+/// `sigstackd dev --data-dir DIR ARGS...`, waiting for a fresh stack.json.
+pub fn dev_stack_with(dir: &Path, args: &[&str]) -> (Killed, Value) {
+    let _ = std::fs::remove_file(dir.join("stack.json"));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.with_extension("log"))
+        .expect("log");
     let child = Command::new(env!("CARGO_BIN_EXE_sigstackd"))
-        .args([
-            "dev",
-            "--log-port",
-            "0",
-            "--ca-port",
-            "0",
-            "--ctlog-port",
-            "0",
-            "--oidc-port",
-            "0",
-            "--tuf-port",
-            "0",
-        ])
-        .args(issuer.map(|i| ["--oidc-issuer", i]).into_iter().flatten())
+        .arg("dev")
+        .args(args)
         .arg("--data-dir")
         .arg(dir)
         .env("SIGSTACK_LOG", "warn")

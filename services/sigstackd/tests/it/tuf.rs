@@ -729,3 +729,140 @@ pub async fn tuf_ceremony_refuses_what_cannot_work() {
     let (ok, _) = init(&[], &c, &service.join("online.pem"));
     assert!(!ok, "a second ceremony in the same directory is refused");
 }
+
+/// A CA rotation published through TUF: the dev stack restarts with a new CA chain; the
+/// trusted root keeps the old chain end-dated (a new targets version); sigstore-python and sigstore-js, with their TUF caches from before, verify
+/// the bundle signed before the rotation and one signed after; python-tuf refreshes.
+pub async fn tuf_trust_rotation_keeps_old_signatures_valid() {
+    let venv = venv();
+    let js = js();
+    let dir = temp_dir("tuf-rotate");
+    let data = dir.join("stack");
+    let ports: Vec<String> = (0..5).map(|_| free_port().to_string()).collect();
+    let args: Vec<&str> = vec![
+        "--log-port",
+        &ports[0],
+        "--ca-port",
+        &ports[1],
+        "--ctlog-port",
+        &ports[2],
+        "--oidc-port",
+        &ports[3],
+        "--tuf-port",
+        &ports[4],
+    ];
+    let (first, stack) = crate::keyless::dev_stack_with(&data, &args);
+    let base = stack["services"]["tuf"]["url"]
+        .as_str()
+        .expect("url")
+        .to_string();
+    let root_path = PathBuf::from(stack["services"]["tuf"]["root"].as_str().expect("root"));
+    let oidc = stack["services"]["oidc"]["url"]
+        .as_str()
+        .expect("oidc")
+        .to_string();
+    let home = dir.join("home");
+    let py = |args: &[&std::ffi::OsStr]| {
+        let mut c = Command::new(venv.join("bin/sigstore"));
+        c.env("HOME", &home)
+            .env("XDG_CACHE_HOME", home.join("cache"))
+            .env("XDG_DATA_HOME", home.join("data"))
+            .args(["--instance", &base])
+            .args(args);
+        run_within(&mut c, Duration::from_secs(120))
+    };
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let (ok, out) = py(&[os("trust-instance").as_os_str(), root_path.as_os_str()]);
+    assert!(ok, "{out}");
+    let sign = |name: &str| {
+        let (ok, token) = run(Command::new(env!("CARGO_BIN_EXE_sigstackd"))
+            .args(["dev-token", "--data-dir"])
+            .arg(&data));
+        assert!(ok, "{token}");
+        let artifact = dir.join(format!("{name}.txt"));
+        std::fs::write(&artifact, format!("{name}\n")).expect("w");
+        let bundle = dir.join(format!("{name}.sigstore.json"));
+        let (ok, out) = py(&[
+            os("sign").as_os_str(),
+            os("--identity-token").as_os_str(),
+            os(token.trim()).as_os_str(),
+            os("--bundle").as_os_str(),
+            bundle.as_os_str(),
+            artifact.as_os_str(),
+        ]);
+        assert!(ok, "sigstore-python signs {name}: {out}");
+        (artifact, bundle)
+    };
+    let verify_both = |artifact: &Path, bundle: &Path, when: &str| {
+        let (ok, out) = py(&[
+            os("verify").as_os_str(),
+            os("identity").as_os_str(),
+            os("--bundle").as_os_str(),
+            bundle.as_os_str(),
+            os("--cert-identity").as_os_str(),
+            os("dev@sigstack.test").as_os_str(),
+            os("--cert-oidc-issuer").as_os_str(),
+            os(&oidc).as_os_str(),
+            artifact.as_os_str(),
+        ]);
+        assert!(
+            ok,
+            "sigstore-python verifies {} {when}: {out}",
+            bundle.display()
+        );
+        let (ok, out) = run(Command::new("node")
+            .arg(js.join("verify-tuf.mjs"))
+            .args(["--tuf-mirror-url", &base, "--tuf-root"])
+            .arg(&root_path)
+            .arg("--tuf-cache")
+            .arg(dir.join("js-cache"))
+            .arg("--bundle")
+            .arg(bundle)
+            .arg("--artifact")
+            .arg(artifact)
+            .args([
+                "--certificate-identity",
+                "dev@sigstack.test",
+                "--certificate-oidc-issuer",
+                &oidc,
+            ]));
+        assert!(
+            ok,
+            "sigstore-js verifies {} {when}: {out}",
+            bundle.display()
+        );
+    };
+    let (a1, b1) = sign("before");
+    verify_both(&a1, &b1, "before the rotation");
+    let meta = dir.join("ptuf-meta");
+    let (ok, out) = python_tuf(&base, &root_path, &meta, &dir.join("ptuf-dl"));
+    assert!(ok, "{out}");
+
+    // rotate: a new CA chain (root and intermediate)
+    drop(first);
+    for f in ["ca-root.pem", "ca-intermediate.pem", "ca-chain.pem"] {
+        std::fs::remove_file(data.join("keys").join(f)).expect("remove key");
+    }
+    let (_second, _) = crate::keyless::dev_stack_with(&data, &args);
+    let trusted: Value = serde_json::from_slice(
+        &std::fs::read(data.join("trusted_root.json")).expect("trusted root"),
+    )
+    .expect("json");
+    let cas = trusted["certificateAuthorities"].as_array().expect("cas");
+    assert_eq!(cas.len(), 2, "old and new CA");
+    assert!(cas[0]["validFor"]["end"].is_string() && cas[1]["validFor"]["end"].is_null());
+    assert_eq!(trusted["ctlogs"].as_array().expect("ctlogs").len(), 1);
+    assert_eq!(trusted["tlogs"].as_array().expect("tlogs").len(), 1);
+
+    let (ok, out) = python_tuf(&base, &root_path, &meta, &dir.join("ptuf-dl"));
+    assert!(ok, "python-tuf refreshes after the rotation: {out}");
+    let got: Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(
+        std::fs::read(got["targets"]["trusted_root.json"].as_str().expect("p")).expect("r"),
+        std::fs::read(data.join("trusted_root.json")).expect("r"),
+        "the new trusted root is published"
+    );
+    let (a2, b2) = sign("after");
+    verify_both(&a1, &b1, "after the rotation");
+    verify_both(&a2, &b2, "after the rotation");
+}
