@@ -304,6 +304,7 @@ pub fn openapi_documents() -> Vec<(&'static str, String)> {
         ("ctlog.json", ctlog::api::document()),
         ("ca.json", ca::api::document()),
         ("oidc.json", oidc::api::document()),
+        ("tuf.json", tuf::document()),
     ]
 }
 

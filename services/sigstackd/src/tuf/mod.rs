@@ -22,6 +22,27 @@ use sigstack_tuf::repo;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "sigstack TUF repository",
+        description = "TUF 1.0 repository served by `sigstackd tuf` with consistent snapshots: \
+                       `N.root.json`, `timestamp.json`, `N.snapshot.json`, `N.targets.json` and \
+                       `targets/<sha256>.<name>`. Versioned files are immutable; every file has a \
+                       strong ETag and answers `If-None-Match` with 304.",
+        license(name = "Apache-2.0")
+    ),
+    paths(file, healthz, metrics)
+)]
+pub struct TufApi;
+
+pub fn document() -> String {
+    <TufApi as utoipa::OpenApi>::openapi()
+        .to_pretty_json()
+        .unwrap_or_default()
+        + "\n"
+}
+
 /// A file as served: bytes, strong ETag, and whether it never changes.
 #[derive(Clone)]
 pub struct Served {
@@ -375,6 +396,10 @@ impl TufService {
     }
 }
 
+/// Repository health: `ok`, `warning` (root or targets expire within the alarm window) or
+/// `expired` (503), with each role's expiry horizon.
+#[utoipa::path(get, path = "/healthz", tag = "tuf",
+    responses((status = 200, body = Object), (status = 503, body = Object)))]
 async fn healthz(State(svc): State<Arc<TufService>>) -> Response {
     let (status, body) = svc.status(crate::sequencer::unix_now());
     let code = if status == "expired" {
@@ -385,6 +410,9 @@ async fn healthz(State(svc): State<Arc<TufService>>) -> Response {
     (code, axum::Json(body)).into_response()
 }
 
+/// Prometheus metrics: `sigstack_tuf_expires_in_seconds{role}`, `sigstack_tuf_version{role}`.
+#[utoipa::path(get, path = "/metrics", tag = "tuf",
+    responses((status = 200, content_type = "text/plain", body = String)))]
 async fn metrics(State(svc): State<Arc<TufService>>) -> Response {
     let repo = svc.current();
     let now = crate::sequencer::unix_now();
@@ -414,6 +442,16 @@ async fn metrics(State(svc): State<Arc<TufService>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
+/// A repository file: metadata (`1.root.json`, `timestamp.json`, `3.snapshot.json`,
+/// `3.targets.json`, also `root.json` for the newest root) or a target
+/// (`targets/<sha256>.trusted_root.json`).
+#[utoipa::path(get, path = "/{path}", tag = "tuf",
+    params(("path" = String, Path, description = "File path under the repository")),
+    responses(
+        (status = 200, content_type = "application/json", body = Object),
+        (status = 304, description = "Not modified (If-None-Match matched the ETag)"),
+        (status = 404, description = "No such file (ends a client's root rotation walk)"),
+    ))]
 async fn file(
     State(svc): State<Arc<TufService>>,
     Path(path): Path<String>,
