@@ -13,6 +13,16 @@ pub struct RoleSpec<'a> {
     pub threshold: u32,
 }
 
+impl<'a> RoleSpec<'a> {
+    /// One key, threshold 1.
+    pub fn single(key: &'a PublicKey) -> Self {
+        Self {
+            keys: vec![key],
+            threshold: 1,
+        }
+    }
+}
+
 /// A root (unsigned) for the four roles.
 pub fn root(
     version: u64,

@@ -185,15 +185,20 @@ pub fn online_update(
     snapshot_ttl: i64,
     now: i64,
 ) -> anyhow::Result<Option<Vec<TufFile>>> {
-    let (Some(_), Some(targets)) = (&repo.root, &repo.targets) else {
+    let (Some(root), Some(targets)) = (&repo.root, &repo.targets) else {
         return Ok(None);
     };
     let pins = |meta: &MetaList, name: &str, version: u64| {
         meta.meta.get(name).map(|m| m.version) == Some(version)
     };
+    // signed by the newest root's keys (not so after an online key rotation)
+    let trusted = |body: &[u8], role: &str| {
+        Envelope::parse(body, role).is_ok_and(|e| e.verify_by(&root.parsed, role).is_ok())
+    };
     let snapshot_fresh = repo.snapshot.as_ref().is_some_and(|s| {
         pins(&s.parsed, "targets.json", targets.version)
             && seconds_left(&s.parsed.expires, now) > snapshot_ttl / 2
+            && trusted(&s.body, SNAPSHOT)
     });
     let timestamp_fresh = snapshot_fresh
         && repo.timestamp.as_ref().is_some_and(|t| {
@@ -201,6 +206,7 @@ pub fn online_update(
                 .as_ref()
                 .is_some_and(|s| pins(&t.parsed, "snapshot.json", s.version))
                 && seconds_left(&t.parsed.expires, now) > timestamp_ttl / 2
+                && trusted(&t.body, TIMESTAMP)
         });
     if timestamp_fresh {
         return Ok(None);
@@ -261,22 +267,10 @@ impl TufService {
             publish: tokio::sync::Mutex::new(()),
         });
         svc.sync().await?;
-        let repo = svc.current();
-        let root = repo.root.as_ref().context(
-            "the repository has no root yet: run `sigstackd tuf init` and `sigstackd tuf publish` first",
-        )?;
-        let keyid = key_id_of(svc.online.public_key())?;
-        for role in [SNAPSHOT, TIMESTAMP] {
-            anyhow::ensure!(
-                root.parsed
-                    .roles
-                    .get(role)
-                    .is_some_and(|r| r.keyids.contains(&keyid)),
-                "the online key {} is not a {role} key of root version {}",
-                cfg.online_key.display(),
-                root.version
-            );
-        }
+        anyhow::ensure!(
+            svc.current().root.is_some(),
+            "the repository has no root yet: run `sigstackd tuf init` and `sigstackd tuf publish` first"
+        );
         Ok(svc)
     }
 
@@ -291,6 +285,20 @@ impl TufService {
         self.load().await?;
         let now = crate::sequencer::unix_now();
         let repo = self.current();
+        if let Some(root) = &repo.root {
+            let keyid = key_id_of(self.online.public_key())?;
+            for role in [SNAPSHOT, TIMESTAMP] {
+                anyhow::ensure!(
+                    root.parsed
+                        .roles
+                        .get(role)
+                        .is_some_and(|r| r.keyids.contains(&keyid)),
+                    "the online key {} is not a {role} key of root version {}: configure the new online key and restart",
+                    self.cfg.online_key.display(),
+                    root.version
+                );
+            }
+        }
         if let Some(files) = online_update(
             &repo,
             self.online.as_ref(),
@@ -503,13 +511,10 @@ pub async fn bench_resign(iterations: usize, database_url: Option<&str>) -> anyh
     let root_key = FileSigner::generate(sigstack_crypto::Curve::P256);
     let online = FileSigner::generate(sigstack_crypto::Curve::P256);
     let now = crate::sequencer::unix_now();
-    fn one(k: &FileSigner) -> repo::RoleSpec<'_> {
-        repo::RoleSpec {
-            keys: vec![k.public_key()],
-            threshold: 1,
-        }
-    }
-    let (r, o) = (one(&root_key), one(&online));
+    let (r, o) = (
+        repo::RoleSpec::single(root_key.public_key()),
+        repo::RoleSpec::single(online.public_key()),
+    );
     let root = repo::root(
         1,
         now + 86_400,
@@ -600,4 +605,104 @@ pub async fn bench_resign(iterations: usize, database_url: Option<&str>) -> anyh
         report(&format!("sign + publish ({})", store.backend()), times);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sigstack_crypto::Curve;
+
+    fn file(seq: i64, path: &str, role: &str, version: i64, env: &Envelope) -> TufFile {
+        TufFile {
+            seq,
+            path: path.into(),
+            role: role.into(),
+            version,
+            body: env.to_bytes(),
+        }
+    }
+
+    /// A repository with root and targets, whose online roles use `online`.
+    fn repo_with(online: &FileSigner, offline: &FileSigner, now: i64) -> Repo {
+        let (off, on) = (
+            repo::RoleSpec::single(offline.public_key()),
+            repo::RoleSpec::single(online.public_key()),
+        );
+        let root = repo::root(
+            1,
+            now + 86_400,
+            [
+                (ROOT, &off),
+                (TARGETS, &off),
+                (SNAPSHOT, &on),
+                (TIMESTAMP, &on),
+            ],
+        )
+        .expect("root");
+        let mut r = Envelope::new(&root).expect("env");
+        r.sign(offline).expect("sign");
+        let mut t = Envelope::new(&repo::targets(1, now + 86_400, Default::default())).expect("t");
+        t.sign(offline).expect("sign");
+        let mut repo = Repo::default();
+        repo.apply(vec![
+            file(1, "1.root.json", ROOT, 1, &r),
+            file(2, "1.targets.json", TARGETS, 1, &t),
+        ])
+        .expect("apply");
+        repo
+    }
+
+    #[test]
+    fn online_roles_are_resigned_when_due_and_only_then() {
+        let (online, offline) = (
+            FileSigner::generate(Curve::P256),
+            FileSigner::generate(Curve::P256),
+        );
+        let now = 1_790_000_000;
+        let mut repo = repo_with(&online, &offline, now);
+        // nothing signed yet: snapshot 1 and timestamp 1
+        let files = online_update(&repo, &online, 100, 1000, now)
+            .expect("update")
+            .expect("due");
+        assert_eq!(
+            files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+            ["1.snapshot.json", "1.timestamp.json"]
+        );
+        let seq = files.into_iter().zip(3..).map(|(mut f, s)| {
+            f.seq = s;
+            f
+        });
+        repo.apply(seq.collect()).expect("apply");
+        assert!(
+            online_update(&repo, &online, 100, 1000, now + 10)
+                .expect("update")
+                .is_none(),
+            "fresh"
+        );
+        // past half the timestamp's life: only a new timestamp
+        let files = online_update(&repo, &online, 100, 1000, now + 60)
+            .expect("update")
+            .expect("due");
+        assert_eq!(
+            files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+            ["2.timestamp.json"]
+        );
+        // past half the snapshot's life: both
+        let files = online_update(&repo, &online, 100, 1000, now + 600)
+            .expect("update")
+            .expect("due");
+        assert_eq!(files.len(), 2);
+        // a root naming another online key: both again, even when fresh
+        let other = FileSigner::generate(Curve::P256);
+        let rotated = repo_with(&other, &offline, now);
+        let mut next = repo.clone();
+        next.root = rotated.root;
+        assert_eq!(
+            online_update(&next, &other, 100, 1000, now + 10)
+                .expect("update")
+                .expect("due")
+                .len(),
+            2
+        );
+    }
 }

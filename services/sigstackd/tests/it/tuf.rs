@@ -8,7 +8,7 @@
 use crate::keyless::{Killed, dev_stack, js, run, run_within, venv, workspace};
 use crate::support::*;
 use serde_json::Value;
-use sigstack_crypto::{Curve, FileSigner};
+use sigstack_crypto::{Curve, FileSigner, Signer};
 use sigstack_tuf::client::{Fetch, Updater};
 use sigstack_tuf::{Envelope, TufError};
 use std::path::{Path, PathBuf};
@@ -172,9 +172,135 @@ fn version_in(dir: &Path, file: &str, pointer: &str) -> u64 {
     v.pointer(pointer).and_then(Value::as_u64).expect("version")
 }
 
+/// sigstore-python (`--instance`, its TUF cache under `home`) and sigstore-js
+/// (`tufMirrorURL`, its cache in `js_cache`) as one user keeps them across changes.
+struct TufClients {
+    dir: PathBuf,
+    data: PathBuf,
+    home: PathBuf,
+    js_cache: PathBuf,
+    base: String,
+    root: PathBuf,
+    oidc: String,
+}
+
+impl TufClients {
+    fn new(dir: &Path, data: &Path, stack: &Value) -> Self {
+        let s = |p: &str| {
+            stack
+                .pointer(p)
+                .and_then(Value::as_str)
+                .expect(p)
+                .to_string()
+        };
+        Self {
+            dir: dir.to_path_buf(),
+            data: data.to_path_buf(),
+            home: dir.join("home"),
+            js_cache: dir.join("js-cache"),
+            base: s("/services/tuf/url"),
+            root: PathBuf::from(s("/services/tuf/root")),
+            oidc: s("/services/oidc/url"),
+        }
+    }
+
+    fn python(&self, args: &[&std::ffi::OsStr]) -> (bool, String) {
+        run_within(
+            Command::new(venv().join("bin/sigstore"))
+                .env("HOME", &self.home)
+                .env("XDG_CACHE_HOME", self.home.join("cache"))
+                .env("XDG_DATA_HOME", self.home.join("data"))
+                .args(["--instance", &self.base])
+                .args(args),
+            Duration::from_secs(120),
+        )
+    }
+
+    fn trust_instance(&self) {
+        let (ok, out) = self.python(&["trust-instance".as_ref(), self.root.as_os_str()]);
+        assert!(ok, "sigstore trust-instance: {out}");
+    }
+
+    /// Signs a new artifact `name` with sigstore-python; returns (artifact, bundle).
+    fn sign(&self, name: &str) -> (PathBuf, PathBuf) {
+        let (ok, token) = run(Command::new(env!("CARGO_BIN_EXE_sigstackd"))
+            .args(["dev-token", "--data-dir"])
+            .arg(&self.data));
+        assert!(ok, "{token}");
+        let artifact = self.dir.join(format!("{name}.txt"));
+        std::fs::write(&artifact, format!("{name}\n")).expect("w");
+        let bundle = self.dir.join(format!("{name}.sigstore.json"));
+        let (ok, out) = self.python(&[
+            "sign".as_ref(),
+            "--identity-token".as_ref(),
+            token.trim().as_ref(),
+            "--bundle".as_ref(),
+            bundle.as_os_str(),
+            artifact.as_os_str(),
+        ]);
+        assert!(ok, "sigstore-python signs {name} through TUF: {out}");
+        (artifact, bundle)
+    }
+
+    /// Both clients verify `bundle` with trust from the TUF repository.
+    fn verify(&self, artifact: &Path, bundle: &Path, when: &str) {
+        let (ok, out) = self.python(&[
+            "verify".as_ref(),
+            "identity".as_ref(),
+            "--bundle".as_ref(),
+            bundle.as_os_str(),
+            "--cert-identity".as_ref(),
+            "dev@sigstack.test".as_ref(),
+            "--cert-oidc-issuer".as_ref(),
+            self.oidc.as_ref(),
+            artifact.as_os_str(),
+        ]);
+        assert!(
+            ok,
+            "sigstore-python verifies {} {when}: {out}",
+            bundle.display()
+        );
+        let (ok, out) = run(Command::new("node")
+            .arg(js().join("verify-tuf.mjs"))
+            .args(["--tuf-mirror-url", &self.base, "--tuf-root"])
+            .arg(&self.root)
+            .arg("--tuf-cache")
+            .arg(&self.js_cache)
+            .arg("--bundle")
+            .arg(bundle)
+            .arg("--artifact")
+            .arg(artifact)
+            .args([
+                "--certificate-identity",
+                "dev@sigstack.test",
+                "--certificate-oidc-issuer",
+                &self.oidc,
+            ]));
+        assert!(
+            ok,
+            "sigstore-js verifies {} {when}: {out}",
+            bundle.display()
+        );
+    }
+}
+
+/// Fixed ports for a dev stack that restarts at the same addresses.
+fn fixed_ports() -> Vec<String> {
+    let ports: Vec<String> = (0..5).map(|_| free_port().to_string()).collect();
+    [
+        "--log-port",
+        "--ca-port",
+        "--ctlog-port",
+        "--oidc-port",
+        "--tuf-port",
+    ]
+    .iter()
+    .zip(ports)
+    .flat_map(|(flag, port)| [flag.to_string(), port])
+    .collect()
+}
+
 pub async fn tuf_repository_serves_real_clients() {
-    let venv = venv();
-    let js = js();
     let dir = temp_dir("tuf");
     let (_stack, stack) = dev_stack(&dir.join("stack"), None);
     let base = stack["services"]["tuf"]["url"]
@@ -279,72 +405,24 @@ pub async fn tuf_repository_serves_real_clients() {
     );
     assert!(ours.target("fulcio_v1.crt.pem").is_some() && ours.target("ctfe.pub").is_some());
 
-    // sigstore-python: trust the instance once, then sign and verify through it
-    let home = dir.join("home");
-    let py = |args: &[&str]| {
-        let mut c = Command::new(venv.join("bin/sigstore"));
-        c.env("HOME", &home)
-            .env("XDG_CACHE_HOME", home.join("cache"))
-            .env("XDG_DATA_HOME", home.join("data"))
-            .args(["--instance", &base])
-            .args(args);
-        run(&mut c)
-    };
-    let (ok, out) = py(&["trust-instance", root_path.to_str().expect("utf8")]);
-    assert!(ok, "sigstore trust-instance: {out}");
-    let (ok, token) = run(Command::new(env!("CARGO_BIN_EXE_sigstackd"))
-        .args(["dev-token", "--data-dir"])
-        .arg(dir.join("stack")));
-    assert!(ok, "{token}");
-    let artifact = dir.join("a.txt");
-    std::fs::write(&artifact, b"signed through our TUF repository\n").expect("artifact");
-    let bundle = dir.join("a.sigstore.json");
-    let (ok, out) = py(&[
-        "sign",
-        "--identity-token",
-        token.trim(),
-        "--bundle",
-        bundle.to_str().expect("utf8"),
-        artifact.to_str().expect("utf8"),
-    ]);
-    assert!(ok, "sigstore-python signs with --instance: {out}");
-    let oidc = stack["services"]["oidc"]["url"].as_str().expect("oidc");
-    let (ok, out) = py(&[
-        "verify",
-        "identity",
-        "--bundle",
-        bundle.to_str().expect("utf8"),
-        "--cert-identity",
-        "dev@sigstack.test",
-        "--cert-oidc-issuer",
-        oidc,
-        artifact.to_str().expect("utf8"),
-    ]);
-    assert!(ok, "sigstore-python verifies with --instance: {out}");
-    // sigstore-js verifies with its TUF client pointed at us
-    let (ok, out) = run(Command::new("node")
-        .arg(js.join("verify-tuf.mjs"))
-        .args(["--tuf-mirror-url", &base, "--tuf-root"])
-        .arg(&root_path)
-        .arg("--tuf-cache")
-        .arg(dir.join("js-tuf-cache"))
-        .arg("--bundle")
-        .arg(&bundle)
-        .arg("--artifact")
-        .arg(&artifact)
-        .args([
-            "--certificate-identity",
-            "dev@sigstack.test",
-            "--certificate-oidc-issuer",
-            oidc,
-        ]));
-    assert!(ok, "sigstore-js verifies through our TUF repository: {out}");
+    // sigstore-python trusts the instance once, then signs through it; it and sigstore-js
+    // (its TUF client pointed at us) verify
+    let clients = TufClients::new(&dir, &dir.join("stack"), &stack);
+    clients.trust_instance();
+    let (artifact, bundle) = clients.sign("a");
+    clients.verify(&artifact, &bundle, "through our TUF repository");
 }
 
 pub async fn tuf_attacks_are_refused_and_rotations_followed() {
     let dir = temp_dir("tuf-attacks");
     let data = dir.join("stack");
-    let (_stack, stack) = dev_stack(&data, None);
+    let ports = fixed_ports();
+    let port_args: Vec<&str> = ports.iter().map(String::as_str).collect();
+    let (stack_proc, stack) = crate::keyless::dev_stack_with(&data, &port_args);
+    let clients = TufClients::new(&dir, &data, &stack);
+    clients.trust_instance();
+    let (a0, b0) = clients.sign("before-rotations");
+    clients.verify(&a0, &b0, "before the rotations");
     let base = stack["services"]["tuf"]["url"]
         .as_str()
         .expect("url")
@@ -632,39 +710,81 @@ pub async fn tuf_attacks_are_refused_and_rotations_followed() {
         .await
         .expect("our client follows the rotation");
     assert_eq!(ours.trusted().root.1.version, 2);
-    // and an old client cache keeps working: sigstore-python bootstrapped from root 1
-    let home = dir.join("home");
-    let (ok, out) = run(Command::new(venv().join("bin/sigstore"))
-        .env("HOME", &home)
-        .env("XDG_CACHE_HOME", home.join("cache"))
-        .env("XDG_DATA_HOME", home.join("data"))
-        .args(["--instance", &base, "trust-instance"])
-        .arg(&root_path));
-    assert!(ok, "{out}");
-    let artifact = dir.join("b.txt");
-    std::fs::write(&artifact, b"after the root rotation\n").expect("w");
-    let (ok, token) = run(Command::new(env!("CARGO_BIN_EXE_sigstackd"))
-        .args(["dev-token", "--data-dir"])
-        .arg(&data));
-    assert!(ok, "{token}");
-    let (ok, out) = run_within(
-        Command::new(venv().join("bin/sigstore"))
-            .env("HOME", &home)
-            .env("XDG_CACHE_HOME", home.join("cache"))
-            .env("XDG_DATA_HOME", home.join("data"))
-            .args([
-                "--instance",
-                &base,
-                "sign",
-                "--identity-token",
-                token.trim(),
-                "--bundle",
-            ])
-            .arg(dir.join("b.sigstore.json"))
-            .arg(&artifact),
-        Duration::from_secs(120),
+    // online key rotation: root 3 names a new snapshot/timestamp key; the service,
+    // restarted with it, re-signs both at once
+    let new_online = dir.join("new-online.pem");
+    std::fs::write(
+        &new_online,
+        FileSigner::generate(Curve::P256)
+            .to_pkcs8_pem()
+            .expect("pem"),
+    )
+    .expect("w");
+    let (ok, out) = sigstackd(&[
+        "tuf",
+        "stage-root",
+        "--database-url",
+        &db,
+        "--out",
+        rot.to_str().expect("u"),
+        "--online-key",
+        new_online.to_str().expect("u"),
+        "--sign-key",
+        new_root_key.to_str().expect("u"),
+    ]);
+    assert!(ok, "stage-root: {out}");
+    let (ok, out) = sigstackd(&[
+        "tuf",
+        "publish",
+        "--database-url",
+        &db,
+        rot.join("3.root.json").to_str().expect("u"),
+    ]);
+    assert!(ok, "publish root 3: {out}");
+    drop(stack_proc);
+    std::fs::copy(&new_online, data.join("keys/tuf-online.pem"))
+        .expect("install the new online key");
+    let (_stack, stack) = crate::keyless::dev_stack_with(&data, &port_args);
+    assert_eq!(
+        stack["services"]["tuf"]["url"],
+        base.as_str(),
+        "same address"
     );
-    assert!(ok, "sigstore-python signs after the root rotation: {out}");
+    let (ok, out) = python_tuf(
+        &base,
+        &root_path,
+        &dir.join("after-online-rotation"),
+        &dir.join("after-online-dl"),
+    );
+    assert!(ok, "python-tuf after the online key rotation: {out}");
+    assert_eq!(
+        serde_json::from_str::<Value>(out.trim()).expect("json")["root_version"],
+        3
+    );
+    let ts = Envelope::parse(
+        &http
+            .get(format!("{base}/timestamp.json"))
+            .send()
+            .await
+            .expect("get")
+            .bytes()
+            .await
+            .expect("b"),
+        "timestamp",
+    )
+    .expect("ts");
+    assert_eq!(
+        ts.signatures[0].keyid,
+        sigstack_tuf::metadata::key_id_of(FileSigner::load(&new_online).expect("k").public_key())
+            .expect("id"),
+        "the timestamp is signed by the new online key"
+    );
+
+    // the same clients, with their caches from before both rotations, follow them:
+    // the old bundle still verifies, and they sign and verify a new one
+    clients.verify(&a0, &b0, "after the root and online key rotations");
+    let (a1, b1) = clients.sign("after-rotations");
+    clients.verify(&a1, &b1, "after the root and online key rotations");
 }
 
 pub async fn tuf_ceremony_refuses_what_cannot_work() {
@@ -734,108 +854,17 @@ pub async fn tuf_ceremony_refuses_what_cannot_work() {
 /// trusted root keeps the old chain end-dated (a new targets version); sigstore-python and sigstore-js, with their TUF caches from before, verify
 /// the bundle signed before the rotation and one signed after; python-tuf refreshes.
 pub async fn tuf_trust_rotation_keeps_old_signatures_valid() {
-    let venv = venv();
-    let js = js();
     let dir = temp_dir("tuf-rotate");
     let data = dir.join("stack");
-    let ports: Vec<String> = (0..5).map(|_| free_port().to_string()).collect();
-    let args: Vec<&str> = vec![
-        "--log-port",
-        &ports[0],
-        "--ca-port",
-        &ports[1],
-        "--ctlog-port",
-        &ports[2],
-        "--oidc-port",
-        &ports[3],
-        "--tuf-port",
-        &ports[4],
-    ];
+    let ports = fixed_ports();
+    let args: Vec<&str> = ports.iter().map(String::as_str).collect();
     let (first, stack) = crate::keyless::dev_stack_with(&data, &args);
-    let base = stack["services"]["tuf"]["url"]
-        .as_str()
-        .expect("url")
-        .to_string();
-    let root_path = PathBuf::from(stack["services"]["tuf"]["root"].as_str().expect("root"));
-    let oidc = stack["services"]["oidc"]["url"]
-        .as_str()
-        .expect("oidc")
-        .to_string();
-    let home = dir.join("home");
-    let py = |args: &[&std::ffi::OsStr]| {
-        let mut c = Command::new(venv.join("bin/sigstore"));
-        c.env("HOME", &home)
-            .env("XDG_CACHE_HOME", home.join("cache"))
-            .env("XDG_DATA_HOME", home.join("data"))
-            .args(["--instance", &base])
-            .args(args);
-        run_within(&mut c, Duration::from_secs(120))
-    };
-    let os = |s: &str| std::ffi::OsString::from(s);
-    let (ok, out) = py(&[os("trust-instance").as_os_str(), root_path.as_os_str()]);
-    assert!(ok, "{out}");
-    let sign = |name: &str| {
-        let (ok, token) = run(Command::new(env!("CARGO_BIN_EXE_sigstackd"))
-            .args(["dev-token", "--data-dir"])
-            .arg(&data));
-        assert!(ok, "{token}");
-        let artifact = dir.join(format!("{name}.txt"));
-        std::fs::write(&artifact, format!("{name}\n")).expect("w");
-        let bundle = dir.join(format!("{name}.sigstore.json"));
-        let (ok, out) = py(&[
-            os("sign").as_os_str(),
-            os("--identity-token").as_os_str(),
-            os(token.trim()).as_os_str(),
-            os("--bundle").as_os_str(),
-            bundle.as_os_str(),
-            artifact.as_os_str(),
-        ]);
-        assert!(ok, "sigstore-python signs {name}: {out}");
-        (artifact, bundle)
-    };
-    let verify_both = |artifact: &Path, bundle: &Path, when: &str| {
-        let (ok, out) = py(&[
-            os("verify").as_os_str(),
-            os("identity").as_os_str(),
-            os("--bundle").as_os_str(),
-            bundle.as_os_str(),
-            os("--cert-identity").as_os_str(),
-            os("dev@sigstack.test").as_os_str(),
-            os("--cert-oidc-issuer").as_os_str(),
-            os(&oidc).as_os_str(),
-            artifact.as_os_str(),
-        ]);
-        assert!(
-            ok,
-            "sigstore-python verifies {} {when}: {out}",
-            bundle.display()
-        );
-        let (ok, out) = run(Command::new("node")
-            .arg(js.join("verify-tuf.mjs"))
-            .args(["--tuf-mirror-url", &base, "--tuf-root"])
-            .arg(&root_path)
-            .arg("--tuf-cache")
-            .arg(dir.join("js-cache"))
-            .arg("--bundle")
-            .arg(bundle)
-            .arg("--artifact")
-            .arg(artifact)
-            .args([
-                "--certificate-identity",
-                "dev@sigstack.test",
-                "--certificate-oidc-issuer",
-                &oidc,
-            ]));
-        assert!(
-            ok,
-            "sigstore-js verifies {} {when}: {out}",
-            bundle.display()
-        );
-    };
-    let (a1, b1) = sign("before");
-    verify_both(&a1, &b1, "before the rotation");
+    let clients = TufClients::new(&dir, &data, &stack);
+    clients.trust_instance();
+    let (a1, b1) = clients.sign("before");
+    clients.verify(&a1, &b1, "before the rotation");
     let meta = dir.join("ptuf-meta");
-    let (ok, out) = python_tuf(&base, &root_path, &meta, &dir.join("ptuf-dl"));
+    let (ok, out) = python_tuf(&clients.base, &clients.root, &meta, &dir.join("ptuf-dl"));
     assert!(ok, "{out}");
 
     // rotate: a new CA chain (root and intermediate)
@@ -854,7 +883,7 @@ pub async fn tuf_trust_rotation_keeps_old_signatures_valid() {
     assert_eq!(trusted["ctlogs"].as_array().expect("ctlogs").len(), 1);
     assert_eq!(trusted["tlogs"].as_array().expect("tlogs").len(), 1);
 
-    let (ok, out) = python_tuf(&base, &root_path, &meta, &dir.join("ptuf-dl"));
+    let (ok, out) = python_tuf(&clients.base, &clients.root, &meta, &dir.join("ptuf-dl"));
     assert!(ok, "python-tuf refreshes after the rotation: {out}");
     let got: Value = serde_json::from_str(out.trim()).expect("json");
     assert_eq!(
@@ -862,7 +891,7 @@ pub async fn tuf_trust_rotation_keeps_old_signatures_valid() {
         std::fs::read(data.join("trusted_root.json")).expect("r"),
         "the new trusted root is published"
     );
-    let (a2, b2) = sign("after");
-    verify_both(&a1, &b1, "after the rotation");
-    verify_both(&a2, &b2, "after the rotation");
+    let (a2, b2) = clients.sign("after");
+    clients.verify(&a1, &b1, "after the rotation");
+    clients.verify(&a2, &b2, "after the rotation");
 }
