@@ -558,6 +558,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         "  TUF repository:              {tuf_url} (initial root {})",
         tuf_root.display()
     );
+    println!(
+        "  trust it:                    sigstore --instance {tuf_url} trust-instance {}",
+        tuf_root.display()
+    );
     println!("  trusted OIDC issuers:        {}", issuers_path.display());
     println!("  client trust config:         {}", stack.trust_config);
     println!("  stack description:           {}", stack_path.display());

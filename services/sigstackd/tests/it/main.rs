@@ -103,6 +103,11 @@ async fn tuf_trust_rotation_keeps_old_signatures_valid() {
     tuf::tuf_trust_rotation_keeps_old_signatures_valid().await
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tuf_standalone_on_postgres() {
+    tuf::tuf_standalone_on_postgres().await
+}
+
 #[tokio::test]
 async fn openapi_is_current() {
     api::openapi_is_current().await

@@ -895,3 +895,107 @@ pub async fn tuf_trust_rotation_keeps_old_signatures_valid() {
     clients.verify(&a1, &b1, "after the rotation");
     clients.verify(&a2, &b2, "after the rotation");
 }
+
+/// Production mode: the ceremony and publication by CLI into PostgreSQL, `sigstackd tuf`
+/// as its own process (configured by environment), serving python-tuf; the expiry alarm
+/// in `/healthz` and `/metrics`; a service whose online key the root does not name
+/// refuses to start.
+pub async fn tuf_standalone_on_postgres() {
+    let dir = temp_dir("tuf-pg");
+    let (stack_proc, _) = dev_stack(&dir.join("stack"), None);
+    drop(stack_proc);
+    let db = fresh_pg_database(&pg_admin_url()).await;
+    let ceremony = dir.join("ceremony");
+    let online = dir.join("service/online.pem");
+    let (ok, out) = sigstackd(&[
+        "tuf",
+        "init",
+        "--trust-dir",
+        dir.join("stack").to_str().expect("u"),
+        "--ceremony-dir",
+        ceremony.to_str().expect("u"),
+        "--online-key",
+        online.to_str().expect("u"),
+        "--targets-expires-days",
+        "20",
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = sigstackd(&[
+        "tuf",
+        "publish",
+        "--database-url",
+        &db,
+        ceremony.join("1.root.json").to_str().expect("u"),
+        ceremony.join("1.targets.json").to_str().expect("u"),
+    ]);
+    assert!(ok && out.contains("published 1.root.json"), "{out}");
+    let svc_dir = dir.join("service");
+    let tuf = crate::castack::Proc::spawn(
+        "tuf",
+        "SIGSTACK_TUF_",
+        &[
+            ("DATABASE_URL", db.clone()),
+            ("ONLINE_KEY", online.display().to_string()),
+            ("POLL_SECS", "1".into()),
+        ],
+        &svc_dir,
+        None,
+    )
+    .await;
+    let http = http();
+    // targets expire in 20 days, inside the default 30-day alarm window
+    let (st, health) = get_json(&http, &format!("{}/healthz", tuf.url)).await;
+    assert_eq!(
+        (st, health["status"].as_str()),
+        (200, Some("warning")),
+        "{health}"
+    );
+    assert!(
+        health["roles"]["targets"]["expires_in_seconds"]
+            .as_i64()
+            .expect("s")
+            < 21 * 86_400
+    );
+    let metrics = http
+        .get(format!("{}/metrics", tuf.url))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("t");
+    assert!(
+        metrics.contains("sigstack_tuf_version{role=\"timestamp\"} 1"),
+        "{metrics}"
+    );
+    let (ok, out) = python_tuf(
+        &tuf.url,
+        &ceremony.join("1.root.json"),
+        &dir.join("meta"),
+        &dir.join("dl"),
+    );
+    assert!(ok, "python-tuf against sigstackd tuf on PostgreSQL: {out}");
+    // another online key than the root names: refused at start
+    let wrong = dir.join("wrong/online.pem");
+    std::fs::create_dir_all(wrong.parent().expect("p")).expect("d");
+    std::fs::write(
+        &wrong,
+        FileSigner::generate(Curve::P256)
+            .to_pkcs8_pem()
+            .expect("pem"),
+    )
+    .expect("w");
+    let out = Command::new(env!("CARGO_BIN_EXE_sigstackd"))
+        .arg("tuf")
+        .env("SIGSTACK_TUF_DATABASE_URL", &db)
+        .env("SIGSTACK_TUF_ONLINE_KEY", &wrong)
+        .env("SIGSTACK_TUF_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not a snapshot key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
