@@ -56,13 +56,15 @@ pub struct TimeRange {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CertificateAuthority {
+    #[serde(default)]
     pub subject: DistinguishedName,
+    #[serde(default)]
     pub uri: String,
     pub cert_chain: CertChain,
     pub valid_for: TimeRange,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DistinguishedName {
     pub organization: String,

@@ -1,0 +1,4 @@
+//! The sigstack client's library: Sigstore bundles and their verification.
+
+pub mod bundle;
+pub mod verify;

@@ -1,0 +1,107 @@
+//! `sigstack`: the client. So far: `verify-blob` (cosign's flags for bundles) and the
+//! conformance entry point `verify-bundle`.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sigstack::verify::{Artifact, Policy, verify};
+use sigstack_types::trust::TrustedRoot;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "sigstack",
+    version,
+    about = "Sign and verify with Sigstore (cosign-compatible)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct VerifyArgs {
+    /// The Sigstore bundle (v0.1–v0.3).
+    #[arg(long)]
+    bundle: PathBuf,
+    /// The expected identity (certificate SAN).
+    #[arg(long)]
+    certificate_identity: Option<String>,
+    /// The expected OIDC issuer.
+    #[arg(long)]
+    certificate_oidc_issuer: Option<String>,
+    /// A public key (PEM) for bundles signed with a managed key.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// The trusted root (trusted_root.json).
+    #[arg(long)]
+    trusted_root: PathBuf,
+    /// The artifact, or `sha256:<hex>` of it.
+    artifact: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Verify a bundle for a blob.
+    VerifyBlob(VerifyArgs),
+    /// The sigstore-conformance CLI protocol's verification.
+    #[command(hide = true)]
+    VerifyBundle(VerifyArgs),
+}
+
+fn run(a: &VerifyArgs) -> anyhow::Result<()> {
+    let root: TrustedRoot = serde_json::from_slice(
+        &std::fs::read(&a.trusted_root)
+            .with_context(|| format!("reading {}", a.trusted_root.display()))?,
+    )
+    .context("the trusted root does not parse")?;
+    let artifact = match a.artifact.strip_prefix("sha256:") {
+        Some(h) => Artifact::Digest(
+            hex::decode(h)
+                .ok()
+                .and_then(|d| d.try_into().ok())
+                .context("sha256: needs 64 hex digits")?,
+        ),
+        None => Artifact::Bytes(
+            std::fs::read(&a.artifact).with_context(|| format!("reading {}", a.artifact))?,
+        ),
+    };
+    let policy = match (&a.key, &a.certificate_identity, &a.certificate_oidc_issuer) {
+        (Some(k), None, None) => Policy::Key(
+            sigstack_crypto::PublicKey::from_pem(
+                &std::fs::read(k).with_context(|| format!("reading {}", k.display()))?,
+            )
+            .context("the key does not parse")?,
+        ),
+        (None, Some(identity), Some(issuer)) => Policy::Identity {
+            identity: identity.clone(),
+            issuer: issuer.clone(),
+        },
+        _ => anyhow::bail!(
+            "give --key, or both --certificate-identity and --certificate-oidc-issuer"
+        ),
+    };
+    let bundle =
+        std::fs::read(&a.bundle).with_context(|| format!("reading {}", a.bundle.display()))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    verify(&bundle, &root, &artifact, &policy, now)?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (Command::VerifyBlob(a) | Command::VerifyBundle(a)) = &cli.command;
+    match run(a) {
+        Ok(()) => {
+            eprintln!("Verified OK");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("Error: verification failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
