@@ -103,13 +103,15 @@ fn trusted_log<'a>(
     fail("the entry's log is not a trusted transparency log")
 }
 
-/// Checks one transparency-log entry (v1, Rekor): returns its integrated time.
+/// Checks one transparency-log entry: returns the integrated time of a Rekor v1 entry
+/// (`None` for Rekor v2, whose entries carry no time: `tsa_times` date them).
 fn verify_tlog_entry(
     e: &TlogEntry,
     version: Version,
     root: &TrustedRoot,
     now: i64,
-) -> Result<i64, VerifyError> {
+    tsa_times: &[i64],
+) -> Result<Option<i64>, VerifyError> {
     let log_index = int("logIndex", &e.log_index)?;
     let integrated = int(
         "integratedTime",
@@ -119,6 +121,32 @@ fn verify_tlog_entry(
         return fail("the entry's integrated time is in the future");
     }
     let log_id = b64("logId.keyId", &e.log_id.key_id)?;
+    if is_v2(e) {
+        if tsa_times.is_empty() {
+            return fail(
+                "a Rekor v2 entry needs a signed timestamp to date it, and the bundle has none",
+            );
+        }
+        let mut found = None;
+        for t in tsa_times {
+            found = Some(trusted_log(&root.tlogs, &log_id, *t)?);
+        }
+        let (log, key) = found.ok_or_else(|| VerifyError("no time for the entry".into()))?;
+        let Some(p) = &e.inclusion_proof else {
+            return fail("the entry has no inclusion proof");
+        };
+        let body = b64("canonicalizedBody", &e.canonicalized_body)?;
+        let (size, root_hash) = check_proof(p, &body)?;
+        let Some(cp) = &p.checkpoint else {
+            return fail("the inclusion proof has no checkpoint");
+        };
+        let checkpoint = crate::note::verify_checkpoint(&cp.envelope, &log.base_url, &log_id, &key)
+            .map_err(|e| VerifyError(format!("the checkpoint does not verify: {e}")))?;
+        if checkpoint.size != size || checkpoint.root != root_hash {
+            return fail("the checkpoint does not match the inclusion proof's tree");
+        }
+        return Ok(None);
+    }
     let (_, key) = trusted_log(&root.tlogs, &log_id, integrated)?;
     let body = b64("canonicalizedBody", &e.canonicalized_body)?;
     if version >= Version::V02 && e.inclusion_proof.is_none() {
@@ -140,23 +168,7 @@ fn verify_tlog_entry(
         .map_err(|_| VerifyError("the signed entry timestamp does not verify".into()))?;
     }
     if let Some(p) = &e.inclusion_proof {
-        let index = int("inclusionProof.logIndex", &p.log_index)? as u64;
-        let size = int("inclusionProof.treeSize", &p.tree_size)? as u64;
-        let root_hash: sigstack_merkle::Hash = b64("rootHash", &p.root_hash)?
-            .try_into()
-            .map_err(|_| VerifyError("rootHash is not 32 bytes".into()))?;
-        let path = p
-            .hashes
-            .iter()
-            .map(|h| {
-                b64("hashes", h)?
-                    .try_into()
-                    .map_err(|_| VerifyError("a proof hash is not 32 bytes".into()))
-            })
-            .collect::<Result<Vec<sigstack_merkle::Hash>, _>>()?;
-        let leaf = sigstack_merkle::leaf_hash(&body);
-        sigstack_merkle::verify_inclusion(&leaf, index, size, &path, &root_hash)
-            .map_err(|e| VerifyError(format!("the inclusion proof does not verify: {e}")))?;
+        let (size, root_hash) = check_proof(p, &body)?;
         let Some(cp) = &p.checkpoint else {
             return fail("the inclusion proof has no checkpoint");
         };
@@ -166,7 +178,37 @@ fn verify_tlog_entry(
             return fail("the checkpoint does not match the inclusion proof's tree");
         }
     }
-    Ok(integrated)
+    Ok(Some(integrated))
+}
+
+/// A Rekor v2 entry (hashedrekord or dsse 0.0.2).
+fn is_v2(e: &TlogEntry) -> bool {
+    e.kind_version.version == "0.0.2" && e.kind_version.kind != "intoto"
+}
+
+/// Verifies an inclusion proof for `body`; returns the tree size and root it proves to.
+fn check_proof(
+    p: &crate::bundle::InclusionProof,
+    body: &[u8],
+) -> Result<(u64, sigstack_merkle::Hash), VerifyError> {
+    let index = int("inclusionProof.logIndex", &p.log_index)? as u64;
+    let size = int("inclusionProof.treeSize", &p.tree_size)? as u64;
+    let root_hash: sigstack_merkle::Hash = b64("rootHash", &p.root_hash)?
+        .try_into()
+        .map_err(|_| VerifyError("rootHash is not 32 bytes".into()))?;
+    let path = p
+        .hashes
+        .iter()
+        .map(|h| {
+            b64("hashes", h)?
+                .try_into()
+                .map_err(|_| VerifyError("a proof hash is not 32 bytes".into()))
+        })
+        .collect::<Result<Vec<sigstack_merkle::Hash>, _>>()?;
+    let leaf = sigstack_merkle::leaf_hash(body);
+    sigstack_merkle::verify_inclusion(&leaf, index, size, &path, &root_hash)
+        .map_err(|e| VerifyError(format!("the inclusion proof does not verify: {e}")))?;
+    Ok((size, root_hash))
 }
 
 /// The PEM or DER in a tlog body's public key field, as DER.
@@ -276,6 +318,103 @@ fn check_body(
                     cert,
                     key,
                 ) {
+                    return Err(mismatch("signing certificate or key"));
+                }
+            }
+        }
+        (k, _, _) => {
+            return fail(format!(
+                "log entry kind {k:?} does not fit this bundle's content"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Rekor v2's signature verifier (`x509Certificate` or `publicKey`) is the bundle's signer.
+fn v2_verifier_matches(
+    v: &Value,
+    cert: Option<&Certificate>,
+    key: &PublicKey,
+) -> Result<bool, VerifyError> {
+    let raw = |p: &str| v.pointer(p).and_then(Value::as_str);
+    Ok(
+        match (raw("/x509Certificate/rawBytes"), raw("/publicKey/rawBytes")) {
+            (Some(c), _) => {
+                cert.is_some_and(|cert| b64("x509Certificate", c).is_ok_and(|d| d == cert.der()))
+            }
+            (None, Some(k)) => cert.is_none() && b64("publicKey", k)? == key.spki_der(),
+            _ => false,
+        },
+    )
+}
+
+/// A Rekor v2 (0.0.2) body must describe this bundle's signature.
+fn check_body_v2(
+    body: &Value,
+    kind: &str,
+    b: &Bundle,
+    cert: Option<&Certificate>,
+    key: &PublicKey,
+    artifact_digest: &[u8; 32],
+) -> Result<(), VerifyError> {
+    let mismatch =
+        |what: &str| VerifyError(format!("the log entry does not match the bundle: {what}"));
+    let text = |v: &Value, p: &str| {
+        v.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    match (kind, &b.message_signature, &b.dsse_envelope) {
+        ("hashedrekord", _, _) => {
+            let spec = &body["spec"]["hashedRekordV002"];
+            // a DSSE bundle logged as hashedrekord: the digest is of the PAE
+            let (digest, sig) = match (&b.message_signature, &b.dsse_envelope) {
+                (Some(ms), None) => (artifact_digest.to_vec(), b64("signature", &ms.signature)?),
+                (None, Some(env)) => (
+                    sigstack_crypto::sha256(&pae(
+                        &env.payload_type,
+                        &b64("payload", &env.payload)?,
+                    ))
+                    .to_vec(),
+                    b64(
+                        "sig",
+                        &env.signatures
+                            .first()
+                            .map(|s| s.sig.clone())
+                            .unwrap_or_default(),
+                    )?,
+                ),
+                _ => return fail("the bundle has no content"),
+            };
+            if b64("data.digest", &text(spec, "/data/digest"))? != digest {
+                return Err(mismatch("artifact digest"));
+            }
+            if b64("signature", &text(spec, "/signature/content"))? != sig {
+                return Err(mismatch("signature"));
+            }
+            if !v2_verifier_matches(&spec["signature"]["verifier"], cert, key)? {
+                return Err(mismatch("signing certificate or key"));
+            }
+        }
+        ("dsse", None, Some(env)) => {
+            let spec = &body["spec"]["dsseV002"];
+            let payload = b64("payload", &env.payload)?;
+            if b64("payloadHash", &text(spec, "/payloadHash/digest"))?
+                != sigstack_crypto::sha256(&payload)
+            {
+                return Err(mismatch("payload hash"));
+            }
+            let sigs = spec["signatures"].as_array().cloned().unwrap_or_default();
+            if sigs.len() != env.signatures.len() {
+                return Err(mismatch("signatures"));
+            }
+            for (s, e) in sigs.iter().zip(&env.signatures) {
+                if b64("signature", &text(s, "/content"))? != b64("sig", &e.sig)? {
+                    return Err(mismatch("signature"));
+                }
+                if !v2_verifier_matches(&s["verifier"], cert, key)? {
                     return Err(mismatch("signing certificate or key"));
                 }
             }
@@ -513,21 +652,38 @@ pub fn verify(
     if m.tlog_entries.is_empty() {
         return fail("the bundle has no transparency-log entry");
     }
-    if !m
-        .timestamp_verification_data
-        .as_ref()
-        .is_none_or(|t| t.rfc3161_timestamps.is_empty())
-    {
-        return fail("RFC 3161 timestamps are not supported by this verifier yet");
+    // signed timestamps (RFC 3161) over the signature: each must verify
+    let signature_bytes = match (&b.message_signature, &b.dsse_envelope) {
+        (Some(ms), _) => b64("signature", &ms.signature)?,
+        (None, Some(env)) => b64(
+            "sig",
+            &env.signatures
+                .first()
+                .map(|s| s.sig.clone())
+                .unwrap_or_default(),
+        )?,
+        _ => return fail("the bundle has no content"),
+    };
+    let mut tsa_times = Vec::new();
+    if let Some(tvd) = &m.timestamp_verification_data {
+        for ts in &tvd.rfc3161_timestamps {
+            let token = b64("signedTimestamp", &ts.signed_timestamp)?;
+            let t = crate::tsa::verify(&token, &signature_bytes, root)
+                .map_err(|e| VerifyError(format!("signed timestamp: {e}")))?;
+            if t > now + SKEW {
+                return fail("a signed timestamp is in the future");
+            }
+            tsa_times.push(t);
+        }
     }
     let digest = artifact.sha256();
     let mut verified = None;
     let mut last = None;
     for e in &m.tlog_entries {
         int("logIndex", &e.log_index)?;
-        if e.kind_version.version != "0.0.1" && e.kind_version.version != "0.0.2" {
+        if !matches!(e.kind_version.version.as_str(), "0.0.1" | "0.0.2") {
             last = Some(VerifyError(format!(
-                "log entry version {} (Rekor v2) is not supported yet",
+                "log entry version {} is not supported",
                 e.kind_version.version
             )));
             continue;
@@ -537,33 +693,56 @@ pub fn verify(
         if body["kind"].as_str() != Some(e.kind_version.kind.as_str()) {
             return fail("the log entry's kind differs from its body");
         }
-        check_body(
-            &body,
-            &e.kind_version.kind,
-            &b,
-            cert.as_ref(),
-            &key,
-            &digest,
-        )?;
-        match verify_tlog_entry(e, version, root, now) {
+        if is_v2(e) {
+            check_body_v2(
+                &body,
+                &e.kind_version.kind,
+                &b,
+                cert.as_ref(),
+                &key,
+                &digest,
+            )?;
+        } else {
+            check_body(
+                &body,
+                &e.kind_version.kind,
+                &b,
+                cert.as_ref(),
+                &key,
+                &digest,
+            )?;
+        }
+        match verify_tlog_entry(e, version, root, now, &tsa_times) {
             Ok(t) => {
-                verified = Some(Verified {
-                    signing_time: t,
-                    log_index: int("logIndex", &e.log_index)?,
-                });
+                verified = Some((t, int("logIndex", &e.log_index)?));
                 break;
             }
             Err(err) => last = Some(err),
         }
     }
-    let Some(v) = verified else {
+    let Some((integrated, log_index)) = verified else {
         return Err(
             last.unwrap_or_else(|| VerifyError("no transparency-log entry verifies".into()))
         );
     };
-    // the certificate, at the signing time
+    // every verified time: the log's and the timestamp authorities'
+    let times: Vec<i64> = integrated
+        .into_iter()
+        .chain(tsa_times.iter().copied())
+        .collect();
+    let Some(&signing_time) = times.first() else {
+        return fail("no verified time for the signature");
+    };
+    let v = Verified {
+        signing_time,
+        log_index,
+    };
+    // the certificate, at every verified time
     if let (Some(c), Policy::Identity { identity, issuer }) = (&cert, policy) {
-        let ca = verify_chain(c, root, v.signing_time)?;
+        let mut ca = verify_chain(c, root, signing_time)?;
+        for t in &times[1..] {
+            ca = verify_chain(c, root, *t)?;
+        }
         verify_sct(c, &ca, root)?;
         if !c.subjects().iter().any(|s| s == identity) {
             return fail(format!(

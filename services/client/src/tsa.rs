@@ -1,0 +1,184 @@
+//! RFC 3161 signed timestamps (a CMS SignedData over a TSTInfo) as Sigstore bundles carry
+//! them: the timestamp's message imprint must be the hash of the artifact signature, the
+//! signed attributes' message digest the hash of the TSTInfo, and their signature must
+//! verify with a timestamp authority of the trusted root, whose chain and validity window
+//! cover the timestamp's time. Certificates embedded in the token are not trusted.
+
+use cms::content_info::ContentInfo;
+use cms::signed_data::SignedData;
+use der::{Decode, Encode, Reader};
+use sigstack_crypto::{Certificate, HashAlg};
+use sigstack_types::trust::TrustedRoot;
+
+const ID_CT_TSTINFO: &str = "1.2.840.113549.1.9.16.1.4";
+const ID_MESSAGE_DIGEST: &str = "1.2.840.113549.1.9.4";
+
+fn hash_of(oid: &der::asn1::ObjectIdentifier) -> Option<HashAlg> {
+    match oid.to_string().as_str() {
+        "2.16.840.1.101.3.4.2.1" => Some(HashAlg::Sha256),
+        "2.16.840.1.101.3.4.2.2" => Some(HashAlg::Sha384),
+        "2.16.840.1.101.3.4.2.3" => Some(HashAlg::Sha512),
+        _ => None,
+    }
+}
+
+/// The parts of a TSTInfo the verifier needs.
+struct TstInfo {
+    imprint_alg: HashAlg,
+    imprint: Vec<u8>,
+    gen_time: i64,
+}
+
+fn parse_tst_info(der_bytes: &[u8]) -> Result<TstInfo, String> {
+    let bad = |e: der::Error| format!("the TSTInfo does not parse: {e}");
+    let mut r = der::SliceReader::new(der_bytes).map_err(bad)?;
+    r.sequence(|r| {
+        let _version = der::asn1::Int::decode(r)?;
+        let _policy = der::asn1::ObjectIdentifier::decode(r)?;
+        let (alg, imprint) = r.sequence(|r| {
+            let alg = spki::AlgorithmIdentifierOwned::decode(r)?;
+            let hashed = der::asn1::OctetString::decode(r)?;
+            Ok((alg, hashed.as_bytes().to_vec()))
+        })?;
+        let _serial = der::asn1::Int::decode(r)?;
+        let gen_at = der::asn1::GeneralizedTime::decode(r)?;
+        // accuracy, ordering, nonce, tsa, extensions: not needed
+        while !r.is_finished() {
+            let _ = der::Any::decode(r)?;
+        }
+        Ok((alg, imprint, gen_at))
+    })
+    .map_err(bad)
+    .and_then(|(alg, imprint, gen_at)| {
+        Ok(TstInfo {
+            imprint_alg: hash_of(&alg.oid).ok_or("the message imprint uses an unknown hash")?,
+            imprint,
+            gen_time: gen_at.to_unix_duration().as_secs() as i64,
+        })
+    })
+}
+
+fn in_window(r: &sigstack_types::trust::TimeRange, t: i64) -> bool {
+    let start = sigstack_types::time::parse_rfc3339(&r.start);
+    let end = r.end.as_deref().map(sigstack_types::time::parse_rfc3339);
+    start.is_some_and(|s| s <= t) && end.is_none_or(|e| e.is_some_and(|e| t <= e))
+}
+
+/// The token of a DER TimeStampResp (RFC 3161 §2.4.2: status, then the token), as bundles
+/// carry it, or of a bare token.
+fn time_stamp_token(der_bytes: &[u8]) -> Result<ContentInfo, String> {
+    if let Ok(ci) = ContentInfo::from_der(der_bytes) {
+        return Ok(ci);
+    }
+    let bad = |e: der::Error| format!("the timestamp does not parse: {e}");
+    let mut r = der::SliceReader::new(der_bytes).map_err(bad)?;
+    let (status, token) = r
+        .sequence(|r| {
+            let status = r.sequence(|r| {
+                let s = der::asn1::Int::decode(r)?;
+                while !r.is_finished() {
+                    let _ = der::Any::decode(r)?;
+                }
+                Ok(s)
+            })?;
+            let token = Option::<ContentInfo>::decode(r)?;
+            Ok((status, token))
+        })
+        .map_err(bad)?;
+    if !matches!(status.as_bytes(), [0] | [1]) {
+        return Err("the timestamp response does not grant a timestamp".into());
+    }
+    token.ok_or_else(|| "the timestamp response has no token".into())
+}
+
+/// Verifies one timestamp over `signature` (the artifact signature's bytes) and returns
+/// its time.
+pub fn verify(token: &[u8], signature: &[u8], root: &TrustedRoot) -> Result<i64, String> {
+    let ci = time_stamp_token(token)?;
+    let sd: SignedData = ci
+        .content
+        .decode_as()
+        .map_err(|e| format!("the timestamp is not a CMS SignedData: {e}"))?;
+    if sd.encap_content_info.econtent_type.to_string() != ID_CT_TSTINFO {
+        return Err("the timestamp does not hold a TSTInfo".into());
+    }
+    let econtent = sd
+        .encap_content_info
+        .econtent
+        .as_ref()
+        .ok_or("the timestamp has no content")?;
+    let tst_der = econtent
+        .decode_as::<der::asn1::OctetString>()
+        .map_err(|e| format!("the timestamp content is not an OCTET STRING: {e}"))?;
+    let tst = parse_tst_info(tst_der.as_bytes())?;
+    if tst.imprint != tst.imprint_alg.digest(signature) {
+        return Err("the timestamp is not over this signature".into());
+    }
+    let signer = sd
+        .signer_infos
+        .0
+        .iter()
+        .next()
+        .ok_or("the timestamp has no signer")?;
+    let digest_alg =
+        hash_of(&signer.digest_alg.oid).ok_or("the timestamp's digest algorithm is unknown")?;
+    let attrs = signer
+        .signed_attrs
+        .as_ref()
+        .ok_or("the timestamp has no signed attributes")?;
+    let message_digest = attrs
+        .iter()
+        .find(|a| a.oid.to_string() == ID_MESSAGE_DIGEST)
+        .and_then(|a| a.values.iter().next())
+        .and_then(|v| v.decode_as::<der::asn1::OctetString>().ok())
+        .ok_or("the timestamp has no message-digest attribute")?;
+    if message_digest.as_bytes() != digest_alg.digest(tst_der.as_bytes()) {
+        return Err("the timestamp's signed digest is not its TSTInfo's".into());
+    }
+    let signed = attrs
+        .to_der()
+        .map_err(|e| format!("re-encoding the signed attributes: {e}"))?;
+    let sig = signer.signature.as_bytes();
+    let mut last = "the timestamp is not signed by a trusted timestamp authority".to_string();
+    for tsa in &root.timestamp_authorities {
+        let chain = tsa
+            .cert_chain
+            .certificates
+            .iter()
+            .filter_map(|c| {
+                crate::bundle::b64("certChain", &c.raw_bytes)
+                    .ok()
+                    .and_then(|d| Certificate::from_der(&d).ok())
+            })
+            .collect::<Vec<_>>();
+        let Some(leaf) = chain.first() else { continue };
+        if leaf.public_key().verify_message(&signed, sig).is_err() {
+            continue;
+        }
+        let t = tst.gen_time;
+        if !in_window(&tsa.valid_for, t) {
+            last =
+                "the timestamp is outside the timestamp authority's validity in the trusted root"
+                    .into();
+            continue;
+        }
+        let valid_at = |c: &Certificate| {
+            let (nb, na) = c.validity();
+            (nb as i64) <= t && t <= na as i64
+        };
+        if !chain.iter().all(valid_at) {
+            last = "the timestamp authority's certificates were not valid at the timestamp's time"
+                .into();
+            continue;
+        }
+        if !chain
+            .windows(2)
+            .all(|w| w[0].verify_issued_by(&w[1]).is_ok())
+        {
+            last = "the timestamp authority's chain does not link up".into();
+            continue;
+        }
+        return Ok(t);
+    }
+    Err(last)
+}
