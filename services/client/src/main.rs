@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sigstack::verify::{Artifact, Policy, verify};
+use sigstack::verify::{Artifact, Matcher, Policy, verify};
 use sigstack_types::trust::TrustedRoot;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,9 +27,15 @@ struct VerifyArgs {
     /// The expected identity (certificate SAN).
     #[arg(long)]
     certificate_identity: Option<String>,
+    /// A regular expression the identity must match (instead of --certificate-identity).
+    #[arg(long, conflicts_with = "certificate_identity")]
+    certificate_identity_regexp: Option<String>,
     /// The expected OIDC issuer.
     #[arg(long)]
     certificate_oidc_issuer: Option<String>,
+    /// A regular expression the issuer must match (instead of --certificate-oidc-issuer).
+    #[arg(long, conflicts_with = "certificate_oidc_issuer")]
+    certificate_oidc_issuer_regexp: Option<String>,
     /// A public key (PEM) for bundles signed with a managed key.
     #[arg(long)]
     key: Option<PathBuf>,
@@ -66,19 +72,40 @@ fn run(a: &VerifyArgs) -> anyhow::Result<()> {
             std::fs::read(&a.artifact).with_context(|| format!("reading {}", a.artifact))?,
         ),
     };
-    let policy = match (&a.key, &a.certificate_identity, &a.certificate_oidc_issuer) {
+    let matcher = |exact: &Option<String>, re: &Option<String>, what: &str| {
+        anyhow::Ok(match (exact, re) {
+            (Some(e), _) => Some(Matcher::Exact(e.clone())),
+            (None, Some(r)) => {
+                Some(Matcher::Regex(regex::Regex::new(r).with_context(|| {
+                    format!("{what} is not a valid regular expression")
+                })?))
+            }
+            (None, None) => None,
+        })
+    };
+    let identity = matcher(
+        &a.certificate_identity,
+        &a.certificate_identity_regexp,
+        "--certificate-identity-regexp",
+    )?;
+    let issuer = matcher(
+        &a.certificate_oidc_issuer,
+        &a.certificate_oidc_issuer_regexp,
+        "--certificate-oidc-issuer-regexp",
+    )?;
+    let policy = match (&a.key, identity, issuer) {
         (Some(k), None, None) => Policy::Key(
             sigstack_crypto::PublicKey::from_pem(
                 &std::fs::read(k).with_context(|| format!("reading {}", k.display()))?,
             )
             .context("the key does not parse")?,
         ),
-        (None, Some(identity), Some(issuer)) => Policy::Identity {
-            identity: identity.clone(),
-            issuer: issuer.clone(),
-        },
+        (None, Some(identity), Some(issuer)) => Policy::Identity { identity, issuer },
+        (Some(_), _, _) => {
+            anyhow::bail!("--key and the certificate identity flags exclude each other")
+        }
         _ => anyhow::bail!(
-            "give --key, or both --certificate-identity and --certificate-oidc-issuer"
+            "keyless verification needs --certificate-identity (or -regexp) and --certificate-oidc-issuer (or -regexp); for a key, give --key"
         ),
     };
     let bundle =

@@ -40,10 +40,35 @@ impl Artifact {
     }
 }
 
+/// An expected value: exact, or a regular expression (cosign's `-regexp` flags, which
+/// match anywhere in the value unless anchored).
+pub enum Matcher {
+    Exact(String),
+    Regex(regex::Regex),
+}
+
+impl Matcher {
+    pub fn matches(&self, v: &str) -> bool {
+        match self {
+            Self::Exact(e) => e == v,
+            Self::Regex(r) => r.is_match(v),
+        }
+    }
+}
+
+impl std::fmt::Display for Matcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Exact(e) => write!(f, "{e:?}"),
+            Self::Regex(r) => write!(f, "/{}/", r.as_str()),
+        }
+    }
+}
+
 /// Who must have signed.
 pub enum Policy {
     /// A certificate for this identity (SAN) from this OIDC issuer.
-    Identity { identity: String, issuer: String },
+    Identity { identity: Matcher, issuer: Matcher },
     /// A managed key.
     Key(PublicKey),
 }
@@ -744,15 +769,19 @@ pub fn verify(
             ca = verify_chain(c, root, *t)?;
         }
         verify_sct(c, &ca, root)?;
-        if !c.subjects().iter().any(|s| s == identity) {
+        if !c.subjects().iter().any(|s| identity.matches(s)) {
             return fail(format!(
-                "the certificate's identity {:?} is not {identity:?}",
+                "the certificate's identity {:?} does not match {identity}",
                 c.subjects()
             ));
         }
         match cert_issuer(c) {
-            Some(i) if &i == issuer => {}
-            Some(i) => return fail(format!("the certificate's issuer {i:?} is not {issuer:?}")),
+            Some(i) if issuer.matches(&i) => {}
+            Some(i) => {
+                return fail(format!(
+                    "the certificate's issuer {i:?} does not match {issuer}"
+                ));
+            }
             None => return fail("the certificate names no OIDC issuer"),
         }
     }

@@ -39,3 +39,53 @@ fn conformance_bundle_verify_cases() {
     );
     assert_eq!(last, "140 passed, 0 failed");
 }
+
+/// `verify-blob` with cosign's flags: regular expressions for identity and issuer, and a
+/// clear refusal of incomplete or conflicting policies.
+#[test]
+fn verify_blob_identity_policies() {
+    let cases = shared().join("conformance-assets/test/assets/bundle-verify");
+    let root = shared().join("conformance-assets/extra/public-good-trusted_root.json");
+    let run = |policy: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sigstack"))
+            .arg("verify-blob")
+            .arg("--bundle")
+            .arg(cases.join("happy-path-v0.3/bundle.sigstore.json"))
+            .arg("--trusted-root")
+            .arg(&root)
+            .args(policy)
+            .arg(cases.join("a.txt"))
+            .output()
+            .expect("run sigstack");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, err) = run(&[
+        "--certificate-identity-regexp",
+        "extremely-dangerous-oidc-beacon\\.yml@refs/heads/main$",
+        "--certificate-oidc-issuer-regexp",
+        "^https://token\\.actions\\.githubusercontent\\.com$",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = run(&[
+        "--certificate-identity-regexp",
+        "^https://github\\.com/someone-else/",
+        "--certificate-oidc-issuer",
+        "https://token.actions.githubusercontent.com",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("does not match"), "{err}");
+    let (code, err) = run(&["--certificate-identity", "x"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("--certificate-oidc-issuer"), "{err}");
+    let (code, err) = run(&[
+        "--certificate-identity-regexp",
+        "(",
+        "--certificate-oidc-issuer",
+        "x",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("not a valid regular expression"), "{err}");
+}
