@@ -577,6 +577,8 @@ fn verify_signature(b: &Bundle, key: &PublicKey, artifact: &Artifact) -> Result<
         let sig = b64("signature", &ms.signature)?;
         let alg = key.default_hash();
         let ok = match artifact {
+            // the SHA-256 is computed once; other hashes need the bytes again
+            _ if alg == HashAlg::Sha256 => key.verify_digest(alg, &digest, &sig).is_ok(),
             Artifact::Bytes(bytes) => key.verify_digest(alg, &alg.digest(bytes), &sig).is_ok(),
             Artifact::Digest(d) if alg == HashAlg::Sha256 => {
                 key.verify_digest(alg, d, &sig).is_ok()
