@@ -3,5 +3,6 @@
 
 pub mod bundle;
 pub mod note;
+pub mod sign;
 pub mod tsa;
 pub mod verify;

@@ -46,8 +46,34 @@ struct VerifyArgs {
     artifact: String,
 }
 
+#[derive(clap::Args)]
+struct SignArgs {
+    /// Where to write the bundle (v0.3).
+    #[arg(long)]
+    bundle: PathBuf,
+    /// The OIDC identity token for keyless signing.
+    #[arg(long, env = "SIGSTORE_ID_TOKEN", hide_env_values = true)]
+    identity_token: Option<String>,
+    /// Sign with this PEM private key (PKCS#8, unencrypted) instead of a certificate.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// The CA (Fulcio API).
+    #[arg(long, env = "COSIGN_FULCIO_URL")]
+    fulcio_url: Option<String>,
+    /// The transparency log (Rekor v1 API).
+    #[arg(long, env = "COSIGN_REKOR_URL")]
+    rekor_url: String,
+    /// Skip the confirmation (the identity goes into a public log).
+    #[arg(long, short = 'y')]
+    yes: bool,
+    /// The artifact to sign.
+    artifact: PathBuf,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Sign a blob (keyless or with --key) and write a Sigstore bundle.
+    SignBlob(SignArgs),
     /// Verify a bundle for a blob.
     VerifyBlob(VerifyArgs),
     /// The sigstore-conformance CLI protocol's verification.
@@ -118,10 +144,68 @@ fn run(a: &VerifyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn sign(a: &SignArgs) -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let artifact =
+        std::fs::read(&a.artifact).with_context(|| format!("reading {}", a.artifact.display()))?;
+    let key = match &a.key {
+        Some(p) => Some(
+            sigstack_crypto::FileSigner::load(p)
+                .with_context(|| format!("loading the key {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let fulcio = a.fulcio_url.clone().unwrap_or_default();
+    if key.is_none() {
+        anyhow::ensure!(!fulcio.is_empty(), "keyless signing needs --fulcio-url");
+        anyhow::ensure!(
+            a.identity_token.is_some(),
+            "keyless signing needs --identity-token (or SIGSTORE_ID_TOKEN)"
+        );
+        if !a.yes {
+            eprintln!(
+                "Note: the identity in your token (e-mail or subject) goes into a certificate and a public transparency log. Pass --yes to confirm."
+            );
+            anyhow::bail!("not confirmed");
+        }
+    }
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let bundle = rt.block_on(sigstack::sign::sign_blob(
+        &http,
+        &artifact,
+        &sigstack::sign::SignOptions {
+            fulcio_url: &fulcio,
+            rekor_url: &a.rekor_url,
+            identity_token: a.identity_token.as_deref(),
+            key: key.as_ref(),
+        },
+    ))?;
+    std::fs::write(&a.bundle, serde_json::to_vec_pretty(&bundle)?)
+        .with_context(|| format!("writing {}", a.bundle.display()))?;
+    eprintln!("Wrote bundle to {}", a.bundle.display());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let (Command::VerifyBlob(a) | Command::VerifyBundle(a)) = &cli.command;
-    match run(a) {
+    let result = match &cli.command {
+        Command::SignBlob(a) => {
+            return match sign(a) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("Error: signing failed: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Command::VerifyBlob(a) | Command::VerifyBundle(a) => run(a),
+    };
+    match result {
         Ok(()) => {
             eprintln!("Verified OK");
             ExitCode::SUCCESS

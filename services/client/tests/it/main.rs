@@ -89,3 +89,51 @@ fn verify_blob_identity_policies() {
     assert_eq!(code, Some(1));
     assert!(err.contains("not a valid regular expression"), "{err}");
 }
+
+/// Keyless signing puts the identity in a public log: without `--yes` it stops and says so,
+/// before any network traffic; missing inputs are named.
+#[test]
+fn sign_blob_asks_before_publishing_an_identity() {
+    let dir = std::env::temp_dir().join(format!("sigstack-sign-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let artifact = dir.join("a.txt");
+    std::fs::write(&artifact, b"x").expect("w");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sigstack"))
+            .arg("sign-blob")
+            .args(args)
+            .arg("--bundle")
+            .arg(dir.join("b.json"))
+            .arg(&artifact)
+            .env_remove("SIGSTORE_ID_TOKEN")
+            .output()
+            .expect("run sigstack");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, err) = run(&[
+        "--identity-token",
+        "t",
+        "--fulcio-url",
+        "http://127.0.0.1:9",
+        "--rekor-url",
+        "http://127.0.0.1:9",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("public transparency log") && err.contains("--yes"),
+        "{err}"
+    );
+    let (code, err) = run(&[
+        "--fulcio-url",
+        "http://127.0.0.1:9",
+        "--rekor-url",
+        "http://127.0.0.1:9",
+        "--yes",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("--identity-token"), "{err}");
+    assert!(!dir.join("b.json").exists(), "no bundle written");
+}

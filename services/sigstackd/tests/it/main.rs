@@ -4,6 +4,7 @@
 mod api;
 mod ca;
 mod castack;
+mod client;
 mod faults;
 mod interop;
 mod issuer;
@@ -106,6 +107,11 @@ async fn tuf_trust_rotation_keeps_old_signatures_valid() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tuf_standalone_on_postgres() {
     tuf::tuf_standalone_on_postgres().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_client_signs_and_verifies_with_the_others() {
+    client::our_client_signs_and_verifies_with_the_others().await
 }
 
 #[tokio::test]
