@@ -225,8 +225,8 @@ async fn dev_tuf(dir: &Path, keys: &Path, database_url: &str) -> anyhow::Result<
         })?;
     }
     let store = sigstack_storage::Store::open(database_url).await?;
-    let (published_root, _) = ceremony::current(&store).await?;
-    if published_root.is_none() {
+    let published = ceremony::load(&store).await?;
+    if published.root.is_none() {
         ceremony::publish(&ceremony::PublishArgs {
             database_url: database_url.to_string(),
             files: vec![root.clone(), ceremony_dir.join("1.targets.json")],
@@ -235,7 +235,8 @@ async fn dev_tuf(dir: &Path, keys: &Path, database_url: &str) -> anyhow::Result<
         .await?;
     }
     let wanted = ceremony::trust_targets(dir)?;
-    let latest = ceremony::latest_targets(&store).await?;
+    // read again: the first publication above may have added targets
+    let latest = ceremony::load(&store).await?.targets.map(|t| t.parsed);
     let same = latest.is_some_and(|t| {
         wanted
             .iter()

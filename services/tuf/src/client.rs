@@ -171,6 +171,29 @@ impl<F: Fetch> Updater<F> {
         Ok(())
     }
 
+    /// Fetches `<version>.<role>.json` as `meta` pins it (length and hashes), verifies it
+    /// by the trusted root's keys for the role and checks its version.
+    async fn fetch_pinned<R: Role>(&self, meta: &MetaFile) -> Result<(Vec<u8>, R), TufError> {
+        let path = format!("{}.{}.json", meta.version, R::TYPE);
+        let bytes = self
+            .fetch
+            .fetch(&path, meta.length.unwrap_or(MAX_METADATA))
+            .await?
+            .ok_or_else(|| missing(&path))?;
+        meta.check(&path, &bytes)?;
+        let env = Envelope::parse(&bytes, R::TYPE)?;
+        env.verify_by(&self.trusted.root.1, R::TYPE)?;
+        let new: R = env.role()?;
+        if new.version() != meta.version {
+            return Err(TufError::WrongVersion {
+                role: R::TYPE.into(),
+                got: new.version(),
+                expected: meta.version,
+            });
+        }
+        Ok((bytes, new))
+    }
+
     async fn update_snapshot(&mut self, now: i64) -> Result<(), TufError> {
         let meta = self
             .trusted
@@ -178,23 +201,8 @@ impl<F: Fetch> Updater<F> {
             .as_ref()
             .and_then(|(_, t)| t.meta.get("snapshot.json").cloned())
             .ok_or_else(|| missing("snapshot.json in the timestamp"))?;
-        let path = format!("{}.snapshot.json", meta.version);
-        let bytes = self
-            .fetch
-            .fetch(&path, meta.length.unwrap_or(MAX_METADATA))
-            .await?
-            .ok_or_else(|| missing(&path))?;
-        meta.check(&path, &bytes)?;
-        let env = Envelope::parse(&bytes, SNAPSHOT)?;
-        env.verify_by(&self.trusted.root.1, SNAPSHOT)?;
-        let new = env.role::<SnapshotRole>()?.0;
-        if new.version != meta.version {
-            return Err(TufError::WrongVersion {
-                role: SNAPSHOT.into(),
-                got: new.version,
-                expected: meta.version,
-            });
-        }
+        let (bytes, new) = self.fetch_pinned::<SnapshotRole>(&meta).await?;
+        let new = new.0;
         if let Some((_, old)) = &self.trusted.snapshot {
             for (name, old_meta) in &old.meta {
                 match new.meta.get(name) {
@@ -222,23 +230,7 @@ impl<F: Fetch> Updater<F> {
             .as_ref()
             .and_then(|(_, s)| s.meta.get("targets.json").cloned())
             .ok_or_else(|| missing("targets.json in the snapshot"))?;
-        let path = format!("{}.targets.json", meta.version);
-        let bytes = self
-            .fetch
-            .fetch(&path, meta.length.unwrap_or(MAX_METADATA))
-            .await?
-            .ok_or_else(|| missing(&path))?;
-        meta.check(&path, &bytes)?;
-        let env = Envelope::parse(&bytes, TARGETS)?;
-        env.verify_by(&self.trusted.root.1, TARGETS)?;
-        let new: Targets = env.role()?;
-        if new.version != meta.version {
-            return Err(TufError::WrongVersion {
-                role: TARGETS.into(),
-                got: new.version,
-                expected: meta.version,
-            });
-        }
+        let (bytes, new) = self.fetch_pinned::<Targets>(&meta).await?;
         check_expiry(TARGETS, &new.expires, now)?;
         self.trusted.targets = Some((bytes, new));
         Ok(())

@@ -333,20 +333,22 @@ pub fn sign(a: &SignArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The newest published targets, if any.
-pub async fn latest_targets(store: &Store) -> anyhow::Result<Option<Targets>> {
+/// The repository as published in `store`.
+pub async fn load(store: &Store) -> anyhow::Result<super::Repo> {
     let mut repo = super::Repo::default();
     repo.apply(store.tuf_files(0).await?)?;
-    Ok(repo.targets.map(|t| t.parsed))
+    Ok(repo)
 }
 
 pub async fn current(store: &Store) -> anyhow::Result<(Option<(u64, Root)>, Option<u64>)> {
-    let mut repo = super::Repo::default();
-    repo.apply(store.tuf_files(0).await?)?;
-    Ok((
+    Ok(root_and_targets(load(store).await?))
+}
+
+fn root_and_targets(repo: super::Repo) -> (Option<(u64, Root)>, Option<u64>) {
+    (
         repo.root.map(|r| (r.version, r.parsed)),
         repo.targets.map(|t| t.version),
-    ))
+    )
 }
 
 #[derive(clap::Args)]
@@ -495,7 +497,14 @@ pub struct PublishArgs {
 /// service picks it up and signs a snapshot and timestamp for it.
 pub async fn publish(a: &PublishArgs) -> anyhow::Result<Vec<String>> {
     let store = Store::open(&a.database_url).await?;
-    let (mut root, targets_version) = current(&store).await?;
+    let repo = load(&store).await?;
+    // target files already published under their content-addressed paths
+    let existing: std::collections::HashSet<String> = repo
+        .paths()
+        .filter(|p| p.starts_with("targets/"))
+        .map(str::to_string)
+        .collect();
+    let (mut root, targets_version) = root_and_targets(repo);
     let mut out = Vec::new();
     let mut envs: Vec<(PathBuf, Envelope, String)> = Vec::new();
     for f in &a.files {
@@ -616,13 +625,6 @@ pub async fn publish(a: &PublishArgs) -> anyhow::Result<Vec<String>> {
         }
     }
     // a target file already published under the same content-addressed path is fine
-    let existing: std::collections::HashSet<String> = store
-        .tuf_files(0)
-        .await?
-        .into_iter()
-        .filter(|f| f.role == "target")
-        .map(|f| f.path)
-        .collect();
     out.retain(|f| !(f.role == "target" && existing.contains(&f.path)));
     let mut seen = std::collections::HashSet::new();
     out.retain(|f| seen.insert(f.path.clone()));

@@ -136,6 +136,11 @@ impl Repo {
     pub fn get(&self, path: &str) -> Option<&Served> {
         self.files.get(path)
     }
+
+    /// Every path served.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.files.keys().map(String::as_str)
+    }
 }
 
 /// Expiry of each role's newest metadata, seconds from now (`None`: not published).

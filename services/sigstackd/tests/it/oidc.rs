@@ -175,14 +175,7 @@ impl Idp {
             loc.contains("state=st%26te%3D1"),
             "state is returned: {loc}"
         );
-        let code = loc
-            .split("code=")
-            .nth(1)
-            .expect("code")
-            .split('&')
-            .next()
-            .expect("code");
-        code.to_string()
+        code_from(&loc)
     }
 
     async fn token(&self, form: &[(&str, &str)]) -> (u16, Value) {
@@ -433,15 +426,19 @@ fn leaf_and_issuer(res: &Value) -> (sigstack_crypto::Certificate, String) {
     (cert, String::from_utf8(ext[2..].to_vec()).expect("utf8"))
 }
 
-fn code_from(location: &str) -> String {
-    location
-        .split("code=")
-        .nth(1)
-        .expect("code")
+/// A query parameter of a URL, as sent (still percent-encoded).
+fn query_param(url: &str, name: &str) -> String {
+    url.split_once('?')
+        .expect("a query")
+        .1
         .split('&')
-        .next()
-        .expect("code")
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {name} in {url}"))
         .to_string()
+}
+
+fn code_from(location: &str) -> String {
+    query_param(location, "code")
 }
 
 fn location(r: &reqwest::Response) -> String {
@@ -833,15 +830,7 @@ pub async fn upstream_connector_passes_the_upstream_identity_on() {
 
     // the upstream refuses us (wrong client secret): the client gets access_denied
     let r = start("misconfigured").await.expect("get");
-    let up_auth = location(&r);
-    let state = up_auth
-        .split("state=")
-        .nth(1)
-        .expect("state")
-        .split('&')
-        .next()
-        .expect("state")
-        .to_string();
+    let state = query_param(&location(&r), "state");
     let r = idp
         .http
         .get(idp.url("/callback"))
@@ -857,14 +846,7 @@ pub async fn upstream_connector_passes_the_upstream_identity_on() {
     );
     // the person cancels at the upstream
     let r = start("corp").await.expect("get");
-    let state = location(&r)
-        .split("state=")
-        .nth(1)
-        .expect("state")
-        .split('&')
-        .next()
-        .expect("state")
-        .to_string();
+    let state = query_param(&location(&r), "state");
     let r = idp
         .http
         .get(idp.url("/callback"))
