@@ -1,8 +1,13 @@
 //! The sigstack client's library: Sigstore bundles and their verification (Rekor v1 and
-//! v2 entries, RFC 3161 timestamps).
+//! v2 entries, RFC 3161 timestamps), signing, trust from TUF, identity tokens, cosign's
+//! key files and the transparency log's client side.
 
 pub mod bundle;
+pub mod keys;
 pub mod note;
+pub mod oidc;
+pub mod rekor;
 pub mod sign;
+pub mod trust;
 pub mod tsa;
 pub mod verify;

@@ -14,7 +14,8 @@ use sigstack_types::rekor::LogEntry;
 /// Where to sign and as whom.
 pub struct SignOptions<'a> {
     pub fulcio_url: &'a str,
-    pub rekor_url: &'a str,
+    /// The transparency log; `None` signs without logging (`--tlog-upload=false`).
+    pub rekor_url: Option<&'a str>,
     /// The OIDC identity token (keyless).
     pub identity_token: Option<&'a str>,
     /// A managed key instead of a certificate.
@@ -86,49 +87,40 @@ async fn certificate(
     Ok(Certificate::from_der(&block.der)?)
 }
 
-/// Signs `artifact`; returns the v0.3 bundle.
-pub async fn sign_blob(
+/// What was signed and how it went.
+pub struct Signed {
+    /// The v0.3 bundle.
+    pub bundle: Value,
+    pub signature: Vec<u8>,
+    /// The certificate (keyless).
+    pub certificate: Option<Certificate>,
+}
+
+/// The signing key: a managed key, or an ephemeral one certified by the CA.
+async fn signing_key(
     http: &reqwest::Client,
-    artifact: &[u8],
     opts: &SignOptions<'_>,
-) -> anyhow::Result<Value> {
-    let ephemeral;
-    let (signer, cert) = match (opts.key, opts.identity_token) {
-        (Some(k), _) => (k, None),
+) -> anyhow::Result<(Option<FileSigner>, Option<Certificate>)> {
+    match (opts.key, opts.identity_token) {
+        (Some(_), _) => Ok((None, None)),
         (None, Some(token)) => {
-            ephemeral = FileSigner::generate(Curve::P256);
+            let ephemeral = FileSigner::generate(Curve::P256);
             let cert = certificate(http, opts.fulcio_url, token, &ephemeral).await?;
             if cert.public_key() != ephemeral.public_key() {
                 bail!("the CA certified another key than ours");
             }
-            (&ephemeral, Some(cert))
+            Ok((Some(ephemeral), Some(cert)))
         }
         (None, None) => bail!("keyless signing needs an identity token"),
-    };
-    let digest = sigstack_crypto::sha256(artifact);
-    let signature = signer.sign(artifact)?;
-    let verifier_pem = match &cert {
-        Some(c) => c.to_pem(),
-        None => signer.public_key().to_pem(),
-    };
-    let entry = json!({
-        "apiVersion": "0.0.1",
-        "kind": "hashedrekord",
-        "spec": {
-            "data": {"hash": {"algorithm": "sha256", "value": hex::encode(digest)}},
-            "signature": {
-                "content": STANDARD.encode(&signature),
-                "publicKey": {"content": STANDARD.encode(verifier_pem.as_bytes())}
-            }
-        }
-    });
-    let url = format!(
-        "{}/api/v1/log/entries",
-        opts.rekor_url.trim_end_matches('/')
-    );
+    }
+}
+
+/// Uploads `entry` to the log; returns the bundle's `tlogEntries` item.
+async fn upload(http: &reqwest::Client, rekor_url: &str, entry: &Value) -> anyhow::Result<Value> {
+    let url = format!("{}/api/v1/log/entries", rekor_url.trim_end_matches('/'));
     let res = http
         .post(&url)
-        .json(&entry)
+        .json(entry)
         .send()
         .await
         .with_context(|| format!("reaching the transparency log at {url}"))?;
@@ -140,39 +132,111 @@ pub async fn sign_blob(
         .context("the transparency log answered no entry")?;
     let v = e
         .verification
+        .as_ref()
         .context("the log entry has no verification data")?;
-    let proof = v
-        .inclusion_proof
-        .context("the log entry has no inclusion proof")?;
-    let hex_to_b64 = |h: &str| -> anyhow::Result<String> { Ok(STANDARD.encode(hex::decode(h)?)) };
-    let material_key = match &cert {
+    if v.inclusion_proof.is_none() {
+        bail!("the log entry has no inclusion proof");
+    }
+    crate::rekor::bundle_entry(&e)
+}
+
+fn material(cert: Option<&Certificate>, key: &dyn Signer, tlog: Option<Value>) -> Value {
+    let mut m = match cert {
         Some(c) => json!({"certificate": {"rawBytes": STANDARD.encode(c.der())}}),
         None => {
-            json!({"publicKey": {"hint": STANDARD.encode(sigstack_crypto::sha256(signer.public_key().spki_der()))}})
+            json!({"publicKey": {"hint": STANDARD.encode(sigstack_crypto::sha256(key.public_key().spki_der()))}})
         }
     };
-    let mut material = material_key;
-    material["tlogEntries"] = json!([{
-        "logIndex": e.log_index.to_string(),
-        "logId": {"keyId": hex_to_b64(&e.log_id)?},
-        "kindVersion": {"kind": "hashedrekord", "version": "0.0.1"},
-        "integratedTime": e.integrated_time.to_string(),
-        "inclusionPromise": {"signedEntryTimestamp": v.signed_entry_timestamp.unwrap_or_default()},
-        "inclusionProof": {
-            "logIndex": proof.log_index.to_string(),
-            "rootHash": hex_to_b64(&proof.root_hash)?,
-            "treeSize": proof.tree_size.to_string(),
-            "hashes": proof.hashes.iter().map(|h| hex_to_b64(h)).collect::<anyhow::Result<Vec<_>>>()?,
-            "checkpoint": {"envelope": proof.checkpoint},
-        },
-        "canonicalizedBody": e.body,
-    }]);
-    Ok(json!({
+    m["tlogEntries"] = Value::Array(tlog.into_iter().collect());
+    m
+}
+
+fn verifier_pem(cert: Option<&Certificate>, key: &dyn Signer) -> String {
+    match cert {
+        Some(c) => c.to_pem(),
+        None => key.public_key().to_pem(),
+    }
+}
+
+/// Signs a blob known by its SHA-256 `digest` (hashed as it was read); returns the v0.3
+/// bundle with a `hashedrekord` log entry.
+pub async fn sign_blob(
+    http: &reqwest::Client,
+    digest: &[u8; 32],
+    opts: &SignOptions<'_>,
+) -> anyhow::Result<Signed> {
+    let (ephemeral, cert) = signing_key(http, opts).await?;
+    let signer = ephemeral.as_ref().or(opts.key).context("no key")?;
+    let signature = signer
+        .sign_sha256_digest(digest)
+        .context("signing the artifact's digest")?;
+    let entry = json!({
+        "apiVersion": "0.0.1",
+        "kind": "hashedrekord",
+        "spec": {
+            "data": {"hash": {"algorithm": "sha256", "value": hex::encode(digest)}},
+            "signature": {
+                "content": STANDARD.encode(&signature),
+                "publicKey": {"content": STANDARD.encode(verifier_pem(cert.as_ref(), signer).as_bytes())}
+            }
+        }
+    });
+    let tlog = match opts.rekor_url {
+        Some(u) => Some(upload(http, u, &entry).await?),
+        None => None,
+    };
+    let bundle = json!({
         "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
-        "verificationMaterial": material,
+        "verificationMaterial": material(cert.as_ref(), signer, tlog),
         "messageSignature": {
             "messageDigest": {"algorithm": "SHA2_256", "digest": STANDARD.encode(digest)},
             "signature": STANDARD.encode(&signature),
         }
-    }))
+    });
+    Ok(Signed {
+        bundle,
+        signature,
+        certificate: cert,
+    })
+}
+
+pub const IN_TOTO: &str = "application/vnd.in-toto+json";
+
+/// Signs an in-toto statement as a DSSE envelope; returns the v0.3 bundle with a `dsse`
+/// log entry.
+pub async fn attest(
+    http: &reqwest::Client,
+    statement: &[u8],
+    opts: &SignOptions<'_>,
+) -> anyhow::Result<Signed> {
+    let (ephemeral, cert) = signing_key(http, opts).await?;
+    let signer = ephemeral.as_ref().or(opts.key).context("no key")?;
+    let signature = signer.sign(&crate::verify::pae(IN_TOTO, statement))?;
+    let envelope = json!({
+        "payload": STANDARD.encode(statement),
+        "payloadType": IN_TOTO,
+        "signatures": [{"sig": STANDARD.encode(&signature), "keyid": ""}],
+    });
+    let entry = json!({
+        "apiVersion": "0.0.1",
+        "kind": "dsse",
+        "spec": {"proposedContent": {
+            "envelope": envelope.to_string(),
+            "verifiers": [STANDARD.encode(verifier_pem(cert.as_ref(), signer).as_bytes())],
+        }}
+    });
+    let tlog = match opts.rekor_url {
+        Some(u) => Some(upload(http, u, &entry).await?),
+        None => None,
+    };
+    let bundle = json!({
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": material(cert.as_ref(), signer, tlog),
+        "dsseEnvelope": envelope,
+    });
+    Ok(Signed {
+        bundle,
+        signature,
+        certificate: cert,
+    })
 }

@@ -245,6 +245,21 @@ impl PublicKey {
         self.verify_digest_any(alg, digest, sig)
     }
 
+    /// Verifies an ECDSA signature over a SHA-256 digest whatever the curve: a
+    /// `hashedrekord` records a SHA-256 digest, and some clients sign that digest with
+    /// P-384 keys. Other key types refuse.
+    pub fn verify_ecdsa_sha256_digest(&self, digest: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
+        match &self.kind {
+            Kind::P256(_) | Kind::P384(_) | Kind::P521(_) if digest.len() == 32 => {
+                self.verify_digest_any(HashAlg::Sha256, digest, sig)
+            }
+            _ => Err(CryptoError::Unsupported(format!(
+                "{} key with a SHA-256 prehash",
+                self.describe()
+            ))),
+        }
+    }
+
     /// Verifies over a digest without the allowlist (certificate signatures, where the
     /// issuer chooses the hash).
     pub(crate) fn verify_digest_any(

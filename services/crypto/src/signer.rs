@@ -133,6 +133,21 @@ impl FileSigner {
     }
 }
 
+impl FileSigner {
+    /// Signs a message known only by its SHA-256 digest (a P-256 key signs SHA-256, so
+    /// the signature equals one over the message). P-384 keys sign SHA-384 and refuse.
+    pub fn sign_sha256_digest(&self, digest: &[u8; 32]) -> Result<Vec<u8>, CryptoError> {
+        let d = aws_lc_rs::digest::Digest::import_less_safe(digest, &aws_lc_rs::digest::SHA256)
+            .map_err(|_| CryptoError::Signing("bad digest".into()))?;
+        self.pair
+            .sign_digest(&d)
+            .map(|s| s.as_ref().to_vec())
+            .map_err(|_| {
+                CryptoError::Signing("this key does not sign SHA-256 digests (P-256 only)".into())
+            })
+    }
+}
+
 impl Signer for FileSigner {
     fn public_key(&self) -> &PublicKey {
         &self.public

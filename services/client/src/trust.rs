@@ -1,0 +1,572 @@
+//! Where the client's trust comes from: a TUF repository (the public-good or staging
+//! instance, whose TUF roots ship inside the binary, or a private one set up with
+//! `sigstack initialize --mirror URL --root FILE`), refreshed over HTTP and cached on
+//! disk under `$TUF_ROOT` (default `~/.sigstore/root`, as cosign); or files given on the
+//! command line (`--trusted-root`, `--trust-config`, `--signing-config`); with cosign's
+//! legacy environment overrides for single keys and CA certificates on top.
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::Value;
+use sigstack_crypto::{Certificate, PublicKey};
+use sigstack_tuf::TufError;
+use sigstack_tuf::client::{Fetch, Updater};
+use sigstack_types::trust::{
+    CertChain, CertificateAuthority, LogId, RawBytes, Service, SigningConfig, TimeRange,
+    TransparencyLogInstance, TrustedRoot,
+};
+use std::path::{Path, PathBuf};
+
+pub const PUBLIC_GOOD: &str = "https://tuf-repo-cdn.sigstore.dev";
+pub const STAGING: &str = "https://tuf-repo-cdn.sigstage.dev";
+
+/// Trust shipped in the binary for an instance: its TUF root (the starting point of
+/// every refresh) and the targets as of the release (used when the repository cannot be
+/// reached and nothing is cached).
+pub struct Embedded {
+    pub root: &'static [u8],
+    pub trusted_root: &'static [u8],
+    pub signing_config: &'static [u8],
+}
+
+pub fn embedded(mirror: &str) -> Option<Embedded> {
+    match mirror.trim_end_matches('/') {
+        PUBLIC_GOOD => Some(Embedded {
+            root: include_bytes!("../trust/public-good/root.json"),
+            trusted_root: include_bytes!("../trust/public-good/trusted_root.json"),
+            signing_config: include_bytes!("../trust/public-good/signing_config.v0.2.json"),
+        }),
+        STAGING => Some(Embedded {
+            root: include_bytes!("../trust/staging/root.json"),
+            trusted_root: include_bytes!("../trust/staging/trusted_root.json"),
+            signing_config: include_bytes!("../trust/staging/signing_config.v0.2.json"),
+        }),
+        _ => None,
+    }
+}
+
+/// How long fetched TUF metadata is used before the next refresh.
+const REFRESH_AFTER: i64 = 24 * 3600;
+const TRUSTED_ROOT: &str = "trusted_root.json";
+const SIGNING_CONFIG: &str = "signing_config.v0.2.json";
+
+/// The cache directory: `$TUF_ROOT`, else `~/.sigstore/root`.
+pub fn cache_root() -> PathBuf {
+    if let Some(d) = std::env::var_os("TUF_ROOT").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
+    PathBuf::from(home).join(".sigstore").join("root")
+}
+
+/// A directory name for a mirror URL (every byte outside `[A-Za-z0-9.-]` %-escaped).
+fn escape(url: &str) -> String {
+    url.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'.' || b == b'-' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so a reader never
+/// sees half a file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+fn read_opt(path: &Path) -> Option<Vec<u8>> {
+    std::fs::read(path).ok()
+}
+
+/// TUF over HTTP(S).
+pub struct HttpFetch {
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+impl Fetch for HttpFetch {
+    async fn fetch(&self, path: &str, max_len: u64) -> Result<Option<Vec<u8>>, TufError> {
+        let err = |e: String| TufError::Fetch {
+            what: path.to_string(),
+            msg: e,
+        };
+        let mut r = self
+            .http
+            .get(format!("{}/{path}", self.base.trim_end_matches('/')))
+            .send()
+            .await
+            .map_err(|e| err(format!("{e:#}")))?;
+        if matches!(r.status().as_u16(), 403 | 404) {
+            return Ok(None);
+        }
+        if !r.status().is_success() {
+            return Err(err(format!("HTTP {}", r.status())));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = r.chunk().await.map_err(|e| err(e.to_string()))? {
+            body.extend_from_slice(&chunk);
+            if body.len() as u64 > max_len {
+                return Err(err(format!("longer than {max_len} bytes")));
+            }
+        }
+        Ok(Some(body))
+    }
+}
+
+/// The remote a user chose with `initialize` (`remote.json` in the cache).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Remote {
+    mirror: String,
+}
+
+/// The mirror in use: `TUF_MIRROR`, else the one `initialize` recorded, else public good.
+pub fn default_mirror() -> String {
+    if let Ok(m) = std::env::var("TUF_MIRROR")
+        && !m.is_empty()
+    {
+        return m;
+    }
+    read_opt(&cache_root().join("remote.json"))
+        .and_then(|b| serde_json::from_slice::<Remote>(&b).ok())
+        .map(|r| r.mirror)
+        .unwrap_or_else(|| PUBLIC_GOOD.to_string())
+}
+
+/// The targets a client needs from a TUF repository.
+pub struct TufTargets {
+    pub trusted_root: Vec<u8>,
+    pub signing_config: Option<Vec<u8>>,
+    /// Where they came from, for messages.
+    pub source: String,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A TUF repository and its on-disk cache.
+pub struct Tuf {
+    pub mirror: String,
+    dir: PathBuf,
+}
+
+impl Tuf {
+    pub fn new(mirror: &str) -> Self {
+        let mirror = mirror.trim_end_matches('/').to_string();
+        let dir = cache_root().join(escape(&mirror));
+        Self { mirror, dir }
+    }
+
+    /// The root to start from: the newest cached one, else the embedded one.
+    fn start_root(&self) -> anyhow::Result<Vec<u8>> {
+        if let Some(b) = read_opt(&self.dir.join("root.json")) {
+            return Ok(b);
+        }
+        match embedded(&self.mirror) {
+            Some(e) => Ok(e.root.to_vec()),
+            None => bail!(
+                "no trusted TUF root for {}: run `sigstack initialize --mirror {} --root ROOT.json` first",
+                self.mirror,
+                self.mirror
+            ),
+        }
+    }
+
+    fn cached_targets(&self) -> Option<TufTargets> {
+        Some(TufTargets {
+            trusted_root: read_opt(&self.dir.join(TRUSTED_ROOT))?,
+            signing_config: read_opt(&self.dir.join(SIGNING_CONFIG)),
+            source: format!("the cached TUF repository {}", self.mirror),
+        })
+    }
+
+    /// Refreshes from the repository, trusting `root` (or the cached/embedded root), and
+    /// caches the verified metadata and targets.
+    pub async fn refresh(
+        &self,
+        http: &reqwest::Client,
+        root: Option<&[u8]>,
+    ) -> anyhow::Result<TufTargets> {
+        let fetch = HttpFetch {
+            http: http.clone(),
+            base: self.mirror.clone(),
+        };
+        let start = match root {
+            Some(r) => r.to_vec(),
+            None => self.start_root()?,
+        };
+        let mut up = Updater::new(fetch, &start).context("the trusted TUF root is not valid")?;
+        if root.is_none() {
+            up = up
+                .with_cached(
+                    read_opt(&self.dir.join("timestamp.json")).as_deref(),
+                    read_opt(&self.dir.join("snapshot.json")).as_deref(),
+                )
+                .context("the cached TUF metadata does not verify")?;
+        }
+        up.refresh(now())
+            .await
+            .with_context(|| format!("updating from the TUF repository {}", self.mirror))?;
+        let trusted_root = up
+            .download(TRUSTED_ROOT)
+            .await
+            .with_context(|| format!("{TRUSTED_ROOT} from {}", self.mirror))?;
+        let signing_config = match up.target(SIGNING_CONFIG) {
+            Some(_) => Some(up.download(SIGNING_CONFIG).await?),
+            None => None,
+        };
+        let t = up.trusted();
+        write_atomic(&self.dir.join("root.json"), &t.root.0)?;
+        for (name, part) in [
+            ("timestamp.json", t.timestamp.as_ref().map(|x| &x.0)),
+            ("snapshot.json", t.snapshot.as_ref().map(|x| &x.0)),
+            ("targets.json", t.targets.as_ref().map(|x| &x.0)),
+        ] {
+            if let Some(b) = part {
+                write_atomic(&self.dir.join(name), b)?;
+            }
+        }
+        write_atomic(&self.dir.join(TRUSTED_ROOT), &trusted_root)?;
+        match &signing_config {
+            Some(s) => write_atomic(&self.dir.join(SIGNING_CONFIG), s)?,
+            None => {
+                let _ = std::fs::remove_file(self.dir.join(SIGNING_CONFIG));
+            }
+        }
+        write_atomic(&self.dir.join("refreshed"), now().to_string().as_bytes())?;
+        Ok(TufTargets {
+            trusted_root,
+            signing_config,
+            source: format!("the TUF repository {}", self.mirror),
+        })
+    }
+
+    fn fresh(&self) -> bool {
+        let refreshed = read_opt(&self.dir.join("refreshed"))
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.trim().parse::<i64>().ok());
+        let ts_ok = read_opt(&self.dir.join("timestamp.json"))
+            .and_then(|b| sigstack_tuf::Envelope::parse(&b, "timestamp").ok())
+            .and_then(|e| e.role::<sigstack_tuf::metadata::TimestampRole>().ok())
+            .is_some_and(|t| !sigstack_tuf::metadata::is_expired(&t.0.expires, now()));
+        ts_ok && refreshed.is_some_and(|r| now() - r < REFRESH_AFTER)
+    }
+
+    /// The targets: the cache while fresh, else a refresh; offline (or when the
+    /// repository cannot be reached), the cache or the embedded targets, with a warning.
+    /// Security failures (bad signatures, rollbacks, expiry) are never papered over.
+    pub async fn targets(
+        &self,
+        http: &reqwest::Client,
+        offline: bool,
+    ) -> anyhow::Result<TufTargets> {
+        if offline || self.fresh() {
+            if let Some(t) = self.cached_targets() {
+                return Ok(t);
+            }
+            if offline {
+                return self.embedded_targets().with_context(|| {
+                    format!(
+                        "--offline: nothing is cached for {}; run `sigstack initialize` while online",
+                        self.mirror
+                    )
+                });
+            }
+        }
+        match self.refresh(http, None).await {
+            Ok(t) => Ok(t),
+            Err(e) if unreachable(&e) => {
+                let fallback = self
+                    .cached_targets()
+                    .or_else(|| self.embedded_targets().ok());
+                match fallback {
+                    Some(t) => {
+                        eprintln!("Warning: {:#}; using {} instead", e, t.source);
+                        Ok(t)
+                    }
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn embedded_targets(&self) -> anyhow::Result<TufTargets> {
+        let e = embedded(&self.mirror).context("no trust is built in for this repository")?;
+        Ok(TufTargets {
+            trusted_root: e.trusted_root.to_vec(),
+            signing_config: Some(e.signing_config.to_vec()),
+            source: format!("the trust built into sigstack for {}", self.mirror),
+        })
+    }
+
+    /// `initialize`: trust `root` (or the embedded root) for this mirror, fetch and cache
+    /// everything, and make it the default remote.
+    pub async fn initialize(
+        &self,
+        http: &reqwest::Client,
+        root: Option<&[u8]>,
+    ) -> anyhow::Result<TufTargets> {
+        if root.is_some() {
+            // a new trust anchor replaces whatever was cached for this mirror
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+        let root = match root {
+            Some(r) => Some(r.to_vec()),
+            None => Some(self.start_root()?),
+        };
+        let t = self.refresh(http, root.as_deref()).await?;
+        write_atomic(
+            &cache_root().join("remote.json"),
+            &serde_json::to_vec_pretty(&Remote {
+                mirror: self.mirror.clone(),
+            })?,
+        )?;
+        Ok(t)
+    }
+}
+
+/// Whether a refresh failed only because the repository could not be reached.
+fn unreachable(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| matches!(c.downcast_ref::<TufError>(), Some(TufError::Fetch { .. })))
+}
+
+/// Where trust comes from, as the user chose on the command line.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct TrustArgs {
+    /// A trusted root file (trusted_root.json) instead of the TUF repository.
+    #[arg(long, env = "COSIGN_TRUSTED_ROOT", global = true)]
+    pub trusted_root: Option<PathBuf>,
+    /// A client trust config (trusted root plus signing config, sigstore-python's
+    /// `--trust-config` format).
+    #[arg(long, env = "COSIGN_TRUST_CONFIG", global = true)]
+    pub trust_config: Option<PathBuf>,
+    /// Use the Sigstore staging instance.
+    #[arg(long, env = "COSIGN_STAGING", global = true)]
+    pub staging: bool,
+    /// Use only cached or built-in trust; never contact the TUF repository.
+    #[arg(long, env = "COSIGN_OFFLINE", global = true)]
+    pub offline: bool,
+}
+
+/// The trust material: a trusted root and, where one is known, a signing config.
+pub struct Material {
+    pub trusted_root: TrustedRoot,
+    pub signing_config: Option<SigningConfig>,
+    pub source: String,
+}
+
+fn parse_root(bytes: &[u8], what: &str) -> anyhow::Result<TrustedRoot> {
+    serde_json::from_slice(bytes).with_context(|| format!("{what}: not a trusted root"))
+}
+
+fn parse_signing_config(bytes: &[u8], what: &str) -> anyhow::Result<SigningConfig> {
+    let c: SigningConfig =
+        serde_json::from_slice(bytes).with_context(|| format!("{what}: not a signing config"))?;
+    if c.media_type != sigstack_types::trust::SIGNING_CONFIG_MEDIA_TYPE {
+        bail!("{what}: media type {:?} is not supported", c.media_type);
+    }
+    Ok(c)
+}
+
+impl TrustArgs {
+    /// The mirror for TUF: staging, or the configured default.
+    pub fn mirror(&self) -> String {
+        if self.staging {
+            STAGING.to_string()
+        } else {
+            default_mirror()
+        }
+    }
+
+    /// Resolves the trust material (files, then TUF), applying cosign's `SIGSTORE_*`
+    /// environment overrides.
+    pub async fn load(&self, http: &reqwest::Client) -> anyhow::Result<Material> {
+        let mut m = if let Some(p) = &self.trust_config {
+            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            let what = p.display().to_string();
+            let c: Value =
+                serde_json::from_slice(&bytes).with_context(|| format!("{what}: not JSON"))?;
+            if c["mediaType"] != sigstack_types::trust::CLIENT_TRUST_CONFIG_MEDIA_TYPE {
+                bail!(
+                    "{what}: media type {} is not a client trust config",
+                    c["mediaType"]
+                );
+            }
+            let trusted_root = serde_json::from_value(c["trustedRoot"].clone())
+                .with_context(|| format!("{what}: trustedRoot"))?;
+            // the signing config is optional for verification
+            let signing_config = match c.get("signingConfig") {
+                Some(sc) => Some(parse_signing_config(&serde_json::to_vec(sc)?, &what)?),
+                None => None,
+            };
+            Material {
+                trusted_root,
+                signing_config,
+                source: what,
+            }
+        } else if let Some(p) = &self.trusted_root {
+            let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            Material {
+                trusted_root: parse_root(&bytes, &p.display().to_string())?,
+                signing_config: None,
+                source: p.display().to_string(),
+            }
+        } else {
+            let t = Tuf::new(&self.mirror()).targets(http, self.offline).await?;
+            Material {
+                trusted_root: parse_root(&t.trusted_root, &t.source)?,
+                signing_config: match &t.signing_config {
+                    Some(b) => Some(parse_signing_config(b, &t.source)?),
+                    None => None,
+                },
+                source: t.source,
+            }
+        };
+        apply_env_overrides(&mut m.trusted_root)?;
+        Ok(m)
+    }
+}
+
+/// Reads a signing config file (`--signing-config`).
+pub fn read_signing_config(p: &Path) -> anyhow::Result<SigningConfig> {
+    let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+    parse_signing_config(&bytes, &p.display().to_string())
+}
+
+const EPOCH: &str = "1970-01-01T00:00:00Z";
+
+fn env_file(name: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    match std::env::var_os(name).filter(|v| !v.is_empty()) {
+        Some(p) => Ok(Some(std::fs::read(&p).with_context(|| {
+            format!("reading {name}={}", PathBuf::from(&p).display())
+        })?)),
+        None => Ok(None),
+    }
+}
+
+fn log_instance(pem: &[u8], what: &str) -> anyhow::Result<TransparencyLogInstance> {
+    let key = PublicKey::from_pem(pem).with_context(|| format!("{what}: not a PEM public key"))?;
+    Ok(TransparencyLogInstance {
+        base_url: String::new(),
+        hash_algorithm: "SHA2_256".into(),
+        public_key: sigstack_types::trust::PublicKey {
+            raw_bytes: STANDARD.encode(key.spki_der()),
+            key_details: key.key_details().to_string(),
+            valid_for: TimeRange {
+                start: EPOCH.into(),
+                end: None,
+            },
+        },
+        log_id: LogId {
+            key_id: STANDARD.encode(sigstack_crypto::sha256(key.spki_der())),
+        },
+    })
+}
+
+/// cosign's legacy variables: `SIGSTORE_ROOT_FILE` (PEM CA certificates: self-signed
+/// ones are roots, the others intermediates), `SIGSTORE_REKOR_PUBLIC_KEY`,
+/// `SIGSTORE_CT_LOG_PUBLIC_KEY_FILE`, `SIGSTORE_TSA_CERTIFICATE_FILE`; each replaces
+/// that part of the trusted root.
+pub fn apply_env_overrides(root: &mut TrustedRoot) -> anyhow::Result<()> {
+    if let Some(pem) = env_file("SIGSTORE_ROOT_FILE")? {
+        root.certificate_authorities = vec![ca_from_pem(&pem, "SIGSTORE_ROOT_FILE")?];
+    }
+    if let Some(pem) = env_file("SIGSTORE_TSA_CERTIFICATE_FILE")? {
+        root.timestamp_authorities = vec![ca_from_pem(&pem, "SIGSTORE_TSA_CERTIFICATE_FILE")?];
+    }
+    if let Some(pem) = env_file("SIGSTORE_REKOR_PUBLIC_KEY")? {
+        root.tlogs = vec![log_instance(&pem, "SIGSTORE_REKOR_PUBLIC_KEY")?];
+    }
+    if let Some(pem) = env_file("SIGSTORE_CT_LOG_PUBLIC_KEY_FILE")? {
+        root.ctlogs = vec![log_instance(&pem, "SIGSTORE_CT_LOG_PUBLIC_KEY_FILE")?];
+    }
+    Ok(())
+}
+
+/// A certificate authority from a PEM bundle, ordered issuer-nearest first, root last.
+fn ca_from_pem(pem: &[u8], what: &str) -> anyhow::Result<CertificateAuthority> {
+    let mut certs = Vec::new();
+    for block in sigstack_crypto::pem::decode_all(pem)? {
+        if block.label == "CERTIFICATE" {
+            certs.push(
+                Certificate::from_der(&block.der)
+                    .with_context(|| format!("{what}: a certificate does not parse"))?,
+            );
+        }
+    }
+    if certs.is_empty() {
+        bail!("{what}: no PEM certificate in the file");
+    }
+    // roots (self-signed) last
+    certs.sort_by_key(|c| c.verify_issued_by(c).is_ok());
+    Ok(CertificateAuthority {
+        subject: Default::default(),
+        uri: String::new(),
+        cert_chain: CertChain {
+            certificates: certs
+                .iter()
+                .map(|c| RawBytes {
+                    raw_bytes: STANDARD.encode(c.der()),
+                })
+                .collect(),
+        },
+        valid_for: TimeRange {
+            start: EPOCH.into(),
+            end: None,
+        },
+    })
+}
+
+/// The services a signer uses, chosen from a signing config as clients do: drop services
+/// outside their validity or of API versions we do not speak, prefer the newest start.
+pub struct Services {
+    pub ca: Option<String>,
+    pub oidc: Option<String>,
+    pub rekor: Option<String>,
+    pub tsa: Option<String>,
+}
+
+fn pick(list: &[Service], versions: &[u32], now: i64) -> Option<String> {
+    list.iter()
+        .filter(|s| versions.contains(&s.major_api_version))
+        .filter(|s| {
+            let start = sigstack_types::time::parse_rfc3339(&s.valid_for.start).unwrap_or(i64::MAX);
+            let end = s
+                .valid_for
+                .end
+                .as_deref()
+                .and_then(sigstack_types::time::parse_rfc3339)
+                .unwrap_or(i64::MAX);
+            start <= now && now < end
+        })
+        .max_by_key(|s| sigstack_types::time::parse_rfc3339(&s.valid_for.start))
+        .map(|s| s.url.trim_end_matches('/').to_string())
+}
+
+impl Services {
+    pub fn from_config(c: &SigningConfig) -> Self {
+        let t = now();
+        Self {
+            ca: pick(&c.ca_urls, &[1], t),
+            oidc: pick(&c.oidc_urls, &[1], t),
+            // we speak Rekor v1 only
+            rekor: pick(&c.rekor_tlog_urls, &[1], t),
+            tsa: pick(&c.tsa_urls, &[1], t),
+        }
+    }
+}
