@@ -543,10 +543,11 @@ async fn resolve_services(trust: &TrustArgs, s: &SignFlags) -> anyhow::Result<Re
     let config = match &s.signing_config {
         Some(p) => Some(sigstack::trust::read_signing_config(p)?),
         None => {
-            let all_given = s.rekor_url.is_some()
-                && (s.key.is_some()
-                    || (s.fulcio_url.is_some()
-                        && (s.identity_token.is_some() || s.oidc_issuer.is_some())));
+            let all_given = (s.key.is_some() && !s.tlog_upload)
+                || s.rekor_url.is_some()
+                    && (s.key.is_some()
+                        || (s.fulcio_url.is_some()
+                            && (s.identity_token.is_some() || s.oidc_issuer.is_some())));
             if all_given {
                 None
             } else {
@@ -660,7 +661,7 @@ fn log_index_of(bundle: &Value) -> Option<i64> {
         .and_then(|s| s.parse().ok())
 }
 
-fn report_signed(signed: &Signed, bundle: Option<&Path>, out: Output) {
+fn report_signed(signed: &Signed, bundle: Option<&Path>, signature_file: bool, out: Output) {
     let index = log_index_of(&signed.bundle);
     match out {
         Output::Json => print_json(&json!({
@@ -676,7 +677,7 @@ fn report_signed(signed: &Signed, bundle: Option<&Path>, out: Output) {
             if let Some(b) = bundle {
                 eprintln!("Wrote bundle to file {}", b.display());
             }
-            if bundle.is_none() {
+            if bundle.is_none() && !signature_file {
                 println!("{}", STANDARD.encode(&signed.signature));
             }
         }
@@ -703,7 +704,12 @@ async fn sign_blob(trust: &TrustArgs, a: &SignBlobArgs, out: Output) -> anyhow::
             None => bail!("--output-certificate: signing with a key makes no certificate"),
         }
     }
-    report_signed(&signed, a.bundle.as_deref(), out);
+    report_signed(
+        &signed,
+        a.bundle.as_deref(),
+        a.output_signature.is_some(),
+        out,
+    );
     Ok(())
 }
 
@@ -757,7 +763,7 @@ async fn attest_blob(trust: &TrustArgs, a: &AttestBlobArgs, out: Output) -> anyh
     )
     .await?;
     write_file(&a.bundle, &serde_json::to_vec_pretty(&signed.bundle)?)?;
-    report_signed(&signed, Some(&a.bundle), out);
+    report_signed(&signed, Some(&a.bundle), false, out);
     Ok(())
 }
 
@@ -873,6 +879,16 @@ async fn detached_bundle(
         (None, Policy::Identity { .. }) => bail!("--signature needs --certificate (or --key)"),
         (Some(_), Policy::Key(_)) => bail!("--certificate and --key exclude each other"),
     };
+    // the signature first: the log refuses to search for an entry that does not verify
+    let signer_key = match (&material.get("certificate"), policy) {
+        (Some(_), _) => sigstack_crypto::KeyMaterial::from_pem(verifier_pem.as_bytes())?
+            .public_key()
+            .clone(),
+        (None, Policy::Key(k)) => k.clone(),
+        (None, Policy::Identity { .. }) => bail!("--signature needs --certificate (or --key)"),
+    };
+    sigstack::verify::verify_message_signature(&signer_key, artifact, &sig_bytes)
+        .map_err(|e| VerificationFailed(e.to_string()))?;
     let digest = artifact.sha256();
     let proposed = json!({
         "apiVersion": "0.0.1",

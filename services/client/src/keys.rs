@@ -223,7 +223,9 @@ mod tests {
         assert_eq!(v["kdf"]["params"]["N"], 65536);
         assert_eq!(v["cipher"]["name"], "nacl/secretbox");
         assert_eq!(decrypt(&block.der, b"hunter2").expect("test"), der);
-        let e = decrypt(&block.der, b"hunter3").expect_err("must fail").to_string();
+        let e = decrypt(&block.der, b"hunter3")
+            .expect_err("must fail")
+            .to_string();
         assert!(e.contains("wrong password"), "{e}");
         let opened = signer_from_pkcs8(&der).expect("test");
         assert_eq!(opened.public_key(), signer.public_key());

@@ -141,16 +141,20 @@ pub async fn identity_token(
 }
 
 fn open_browser(url: &str) {
+    // BROWSER as Python's webbrowser reads it: a command whose `%s` is the URL (else the
+    // URL is appended), run without a shell so the URL's `&`s stay in it
     let spawned = match std::env::var("BROWSER") {
-        Ok(b) if !b.is_empty() => {
-            let cmd = if b.contains("%s") {
-                b.replace("%s", url)
+        Ok(b) if !b.trim().is_empty() => {
+            let mut words: Vec<String> = b.split_whitespace().map(str::to_string).collect();
+            if words.iter().any(|w| w.contains("%s")) {
+                for w in &mut words {
+                    *w = w.replace("%s", url);
+                }
             } else {
-                format!("{b} '{url}'")
-            };
-            std::process::Command::new("sh")
-                .arg("-c")
-                .arg(cmd)
+                words.push(url.to_string());
+            }
+            std::process::Command::new(&words[0])
+                .args(&words[1..])
                 .stdin(std::process::Stdio::null())
                 .spawn()
         }

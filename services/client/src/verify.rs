@@ -580,6 +580,38 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     v
 }
 
+/// Verifies a signature over the artifact (a message signature, or a detached one).
+pub fn verify_message_signature(
+    key: &PublicKey,
+    artifact: &Artifact,
+    sig: &[u8],
+) -> Result<(), VerifyError> {
+    let digest = artifact.sha256();
+    let alg = key.default_hash();
+    let ok = match artifact {
+        // the SHA-256 is computed once; other hashes need the bytes again
+        _ if alg == HashAlg::Sha256 => key.verify_digest(alg, &digest, sig).is_ok(),
+        Artifact::Bytes(bytes) => key.verify_digest(alg, &alg.digest(bytes), sig).is_ok(),
+        Artifact::Digest(_) => {
+            // an ECDSA key of another curve may have signed the SHA-256 digest
+            if key.verify_ecdsa_sha256_digest(&digest, sig).is_ok() {
+                return Ok(());
+            }
+            return fail("this key needs the artifact itself, not its SHA-256");
+        }
+        Artifact::Unchecked => {
+            return fail("a message signature can only be verified against the artifact");
+        }
+    };
+    // an ECDSA key of another curve may have signed the SHA-256 digest (what
+    // hashedrekord records; sigstore-python signs P-384 keys so)
+    if ok || (alg != HashAlg::Sha256 && key.verify_ecdsa_sha256_digest(&digest, sig).is_ok()) {
+        Ok(())
+    } else {
+        fail("the signature does not verify over the artifact")
+    }
+}
+
 fn verify_signature(b: &Bundle, key: &PublicKey, artifact: &Artifact) -> Result<(), VerifyError> {
     let digest = artifact.sha256();
     if let Some(ms) = &b.message_signature {
@@ -592,26 +624,7 @@ fn verify_signature(b: &Bundle, key: &PublicKey, artifact: &Artifact) -> Result<
             return fail("the bundle's message digest is not the artifact's");
         }
         let sig = b64("signature", &ms.signature)?;
-        let alg = key.default_hash();
-        let ok = match artifact {
-            // the SHA-256 is computed once; other hashes need the bytes again
-            _ if alg == HashAlg::Sha256 => key.verify_digest(alg, &digest, &sig).is_ok(),
-            Artifact::Bytes(bytes) => key.verify_digest(alg, &alg.digest(bytes), &sig).is_ok(),
-            Artifact::Digest(d) if alg == HashAlg::Sha256 => {
-                key.verify_digest(alg, d, &sig).is_ok()
-            }
-            Artifact::Digest(_) => {
-                return fail("this key needs the artifact itself, not its SHA-256");
-            }
-            Artifact::Unchecked => false,
-        };
-        // an ECDSA key of another curve may have signed the SHA-256 digest (what
-        // hashedrekord records; sigstore-python signs P-384 keys so)
-        let ok =
-            ok || (alg != HashAlg::Sha256 && key.verify_ecdsa_sha256_digest(&digest, &sig).is_ok());
-        if !ok {
-            return fail("the signature does not verify over the artifact");
-        }
+        verify_message_signature(key, artifact, &sig)?;
         return Ok(());
     }
     let Some(env) = &b.dsse_envelope else {

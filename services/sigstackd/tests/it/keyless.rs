@@ -41,6 +41,10 @@ impl Killed {
     pub fn new(child: Child) -> Self {
         Self(child)
     }
+
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.0.try_wait().ok().flatten()
+    }
 }
 impl Drop for Killed {
     fn drop(&mut self) {

@@ -77,7 +77,7 @@ async fn start_idp_with(dir: &std::path::Path, extra: &str, port: u16) -> Idp {
     Idp { proc, http }
 }
 
-fn hidden(html: &str, name: &str) -> String {
+pub fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html
         .find(&marker)
