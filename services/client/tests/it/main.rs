@@ -78,7 +78,11 @@ fn verify_blob_identity_policies() {
     assert_eq!(code, Some(1));
     assert!(err.contains("does not match"), "{err}");
     let (code, err) = run(&["--certificate-identity", "x"]);
-    assert_eq!(code, Some(1));
+    assert_eq!(
+        code,
+        Some(3),
+        "an incomplete policy is a usage problem, not a failed check"
+    );
     assert!(err.contains("--certificate-oidc-issuer"), "{err}");
     let (code, err) = run(&[
         "--certificate-identity-regexp",
@@ -86,7 +90,7 @@ fn verify_blob_identity_policies() {
         "--certificate-oidc-issuer",
         "x",
     ]);
-    assert_eq!(code, Some(1));
+    assert_eq!(code, Some(3));
     assert!(err.contains("not a valid regular expression"), "{err}");
 }
 
@@ -106,6 +110,8 @@ fn sign_blob_asks_before_publishing_an_identity() {
             .arg(dir.join("b.json"))
             .arg(&artifact)
             .env_remove("SIGSTORE_ID_TOKEN")
+            .env_remove("COSIGN_YES")
+            .env("HOME", &dir)
             .output()
             .expect("run sigstack");
         (
@@ -121,9 +127,9 @@ fn sign_blob_asks_before_publishing_an_identity() {
         "--rekor-url",
         "http://127.0.0.1:9",
     ]);
-    assert_eq!(code, Some(1));
+    assert_eq!(code, Some(3));
     assert!(
-        err.contains("public transparency log") && err.contains("--yes"),
+        err.contains("transparency log") && err.contains("--yes"),
         "{err}"
     );
     let (code, err) = run(&[
@@ -133,7 +139,216 @@ fn sign_blob_asks_before_publishing_an_identity() {
         "http://127.0.0.1:9",
         "--yes",
     ]);
-    assert_eq!(code, Some(1));
-    assert!(err.contains("--identity-token"), "{err}");
+    // no token: the client would sign in with the public-good issuer, which this
+    // machine cannot reach; the failure names what it was doing
+    assert_eq!(code, Some(3));
+    assert!(err.contains("getting an identity token"), "{err}");
     assert!(!dir.join("b.json").exists(), "no bundle written");
+}
+
+/// Real public-good and staging bundles from sigstore-python's and sigstore-js's test data
+/// verify offline with the trust roots built into the client (no `--trusted-root`), and
+/// the known-bad ones fail for their own reasons. Each instance's bundles fail under the
+/// other's trust.
+#[test]
+fn public_good_and_staging_bundles_verify_with_the_built_in_roots() {
+    let py = shared().join("sigstore-python-test-assets/test/assets");
+    let js = shared().join("sigstore-js-test-bundles/tests/bundles");
+    let home = std::env::temp_dir().join(format!("sigstack-builtin-{}", std::process::id()));
+    std::fs::create_dir_all(&home).expect("home");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sigstack"))
+            .args(args)
+            .env("HOME", &home)
+            .env_remove("TUF_ROOT")
+            .env_remove("TUF_MIRROR")
+            .output()
+            .expect("run sigstack");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let gh = "https://github.com/login/oauth";
+    let actions = "https://token.actions.githubusercontent.com";
+    let s = |p: &std::path::Path| p.to_str().expect("utf-8").to_string();
+    let blob =
+        |instance: Option<&str>, bundle: &str, identity: &str, issuer: &str, artifact: &str| {
+            let mut args = vec!["verify-blob".to_string(), "--offline".into()];
+            args.extend(instance.map(String::from));
+            args.extend([
+                "--bundle".into(),
+                s(&py.join(bundle)),
+                "--certificate-identity".into(),
+                identity.into(),
+                "--certificate-oidc-issuer".into(),
+                issuer.into(),
+                s(&py.join(artifact)),
+            ]);
+            run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        };
+    let yossarian = "william@yossarian.net";
+    let staging = Some("--staging");
+    // staging: v0.1 (a P-384 key), v0.3, Rekor v1 and v2 with a signed timestamp
+    for (bundle, identity, artifact) in [
+        ("bundle.txt.sigstore", "a@tny.town", "bundle.txt"),
+        ("bundle_v3.txt.sigstore", yossarian, "bundle_v3.txt"),
+        ("bundle_v3_alt.txt.sigstore", yossarian, "bundle_v3_alt.txt"),
+        (
+            "integration/bundle_v3.txt.sigstore",
+            yossarian,
+            "integration/bundle_v3.txt",
+        ),
+        (
+            "staging-rekor-v2.txt.sigstore.json",
+            "jku@goto.fi",
+            "staging-rekor-v2.txt",
+        ),
+    ] {
+        let (code, err) = blob(staging, bundle, identity, gh, artifact);
+        assert_eq!(code, Some(0), "{bundle} (staging): {err}");
+        let (code, err) = blob(None, bundle, identity, gh, artifact);
+        assert_eq!(code, Some(1), "{bundle} is not public good: {err}");
+    }
+    // public good: a GitHub Actions release
+    let whl_identity =
+        "https://github.com/trailofbits/rfc8785.py/.github/workflows/release.yml@refs/tags/v0.1.2";
+    let (code, err) = blob(
+        None,
+        "bundle_v3_github.whl.sigstore",
+        whl_identity,
+        actions,
+        "bundle_v3_github.whl",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _) = blob(
+        staging,
+        "bundle_v3_github.whl.sigstore",
+        whl_identity,
+        actions,
+        "bundle_v3_github.whl",
+    );
+    assert_eq!(code, Some(1));
+    // known-bad bundles, each for its reason
+    for (instance, bundle, artifact, identity, issuer, reason) in [
+        (
+            None,
+            "bundle_v3_no_signed_time.txt.sigstore.json",
+            "bundle_v3_no_signed_time.txt",
+            yossarian,
+            gh,
+            "no verified time",
+        ),
+        (
+            staging,
+            "bundle_cve_2022_36056.txt.sigstore",
+            "bundle_cve_2022_36056.txt",
+            yossarian,
+            gh,
+            "does not match the bundle",
+        ),
+        (
+            staging,
+            "bundle_invalid_version.txt.sigstore",
+            "bundle_invalid_version.txt",
+            yossarian,
+            gh,
+            "media type",
+        ),
+        (
+            staging,
+            "bundle_no_log_entry.txt.sigstore",
+            "bundle_no_log_entry.txt",
+            "alex.cameron@trailofbits.com",
+            "https://accounts.google.com",
+            "no transparency-log entry",
+        ),
+        (
+            staging,
+            "bundle_no_cert_v1.txt.sigstore",
+            "bundle_no_cert_v1.txt",
+            yossarian,
+            gh,
+            "certificate chain is empty",
+        ),
+        (
+            staging,
+            "bundle_no_checkpoint.txt.sigstore",
+            "bundle_no_checkpoint.txt",
+            yossarian,
+            gh,
+            "no checkpoint",
+        ),
+    ] {
+        let (code, err) = blob(instance, bundle, identity, issuer, artifact);
+        assert_eq!(code, Some(1), "{bundle} must fail: {err}");
+        assert!(
+            err.contains(reason),
+            "{bundle} fails because of {reason:?}: {err}"
+        );
+    }
+    // DSSE attestations: staging (Rekor v2) and sigstore-js's public-good bundles v0.1–v0.3
+    let beacon = "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main";
+    let (code, err) = run(&[
+        "verify-blob-attestation",
+        "--offline",
+        "--staging",
+        "--bundle",
+        &s(&py.join("a.dsse.staging-rekor-v2.txt.sigstore.json")),
+        "--certificate-identity",
+        beacon,
+        "--certificate-oidc-issuer",
+        actions,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    for entry in std::fs::read_dir(&js).expect("js bundles") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .to_string();
+        let (code, err) = run(&[
+            "verify-blob-attestation",
+            "--offline",
+            "--bundle",
+            &s(&path),
+            "--certificate-identity",
+            "brian@dehamer.com",
+            "--certificate-oidc-issuer",
+            gh,
+        ]);
+        if name == "bundleV01-full-cert-chain.sigstore" {
+            // it carries the root certificate, which the conformance suite requires a
+            // verifier to refuse (bundle-with-root-cert_fail)
+            assert_eq!(code, Some(1), "{name}: {err}");
+            assert!(err.contains("root certificate"), "{err}");
+        } else {
+            assert_eq!(code, Some(0), "{name}: {err}");
+        }
+    }
+}
+
+/// The conformance cases also pass with no trusted root given: the public-good root
+/// built into the client is used offline.
+#[test]
+fn conformance_cases_with_the_built_in_public_good_root() {
+    let shared = shared();
+    let home = std::env::temp_dir().join(format!("sigstack-conf-{}", std::process::id()));
+    std::fs::create_dir_all(&home).expect("home");
+    let out = Command::new("python3")
+        .arg(shared.join("tools/run_bundle_verify_cases.py"))
+        .arg("--client")
+        .arg(format!("{} --offline", env!("CARGO_BIN_EXE_sigstack")))
+        .arg("--cases")
+        .arg(shared.join("conformance-assets/test/assets/bundle-verify"))
+        .env("HOME", &home)
+        .output()
+        .expect("run the conformance runner");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().last().unwrap_or_default(),
+        "140 passed, 0 failed",
+        "{text}"
+    );
 }
