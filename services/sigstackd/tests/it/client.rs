@@ -219,6 +219,55 @@ pub async fn our_client_signs_and_verifies_with_the_others() {
     assert_eq!(o.code, Some(1), "not trusted yet: {o}");
     assert!(o.stderr.contains("not a trusted"), "{o}");
 
+    // cosign's legacy variables name the keys and CA directly, without TUF
+    let o = cli.run_env(
+        &[
+            "verify-blob",
+            "--offline",
+            "--bundle",
+            p(&keyless),
+            "--certificate-identity",
+            &me,
+            "--certificate-oidc-issuer",
+            &oidc,
+            a,
+        ],
+        &[
+            ("SIGSTORE_ROOT_FILE", &s("/services/ca/chain")),
+            ("SIGSTORE_REKOR_PUBLIC_KEY", &s("/services/log/public_key")),
+            (
+                "SIGSTORE_CT_LOG_PUBLIC_KEY_FILE",
+                &s("/services/ctlog/public_key"),
+            ),
+        ],
+    );
+    assert!(o.ok(), "SIGSTORE_* variables: {o}");
+    let o = cli.run_env(
+        &[
+            "verify-blob",
+            "--offline",
+            "--bundle",
+            p(&keyless),
+            "--certificate-identity",
+            &me,
+            "--certificate-oidc-issuer",
+            &oidc,
+            a,
+        ],
+        &[
+            ("SIGSTORE_ROOT_FILE", &s("/services/ca/chain")),
+            (
+                "SIGSTORE_REKOR_PUBLIC_KEY",
+                &s("/services/ctlog/public_key"),
+            ),
+            (
+                "SIGSTORE_CT_LOG_PUBLIC_KEY_FILE",
+                &s("/services/ctlog/public_key"),
+            ),
+        ],
+    );
+    assert_eq!(o.code, Some(1), "the wrong log key: {o}");
+
     // initialize against the stack's TUF repository
     let o = cli.run(&[
         "initialize",
@@ -384,6 +433,53 @@ pub async fn our_client_signs_and_verifies_with_the_others() {
         run_id(&py_bundle).ok(),
         "we verify sigstore-python's bundle"
     );
+
+    // the conformance protocol's signing entry point, plain and in-toto
+    let conf = dir.join("conf.sigstore.json");
+    let o = cli.run(&[
+        "sign-bundle",
+        "--identity-token",
+        &token,
+        "--bundle",
+        p(&conf),
+        "--trusted-root",
+        &s("/trusted_root"),
+        "--signing-config",
+        &s("/signing_config"),
+        a,
+    ]);
+    assert!(o.ok(), "sign-bundle: {o}");
+    assert!(run_id(&conf).ok());
+    let digest = hex::encode(sigstack_crypto::sha256(
+        &std::fs::read(&artifact).expect("a"),
+    ));
+    let statement = dir.join("statement.json");
+    std::fs::write(
+        &statement,
+        serde_json::json!({
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": "a.txt", "digest": {"sha256": digest}}],
+            "predicateType": "https://example.test/predicate/v1",
+            "predicate": {"ok": true},
+        })
+        .to_string(),
+    )
+    .expect("w");
+    let o = cli.run(&[
+        "sign-bundle",
+        "--in-toto",
+        "--identity-token",
+        &token,
+        "--bundle",
+        p(&conf),
+        "--trusted-root",
+        &s("/trusted_root"),
+        "--signing-config",
+        &s("/signing_config"),
+        p(&statement),
+    ]);
+    assert!(o.ok(), "sign-bundle --in-toto: {o}");
+    assert!(run_id(&conf).ok(), "the statement names the artifact");
 
     // cosign key pairs, checked against an independent implementation of the format
     let keys = independent_key_format(&cli, &dir);
