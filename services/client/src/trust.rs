@@ -320,10 +320,8 @@ impl Tuf {
         http: &reqwest::Client,
         root: Option<&[u8]>,
     ) -> anyhow::Result<TufTargets> {
-        if root.is_some() {
-            // a new trust anchor replaces whatever was cached for this mirror
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+        // a new trust anchor replaces what was cached for this mirror only once the
+        // repository has verified under it (refresh writes after every check passed)
         let root = match root {
             Some(r) => Some(r.to_vec()),
             None => Some(self.start_root()?),

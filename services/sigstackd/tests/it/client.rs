@@ -283,6 +283,30 @@ pub async fn our_client_signs_and_verifies_with_the_others() {
     );
     let o = run_id(&keyless);
     assert!(o.ok(), "trusted through TUF now: {o}");
+    let tuf_root = dir.join("tuf-root");
+    let o = cli.run_env(
+        &[
+            "initialize",
+            "--mirror",
+            &s("/services/tuf/url"),
+            "--root",
+            &s("/services/tuf/root"),
+        ],
+        &[("TUF_ROOT", p(&tuf_root))],
+    );
+    assert!(o.ok(), "{o}");
+    assert!(
+        tuf_root.join("remote.json").exists(),
+        "TUF_ROOT holds the cache"
+    );
+    let o = cli.run(&[
+        "initialize",
+        "--mirror",
+        &s("/services/tuf/url"),
+        "--root",
+        p(&artifact),
+    ]);
+    assert_eq!(o.code, Some(3), "a root that is not a TUF root: {o}");
     let o = cli.run(&[
         "--output",
         "json",
@@ -433,6 +457,35 @@ pub async fn our_client_signs_and_verifies_with_the_others() {
         run_id(&py_bundle).ok(),
         "we verify sigstore-python's bundle"
     );
+    let js_sign = |bundle: &Path, attest: Option<&str>| {
+        let mut c = Command::new("node");
+        c.arg(js().join("sign-bundle.mjs")).args([
+            "--fulcio-url",
+            &s("/services/ca/url"),
+            "--rekor-url",
+            &s("/services/log/url"),
+            "--identity-token",
+            &token,
+            "--artifact",
+            a,
+            "--bundle",
+            p(bundle),
+        ]);
+        if let Some(t) = attest {
+            c.args(["--attest", t]);
+        }
+        run(&mut c)
+    };
+    let js_bundle = dir.join("js.sigstore.json");
+    let (ok, out) = js_sign(&js_bundle, None);
+    assert!(ok, "{out}");
+    let o = run_id(&js_bundle);
+    assert!(o.ok(), "we verify sigstore-js's bundle: {o}");
+    let js_att = dir.join("js.att.json");
+    let (ok, out) = js_sign(&js_att, Some("text/plain"));
+    assert!(ok, "{out}");
+    let o = run_id(&js_att);
+    assert!(o.ok(), "we verify sigstore-js's DSSE bundle: {o}");
 
     // the conformance protocol's signing entry point, plain and in-toto
     let conf = dir.join("conf.sigstore.json");
