@@ -1,6 +1,8 @@
 //! The command line: cosign's subcommands and flags (every flag also read from
 //! `COSIGN_<FLAG>`), rekor-cli's under `log`, and the conformance protocol's.
 
+mod images;
+
 use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -110,6 +112,39 @@ enum Command {
     /// The transparency log: search, get, verify, info (rekor-cli's jobs).
     #[command(subcommand)]
     Log(LogCommand),
+    /// Sign a container image (keyless or with --key) and push the signature.
+    #[command(
+        after_help = "Examples:\n  sigstack sign --yes registry.example.com/app@sha256:<hex>\n  sigstack sign --key cosign.key -a env=prod registry.example.com/app@sha256:<hex>\n  sigstack sign --new-bundle-format=false --yes registry.example.com/app@sha256:<hex>   # cosign's legacy .sig layout"
+    )]
+    Sign(images::ImageSignArgs),
+    /// Verify a container image's signatures and print the verified payloads.
+    #[command(
+        after_help = "Example:\n  sigstack verify --certificate-identity you@example.com --certificate-oidc-issuer https://issuer registry.example.com/app@sha256:<hex>"
+    )]
+    Verify(images::ImageVerifyArgs),
+    /// Sign an in-toto attestation about a container image and push it.
+    #[command(
+        after_help = "Example:\n  sigstack attest --yes --predicate sbom.spdx.json --type spdxjson registry.example.com/app@sha256:<hex>"
+    )]
+    Attest(images::ImageAttestArgs),
+    /// Verify a container image's attestations and print the verified statements.
+    VerifyAttestation(images::ImageVerifyAttestationArgs),
+    /// Print where signatures/attestations of an image are stored (cosign's legacy tags).
+    Triangulate(images::TriangulateArgs),
+    /// Print the payload to sign for an image (to sign elsewhere and `attach`).
+    Generate(images::GenerateArgs2),
+    /// Attach a signature made elsewhere to an image.
+    #[command(subcommand)]
+    Attach(images::AttachCommand),
+    /// Download an image's signatures or attestations.
+    #[command(subcommand)]
+    Download(images::DownloadCommand),
+    /// Copy an image with its signatures and attestations to another repository.
+    Copy(images::CopyArgs),
+    /// Remove an image's signatures and/or attestations from the registry.
+    Clean(images::CleanArgs),
+    /// Show what is attached to an image.
+    Tree(images::ImageRefArgs),
     /// The sigstore-conformance protocol's signing.
     #[command(hide = true)]
     SignBundle(ConformanceSignArgs),
@@ -413,6 +448,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Log(c) => log(&cli.trust, c, out).await,
         Command::SignBundle(a) => conformance_sign(&cli.trust, &a).await,
+        Command::Sign(a) => images::sign(&cli.trust, &a, out).await,
+        Command::Verify(a) => images::verify_image(&cli.trust, &a, out).await,
+        Command::Attest(a) => images::attest(&cli.trust, &a, out).await,
+        Command::VerifyAttestation(a) => images::verify_attestation(&cli.trust, &a, out).await,
+        Command::Triangulate(a) => images::triangulate(&a).await,
+        Command::Generate(a) => images::generate(&a).await,
+        Command::Attach(images::AttachCommand::Signature(a)) => images::attach_signature(&a).await,
+        Command::Download(c) => images::download(&c).await,
+        Command::Copy(a) => images::copy(&a).await,
+        Command::Clean(a) => images::clean(&a).await,
+        Command::Tree(a) => images::tree(&a, out).await,
     }
 }
 

@@ -4,8 +4,10 @@
 
 pub mod bundle;
 pub mod keys;
+pub mod layout;
 pub mod note;
 pub mod oidc;
+pub mod registry;
 pub mod rekor;
 pub mod sign;
 pub mod trust;

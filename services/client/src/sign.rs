@@ -60,13 +60,14 @@ async fn checked_json(res: reqwest::Response, what: &str) -> anyhow::Result<Valu
     serde_json::from_str(&body).with_context(|| format!("{what}: the answer is not JSON"))
 }
 
-/// A certificate for `key` from the CA, for the identity in `token`.
+/// A certificate for `key` from the CA, for the identity in `token`, with the CA's chain
+/// (issuer-nearest first).
 async fn certificate(
     http: &reqwest::Client,
     fulcio_url: &str,
     token: &str,
     key: &FileSigner,
-) -> anyhow::Result<Certificate> {
+) -> anyhow::Result<(Certificate, Vec<Certificate>)> {
     let url = format!("{}/api/v2/signingCert", fulcio_url.trim_end_matches('/'));
     let res = http
         .post(&url)
@@ -76,15 +77,23 @@ async fn certificate(
         .await
         .with_context(|| format!("reaching the CA at {url}"))?;
     let v = checked_json(res, "the CA").await?;
-    let leaf = v
-        .pointer("/signedCertificateEmbeddedSct/chain/certificates/0")
-        .and_then(Value::as_str)
+    let pems = v
+        .pointer("/signedCertificateEmbeddedSct/chain/certificates")
+        .and_then(Value::as_array)
         .context("the CA's answer has no certificate (an SCT-embedded chain is required)")?;
-    let block = sigstack_crypto::pem::decode_all(leaf.as_bytes())?
-        .into_iter()
-        .next()
-        .context("the CA's certificate is not PEM")?;
-    Ok(Certificate::from_der(&block.der)?)
+    let mut certs = Vec::new();
+    for pem in pems {
+        let block = sigstack_crypto::pem::decode_all(pem.as_str().unwrap_or_default().as_bytes())?
+            .into_iter()
+            .next()
+            .context("the CA's certificate is not PEM")?;
+        certs.push(Certificate::from_der(&block.der)?);
+    }
+    if certs.is_empty() {
+        bail!("the CA answered an empty chain");
+    }
+    let leaf = certs.remove(0);
+    Ok((leaf, certs))
 }
 
 /// What was signed and how it went.
@@ -94,22 +103,24 @@ pub struct Signed {
     pub signature: Vec<u8>,
     /// The certificate (keyless).
     pub certificate: Option<Certificate>,
+    /// The CA's chain above the certificate (keyless).
+    pub chain: Vec<Certificate>,
 }
 
 /// The signing key: a managed key, or an ephemeral one certified by the CA.
 async fn signing_key(
     http: &reqwest::Client,
     opts: &SignOptions<'_>,
-) -> anyhow::Result<(Option<FileSigner>, Option<Certificate>)> {
+) -> anyhow::Result<(Option<FileSigner>, Option<Certificate>, Vec<Certificate>)> {
     match (opts.key, opts.identity_token) {
-        (Some(_), _) => Ok((None, None)),
+        (Some(_), _) => Ok((None, None, Vec::new())),
         (None, Some(token)) => {
             let ephemeral = FileSigner::generate(Curve::P256);
-            let cert = certificate(http, opts.fulcio_url, token, &ephemeral).await?;
+            let (cert, chain) = certificate(http, opts.fulcio_url, token, &ephemeral).await?;
             if cert.public_key() != ephemeral.public_key() {
                 bail!("the CA certified another key than ours");
             }
-            Ok((Some(ephemeral), Some(cert)))
+            Ok((Some(ephemeral), Some(cert), chain))
         }
         (None, None) => bail!("keyless signing needs an identity token"),
     }
@@ -165,7 +176,7 @@ pub async fn sign_blob(
     digest: &[u8; 32],
     opts: &SignOptions<'_>,
 ) -> anyhow::Result<Signed> {
-    let (ephemeral, cert) = signing_key(http, opts).await?;
+    let (ephemeral, cert, chain) = signing_key(http, opts).await?;
     let signer = ephemeral.as_ref().or(opts.key).context("no key")?;
     let signature = signer
         .sign_sha256_digest(digest)
@@ -197,6 +208,7 @@ pub async fn sign_blob(
         bundle,
         signature,
         certificate: cert,
+        chain,
     })
 }
 
@@ -209,7 +221,7 @@ pub async fn attest(
     statement: &[u8],
     opts: &SignOptions<'_>,
 ) -> anyhow::Result<Signed> {
-    let (ephemeral, cert) = signing_key(http, opts).await?;
+    let (ephemeral, cert, chain) = signing_key(http, opts).await?;
     let signer = ephemeral.as_ref().or(opts.key).context("no key")?;
     let signature = signer.sign(&crate::verify::pae(IN_TOTO, statement))?;
     let envelope = json!({
@@ -238,5 +250,6 @@ pub async fn attest(
         bundle,
         signature,
         certificate: cert,
+        chain,
     })
 }

@@ -1,0 +1,323 @@
+//! How cosign lays signatures and attestations out in a registry, as data: the
+//! simple-signing payload, the legacy `sha256-<hex>.sig` / `.att` signature images and
+//! their layer annotations, and the OCI 1.1 referrer manifests holding Sigstore bundles
+//! (with the tag-schema fallback index for registries without a referrers API). Also the
+//! conversion of a legacy signature layer into a bundle our verifier checks completely.
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+
+pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+pub const DSSE_LAYER: &str = "application/vnd.dsse.envelope.v1+json";
+pub const BUNDLE_V03: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+
+pub const ANN_SIGNATURE: &str = "dev.cosignproject.cosign/signature";
+pub const ANN_CERTIFICATE: &str = "dev.sigstore.cosign/certificate";
+pub const ANN_CHAIN: &str = "dev.sigstore.cosign/chain";
+pub const ANN_BUNDLE: &str = "dev.sigstore.cosign/bundle";
+pub const ANN_PREDICATE_TYPE: &str = "predicateType";
+pub const ANN_CONTENT: &str = "dev.sigstore.bundle.content";
+pub const ANN_BUNDLE_PREDICATE: &str = "dev.sigstore.bundle.predicateType";
+pub const ANN_CREATED: &str = "org.opencontainers.image.created";
+
+pub const SIGNATURE_TYPE: &str = "cosign container image signature";
+/// The predicate type cosign v3 signs images with (an in-toto statement, empty predicate).
+pub const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
+
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(sigstack_crypto::sha256(bytes)))
+}
+
+/// The legacy tag for `digest` (`sha256:<hex>`) and suffix (`sig`, `att`, `sbom`), or
+/// the referrers fallback tag when `suffix` is empty.
+pub fn tag_for(digest: &str, suffix: &str) -> String {
+    let base = digest.replacen(':', "-", 1);
+    if suffix.is_empty() {
+        base
+    } else {
+        format!("{base}.{suffix}")
+    }
+}
+
+/// The simple-signing payload for an image (`docker_reference` is registry/repository).
+pub fn simple_signing_payload(
+    docker_reference: &str,
+    digest: &str,
+    annotations: &serde_json::Map<String, Value>,
+) -> Vec<u8> {
+    let optional = if annotations.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(annotations.clone())
+    };
+    serde_json::to_vec(&json!({
+        "critical": {
+            "identity": {"docker-reference": docker_reference},
+            "image": {"docker-manifest-digest": digest},
+            "type": SIGNATURE_TYPE,
+        },
+        "optional": optional,
+    }))
+    .unwrap_or_default()
+}
+
+/// What a verified simple-signing payload claims, checked against the image.
+pub fn check_payload(
+    payload: &[u8],
+    digest: &str,
+    want_annotations: &[(String, String)],
+) -> anyhow::Result<Value> {
+    let v: Value = serde_json::from_slice(payload).context("the signed payload is not JSON")?;
+    if v.pointer("/critical/type").and_then(Value::as_str) != Some(SIGNATURE_TYPE) {
+        bail!(
+            "the signed payload's type is {}, not {SIGNATURE_TYPE:?}",
+            v.pointer("/critical/type").unwrap_or(&Value::Null)
+        );
+    }
+    let signed = v
+        .pointer("/critical/image/docker-manifest-digest")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if signed != digest {
+        bail!("the signature is for another image: it names {signed}, the image is {digest}");
+    }
+    check_annotations(v.get("optional"), want_annotations)?;
+    Ok(v)
+}
+
+/// `-a key=value` checks against a payload's `optional` map.
+pub fn check_annotations(
+    optional: Option<&Value>,
+    want: &[(String, String)],
+) -> anyhow::Result<()> {
+    for (k, val) in want {
+        let got = optional.and_then(|o| o.get(k)).and_then(Value::as_str);
+        if got != Some(val.as_str()) {
+            bail!("annotation {k}={val} is not in the signed payload (it has {got:?})");
+        }
+    }
+    Ok(())
+}
+
+/// cosign's `dev.sigstore.cosign/bundle` annotation for a bundle's first log entry.
+pub fn legacy_bundle_annotation(tlog_entry: &Value) -> anyhow::Result<String> {
+    let set = tlog_entry
+        .pointer("/inclusionPromise/signedEntryTimestamp")
+        .and_then(Value::as_str)
+        .context("the log entry has no signed entry timestamp")?;
+    let num = |p: &str| -> anyhow::Result<i64> {
+        tlog_entry
+            .pointer(p)
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+            .with_context(|| format!("the log entry has no {p}"))
+    };
+    let log_id = STANDARD.decode(
+        tlog_entry
+            .pointer("/logId/keyId")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    )?;
+    Ok(json!({
+        "SignedEntryTimestamp": set,
+        "Payload": {
+            "body": tlog_entry["canonicalizedBody"],
+            "integratedTime": num("/integratedTime")?,
+            "logIndex": num("/logIndex")?,
+            "logID": hex::encode(log_id),
+        }
+    })
+    .to_string())
+}
+
+/// The PEM certificates of an annotation, as DER.
+fn pem_certs(pem: &str) -> anyhow::Result<Vec<Vec<u8>>> {
+    Ok(sigstack_crypto::pem::decode_all(pem.as_bytes())?
+        .into_iter()
+        .filter(|b| b.label == "CERTIFICATE")
+        .map(|b| b.der)
+        .collect())
+}
+
+/// A legacy signature layer (or attestation layer, with `envelope`) as a v0.1 bundle, so
+/// the verifier checks it like any other: signature, log entry body, SET, certificate.
+pub fn legacy_layer_bundle(
+    annotations: &serde_json::Map<String, Value>,
+    payload: &[u8],
+    envelope: Option<&Value>,
+) -> anyhow::Result<Value> {
+    let get = |k: &str| annotations.get(k).and_then(Value::as_str);
+    let mut material = match get(ANN_CERTIFICATE) {
+        Some(pem) if !pem.is_empty() => {
+            let mut chain = pem_certs(pem)?;
+            if chain.is_empty() {
+                bail!("the certificate annotation holds no PEM certificate");
+            }
+            chain.truncate(1);
+            // the chain annotation's intermediates (not the root: verification anchors it)
+            if let Some(c) = get(ANN_CHAIN) {
+                for der in pem_certs(c)? {
+                    let cert = sigstack_crypto::Certificate::from_der(&der)?;
+                    if cert.verify_issued_by(&cert).is_err() {
+                        chain.push(der);
+                    }
+                }
+            }
+            json!({"x509CertificateChain": {"certificates": chain.iter().map(|d| json!({"rawBytes": STANDARD.encode(d)})).collect::<Vec<_>>()}})
+        }
+        _ => json!({"publicKey": {"hint": ""}}),
+    };
+    let bundle_ann = get(ANN_BUNDLE)
+        .context("the signature has no transparency-log bundle annotation (it was not logged)")?;
+    let b: Value = serde_json::from_str(bundle_ann).context("the bundle annotation is not JSON")?;
+    let body_b64 = b
+        .pointer("/Payload/body")
+        .and_then(Value::as_str)
+        .context("the bundle annotation has no body")?;
+    let body: Value = serde_json::from_slice(&STANDARD.decode(body_b64)?)
+        .context("the logged body is not JSON")?;
+    let num = |p: &str| b.pointer(p).and_then(Value::as_i64).unwrap_or(-1);
+    material["tlogEntries"] = json!([{
+        "logIndex": num("/Payload/logIndex").to_string(),
+        "logId": {"keyId": STANDARD.encode(hex::decode(b.pointer("/Payload/logID").and_then(Value::as_str).unwrap_or_default())?)},
+        "kindVersion": {"kind": body["kind"], "version": body["apiVersion"]},
+        "integratedTime": num("/Payload/integratedTime").to_string(),
+        "inclusionPromise": {"signedEntryTimestamp": b["SignedEntryTimestamp"]},
+        "canonicalizedBody": body_b64,
+    }]);
+    let mut bundle = json!({
+        "mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.1",
+        "verificationMaterial": material,
+    });
+    match envelope {
+        Some(env) => bundle["dsseEnvelope"] = env.clone(),
+        None => {
+            let sig = get(ANN_SIGNATURE).context("the layer has no signature annotation")?;
+            bundle["messageSignature"] = json!({
+                "messageDigest": {"algorithm": "SHA2_256", "digest": STANDARD.encode(sigstack_crypto::sha256(payload))},
+                "signature": sig,
+            });
+        }
+    }
+    Ok(bundle)
+}
+
+/// A layer descriptor.
+pub fn descriptor(media_type: &str, bytes: &[u8]) -> Value {
+    json!({"mediaType": media_type, "digest": sha256_digest(bytes), "size": bytes.len()})
+}
+
+/// The config blob of a legacy signature image (what cosign writes: an OCI image config
+/// whose rootfs lists the layers).
+pub fn signature_image_config(layer_digests: &[String]) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "architecture": "",
+        "created": "0001-01-01T00:00:00Z",
+        "history": [{"created": "0001-01-01T00:00:00Z"}],
+        "os": "",
+        "rootfs": {"type": "layers", "diff_ids": layer_digests},
+        "config": {},
+    }))
+    .unwrap_or_default()
+}
+
+/// An image manifest for `layers` with `config` bytes (media type OCI config).
+pub fn image_manifest(config: &[u8], layers: &[Value]) -> Value {
+    json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": descriptor(OCI_CONFIG, config),
+        "layers": layers,
+    })
+}
+
+/// The empty config blob of OCI artifacts.
+pub const EMPTY_CONFIG: &[u8] = b"{}";
+
+/// A referrer manifest carrying a Sigstore bundle about `subject`.
+pub fn bundle_referrer(
+    subject: &Value,
+    bundle: &[u8],
+    predicate_type: &str,
+    created: &str,
+) -> Value {
+    json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": BUNDLE_V03,
+        "config": {"mediaType": OCI_EMPTY, "digest": sha256_digest(EMPTY_CONFIG), "size": EMPTY_CONFIG.len()},
+        "layers": [descriptor(BUNDLE_V03, bundle)],
+        "subject": subject,
+        "annotations": {
+            ANN_CREATED: created,
+            ANN_CONTENT: "dsse-envelope",
+            ANN_BUNDLE_PREDICATE: predicate_type,
+        }
+    })
+}
+
+/// The referrers fallback index (`sha256-<hex>` tag) with `entry` added (once).
+pub fn fallback_index_with(existing: Option<&Value>, entry: Value) -> Value {
+    let mut manifests: Vec<Value> = existing
+        .and_then(|i| i.get("manifests"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if !manifests.iter().any(|m| m["digest"] == entry["digest"]) {
+        manifests.push(entry);
+    }
+    json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests})
+}
+
+/// An in-toto statement about an image digest.
+pub fn image_statement(name: &str, digest: &str, predicate_type: &str, predicate: Value) -> Value {
+    let hexd = digest.strip_prefix("sha256:").unwrap_or(digest);
+    json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": name, "digest": {"sha256": hexd}}],
+        "predicateType": predicate_type,
+        "predicate": predicate,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_and_payloads_follow_cosign() {
+        let d = "sha256:abcd";
+        assert_eq!(tag_for(d, "sig"), "sha256-abcd.sig");
+        assert_eq!(tag_for(d, ""), "sha256-abcd");
+        let p = simple_signing_payload("reg/repo", d, &Default::default());
+        let v: Value = serde_json::from_slice(&p).expect("json");
+        assert_eq!(v["critical"]["type"], SIGNATURE_TYPE);
+        assert_eq!(v["optional"], Value::Null);
+        assert!(check_payload(&p, d, &[]).is_ok());
+        let e = check_payload(&p, "sha256:other", &[]).expect_err("another image");
+        assert!(e.to_string().contains("another image"));
+        let e = check_payload(&p, d, &[("k".into(), "v".into())]).expect_err("annotation");
+        assert!(e.to_string().contains("k=v"));
+        let mut ann = serde_json::Map::new();
+        ann.insert("k".into(), json!("v"));
+        let p = simple_signing_payload("reg/repo", d, &ann);
+        assert!(check_payload(&p, d, &[("k".into(), "v".into())]).is_ok());
+    }
+
+    #[test]
+    fn fallback_index_adds_each_referrer_once() {
+        let a = json!({"digest": "sha256:1"});
+        let i = fallback_index_with(None, a.clone());
+        let i = fallback_index_with(Some(&i), a);
+        let i = fallback_index_with(Some(&i), json!({"digest": "sha256:2"}));
+        assert_eq!(i["manifests"].as_array().map(Vec::len), Some(2));
+    }
+}
