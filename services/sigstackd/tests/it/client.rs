@@ -20,19 +20,19 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The `sigstack` binary (built beside `sigstackd` by `cargo test --workspace`) with a
 /// home directory of its own, so its TUF cache and checkpoints are this test's.
-struct Sigstack {
+pub struct Sigstack {
     bin: PathBuf,
-    home: PathBuf,
+    pub home: PathBuf,
 }
 
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub struct Out {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 impl Out {
-    fn ok(&self) -> bool {
+    pub fn ok(&self) -> bool {
         self.code == Some(0)
     }
 }
@@ -48,7 +48,7 @@ impl std::fmt::Display for Out {
 }
 
 impl Sigstack {
-    fn new(home: &Path) -> Self {
+    pub fn new(home: &Path) -> Self {
         let bin = Path::new(env!("CARGO_BIN_EXE_sigstackd")).with_file_name("sigstack");
         assert!(
             bin.exists(),
@@ -62,7 +62,7 @@ impl Sigstack {
         }
     }
 
-    fn cmd(&self) -> Command {
+    pub fn cmd(&self) -> Command {
         let mut c = Command::new(&self.bin);
         c.env("HOME", &self.home).stdin(Stdio::null());
         for (k, _) in std::env::vars() {
@@ -87,13 +87,13 @@ impl Sigstack {
         }
     }
 
-    fn run(&self, args: &[&str]) -> Out {
+    pub fn run(&self, args: &[&str]) -> Out {
         let mut c = self.cmd();
         c.args(args);
         Self::run_cmd(c)
     }
 
-    fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Out {
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Out {
         let mut c = self.cmd();
         c.args(args);
         for (k, v) in env {
@@ -103,11 +103,11 @@ impl Sigstack {
     }
 }
 
-fn p(path: &Path) -> &str {
+pub fn p(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
 }
 
-fn json_of(out: &Out) -> Value {
+pub fn json_of(out: &Out) -> Value {
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
 }
 

@@ -6,6 +6,7 @@ mod ca;
 mod castack;
 mod client;
 mod faults;
+mod images;
 mod interop;
 mod issuer;
 mod keyless;
@@ -107,6 +108,11 @@ async fn tuf_trust_rotation_keeps_old_signatures_valid() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tuf_standalone_on_postgres() {
     tuf::tuf_standalone_on_postgres().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_sign_verify_and_manage_signatures() {
+    images::images_sign_verify_and_manage_signatures().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
