@@ -15,6 +15,12 @@ use std::process::{Command, Stdio};
 
 /// Debian's docker-registry on a free loopback port, deletes enabled.
 fn registry(dir: &Path) -> (Killed, String) {
+    registry_with(dir, "")
+}
+
+/// The same, with extra configuration (e.g. `auth:`), data and logs under `dir`.
+fn registry_with(dir: &Path, extra: &str) -> (Killed, String) {
+    std::fs::create_dir_all(dir).expect("dir");
     let bin = Path::new("/usr/bin/docker-registry");
     assert!(
         bin.exists(),
@@ -26,7 +32,7 @@ fn registry(dir: &Path) -> (Killed, String) {
     std::fs::write(
         &config,
         format!(
-            "version: 0.1\nlog: {{level: warn}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: {addr}}}\n",
+            "version: 0.1\nlog: {{level: warn}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: {addr}}}\n{extra}",
             dir.join("registry-data").display()
         ),
     )
@@ -41,7 +47,7 @@ fn registry(dir: &Path) -> (Killed, String) {
     let url = format!("http://{addr}/v2/");
     wait_for("docker-registry", || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-            && plain_http::blocking_get_ok(&url)
+            && (plain_http::blocking_get_ok(&url) || !extra.is_empty())
     });
     (Killed::new(child), addr)
 }
@@ -534,6 +540,72 @@ pub async fn images_sign_verify_and_manage_signatures() {
         before,
         "nothing pushed"
     );
+
+    // a registry that needs credentials: Docker's config.json and a credential helper
+    let authed = dir.join("authed");
+    std::fs::create_dir_all(&authed).expect("dir");
+    let (ok, hash) = run(Command::new(venv().join("bin/python")).args([
+        "-c",
+        "import bcrypt,sys; print(bcrypt.hashpw(b's3cret', bcrypt.gensalt(rounds=4)).decode())",
+    ]));
+    assert!(ok, "{hash}");
+    std::fs::write(authed.join("htpasswd"), format!("ci:{}\n", hash.trim())).expect("w");
+    let (_authed_registry, reg2) = registry_with(
+        &authed,
+        &format!(
+            "auth: {{htpasswd: {{realm: sigstack-test, path: {}}}}}\n",
+            authed.join("htpasswd").display()
+        ),
+    );
+    let private = format!("{reg2}/private/app:v1");
+    let o = cli.run(&["verify", "--key", &pubkey, &private]);
+    expect_fail(&o, 3, "401", "no credentials");
+    let docker = dir.join("docker");
+    std::fs::create_dir_all(&docker).expect("dir");
+    let basic = |user_pass: &str| {
+        serde_json::json!({"auths": {reg2.clone(): {"auth": b64(user_pass.as_bytes())}}})
+            .to_string()
+    };
+    std::fs::write(docker.join("config.json"), basic("ci:s3cret")).expect("w");
+    let docker_env = [("DOCKER_CONFIG", p(&docker)), ("COSIGN_PASSWORD", "pw")];
+    let o = cli.run_env(&["copy", &image, &private], &docker_env);
+    assert!(
+        o.ok(),
+        "copy into the private registry with config.json credentials: {o}"
+    );
+    let o = cli.run_env(&["verify", "--key", &pubkey, &private], &docker_env);
+    assert!(o.ok(), "{o}");
+    std::fs::write(docker.join("config.json"), basic("ci:wrong")).expect("w");
+    let o = cli.run_env(&["verify", "--key", &pubkey, &private], &docker_env);
+    expect_fail(&o, 3, "401", "wrong credentials");
+    // a credential helper (docker-credential-<name> get, server on stdin)
+    let helpers = dir.join("helpers");
+    std::fs::create_dir_all(&helpers).expect("dir");
+    let helper = helpers.join("docker-credential-sigstacktest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nread server\n[ \"$1\" = get ] && [ \"$server\" = \"{reg2}\" ] && echo '{{\"ServerURL\":\"{reg2}\",\"Username\":\"ci\",\"Secret\":\"s3cret\"}}' && exit 0\necho 'credentials not found in native keychain'; exit 1\n"
+        ),
+    )
+    .expect("w");
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    std::fs::write(
+        docker.join("config.json"),
+        serde_json::json!({"credHelpers": {reg2.clone(): "sigstacktest"}}).to_string(),
+    )
+    .expect("w");
+    let path = format!(
+        "{}:{}",
+        p(&helpers),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let o = cli.run_env(
+        &["verify", "--key", &pubkey, &private],
+        &[("DOCKER_CONFIG", p(&docker)), ("PATH", &path)],
+    );
+    assert!(o.ok(), "credentials from a Docker credential helper: {o}");
 
     // registry errors, plainly
     let o = keyless_id(&[], &format!("{reg}/demo/missing:v1"));
