@@ -17,7 +17,6 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
 pub const ANN_SIGNATURE: &str = "dev.cosignproject.cosign/signature";
 pub const ANN_CERTIFICATE: &str = "dev.sigstore.cosign/certificate";
@@ -253,7 +252,8 @@ pub fn bundle_referrer(
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "artifactType": BUNDLE_V03,
-        "config": {"mediaType": OCI_EMPTY, "digest": sha256_digest(EMPTY_CONFIG), "size": EMPTY_CONFIG.len()},
+        // cosign writes the empty config as an image config
+        "config": {"mediaType": OCI_CONFIG, "digest": sha256_digest(EMPTY_CONFIG), "size": EMPTY_CONFIG.len()},
         "layers": [descriptor(BUNDLE_V03, bundle)],
         "subject": subject,
         "annotations": {

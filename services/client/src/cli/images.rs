@@ -317,7 +317,10 @@ pub async fn sign(trust: &TrustArgs, a: &ImageSignArgs, out: Output) -> anyhow::
         .iter()
         .map(|(k, v)| (k.clone(), json!(v)))
         .collect();
-    let legacy = !a.new_bundle_format || a.payload.is_some() || !a.upload;
+    // a given payload, a certificate for a managed key, or no upload: cosign's legacy
+    // signature (a simple-signing payload with annotations) is what those describe
+    let legacy =
+        !a.new_bundle_format || a.payload.is_some() || a.certificate.is_some() || !a.upload;
     let mut results = Vec::new();
     for d in digests_to_sign(&reg, &r, &digest, a.recursive).await? {
         if legacy {
