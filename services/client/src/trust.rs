@@ -254,15 +254,20 @@ impl Tuf {
         })
     }
 
+    /// Whether the cached timestamp has not expired (a cache past it is stale: TUF's
+    /// protection against freeze attacks).
+    fn timestamp_valid(&self) -> bool {
+        read_opt(&self.dir.join("timestamp.json"))
+            .and_then(|b| sigstack_tuf::Envelope::parse(&b, "timestamp").ok())
+            .and_then(|e| e.role::<sigstack_tuf::metadata::TimestampRole>().ok())
+            .is_some_and(|t| !sigstack_tuf::metadata::is_expired(&t.0.expires, now()))
+    }
+
     fn fresh(&self) -> bool {
         let refreshed = read_opt(&self.dir.join("refreshed"))
             .and_then(|b| String::from_utf8(b).ok())
             .and_then(|s| s.trim().parse::<i64>().ok());
-        let ts_ok = read_opt(&self.dir.join("timestamp.json"))
-            .and_then(|b| sigstack_tuf::Envelope::parse(&b, "timestamp").ok())
-            .and_then(|e| e.role::<sigstack_tuf::metadata::TimestampRole>().ok())
-            .is_some_and(|t| !sigstack_tuf::metadata::is_expired(&t.0.expires, now()));
-        ts_ok && refreshed.is_some_and(|r| now() - r < REFRESH_AFTER)
+        self.timestamp_valid() && refreshed.is_some_and(|r| now() - r < REFRESH_AFTER)
     }
 
     /// The targets: the cache while fresh, else a refresh; offline (or when the
@@ -289,9 +294,13 @@ impl Tuf {
         match self.refresh(http, None).await {
             Ok(t) => Ok(t),
             Err(e) if unreachable(&e) => {
-                let fallback = self
-                    .cached_targets()
-                    .or_else(|| self.embedded_targets().ok());
+                // an unexpired cache, else the trust shipped in the binary (public good and
+                // staging only); an expired cache is never used (freeze attacks)
+                let cached = self
+                    .timestamp_valid()
+                    .then(|| self.cached_targets())
+                    .flatten();
+                let fallback = cached.or_else(|| self.embedded_targets().ok());
                 match fallback {
                     Some(t) => {
                         eprintln!("Warning: {:#}; using {} instead", e, t.source);

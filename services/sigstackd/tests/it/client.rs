@@ -161,7 +161,7 @@ async fn github_token_service(
 
 pub async fn our_client_signs_and_verifies_with_the_others() {
     let dir = temp_dir("client");
-    let (_stack, stack) = dev_stack(&dir.join("stack"), None);
+    let (stack_proc, stack) = dev_stack(&dir.join("stack"), None);
     let s = |ptr: &str| {
         stack
             .pointer(ptr)
@@ -711,6 +711,37 @@ pub async fn our_client_signs_and_verifies_with_the_others() {
     browser_flow(&cli, &dir, &stack, a);
     // the device flow (no terminal): the user approves on the verification page
     device_flow(&cli, &dir, &stack, a).await;
+
+    // the TUF repository goes away: a fresh cache serves without it; a stale one is
+    // refreshed, and when that fails the cache is used with a warning while its timestamp
+    // holds, never after (a freeze attack)
+    drop(stack_proc);
+    assert!(run_id(&keyless).ok(), "a fresh cache needs no network");
+    let cache = std::fs::read_dir(cli.home.join(".sigstore/root"))
+        .expect("cache")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.is_dir() && p.to_string_lossy().contains("127.0.0.1"))
+        .expect("the stack's cache");
+    std::fs::write(cache.join("refreshed"), "0").expect("w");
+    let o = run_id(&keyless);
+    assert!(o.ok(), "{o}");
+    assert!(o.stderr.contains("using the cached TUF repository"), "{o}");
+    // a timestamp signed by the real online key, expired
+    let env = sigstack_tuf::Envelope::parse(
+        &std::fs::read(cache.join("timestamp.json")).expect("ts"),
+        "timestamp",
+    )
+    .expect("timestamp");
+    let mut role: sigstack_tuf::metadata::TimestampRole = env.role().expect("role");
+    role.0.expires = "2001-01-01T00:00:00Z".into();
+    let mut expired = sigstack_tuf::Envelope::new(&role).expect("envelope");
+    expired
+        .sign(&FileSigner::load(&dir.join("stack/keys/tuf-online.pem")).expect("online key"))
+        .expect("sign");
+    std::fs::write(cache.join("timestamp.json"), expired.to_bytes()).expect("w");
+    let o = run_id(&keyless);
+    assert_eq!(o.code, Some(3), "an expired cache is not trusted: {o}");
+    assert!(o.stderr.contains("updating from the TUF repository"), "{o}");
 }
 
 /// `generate-key-pair`/`public-key` against the documented format, implemented
