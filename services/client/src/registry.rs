@@ -89,7 +89,7 @@ fn explain(e: OciDistributionError, what: &str) -> anyhow::Error {
                 .collect::<Vec<_>>()
                 .join("; ")
         ),
-        other => other.to_string(),
+        _ => return anyhow::Error::new(e).context(what.to_string()),
     };
     anyhow::anyhow!("{what}: {detail}")
 }
