@@ -700,6 +700,31 @@ fn write_file(p: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::write(p, bytes).with_context(|| format!("writing {}", p.display()))
 }
 
+/// Checks, before anything is signed or logged, that every output can be written: a log
+/// entry is permanent, so a result that cannot be saved must stop the command first.
+fn check_outputs<'a>(paths: impl IntoIterator<Item = &'a Option<PathBuf>>) -> anyhow::Result<()> {
+    for p in paths.into_iter().flatten() {
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if !dir.is_dir() {
+            bail!(
+                "cannot write {}: the directory {} does not exist (nothing was signed)",
+                p.display(),
+                dir.display()
+            );
+        }
+        if p.is_dir() {
+            bail!(
+                "cannot write {}: it is a directory (nothing was signed)",
+                p.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn log_index_of(bundle: &Value) -> Option<i64> {
     bundle
         .pointer("/verificationMaterial/tlogEntries/0/logIndex")
@@ -736,6 +761,7 @@ async fn sign_blob(trust: &TrustArgs, a: &SignBlobArgs, out: Output) -> anyhow::
             "Note: no --bundle: only the signature is printed; pass --bundle FILE to keep the proof"
         );
     }
+    check_outputs([&a.bundle, &a.output_signature, &a.output_certificate])?;
     let digest = hash_file(&a.artifact)?;
     let signed = sign_with(trust, &a.sign, SignWhat::Digest(&digest)).await?;
     if let Some(p) = &a.bundle {
@@ -790,6 +816,7 @@ async fn attest_blob(trust: &TrustArgs, a: &AttestBlobArgs, out: Output) -> anyh
         serde_json::from_slice(&raw)
             .with_context(|| format!("the predicate {} is not JSON", a.predicate.display()))?
     };
+    check_outputs([&Some(a.bundle.clone())])?;
     let digest = hash_file(&a.artifact)?;
     let name = a
         .artifact
@@ -1046,6 +1073,7 @@ async fn conformance_sign(trust: &TrustArgs, a: &ConformanceSignArgs) -> anyhow:
         tlog_upload: true,
         yes: true,
     };
+    check_outputs([&Some(a.bundle.clone())])?;
     let signed = if a.in_toto {
         let st = std::fs::read(&a.artifact)
             .with_context(|| format!("reading {}", a.artifact.display()))?;

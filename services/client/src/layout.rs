@@ -99,8 +99,10 @@ pub fn check_annotations(
 ) -> anyhow::Result<()> {
     for (k, val) in want {
         let got = optional.and_then(|o| o.get(k)).and_then(Value::as_str);
-        if got != Some(val.as_str()) {
-            bail!("annotation {k}={val} is not in the signed payload (it has {got:?})");
+        match got {
+            Some(g) if g == val => {}
+            Some(g) => bail!("annotation {k}={val} is not in the signed payload (it has {k}={g})"),
+            None => bail!("annotation {k}={val} is not in the signed payload (it has no {k})"),
         }
     }
     Ok(())

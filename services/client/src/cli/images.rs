@@ -311,6 +311,20 @@ async fn push_bundle_referrer(
 }
 
 pub async fn sign(trust: &TrustArgs, a: &ImageSignArgs, out: Output) -> anyhow::Result<()> {
+    if !a.upload
+        && a.output_signature.is_none()
+        && a.output_payload.is_none()
+        && a.output_certificate.is_none()
+    {
+        bail!(
+            "--upload=false keeps nothing unless --output-signature, --output-payload or --output-certificate is given (nothing was signed)"
+        );
+    }
+    check_outputs([
+        &a.output_signature,
+        &a.output_payload,
+        &a.output_certificate,
+    ])?;
     let (reg, r, digest) = resolve(&a.registry, &a.image).await?;
     let annotations: serde_json::Map<String, Value> = a
         .annotations

@@ -683,6 +683,26 @@ pub async fn our_client_signs_and_verifies_with_the_others() {
 
     // the log commands
     log_commands(&cli, &dir, &stack, a, log_index, &sig, &crt);
+    // an output that cannot be written stops the command before anything is logged
+    let tree_size = || {
+        json_of(&cli.run(&["--output", "json", "log", "info"]))["treeSize"]
+            .as_i64()
+            .expect("treeSize")
+    };
+    let before = tree_size();
+    let o = cli.run_env(
+        &[
+            "sign-blob",
+            "--yes",
+            "--bundle",
+            p(&dir.join("missing/x.json")),
+            a,
+        ],
+        &[("SIGSTORE_ID_TOKEN", &token)],
+    );
+    assert_eq!(o.code, Some(3), "{o}");
+    assert!(o.stderr.contains("nothing was signed"), "{o}");
+    assert_eq!(tree_size(), before, "nothing was logged");
 
     // identity without a token: GitHub Actions' variables
     let (gh_url, gh) = github_token_service(token.clone(), "gh-request-secret").await;

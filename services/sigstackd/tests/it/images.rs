@@ -512,6 +512,14 @@ pub async fn images_sign_verify_and_manage_signatures() {
         assert!(o.ok(), "each platform image is signed: {o}");
     }
 
+    // --upload=false with nothing to write is refused before signing
+    let o = cli.run_env(&["sign", "--key", &key, "--upload=false", &image4], &pw);
+    expect_fail(
+        &o,
+        3,
+        "nothing was signed",
+        "--upload=false without outputs",
+    );
     // --upload=false writes files and pushes nothing
     let before = oci_ok(&["tags", &reg, "demo/attach"]);
     let (osig, ocert) = (dir.join("up.sig"), dir.join("up.crt"));
