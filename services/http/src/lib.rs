@@ -4,34 +4,11 @@
 
 mod error;
 mod json;
+pub mod metrics;
 
 pub use error::ApiError;
 pub use json::ApiJson;
 
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::Response;
-use std::time::Instant;
-
-/// Logs one line per request: method, matched route, status, latency.
-pub async fn log_requests(req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| req.uri().path().to_string());
-    let res = next.run(req).await;
-    let status = res.status().as_u16();
-    let ms = start.elapsed().as_secs_f64() * 1000.0;
-    if status >= 500 {
-        tracing::warn!(%method, %route, status, ms, "request");
-    } else {
-        tracing::debug!(%method, %route, status, ms, "request");
-    }
-    res
-}
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains in-flight requests.
 pub async fn serve(

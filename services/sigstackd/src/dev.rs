@@ -57,71 +57,72 @@ pub struct DevArgs {
 
 /// What `stack.json` holds: where each running service is and where the trust files are.
 #[derive(Serialize)]
-struct StackFile {
-    version: u32,
-    data_dir: String,
-    database_url: String,
-    services: Services,
-    trusted_root: String,
-    signing_config: String,
-    trust_config: String,
-    issuers: String,
+pub(crate) struct StackFile {
+    pub(crate) version: u32,
+    pub(crate) data_dir: String,
+    pub(crate) database_url: String,
+    pub(crate) services: Services,
+    pub(crate) trusted_root: String,
+    pub(crate) signing_config: String,
+    pub(crate) trust_config: String,
+    pub(crate) issuers: String,
 }
 
 #[derive(Serialize)]
-struct Services {
-    log: LogEntry,
-    ctlog: CtEntry,
-    ca: CaEntry,
-    oidc: OidcEntry,
-    tuf: TufEntry,
+pub(crate) struct Services {
+    pub(crate) log: LogEntry,
+    pub(crate) ctlog: CtEntry,
+    pub(crate) ca: CaEntry,
+    pub(crate) oidc: OidcEntry,
+    pub(crate) tuf: TufEntry,
 }
 
 #[derive(Serialize)]
-struct TufEntry {
+pub(crate) struct TufEntry {
     /// The mirror URL clients bootstrap from.
-    url: String,
+    pub(crate) url: String,
     /// The initial `1.root.json` clients are given out of band.
-    root: String,
+    pub(crate) root: String,
 }
 
 #[derive(Serialize)]
-struct OidcEntry {
+pub(crate) struct OidcEntry {
     /// The issuer URL: what verifiers pass as the certificate OIDC issuer.
-    url: String,
+    pub(crate) url: String,
     /// The dev user who can log in on the page (password in `password_file`).
-    username: String,
-    email: String,
-    password_file: String,
+    pub(crate) username: String,
+    pub(crate) email: String,
+    pub(crate) password_file: String,
     /// The issuer of workload tokens, and the dev CI client that obtains them with the
     /// `client_credentials` grant (secret in `ci_secret_file`).
-    workload_issuer: String,
-    ci_client_id: String,
-    ci_secret_file: String,
+    pub(crate) workload_issuer: String,
+    pub(crate) ci_client_id: String,
+    pub(crate) ci_secret_file: String,
 }
 
 #[derive(Serialize)]
-struct LogEntry {
-    url: String,
-    log_id: String,
-    tree_id: String,
-    public_key: String,
+pub(crate) struct LogEntry {
+    pub(crate) url: String,
+    pub(crate) log_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) tree_id: Option<String>,
+    pub(crate) public_key: String,
 }
 
 #[derive(Serialize)]
-struct CtEntry {
-    url: String,
-    log_id: String,
-    public_key: String,
+pub(crate) struct CtEntry {
+    pub(crate) url: String,
+    pub(crate) log_id: String,
+    pub(crate) public_key: String,
 }
 
 #[derive(Serialize)]
-struct CaEntry {
-    url: String,
-    chain: String,
+pub(crate) struct CaEntry {
+    pub(crate) url: String,
+    pub(crate) chain: String,
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
@@ -137,8 +138,13 @@ async fn bind(host: IpAddr, port: u16, flag: &str) -> anyhow::Result<tokio::net:
         })
 }
 
-/// The dev CA: a P-384 root and a P-256 intermediate, created once.
-fn ca_chain(keys: &Path) -> anyhow::Result<(PathBuf, PathBuf, Vec<Certificate>)> {
+/// A CA: a P-384 root and a P-256 intermediate, created once (`name` goes in their
+/// subjects: "`name` root", "`name` intermediate").
+pub(crate) fn ca_chain(
+    keys: &Path,
+    org: &str,
+    name: &str,
+) -> anyhow::Result<(PathBuf, PathBuf, Vec<Certificate>)> {
     let root_key = FileSigner::load_or_generate(&keys.join("ca-root.pem"), Curve::P384)?;
     let inter_path = keys.join("ca-intermediate.pem");
     let inter_key = FileSigner::load_or_generate(&inter_path, Curve::P256)?;
@@ -153,7 +159,7 @@ fn ca_chain(keys: &Path) -> anyhow::Result<(PathBuf, PathBuf, Vec<Certificate>)>
     }
     let now = crate::sequencer::unix_now() as u64 - 60;
     let until = now + 10 * 365 * 86_400;
-    let root_name = cert::ca_name("sigstack", "sigstack dev root")?;
+    let root_name = cert::ca_name(org, &format!("{name} root"))?;
     let root = cert::ca_certificate(
         root_name.clone(),
         &root_key,
@@ -165,7 +171,7 @@ fn ca_chain(keys: &Path) -> anyhow::Result<(PathBuf, PathBuf, Vec<Certificate>)>
         false,
     )?;
     let inter = cert::ca_certificate(
-        cert::ca_name("sigstack", "sigstack dev intermediate")?,
+        cert::ca_name(org, &format!("{name} intermediate"))?,
         &inter_key,
         Some((&root_name, &root_key)),
         cert::serial(rand::random())?,
@@ -186,7 +192,7 @@ fn ca_chain(keys: &Path) -> anyhow::Result<(PathBuf, PathBuf, Vec<Certificate>)>
 /// A Fulcio issuer configuration trusting the dev issuer (people, by e-mail), its
 /// workload issuer (`uri` identities on the issuer's own host, as Fulcio requires of a
 /// `uri` issuer's subject domain) and `others` as e-mail issuers.
-fn issuer_yaml(own: &str, others: &[String]) -> String {
+pub(crate) fn issuer_yaml(own: &str, others: &[String]) -> String {
     let mut out = String::from(
         "# written by `sigstackd dev` at each start (its own issuer, then --oidc-issuer)\noidc-issuers:\n",
     );
@@ -207,7 +213,7 @@ fn issuer_yaml(own: &str, others: &[String]) -> String {
 /// DATA_DIR/tuf-ceremony, the online key in DATA_DIR/keys), and a new targets version
 /// whenever the stack's trust files changed since the last start. Returns the initial
 /// root's path.
-async fn dev_tuf(dir: &Path, keys: &Path, database_url: &str) -> anyhow::Result<PathBuf> {
+pub(crate) async fn dev_tuf(dir: &Path, keys: &Path, database_url: &str) -> anyhow::Result<PathBuf> {
     use crate::tuf::ceremony;
     let ceremony_dir = dir.join("tuf-ceremony");
     let root = ceremony_dir.join("1.root.json");
@@ -265,7 +271,7 @@ async fn dev_tuf(dir: &Path, keys: &Path, database_url: &str) -> anyhow::Result<
 }
 
 /// A random secret kept (mode 0600) in `path`, made on first use.
-fn dev_secret(path: &Path) -> anyhow::Result<String> {
+pub(crate) fn dev_secret(path: &Path) -> anyhow::Result<String> {
     match std::fs::read_to_string(path) {
         Ok(p) if p.trim().len() >= 16 => Ok(p.trim().to_string()),
         _ => {
@@ -324,7 +330,7 @@ fn dev_oidc(
     Ok((cfg, user, password_file))
 }
 
-fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
+pub(crate) fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
@@ -415,7 +421,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let ct_key = FileSigner::load_or_generate(&ct_key_path, Curve::P256)?;
     let ct_pub_path = keys.join("ctlog.pub.pem");
     write_atomic(&ct_pub_path, ct_key.public_key().to_pem().as_bytes())?;
-    let (ca_key_path, ca_chain_path, chain) = ca_chain(&keys)?;
+    let (ca_key_path, ca_chain_path, chain) = ca_chain(&keys, "sigstack", "sigstack dev")?;
     let root_path = keys.join("ca-root.crt.pem");
     write_atomic(&root_path, chain[1].to_pem().as_bytes())?;
     let database_url = format!("sqlite://{}", dir.join("sigstack.db").display());
@@ -504,7 +510,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             log: LogEntry {
                 url: log_url.clone(),
                 log_id: log.log_id_hex().to_string(),
-                tree_id: log.active_tree().to_string(),
+                tree_id: Some(log.active_tree().to_string()),
                 public_key: log_pub_path.display().to_string(),
             },
             ctlog: CtEntry {
@@ -541,31 +547,50 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let stack_path = dir.join("stack.json");
     write_atomic(&stack_path, &serde_json::to_vec_pretty(&stack)?)?;
 
+    let exe = std::env::current_exe().ok();
+    let client = exe
+        .as_ref()
+        .map(|e| e.with_file_name("sigstack"))
+        .filter(|c| c.exists())
+        .map_or("sigstack".to_string(), |c| c.display().to_string());
+    let server = exe.map_or("sigstackd".to_string(), |e| e.display().to_string());
+    let password = std::fs::read_to_string(&password_file).unwrap_or_default();
     println!("sigstack dev stack is up (data in {})", dir.display());
     println!("  transparency log (Rekor v1): {log_url}");
     println!("  certificate authority:       {ca_url}");
     println!("  CT log:                      {ct_url}");
+    println!("  OIDC issuer:                 {oidc_url}");
+    println!("  TUF repository:              {tuf_url}");
+    println!("  stack description:           {}", stack_path.display());
+    println!();
+    println!("Trust this stack (once per machine):");
     println!(
-        "  OIDC issuer:                 {oidc_url} (user {}, password in {})",
+        "  {client} initialize --mirror {tuf_url} --root {}",
+        tuf_root.display()
+    );
+    println!(
+        "  sigstore --instance {tuf_url} trust-instance {}      # sigstore-python",
+        tuf_root.display()
+    );
+    println!(
+        "Sign in on the page a client opens as `{}`, password {} (kept in {}), or for scripts:",
         dev_user.username,
+        password.trim(),
         password_file.display()
     );
     println!(
-        "  CI workload tokens:          client {DEV_CI_CLIENT} (secret in {}), issuer {}",
+        "  export SIGSTORE_ID_TOKEN=$({server} dev-token --data-dir {})",
+        dir.display()
+    );
+    println!(
+        "Verify as --certificate-identity {} --certificate-oidc-issuer {oidc_url}",
+        dev_user.email
+    );
+    println!(
+        "CI jobs: client {DEV_CI_CLIENT} (secret in {}) gets workload tokens from {}",
         dir.join("dev-ci-secret").display(),
         oidc.workload_issuer()
     );
-    println!(
-        "  TUF repository:              {tuf_url} (initial root {})",
-        tuf_root.display()
-    );
-    println!(
-        "  trust it:                    sigstore --instance {tuf_url} trust-instance {}",
-        tuf_root.display()
-    );
-    println!("  trusted OIDC issuers:        {}", issuers_path.display());
-    println!("  client trust config:         {}", stack.trust_config);
-    println!("  stack description:           {}", stack_path.display());
     println!("Stop with Ctrl-C; logs and keys are kept for the next start.");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -5,6 +5,8 @@
 mod ca;
 mod ctlog;
 mod dev;
+mod doctor;
+mod init;
 mod log;
 mod oidc;
 mod sequencer;
@@ -79,6 +81,15 @@ enum Command {
     /// Run every service on loopback with an embedded SQLite database and generated keys
     /// kept in the data directory; writes DATA_DIR/stack.json.
     Dev(dev::DevArgs),
+    /// Prepare a stack for separate processes or containers: keys, a CA chain, one
+    /// configuration file per service, the trust files and a TUF repository published
+    /// into the (migrated) database. Safe to run again: keys and secrets are kept.
+    Init(init::InitArgs),
+    /// Check a running stack end to end from its TUF root, as a client sees it: TUF
+    /// fresh, services serving the keys and chain the trust files name, the CA chain's
+    /// validity horizon, the log's checkpoint and the CT log's tree head verifying.
+    /// Exits 1 if anything is wrong.
+    Doctor(doctor::DoctorArgs),
     /// Print a fresh ID token from the dev stack's OIDC issuer (for scripts).
     DevToken(dev::DevTokenArgs),
     /// Run the transparency log (Rekor v1 API), or administer it.
@@ -165,6 +176,14 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Dev(args) => dev::run(args).await,
             Command::DevToken(args) => dev::dev_token(args),
+            Command::Init(args) => init::run(args).await,
+            Command::Doctor(args) => {
+                if doctor::run(args).await? {
+                    Ok(())
+                } else {
+                    std::process::exit(1)
+                }
+            }
             Command::Log {
                 config,
                 action: None,

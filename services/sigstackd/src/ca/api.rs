@@ -33,7 +33,9 @@ use utoipa::OpenApi;
         configuration,
         legacy_signing_cert,
         legacy_root_cert,
-        healthz
+        healthz,
+        readyz,
+        metrics
     ),
     components(schemas(
         CreateSigningCertificateRequest,
@@ -54,6 +56,8 @@ pub fn routes() -> Router<Arc<CaService>> {
         .route("/api/v1/rootCert", get(legacy_root_cert))
         .route("/api/v1/trust/{file}", get(trust_file))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
 }
 
 pub fn document() -> String {
@@ -236,4 +240,40 @@ pub async fn trust_file(
 #[utoipa::path(get, path = "/healthz", tag = "ca", responses((status = 200)))]
 pub async fn healthz() -> &'static str {
     "ok"
+}
+
+/// Readiness: the issuing chain outlives a new certificate (10 minutes).
+#[utoipa::path(get, path = "/readyz", tag = "ca", responses((status = 200), (status = 503)))]
+pub async fn readyz(State(svc): State<Arc<CaService>>) -> Result<&'static str, ApiError> {
+    if svc.chain_horizon() < 600 {
+        return Err(ApiError::unavailable(
+            "the issuing certificate expires within 10 minutes",
+        ));
+    }
+    Ok("ok")
+}
+
+/// Prometheus metrics: HTTP requests by route and status with latencies, certificates
+/// issued, and the issuing chain's expiry horizon.
+#[utoipa::path(get, path = "/metrics", tag = "ca",
+    responses((status = 200, content_type = "text/plain", body = String)))]
+pub async fn metrics(State(svc): State<Arc<CaService>>) -> Response {
+    use sigstack_http::metrics::gauge;
+    let mut out = String::new();
+    svc.http.render(&mut out);
+    gauge(
+        &mut out,
+        "sigstack_ca_certificates_issued_total",
+        "counter",
+        "Certificates issued since this process started.",
+        &[("", svc.issued() as f64)],
+    );
+    gauge(
+        &mut out,
+        "sigstack_ca_chain_expires_in_seconds",
+        "gauge",
+        "Seconds until the issuing certificate expires.",
+        &[("", svc.chain_horizon() as f64)],
+    );
+    sigstack_http::metrics::response(out)
 }

@@ -43,6 +43,12 @@ pub struct CaConfig {
     /// Clock skew tolerated on token `exp`, `nbf` and `iat`, in seconds.
     #[serde(default = "default_leeway")]
     pub token_leeway_secs: i64,
+    /// Where the CA fetches an issuer's discovery document and keys when the issuer's
+    /// public URL does not reach it from where the CA runs (containers): a URL prefix,
+    /// as in tokens' `iss`, mapped to the prefix to fetch from instead. The documents
+    /// themselves are checked unchanged.
+    #[serde(default)]
+    pub issuer_routes: std::collections::BTreeMap<String, String>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -72,6 +78,10 @@ pub const KEYS: &[&str] = &[
     "max_request_bytes",
     "token_leeway_secs",
 ];
+
+fn is_http(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
+}
 
 impl CaConfig {
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
@@ -107,6 +117,7 @@ impl CaConfig {
             operator: default_operator(),
             max_request_bytes: default_max_request_bytes(),
             token_leeway_secs: default_leeway(),
+            issuer_routes: Default::default(),
         }
     }
 
@@ -123,6 +134,11 @@ impl CaConfig {
         }
         if !self.ctlog_url.starts_with("http://") && !self.ctlog_url.starts_with("https://") {
             bail!("ctlog_url must be an http(s) URL");
+        }
+        for (from, to) in &self.issuer_routes {
+            if !is_http(from) || !is_http(to) {
+                bail!("issuer_routes: {from:?} = {to:?} must both be http(s) URLs");
+            }
         }
         Ok(())
     }

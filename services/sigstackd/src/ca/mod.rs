@@ -29,6 +29,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub struct CaService {
+    http: Arc<sigstack_http::metrics::HttpMetrics>,
+    /// Certificates issued by this process.
+    issued: std::sync::atomic::AtomicU64,
     signer: Arc<dyn Signer>,
     /// The issuing certificate first, up to the root.
     chain: Vec<Certificate>,
@@ -126,7 +129,7 @@ impl CaService {
                 tracing::warn!(issuer = %i.issuer_url, "ca-cert is not used: add the identity provider's CA to the system trust store");
             }
         }
-        let fetcher = HttpFetcher::new()?;
+        let fetcher = HttpFetcher::new(&cfg.issuer_routes)?;
         let p = &cfg.ctlog_public_key;
         let key = PublicKey::from_pem(
             &std::fs::read(p).with_context(|| format!("reading CT log key {}", p.display()))?,
@@ -143,6 +146,8 @@ impl CaService {
             key,
         };
         Ok(Arc::new(Self {
+            http: sigstack_http::metrics::HttpMetrics::new("ca"),
+            issued: Default::default(),
             key_id: cert::authority_key_id(&chain[0])?,
             issuer_key_hash: sigstack_crypto::sha256(chain[0].public_key().spki_der()),
             chain_b64: chain.iter().map(|c| STANDARD.encode(c.der())).collect(),
@@ -176,7 +181,10 @@ impl CaService {
         api::routes()
             .with_state(self.clone())
             .layer(DefaultBodyLimit::max(max_request_bytes))
-            .layer(axum::middleware::from_fn(sigstack_http::log_requests))
+            .layer(axum::middleware::from_fn_with_state(
+                self.http.clone(),
+                sigstack_http::metrics::observe,
+            ))
     }
 
     pub fn chain(&self) -> &[Certificate] {
@@ -272,6 +280,22 @@ impl CaService {
 
     /// Issues a certificate chain (PEM, leaf first) for a verified request.
     pub async fn issue(&self, token: &str, proof: KeyProof) -> Result<Vec<String>, ApiError> {
+        let chain = self.issue_checked(token, proof).await?;
+        self.issued
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(chain)
+    }
+
+    /// Seconds until the issuing chain's first certificate expires.
+    pub fn chain_horizon(&self) -> i64 {
+        self.not_after as i64 - crate::sequencer::unix_now()
+    }
+
+    pub fn issued(&self) -> u64 {
+        self.issued.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    async fn issue_checked(&self, token: &str, proof: KeyProof) -> Result<Vec<String>, ApiError> {
         let principal = self.authenticate(token).await?;
         let key = match proof {
             KeyProof::Csr(pem) => sigstack_crypto::parse_csr(&pem)

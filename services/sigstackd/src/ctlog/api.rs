@@ -40,7 +40,9 @@ const MAX_ENTRIES: u64 = 256;
         get_entries,
         get_roots,
         get_public_key,
-        healthz
+        healthz,
+        readyz,
+        metrics
     ),
     components(schemas(
         AddChainRequest,
@@ -66,6 +68,8 @@ pub fn routes() -> Router<Arc<CtLogService>> {
         .route("/ct/v1/get-roots", get(get_roots))
         .route("/ct/v1/public-key", get(get_public_key))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
 }
 
 pub fn document() -> String {
@@ -237,4 +241,28 @@ pub async fn get_public_key(State(svc): State<Arc<CtLogService>>) -> Response {
 pub async fn healthz(State(svc): State<Arc<CtLogService>>) -> Result<&'static str, ApiError> {
     svc.store.ping().await.map_err(crate::log::store_error)?;
     Ok("ok")
+}
+
+/// Readiness: the database answers (as `/healthz`).
+#[utoipa::path(get, path = "/readyz", tag = "ct", responses((status = 200), (status = 503)))]
+pub async fn readyz(state: State<Arc<CtLogService>>) -> Result<&'static str, ApiError> {
+    healthz(state).await
+}
+
+/// Prometheus metrics: HTTP requests by route and status with latencies, and the tree size.
+#[utoipa::path(get, path = "/metrics", tag = "ct",
+    responses((status = 200, content_type = "text/plain", body = String)))]
+pub async fn metrics(State(svc): State<Arc<CtLogService>>) -> Response {
+    let mut out = String::new();
+    svc.http.render(&mut out);
+    if let Ok(h) = svc.head().await {
+        sigstack_http::metrics::gauge(
+            &mut out,
+            "sigstack_ctlog_tree_size",
+            "gauge",
+            "Certificates and precertificates logged.",
+            &[("", h.size as f64)],
+        );
+    }
+    sigstack_http::metrics::response(out)
 }

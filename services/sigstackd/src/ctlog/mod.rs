@@ -33,6 +33,7 @@ pub struct CtLogService {
     head_cache: HeadCache,
     /// Recently logged certificate identities and their timestamps.
     recent: std::sync::Mutex<HashMap<String, u64>>,
+    http: Arc<sigstack_http::metrics::HttpMetrics>,
 }
 
 /// Bound on the memory of recent submissions (about 10 MiB).
@@ -156,6 +157,7 @@ impl CtLogService {
             sequencer,
             head_cache,
             recent: Default::default(),
+            http: sigstack_http::metrics::HttpMetrics::new("ctlog"),
         }))
     }
 
@@ -163,7 +165,10 @@ impl CtLogService {
         api::routes()
             .with_state(self.clone())
             .layer(DefaultBodyLimit::max(max_request_bytes))
-            .layer(axum::middleware::from_fn(sigstack_http::log_requests))
+            .layer(axum::middleware::from_fn_with_state(
+                self.http.clone(),
+                sigstack_http::metrics::observe,
+            ))
     }
 
     /// Validates a submission, logs it durably and signs its SCT.

@@ -25,6 +25,7 @@ use utoipa::OpenApi;
         info::search_index,
         info::healthz,
         info::readyz,
+        info::metrics,
     ),
     components(schemas(
         sigstack_types::rekor::ProposedEntry,
@@ -70,6 +71,7 @@ pub fn routes(svc: &Arc<LogService>) -> Router<Arc<LogService>> {
         .route("/api/v1/index/retrieve", post(info::search_index))
         .route("/healthz", get(info::healthz))
         .route("/readyz", get(info::readyz))
+        .route("/metrics", get(info::metrics))
 }
 
 pub fn document() -> String {

@@ -274,3 +274,59 @@ pub async fn readyz(State(svc): State<Arc<LogService>>) -> Response {
         Err(e) => ApiError::unavailable(e).into_response(),
     }
 }
+
+/// Prometheus metrics: HTTP requests by route and status with latencies, the tree size,
+/// entries across shards and the newest checkpoint's age.
+#[utoipa::path(
+    get, path = "/metrics", tag = "health",
+    responses((status = 200, content_type = "text/plain", body = String))
+)]
+pub async fn metrics(State(svc): State<Arc<LogService>>) -> Response {
+    use sigstack_http::metrics::gauge;
+    let mut out = String::new();
+    svc.http.render(&mut out);
+    let now = crate::sequencer::unix_now();
+    let head = svc.fresh_head(svc.active_tree).await;
+    gauge(
+        &mut out,
+        "sigstack_log_up",
+        "gauge",
+        "1 when the database answered for this scrape.",
+        &[("", if head.is_ok() { 1.0 } else { 0.0 })],
+    );
+    if let Ok(h) = head {
+        let age = match svc.seen_head.lock() {
+            Ok(mut seen) => {
+                if seen.0 != h.size {
+                    *seen = (h.size, now);
+                }
+                now - seen.1
+            }
+            Err(_) => 0,
+        };
+        let frozen: u64 = svc.frozen.iter().map(|s| s.head.size).sum();
+        let tree = format!("tree=\"{}\"", svc.active_tree);
+        gauge(
+            &mut out,
+            "sigstack_log_tree_size",
+            "gauge",
+            "Entries in the active shard.",
+            &[(&tree, h.size as f64)],
+        );
+        gauge(
+            &mut out,
+            "sigstack_log_entries",
+            "gauge",
+            "Entries in every shard (the next global log index).",
+            &[("", (frozen + h.size) as f64)],
+        );
+        gauge(
+            &mut out,
+            "sigstack_log_checkpoint_age_seconds",
+            "gauge",
+            "Seconds since the active shard's checkpoint last changed (as seen by this process; checkpoints are signed when entries are committed).",
+            &[("", age as f64)],
+        );
+    }
+    sigstack_http::metrics::response(out)
+}

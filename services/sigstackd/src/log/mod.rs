@@ -35,6 +35,10 @@ pub struct LogService {
     node_cache: std::sync::RwLock<HashMap<(i64, NodeId), Hash>>,
     /// Bounds how many submitted entries are parsed and verified at once.
     validation: tokio::sync::Semaphore,
+    http: Arc<sigstack_http::metrics::HttpMetrics>,
+    /// The active shard's size when this process last saw it change, and when (Unix
+    /// seconds): the age of the newest checkpoint, for the metrics.
+    seen_head: std::sync::Mutex<(u64, i64)>,
 }
 
 const CACHED_LEVEL: u8 = 10;
@@ -120,6 +124,8 @@ impl LogService {
             head_cache,
             node_cache: Default::default(),
             validation: tokio::sync::Semaphore::new(VALIDATION_PERMITS),
+            http: sigstack_http::metrics::HttpMetrics::new("log"),
+            seen_head: std::sync::Mutex::new((u64::MAX, crate::sequencer::unix_now())),
         }))
     }
 
@@ -127,7 +133,10 @@ impl LogService {
         api::routes(self)
             .with_state(self.clone())
             .layer(DefaultBodyLimit::max(max_request_bytes))
-            .layer(axum::middleware::from_fn(sigstack_http::log_requests))
+            .layer(axum::middleware::from_fn_with_state(
+                self.http.clone(),
+                sigstack_http::metrics::observe,
+            ))
     }
 
     pub fn store(&self) -> &Store {

@@ -71,10 +71,19 @@ pub fn document() -> String {
         + "\n"
 }
 
-/// Liveness.
+/// Liveness (and readiness: the issuer keeps no external state).
 #[utoipa::path(get, path = "/healthz", tag = "oidc", responses((status = 200, body = String)))]
 async fn healthz() -> &'static str {
     "ok"
+}
+
+/// Prometheus metrics: HTTP requests by route and status with latencies.
+#[utoipa::path(get, path = "/metrics", tag = "oidc",
+    responses((status = 200, content_type = "text/plain", body = String)))]
+async fn metrics(State(svc): State<Arc<OidcService>>) -> axum::response::Response {
+    let mut out = String::new();
+    svc.http_metrics.render(&mut out);
+    sigstack_http::metrics::response(out)
 }
 
 pub fn routes() -> Router<Arc<OidcService>> {
@@ -97,6 +106,8 @@ pub fn routes() -> Router<Arc<OidcService>> {
             get(workload_discovery),
         )
         .route("/healthz", get(healthz))
+        .route("/readyz", get(healthz))
+        .route("/metrics", get(metrics))
 }
 
 /// Where upstream identity providers send people back (register

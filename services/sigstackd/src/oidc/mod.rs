@@ -89,6 +89,7 @@ pub struct UpstreamSignIn {
 }
 
 pub struct OidcService {
+    http_metrics: Arc<sigstack_http::metrics::HttpMetrics>,
     issuer: String,
     signer: Arc<dyn Signer>,
     /// The JWS algorithms of the published keys, the signing key's first.
@@ -165,6 +166,7 @@ impl OidcService {
             .map(|c| upstream::Connector::new(c).with_context(|| format!("connector {:?}", c.id)))
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Arc::new(Self {
+            http_metrics: sigstack_http::metrics::HttpMetrics::new("oidc"),
             jwks_doc,
             verify_keys,
             issuer: cfg.public_url(),
@@ -173,7 +175,7 @@ impl OidcService {
             users: cfg.users.clone(),
             clients,
             connectors,
-            http: crate::ca::fetch::HttpFetcher::new()?,
+            http: crate::ca::fetch::HttpFetcher::new(&Default::default())?,
             token_ttl: cfg.token_ttl_secs,
             codes: Default::default(),
             devices: Default::default(),
@@ -187,7 +189,10 @@ impl OidcService {
         api::routes()
             .with_state(self.clone())
             .layer(DefaultBodyLimit::max(64 << 10))
-            .layer(axum::middleware::from_fn(sigstack_http::log_requests))
+            .layer(axum::middleware::from_fn_with_state(
+                self.http_metrics.clone(),
+                sigstack_http::metrics::observe,
+            ))
     }
 
     pub fn issuer(&self) -> &str {

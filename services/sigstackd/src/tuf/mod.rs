@@ -32,7 +32,7 @@ use std::sync::{Arc, RwLock};
                        strong ETag and answers `If-None-Match` with 304.",
         license(name = "Apache-2.0")
     ),
-    paths(file, healthz, metrics)
+    paths(file, healthz, readyz, metrics)
 )]
 pub struct TufApi;
 
@@ -174,6 +174,7 @@ pub fn horizons(repo: &Repo, now: i64) -> [(&'static str, Option<i64>); 4] {
 }
 
 pub struct TufService {
+    http: Arc<sigstack_http::metrics::HttpMetrics>,
     store: Store,
     online: Arc<dyn Signer>,
     cfg: TufConfig,
@@ -265,6 +266,7 @@ impl TufService {
         let online = FileSigner::load(&cfg.online_key)
             .with_context(|| format!("loading the online key {}", cfg.online_key.display()))?;
         let svc = Arc::new(Self {
+            http: sigstack_http::metrics::HttpMetrics::new("tuf"),
             store,
             online: Arc::new(online),
             cfg: cfg.clone(),
@@ -374,9 +376,14 @@ impl TufService {
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new()
             .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
             .route("/{*path}", get(file))
             .with_state(self.clone())
+            .layer(axum::middleware::from_fn_with_state(
+                self.http.clone(),
+                sigstack_http::metrics::observe,
+            ))
     }
 
     /// `ok`, `warning` (root or targets expire within the alarm window) or `expired`.
@@ -423,13 +430,29 @@ async fn healthz(State(svc): State<Arc<TufService>>) -> Response {
     (code, axum::Json(body)).into_response()
 }
 
-/// Prometheus metrics: `sigstack_tuf_expires_in_seconds{role}`, `sigstack_tuf_version{role}`.
+/// Readiness: the database answers and nothing has expired.
+#[utoipa::path(get, path = "/readyz", tag = "tuf",
+    responses((status = 200, body = String), (status = 503, body = String)))]
+async fn readyz(State(svc): State<Arc<TufService>>) -> Response {
+    if let Err(e) = svc.store.ping().await {
+        return sigstack_http::ApiError::unavailable(e).into_response();
+    }
+    match svc.status(crate::sequencer::unix_now()).0 {
+        "expired" => (StatusCode::SERVICE_UNAVAILABLE, "expired").into_response(),
+        _ => (StatusCode::OK, "ok").into_response(),
+    }
+}
+
+/// Prometheus metrics: HTTP requests by route and status with latencies,
+/// `sigstack_tuf_expires_in_seconds{role}`, `sigstack_tuf_version{role}`.
 #[utoipa::path(get, path = "/metrics", tag = "tuf",
     responses((status = 200, content_type = "text/plain", body = String)))]
 async fn metrics(State(svc): State<Arc<TufService>>) -> Response {
     let repo = svc.current();
     let now = crate::sequencer::unix_now();
-    let mut out = String::from(
+    let mut out = String::new();
+    svc.http.render(&mut out);
+    out.push_str(
         "# HELP sigstack_tuf_expires_in_seconds Seconds until each role's newest metadata expires.\n\
          # TYPE sigstack_tuf_expires_in_seconds gauge\n",
     );
