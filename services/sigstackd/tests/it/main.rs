@@ -11,6 +11,7 @@ mod interop;
 mod issuer;
 mod keyless;
 mod oidc;
+mod stack;
 mod support;
 mod tuf;
 
@@ -123,4 +124,14 @@ async fn our_client_signs_and_verifies_with_the_others() {
 #[tokio::test]
 async fn openapi_is_current() {
     api::openapi_is_current().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stack_dev_interop_matrix() {
+    stack::dev_stack_interop_matrix().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stack_production_on_postgres() {
+    stack::production_stack_on_postgres().await
 }

@@ -1,0 +1,509 @@
+//! The stack as users run it. `sigstackd dev` and the production layout (`sigstackd
+//! init`, then one process per service on PostgreSQL) each face the interop matrix:
+//! sigstore-python 4.5, sigstore-js 5 and our `sigstack` each sign, and each bundle is
+//! verified by all three with trust from the stack's TUF repository (9 cells, printed as
+//! a table), plus python-tuf's refresh. On the production layout also: `sigstackd
+//! doctor` (healthy, then a stopped CT log reported), `/metrics` and `/readyz` of every
+//! service, graceful shutdown on SIGTERM, and backup and restore of the database with
+//! pg_dump/pg_restore: the restored log has the same head, every entry's proof verifies,
+//! and the log grows consistently with the checkpoint taken before the backup.
+
+use crate::client::{Sigstack, json_of, p};
+use crate::keyless::{js, run, run_within, venv, wait_for, workspace};
+use crate::support::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Who the matrix signs as.
+struct Identity {
+    identity: String,
+    issuer: String,
+}
+
+const CLIENTS: [&str; 3] = ["sigstore-python", "sigstore-js", "sigstack"];
+
+/// The three clients against one stack, each with its own home and TUF cache.
+struct Clients {
+    dir: PathBuf,
+    tuf: String,
+    root: PathBuf,
+    ca: String,
+    log: String,
+    py_home: PathBuf,
+    js_cache: PathBuf,
+    ours: Sigstack,
+}
+
+impl Clients {
+    fn new(dir: &Path, stack: &Value) -> Self {
+        let s = |ptr: &str| stack.pointer(ptr).and_then(Value::as_str).expect(ptr).to_string();
+        let c = Self {
+            dir: dir.to_path_buf(),
+            tuf: s("/services/tuf/url"),
+            root: PathBuf::from(s("/services/tuf/root")),
+            ca: s("/services/ca/url"),
+            log: s("/services/log/url"),
+            py_home: dir.join("py-home"),
+            js_cache: dir.join("js-cache"),
+            ours: Sigstack::new(&dir.join("home")),
+        };
+        let (ok, out) = c.python(&["trust-instance", p(&c.root)]);
+        assert!(ok, "sigstore-python trust-instance: {out}");
+        let o = c
+            .ours
+            .run(&["initialize", "--mirror", &c.tuf, "--root", p(&c.root)]);
+        assert!(o.ok(), "sigstack initialize: {o}");
+        c
+    }
+
+    fn python(&self, args: &[&str]) -> (bool, String) {
+        run_within(
+            Command::new(venv().join("bin/sigstore"))
+                .env("HOME", &self.py_home)
+                .env("XDG_CACHE_HOME", self.py_home.join("cache"))
+                .env("XDG_DATA_HOME", self.py_home.join("data"))
+                .args(["--instance", &self.tuf])
+                .args(args),
+            Duration::from_secs(120),
+        )
+    }
+
+    /// `signer` signs `artifact` into `bundle` with `token`.
+    fn sign(&self, signer: &str, token: &str, artifact: &Path, bundle: &Path) -> (bool, String) {
+        match signer {
+            "sigstore-python" => self.python(&[
+                "sign",
+                "--identity-token",
+                token,
+                "--bundle",
+                p(bundle),
+                p(artifact),
+            ]),
+            "sigstore-js" => run(Command::new("node")
+                .arg(js().join("sign-bundle.mjs"))
+                .args(["--fulcio-url", &self.ca, "--rekor-url", &self.log])
+                .args(["--identity-token", token, "--artifact", p(artifact)])
+                .args(["--bundle", p(bundle)])),
+            _ => {
+                let o = self.ours.run(&[
+                    "sign-blob",
+                    "--yes",
+                    "--identity-token",
+                    token,
+                    "--bundle",
+                    p(bundle),
+                    p(artifact),
+                ]);
+                (o.ok(), o.to_string())
+            }
+        }
+    }
+
+    /// `verifier` verifies `bundle` over `artifact` as signed by `who`, with trust from
+    /// the TUF repository.
+    fn verify(&self, verifier: &str, who: &Identity, artifact: &Path, bundle: &Path) -> (bool, String) {
+        match verifier {
+            "sigstore-python" => self.python(&[
+                "verify",
+                "identity",
+                "--bundle",
+                p(bundle),
+                "--cert-identity",
+                &who.identity,
+                "--cert-oidc-issuer",
+                &who.issuer,
+                p(artifact),
+            ]),
+            "sigstore-js" => run(Command::new("node")
+                .arg(js().join("verify-tuf.mjs"))
+                .args(["--tuf-mirror-url", &self.tuf, "--tuf-root", p(&self.root)])
+                .args(["--tuf-cache", p(&self.js_cache), "--bundle", p(bundle)])
+                .args(["--artifact", p(artifact)])
+                .args(["--certificate-identity", &who.identity])
+                .args(["--certificate-oidc-issuer", &who.issuer])),
+            _ => {
+                let o = self.ours.run(&[
+                    "verify-blob",
+                    "--bundle",
+                    p(bundle),
+                    "--certificate-identity",
+                    &who.identity,
+                    "--certificate-oidc-issuer",
+                    &who.issuer,
+                    p(artifact),
+                ]);
+                (o.ok(), o.to_string())
+            }
+        }
+    }
+}
+
+/// Signs with each client and verifies each bundle with each client; prints the table
+/// and python-tuf's refresh, and fails naming every failed cell. Returns the
+/// (artifact, bundle) pairs.
+fn interop_matrix(
+    label: &str,
+    c: &Clients,
+    who: &Identity,
+    token: impl Fn() -> String,
+) -> Vec<(PathBuf, PathBuf)> {
+    let mut signed = Vec::new();
+    let mut failures = Vec::new();
+    let mut cells = Vec::new();
+    for signer in CLIENTS {
+        let artifact = c.dir.join(format!("{signer}.txt"));
+        std::fs::write(&artifact, format!("{label}: signed by {signer}\n")).expect("w");
+        let bundle = c.dir.join(format!("{signer}.sigstore.json"));
+        let (ok, out) = c.sign(signer, &token(), &artifact, &bundle);
+        if !ok {
+            failures.push(format!("{signer} signs: {out}"));
+            cells.push((signer, vec!["no bundle"; 3]));
+            continue;
+        }
+        let mut row = Vec::new();
+        for verifier in CLIENTS {
+            let (ok, out) = c.verify(verifier, who, &artifact, &bundle);
+            if !ok {
+                failures.push(format!("{verifier} verifies {signer}'s bundle: {out}"));
+            }
+            row.push(if ok { "pass" } else { "FAIL" });
+        }
+        cells.push((signer, row));
+        signed.push((artifact, bundle));
+    }
+    let (tuf_ok, tuf_out) = run(Command::new(venv().join("bin/python"))
+        .arg(workspace().join("tests/interop/python/tuf_refresh.py"))
+        .arg(&c.tuf)
+        .arg(&c.root)
+        .arg(c.dir.join("python-tuf/metadata"))
+        .arg(c.dir.join("python-tuf/targets")));
+    if !tuf_ok || !tuf_out.contains("trusted_root.json") {
+        failures.push(format!("python-tuf refresh: {tuf_out}"));
+    }
+    let mut table = format!(
+        "\ninterop matrix, {label} (rows sign, columns verify; trust from the TUF repository)\n{:<18}",
+        "signer \\ verifier"
+    );
+    for v in CLIENTS {
+        table.push_str(&format!("{v:<17}"));
+    }
+    for (signer, row) in &cells {
+        table.push_str(&format!("\n{signer:<18}"));
+        for r in row {
+            table.push_str(&format!("{r:<17}"));
+        }
+    }
+    table.push_str(&format!(
+        "\npython-tuf refresh: {}\n",
+        if tuf_ok { "pass" } else { "FAIL" }
+    ));
+    eprintln!("{table}");
+    // scripts/test prints these after the run (cargo hides a passing test's output)
+    let out = workspace().join("target/test-artifacts");
+    std::fs::create_dir_all(&out).expect("artifacts dir");
+    let slug: String = label
+        .chars()
+        .map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '-' })
+        .collect();
+    std::fs::write(out.join(format!("interop-matrix-{slug}.txt")), &table).expect("write table");
+    assert!(failures.is_empty(), "interop matrix, {label}:\n{}", failures.join("\n\n"));
+    signed
+}
+
+fn dev_token(data_dir: &Path) -> String {
+    let (ok, token) = run(Command::new(env!("CARGO_BIN_EXE_sigstackd"))
+        .args(["dev-token", "--data-dir"])
+        .arg(data_dir));
+    assert!(ok, "{token}");
+    token.trim().to_string()
+}
+
+fn doctor(stack: &Path) -> (bool, String) {
+    run(Command::new(env!("CARGO_BIN_EXE_sigstackd"))
+        .args(["doctor", "--stack"])
+        .arg(stack))
+}
+
+pub async fn dev_stack_interop_matrix() {
+    let dir = temp_dir("dev-matrix");
+    let data = dir.join("stack");
+    let started = Instant::now();
+    let (_dev, stack) = crate::keyless::dev_stack(&data, None);
+    eprintln!("sigstackd dev: stack.json after {:?}", started.elapsed());
+    let (ok, out) = doctor(&data.join("stack.json"));
+    assert!(ok && out.contains(": 0 failed"), "doctor on the dev stack: {out}");
+    let c = Clients::new(&dir, &stack);
+    let who = Identity {
+        identity: stack["services"]["oidc"]["email"].as_str().expect("e").into(),
+        issuer: stack["services"]["oidc"]["url"].as_str().expect("o").into(),
+    };
+    interop_matrix("sigstackd dev (SQLite)", &c, &who, || dev_token(&data));
+}
+
+/// One `sigstackd <service> --config DIR/<service>.toml` process.
+struct Service {
+    name: &'static str,
+    child: Child,
+}
+
+impl Service {
+    fn start(name: &'static str, etc: &Path, logs: &Path) -> Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(logs.join(format!("{name}.log")))
+            .expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_sigstackd"))
+            .arg(name)
+            .arg("--config")
+            .arg(etc.join(format!("{name}.toml")))
+            .env("SIGSTACK_LOG", "info")
+            .env("SIGSTACK_LOG_FORMAT", "json")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn service");
+        Self { name, child }
+    }
+
+    /// SIGTERM, and the process must exit cleanly within 10 s (graceful shutdown).
+    fn stop(mut self) {
+        let st = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(st.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(st) = self.child.try_wait().expect("wait") {
+                assert!(st.success(), "{} exited with {st} on SIGTERM", self.name);
+                return;
+            }
+            assert!(Instant::now() < deadline, "{} ignored SIGTERM", self.name);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const SERVICES: [&str; 5] = ["log", "ctlog", "ca", "oidc", "tuf"];
+
+fn start_all(etc: &Path, logs: &Path, urls: &[(&str, String)]) -> Vec<Service> {
+    let procs: Vec<Service> = SERVICES.iter().map(|s| Service::start(s, etc, logs)).collect();
+    for (name, url) in urls {
+        wait_for(&format!("{name} /readyz"), || {
+            get_ok(&format!("{url}/readyz"))
+        });
+    }
+    procs
+}
+
+/// A blocking GET answered 200 (readiness polls run outside the async runtime's
+/// workers, which are busy waiting).
+fn get_ok(url: &str) -> bool {
+    use std::io::{Read, Write};
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let Ok(mut s) = std::net::TcpStream::connect(host) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    if write!(s, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf.starts_with("HTTP/1.1 200") || buf.starts_with("HTTP/1.0 200")
+}
+
+async fn text(url: &str) -> String {
+    let r = http().get(url).send().await.expect("GET");
+    assert!(r.status().is_success(), "GET {url}: {}", r.status());
+    r.text().await.expect("body")
+}
+
+/// The value of the first sample of `name` (with the given label text, if any).
+fn sample(metrics: &str, name: &str, labels: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']) && l.contains(labels))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+async fn workload_token(oidc: &str, secret_file: &Path) -> String {
+    let secret = std::fs::read_to_string(secret_file).expect("secret");
+    let r = http()
+        .post(format!("{oidc}/token"))
+        .basic_auth("ci", Some(secret.trim()))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("token");
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.expect("json");
+    v["id_token"].as_str().expect("id_token").to_string()
+}
+
+/// The log's signed head: (size, root, note).
+async fn head(log: &str) -> (u64, String, String) {
+    let v: Value = serde_json::from_str(&text(&format!("{log}/api/v1/log")).await).expect("json");
+    (
+        v["treeSize"].as_u64().expect("size"),
+        v["rootHash"].as_str().expect("root").to_string(),
+        v["signedTreeHead"].as_str().expect("sth").to_string(),
+    )
+}
+
+pub async fn production_stack_on_postgres() {
+    let dir = temp_dir("prod");
+    let etc = dir.join("etc");
+    let admin = pg_admin_url();
+    let db = fresh_pg_database(&admin).await;
+    let urls: Vec<(&str, String)> = SERVICES
+        .iter()
+        .map(|s| (*s, format!("http://127.0.0.1:{}", free_port())))
+        .collect();
+    let url = |s: &str| urls.iter().find(|(n, _)| *n == s).expect(s).1.clone();
+    let (ok, out) = run(Command::new(env!("CARGO_BIN_EXE_sigstackd"))
+        .args(["init", "--dir", p(&etc), "--database-url", &db])
+        .args(["--listen-host", "127.0.0.1", "--operator", "sigstack-test"])
+        .args(["--log-url", &url("log"), "--ctlog-url", &url("ctlog")])
+        .args(["--ca-url", &url("ca"), "--oidc-url", &url("oidc")])
+        .args(["--tuf-url", &url("tuf")]));
+    assert!(ok, "sigstackd init: {out}");
+    assert!(out.contains("sigstack initialize --mirror"), "{out}");
+    // every secret file is private
+    #[cfg(unix)]
+    for f in ["keys/log.pem", "keys/ca-intermediate.pem", "oidc.toml", "admin-password", "log.toml"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(etc.join(f)).expect(f).permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{f} is readable by others");
+    }
+    // the private keys are not in the database
+    let log_key = std::fs::read_to_string(etc.join("keys/log.pem")).expect("key");
+    let pem_body: String = log_key.lines().filter(|l| !l.starts_with("-----")).collect();
+    let (ok, dump) = run(Command::new("pg_dump").arg(&db));
+    assert!(ok, "{dump}");
+    assert!(!dump.contains(&pem_body[..40]), "a private key is in the database");
+
+    let procs = start_all(&etc, &dir, &urls);
+    let stack_path = etc.join("stack.json");
+    let stack: Value = serde_json::from_slice(&std::fs::read(&stack_path).expect("stack")).expect("json");
+    let (ok, out) = doctor(&stack_path);
+    assert!(ok && out.contains("12 checks: 0 failed"), "doctor on the production stack: {out}");
+
+    // the matrix signs as the CI job, with workload tokens from the real token endpoint
+    let c = Clients::new(&dir, &stack);
+    let oidc = url("oidc");
+    let who = Identity {
+        identity: format!("{oidc}/jobs/ci"),
+        issuer: format!("{oidc}/workload"),
+    };
+    let mut tokens = Vec::new();
+    for _ in CLIENTS {
+        tokens.push(workload_token(&oidc, &etc.join("ci-secret")).await);
+    }
+    let next = std::sync::Mutex::new(tokens);
+    let signed = interop_matrix("separate processes on PostgreSQL", &c, &who, || {
+        next.lock().expect("lock").pop().expect("a token per signer")
+    });
+
+    // metrics of every service
+    let ca_m = text(&format!("{}/metrics", url("ca"))).await;
+    assert_eq!(sample(&ca_m, "sigstack_ca_certificates_issued_total", ""), Some(3.0), "{ca_m}");
+    assert!(sample(&ca_m, "sigstack_ca_chain_expires_in_seconds", "").is_some_and(|s| s > 86_400.0));
+    assert!(
+        sample(&ca_m, "sigstack_http_requests_total", "route=\"/api/v2/signingCert\",status=\"200\"").is_some_and(|n| n >= 2.0),
+        "{ca_m}"
+    );
+    assert!(ca_m.contains("sigstack_http_request_duration_seconds_bucket{service=\"ca\""));
+    let log_m = text(&format!("{}/metrics", url("log"))).await;
+    assert_eq!(sample(&log_m, "sigstack_log_entries", ""), Some(3.0), "{log_m}");
+    assert_eq!(sample(&log_m, "sigstack_log_tree_size", "tree="), Some(3.0), "{log_m}");
+    assert!(sample(&log_m, "sigstack_log_checkpoint_age_seconds", "").is_some());
+    let ct_m = text(&format!("{}/metrics", url("ctlog"))).await;
+    assert_eq!(sample(&ct_m, "sigstack_ctlog_tree_size", ""), Some(3.0), "{ct_m}");
+    let tuf_m = text(&format!("{}/metrics", url("tuf"))).await;
+    assert!(
+        sample(&tuf_m, "sigstack_tuf_expires_in_seconds", "role=\"timestamp\"").is_some_and(|s| s > 3600.0),
+        "{tuf_m}"
+    );
+    let oidc_m = text(&format!("{oidc}/metrics")).await;
+    assert!(sample(&oidc_m, "sigstack_http_requests_total", "route=\"/token\",status=\"200\"") == Some(3.0), "{oidc_m}");
+    // structured logs: JSON lines
+    let ca_log = std::fs::read_to_string(dir.join("ca.log")).expect("ca log");
+    let first = ca_log.lines().next().expect("a log line");
+    let line: Value = serde_json::from_str(first).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {first}"));
+    assert!(line["level"].is_string() && line["timestamp"].is_string(), "{first}");
+
+    // a stopped CT log is reported, then every service shuts down gracefully
+    let mut procs = procs;
+    let ct = procs.remove(1);
+    assert_eq!(ct.name, "ctlog");
+    ct.stop();
+    let (ok, out) = doctor(&stack_path);
+    assert!(!ok && out.contains("FAIL  ctlog"), "doctor with the CT log down: {out}");
+    assert!(out.contains("1 failed") || out.contains("2 failed"), "{out}");
+
+    // backup: the checkpoint before, the dump
+    let log = url("log");
+    let (size, root, _) = head(&log).await;
+    let o = c.ours.run(&["log", "info"]);
+    assert!(o.ok(), "{o}");
+    let backup = dir.join("sigstack.dump");
+    let (ok, out) = run(Command::new("pg_dump").args(["--format=custom", "--file", p(&backup)]).arg(&db));
+    assert!(ok, "pg_dump: {out}");
+    for s in procs {
+        s.stop();
+    }
+    // wipe: the database is gone, then restored from the dump into a new one
+    let name = db.rsplit('/').next().expect("db name").to_string();
+    let (ok, out) = run(Command::new("psql").arg(&admin).args(["-qc", &format!("DROP DATABASE {name} WITH (FORCE)")]));
+    assert!(ok, "{out}");
+    let (ok, out) = run(Command::new("psql").arg(&admin).args(["-qc", &format!("CREATE DATABASE {name}")]));
+    assert!(ok, "{out}");
+    let (ok, out) = run(Command::new("pg_restore").args(["--no-owner", "--dbname", &db, p(&backup)]));
+    assert!(ok, "pg_restore: {out}");
+
+    let _procs = start_all(&etc, &dir, &urls);
+    let (size2, root2, _) = head(&log).await;
+    assert_eq!((size2, &root2), (size, &root), "the restored log has the backed-up head");
+    // every entry, with its inclusion proof against a signed checkpoint, verifies
+    for i in 0..size {
+        let o = c.ours.run(&["log", "get", "--log-index", &i.to_string(), "--output", "json"]);
+        assert!(o.ok(), "entry {i} after restore: {o}");
+        assert_eq!(json_of(&o)["logIndex"], Value::from(i), "{o}");
+    }
+    for (artifact, bundle) in &signed {
+        let (ok, out) = c.verify("sigstore-python", &who, artifact, bundle);
+        assert!(ok, "{} after restore: {out}", bundle.display());
+    }
+    // the log grows on, consistent with the checkpoint from before the backup (our
+    // client proves it against the one it kept)
+    let artifact = dir.join("after.txt");
+    std::fs::write(&artifact, b"signed after the restore\n").expect("w");
+    let bundle = dir.join("after.sigstore.json");
+    let (ok, out) = c.sign("sigstack", &workload_token(&oidc, &etc.join("ci-secret")).await, &artifact, &bundle);
+    assert!(ok, "signing after the restore: {out}");
+    let (size3, root3, _) = head(&log).await;
+    assert_eq!(size3, size + 1);
+    let old_root: [u8; 32] = hex::decode(&root).expect("hex").try_into().expect("32");
+    let new_root: [u8; 32] = hex::decode(&root3).expect("hex").try_into().expect("32");
+    crate::api::check_consistency(&http(), &log, size, &old_root, size3, &new_root).await;
+    let o = c.ours.run(&["log", "info", "--output", "json"]);
+    assert!(o.ok(), "log info proves consistency with the kept checkpoint: {o}");
+    let (ok, out) = doctor(&stack_path);
+    assert!(ok, "doctor after the restore: {out}");
+}
