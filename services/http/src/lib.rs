@@ -9,7 +9,6 @@ pub mod metrics;
 pub use error::ApiError;
 pub use json::ApiJson;
 
-
 /// Serves `app` on `listener` until `shutdown` resolves, then drains in-flight requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,

@@ -213,7 +213,11 @@ pub(crate) fn issuer_yaml(own: &str, others: &[String]) -> String {
 /// DATA_DIR/tuf-ceremony, the online key in DATA_DIR/keys), and a new targets version
 /// whenever the stack's trust files changed since the last start. Returns the initial
 /// root's path.
-pub(crate) async fn dev_tuf(dir: &Path, keys: &Path, database_url: &str) -> anyhow::Result<PathBuf> {
+pub(crate) async fn dev_tuf(
+    dir: &Path,
+    keys: &Path,
+    database_url: &str,
+) -> anyhow::Result<PathBuf> {
     use crate::tuf::ceremony;
     let ceremony_dir = dir.join("tuf-ceremony");
     let root = ceremony_dir.join("1.root.json");

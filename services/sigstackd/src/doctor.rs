@@ -138,7 +138,11 @@ async fn get(http: &reqwest::Client, url: &str) -> anyhow::Result<Vec<u8>> {
         .send()
         .await
         .with_context(|| format!("GET {url}"))?;
-    anyhow::ensure!(res.status().is_success(), "GET {url}: HTTP {}", res.status());
+    anyhow::ensure!(
+        res.status().is_success(),
+        "GET {url}: HTTP {}",
+        res.status()
+    );
     Ok(res.bytes().await?.to_vec())
 }
 
@@ -239,17 +243,39 @@ async fn check(http: &reqwest::Client, tuf_url: &str, root: &[u8], warn: i64, r:
             t.root.1.version
         ),
     );
-    r.horizon("tuf", "root", seconds_left(&t.root.1.expires, now()), warn, 0);
+    r.horizon(
+        "tuf",
+        "root",
+        seconds_left(&t.root.1.expires, now()),
+        warn,
+        0,
+    );
     if let Some((_, targets)) = &t.targets {
-        r.horizon("tuf", "targets", seconds_left(&targets.expires, now()), warn, 0);
+        r.horizon(
+            "tuf",
+            "targets",
+            seconds_left(&targets.expires, now()),
+            warn,
+            0,
+        );
     }
     if let Some((_, ts)) = &t.timestamp {
         // re-signed at half-life: under an hour left means the service is not re-signing
-        r.horizon("tuf", "timestamp", seconds_left(&ts.expires, now()), 3_600, 0);
+        r.horizon(
+            "tuf",
+            "timestamp",
+            seconds_left(&ts.expires, now()),
+            3_600,
+            0,
+        );
     }
     match get_json(http, &format!("{tuf_url}/healthz")).await {
         Ok(v) if v["status"] == "ok" => r.ok("tuf", "service healthy"),
-        Ok(v) => r.add(Status::Warning, "tuf", format!("service reports {}", v["status"])),
+        Ok(v) => r.add(
+            Status::Warning,
+            "tuf",
+            format!("service reports {}", v["status"]),
+        ),
         Err(e) => r.fail("tuf", format!("health: {e:#}")),
     }
     let trusted_root: TrustedRoot = match up.download("trusted_root.json").await {
@@ -293,7 +319,11 @@ async fn check(http: &reqwest::Client, tuf_url: &str, root: &[u8], warn: i64, r:
             .collect()
     };
     let (ca_urls, log_urls, oidc_urls) = match &signing {
-        Some(s) => (live(&s.ca_urls), live(&s.rekor_tlog_urls), live(&s.oidc_urls)),
+        Some(s) => (
+            live(&s.ca_urls),
+            live(&s.rekor_tlog_urls),
+            live(&s.oidc_urls),
+        ),
         None => Default::default(),
     };
     if ca_urls.is_empty() && signing.is_some() {
@@ -303,7 +333,10 @@ async fn check(http: &reqwest::Client, tuf_url: &str, root: &[u8], warn: i64, r:
         check_ca(http, url, &trusted_root, warn, r).await;
     }
     if log_urls.is_empty() && signing.is_some() {
-        r.fail("log", "the signing config names no current transparency log");
+        r.fail(
+            "log",
+            "the signing config names no current transparency log",
+        );
     }
     for url in &log_urls {
         check_log(http, url, &trusted_root, r).await;
@@ -359,7 +392,12 @@ async fn check_ca(
         .unwrap_or_default();
     let chain = match KeyMaterial::from_pem(pem.as_bytes()) {
         Ok(KeyMaterial::Certificates(c)) => c,
-        _ => return r.fail("ca", format!("{url}: the trust bundle holds no certificates")),
+        _ => {
+            return r.fail(
+                "ca",
+                format!("{url}: the trust bundle holds no certificates"),
+            );
+        }
     };
     let published = trusted
         .certificate_authorities
@@ -375,14 +413,23 @@ async fn check_ca(
                     .all(|(a, b)| raw(&a.raw_bytes).is_ok_and(|d| d == b.der()))
         });
     if published {
-        r.ok("ca", format!("{url}: serves the chain the trusted root names"));
+        r.ok(
+            "ca",
+            format!("{url}: serves the chain the trusted root names"),
+        );
     } else {
         r.fail(
             "ca",
-            format!("{url}: serves a chain the trusted root does not name (republish the trust files)"),
+            format!(
+                "{url}: serves a chain the trusted root does not name (republish the trust files)"
+            ),
         );
     }
-    let not_after = chain.iter().map(|c| c.validity().1 as i64).min().unwrap_or(0);
+    let not_after = chain
+        .iter()
+        .map(|c| c.validity().1 as i64)
+        .min()
+        .unwrap_or(0);
     // a certificate lives 10 minutes and never outlives its chain
     r.horizon("ca", "chain", not_after - now(), warn, 600);
     if let Err(e) = get(http, &format!("{url}/readyz")).await {
@@ -400,7 +447,10 @@ async fn check_log(http: &reqwest::Client, url: &str, trusted: &TrustedRoot, r: 
         .iter()
         .find(|t| t.base_url.trim_end_matches('/') == url && current(&t.public_key.valid_for.end))
     else {
-        return r.fail("log", format!("{url}: the trusted root has no current key for it"));
+        return r.fail(
+            "log",
+            format!("{url}: the trusted root has no current key for it"),
+        );
     };
     let key = match trusted_key(inst) {
         Ok(k) => k,
@@ -409,7 +459,10 @@ async fn check_log(http: &reqwest::Client, url: &str, trusted: &TrustedRoot, r: 
     match get(http, &format!("{url}/api/v1/log/publicKey")).await {
         Ok(pem) => match PublicKey::from_pem(&pem) {
             Ok(k) if k == key => r.ok("log", format!("{url}: signs with the trusted key")),
-            Ok(_) => r.fail("log", format!("{url}: its key is not the one the trusted root names")),
+            Ok(_) => r.fail(
+                "log",
+                format!("{url}: its key is not the one the trusted root names"),
+            ),
             Err(e) => r.fail("log", format!("{url}: public key: {e}")),
         },
         Err(e) => return r.fail("log", format!("{url}: {e:#}")),
@@ -452,10 +505,13 @@ async fn check_ctlog(
         let root: [u8; 32] = raw(sth["sha256_root_hash"].as_str().context("no root hash")?)?
             .try_into()
             .map_err(|_| anyhow::anyhow!("the root hash is not 32 bytes"))?;
-        let sig = sigstack_log::ct::DigitallySigned::from_bytes(&raw(
-            sth["tree_head_signature"].as_str().context("no signature")?,
-        )?)?;
-        sig.verify(&key, &sigstack_log::ct::sth_signature_input(ts, size, &root))?;
+        let sig = sigstack_log::ct::DigitallySigned::from_bytes(&raw(sth["tree_head_signature"]
+            .as_str()
+            .context("no signature")?)?)?;
+        sig.verify(
+            &key,
+            &sigstack_log::ct::sth_signature_input(ts, size, &root),
+        )?;
         Ok(size)
     })();
     match verified {

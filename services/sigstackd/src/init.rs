@@ -26,19 +26,39 @@ pub struct InitArgs {
     #[arg(long, env = "SIGSTACK_DATABASE_URL")]
     pub database_url: String,
     /// Where clients reach the transparency log (the trusted root's baseUrl).
-    #[arg(long, env = "SIGSTACK_INIT_LOG_URL", default_value = "http://localhost:3000")]
+    #[arg(
+        long,
+        env = "SIGSTACK_INIT_LOG_URL",
+        default_value = "http://localhost:3000"
+    )]
     pub log_url: String,
     /// Where clients reach the CA.
-    #[arg(long, env = "SIGSTACK_INIT_CA_URL", default_value = "http://localhost:5555")]
+    #[arg(
+        long,
+        env = "SIGSTACK_INIT_CA_URL",
+        default_value = "http://localhost:5555"
+    )]
     pub ca_url: String,
     /// Where clients reach the CT log.
-    #[arg(long, env = "SIGSTACK_INIT_CTLOG_URL", default_value = "http://localhost:6962")]
+    #[arg(
+        long,
+        env = "SIGSTACK_INIT_CTLOG_URL",
+        default_value = "http://localhost:6962"
+    )]
     pub ctlog_url: String,
     /// The OIDC issuer URL (tokens' `iss`; what verifiers pass as the OIDC issuer).
-    #[arg(long, env = "SIGSTACK_INIT_OIDC_URL", default_value = "http://localhost:5556")]
+    #[arg(
+        long,
+        env = "SIGSTACK_INIT_OIDC_URL",
+        default_value = "http://localhost:5556"
+    )]
     pub oidc_url: String,
     /// Where clients reach the TUF repository (the mirror they bootstrap from).
-    #[arg(long, env = "SIGSTACK_INIT_TUF_URL", default_value = "http://localhost:8088")]
+    #[arg(
+        long,
+        env = "SIGSTACK_INIT_TUF_URL",
+        default_value = "http://localhost:8088"
+    )]
     pub tuf_url: String,
     /// Where the CA reaches the CT log, if not at --ctlog-url (e.g. http://ctlog:6962).
     #[arg(long, env = "SIGSTACK_INIT_CTLOG_INTERNAL_URL")]
@@ -47,7 +67,9 @@ pub struct InitArgs {
     /// (e.g. http://oidc:5556 inside a compose network).
     #[arg(long, env = "SIGSTACK_INIT_OIDC_INTERNAL_URL")]
     pub oidc_internal_url: Option<String>,
-    /// Address the services listen on; each listens on its URL's port.
+    /// Address the services listen on. Each listens on its URL's port, or, for a URL
+    /// without one (behind a TLS-terminating proxy), on its standard port: log 3000,
+    /// CA 5555, OIDC 5556, CT log 6962, TUF 8088.
     #[arg(long, env = "SIGSTACK_INIT_LISTEN_HOST", default_value = "0.0.0.0")]
     pub listen_host: IpAddr,
     /// Who runs the stack (trust files' operator, the CA's subject organisation).
@@ -55,19 +77,32 @@ pub struct InitArgs {
     pub operator: String,
     /// The first local account of the identity provider (password written to
     /// DIR/admin-password, mode 0600).
-    #[arg(long, env = "SIGSTACK_INIT_ADMIN_EMAIL", default_value = "admin@sigstack.test")]
+    #[arg(
+        long,
+        env = "SIGSTACK_INIT_ADMIN_EMAIL",
+        default_value = "admin@sigstack.test"
+    )]
     pub admin_email: String,
 }
 
-/// The port a service listens on: its public URL's.
-fn port_of(url: &str) -> anyhow::Result<u16> {
+/// Where each service listens when its URL names no port.
+pub const STANDARD_PORTS: [(&str, u16); 5] = [
+    ("log", 3000),
+    ("ca", 5555),
+    ("oidc", 5556),
+    ("ctlog", 6962),
+    ("tuf", 8088),
+];
+
+/// The port a service listens on: its public URL's when the URL names one; else (the
+/// scheme's default port: the service is behind a TLS-terminating proxy) `standard`.
+fn port_of(url: &str, standard: u16) -> anyhow::Result<u16> {
     let u = reqwest::Url::parse(url).with_context(|| format!("{url} is not a URL"))?;
     anyhow::ensure!(
         matches!(u.scheme(), "http" | "https") && u.path() == "/" && u.query().is_none(),
         "{url}: give a service's base URL (http or https, no path)"
     );
-    u.port_or_known_default()
-        .with_context(|| format!("{url} has no port"))
+    Ok(u.port().unwrap_or(standard))
 }
 
 /// A TOML basic string.
@@ -89,15 +124,21 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         trim(&a.oidc_url),
         trim(&a.tuf_url),
     );
-    let listen = |url: &str| -> anyhow::Result<String> {
-        Ok(std::net::SocketAddr::new(a.listen_host, port_of(url)?).to_string())
+    let listen = |url: &str, standard: u16| -> anyhow::Result<String> {
+        Ok(std::net::SocketAddr::new(a.listen_host, port_of(url, standard)?).to_string())
+    };
+    let std_port = |s: &str| {
+        STANDARD_PORTS
+            .iter()
+            .find(|(n, _)| *n == s)
+            .map_or(0, |p| p.1)
     };
     let (log_listen, ca_listen, ct_listen, oidc_listen, tuf_listen) = (
-        listen(&log_url)?,
-        listen(&ca_url)?,
-        listen(&ct_url)?,
-        listen(&oidc_url)?,
-        listen(&tuf_url)?,
+        listen(&log_url, std_port("log"))?,
+        listen(&ca_url, std_port("ca"))?,
+        listen(&ct_url, std_port("ctlog"))?,
+        listen(&oidc_url, std_port("oidc"))?,
+        listen(&tuf_url, std_port("tuf"))?,
     );
     let store = sigstack_storage::Store::connect(&a.database_url)
         .await
@@ -137,10 +178,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
     let online_key = keys.join("tuf-online.pem");
 
     let issuers = dir.join("issuers.yaml");
-    write_atomic(
-        &issuers,
-        crate::dev::issuer_yaml(&oidc_url, &[]).as_bytes(),
-    )?;
+    write_atomic(&issuers, crate::dev::issuer_yaml(&oidc_url, &[]).as_bytes())?;
     let password_file = dir.join("admin-password");
     let password = crate::dev::dev_secret(&password_file)?;
     let ci_secret = dir.join("ci-secret");
@@ -186,7 +224,10 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
                 qp(&ca_key),
                 qp(&ca_chain_path),
                 qp(&issuers),
-                q(a.ctlog_internal_url.as_deref().map(trim).unwrap_or(ct_url.clone())),
+                q(a.ctlog_internal_url
+                    .as_deref()
+                    .map(trim)
+                    .unwrap_or(ct_url.clone())),
                 qp(&ct_pub),
                 q(&log_url),
                 q(&oidc_url),
@@ -209,7 +250,10 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
                 qp(&oidc_key),
                 q(&username),
                 q(&a.admin_email),
-                q(sigstack_oidc::login::hash_password(&password, rand::random())?),
+                q(sigstack_oidc::login::hash_password(
+                    &password,
+                    rand::random()
+                )?),
                 qp(&ci_secret),
                 q(format!("{oidc_url}/jobs/ci")),
             ),
@@ -298,9 +342,19 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
     for s in ["log", "ctlog", "ca", "oidc", "tuf"] {
         println!("  start:  sigstackd {s} --config {d}/{s}.toml");
     }
-    println!("  check:  sigstackd doctor --tuf-url {tuf_url} --root {}", tuf_root.display());
-    println!("  trust:  sigstack initialize --mirror {tuf_url} --root {}", tuf_root.display());
-    println!("  login:  {} (password in {})", a.admin_email, password_file.display());
+    println!(
+        "  check:  sigstackd doctor --tuf-url {tuf_url} --root {}",
+        tuf_root.display()
+    );
+    println!(
+        "  trust:  sigstack initialize --mirror {tuf_url} --root {}",
+        tuf_root.display()
+    );
+    println!(
+        "  login:  {} (password in {})",
+        a.admin_email,
+        password_file.display()
+    );
     println!(
         "  The TUF root and targets keys are in {d}/tuf-ceremony/keys: for production, move them offline (see the README)."
     );
@@ -313,12 +367,16 @@ mod tests {
 
     #[test]
     fn ports_come_from_urls() {
-        assert_eq!(port_of("http://localhost:3000").ok(), Some(3000));
-        assert_eq!(port_of("https://rekor.example.org").ok(), Some(443));
-        assert_eq!(port_of("http://oidc.example.org/").ok(), Some(80));
-        assert!(port_of("http://h:1/api").is_err());
-        assert!(port_of("ftp://h:1").is_err());
-        assert!(port_of("not a url").is_err());
+        assert_eq!(port_of("http://localhost:3000", 1).ok(), Some(3000));
+        assert_eq!(port_of("https://rekor.example.org", 3000).ok(), Some(3000));
+        assert_eq!(port_of("http://oidc.example.org/", 5556).ok(), Some(5556));
+        assert_eq!(
+            port_of("https://oidc.example.org:8443", 5556).ok(),
+            Some(8443)
+        );
+        assert!(port_of("http://h:1/api", 1).is_err());
+        assert!(port_of("ftp://h:1", 1).is_err());
+        assert!(port_of("not a url", 1).is_err());
     }
 
     #[test]

@@ -4,6 +4,8 @@
 
 mod ca;
 mod ctlog;
+#[cfg(test)]
+mod deploy_check;
 mod dev;
 mod doctor;
 mod init;
@@ -90,6 +92,9 @@ enum Command {
     /// validity horizon, the log's checkpoint and the CT log's tree head verifying.
     /// Exits 1 if anything is wrong.
     Doctor(doctor::DoctorArgs),
+    /// Exit 0 if URL answers 200 within 5 seconds, else 1: a health check for containers
+    /// (`sigstackd probe http://127.0.0.1:3000/readyz`) with no HTTP client in the image.
+    Probe { url: String },
     /// Print a fresh ID token from the dev stack's OIDC issuer (for scripts).
     DevToken(dev::DevTokenArgs),
     /// Run the transparency log (Rekor v1 API), or administer it.
@@ -177,6 +182,16 @@ fn main() -> anyhow::Result<()> {
             Command::Dev(args) => dev::run(args).await,
             Command::DevToken(args) => dev::dev_token(args),
             Command::Init(args) => init::run(args).await,
+            Command::Probe { url } => {
+                let ok = reqwest::Client::builder()
+                    .timeout(std::time::Duration::from_secs(5))
+                    .build()?
+                    .get(&url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == reqwest::StatusCode::OK);
+                std::process::exit(if ok { 0 } else { 1 })
+            }
             Command::Doctor(args) => {
                 if doctor::run(args).await? {
                     Ok(())

@@ -16,10 +16,8 @@ pub struct HttpFetcher {
 
 impl HttpFetcher {
     pub fn new(routes: &std::collections::BTreeMap<String, String>) -> anyhow::Result<Self> {
-        let mut routes: Vec<(String, String)> = routes
-            .iter()
-            .map(|(a, b)| (a.clone(), b.clone()))
-            .collect();
+        let mut routes: Vec<(String, String)> =
+            routes.iter().map(|(a, b)| (a.clone(), b.clone())).collect();
         routes.sort_by_key(|(a, _)| std::cmp::Reverse(a.len()));
         Ok(Self {
             routes,
@@ -99,9 +97,16 @@ mod tests {
 
     #[test]
     fn routes_replace_whole_prefixes_only() {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let routes = [
-            ("http://localhost:5556".to_string(), "http://oidc:5556".to_string()),
-            ("http://localhost:5556/workload".to_string(), "http://w:1".to_string()),
+            (
+                "http://localhost:5556".to_string(),
+                "http://oidc:5556".to_string(),
+            ),
+            (
+                "http://localhost:5556/workload".to_string(),
+                "http://w:1".to_string(),
+            ),
         ]
         .into_iter()
         .collect();
@@ -110,8 +115,14 @@ mod tests {
             f.route("http://localhost:5556/.well-known/openid-configuration"),
             "http://oidc:5556/.well-known/openid-configuration"
         );
-        assert_eq!(f.route("http://localhost:5556/workload/keys"), "http://w:1/keys");
-        assert_eq!(f.route("http://localhost:55567/keys"), "http://localhost:55567/keys");
+        assert_eq!(
+            f.route("http://localhost:5556/workload/keys"),
+            "http://w:1/keys"
+        );
+        assert_eq!(
+            f.route("http://localhost:55567/keys"),
+            "http://localhost:55567/keys"
+        );
         assert_eq!(f.route("https://other/keys"), "https://other/keys");
     }
 }

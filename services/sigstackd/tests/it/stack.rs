@@ -38,7 +38,13 @@ struct Clients {
 
 impl Clients {
     fn new(dir: &Path, stack: &Value) -> Self {
-        let s = |ptr: &str| stack.pointer(ptr).and_then(Value::as_str).expect(ptr).to_string();
+        let s = |ptr: &str| {
+            stack
+                .pointer(ptr)
+                .and_then(Value::as_str)
+                .expect(ptr)
+                .to_string()
+        };
         let c = Self {
             dir: dir.to_path_buf(),
             tuf: s("/services/tuf/url"),
@@ -103,7 +109,13 @@ impl Clients {
 
     /// `verifier` verifies `bundle` over `artifact` as signed by `who`, with trust from
     /// the TUF repository.
-    fn verify(&self, verifier: &str, who: &Identity, artifact: &Path, bundle: &Path) -> (bool, String) {
+    fn verify(
+        &self,
+        verifier: &str,
+        who: &Identity,
+        artifact: &Path,
+        bundle: &Path,
+    ) -> (bool, String) {
         match verifier {
             "sigstore-python" => self.python(&[
                 "verify",
@@ -208,7 +220,11 @@ fn interop_matrix(
         .map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '-' })
         .collect();
     std::fs::write(out.join(format!("interop-matrix-{slug}.txt")), &table).expect("write table");
-    assert!(failures.is_empty(), "interop matrix, {label}:\n{}", failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "interop matrix, {label}:\n{}",
+        failures.join("\n\n")
+    );
     signed
 }
 
@@ -233,10 +249,16 @@ pub async fn dev_stack_interop_matrix() {
     let (_dev, stack) = crate::keyless::dev_stack(&data, None);
     eprintln!("sigstackd dev: stack.json after {:?}", started.elapsed());
     let (ok, out) = doctor(&data.join("stack.json"));
-    assert!(ok && out.contains(": 0 failed"), "doctor on the dev stack: {out}");
+    assert!(
+        ok && out.contains(": 0 failed"),
+        "doctor on the dev stack: {out}"
+    );
     let c = Clients::new(&dir, &stack);
     let who = Identity {
-        identity: stack["services"]["oidc"]["email"].as_str().expect("e").into(),
+        identity: stack["services"]["oidc"]["email"]
+            .as_str()
+            .expect("e")
+            .into(),
         issuer: stack["services"]["oidc"]["url"].as_str().expect("o").into(),
     };
     interop_matrix("sigstackd dev (SQLite)", &c, &who, || dev_token(&data));
@@ -297,7 +319,10 @@ impl Drop for Service {
 const SERVICES: [&str; 5] = ["log", "ctlog", "ca", "oidc", "tuf"];
 
 fn start_all(etc: &Path, logs: &Path, urls: &[(&str, String)]) -> Vec<Service> {
-    let procs: Vec<Service> = SERVICES.iter().map(|s| Service::start(s, etc, logs)).collect();
+    let procs: Vec<Service> = SERVICES
+        .iter()
+        .map(|s| Service::start(s, etc, logs))
+        .collect();
     for (name, url) in urls {
         wait_for(&format!("{name} /readyz"), || {
             get_ok(&format!("{url}/readyz"))
@@ -337,7 +362,9 @@ fn sample(metrics: &str, name: &str, labels: &str) -> Option<f64> {
     metrics
         .lines()
         .filter(|l| !l.starts_with('#'))
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']) && l.contains(labels))
+        .find(|l| {
+            l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']) && l.contains(labels)
+        })
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
@@ -386,23 +413,42 @@ pub async fn production_stack_on_postgres() {
     assert!(out.contains("sigstack initialize --mirror"), "{out}");
     // every secret file is private
     #[cfg(unix)]
-    for f in ["keys/log.pem", "keys/ca-intermediate.pem", "oidc.toml", "admin-password", "log.toml"] {
+    for f in [
+        "keys/log.pem",
+        "keys/ca-intermediate.pem",
+        "oidc.toml",
+        "admin-password",
+        "log.toml",
+    ] {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(etc.join(f)).expect(f).permissions().mode();
+        let mode = std::fs::metadata(etc.join(f))
+            .expect(f)
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o077, 0, "{f} is readable by others");
     }
     // the private keys are not in the database
     let log_key = std::fs::read_to_string(etc.join("keys/log.pem")).expect("key");
-    let pem_body: String = log_key.lines().filter(|l| !l.starts_with("-----")).collect();
+    let pem_body: String = log_key
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
     let (ok, dump) = run(Command::new("pg_dump").arg(&db));
     assert!(ok, "{dump}");
-    assert!(!dump.contains(&pem_body[..40]), "a private key is in the database");
+    assert!(
+        !dump.contains(&pem_body[..40]),
+        "a private key is in the database"
+    );
 
     let procs = start_all(&etc, &dir, &urls);
     let stack_path = etc.join("stack.json");
-    let stack: Value = serde_json::from_slice(&std::fs::read(&stack_path).expect("stack")).expect("json");
+    let stack: Value =
+        serde_json::from_slice(&std::fs::read(&stack_path).expect("stack")).expect("json");
     let (ok, out) = doctor(&stack_path);
-    assert!(ok && out.contains("12 checks: 0 failed"), "doctor on the production stack: {out}");
+    assert!(
+        ok && out.contains("12 checks: 0 failed"),
+        "doctor on the production stack: {out}"
+    );
 
     // the matrix signs as the CI job, with workload tokens from the real token endpoint
     let c = Clients::new(&dir, &stack);
@@ -417,36 +463,78 @@ pub async fn production_stack_on_postgres() {
     }
     let next = std::sync::Mutex::new(tokens);
     let signed = interop_matrix("separate processes on PostgreSQL", &c, &who, || {
-        next.lock().expect("lock").pop().expect("a token per signer")
+        next.lock()
+            .expect("lock")
+            .pop()
+            .expect("a token per signer")
     });
 
     // metrics of every service
     let ca_m = text(&format!("{}/metrics", url("ca"))).await;
-    assert_eq!(sample(&ca_m, "sigstack_ca_certificates_issued_total", ""), Some(3.0), "{ca_m}");
-    assert!(sample(&ca_m, "sigstack_ca_chain_expires_in_seconds", "").is_some_and(|s| s > 86_400.0));
+    assert_eq!(
+        sample(&ca_m, "sigstack_ca_certificates_issued_total", ""),
+        Some(3.0),
+        "{ca_m}"
+    );
     assert!(
-        sample(&ca_m, "sigstack_http_requests_total", "route=\"/api/v2/signingCert\",status=\"200\"").is_some_and(|n| n >= 2.0),
+        sample(&ca_m, "sigstack_ca_chain_expires_in_seconds", "").is_some_and(|s| s > 86_400.0)
+    );
+    assert!(
+        sample(
+            &ca_m,
+            "sigstack_http_requests_total",
+            "route=\"/api/v2/signingCert\",status=\"200\""
+        )
+        .is_some_and(|n| n >= 2.0),
         "{ca_m}"
     );
     assert!(ca_m.contains("sigstack_http_request_duration_seconds_bucket{service=\"ca\""));
     let log_m = text(&format!("{}/metrics", url("log"))).await;
-    assert_eq!(sample(&log_m, "sigstack_log_entries", ""), Some(3.0), "{log_m}");
-    assert_eq!(sample(&log_m, "sigstack_log_tree_size", "tree="), Some(3.0), "{log_m}");
+    assert_eq!(
+        sample(&log_m, "sigstack_log_entries", ""),
+        Some(3.0),
+        "{log_m}"
+    );
+    assert_eq!(
+        sample(&log_m, "sigstack_log_tree_size", "tree="),
+        Some(3.0),
+        "{log_m}"
+    );
     assert!(sample(&log_m, "sigstack_log_checkpoint_age_seconds", "").is_some());
     let ct_m = text(&format!("{}/metrics", url("ctlog"))).await;
-    assert_eq!(sample(&ct_m, "sigstack_ctlog_tree_size", ""), Some(3.0), "{ct_m}");
+    assert_eq!(
+        sample(&ct_m, "sigstack_ctlog_tree_size", ""),
+        Some(3.0),
+        "{ct_m}"
+    );
     let tuf_m = text(&format!("{}/metrics", url("tuf"))).await;
     assert!(
-        sample(&tuf_m, "sigstack_tuf_expires_in_seconds", "role=\"timestamp\"").is_some_and(|s| s > 3600.0),
+        sample(
+            &tuf_m,
+            "sigstack_tuf_expires_in_seconds",
+            "role=\"timestamp\""
+        )
+        .is_some_and(|s| s > 3600.0),
         "{tuf_m}"
     );
     let oidc_m = text(&format!("{oidc}/metrics")).await;
-    assert!(sample(&oidc_m, "sigstack_http_requests_total", "route=\"/token\",status=\"200\"") == Some(3.0), "{oidc_m}");
+    assert!(
+        sample(
+            &oidc_m,
+            "sigstack_http_requests_total",
+            "route=\"/token\",status=\"200\""
+        ) == Some(3.0),
+        "{oidc_m}"
+    );
     // structured logs: JSON lines
     let ca_log = std::fs::read_to_string(dir.join("ca.log")).expect("ca log");
     let first = ca_log.lines().next().expect("a log line");
-    let line: Value = serde_json::from_str(first).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {first}"));
-    assert!(line["level"].is_string() && line["timestamp"].is_string(), "{first}");
+    let line: Value = serde_json::from_str(first)
+        .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {first}"));
+    assert!(
+        line["level"].is_string() && line["timestamp"].is_string(),
+        "{first}"
+    );
 
     // a stopped CT log is reported, then every service shuts down gracefully
     let mut procs = procs;
@@ -454,8 +542,14 @@ pub async fn production_stack_on_postgres() {
     assert_eq!(ct.name, "ctlog");
     ct.stop();
     let (ok, out) = doctor(&stack_path);
-    assert!(!ok && out.contains("FAIL  ctlog"), "doctor with the CT log down: {out}");
-    assert!(out.contains("1 failed") || out.contains("2 failed"), "{out}");
+    assert!(
+        !ok && out.contains("FAIL  ctlog"),
+        "doctor with the CT log down: {out}"
+    );
+    assert!(
+        out.contains("1 failed") || out.contains("2 failed"),
+        "{out}"
+    );
 
     // backup: the checkpoint before, the dump
     let log = url("log");
@@ -463,26 +557,44 @@ pub async fn production_stack_on_postgres() {
     let o = c.ours.run(&["log", "info"]);
     assert!(o.ok(), "{o}");
     let backup = dir.join("sigstack.dump");
-    let (ok, out) = run(Command::new("pg_dump").args(["--format=custom", "--file", p(&backup)]).arg(&db));
+    let (ok, out) = run(Command::new("pg_dump")
+        .args(["--format=custom", "--file", p(&backup)])
+        .arg(&db));
     assert!(ok, "pg_dump: {out}");
     for s in procs {
         s.stop();
     }
     // wipe: the database is gone, then restored from the dump into a new one
     let name = db.rsplit('/').next().expect("db name").to_string();
-    let (ok, out) = run(Command::new("psql").arg(&admin).args(["-qc", &format!("DROP DATABASE {name} WITH (FORCE)")]));
+    let (ok, out) = run(Command::new("psql")
+        .arg(&admin)
+        .args(["-qc", &format!("DROP DATABASE {name} WITH (FORCE)")]));
     assert!(ok, "{out}");
-    let (ok, out) = run(Command::new("psql").arg(&admin).args(["-qc", &format!("CREATE DATABASE {name}")]));
+    let (ok, out) = run(Command::new("psql")
+        .arg(&admin)
+        .args(["-qc", &format!("CREATE DATABASE {name}")]));
     assert!(ok, "{out}");
-    let (ok, out) = run(Command::new("pg_restore").args(["--no-owner", "--dbname", &db, p(&backup)]));
+    let (ok, out) =
+        run(Command::new("pg_restore").args(["--no-owner", "--dbname", &db, p(&backup)]));
     assert!(ok, "pg_restore: {out}");
 
     let _procs = start_all(&etc, &dir, &urls);
     let (size2, root2, _) = head(&log).await;
-    assert_eq!((size2, &root2), (size, &root), "the restored log has the backed-up head");
+    assert_eq!(
+        (size2, &root2),
+        (size, &root),
+        "the restored log has the backed-up head"
+    );
     // every entry, with its inclusion proof against a signed checkpoint, verifies
     for i in 0..size {
-        let o = c.ours.run(&["log", "get", "--log-index", &i.to_string(), "--output", "json"]);
+        let o = c.ours.run(&[
+            "log",
+            "get",
+            "--log-index",
+            &i.to_string(),
+            "--output",
+            "json",
+        ]);
         assert!(o.ok(), "entry {i} after restore: {o}");
         assert_eq!(json_of(&o)["logIndex"], Value::from(i), "{o}");
     }
@@ -495,7 +607,12 @@ pub async fn production_stack_on_postgres() {
     let artifact = dir.join("after.txt");
     std::fs::write(&artifact, b"signed after the restore\n").expect("w");
     let bundle = dir.join("after.sigstore.json");
-    let (ok, out) = c.sign("sigstack", &workload_token(&oidc, &etc.join("ci-secret")).await, &artifact, &bundle);
+    let (ok, out) = c.sign(
+        "sigstack",
+        &workload_token(&oidc, &etc.join("ci-secret")).await,
+        &artifact,
+        &bundle,
+    );
     assert!(ok, "signing after the restore: {out}");
     let (size3, root3, _) = head(&log).await;
     assert_eq!(size3, size + 1);
@@ -503,7 +620,10 @@ pub async fn production_stack_on_postgres() {
     let new_root: [u8; 32] = hex::decode(&root3).expect("hex").try_into().expect("32");
     crate::api::check_consistency(&http(), &log, size, &old_root, size3, &new_root).await;
     let o = c.ours.run(&["log", "info", "--output", "json"]);
-    assert!(o.ok(), "log info proves consistency with the kept checkpoint: {o}");
+    assert!(
+        o.ok(),
+        "log info proves consistency with the kept checkpoint: {o}"
+    );
     let (ok, out) = doctor(&stack_path);
     assert!(ok, "doctor after the restore: {out}");
 }
