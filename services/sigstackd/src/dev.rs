@@ -353,7 +353,8 @@ pub(crate) fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
 pub struct DevTokenArgs {
     #[arg(long, default_value = ".sigstack-dev")]
     data_dir: PathBuf,
-    /// The e-mail identity (verified); default dev@sigstack.test.
+    /// The e-mail identity (verified); default: the stack's own account
+    /// (dev@sigstack.test for `sigstackd dev`).
     #[arg(long, conflicts_with = "sub")]
     email: Option<String>,
     /// A workload token instead (no e-mail) for this job, from the dev workload issuer
@@ -385,7 +386,13 @@ pub fn dev_token(args: DevTokenArgs) -> anyhow::Result<()> {
             None,
         ),
         (None, e) => {
-            let e = e.clone().unwrap_or_else(|| "dev@sigstack.test".into());
+            // the stack's own account (`dev`, or `init`'s admin) unless told otherwise
+            let e = e.clone().unwrap_or_else(|| {
+                stack["services"]["oidc"]["email"]
+                    .as_str()
+                    .unwrap_or("dev@sigstack.test")
+                    .to_string()
+            });
             (iss.to_string(), e.clone(), Some(e))
         }
     };

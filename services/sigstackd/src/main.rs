@@ -311,7 +311,12 @@ async fn run_log(config: Option<PathBuf>) -> anyhow::Result<()> {
 
 async fn run_ctlog(config: Option<PathBuf>) -> anyhow::Result<()> {
     let cfg = ctlog::config::CtLogConfig::load(config.as_deref())?;
-    tracing::info!(config = ?cfg, "starting CT log");
+    tracing::info!(
+        listen = %cfg.listen,
+        database = %sigstack_storage::redact(&cfg.database_url),
+        log_name = cfg.log_name,
+        "starting CT log"
+    );
     let svc = ctlog::CtLogService::start(&cfg).await?;
     serve_until_stopped("CT log", cfg.listen, svc.router(cfg.max_request_bytes)).await
 }
@@ -325,7 +330,11 @@ async fn run_ca(config: Option<PathBuf>) -> anyhow::Result<()> {
 
 async fn run_tuf(config: Option<PathBuf>) -> anyhow::Result<()> {
     let cfg = tuf::config::TufConfig::load(config.as_deref())?;
-    tracing::info!(config = ?cfg, "starting TUF repository");
+    tracing::info!(
+        listen = %cfg.listen,
+        database = %sigstack_storage::redact(&cfg.database_url),
+        "starting TUF repository"
+    );
     let svc = tuf::TufService::start(&cfg).await?;
     tokio::spawn(svc.clone().run_maintenance());
     serve_until_stopped("TUF repository", cfg.listen, svc.router()).await
