@@ -30,6 +30,14 @@ pub const EXIT_ERROR: u8 = 3;
 #[error("verification failed: {0}")]
 pub struct VerificationFailed(pub String);
 
+/// Flags that parse but do not go together (exit status 2, as clap's own usage errors).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Exit status for usage errors.
+pub const EXIT_USAGE: u8 = 2;
+
 const EXAMPLES: &str = "\
 Examples:
   # sign a file with your identity (browser sign-in) and write a Sigstore bundle
@@ -865,10 +873,18 @@ fn policy_of(id: &Identity) -> anyhow::Result<Policy> {
     Ok(match (&id.key, identity, issuer) {
         (Some(k), None, None) => Policy::Key(load_public_key(k)?),
         (None, Some(identity), Some(issuer)) => Policy::Identity { identity, issuer },
-        (Some(_), _, _) => bail!("--key and the certificate identity flags exclude each other"),
-        _ => bail!(
-            "keyless verification needs --certificate-identity (or -regexp) and --certificate-oidc-issuer (or -regexp); for a key, give --key"
-        ),
+        (Some(_), _, _) => {
+            return Err(UsageError(
+                "--key and the certificate identity flags exclude each other".into(),
+            )
+            .into());
+        }
+        _ => {
+            return Err(UsageError(
+                "keyless verification needs --certificate-identity (or -regexp) and --certificate-oidc-issuer (or -regexp); for a key, give --key".into(),
+            )
+            .into());
+        }
     })
 }
 

@@ -25,6 +25,8 @@ fn main() -> ExitCode {
         Err(e) => {
             let code = if e.is::<cli::VerificationFailed>() {
                 cli::EXIT_VERIFY
+            } else if e.is::<cli::UsageError>() {
+                cli::EXIT_USAGE
             } else {
                 cli::EXIT_ERROR
             };

@@ -284,7 +284,17 @@ pub async fn observe(
             .rsplit_once(" - ")
             .map(|(_, t)| t)
             .unwrap_or_default();
-        let p = rekor.consistency(old.size, new.size, tree_id).await?;
+        let p = match rekor.consistency(old.size, new.size, tree_id).await {
+            Ok(p) => p,
+            // the log cannot prove a tree it signed before: it is behind that checkpoint
+            Err(e) if kept.size > seen.size => bail!(
+                "the log now has {} entries, fewer than the {} of a checkpoint it signed before ({}): it was rolled back or restored from an older backup ({e:#})",
+                seen.size,
+                kept.size,
+                path.display()
+            ),
+            Err(e) => return Err(e),
+        };
         let hashes = p
             .hashes
             .iter()

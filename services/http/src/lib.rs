@@ -50,10 +50,15 @@ pub async fn shutdown_signal() {
 /// Logging to stderr: `SIGSTACK_LOG` (env-filter syntax, default `info`), JSON lines when
 /// `SIGSTACK_LOG_FORMAT=json`.
 pub fn init_tracing() {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("SIGSTACK_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // sqlx reports PostgreSQL's notices (e.g. "relation already exists, skipping" from
+    // idempotent migrations) at info: only warnings and worse of those
+    let filter = EnvFilter::try_from_env("SIGSTACK_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx::postgres::notice=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_writer(std::io::stderr);
     let res = if std::env::var("SIGSTACK_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().try_init()

@@ -227,8 +227,8 @@ async fn compose_file_matches_the_binary() {
         let ports = strings(&s["ports"]);
         assert_eq!(
             ports,
-            vec![format!("{}:{}", port(&url), listen.port())],
-            "{place}: publish the listening port at the URL's port"
+            vec![format!("127.0.0.1:{}:{}", port(&url), listen.port())],
+            "{place}: publish the listening port at the URL's port, on loopback only"
         );
         // the health check is our own probe of our readiness endpoint
         let hc = strings(&s["healthcheck"]["test"]);
@@ -324,6 +324,15 @@ fn kubernetes_manifests_match_the_binary() {
                 ["--config".to_string(), format!("/etc/sigstack/{sub}.toml")],
                 "{place}"
             );
+            // least privilege: each service mounts only its own keys
+            let secrets: Vec<&str> = spec["volumes"]
+                .as_sequence()
+                .expect("volumes")
+                .iter()
+                .filter_map(|v| v["secret"]["secretName"].as_str())
+                .filter(|n| n.starts_with("sigstack-keys"))
+                .collect();
+            assert_eq!(secrets, [format!("sigstack-keys-{sub}")], "{place}");
             let replicas = d["spec"]["replicas"].as_u64().expect("replicas");
             match sub.as_str() {
                 // one sequencer; pending sign-ins are in memory

@@ -192,10 +192,8 @@ pub(crate) fn ca_chain(
 /// A Fulcio issuer configuration trusting the dev issuer (people, by e-mail), its
 /// workload issuer (`uri` identities on the issuer's own host, as Fulcio requires of a
 /// `uri` issuer's subject domain) and `others` as e-mail issuers.
-pub(crate) fn issuer_yaml(own: &str, others: &[String]) -> String {
-    let mut out = String::from(
-        "# written by `sigstackd dev` at each start (its own issuer, then --oidc-issuer)\noidc-issuers:\n",
-    );
+pub(crate) fn issuer_yaml(header: &str, own: &str, others: &[String]) -> String {
+    let mut out = format!("# {header}\noidc-issuers:\n");
     let workload = format!("{own}{}", sigstack_oidc::discovery::WORKLOAD);
     out.push_str(&format!(
         "  {workload:?}:\n    issuer-url: {workload:?}\n    client-id: sigstore\n    type: uri\n    subject-domain: {own:?}\n"
@@ -440,14 +438,21 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let oidc_listener = bind(args.host, args.oidc_port, "--oidc-port").await?;
     let oidc_addr = oidc_listener.local_addr()?;
     let oidc_url = format!("http://{oidc_addr}");
-    let issuers_path = match &args.issuers {
-        Some(p) => std::fs::canonicalize(p).with_context(|| format!("reading {}", p.display()))?,
-        None => {
-            let p = dir.join("issuers.yaml");
-            write_atomic(&p, issuer_yaml(&oidc_url, &args.oidc_issuers).as_bytes())?;
-            p
-        }
-    };
+    let issuers_path =
+        match &args.issuers {
+            Some(p) => {
+                std::fs::canonicalize(p).with_context(|| format!("reading {}", p.display()))?
+            }
+            None => {
+                let p = dir.join("issuers.yaml");
+                write_atomic(&p, issuer_yaml(
+                    "written by `sigstackd dev` at each start (its own issuer, then --oidc-issuer)",
+                    &oidc_url,
+                    &args.oidc_issuers,
+                ).as_bytes())?;
+                p
+            }
+        };
     let (oidc_cfg, dev_user, password_file) = dev_oidc(&dir, &keys, oidc_addr, &oidc_url)?;
     let oidc = OidcService::start(&oidc_cfg)?;
 

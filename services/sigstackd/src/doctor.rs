@@ -117,19 +117,30 @@ impl Fetch for HttpFetch {
             .get(format!("{}/{path}", self.base))
             .send()
             .await
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| err(causes(&e)))?;
         if matches!(res.status().as_u16(), 403 | 404) {
             return Ok(None);
         }
         if !res.status().is_success() {
             return Err(err(format!("HTTP {}", res.status())));
         }
-        let body = res.bytes().await.map_err(|e| err(e.to_string()))?;
+        let body = res.bytes().await.map_err(|e| err(causes(&e)))?;
         if body.len() as u64 > max_len {
             return Err(err(format!("more than {max_len} bytes")));
         }
         Ok(Some(body.to_vec()))
     }
+}
+
+/// An error with its causes ("error sending request: ... Connection refused").
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        out.push_str(&format!(": {s}"));
+        src = s.source();
+    }
+    out
 }
 
 async fn get(http: &reqwest::Client, url: &str) -> anyhow::Result<Vec<u8>> {
@@ -233,7 +244,13 @@ async fn check(http: &reqwest::Client, tuf_url: &str, root: &[u8], warn: i64, r:
         Err(e) => return r.fail("tuf", format!("the given root does not verify: {e}")),
     };
     if let Err(e) = up.refresh(now()).await {
-        return r.fail("tuf", format!("refresh failed: {e}"));
+        let hint = match e {
+            sigstack_tuf::TufError::Threshold { .. } => {
+                " (is the root file this repository's root?)"
+            }
+            _ => "",
+        };
+        return r.fail("tuf", format!("refresh failed: {e}{hint}"));
     }
     let t = up.trusted().clone();
     r.ok(

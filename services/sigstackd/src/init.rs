@@ -105,6 +105,32 @@ fn port_of(url: &str, standard: u16) -> anyhow::Result<u16> {
     Ok(u.port().unwrap_or(standard))
 }
 
+/// Refuses, before anything is written, what would leave the directory and the database
+/// disagreeing: another stack's TUF repository in the database, or a republication that
+/// needs the targets key when it has been moved offline.
+fn refuse_mismatch(dir: &Path, published_root: Option<&[u8]>) -> anyhow::Result<()> {
+    let ceremony = dir.join("tuf-ceremony");
+    let ours = std::fs::read(ceremony.join("1.root.json")).ok();
+    match (published_root, &ours) {
+        (Some(db), Some(mine)) if db != mine.as_slice() => anyhow::bail!(
+            "this database holds another stack's TUF repository (its 1.root.json differs from {}): use a new database, or the directory that stack was prepared in",
+            ceremony.display()
+        ),
+        (Some(_), None) => anyhow::bail!(
+            "this database already holds a TUF repository, and {} has no ceremony for it: use a new database, or the directory that stack was prepared in",
+            dir.display()
+        ),
+        _ => {}
+    }
+    if ours.is_some() && !ceremony.join("keys/targets-1.pem").exists() {
+        anyhow::bail!(
+            "the TUF targets key is not in {} (moved offline, as it should be): `init` cannot publish changed trust files. Change them with `sigstackd trust export` and `sigstackd tuf stage-targets` (see the README), or bring the key back for this run",
+            ceremony.join("keys").display()
+        );
+    }
+    Ok(())
+}
+
 /// A TOML basic string.
 fn q(s: impl AsRef<str>) -> String {
     // JSON string escapes are valid TOML basic-string escapes
@@ -149,7 +175,13 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
             )
         })?;
     sigstack_storage::migrate(&store).await?;
+    let published = store
+        .tuf_files(0)
+        .await?
+        .into_iter()
+        .find(|f| f.path == "1.root.json");
     store.close().await;
+    refuse_mismatch(&a.dir, published.as_ref().map(|f| f.body.as_slice()))?;
 
     std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
     let dir = std::fs::canonicalize(&a.dir)?;
@@ -178,7 +210,15 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
     let online_key = keys.join("tuf-online.pem");
 
     let issuers = dir.join("issuers.yaml");
-    write_atomic(&issuers, crate::dev::issuer_yaml(&oidc_url, &[]).as_bytes())?;
+    write_atomic(
+        &issuers,
+        crate::dev::issuer_yaml(
+            "written by `sigstackd init`: the stack's own issuer (people, by e-mail) and its workload issuer (CI jobs); edit it and restart the CA to trust more",
+            &oidc_url,
+            &[],
+        )
+        .as_bytes(),
+    )?;
     let password_file = dir.join("admin-password");
     let password = crate::dev::dev_secret(&password_file)?;
     let ci_secret = dir.join("ci-secret");
@@ -351,12 +391,13 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         tuf_root.display()
     );
     println!(
-        "  login:  {} (password in {})",
+        "  login:  user {} ({}), password in {}",
+        stack.services.oidc.username,
         a.admin_email,
         password_file.display()
     );
     println!(
-        "  The TUF root and targets keys are in {d}/tuf-ceremony/keys: for production, move them offline (see the README)."
+        "  For production, move {d}/keys/ca-root.pem and {d}/tuf-ceremony/keys offline (see the README)."
     );
     Ok(())
 }

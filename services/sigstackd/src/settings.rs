@@ -34,7 +34,15 @@ pub fn load<T: DeserializeOwned>(
             table.insert((*key).to_string(), value);
         }
     }
-    Ok(toml::Value::Table(table).try_into()?)
+    toml::Value::Table(table).try_into().map_err(|e| {
+        let hint = match path {
+            Some(p) => format!("in {}", p.display()),
+            None => format!(
+                "no --config file was given: pass --config FILE or set {env_prefix}<KEY> variables"
+            ),
+        };
+        anyhow::anyhow!("{e} ({hint})")
+    })
 }
 
 /// The URL clients reach a service at: the configured one without a trailing slash, or

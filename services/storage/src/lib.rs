@@ -111,7 +111,8 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
         | sqlx::Error::Tls(_) => StoreError::Unavailable(e.to_string()),
         sqlx::Error::Database(db) => {
             let code = db.code().map(|c| c.to_string()).unwrap_or_default();
-            // PostgreSQL classes 08 (connection), 57P (operator intervention), 53 (resources);
+            // PostgreSQL classes 08 (connection), 57P (operator intervention), 53 (resources),
+            // 3D (the database does not exist: dropped, or restoring), 28 (authorization);
             // SQLite BUSY (5) / LOCKED (6).
             // SQLite extended codes keep the primary code in their low byte (517 = BUSY_SNAPSHOT).
             let sqlite_busy = code
@@ -119,6 +120,8 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
                 .is_ok_and(|c| c & 0xff == 5 || c & 0xff == 6);
             if code.starts_with("08")
                 || code.starts_with("57P")
+                || code.starts_with("3D")
+                || code.starts_with("28")
                 || code.starts_with("53")
                 || sqlite_busy
             {

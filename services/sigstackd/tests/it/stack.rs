@@ -403,14 +403,45 @@ pub async fn production_stack_on_postgres() {
         .map(|s| (*s, format!("http://127.0.0.1:{}", free_port())))
         .collect();
     let url = |s: &str| urls.iter().find(|(n, _)| *n == s).expect(s).1.clone();
-    let (ok, out) = run(Command::new(env!("CARGO_BIN_EXE_sigstackd"))
-        .args(["init", "--dir", p(&etc), "--database-url", &db])
-        .args(["--listen-host", "127.0.0.1", "--operator", "sigstack-test"])
-        .args(["--log-url", &url("log"), "--ctlog-url", &url("ctlog")])
-        .args(["--ca-url", &url("ca"), "--oidc-url", &url("oidc")])
-        .args(["--tuf-url", &url("tuf")]));
+    let init = |dir: &Path| {
+        run(Command::new(env!("CARGO_BIN_EXE_sigstackd"))
+            .args(["init", "--dir", p(dir), "--database-url", &db])
+            .args(["--listen-host", "127.0.0.1", "--operator", "sigstack-test"])
+            .args(["--log-url", &url("log"), "--ctlog-url", &url("ctlog")])
+            .args(["--ca-url", &url("ca"), "--oidc-url", &url("oidc")])
+            .args(["--tuf-url", &url("tuf")]))
+    };
+    let (ok, out) = init(&etc);
     assert!(ok, "sigstackd init: {out}");
     assert!(out.contains("sigstack initialize --mirror"), "{out}");
+    assert!(
+        out.contains("login:  user admin (admin@sigstack.test)"),
+        "{out}"
+    );
+    // again: the keys and the TUF repository are kept
+    let key_before = std::fs::read(etc.join("keys/log.pem")).expect("key");
+    let root_before = std::fs::read(etc.join("tuf-ceremony/1.root.json")).expect("root");
+    let (ok, out) = init(&etc);
+    assert!(ok, "sigstackd init, again: {out}");
+    assert_eq!(
+        std::fs::read(etc.join("keys/log.pem")).expect("key"),
+        key_before
+    );
+    assert_eq!(
+        std::fs::read(etc.join("tuf-ceremony/1.root.json")).expect("root"),
+        root_before
+    );
+    // another directory on the same database: refused before anything is written
+    let other = dir.join("other");
+    let (ok, out) = init(&other);
+    assert!(
+        !ok && out.contains("already holds a TUF repository"),
+        "{out}"
+    );
+    assert!(
+        !other.join("log.toml").exists() && !other.join("keys").exists(),
+        "init wrote before refusing"
+    );
     // every secret file is private
     #[cfg(unix)]
     for f in [
@@ -565,20 +596,9 @@ pub async fn production_stack_on_postgres() {
         s.stop();
     }
     // wipe: the database is gone, then restored from the dump into a new one
-    let name = db.rsplit('/').next().expect("db name").to_string();
-    let (ok, out) = run(Command::new("psql")
-        .arg(&admin)
-        .args(["-qc", &format!("DROP DATABASE {name} WITH (FORCE)")]));
-    assert!(ok, "{out}");
-    let (ok, out) = run(Command::new("psql")
-        .arg(&admin)
-        .args(["-qc", &format!("CREATE DATABASE {name}")]));
-    assert!(ok, "{out}");
-    let (ok, out) =
-        run(Command::new("pg_restore").args(["--no-owner", "--dbname", &db, p(&backup)]));
-    assert!(ok, "pg_restore: {out}");
+    restore(&admin, &db, &backup);
 
-    let _procs = start_all(&etc, &dir, &urls);
+    let procs = start_all(&etc, &dir, &urls);
     let (size2, root2, _) = head(&log).await;
     assert_eq!(
         (size2, &root2),
@@ -626,4 +646,34 @@ pub async fn production_stack_on_postgres() {
     );
     let (ok, out) = doctor(&stack_path);
     assert!(ok, "doctor after the restore: {out}");
+
+    // restoring that backup again loses the entry signed since: a client that saw it
+    // reports the log as behind its checkpoint
+    for s in procs {
+        s.stop();
+    }
+    restore(&admin, &db, &backup);
+    let _procs = start_all(&etc, &dir, &urls);
+    let o = c.ours.run(&["log", "info"]);
+    assert!(
+        !o.ok()
+            && o.stderr.contains("fewer than the")
+            && o.stderr.contains("rolled back or restored"),
+        "a rolled-back log is reported: {o}"
+    );
+}
+
+/// Wipes the database (drop, create) and restores `backup` into it.
+fn restore(admin: &str, db: &str, backup: &Path) {
+    let name = db.rsplit('/').next().expect("db name").to_string();
+    let (ok, out) = run(Command::new("psql")
+        .arg(admin)
+        .args(["-qc", &format!("DROP DATABASE {name} WITH (FORCE)")]));
+    assert!(ok, "{out}");
+    let (ok, out) = run(Command::new("psql")
+        .arg(admin)
+        .args(["-qc", &format!("CREATE DATABASE {name}")]));
+    assert!(ok, "{out}");
+    let (ok, out) = run(Command::new("pg_restore").args(["--no-owner", "--dbname", db, p(backup)]));
+    assert!(ok, "pg_restore: {out}");
 }
