@@ -122,6 +122,41 @@ pub(crate) struct CaEntry {
     pub(crate) chain: String,
 }
 
+impl StackFile {
+    /// Writes DIR/stack.json describing a stack whose trust files are in `dir`.
+    pub(crate) fn write(
+        dir: &Path,
+        database_url: String,
+        services: Services,
+        issuers: &Path,
+    ) -> anyhow::Result<PathBuf> {
+        let at = |f: &str| dir.join(f).display().to_string();
+        let stack = StackFile {
+            version: 2,
+            data_dir: dir.display().to_string(),
+            database_url,
+            services,
+            trusted_root: at(trust::TRUSTED_ROOT_FILE),
+            signing_config: at(trust::SIGNING_CONFIG_FILE),
+            trust_config: at(trust::CLIENT_TRUST_CONFIG_FILE),
+            issuers: issuers.display().to_string(),
+        };
+        let path = dir.join("stack.json");
+        write_atomic(&path, &serde_json::to_vec_pretty(&stack)?)?;
+        Ok(path)
+    }
+}
+
+impl CtEntry {
+    pub(crate) fn new(url: &str, key: &sigstack_crypto::PublicKey, public_key: &Path) -> Self {
+        Self {
+            url: url.to_string(),
+            log_id: hex::encode(sigstack_crypto::log_id(key.spki_der())),
+            public_key: public_key.display().to_string(),
+        }
+    }
+}
+
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
@@ -518,50 +553,33 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let tuf = crate::tuf::TufService::start(&tuf_cfg).await?;
     tokio::spawn(tuf.clone().run_maintenance());
 
-    let stack = StackFile {
-        version: 2,
-        data_dir: dir.display().to_string(),
-        database_url: database_url.clone(),
-        services: Services {
-            log: LogEntry {
-                url: log_url.clone(),
-                log_id: log.log_id_hex().to_string(),
-                tree_id: Some(log.active_tree().to_string()),
-                public_key: log_pub_path.display().to_string(),
-            },
-            ctlog: CtEntry {
-                url: ct_url.clone(),
-                log_id: hex::encode(sigstack_crypto::log_id(ct_key.public_key().spki_der())),
-                public_key: ct_pub_path.display().to_string(),
-            },
-            ca: CaEntry {
-                url: ca_url.clone(),
-                chain: ca_chain_path.display().to_string(),
-            },
-            oidc: OidcEntry {
-                url: oidc_url.clone(),
-                username: dev_user.username.clone(),
-                email: dev_user.email.clone(),
-                password_file: password_file.display().to_string(),
-                workload_issuer: oidc.workload_issuer(),
-                ci_client_id: DEV_CI_CLIENT.into(),
-                ci_secret_file: dir.join("dev-ci-secret").display().to_string(),
-            },
-            tuf: TufEntry {
-                url: tuf_url.clone(),
-                root: tuf_root.display().to_string(),
-            },
+    let services = Services {
+        log: LogEntry {
+            url: log_url.clone(),
+            log_id: log.log_id_hex().to_string(),
+            tree_id: Some(log.active_tree().to_string()),
+            public_key: log_pub_path.display().to_string(),
         },
-        trusted_root: dir.join(trust::TRUSTED_ROOT_FILE).display().to_string(),
-        signing_config: dir.join(trust::SIGNING_CONFIG_FILE).display().to_string(),
-        trust_config: dir
-            .join(trust::CLIENT_TRUST_CONFIG_FILE)
-            .display()
-            .to_string(),
-        issuers: issuers_path.display().to_string(),
+        ctlog: CtEntry::new(&ct_url, ct_key.public_key(), &ct_pub_path),
+        ca: CaEntry {
+            url: ca_url.clone(),
+            chain: ca_chain_path.display().to_string(),
+        },
+        oidc: OidcEntry {
+            url: oidc_url.clone(),
+            username: dev_user.username.clone(),
+            email: dev_user.email.clone(),
+            password_file: password_file.display().to_string(),
+            workload_issuer: oidc.workload_issuer(),
+            ci_client_id: DEV_CI_CLIENT.into(),
+            ci_secret_file: dir.join("dev-ci-secret").display().to_string(),
+        },
+        tuf: TufEntry {
+            url: tuf_url.clone(),
+            root: tuf_root.display().to_string(),
+        },
     };
-    let stack_path = dir.join("stack.json");
-    write_atomic(&stack_path, &serde_json::to_vec_pretty(&stack)?)?;
+    let stack_path = StackFile::write(&dir, database_url.clone(), services, &issuers_path)?;
 
     let exe = std::env::current_exe().ok();
     let client = exe

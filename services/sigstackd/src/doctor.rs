@@ -143,19 +143,7 @@ fn causes(e: &dyn std::error::Error) -> String {
     out
 }
 
-async fn get(http: &reqwest::Client, url: &str) -> anyhow::Result<Vec<u8>> {
-    let res = http
-        .get(url)
-        .send()
-        .await
-        .with_context(|| format!("GET {url}"))?;
-    anyhow::ensure!(
-        res.status().is_success(),
-        "GET {url}: HTTP {}",
-        res.status()
-    );
-    Ok(res.bytes().await?.to_vec())
-}
+use crate::trust::get_bytes as get;
 
 async fn get_json(http: &reqwest::Client, url: &str) -> anyhow::Result<Value> {
     serde_json::from_slice(&get(http, url).await?).with_context(|| format!("GET {url}: not JSON"))

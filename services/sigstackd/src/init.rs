@@ -333,49 +333,38 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
     stack_trust.write(&dir, previous.as_ref())?;
     let tuf_root = crate::dev::dev_tuf(&dir, &keys, &a.database_url).await?;
 
-    let stack = StackFile {
-        version: 2,
-        data_dir: dir.display().to_string(),
-        database_url: sigstack_storage::redact(&a.database_url),
-        services: Services {
-            log: LogEntry {
-                url: log_url.clone(),
-                log_id: hex::encode(sigstack_crypto::log_id(log_key.public_key().spki_der())),
-                tree_id: None,
-                public_key: log_pub.display().to_string(),
-            },
-            ctlog: CtEntry {
-                url: ct_url.clone(),
-                log_id: hex::encode(sigstack_crypto::log_id(ct_key.public_key().spki_der())),
-                public_key: ct_pub.display().to_string(),
-            },
-            ca: CaEntry {
-                url: ca_url.clone(),
-                chain: ca_chain_path.display().to_string(),
-            },
-            oidc: OidcEntry {
-                url: oidc_url.clone(),
-                username,
-                email: a.admin_email.clone(),
-                password_file: password_file.display().to_string(),
-                workload_issuer: format!("{oidc_url}{}", sigstack_oidc::discovery::WORKLOAD),
-                ci_client_id: "ci".into(),
-                ci_secret_file: ci_secret.display().to_string(),
-            },
-            tuf: TufEntry {
-                url: tuf_url.clone(),
-                root: tuf_root.display().to_string(),
-            },
+    let services = Services {
+        log: LogEntry {
+            url: log_url.clone(),
+            log_id: hex::encode(sigstack_crypto::log_id(log_key.public_key().spki_der())),
+            tree_id: None,
+            public_key: log_pub.display().to_string(),
         },
-        trusted_root: dir.join(trust::TRUSTED_ROOT_FILE).display().to_string(),
-        signing_config: dir.join(trust::SIGNING_CONFIG_FILE).display().to_string(),
-        trust_config: dir
-            .join(trust::CLIENT_TRUST_CONFIG_FILE)
-            .display()
-            .to_string(),
-        issuers: issuers.display().to_string(),
+        ctlog: CtEntry::new(&ct_url, ct_key.public_key(), &ct_pub),
+        ca: CaEntry {
+            url: ca_url.clone(),
+            chain: ca_chain_path.display().to_string(),
+        },
+        oidc: OidcEntry {
+            url: oidc_url.clone(),
+            username: username.clone(),
+            email: a.admin_email.clone(),
+            password_file: password_file.display().to_string(),
+            workload_issuer: format!("{oidc_url}{}", sigstack_oidc::discovery::WORKLOAD),
+            ci_client_id: "ci".into(),
+            ci_secret_file: ci_secret.display().to_string(),
+        },
+        tuf: TufEntry {
+            url: tuf_url.clone(),
+            root: tuf_root.display().to_string(),
+        },
     };
-    write_atomic(&dir.join("stack.json"), &serde_json::to_vec_pretty(&stack)?)?;
+    StackFile::write(
+        &dir,
+        sigstack_storage::redact(&a.database_url),
+        services,
+        &issuers,
+    )?;
 
     let d = dir.display();
     println!("sigstack stack prepared in {d}");
@@ -392,7 +381,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
     );
     println!(
         "  login:  user {} ({}), password in {}",
-        stack.services.oidc.username,
+        username,
         a.admin_email,
         password_file.display()
     );

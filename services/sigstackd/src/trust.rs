@@ -273,7 +273,8 @@ pub struct ExportArgs {
     previous: Option<std::path::PathBuf>,
 }
 
-async fn get_text(http: &reqwest::Client, url: &str) -> anyhow::Result<String> {
+/// The body of a successful GET.
+pub(crate) async fn get_bytes(http: &reqwest::Client, url: &str) -> anyhow::Result<Vec<u8>> {
     let res = http
         .get(url)
         .send()
@@ -284,7 +285,11 @@ async fn get_text(http: &reqwest::Client, url: &str) -> anyhow::Result<String> {
         "GET {url}: HTTP {}",
         res.status()
     );
-    Ok(res.text().await?)
+    Ok(res.bytes().await?.to_vec())
+}
+
+async fn get_text(http: &reqwest::Client, url: &str) -> anyhow::Result<String> {
+    String::from_utf8(get_bytes(http, url).await?).with_context(|| format!("GET {url}: not text"))
 }
 
 /// The public keys of the transparency log and the CT log, from their endpoints.

@@ -80,7 +80,7 @@ fn verify_blob_identity_policies() {
     let (code, err) = run(&["--certificate-identity", "x"]);
     assert_eq!(
         code,
-        Some(3),
+        Some(2),
         "an incomplete policy is a usage problem, not a failed check"
     );
     assert!(err.contains("--certificate-oidc-issuer"), "{err}");

@@ -94,7 +94,7 @@ pub fn dev_stack_with(dir: &Path, args: &[&str]) -> (Killed, Value) {
         .arg("--data-dir")
         .arg(dir)
         .env("SIGSTACK_LOG", "warn")
-        .stdout(Stdio::null())
+        .stdout(std::fs::File::create(dir.with_extension("out")).expect("stdout file"))
         .stderr(log)
         .spawn()
         .expect("sigstackd dev");

@@ -261,7 +261,50 @@ pub async fn dev_stack_interop_matrix() {
             .into(),
         issuer: stack["services"]["oidc"]["url"].as_str().expect("o").into(),
     };
-    interop_matrix("sigstackd dev (SQLite)", &c, &who, || dev_token(&data));
+    // what `dev` prints is what a client needs, and works as printed
+    let printed = std::fs::read_to_string(data.with_extension("out")).expect("dev's output");
+    assert!(
+        printed.contains(&format!(
+            "initialize --mirror {} --root {}",
+            c.tuf,
+            p(&c.root)
+        )),
+        "{printed}"
+    );
+    let password = std::fs::read_to_string(data.join("dev-password")).expect("password");
+    assert!(
+        printed.contains(&format!("as `dev`, password {}", password.trim())),
+        "{printed}"
+    );
+    for url in ["log", "ca", "ctlog", "oidc", "tuf"] {
+        let u = stack["services"][url]["url"].as_str().expect("url");
+        assert!(printed.contains(u), "{url} URL not printed: {printed}");
+    }
+    let export = printed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("export SIGSTORE_ID_TOKEN="))
+        .unwrap_or_else(|| panic!("no export line: {printed}"))
+        .to_string();
+    let from_export = || {
+        let (ok, out) = run(Command::new("sh").args([
+            "-c",
+            &format!("export SIGSTORE_ID_TOKEN={export}; printf %s \"$SIGSTORE_ID_TOKEN\""),
+        ]));
+        assert!(
+            ok && out.matches('.').count() == 2,
+            "the printed export line gives a JWT: {out}"
+        );
+        out
+    };
+    let first = std::cell::Cell::new(true);
+    interop_matrix("sigstackd dev (SQLite)", &c, &who, || {
+        // the first signer uses the printed line, the others the command it wraps
+        if first.replace(false) {
+            from_export()
+        } else {
+            dev_token(&data)
+        }
+    });
 }
 
 /// One `sigstackd <service> --config DIR/<service>.toml` process.
