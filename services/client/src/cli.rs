@@ -280,8 +280,9 @@ struct VerifyBlobArgs {
     /// The Sigstore bundle (v0.1–v0.3).
     #[arg(long, env = "COSIGN_BUNDLE")]
     bundle: Option<PathBuf>,
-    /// A detached signature (base64), verified with --certificate or --key; the log entry
-    /// is looked up in the transparency log.
+    /// A detached signature: a file holding it in base64, or (as cosign takes it) the
+    /// base64 itself; verified with --certificate or --key, its log entry looked up in
+    /// the transparency log.
     #[arg(long, conflicts_with = "bundle")]
     signature: Option<PathBuf>,
     /// The signing certificate (PEM) for --signature.
@@ -944,10 +945,21 @@ async fn detached_bundle(
     artifact: &Artifact,
     policy: &Policy,
 ) -> anyhow::Result<Vec<u8>> {
-    let sig_b64 = std::fs::read_to_string(sig)
-        .with_context(|| format!("reading {}", sig.display()))?
-        .trim()
-        .to_string();
+    let inline = sig.to_str().filter(|s| {
+        !sig.exists() && s.len() >= 16 && STANDARD.decode(s).is_ok_and(|b| !b.is_empty())
+    });
+    let sig_b64 = match inline {
+        Some(s) => s.to_string(),
+        None => std::fs::read_to_string(sig)
+            .with_context(|| {
+                format!(
+                    "reading {} (--signature takes a file or the base64 signature itself)",
+                    sig.display()
+                )
+            })?
+            .trim()
+            .to_string(),
+    };
     let sig_bytes = STANDARD
         .decode(&sig_b64)
         .with_context(|| format!("{} is not a base64 signature", sig.display()))?;
@@ -979,14 +991,7 @@ async fn detached_bundle(
     sigstack::verify::verify_message_signature(&signer_key, artifact, &sig_bytes)
         .map_err(|e| VerificationFailed(e.to_string()))?;
     let digest = artifact.sha256();
-    let proposed = json!({
-        "apiVersion": "0.0.1",
-        "kind": "hashedrekord",
-        "spec": {
-            "data": {"hash": {"algorithm": "sha256", "value": hex::encode(digest)}},
-            "signature": {"content": sig_b64, "publicKey": {"content": STANDARD.encode(verifier_pem.as_bytes())}}
-        }
-    });
+    let proposed = sigstack::rekor::hashedrekord(&digest, &sig_b64, verifier_pem.as_bytes());
     let url = match &a.rekor_url {
         Some(u) => u.clone(),
         None => m
@@ -1241,9 +1246,8 @@ async fn log(trust: &TrustArgs, c: LogCommand, out: Output) -> anyhow::Result<()
                         .to_string();
                     let key_pem = std::fs::read(&key)
                         .with_context(|| format!("reading {}", key.display()))?;
-                    let proposed = json!({"apiVersion": "0.0.1", "kind": "hashedrekord", "spec": {
-                        "data": {"hash": {"algorithm": "sha256", "value": hex::encode(hash_file(&p)?)}},
-                        "signature": {"content": sig_b64, "publicKey": {"content": STANDARD.encode(key_pem)}}}});
+                    let proposed =
+                        sigstack::rekor::hashedrekord(&hash_file(&p)?, &sig_b64, &key_pem);
                     rekor
                         .entries_like(&proposed)
                         .await?

@@ -224,17 +224,7 @@ pub fn state_dir() -> PathBuf {
 }
 
 fn state_file(origin: &str) -> PathBuf {
-    let name: String = origin
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b == b'.' || b == b'-' {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    state_dir().join(name)
+    state_dir().join(crate::trust::file_name_for(origin))
 }
 
 /// What `observe` established.
@@ -318,4 +308,21 @@ pub async fn observe(
         crate::trust::write_atomic(&path, note.as_bytes())?;
     }
     Ok(Consistency::From(kept.size))
+}
+
+/// A Rekor v1 `hashedrekord` 0.0.1 entry: a signature (base64) by the key or certificate
+/// `verifier_pem` over a SHA-256 digest — to submit, or to find the logged one by content.
+pub fn hashedrekord(digest: &[u8], signature_b64: &str, verifier_pem: &[u8]) -> serde_json::Value {
+    use base64::Engine;
+    serde_json::json!({
+        "apiVersion": "0.0.1",
+        "kind": "hashedrekord",
+        "spec": {
+            "data": {"hash": {"algorithm": "sha256", "value": hex::encode(digest)}},
+            "signature": {
+                "content": signature_b64,
+                "publicKey": {"content": base64::engine::general_purpose::STANDARD.encode(verifier_pem)}
+            }
+        }
+    })
 }

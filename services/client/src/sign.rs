@@ -181,17 +181,11 @@ pub async fn sign_blob(
     let signature = signer
         .sign_sha256_digest(digest)
         .context("signing the artifact's digest")?;
-    let entry = json!({
-        "apiVersion": "0.0.1",
-        "kind": "hashedrekord",
-        "spec": {
-            "data": {"hash": {"algorithm": "sha256", "value": hex::encode(digest)}},
-            "signature": {
-                "content": STANDARD.encode(&signature),
-                "publicKey": {"content": STANDARD.encode(verifier_pem(cert.as_ref(), signer).as_bytes())}
-            }
-        }
-    });
+    let entry = crate::rekor::hashedrekord(
+        digest,
+        &STANDARD.encode(&signature),
+        verifier_pem(cert.as_ref(), signer).as_bytes(),
+    );
     let tlog = match opts.rekor_url {
         Some(u) => Some(upload(http, u, &entry).await?),
         None => None,

@@ -60,8 +60,9 @@ pub fn cache_root() -> PathBuf {
     PathBuf::from(home).join(".sigstore").join("root")
 }
 
-/// A directory name for a mirror URL (every byte outside `[A-Za-z0-9.-]` %-escaped).
-fn escape(url: &str) -> String {
+/// A file or directory name for a URL or log origin (every byte outside `[A-Za-z0-9.-]`
+/// %-escaped).
+pub(crate) fn file_name_for(url: &str) -> String {
     url.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b == b'.' || b == b'-' {
@@ -166,7 +167,7 @@ pub struct Tuf {
 impl Tuf {
     pub fn new(mirror: &str) -> Self {
         let mirror = mirror.trim_end_matches('/').to_string();
-        let dir = cache_root().join(escape(&mirror));
+        let dir = cache_root().join(file_name_for(&mirror));
         Self { mirror, dir }
     }
 

@@ -585,9 +585,8 @@ async fn looked_up(
         (_, Policy::Key(k)) => k.to_pem(),
         _ => bail!("the layer has no certificate"),
     };
-    let proposed = json!({"apiVersion": "0.0.1", "kind": "hashedrekord", "spec": {
-        "data": {"hash": {"algorithm": "sha256", "value": hex::encode(sigstack_crypto::sha256(payload))}},
-        "signature": {"content": sig, "publicKey": {"content": STANDARD.encode(verifier.as_bytes())}}}});
+    let proposed =
+        sigstack::rekor::hashedrekord(&sigstack_crypto::sha256(payload), sig, verifier.as_bytes());
     let http = http()?;
     let rekor = Rekor { http: &http, url };
     let (_, e) = rekor

@@ -403,6 +403,21 @@ pub async fn our_client_signs_and_verifies_with_the_others() {
         a,
     ]);
     assert!(o.ok(), "detached signature: {o}");
+    // the base64 itself, as cosign takes it
+    let inline = std::fs::read_to_string(&sig).expect("sig");
+    let o = cli.run(&[
+        "verify-blob",
+        "--signature",
+        inline.trim(),
+        "--certificate",
+        p(&crt),
+        "--certificate-identity",
+        &me,
+        "--certificate-oidc-issuer",
+        &oidc,
+        a,
+    ]);
+    assert!(o.ok(), "inline detached signature: {o}");
     let o = cli.run(&[
         "verify-blob",
         "--signature",
