@@ -188,6 +188,11 @@ async fn resolve(
     let r = registry::parse(image)?;
     let reg = Registry::new(args, &[r.resolve_registry()])?;
     let digest = reg.digest(&r).await?;
+    // a digest is not looked up by the resolution above: make sure the image exists, so
+    // that nothing is signed for, or reported missing of, an image that is not there
+    if r.digest().is_some() && reg.manifest(&r).await?.is_none() {
+        anyhow::bail!("no such image: {image} (the registry has no manifest {digest})");
+    }
     if r.digest().is_none() {
         eprintln!(
             "Warning: {image} names the image by tag, and tags are mutable: using {digest}. Name images by digest (IMAGE@{digest}) to be sure of what you sign and verify."
@@ -1148,6 +1153,12 @@ pub async fn tree(a: &ImageRefArgs, out: Output) -> anyhow::Result<()> {
                         );
                     }
                 }
+            }
+            let legacy = ["signatures", "attestations", "sboms"]
+                .iter()
+                .any(|k| report[*k].as_array().is_some_and(|l| !l.is_empty()));
+            if !legacy && refs.is_empty() {
+                println!("└── nothing: no signatures, attestations or SBOMs");
             }
             if !refs.is_empty() {
                 println!("└── Referrers (Sigstore bundles):");

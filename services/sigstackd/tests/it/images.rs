@@ -138,6 +138,22 @@ pub async fn images_sign_verify_and_manage_signatures() {
         "no signatures found",
         "unsigned",
     );
+    let o = cli.run(&["tree", &image]);
+    assert!(o.ok() && o.stdout.contains("nothing: no signatures"), "{o}");
+    // a digest the registry does not have is not "unsigned": it is not there
+    let absent = format!(
+        "{}@sha256:{}",
+        image.split('@').next().expect("repo"),
+        "0".repeat(64)
+    );
+    expect_fail(
+        &keyless_id(&[], &absent),
+        3,
+        "no such image",
+        "an absent digest",
+    );
+    let o = cli.run(&["sign", "--yes", "--identity-token", "x", &absent]);
+    expect_fail(&o, 3, "no such image", "signing an absent digest");
 
     // keyless, cosign v3 layout (bundle referrer; this registry has no referrers API, so
     // the tag-schema fallback index holds it)
