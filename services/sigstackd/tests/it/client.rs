@@ -389,47 +389,28 @@ pub async fn our_client_signs_and_verifies_with_the_others() {
     );
     assert_eq!(o.code, Some(3), "no terminal and no --yes: {o}");
     assert!(o.stderr.contains("--yes"), "{o}");
-    // a detached signature and certificate: the entry is found in the log
-    let o = cli.run(&[
-        "verify-blob",
-        "--signature",
-        p(&sig),
-        "--certificate",
-        p(&crt),
-        "--certificate-identity",
-        &me,
-        "--certificate-oidc-issuer",
-        &oidc,
-        a,
-    ]);
-    assert!(o.ok(), "detached signature: {o}");
-    // the base64 itself, as cosign takes it
+    // a detached signature (a file, or the base64 itself as cosign takes it) and
+    // certificate: the entry is found in the log
     let inline = std::fs::read_to_string(&sig).expect("sig");
-    let o = cli.run(&[
-        "verify-blob",
-        "--signature",
-        inline.trim(),
-        "--certificate",
-        p(&crt),
-        "--certificate-identity",
-        &me,
-        "--certificate-oidc-issuer",
-        &oidc,
-        a,
-    ]);
-    assert!(o.ok(), "inline detached signature: {o}");
-    let o = cli.run(&[
-        "verify-blob",
-        "--signature",
-        p(&sig),
-        "--certificate",
-        p(&crt),
-        "--certificate-identity",
-        &me,
-        "--certificate-oidc-issuer",
-        &oidc,
-        p(&changed),
-    ]);
+    let detached = |signature: &str, artifact: &str| {
+        cli.run(&[
+            "verify-blob",
+            "--signature",
+            signature,
+            "--certificate",
+            p(&crt),
+            "--certificate-identity",
+            &me,
+            "--certificate-oidc-issuer",
+            &oidc,
+            artifact,
+        ])
+    };
+    for signature in [p(&sig), inline.trim()] {
+        let o = detached(signature, a);
+        assert!(o.ok(), "detached signature {signature}: {o}");
+    }
+    let o = detached(p(&sig), p(&changed));
     assert_eq!(o.code, Some(1), "{o}");
 
     // the other clients verify our bundle, and we verify sigstore-python's
