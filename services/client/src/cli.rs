@@ -100,7 +100,7 @@ enum Command {
     SignBlob(SignBlobArgs),
     /// Verify a blob against a bundle (or a signature and certificate).
     #[command(
-        after_help = "Examples:\n  sigstack verify-blob --bundle f.sigstore.json --certificate-identity you@example.com --certificate-oidc-issuer https://issuer f\n  sigstack verify-blob --key cosign.pub --bundle f.sigstore.json f\n  sigstack verify-blob --offline --bundle f.sigstore.json --certificate-identity-regexp '@example.com$' --certificate-oidc-issuer https://issuer sha256:<hex>"
+        after_help = "Examples:\n  sigstack verify-blob --bundle f.sigstore.json --certificate-identity you@example.com --certificate-oidc-issuer https://issuer f\n  sigstack verify-blob --key cosign.pub --bundle f.sigstore.json f\n  sigstack verify-blob --offline --bundle f.sigstore.json --certificate-identity-regexp '^.*@example\\.com$' --certificate-oidc-issuer https://issuer sha256:<hex>\n\nThe -regexp flags match anywhere in the value, as cosign's do: anchor them (^…$) and escape dots."
     )]
     VerifyBlob(VerifyBlobArgs),
     /// Sign an in-toto attestation about a blob (DSSE) and write a bundle.
@@ -253,7 +253,8 @@ struct Identity {
     /// The expected identity (certificate SAN).
     #[arg(long, env = "COSIGN_CERTIFICATE_IDENTITY")]
     certificate_identity: Option<String>,
-    /// A regular expression the identity must match.
+    /// A regular expression the identity must match; like cosign's, it matches anywhere
+    /// in the value unless anchored (write '^…$').
     #[arg(
         long,
         env = "COSIGN_CERTIFICATE_IDENTITY_REGEXP",
@@ -263,7 +264,7 @@ struct Identity {
     /// The expected OIDC issuer.
     #[arg(long, env = "COSIGN_CERTIFICATE_OIDC_ISSUER")]
     certificate_oidc_issuer: Option<String>,
-    /// A regular expression the issuer must match.
+    /// A regular expression the issuer must match (unanchored unless you write '^…$').
     #[arg(
         long,
         env = "COSIGN_CERTIFICATE_OIDC_ISSUER_REGEXP",
@@ -285,8 +286,9 @@ struct VerifyBlobArgs {
     /// the transparency log.
     #[arg(long, conflicts_with = "bundle")]
     signature: Option<PathBuf>,
-    /// The signing certificate (PEM) for --signature.
-    #[arg(long, requires = "signature")]
+    /// The signing certificate (PEM): with --signature, the certificate to verify it with;
+    /// with --bundle, it must be the certificate the bundle carries.
+    #[arg(long, env = "COSIGN_CERTIFICATE")]
     certificate: Option<PathBuf>,
     /// The transparency log to look the entry up in (with --signature).
     #[arg(long, env = "COSIGN_REKOR_URL")]
@@ -307,8 +309,11 @@ struct VerifyAttestationArgs {
     predicate_type: Option<String>,
     #[command(flatten)]
     identity: Identity,
-    /// The artifact, or `sha256:<hex>` of it. Without it the envelope is verified but the
-    /// statement's subjects are not checked (a warning says so).
+    /// Check that the statement names the artifact among its subjects (cosign's default).
+    /// `--check-claims=false` verifies the envelope alone, without an artifact.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", env = "COSIGN_CHECK_CLAIMS")]
+    check_claims: bool,
+    /// The artifact, or `sha256:<hex>` of it (needed unless --check-claims=false).
     artifact: Option<String>,
 }
 
@@ -889,12 +894,20 @@ fn policy_of(id: &Identity) -> anyhow::Result<Policy> {
     })
 }
 
-/// A public key from a PEM public key or certificate file.
+/// A public key from a PEM `PUBLIC KEY` file. As cosign's key loader, a certificate is
+/// refused: a certificate's key is trusted only through its chain (use --certificate).
 fn load_public_key(p: &Path) -> anyhow::Result<PublicKey> {
     let text = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-    let km = sigstack_crypto::KeyMaterial::from_pem(&text)
-        .with_context(|| format!("{} holds no PEM public key or certificate", p.display()))?;
-    Ok(km.public_key().clone())
+    let blocks = sigstack_crypto::pem::decode_all(&text)
+        .with_context(|| format!("{} holds no PEM public key", p.display()))?;
+    if blocks.iter().any(|b| b.label == "CERTIFICATE") {
+        return Err(UsageError(format!(
+            "{} holds a certificate, not a public key: --key takes a public key (give a certificate with --certificate, verified against the trusted CAs)",
+            p.display()
+        ))
+        .into());
+    }
+    PublicKey::from_pem(&text).with_context(|| format!("{} holds no PEM public key", p.display()))
 }
 
 fn report_verified(v: &Verified, extra: Value, out: Output) {
@@ -919,7 +932,14 @@ async fn verify_blob(trust: &TrustArgs, a: &VerifyBlobArgs, out: Output) -> anyh
     let artifact = artifact_of(&a.artifact)?;
     let m = trust_material(trust).await?;
     let bundle = match (&a.bundle, &a.signature) {
-        (Some(b), _) => std::fs::read(b).with_context(|| format!("reading {}", b.display()))?,
+        (Some(b), _) => {
+            let bundle = sigstack::bundle::read_file(b)
+                .with_context(|| format!("reading {}", b.display()))?;
+            if let Some(c) = &a.certificate {
+                same_certificate(c, &bundle)?;
+            }
+            bundle
+        }
         (None, Some(sig)) => {
             if trust.offline {
                 bail!(
@@ -934,6 +954,35 @@ async fn verify_blob(trust: &TrustArgs, a: &VerifyBlobArgs, out: Output) -> anyh
         .map_err(|e| VerificationFailed(e.to_string()))?;
     report_verified(&v, json!({}), out);
     Ok(())
+}
+
+/// `--certificate` beside a bundle: it must be the bundle's own certificate, never a
+/// silently ignored second opinion.
+fn same_certificate(path: &Path, bundle: &[u8]) -> anyhow::Result<()> {
+    let given = read_certificate(path)?;
+    match sigstack::verify::bundle_certificate(bundle) {
+        Ok(Some(der)) if der == given.der() => Ok(()),
+        Ok(Some(_)) => Err(VerificationFailed(format!(
+            "the certificate in {} is not the one the bundle carries",
+            path.display()
+        ))
+        .into()),
+        Ok(None) => Err(UsageError(
+            "--certificate was given but the bundle is signed with a key (use --key)".into(),
+        )
+        .into()),
+        Err(e) => Err(VerificationFailed(e.to_string()).into()),
+    }
+}
+
+/// The first certificate of a PEM file.
+fn read_certificate(path: &Path) -> anyhow::Result<Certificate> {
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let block = sigstack_crypto::pem::decode_all(&text)?
+        .into_iter()
+        .find(|b| b.label == "CERTIFICATE")
+        .with_context(|| format!("{} holds no PEM certificate", path.display()))?;
+    Ok(Certificate::from_der(&block.der)?)
 }
 
 /// A bundle for a detached signature and certificate (or key): the log entry is found in
@@ -965,12 +1014,7 @@ async fn detached_bundle(
         .with_context(|| format!("{} is not a base64 signature", sig.display()))?;
     let (verifier_pem, material) = match (&a.certificate, policy) {
         (Some(c), Policy::Identity { .. }) => {
-            let text = std::fs::read(c).with_context(|| format!("reading {}", c.display()))?;
-            let block = sigstack_crypto::pem::decode_all(&text)?
-                .into_iter()
-                .find(|b| b.label == "CERTIFICATE")
-                .with_context(|| format!("{} holds no PEM certificate", c.display()))?;
-            let cert = Certificate::from_der(&block.der)?;
+            let cert = read_certificate(c)?;
             (
                 cert.to_pem(),
                 json!({"certificate": {"rawBytes": STANDARD.encode(cert.der())}}),
@@ -1025,40 +1069,38 @@ async fn verify_attestation(
     out: Output,
 ) -> anyhow::Result<()> {
     let policy = policy_of(&a.identity)?;
-    let artifact = match &a.artifact {
-        Some(x) => artifact_of(x)?,
-        None => {
-            eprintln!("Warning: no artifact given: the statement's subjects are not checked");
+    let artifact = match (&a.artifact, a.check_claims) {
+        (Some(x), true) => artifact_of(x)?,
+        (None, true) => {
+            return Err(UsageError(
+                "give the artifact (or sha256:<hex>) whose claims to check, or --check-claims=false to verify the envelope alone".into(),
+            )
+            .into());
+        }
+        (Some(_), false) => {
+            return Err(UsageError(
+                "an artifact was given with --check-claims=false: its subjects would not be checked".into(),
+            )
+            .into());
+        }
+        (None, false) => {
+            eprintln!(
+                "Warning: --check-claims=false: the statement's subjects are not checked against any artifact"
+            );
             Artifact::Unchecked
         }
     };
     let m = trust_material(trust).await?;
-    let bundle =
-        std::fs::read(&a.bundle).with_context(|| format!("reading {}", a.bundle.display()))?;
-    let parsed: Value = serde_json::from_slice(&bundle).context("the bundle is not JSON")?;
-    let env = parsed.get("dsseEnvelope").ok_or_else(|| {
-        VerificationFailed("the bundle holds no attestation (DSSE envelope)".into())
-    })?;
-    if env["payloadType"] != sigstack::sign::IN_TOTO {
-        return Err(VerificationFailed(format!(
-            "the envelope's payload type {} is not in-toto",
-            env["payloadType"]
-        ))
-        .into());
-    }
+    let bundle = sigstack::bundle::read_file(&a.bundle)
+        .with_context(|| format!("reading {}", a.bundle.display()))?;
     let v = verify(&bundle, &m.trusted_root, &artifact, &policy, now())
         .map_err(|e| VerificationFailed(e.to_string()))?;
-    // the statement was covered by the verified signature: its fields can be trusted now
-    let statement: Value = serde_json::from_slice(
-        &STANDARD
-            .decode(env["payload"].as_str().unwrap_or_default())
-            .unwrap_or_default(),
-    )
-    .unwrap_or(Value::Null);
-    let got = statement["predicateType"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    // the statement is exactly what was signed (verify refuses any other DSSE payload)
+    let (Some(statement), Some(got)) = (v.statement.clone(), v.predicate_type.clone()) else {
+        return Err(
+            VerificationFailed("the bundle holds no attestation (DSSE envelope)".into()).into(),
+        );
+    };
     if let Some(t) = &a.predicate_type {
         let want = predicate_type(t)?;
         if got != want {

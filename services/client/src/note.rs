@@ -24,19 +24,25 @@ pub fn verify_checkpoint(
     log_id: &[u8],
     key: &PublicKey,
 ) -> Result<Checkpoint, String> {
+    if !note.ends_with('\n') {
+        return Err("the note does not end with a newline".into());
+    }
     let split = note
         .rfind("\n\n")
         .ok_or("the note has no signature block")?;
     let (body, sigs) = (&note[..split + 1], &note[split + 2..]);
     let name = host_of(base_url);
     let hint = log_id.get(..4).ok_or("the log ID is too short")?;
-    for line in sigs.lines() {
-        let Some((line_name, b64)) = line
-            .strip_prefix("\u{2014} ")
-            .and_then(|l| l.split_once(' '))
-        else {
-            return Err(format!("malformed signature line {line:?}"));
-        };
+    // every signature line is well formed before any is trusted
+    let lines = sigs
+        .lines()
+        .map(|line| {
+            line.strip_prefix("\u{2014} ")
+                .and_then(|l| l.split_once(' '))
+                .ok_or_else(|| format!("malformed signature line {line:?}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for (line_name, b64) in lines {
         if line_name != name {
             continue;
         }

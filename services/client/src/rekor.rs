@@ -5,7 +5,8 @@
 //! caught on the next call.
 
 use crate::bundle::TlogEntry;
-use crate::verify::{VerifyError, trusted_log, verify_log_entry};
+use crate::verify::trust::Trust;
+use crate::verify::{VerifyError, verify_log_entry};
 use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -176,7 +177,8 @@ pub fn verify_entry(e: &LogEntryAnon, root: &TrustedRoot, now: i64) -> anyhow::R
     if t.inclusion_promise.is_none() {
         bail!("the log returned the entry without a signed entry timestamp");
     }
-    verify_log_entry(&t, root, now).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let trust = Trust::new(root);
+    verify_log_entry(&t, &trust, now).map_err(|e| anyhow::anyhow!("{e}"))?;
     let text = e
         .verification
         .as_ref()
@@ -184,8 +186,8 @@ pub fn verify_entry(e: &LogEntryAnon, root: &TrustedRoot, now: i64) -> anyhow::R
         .map(|p| p.checkpoint.clone())
         .unwrap_or_default();
     let log_id = hex::decode(&e.log_id)?;
-    let (_, key) = trusted_log(&root.tlogs, &log_id, e.integrated_time)?;
-    sigstack_log::checkpoint::verify_any_name(&text, &key).map_err(|e| anyhow::anyhow!("{e}"))
+    let (_, key) = trust.tlog(&log_id, e.integrated_time)?;
+    sigstack_log::checkpoint::verify_any_name(&text, key).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Verifies a signed tree head against the trusted logs; returns it parsed.

@@ -206,7 +206,7 @@ pub async fn sign_blob(
     })
 }
 
-pub const IN_TOTO: &str = "application/vnd.in-toto+json";
+pub use crate::verify::IN_TOTO;
 
 /// Signs an in-toto statement as a DSSE envelope; returns the v0.3 bundle with a `dsse`
 /// log entry.

@@ -4,11 +4,11 @@
 //! verify with a timestamp authority of the trusted root, whose chain and validity window
 //! cover the timestamp's time. Certificates embedded in the token are not trusted.
 
+use crate::verify::trust::Authority;
 use cms::content_info::ContentInfo;
 use cms::signed_data::SignedData;
 use der::{Decode, Encode, Reader};
 use sigstack_crypto::{Certificate, HashAlg};
-use sigstack_types::trust::TrustedRoot;
 
 const ID_CT_TSTINFO: &str = "1.2.840.113549.1.9.16.1.4";
 const ID_MESSAGE_DIGEST: &str = "1.2.840.113549.1.9.4";
@@ -58,12 +58,6 @@ fn parse_tst_info(der_bytes: &[u8]) -> Result<TstInfo, String> {
     })
 }
 
-fn in_window(r: &sigstack_types::trust::TimeRange, t: i64) -> bool {
-    let start = sigstack_types::time::parse_rfc3339(&r.start);
-    let end = r.end.as_deref().map(sigstack_types::time::parse_rfc3339);
-    start.is_some_and(|s| s <= t) && end.is_none_or(|e| e.is_some_and(|e| t <= e))
-}
-
 /// The token of a DER TimeStampResp (RFC 3161 §2.4.2: status, then the token), as bundles
 /// carry it, or of a bare token.
 fn time_stamp_token(der_bytes: &[u8]) -> Result<ContentInfo, String> {
@@ -93,7 +87,7 @@ fn time_stamp_token(der_bytes: &[u8]) -> Result<ContentInfo, String> {
 
 /// Verifies one timestamp over `signature` (the artifact signature's bytes) and returns
 /// its time.
-pub fn verify(token: &[u8], signature: &[u8], root: &TrustedRoot) -> Result<i64, String> {
+pub fn verify(token: &[u8], signature: &[u8], tsas: &[Authority]) -> Result<i64, String> {
     let ci = time_stamp_token(token)?;
     let sd: SignedData = ci
         .content
@@ -140,23 +134,14 @@ pub fn verify(token: &[u8], signature: &[u8], root: &TrustedRoot) -> Result<i64,
         .map_err(|e| format!("re-encoding the signed attributes: {e}"))?;
     let sig = signer.signature.as_bytes();
     let mut last = "the timestamp is not signed by a trusted timestamp authority".to_string();
-    for tsa in &root.timestamp_authorities {
-        let chain = tsa
-            .cert_chain
-            .certificates
-            .iter()
-            .filter_map(|c| {
-                crate::bundle::b64("certChain", &c.raw_bytes)
-                    .ok()
-                    .and_then(|d| Certificate::from_der(&d).ok())
-            })
-            .collect::<Vec<_>>();
+    for tsa in tsas {
+        let Ok(chain) = &tsa.chain else { continue };
         let Some(leaf) = chain.first() else { continue };
         if leaf.public_key().verify_message(&signed, sig).is_err() {
             continue;
         }
         let t = tst.gen_time;
-        if !in_window(&tsa.valid_for, t) {
+        if !tsa.window.as_ref().is_ok_and(|w| w.contains(t)) {
             last =
                 "the timestamp is outside the timestamp authority's validity in the trusted root"
                     .into();

@@ -81,20 +81,28 @@ pub fn verify_any_name(note: &str, key: &PublicKey) -> Result<Checkpoint, String
 
 /// Checks a signed note made by [`Checkpoint::sign`] with `key` and returns its checkpoint.
 pub fn verify(note: &str, key_name: &str, key: &PublicKey) -> Result<Checkpoint, String> {
+    if !note.ends_with('\n') {
+        return Err("note does not end with a newline".into());
+    }
     let split = note.rfind("\n\n").ok_or("note has no signature block")?;
     let (body, sigs) = (&note[..split + 1], &note[split + 2..]);
     let hint = &log_id(key.spki_der())[..4];
+    // every signature line is well formed before any is trusted
+    let mut lines = Vec::new();
     for line in sigs.lines() {
-        let Some(rest) = line.strip_prefix("\u{2014} ") else {
-            return Err(format!("malformed signature line {line:?}"));
-        };
-        let Some((name, b64)) = rest.split_once(' ') else {
+        let Some((name, b64)) = line
+            .strip_prefix("\u{2014} ")
+            .and_then(|rest| rest.split_once(' '))
+        else {
             return Err(format!("malformed signature line {line:?}"));
         };
         let Ok(blob) = STANDARD.decode(b64) else {
             return Err("signature line is not base64".into());
         };
-        if name == key_name && blob.len() > 4 && &blob[..4] == hint {
+        lines.push((name, blob));
+    }
+    for (name, blob) in lines {
+        if name == key_name && blob.len() > 4 && blob[..4] == *hint {
             let alg = key.default_hash();
             key.verify_digest(alg, &alg.digest(body.as_bytes()), &blob[4..])
                 .map_err(|e| format!("checkpoint signature: {e}"))?;
@@ -131,6 +139,14 @@ mod tests {
         assert!(verify_any_name(&note, other.public_key()).is_err());
         let tampered = note.replacen("\n7\n", "\n8\n", 1);
         assert!(verify(&tampered, "log.example", k.public_key()).is_err());
+        // anything after the signature block, or a malformed line past the log's own
+        // signature, makes the note malformed rather than ignored
+        for junk in ["x", "junk line\n", "\u{2014} other AAAA\nx"] {
+            assert!(
+                verify(&format!("{note}{junk}"), "log.example", k.public_key()).is_err(),
+                "{junk:?}"
+            );
+        }
     }
 
     #[test]

@@ -642,7 +642,7 @@ async fn check_candidate(
                 Some(_) => Artifact::Digest(digest_bytes),
                 None => Artifact::Bytes(payload.clone()),
             };
-            verify(
+            let v = verify(
                 &serde_json::to_vec(&bundle)?,
                 &m.trusted_root,
                 &artifact,
@@ -650,15 +650,15 @@ async fn check_candidate(
                 now(),
             )
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-            match envelope {
-                Some(env) => Ok(serde_json::from_slice(
-                    &STANDARD.decode(env["payload"].as_str().unwrap_or_default())?,
-                )?),
-                None => Ok(serde_json::from_slice(payload)?),
+            match v.statement {
+                Some(statement) => Ok(statement),
+                // a simple-signing payload, covered by the verified message signature
+                None => sigstack::bundle::strict::from_slice(payload)
+                    .map_err(|e| anyhow::anyhow!("the signed payload is not JSON: {e}")),
             }
         }
         Candidate::Bundle { bundle, .. } => {
-            verify(
+            let v = verify(
                 bundle,
                 &m.trusted_root,
                 &Artifact::Digest(digest_bytes),
@@ -666,13 +666,7 @@ async fn check_candidate(
                 now(),
             )
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let b: Value = serde_json::from_slice(bundle)?;
-            let env = b
-                .get("dsseEnvelope")
-                .context("the bundle holds no statement")?;
-            Ok(serde_json::from_slice(
-                &STANDARD.decode(env["payload"].as_str().unwrap_or_default())?,
-            )?)
+            v.statement.context("the bundle holds no statement")
         }
     }
 }

@@ -14,6 +14,7 @@ mod oidc;
 mod stack;
 mod support;
 mod tuf;
+mod verifier;
 
 use support::Backend;
 
@@ -119,6 +120,11 @@ async fn images_sign_verify_and_manage_signatures() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_client_signs_and_verifies_with_the_others() {
     client::our_client_signs_and_verifies_with_the_others().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verifier_refuses_forged_dsse_bundles() {
+    verifier::forged_dsse_bundles_are_refused().await
 }
 
 #[tokio::test]

@@ -1,10 +1,17 @@
 //! Sigstore bundles (protobuf-specs `dev.sigstore.bundle.v1.Bundle`, in protobuf JSON):
-//! versions 0.1 to 0.3 under both media-type spellings.
+//! versions 0.1 to 0.3 under both media-type spellings, read strictly and within bounds
+//! (see `strict`): at most `MAX_BUNDLE_BYTES`, no repeated keys, lists capped as they are
+//! read, field names in protojson's camelCase or the proto's own snake_case.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+pub mod strict;
+
 use serde::Deserialize;
-use serde_json::Value;
+use std::io::Read;
+use std::path::Path;
+
+/// The largest bundle read (a DSSE attestation carries its whole statement; cosign's
+/// default cap on an attachment is larger, but a bundle is read into memory at once).
+pub const MAX_BUNDLE_BYTES: usize = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 #[error("malformed bundle: {0}")]
@@ -14,10 +21,24 @@ fn bad(m: impl std::fmt::Display) -> BundleError {
     BundleError(m.to_string())
 }
 
+/// A protobuf `bytes` field's value.
 pub fn b64(field: &str, v: &str) -> Result<Vec<u8>, BundleError> {
-    STANDARD
-        .decode(v.trim())
-        .map_err(|_| bad(format!("{field} is not valid base64")))
+    strict::bytes(v).ok_or_else(|| bad(format!("{field} is not valid base64")))
+}
+
+/// Reads a bundle file, refusing one over `MAX_BUNDLE_BYTES` before reading it whole.
+pub fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    let f = std::fs::File::open(path)?;
+    let mut out = Vec::new();
+    f.take(MAX_BUNDLE_BYTES as u64 + 1).read_to_end(&mut out)?;
+    if out.len() > MAX_BUNDLE_BYTES {
+        return Err(std::io::Error::other(format!(
+            "{} is larger than a bundle may be ({} MiB)",
+            path.display(),
+            MAX_BUNDLE_BYTES >> 20
+        )));
+    }
+    Ok(out)
 }
 
 /// Bundle format version (minor of 0.x).
@@ -43,13 +64,14 @@ impl Version {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RawBytes {
+    #[serde(alias = "raw_bytes")]
     pub raw_bytes: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CertChain {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::certificates")]
     pub certificates: Vec<RawBytes>,
 }
 
@@ -69,10 +91,13 @@ pub struct Checkpoint {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InclusionProof {
-    pub log_index: String,
+    #[serde(alias = "log_index", deserialize_with = "strict::int64")]
+    pub log_index: i64,
+    #[serde(alias = "root_hash")]
     pub root_hash: String,
-    pub tree_size: String,
-    #[serde(default)]
+    #[serde(alias = "tree_size", deserialize_with = "strict::int64")]
+    pub tree_size: i64,
+    #[serde(default, deserialize_with = "strict::proof_hashes")]
     pub hashes: Vec<String>,
     pub checkpoint: Option<Checkpoint>,
 }
@@ -80,25 +105,34 @@ pub struct InclusionProof {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InclusionPromise {
+    #[serde(alias = "signed_entry_timestamp")]
     pub signed_entry_timestamp: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LogId {
+    #[serde(alias = "key_id")]
     pub key_id: String,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TlogEntry {
-    pub log_index: String,
+    #[serde(alias = "log_index", deserialize_with = "strict::int64")]
+    pub log_index: i64,
+    #[serde(alias = "log_id")]
     pub log_id: LogId,
+    #[serde(alias = "kind_version")]
     pub kind_version: KindVersion,
-    #[serde(default)]
-    pub integrated_time: Option<String>,
+    /// 0 when absent (protobuf's default): Rekor v2 entries carry no time.
+    #[serde(default, alias = "integrated_time", deserialize_with = "strict::int64")]
+    pub integrated_time: i64,
+    #[serde(default, alias = "inclusion_promise")]
     pub inclusion_promise: Option<InclusionPromise>,
+    #[serde(default, alias = "inclusion_proof")]
     pub inclusion_proof: Option<InclusionProof>,
+    #[serde(alias = "canonicalized_body")]
     pub canonicalized_body: String,
 }
 
@@ -112,31 +146,44 @@ pub struct PublicKeyHint {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Rfc3161 {
+    #[serde(alias = "signed_timestamp")]
     pub signed_timestamp: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TimestampData {
-    #[serde(default)]
+    #[serde(
+        default,
+        alias = "rfc3161_timestamps",
+        deserialize_with = "strict::timestamps"
+    )]
     pub rfc3161_timestamps: Vec<Rfc3161>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Material {
+    #[serde(default)]
     pub certificate: Option<RawBytes>,
+    #[serde(default, alias = "x509_certificate_chain")]
     pub x509_certificate_chain: Option<CertChain>,
+    #[serde(default, alias = "public_key")]
     pub public_key: Option<PublicKeyHint>,
-    #[serde(default)]
+    #[serde(
+        default,
+        alias = "tlog_entries",
+        deserialize_with = "strict::tlog_entries"
+    )]
     pub tlog_entries: Vec<TlogEntry>,
-    #[serde(default)]
+    #[serde(default, alias = "timestamp_verification_data")]
     pub timestamp_verification_data: Option<TimestampData>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageDigest {
+    #[serde(deserialize_with = "strict::hash_algorithm")]
     pub algorithm: String,
     pub digest: String,
 }
@@ -144,6 +191,7 @@ pub struct MessageDigest {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageSignature {
+    #[serde(default, alias = "message_digest")]
     pub message_digest: Option<MessageDigest>,
     pub signature: String,
 }
@@ -160,24 +208,35 @@ pub struct DsseSignature {
 #[serde(rename_all = "camelCase")]
 pub struct DsseEnvelope {
     pub payload: String,
+    #[serde(alias = "payload_type")]
     pub payload_type: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "strict::dsse_signatures")]
     pub signatures: Vec<DsseSignature>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Bundle {
+    #[serde(alias = "media_type")]
     pub media_type: String,
+    #[serde(alias = "verification_material")]
     pub verification_material: Material,
+    #[serde(default, alias = "message_signature")]
     pub message_signature: Option<MessageSignature>,
+    #[serde(default, alias = "dsse_envelope")]
     pub dsse_envelope: Option<DsseEnvelope>,
 }
 
 impl Bundle {
+    /// Parses a bundle: within `MAX_BUNDLE_BYTES`, no repeated keys, bounded lists.
     pub fn parse(bytes: &[u8]) -> Result<(Self, Version), BundleError> {
-        let v: Value = serde_json::from_slice(bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
-        let b: Bundle = serde_json::from_value(v).map_err(bad)?;
+        if bytes.len() > MAX_BUNDLE_BYTES {
+            return Err(bad(format!(
+                "larger than a bundle may be ({} MiB)",
+                MAX_BUNDLE_BYTES >> 20
+            )));
+        }
+        let b: Bundle = strict::from_slice(bytes).map_err(bad)?;
         let version = Version::from_media_type(&b.media_type)?;
         match (&b.message_signature, &b.dsse_envelope) {
             (Some(_), None) | (None, Some(_)) => {}
