@@ -60,6 +60,17 @@ pub fn cache_root() -> PathBuf {
     PathBuf::from(home).join(".sigstore").join("root")
 }
 
+/// The cache directory of a TUF repository, named as sigstore-go names it (scheme
+/// dropped, `/` and `:` made `-`, lower case), so cosign finds what we cached and we find
+/// what it cached.
+pub(crate) fn repository_dir_name(url: &str) -> String {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .unwrap_or(url);
+    rest.replace(['/', ':'], "-").to_lowercase()
+}
+
 /// A file or directory name for a URL or log origin (every byte outside `[A-Za-z0-9.-]`
 /// %-escaped).
 pub(crate) fn file_name_for(url: &str) -> String {
@@ -167,14 +178,24 @@ pub struct Tuf {
 impl Tuf {
     pub fn new(mirror: &str) -> Self {
         let mirror = mirror.trim_end_matches('/').to_string();
-        let dir = cache_root().join(file_name_for(&mirror));
+        let dir = cache_root().join(repository_dir_name(&mirror));
         Self { mirror, dir }
     }
 
-    /// The root to start from: the newest cached one, else the embedded one.
+    fn target_path(&self, name: &str) -> PathBuf {
+        self.dir.join("targets").join(name)
+    }
+
+    /// The root to start from: the newest cached one (also one cached by an older
+    /// sigstack under its former directory name), else the embedded one.
     fn start_root(&self) -> anyhow::Result<Vec<u8>> {
-        if let Some(b) = read_opt(&self.dir.join("root.json")) {
-            return Ok(b);
+        for dir in [
+            self.dir.clone(),
+            cache_root().join(file_name_for(&self.mirror)),
+        ] {
+            if let Some(b) = read_opt(&dir.join("root.json")) {
+                return Ok(b);
+            }
         }
         match embedded(&self.mirror) {
             Some(e) => Ok(e.root.to_vec()),
@@ -188,8 +209,8 @@ impl Tuf {
 
     fn cached_targets(&self) -> Option<TufTargets> {
         Some(TufTargets {
-            trusted_root: read_opt(&self.dir.join(TRUSTED_ROOT))?,
-            signing_config: read_opt(&self.dir.join(SIGNING_CONFIG)),
+            trusted_root: read_opt(&self.target_path(TRUSTED_ROOT))?,
+            signing_config: read_opt(&self.target_path(SIGNING_CONFIG)),
             source: format!("the cached TUF repository {}", self.mirror),
         })
     }
@@ -240,11 +261,11 @@ impl Tuf {
                 write_atomic(&self.dir.join(name), b)?;
             }
         }
-        write_atomic(&self.dir.join(TRUSTED_ROOT), &trusted_root)?;
+        write_atomic(&self.target_path(TRUSTED_ROOT), &trusted_root)?;
         match &signing_config {
-            Some(s) => write_atomic(&self.dir.join(SIGNING_CONFIG), s)?,
+            Some(s) => write_atomic(&self.target_path(SIGNING_CONFIG), s)?,
             None => {
-                let _ = std::fs::remove_file(self.dir.join(SIGNING_CONFIG));
+                let _ = std::fs::remove_file(self.target_path(SIGNING_CONFIG));
             }
         }
         write_atomic(&self.dir.join("refreshed"), now().to_string().as_bytes())?;

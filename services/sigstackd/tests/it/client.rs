@@ -457,7 +457,7 @@ pub async fn our_client_signs_and_verifies_with_the_others() {
         run_id(&py_bundle).ok(),
         "we verify sigstore-python's bundle"
     );
-    let js_sign = |bundle: &Path, attest: Option<&str>| {
+    let js_sign = |artifact: &str, bundle: &Path, attest: Option<&str>| {
         let mut c = Command::new("node");
         c.arg(js().join("sign-bundle.mjs")).args([
             "--fulcio-url",
@@ -467,7 +467,7 @@ pub async fn our_client_signs_and_verifies_with_the_others() {
             "--identity-token",
             &token,
             "--artifact",
-            a,
+            artifact,
             "--bundle",
             p(bundle),
         ]);
@@ -477,15 +477,39 @@ pub async fn our_client_signs_and_verifies_with_the_others() {
         run(&mut c)
     };
     let js_bundle = dir.join("js.sigstore.json");
-    let (ok, out) = js_sign(&js_bundle, None);
+    let (ok, out) = js_sign(a, &js_bundle, None);
     assert!(ok, "{out}");
     let o = run_id(&js_bundle);
     assert!(o.ok(), "we verify sigstore-js's bundle: {o}");
+    // a DSSE envelope of another payload type signs no artifact: sigstore-js signs the
+    // artifact's bytes as text/plain, and that is no signature over the artifact
+    let js_plain = dir.join("js.plain.json");
+    let (ok, out) = js_sign(a, &js_plain, Some("text/plain"));
+    assert!(ok, "{out}");
+    let o = run_id(&js_plain);
+    assert_eq!(o.code, Some(1), "a text/plain envelope: {o}");
+    assert!(o.stderr.contains("payload type"), "{o}");
+    // an in-toto statement about the artifact, signed by sigstore-js, verifies
+    let digest = hex::encode(sigstack_crypto::sha256(
+        &std::fs::read(&artifact).expect("r"),
+    ));
+    let statement = dir.join("statement.json");
+    std::fs::write(
+        &statement,
+        serde_json::to_vec(&serde_json::json!({
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": "a.txt", "digest": {"sha256": digest}}],
+            "predicateType": "https://example.com/review/v1",
+            "predicate": {"reviewed": true},
+        }))
+        .expect("json"),
+    )
+    .expect("w");
     let js_att = dir.join("js.att.json");
-    let (ok, out) = js_sign(&js_att, Some("text/plain"));
+    let (ok, out) = js_sign(p(&statement), &js_att, Some(sigstack::verify::IN_TOTO));
     assert!(ok, "{out}");
     let o = run_id(&js_att);
-    assert!(o.ok(), "we verify sigstore-js's DSSE bundle: {o}");
+    assert!(o.ok(), "we verify sigstore-js's in-toto bundle: {o}");
 
     // the conformance protocol's signing entry point, plain and in-toto
     let conf = dir.join("conf.sigstore.json");
