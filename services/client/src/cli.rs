@@ -933,8 +933,7 @@ async fn verify_blob(trust: &TrustArgs, a: &VerifyBlobArgs, out: Output) -> anyh
     let m = trust_material(trust).await?;
     let bundle = match (&a.bundle, &a.signature) {
         (Some(b), _) => {
-            let bundle = sigstack::bundle::read_file(b)
-                .with_context(|| format!("reading {}", b.display()))?;
+            let bundle = read_bundle(b)?;
             if let Some(c) = &a.certificate {
                 same_certificate(c, &bundle)?;
             }
@@ -954,6 +953,19 @@ async fn verify_blob(trust: &TrustArgs, a: &VerifyBlobArgs, out: Output) -> anyh
         .map_err(|e| VerificationFailed(e.to_string()))?;
     report_verified(&v, json!({}), out);
     Ok(())
+}
+
+/// A bundle file: a Sigstore bundle, or cosign v2's default blob bundle, converted (its
+/// JSON read as strictly as a Sigstore bundle's).
+fn read_bundle(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let bytes =
+        sigstack::bundle::read_file(path).with_context(|| format!("reading {}", path.display()))?;
+    if !sigstack::layout::is_cosign_v2_blob_bundle(&bytes) {
+        return Ok(bytes);
+    }
+    let b = sigstack::layout::cosign_v2_blob_bundle(&bytes)
+        .map_err(|e| VerificationFailed(format!("cosign's blob bundle: {e:#}")))?;
+    Ok(serde_json::to_vec(&b)?)
 }
 
 /// `--certificate` beside a bundle: it must be the bundle's own certificate, never a
@@ -1091,8 +1103,7 @@ async fn verify_attestation(
         }
     };
     let m = trust_material(trust).await?;
-    let bundle = sigstack::bundle::read_file(&a.bundle)
-        .with_context(|| format!("reading {}", a.bundle.display()))?;
+    let bundle = read_bundle(&a.bundle)?;
     let v = verify(&bundle, &m.trusted_root, &artifact, &policy, now())
         .map_err(|e| VerificationFailed(e.to_string()))?;
     // the statement is exactly what was signed (verify refuses any other DSSE payload)

@@ -148,6 +148,118 @@ fn pem_certs(pem: &str) -> anyhow::Result<Vec<Vec<u8>>> {
         .collect())
 }
 
+/// cosign's legacy log bundle (`{"SignedEntryTimestamp", "Payload": {"body",
+/// "integratedTime", "logIndex", "logID"}}`) as a bundle's `tlogEntries` item.
+fn legacy_tlog_entry(b: &Value) -> anyhow::Result<Value> {
+    let body_b64 = b
+        .pointer("/Payload/body")
+        .and_then(Value::as_str)
+        .context("the log bundle has no body")?;
+    let body: Value = serde_json::from_slice(&STANDARD.decode(body_b64)?)
+        .context("the logged body is not JSON")?;
+    let num = |p: &str| b.pointer(p).and_then(Value::as_i64).unwrap_or(-1);
+    Ok(json!({
+        "logIndex": num("/Payload/logIndex").to_string(),
+        "logId": {"keyId": STANDARD.encode(hex::decode(b.pointer("/Payload/logID").and_then(Value::as_str).unwrap_or_default())?)},
+        "kindVersion": {"kind": body["kind"], "version": body["apiVersion"]},
+        "integratedTime": num("/Payload/integratedTime").to_string(),
+        "inclusionPromise": {"signedEntryTimestamp": b["SignedEntryTimestamp"]},
+        "canonicalizedBody": body_b64,
+    }))
+}
+
+/// cosign v2's default blob bundle (`sign-blob --bundle` without `--new-bundle-format`):
+/// the signature, the base64 PEM of the certificate (or of the public key when a key
+/// signed, or nothing), and the log bundle. Read into these types only, so junk costs no
+/// more memory than its size.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CosignV2Bundle {
+    base64_signature: String,
+    #[serde(default)]
+    cert: Option<String>,
+    #[serde(default)]
+    rekor_bundle: Option<LogBundle>,
+}
+
+/// cosign's log bundle, typed (its JSON is rebuilt for `legacy_tlog_entry`).
+#[derive(serde::Deserialize, serde::Serialize)]
+struct LogBundle {
+    #[serde(rename = "SignedEntryTimestamp")]
+    signed_entry_timestamp: String,
+    #[serde(rename = "Payload")]
+    payload: LogPayload,
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+struct LogPayload {
+    body: String,
+    #[serde(rename = "integratedTime")]
+    integrated_time: i64,
+    #[serde(rename = "logIndex")]
+    log_index: i64,
+    #[serde(rename = "logID")]
+    log_id: String,
+}
+
+/// Tells a cosign v2 blob bundle from a Sigstore bundle without reading either whole.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Shape {
+    #[serde(default)]
+    base64_signature: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    media_type: Option<serde::de::IgnoredAny>,
+}
+
+/// Whether `bytes` hold cosign v2's default blob bundle.
+pub fn is_cosign_v2_blob_bundle(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<Shape>(bytes)
+        .is_ok_and(|s| s.base64_signature.is_some() && s.media_type.is_none())
+}
+
+/// cosign v2's blob bundle as a v0.1 Sigstore bundle, verified like any other.
+pub fn cosign_v2_blob_bundle(bytes: &[u8]) -> anyhow::Result<Value> {
+    let v: CosignV2Bundle = crate::bundle::strict::from_slice(bytes)
+        .map_err(|e| anyhow::anyhow!("malformed cosign bundle: {e}"))?;
+    let sig = v.base64_signature.as_str();
+    let pem = match v.cert.as_deref() {
+        Some(c) if !c.is_empty() => STANDARD.decode(c).context("cert is not base64")?,
+        _ => Vec::new(),
+    };
+    let pem = String::from_utf8(pem).context("cert is not PEM text")?;
+    let certs = if pem.is_empty() {
+        Vec::new()
+    } else {
+        pem_certs(&pem)?
+    };
+    let mut material = match certs.into_iter().next() {
+        Some(der) => {
+            json!({"x509CertificateChain": {"certificates": [{"rawBytes": STANDARD.encode(der)}]}})
+        }
+        None => json!({"publicKey": {"hint": ""}}),
+    };
+    let rekor = v
+        .rekor_bundle
+        .context("the bundle has no rekorBundle: the signature was not logged")?;
+    material["tlogEntries"] = json!([legacy_tlog_entry(&serde_json::to_value(&rekor)?)?]);
+    let mut bundle = json!({
+        "mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.1",
+        "verificationMaterial": material,
+    });
+    // an attestation's "signature" is the base64 of its whole DSSE envelope
+    let envelope = STANDARD
+        .decode(sig)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .filter(|e| e.get("payloadType").is_some() && e.get("signatures").is_some());
+    match envelope {
+        Some(env) => bundle["dsseEnvelope"] = env,
+        None => bundle["messageSignature"] = json!({"signature": sig}),
+    }
+    Ok(bundle)
+}
+
 /// A legacy signature layer (or attestation layer, with `envelope`) as a v0.1 bundle, so
 /// the verifier checks it like any other: signature, log entry body, SET, certificate.
 pub fn legacy_layer_bundle(
@@ -179,21 +291,7 @@ pub fn legacy_layer_bundle(
     let bundle_ann = get(ANN_BUNDLE)
         .context("the signature has no transparency-log bundle annotation (it was not logged)")?;
     let b: Value = serde_json::from_str(bundle_ann).context("the bundle annotation is not JSON")?;
-    let body_b64 = b
-        .pointer("/Payload/body")
-        .and_then(Value::as_str)
-        .context("the bundle annotation has no body")?;
-    let body: Value = serde_json::from_slice(&STANDARD.decode(body_b64)?)
-        .context("the logged body is not JSON")?;
-    let num = |p: &str| b.pointer(p).and_then(Value::as_i64).unwrap_or(-1);
-    material["tlogEntries"] = json!([{
-        "logIndex": num("/Payload/logIndex").to_string(),
-        "logId": {"keyId": STANDARD.encode(hex::decode(b.pointer("/Payload/logID").and_then(Value::as_str).unwrap_or_default())?)},
-        "kindVersion": {"kind": body["kind"], "version": body["apiVersion"]},
-        "integratedTime": num("/Payload/integratedTime").to_string(),
-        "inclusionPromise": {"signedEntryTimestamp": b["SignedEntryTimestamp"]},
-        "canonicalizedBody": body_b64,
-    }]);
+    material["tlogEntries"] = json!([legacy_tlog_entry(&b)?]);
     let mut bundle = json!({
         "mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.1",
         "verificationMaterial": material,

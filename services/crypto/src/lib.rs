@@ -14,7 +14,7 @@ pub use cert::{Certificate, KeyMaterial};
 pub use csr::parse_csr;
 pub use error::CryptoError;
 pub use key::{HashAlg, PublicKey, sig_oid};
-pub use signer::{Curve, FileSigner, RsaFileSigner, Signer, load_signer};
+pub use signer::{Curve, FileSigner, RsaFileSigner, Signer, load_or_generate_rsa, load_signer};
 
 use sha2::{Digest, Sha256};
 

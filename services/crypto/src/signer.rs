@@ -112,23 +112,7 @@ impl FileSigner {
             return Self::load(path);
         }
         let key = Self::generate(curve);
-        let pem = key.to_pkcs8_pem()?;
-        let io = |e: std::io::Error| CryptoError::Io(format!("writing {}: {e}", path.display()));
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let tmp = path.with_extension("tmp");
-        {
-            use std::io::Write;
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            let mut f = opts.open(&tmp).map_err(io)?;
-            f.write_all(pem.as_bytes()).map_err(io)?;
-            f.sync_all().map_err(io)?;
-        }
-        std::fs::rename(&tmp, path).map_err(io)?;
+        write_private_pem(path, &key.to_pkcs8_pem()?)?;
         Ok(key)
     }
 }
@@ -232,6 +216,36 @@ impl Signer for RsaFileSigner {
             .map_err(|_| CryptoError::Signing("RSA signing failed".into()))?;
         Ok(sig)
     }
+}
+
+/// Writes a private key file (mode 0600) through a synced temporary file and a rename.
+fn write_private_pem(path: &Path, pem: &str) -> Result<(), CryptoError> {
+    let io = |e: std::io::Error| CryptoError::Io(format!("writing {}: {e}", path.display()));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let tmp = path.with_extension("tmp");
+    {
+        use std::io::Write;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(&tmp).map_err(io)?;
+        f.write_all(pem.as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)?;
+    }
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// The key at `path` of either kind, or (when there is none) a new RSA-2048 key written
+/// there: what ID-token issuers use, since cosign takes `--identity-token VALUE` as a
+/// token only when it is RS256.
+pub fn load_or_generate_rsa(path: &Path) -> Result<Box<dyn Signer>, CryptoError> {
+    if !path.exists() {
+        write_private_pem(path, &RsaFileSigner::generate_pem()?)?;
+    }
+    load_signer(path)
 }
 
 /// Loads a PEM private key of either kind: ECDSA (P-256, P-384) or RSA.

@@ -6,6 +6,10 @@ pub enum EntryError {
     /// (400, message prefixed like Rekor's `error processing entry:`).
     #[error("error processing entry: {0}")]
     Invalid(String),
+    /// A kind or version Rekor knows that this server does not store (400, as Rekor
+    /// answers for a version it lacks).
+    #[error("error processing entry: {0}")]
+    Unsupported(String),
     /// A kind this server does not know at all (422).
     #[error("invalid kind value: \"{0}\"")]
     UnknownKind(String),

@@ -332,7 +332,8 @@ fn dev_oidc(
     url: &str,
 ) -> anyhow::Result<(OidcConfig, LocalUser, PathBuf)> {
     let key_path = keys.join("oidc.pem");
-    FileSigner::load_or_generate(&key_path, Curve::P256)?;
+    // RS256, as Dex: cosign takes `--identity-token VALUE` as a token only when RS256
+    sigstack_crypto::load_or_generate_rsa(&key_path)?;
     let password_file = dir.join("dev-password");
     let password = dev_secret(&password_file)?;
     let ci_secret_file = dir.join("dev-ci-secret");
@@ -410,7 +411,7 @@ pub fn dev_token(args: DevTokenArgs) -> anyhow::Result<()> {
         .as_str()
         .context("stack.json has no OIDC issuer (restart `sigstackd dev`)")?
         .to_string();
-    let key = FileSigner::load(&args.data_dir.join("keys/oidc.pem"))?;
+    let key = sigstack_crypto::load_signer(&args.data_dir.join("keys/oidc.pem"))?;
     let now = crate::sequencer::unix_now();
     let (iss, sub, email) = match (&args.sub, &args.email) {
         (Some(s), _) => (
@@ -430,7 +431,7 @@ pub fn dev_token(args: DevTokenArgs) -> anyhow::Result<()> {
         }
     };
     let token = sigstack_oidc::jwt::mint(
-        &key,
+        key.as_ref(),
         &sigstack_oidc::jwt::IdClaims {
             iss: iss.clone(),
             sub: sub.clone(),

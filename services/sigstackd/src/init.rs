@@ -206,7 +206,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
     let ca_root = keys.join("ca-root.crt.pem");
     write_atomic(&ca_root, chain[chain.len() - 1].to_pem().as_bytes())?;
     let oidc_key = keys.join("oidc.pem");
-    FileSigner::load_or_generate(&oidc_key, Curve::P256)?;
+    sigstack_crypto::load_or_generate_rsa(&oidc_key)?;
     let online_key = keys.join("tuf-online.pem");
 
     let issuers = dir.join("issuers.yaml");

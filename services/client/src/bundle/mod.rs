@@ -91,11 +91,11 @@ pub struct Checkpoint {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InclusionProof {
-    #[serde(alias = "log_index", deserialize_with = "strict::int64")]
+    #[serde(default, alias = "log_index", deserialize_with = "strict::int64")]
     pub log_index: i64,
     #[serde(alias = "root_hash")]
     pub root_hash: String,
-    #[serde(alias = "tree_size", deserialize_with = "strict::int64")]
+    #[serde(default, alias = "tree_size", deserialize_with = "strict::int64")]
     pub tree_size: i64,
     #[serde(default, deserialize_with = "strict::proof_hashes")]
     pub hashes: Vec<String>,
@@ -119,7 +119,7 @@ pub struct LogId {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TlogEntry {
-    #[serde(alias = "log_index", deserialize_with = "strict::int64")]
+    #[serde(default, alias = "log_index", deserialize_with = "strict::int64")]
     pub log_index: i64,
     #[serde(alias = "log_id")]
     pub log_id: LogId,

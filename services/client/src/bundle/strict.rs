@@ -1,7 +1,8 @@
 //! Decoding Sigstore JSON as the protobuf-specs JSON mapping (protojson) does, and as
 //! strictly: an object with a repeated key is refused (two verifiers could read two
 //! different values), `int64` fields are a decimal string or a JSON integer, `bytes` fields
-//! are base64 in the standard or URL-safe alphabet with or without padding, repeated
+//! are base64 in the standard or URL-safe alphabet with or without padding, an absent
+//! scalar is its zero value (protojson omits zeros: log index 0 has no `logIndex`), repeated
 //! fields are bounded while they are read (an attacker cannot make us allocate for a
 //! million log entries before we count them), and `null` is the field's default.
 

@@ -243,6 +243,20 @@ pub fn check_body(
                 }
             }
         }
+        // intoto 0.0.1 (cosign's `--rekor-entry-type intoto`): the payload and the one key
+        ("intoto", None, Some(env)) if body["apiVersion"] == "0.0.1" => {
+            let spec = &body["spec"];
+            let payload = b64("payload", &env.payload)?;
+            if hash_field(spec, "/content/payloadHash/value")
+                != Some(hex::encode(sigstack_crypto::sha256(&payload)))
+            {
+                return Err(mismatch("payload hash"));
+            }
+            let k = spec["publicKey"].as_str().unwrap_or("");
+            if !signer_matches(&body_key_der(k)?, cert, key) {
+                return Err(mismatch("signing certificate or key"));
+            }
+        }
         ("intoto", None, Some(env)) => {
             let content = &body["spec"]["content"];
             let payload = b64("payload", &env.payload)?;

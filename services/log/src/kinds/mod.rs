@@ -4,6 +4,7 @@
 mod dsse;
 mod hashedrekord;
 mod intoto;
+mod intoto_v001;
 
 use crate::EntryError;
 use base64::Engine;
@@ -55,17 +56,21 @@ pub fn canonicalize(entry: &ProposedEntry) -> Result<Canonical, EntryError> {
             let (b, k) = dsse::canonicalize(spec)?;
             (b, k, "dsse", "0.0.1")
         }
+        ("intoto", "0.0.1") => {
+            let (b, k) = intoto_v001::canonicalize(spec)?;
+            (b, k, "intoto", "0.0.1")
+        }
         ("intoto", "0.0.2") => {
             let (b, k) = intoto::canonicalize(spec)?;
             (b, k, "intoto", "0.0.2")
         }
         ("hashedrekord" | "dsse" | "intoto", v) => {
-            return Err(EntryError::invalid(format!(
-                "{kind} implementation for version '{v}' not found: this server accepts hashedrekord 0.0.1, dsse 0.0.1 and intoto 0.0.2"
+            return Err(EntryError::Unsupported(format!(
+                "{kind} implementation for version '{v}' not found: this server accepts hashedrekord 0.0.1, dsse 0.0.1 and intoto 0.0.1 and 0.0.2"
             )));
         }
         (k, _) if OTHER_REKOR_KINDS.contains(&k) => {
-            return Err(EntryError::invalid(format!(
+            return Err(EntryError::Unsupported(format!(
                 "entry kind '{k}' is not enabled for submission on this server"
             )));
         }

@@ -153,8 +153,8 @@ fn hr_spec(s: &Signed, alg: &str) -> Value {
 
 fn invalid_message(e: Result<Canonical, EntryError>) -> String {
     match e {
-        Err(EntryError::Invalid(m)) => m,
-        other => panic!("expected Invalid, got {other:?}"),
+        Err(EntryError::Invalid(m) | EntryError::Unsupported(m)) => m,
+        other => panic!("expected Invalid or Unsupported, got {other:?}"),
     }
 }
 
@@ -386,5 +386,54 @@ fn intoto_v002_double_base64_and_body() {
     assert!(
         invalid_message(canonicalize(&proposed("intoto", "0.0.2", no_hash)))
             .contains("content.hash")
+    );
+}
+
+#[test]
+fn intoto_v001_as_cosign_uploads_it() {
+    let k = FileSigner::generate(Curve::P256);
+    let other = FileSigner::generate(Curve::P256);
+    let stmt = br#"{"_type":"https://in-toto.io/Statement/v0.1","subject":[{"name":"img","digest":{"sha256":"abcd"}}],"predicateType":"x","predicate":{}}"#;
+    let env = dsse_envelope(&[&k], stmt);
+    let spec = |env: &str, key: &FileSigner| json!({"content": {"envelope": env}, "publicKey": b64(key.public_key().to_pem().as_bytes())});
+    let c = canonicalize(&proposed("intoto", "0.0.1", spec(&env, &k))).expect("accepted");
+    assert_eq!((c.kind, c.api_version), ("intoto", "0.0.1"));
+    let body: Value = serde_json::from_slice(&c.body).expect("json");
+    let sha = |b: &[u8]| hex::encode(sigstack_crypto::sha256(b));
+    assert_eq!(
+        body,
+        json!({"apiVersion": "0.0.1", "kind": "intoto", "spec": {
+            "content": {
+                "hash": {"algorithm": "sha256", "value": sha(env.as_bytes())},
+                "payloadHash": {"algorithm": "sha256", "value": sha(stmt)}
+            },
+            "publicKey": b64(k.public_key().to_pem().as_bytes())
+        }})
+    );
+    // keys sorted, as JCS orders them
+    let text = String::from_utf8(c.body.clone()).expect("utf-8");
+    assert!(
+        text.starts_with(r#"{"apiVersion":"0.0.1","kind":"intoto","spec":{"content":{"hash":"#),
+        "{text}"
+    );
+    assert!(c.index_keys.contains(&"sha256:abcd".to_string()));
+    assert!(
+        c.index_keys
+            .contains(&format!("sha256:{}", sha(env.as_bytes())))
+    );
+    // another key, no envelope, no key: refused
+    assert!(
+        invalid_message(canonicalize(&proposed(
+            "intoto",
+            "0.0.1",
+            spec(&env, &other)
+        )))
+        .contains("threshold")
+    );
+    let bare = json!({"content": {"hash": {"algorithm": "sha256", "value": sha(b"x")}}, "publicKey": b64(k.public_key().to_pem().as_bytes())});
+    assert!(invalid_message(canonicalize(&proposed("intoto", "0.0.1", bare))).contains("envelope"));
+    let nokey = json!({"content": {"envelope": env}});
+    assert!(
+        invalid_message(canonicalize(&proposed("intoto", "0.0.1", nokey))).contains("public key")
     );
 }

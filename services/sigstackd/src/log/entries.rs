@@ -23,7 +23,7 @@ const MAX_RETRIEVE: usize = 10;
 
 pub(crate) fn entry_error(e: EntryError) -> ApiError {
     match e {
-        EntryError::Invalid(_) => ApiError::bad_request(e.to_string()),
+        EntryError::Invalid(_) | EntryError::Unsupported(_) => ApiError::bad_request(e.to_string()),
         EntryError::UnknownKind(_) | EntryError::Shape(_) => ApiError::unprocessable(e.to_string()),
         other => ApiError::bad_request(other.to_string()),
     }
@@ -319,7 +319,13 @@ pub async fn search_log_query(
         }
     }
     for proposed in &entries {
-        let c = canonicalize(proposed).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        // a kind or version this log does not store cannot be in it: left out, as an entry
+        // that is not found (cosign asks for several kinds at once)
+        let c = match canonicalize(proposed) {
+            Ok(c) => c,
+            Err(EntryError::Unsupported(_) | EntryError::UnknownKind(_)) => continue,
+            Err(e) => return Err(ApiError::bad_request(e.to_string())),
+        };
         if let Some(e) = svc.find(EntryRef::Uuid(c.leaf_hash)).await? {
             found.push(e);
         }
