@@ -5,6 +5,7 @@ mod api;
 mod ca;
 mod castack;
 mod client;
+mod cosign;
 mod faults;
 mod images;
 mod interop;

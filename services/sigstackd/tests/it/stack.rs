@@ -1,14 +1,15 @@
 //! The stack as users run it. `sigstackd dev` and the production layout (`sigstackd
 //! init`, then one process per service on PostgreSQL) each face the interop matrix:
-//! sigstore-python 4.5, sigstore-js 5 and our `sigstack` each sign, and each bundle is
-//! verified by all three with trust from the stack's TUF repository (9 cells, printed as
-//! a table), plus python-tuf's refresh. On the production layout also: `sigstackd
+//! sigstore-python 4.5, sigstore-js 5, cosign v2, cosign v3 and our `sigstack` each sign,
+//! and each bundle is verified by all five with trust from the stack's TUF repository (25
+//! cells, printed as a table), plus python-tuf's refresh. On the production layout also: `sigstackd
 //! doctor` (healthy, then a stopped CT log reported), `/metrics` and `/readyz` of every
 //! service, graceful shutdown on SIGTERM, and backup and restore of the database with
 //! pg_dump/pg_restore: the restored log has the same head, every entry's proof verifies,
 //! and the log grows consistently with the checkpoint taken before the backup.
 
 use crate::client::{Sigstack, json_of, p};
+use crate::cosign::Cosign;
 use crate::keyless::{js, run, run_within, venv, wait_for, workspace};
 use crate::support::*;
 use serde_json::Value;
@@ -22,9 +23,15 @@ struct Identity {
     issuer: String,
 }
 
-const CLIENTS: [&str; 3] = ["sigstore-python", "sigstore-js", "sigstack"];
+const CLIENTS: [&str; 5] = [
+    "sigstore-python",
+    "sigstore-js",
+    "cosign v2",
+    "cosign v3",
+    "sigstack",
+];
 
-/// The three clients against one stack, each with its own home and TUF cache.
+/// The five clients against one stack, each with its own home and TUF cache.
 struct Clients {
     dir: PathBuf,
     tuf: String,
@@ -34,6 +41,8 @@ struct Clients {
     py_home: PathBuf,
     js_cache: PathBuf,
     ours: Sigstack,
+    cosign2: Cosign,
+    cosign3: Cosign,
 }
 
 impl Clients {
@@ -54,7 +63,13 @@ impl Clients {
             py_home: dir.join("py-home"),
             js_cache: dir.join("js-cache"),
             ours: Sigstack::new(&dir.join("home")),
+            cosign2: Cosign::v2(&dir.join("cosign2-home")),
+            cosign3: Cosign::v3(&dir.join("cosign3-home")),
         };
+        for cosign in [&c.cosign2, &c.cosign3] {
+            let o = cosign.run(&["initialize", "--mirror", &c.tuf, "--root", p(&c.root)]);
+            assert!(o.ok(), "{} initialize: {o}", cosign.name);
+        }
         let (ok, out) = c.python(&["trust-instance", p(&c.root)]);
         assert!(ok, "sigstore-python trust-instance: {out}");
         let o = c
@@ -76,6 +91,14 @@ impl Clients {
         )
     }
 
+    fn cosign(&self, name: &str) -> &Cosign {
+        if name == "cosign v2" {
+            &self.cosign2
+        } else {
+            &self.cosign3
+        }
+    }
+
     /// `signer` signs `artifact` into `bundle` with `token`.
     fn sign(&self, signer: &str, token: &str, artifact: &Path, bundle: &Path) -> (bool, String) {
         match signer {
@@ -92,6 +115,17 @@ impl Clients {
                 .args(["--fulcio-url", &self.ca, "--rekor-url", &self.log])
                 .args(["--identity-token", token, "--artifact", p(artifact)])
                 .args(["--bundle", p(bundle)])),
+            // services from the signing config in the stack's TUF repository; v2 writes
+            // a Sigstore bundle only when asked
+            "cosign v2" | "cosign v3" => {
+                let mut args = vec!["sign-blob", "--yes", "--identity-token", token];
+                if signer == "cosign v2" {
+                    args.extend(["--use-signing-config", "--new-bundle-format"]);
+                }
+                args.extend(["--bundle", p(bundle), p(artifact)]);
+                let o = self.cosign(signer).run(&args);
+                (o.ok(), o.to_string())
+            }
             _ => {
                 let o = self.ours.run(&[
                     "sign-blob",
@@ -135,6 +169,19 @@ impl Clients {
                 .args(["--artifact", p(artifact)])
                 .args(["--certificate-identity", &who.identity])
                 .args(["--certificate-oidc-issuer", &who.issuer])),
+            "cosign v2" | "cosign v3" => {
+                let o = self.cosign(verifier).run(&[
+                    "verify-blob",
+                    "--bundle",
+                    p(bundle),
+                    "--certificate-identity",
+                    &who.identity,
+                    "--certificate-oidc-issuer",
+                    &who.issuer,
+                    p(artifact),
+                ]);
+                (o.ok(), o.to_string())
+            }
             _ => {
                 let o = self.ours.run(&[
                     "verify-blob",
@@ -171,7 +218,7 @@ fn interop_matrix(
         let (ok, out) = c.sign(signer, &token(), &artifact, &bundle);
         if !ok {
             failures.push(format!("{signer} signs: {out}"));
-            cells.push((signer, vec!["no bundle"; 3]));
+            cells.push((signer, vec!["no bundle"; CLIENTS.len()]));
             continue;
         }
         let mut row = Vec::new();
@@ -547,7 +594,7 @@ pub async fn production_stack_on_postgres() {
     let ca_m = text(&format!("{}/metrics", url("ca"))).await;
     assert_eq!(
         sample(&ca_m, "sigstack_ca_certificates_issued_total", ""),
-        Some(3.0),
+        Some(CLIENTS.len() as f64),
         "{ca_m}"
     );
     assert!(
@@ -566,19 +613,19 @@ pub async fn production_stack_on_postgres() {
     let log_m = text(&format!("{}/metrics", url("log"))).await;
     assert_eq!(
         sample(&log_m, "sigstack_log_entries", ""),
-        Some(3.0),
+        Some(CLIENTS.len() as f64),
         "{log_m}"
     );
     assert_eq!(
         sample(&log_m, "sigstack_log_tree_size", "tree="),
-        Some(3.0),
+        Some(CLIENTS.len() as f64),
         "{log_m}"
     );
     assert!(sample(&log_m, "sigstack_log_checkpoint_age_seconds", "").is_some());
     let ct_m = text(&format!("{}/metrics", url("ctlog"))).await;
     assert_eq!(
         sample(&ct_m, "sigstack_ctlog_tree_size", ""),
-        Some(3.0),
+        Some(CLIENTS.len() as f64),
         "{ct_m}"
     );
     let tuf_m = text(&format!("{}/metrics", url("tuf"))).await;
@@ -597,7 +644,7 @@ pub async fn production_stack_on_postgres() {
             &oidc_m,
             "sigstack_http_requests_total",
             "route=\"/token\",status=\"200\""
-        ) == Some(3.0),
+        ) == Some(CLIENTS.len() as f64),
         "{oidc_m}"
     );
     // structured logs: JSON lines
