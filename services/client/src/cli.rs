@@ -808,28 +808,34 @@ fn predicate_type(name: &str) -> anyhow::Result<String> {
         "cyclonedx" => "https://cyclonedx.org/bom",
         "vuln" => "https://cosign.sigstore.dev/attestation/vuln/v1",
         "openvex" => "https://openvex.dev/ns",
-        "custom" => "https://cosign.sigstore.dev/attestation/v1",
+        "custom" => CUSTOM_PREDICATE,
         uri if uri.contains("://") => uri,
         other => bail!("unknown predicate type {other:?}: use one of slsaprovenance, slsaprovenance1, spdx, spdxjson, cyclonedx, vuln, openvex, custom, or a URI"),
     }
     .to_string())
 }
 
+/// The custom predicate type, whose predicate cosign always wraps.
+const CUSTOM_PREDICATE: &str = "https://cosign.sigstore.dev/attestation/v1";
+
+/// A predicate as cosign makes it: for the custom type, the file's text wrapped as
+/// `{"Data": text, "Timestamp": now}` whatever it holds; for every other type, its JSON.
+fn predicate_of(ptype: &str, raw: &[u8], path: &Path) -> anyhow::Result<Value> {
+    if ptype == CUSTOM_PREDICATE {
+        return Ok(json!({
+            "Data": String::from_utf8_lossy(raw),
+            "Timestamp": sigstack_types::time::rfc3339(now()),
+        }));
+    }
+    serde_json::from_slice(raw)
+        .with_context(|| format!("the predicate {} is not JSON", path.display()))
+}
+
 async fn attest_blob(trust: &TrustArgs, a: &AttestBlobArgs, out: Output) -> anyhow::Result<()> {
     let ptype = predicate_type(&a.predicate_type)?;
     let raw = std::fs::read(&a.predicate)
         .with_context(|| format!("reading {}", a.predicate.display()))?;
-    let predicate: Value = if a.predicate_type == "custom" {
-        match serde_json::from_slice(&raw) {
-            Ok(v) => v,
-            Err(_) => {
-                json!({"Data": String::from_utf8_lossy(&raw), "Timestamp": sigstack_types::time::rfc3339(now())})
-            }
-        }
-    } else {
-        serde_json::from_slice(&raw)
-            .with_context(|| format!("the predicate {} is not JSON", a.predicate.display()))?
-    };
+    let predicate = predicate_of(&ptype, &raw, &a.predicate)?;
     check_outputs([&Some(a.bundle.clone())])?;
     let digest = hash_file(&a.artifact)?;
     let name = a

@@ -17,6 +17,9 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// The empty config's media type, which go-containerregistry's referrers fallback index
+/// gives as a referrer's artifact type.
+pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
 pub const ANN_SIGNATURE: &str = "dev.cosignproject.cosign/signature";
 pub const ANN_CERTIFICATE: &str = "dev.sigstore.cosign/certificate";
@@ -137,6 +140,46 @@ pub fn legacy_bundle_annotation(tlog_entry: &Value) -> anyhow::Result<String> {
         }
     })
     .to_string())
+}
+
+/// The `-a` annotations of a signature statement: cosign v3 keeps them in the image's
+/// `subject[].annotations`; sigstack before it kept them in `predicate.annotations`.
+/// Both are signed; either may hold them.
+pub fn check_statement_annotations(
+    statement: &Value,
+    digest: &str,
+    want: &[(String, String)],
+) -> anyhow::Result<()> {
+    let hexd = digest.strip_prefix("sha256:").unwrap_or(digest);
+    let subject = statement["subject"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s.pointer("/digest/sha256").and_then(Value::as_str) == Some(hexd));
+    let in_subject = subject.and_then(|s| s.get("annotations"));
+    match (in_subject, statement.pointer("/predicate/annotations")) {
+        (Some(a), _) => check_annotations(Some(a), want),
+        (None, p) => check_annotations(p, want),
+    }
+}
+
+/// The statement cosign v3 signs an image with: `-a` annotations on the subject, and
+/// (for sigstack verifiers before they read the subject's) in the predicate too.
+pub fn image_signature_statement(
+    name: &str,
+    digest: &str,
+    annotations: &serde_json::Map<String, Value>,
+) -> Value {
+    let predicate = if annotations.is_empty() {
+        json!({})
+    } else {
+        json!({"annotations": annotations})
+    };
+    let mut st = image_statement(name, digest, COSIGN_SIGN_PREDICATE, predicate);
+    if !annotations.is_empty() {
+        st["subject"][0]["annotations"] = Value::Object(annotations.clone());
+    }
+    st
 }
 
 /// The PEM certificates of an annotation, as DER.

@@ -28,12 +28,34 @@ pub struct FederatedClaims {
     pub user_id: String,
 }
 
+/// `aud`: one audience, or several (RFC 7519 §4.1.3), as a workload token carries both
+/// the relying party it is for (`sigstore`) and the client that asked (which cosign's
+/// client-credentials flow requires).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl From<&str> for Audience {
+    fn from(a: &str) -> Self {
+        Self::One(a.to_string())
+    }
+}
+
+impl From<String> for Audience {
+    fn from(a: String) -> Self {
+        Self::One(a)
+    }
+}
+
 /// The claims of an ID token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdClaims {
     pub iss: String,
     pub sub: String,
-    pub aud: String,
+    pub aud: Audience,
     pub exp: i64,
     pub iat: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]

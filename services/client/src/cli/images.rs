@@ -75,6 +75,9 @@ pub struct ImageAttestArgs {
     /// slsaprovenance, slsaprovenance1, spdx, spdxjson, cyclonedx, vuln, openvex, custom, or a URI.
     #[arg(long = "type", default_value = "custom")]
     predicate_type: String,
+    /// cosign v3's layout: a bundle in an OCI referrer (false: the legacy .att image).
+    #[arg(long, env = "COSIGN_NEW_BUNDLE_FORMAT", default_value = "true", action = clap::ArgAction::Set)]
+    new_bundle_format: bool,
     image: String,
 }
 
@@ -400,17 +403,8 @@ pub async fn sign(trust: &TrustArgs, a: &ImageSignArgs, out: Output) -> anyhow::
                 json!({"digest": d, "layout": "legacy", "logIndex": log_index_of(&signed.bundle)}),
             );
         } else {
-            let predicate = if annotations.is_empty() {
-                json!({})
-            } else {
-                json!({"annotations": annotations})
-            };
-            let statement = layout::image_statement(
-                &docker_reference(&r),
-                &d,
-                COSIGN_SIGN_PREDICATE,
-                predicate,
-            );
+            let statement =
+                layout::image_signature_statement(&docker_reference(&r), &d, &annotations);
             let signed = sign_with(
                 trust,
                 &a.sign,
@@ -434,14 +428,7 @@ pub async fn attest(trust: &TrustArgs, a: &ImageAttestArgs, out: Output) -> anyh
     let ptype = predicate_type(&a.predicate_type)?;
     let raw = std::fs::read(&a.predicate)
         .with_context(|| format!("reading {}", a.predicate.display()))?;
-    let predicate: Value = if a.predicate_type == "custom" {
-        serde_json::from_slice(&raw).unwrap_or_else(
-            |_| json!({"Data": String::from_utf8_lossy(&raw), "Timestamp": now_rfc3339()}),
-        )
-    } else {
-        serde_json::from_slice(&raw)
-            .with_context(|| format!("the predicate {} is not JSON", a.predicate.display()))?
-    };
+    let predicate = predicate_of(&ptype, &raw, &a.predicate)?;
     let statement = layout::image_statement(&docker_reference(&r), &digest, &ptype, predicate);
     let signed = sign_with(
         trust,
@@ -449,15 +436,43 @@ pub async fn attest(trust: &TrustArgs, a: &ImageAttestArgs, out: Output) -> anyh
         SignWhat::Statement(&serde_json::to_vec(&statement)?),
     )
     .await?;
-    let m = push_bundle_referrer(
-        &reg,
-        &r,
-        &digest,
-        &serde_json::to_vec(&signed.bundle)?,
-        &ptype,
-    )
-    .await?;
-    eprintln!("Pushed attestation bundle {m} as a referrer of {digest}");
+    let m = if a.new_bundle_format {
+        let m = push_bundle_referrer(
+            &reg,
+            &r,
+            &digest,
+            &serde_json::to_vec(&signed.bundle)?,
+            &ptype,
+        )
+        .await?;
+        eprintln!("Pushed attestation bundle {m} as a referrer of {digest}");
+        m
+    } else {
+        // cosign's legacy `.att` image: the envelope as a layer, the certificate, chain
+        // and log entry in its annotations
+        let envelope = signed
+            .bundle
+            .get("dsseEnvelope")
+            .context("the signed attestation has no envelope")?;
+        let mut ann = serde_json::Map::new();
+        ann.insert(ANN_PREDICATE_TYPE.into(), json!(ptype));
+        if let Some(c) = &signed.certificate {
+            ann.insert(ANN_CERTIFICATE.into(), json!(c.to_pem()));
+            ann.insert(ANN_CHAIN.into(), json!(pem_chain(&signed.chain)));
+        }
+        if let Some(e) = signed.bundle.pointer("/verificationMaterial/tlogEntries/0") {
+            ann.insert(
+                ANN_BUNDLE.into(),
+                json!(layout::legacy_bundle_annotation(e)?),
+            );
+        }
+        ann.insert(ANN_SIGNATURE.into(), json!(""));
+        let layer = serde_json::to_vec(envelope)?;
+        push_legacy_layer(&reg, &r, &digest, "att", DSSE_LAYER, &layer, ann).await?;
+        let tag = with_tag(&r, &layout::tag_for(&digest, "att"));
+        eprintln!("Pushed attestation to {tag}");
+        tag.to_string()
+    };
     if out == Output::Json {
         print_json(
             &json!({"digest": digest, "manifest": m, "predicateType": ptype, "logIndex": log_index_of(&signed.bundle)}),
@@ -524,14 +539,24 @@ async fn bundle_referrers(
 ) -> anyhow::Result<Vec<(Candidate, String)>> {
     let mut out = Vec::new();
     for m in reg.referrers(r).await? {
-        if m["artifactType"].as_str() != Some(BUNDLE_V03) {
-            continue;
+        // the referrers API names the bundle type; go-containerregistry's fallback tag
+        // index (what cosign writes) names the empty config type instead, or nothing
+        match m["artifactType"].as_str() {
+            Some(BUNDLE_V03 | layout::OCI_EMPTY) | None => {}
+            Some(_) => continue,
         }
         let Some(md) = m["digest"].as_str() else {
             continue;
         };
         let (manifest, _, _) = reg.manifest_json(&with_digest(r, md)).await?;
         if manifest.pointer("/subject/digest") != r.digest().map(|d| json!(d)).as_ref() {
+            continue;
+        }
+        let holds_bundle = manifest["artifactType"].as_str() == Some(BUNDLE_V03)
+            || manifest["layers"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|l| l["mediaType"] == BUNDLE_V03));
+        if !holds_bundle {
             continue;
         }
         let ptype = manifest
@@ -722,11 +747,7 @@ pub async fn verify_image(
                             v["predicateType"]
                         ))
                     } else {
-                        layout::check_annotations(
-                            v.pointer("/predicate/annotations"),
-                            &a.annotations,
-                        )
-                        .map(|_| v)
+                        layout::check_statement_annotations(&v, &digest, &a.annotations).map(|_| v)
                     }
                 }
             },
@@ -806,11 +827,12 @@ pub async fn verify_attestation(
         None => None,
     };
     let mut candidates = legacy_layers(&reg, &r, &digest, "att").await?;
+    // every bundle referrer: the manifest's predicate-type annotation is not signed (and
+    // cosign v2 labels its attestations as signatures); the signed statement decides
     candidates.extend(
         bundle_referrers(&reg, &r)
             .await?
             .into_iter()
-            .filter(|(_, p)| p != COSIGN_SIGN_PREDICATE)
             .map(|(c, _)| c),
     );
     if candidates.is_empty() {
@@ -818,28 +840,38 @@ pub async fn verify_attestation(
     }
     let mut verified = Vec::new();
     let mut failures = Vec::new();
+    let mut signatures = 0;
     for c in &candidates {
-        let result = check_candidate(c, &m, &policy, &digest, None, trust.offline)
-            .await
-            .and_then(|st| {
-                if let Some(t) = &want_type
-                    && st["predicateType"].as_str() != Some(t.as_str())
-                {
-                    bail!("predicate type {} is not {t}", st["predicateType"]);
-                }
-                if let Some(rule) = &rule
-                    && !contains(&st["predicate"], rule)
-                {
-                    bail!("the predicate does not satisfy the policy");
-                }
-                Ok(st)
-            });
+        let result = check_candidate(c, &m, &policy, &digest, None, trust.offline).await;
+        if matches!(&result, Ok(st) if st["predicateType"] == COSIGN_SIGN_PREDICATE) {
+            signatures += 1;
+            continue;
+        }
+        let result = result.and_then(|st| {
+            if let Some(t) = &want_type
+                && st["predicateType"].as_str() != Some(t.as_str())
+            {
+                bail!("predicate type {} is not {t}", st["predicateType"]);
+            }
+            if let Some(rule) = &rule
+                && !contains(&st["predicate"], rule)
+            {
+                bail!("the predicate does not satisfy the policy");
+            }
+            Ok(st)
+        });
         match result {
             Ok(st) => verified.push(st),
             Err(e) => failures.push(format!("{}: {e:#}", from_of(c))),
         }
     }
     if verified.is_empty() {
+        if failures.is_empty() {
+            return Err(VerificationFailed(format!(
+                "no attestations found for {r} ({signatures} signature(s), which are not attestations)"
+            ))
+            .into());
+        }
         return Err(VerificationFailed(format!(
             "no attestation of {r} verifies:\n  {}",
             failures.join("\n  ")

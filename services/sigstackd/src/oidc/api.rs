@@ -942,7 +942,7 @@ fn workload_token(svc: &OidcService, client: &super::Client, audience: Option<&s
         }
     };
     tracing::info!(client = %client.id, subject = %w.subject, "workload token issued");
-    token_answer(svc, svc.workload_token(w, audience))
+    token_answer(svc, svc.workload_token(w, audience, &client.id))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -233,7 +233,7 @@ impl OidcService {
             &IdClaims {
                 iss: self.issuer.clone(),
                 sub: grant.subject.clone(),
-                aud: grant.client_id.clone(),
+                aud: grant.client_id.clone().into(),
                 exp: now + self.token_ttl,
                 iat: now,
                 nonce: grant.nonce.clone(),
@@ -250,10 +250,13 @@ impl OidcService {
     }
 
     /// Mints a workload token (no e-mail) for a machine client.
+    /// A workload token for `audience`, naming the requesting client as an audience too
+    /// (OIDC clients such as cosign's client-credentials flow require their own id).
     pub fn workload_token(
         &self,
         workload: &WorkloadConfig,
         audience: &str,
+        client_id: &str,
     ) -> Result<String, jwt::JwtError> {
         let now = unix_now();
         let iss = self.workload_issuer();
@@ -261,7 +264,11 @@ impl OidcService {
             self.signer.as_ref(),
             &IdClaims {
                 sub: workload.subject.clone(),
-                aud: audience.to_string(),
+                aud: if audience == client_id {
+                    audience.into()
+                } else {
+                    jwt::Audience::Many(vec![audience.to_string(), client_id.to_string()])
+                },
                 exp: now + self.token_ttl,
                 iat: now,
                 nonce: None,

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// Debian's docker-registry on a free loopback port, deletes enabled.
-fn registry(dir: &Path) -> (Killed, String) {
+pub fn registry(dir: &Path) -> (Killed, String) {
     registry_with(dir, "")
 }
 
@@ -74,7 +74,7 @@ fn oci(args: &[&str]) -> (bool, String) {
         .args(args))
 }
 
-fn oci_ok(args: &[&str]) -> String {
+pub fn oci_ok(args: &[&str]) -> String {
     let (ok, out) = oci(args);
     assert!(ok, "oci.py {args:?}: {out}");
     out.trim().to_string()

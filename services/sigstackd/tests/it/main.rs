@@ -6,6 +6,7 @@ mod ca;
 mod castack;
 mod client;
 mod cosign;
+mod cosign_interop;
 mod faults;
 mod images;
 mod interop;
@@ -121,6 +122,11 @@ async fn images_sign_verify_and_manage_signatures() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_client_signs_and_verifies_with_the_others() {
     client::our_client_signs_and_verifies_with_the_others().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cosign_and_rekor_cli() {
+    cosign_interop::cosign_and_rekor_cli_against_the_stack().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
