@@ -498,7 +498,9 @@ pub async fn workload_and_confidential_clients() {
     let c = claims_of(token);
     assert_eq!(c["iss"], workload_iss.as_str());
     assert_eq!(c["sub"], job.as_str());
-    assert_eq!(c["aud"], "sigstore");
+    // the relying party, and the client itself (OIDC clients such as cosign's
+    // client-credentials flow require their own id among the audiences)
+    assert_eq!(c["aud"], serde_json::json!(["sigstore", "ci-build"]));
     assert_eq!(c["repository"], "org/app");
     assert!(
         c.get("email").is_none(),
@@ -528,7 +530,7 @@ pub async fn workload_and_confidential_clients() {
     assert_eq!(st, 200, "{tok}");
     assert_eq!(
         claims_of(tok["id_token"].as_str().expect("t"))["aud"],
-        "other"
+        serde_json::json!(["other", "ci-build"])
     );
     // refusals
     let r = cc("ci-build", "wrong-secret-wrong-secret", grant())
