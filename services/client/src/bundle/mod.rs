@@ -29,7 +29,9 @@ pub fn b64(field: &str, v: &str) -> Result<Vec<u8>, BundleError> {
 /// Reads a bundle file, refusing one over `MAX_BUNDLE_BYTES` before reading it whole.
 pub fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
     let f = std::fs::File::open(path)?;
-    let mut out = Vec::new();
+    // the size the file says it has, within the cap: one allocation, no doubling
+    let hint = f.metadata().map_or(0, |m| m.len()).min(MAX_BUNDLE_BYTES as u64 + 1);
+    let mut out = Vec::with_capacity(hint as usize);
     f.take(MAX_BUNDLE_BYTES as u64 + 1).read_to_end(&mut out)?;
     if out.len() > MAX_BUNDLE_BYTES {
         return Err(std::io::Error::other(format!(

@@ -33,6 +33,28 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     v
 }
 
+/// The digest of DSSE's pre-authentication encoding with `alg`, hashed in pieces (a large
+/// payload is not copied to be prefixed).
+pub fn pae_digest(alg: HashAlg, payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    fn run<D: sha2::Digest>(mut h: D, header: &[u8], payload: &[u8]) -> Vec<u8> {
+        h.update(header);
+        h.update(payload);
+        h.finalize().to_vec()
+    }
+    let header = format!(
+        "DSSEv1 {} {} {} ",
+        payload_type.len(),
+        payload_type,
+        payload.len()
+    );
+    match alg {
+        HashAlg::Sha256 => run(sha2::Sha256::new(), header.as_bytes(), payload),
+        HashAlg::Sha384 => run(sha2::Sha384::new(), header.as_bytes(), payload),
+        HashAlg::Sha512 => run(sha2::Sha512::new(), header.as_bytes(), payload),
+    }
+}
+
 #[derive(Deserialize)]
 struct Subject {
     #[serde(default)]
@@ -154,6 +176,13 @@ mod tests {
             r#"["not an object"]"#,
         ] {
             assert!(st(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pae_digest_is_the_digest_of_pae() {
+        for alg in [HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512] {
+            assert_eq!(pae_digest(alg, "t/x", b"payload"), alg.digest(&pae("t/x", b"payload")));
         }
     }
 

@@ -170,7 +170,7 @@ fn verify_signature(
     }
     let sig = b64("sig", &env.signatures[0].sig)?;
     let alg = key.default_hash();
-    key.verify_digest(alg, &alg.digest(&pae(&env.payload_type, &payload)), &sig)
+    key.verify_digest(alg, &dsse::pae_digest(alg, &env.payload_type, &payload), &sig)
         .map_err(|_| VerifyError("the DSSE signature does not verify".into()))?;
     let statement = dsse::statement(&env.payload_type, &payload)?;
     if !matches!(artifact, Artifact::Unchecked) {
