@@ -14,7 +14,7 @@ use sigstack::oidc::{OidcOptions, Provider};
 use sigstack::rekor::{Consistency, Rekor};
 use sigstack::sign::{SignOptions, Signed};
 use sigstack::trust::{Material, Services, TrustArgs};
-use sigstack::verify::{Artifact, Matcher, Policy, Verified, verify};
+use sigstack::verify::{Artifact, Matcher, Policy, Verified, verify_with};
 use sigstack_crypto::{Certificate, PublicKey, Signer};
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -274,6 +274,88 @@ struct Identity {
     /// A public key (PEM) for artifacts signed with a managed key.
     #[arg(long, env = "COSIGN_KEY")]
     key: Option<PathBuf>,
+    /// The GitHub Actions trigger the certificate must name (e.g. push).
+    #[arg(long, env = "COSIGN_CERTIFICATE_GITHUB_WORKFLOW_TRIGGER")]
+    certificate_github_workflow_trigger: Option<String>,
+    /// The commit SHA the certificate must name.
+    #[arg(long, env = "COSIGN_CERTIFICATE_GITHUB_WORKFLOW_SHA")]
+    certificate_github_workflow_sha: Option<String>,
+    /// The workflow name the certificate must name.
+    #[arg(long, env = "COSIGN_CERTIFICATE_GITHUB_WORKFLOW_NAME")]
+    certificate_github_workflow_name: Option<String>,
+    /// The repository (owner/name) the certificate must name.
+    #[arg(long, env = "COSIGN_CERTIFICATE_GITHUB_WORKFLOW_REPOSITORY")]
+    certificate_github_workflow_repository: Option<String>,
+    /// The git ref the certificate must name (e.g. refs/heads/main).
+    #[arg(long, env = "COSIGN_CERTIFICATE_GITHUB_WORKFLOW_REF")]
+    certificate_github_workflow_ref: Option<String>,
+    /// Do not require or check a transparency-log entry (unsafe: nothing then shows the
+    /// signature was published; a certificate is checked at a signed timestamp, else now).
+    #[arg(long, env = "COSIGN_INSECURE_IGNORE_TLOG")]
+    insecure_ignore_tlog: bool,
+    /// Do not require an SCT in the certificate (unsafe: the certificate may never have been
+    /// logged in a CT log).
+    #[arg(long, env = "COSIGN_INSECURE_IGNORE_SCT")]
+    insecure_ignore_sct: bool,
+}
+
+impl Identity {
+    /// The checks beyond the policy (and those switched off), with a warning for each
+    /// switched off, as cosign prints.
+    fn options(&self) -> sigstack::verify::Options {
+        use sigstack::verify::Extension;
+        let mut extensions = Vec::new();
+        for (oid, name, v) in [
+            (
+                "1.3.6.1.4.1.57264.1.2",
+                "GitHub workflow trigger",
+                &self.certificate_github_workflow_trigger,
+            ),
+            (
+                "1.3.6.1.4.1.57264.1.3",
+                "GitHub workflow SHA",
+                &self.certificate_github_workflow_sha,
+            ),
+            (
+                "1.3.6.1.4.1.57264.1.4",
+                "GitHub workflow name",
+                &self.certificate_github_workflow_name,
+            ),
+            (
+                "1.3.6.1.4.1.57264.1.5",
+                "GitHub workflow repository",
+                &self.certificate_github_workflow_repository,
+            ),
+            (
+                "1.3.6.1.4.1.57264.1.6",
+                "GitHub workflow ref",
+                &self.certificate_github_workflow_ref,
+            ),
+        ] {
+            if let Some(want) = v {
+                extensions.push(Extension {
+                    oid,
+                    name,
+                    want: want.clone(),
+                });
+            }
+        }
+        if self.insecure_ignore_tlog {
+            eprintln!(
+                "Warning: --insecure-ignore-tlog: the transparency log is not checked; nothing shows this signature was published"
+            );
+        }
+        if self.insecure_ignore_sct {
+            eprintln!(
+                "Warning: --insecure-ignore-sct: the certificate need not have been logged in a CT log"
+            );
+        }
+        sigstack::verify::Options {
+            extensions,
+            ignore_tlog: self.insecure_ignore_tlog,
+            ignore_sct: self.insecure_ignore_sct,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -955,8 +1037,15 @@ async fn verify_blob(trust: &TrustArgs, a: &VerifyBlobArgs, out: Output) -> anyh
         }
         (None, None) => bail!("give --bundle, or --signature with --certificate or --key"),
     };
-    let v = verify(&bundle, &m.trusted_root, &artifact, &policy, now())
-        .map_err(|e| VerificationFailed(e.to_string()))?;
+    let v = verify_with(
+        &bundle,
+        &m.trusted_root,
+        &artifact,
+        &policy,
+        now(),
+        &a.identity.options(),
+    )
+    .map_err(|e| VerificationFailed(e.to_string()))?;
     report_verified(&v, json!({}), out);
     Ok(())
 }
@@ -1110,8 +1199,15 @@ async fn verify_attestation(
     };
     let m = trust_material(trust).await?;
     let bundle = read_bundle(&a.bundle)?;
-    let v = verify(&bundle, &m.trusted_root, &artifact, &policy, now())
-        .map_err(|e| VerificationFailed(e.to_string()))?;
+    let v = verify_with(
+        &bundle,
+        &m.trusted_root,
+        &artifact,
+        &policy,
+        now(),
+        &a.identity.options(),
+    )
+    .map_err(|e| VerificationFailed(e.to_string()))?;
     // the statement is exactly what was signed (verify refuses any other DSSE payload)
     let (Some(statement), Some(got)) = (v.statement.clone(), v.predicate_type.clone()) else {
         return Err(

@@ -30,7 +30,10 @@ pub fn b64(field: &str, v: &str) -> Result<Vec<u8>, BundleError> {
 pub fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
     let f = std::fs::File::open(path)?;
     // the size the file says it has, within the cap: one allocation, no doubling
-    let hint = f.metadata().map_or(0, |m| m.len()).min(MAX_BUNDLE_BYTES as u64 + 1);
+    let hint = f
+        .metadata()
+        .map_or(0, |m| m.len())
+        .min(MAX_BUNDLE_BYTES as u64 + 1);
     let mut out = Vec::with_capacity(hint as usize);
     f.take(MAX_BUNDLE_BYTES as u64 + 1).read_to_end(&mut out)?;
     if out.len() > MAX_BUNDLE_BYTES {

@@ -639,6 +639,7 @@ async fn check_candidate(
     c: &Candidate,
     m: &Material,
     policy: &Policy,
+    opts: &sigstack::verify::Options,
     digest: &str,
     rekor_url: Option<&str>,
     offline: bool,
@@ -667,12 +668,13 @@ async fn check_candidate(
                 Some(_) => Artifact::Digest(digest_bytes),
                 None => Artifact::Bytes(payload.clone()),
             };
-            let v = verify(
+            let v = verify_with(
                 &serde_json::to_vec(&bundle)?,
                 &m.trusted_root,
                 &artifact,
                 policy,
                 now(),
+                opts,
             )
             .map_err(|e| anyhow::anyhow!("{e}"))?;
             match v.statement {
@@ -683,12 +685,13 @@ async fn check_candidate(
             }
         }
         Candidate::Bundle { bundle, .. } => {
-            let v = verify(
+            let v = verify_with(
                 bundle,
                 &m.trusted_root,
                 &Artifact::Digest(digest_bytes),
                 policy,
                 now(),
+                opts,
             )
             .map_err(|e| anyhow::anyhow!("{e}"))?;
             v.statement.context("the bundle holds no statement")
@@ -708,6 +711,7 @@ pub async fn verify_image(
     out: Output,
 ) -> anyhow::Result<()> {
     let policy = policy_of(&a.identity)?;
+    let opts = a.identity.options();
     let (reg, r, digest) = resolve(&a.registry, &a.image).await?;
     let m = trust_material(trust).await?;
     let mut candidates = legacy_layers(&reg, &r, &digest, "sig").await?;
@@ -728,6 +732,7 @@ pub async fn verify_image(
             c,
             &m,
             &policy,
+            &opts,
             &digest,
             a.rekor_url.as_deref(),
             trust.offline,
@@ -810,6 +815,7 @@ pub async fn verify_attestation(
     out: Output,
 ) -> anyhow::Result<()> {
     let policy = policy_of(&a.identity)?;
+    let opts = a.identity.options();
     let (reg, r, digest) = resolve(&a.registry, &a.image).await?;
     let m = trust_material(trust).await?;
     let want_type = a
@@ -842,7 +848,7 @@ pub async fn verify_attestation(
     let mut failures = Vec::new();
     let mut signatures = 0;
     for c in &candidates {
-        let result = check_candidate(c, &m, &policy, &digest, None, trust.offline).await;
+        let result = check_candidate(c, &m, &policy, &opts, &digest, None, trust.offline).await;
         if matches!(&result, Ok(st) if st["predicateType"] == COSIGN_SIGN_PREDICATE) {
             signatures += 1;
             continue;

@@ -182,7 +182,10 @@ mod tests {
     #[test]
     fn pae_digest_is_the_digest_of_pae() {
         for alg in [HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512] {
-            assert_eq!(pae_digest(alg, "t/x", b"payload"), alg.digest(&pae("t/x", b"payload")));
+            assert_eq!(
+                pae_digest(alg, "t/x", b"payload"),
+                alg.digest(&pae("t/x", b"payload"))
+            );
         }
     }
 

@@ -92,6 +92,123 @@ fn verify_blob_identity_policies() {
     ]);
     assert_eq!(code, Some(3));
     assert!(err.contains("not a valid regular expression"), "{err}");
+
+    // cosign's GitHub workflow flags check Fulcio's extensions of the certificate
+    let id = [
+        "--certificate-identity-regexp",
+        "extremely-dangerous-oidc-beacon",
+        "--certificate-oidc-issuer",
+        "https://token.actions.githubusercontent.com",
+    ];
+    let with = |more: &[&str]| {
+        let mut v = id.to_vec();
+        v.extend_from_slice(more);
+        run(&v)
+    };
+    let (code, err) = with(&[
+        "--certificate-github-workflow-trigger",
+        "workflow_dispatch",
+        "--certificate-github-workflow-sha",
+        "c7b3dfb335f051e1c86bda4c716fac97df62ad81",
+        "--certificate-github-workflow-name",
+        "Extremely dangerous OIDC beacon",
+        "--certificate-github-workflow-repository",
+        "sigstore-conformance/extremely-dangerous-public-oidc-beacon",
+        "--certificate-github-workflow-ref",
+        "refs/heads/main",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    for (flag, wrong, name) in [
+        ("--certificate-github-workflow-trigger", "push", "trigger"),
+        ("--certificate-github-workflow-sha", "0000", "SHA"),
+        ("--certificate-github-workflow-name", "other", "name"),
+        (
+            "--certificate-github-workflow-repository",
+            "someone/else",
+            "repository",
+        ),
+        (
+            "--certificate-github-workflow-ref",
+            "refs/heads/evil",
+            "ref",
+        ),
+    ] {
+        let (code, err) = with(&[flag, wrong]);
+        assert_eq!(code, Some(1), "{flag} {wrong}: {err}");
+        assert!(err.contains(&format!("GitHub workflow {name}")), "{err}");
+    }
+    // the unsafe switches, each with its warning: a bundle whose log entry was removed
+    // verifies only with --insecure-ignore-tlog (its certificate is then checked now, and
+    // has long expired: a clear refusal)
+    let b: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(cases.join("happy-path-v0.3/bundle.sigstore.json")).expect("r"),
+    )
+    .expect("json");
+    let mut no_tlog = b.clone();
+    no_tlog["verificationMaterial"]["tlogEntries"] = serde_json::json!([]);
+    let dir = std::env::temp_dir().join(format!("sigstack-insecure-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("no-tlog.json");
+    std::fs::write(&path, serde_json::to_vec(&no_tlog).expect("json")).expect("w");
+    let run_on = |bundle: &std::path::Path, more: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sigstack"))
+            .args(["verify-blob", "--bundle"])
+            .arg(bundle)
+            .arg("--trusted-root")
+            .arg(&root)
+            .args(id)
+            .args(more)
+            .arg(cases.join("a.txt"))
+            .output()
+            .expect("run sigstack");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, err) = run_on(&path, &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no transparency-log entry"), "{err}");
+    let (code, err) = run_on(&path, &["--insecure-ignore-tlog"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("--insecure-ignore-tlog: the transparency log is not checked"),
+        "{err}"
+    );
+    assert!(
+        err.contains("not valid at the signing time"),
+        "checked now, expired: {err}"
+    );
+    // a certificate whose SCT no trusted CT log signed: refused, unless told to ignore SCTs
+    let ct = cases.join("invalid-ct-key_fail");
+    let sct = |more: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sigstack"))
+            .args(["verify-blob", "--bundle"])
+            .arg(ct.join("bundle.sigstore.json"))
+            .arg("--trusted-root")
+            .arg(ct.join("trusted_root.json"))
+            .args([
+                "--certificate-identity-regexp",
+                ".",
+                "--certificate-oidc-issuer-regexp",
+                ".",
+            ])
+            .args(more)
+            .arg(cases.join("a.txt"))
+            .output()
+            .expect("run sigstack");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, err) = sct(&[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no SCT verifies"), "{err}");
+    let (code, err) = sct(&["--insecure-ignore-sct"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("--insecure-ignore-sct"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Keyless signing puts the identity in a public log: without `--yes` it stops and says so,
