@@ -1209,11 +1209,12 @@ async fn verify_attestation(
     )
     .map_err(|e| VerificationFailed(e.to_string()))?;
     // the statement is exactly what was signed (verify refuses any other DSSE payload)
-    let (Some(statement), Some(got)) = (v.statement.clone(), v.predicate_type.clone()) else {
+    let (Some(statement), Some(got)) = (v.statement_json(), v.predicate_type.clone()) else {
         return Err(
             VerificationFailed("the bundle holds no attestation (DSSE envelope)".into()).into(),
         );
     };
+    let statement = statement.map_err(|e| VerificationFailed(e.to_string()))?;
     if let Some(t) = &a.predicate_type {
         let want = predicate_type(t)?;
         if got != want {

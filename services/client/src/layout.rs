@@ -294,7 +294,7 @@ pub fn cosign_v2_blob_bundle(bytes: &[u8]) -> anyhow::Result<Value> {
     let envelope = STANDARD
         .decode(sig)
         .ok()
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|b| crate::bundle::strict::from_slice::<Value>(&b).ok())
         .filter(|e| e.get("payloadType").is_some() && e.get("signatures").is_some());
     match envelope {
         Some(env) => bundle["dsseEnvelope"] = env,

@@ -79,6 +79,9 @@ fn time_stamp_token(der_bytes: &[u8]) -> Result<ContentInfo, String> {
             Ok((status, token))
         })
         .map_err(bad)?;
+    if !r.is_finished() {
+        return Err("the timestamp response has data after it".into());
+    }
     if !matches!(status.as_bytes(), [0] | [1]) {
         return Err("the timestamp response does not grant a timestamp".into());
     }

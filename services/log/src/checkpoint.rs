@@ -69,13 +69,19 @@ impl Checkpoint {
 /// Checks that `key` signed the note under whatever key name, and returns its checkpoint.
 pub fn verify_any_name(note: &str, key: &PublicKey) -> Result<Checkpoint, String> {
     let split = note.rfind("\n\n").ok_or("note has no signature block")?;
+    // the key's own line, wherever it stands among the signatures (witness cosignatures
+    // may come first): the first line whose key hash is this key's names it
+    let hint = &log_id(key.spki_der())[..4];
     let name = note[split + 2..]
         .lines()
-        .next()
-        .and_then(|l| l.strip_prefix("\u{2014} "))
-        .and_then(|l| l.split_once(' '))
+        .filter_map(|l| l.strip_prefix("\u{2014} ")?.split_once(' '))
+        .find(|(_, b64)| {
+            STANDARD
+                .decode(b64)
+                .is_ok_and(|blob| blob.len() > 4 && blob[..4] == *hint)
+        })
         .map(|(name, _)| name)
-        .ok_or("note has no signature line")?;
+        .ok_or("note has no signature by this key")?;
     verify(note, name, key)
 }
 
@@ -139,6 +145,13 @@ mod tests {
         assert!(verify_any_name(&note, other.public_key()).is_err());
         let tampered = note.replacen("\n7\n", "\n8\n", 1);
         assert!(verify(&tampered, "log.example", k.public_key()).is_err());
+        // a witness cosignature before the log's own line
+        let (body, sigs) = note.split_at(note.rfind("\n\n").expect("block") + 2);
+        let witness = FileSigner::generate(Curve::P256);
+        let w = cp.sign("witness.example", &witness).expect("sign");
+        let w_line = w.lines().last().expect("a line");
+        let cosigned = format!("{body}{w_line}\n{sigs}");
+        assert_eq!(verify_any_name(&cosigned, k.public_key()), Ok(cp.clone()));
         // anything after the signature block, or a malformed line past the log's own
         // signature, makes the note malformed rather than ignored
         for junk in ["x", "junk line\n", "\u{2014} other AAAA\nx"] {

@@ -23,8 +23,13 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     serde_json::from_slice(bytes).map_err(|e| e.to_string())
 }
 
-/// Refuses JSON in which any object names a key twice. Streams the document: memory is
-/// the keys of the objects being read, not a copy of the document.
+/// The most members one object may have: far more than any Sigstore message or in-toto
+/// statement carries, and a bound on what the repeated-key check keeps.
+pub const MAX_OBJECT_MEMBERS: usize = 65_536;
+
+/// Refuses JSON in which any object names a key twice (or has more than
+/// `MAX_OBJECT_MEMBERS` members). Streams the document: memory is the keys of the objects
+/// being read, not a copy of the document.
 pub fn no_duplicate_keys(bytes: &[u8]) -> Result<(), String> {
     let mut d = serde_json::Deserializer::from_slice(bytes);
     Checked.deserialize(&mut d).map_err(|e| e.to_string())?;
@@ -75,6 +80,11 @@ impl<'de> Visitor<'de> for Checked {
         let mut many: HashSet<Cow<'de, str>> = HashSet::new();
         while let Some(key) = map.next_key_seed(Key)? {
             map.next_value_seed(Checked)?;
+            if few.len() + many.len() >= MAX_OBJECT_MEMBERS {
+                return Err(de::Error::custom(format!(
+                    "an object has more than {MAX_OBJECT_MEMBERS} members"
+                )));
+            }
             let repeated = if many.is_empty() && few.len() < 16 {
                 let r = few.contains(&key);
                 few.push(key);
@@ -282,6 +292,12 @@ mod tests {
             assert!(e.contains("repeats a key"), "{e}");
         }
         assert!(no_duplicate_keys(b"{} x").is_err(), "trailing data");
+        let wide: String = (0..=MAX_OBJECT_MEMBERS)
+            .map(|i| format!("\"k{i}\":0"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let e = no_duplicate_keys(format!("{{{wide}}}").as_bytes()).expect_err("too wide");
+        assert!(e.contains("members"), "{e}");
     }
 
     #[derive(serde::Deserialize, Debug)]

@@ -677,8 +677,8 @@ async fn check_candidate(
                 opts,
             )
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-            match v.statement {
-                Some(statement) => Ok(statement),
+            match v.statement_json() {
+                Some(statement) => Ok(statement?),
                 // a simple-signing payload, covered by the verified message signature
                 None => sigstack::bundle::strict::from_slice(payload)
                     .map_err(|e| anyhow::anyhow!("the signed payload is not JSON: {e}")),
@@ -694,7 +694,8 @@ async fn check_candidate(
                 opts,
             )
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-            v.statement.context("the bundle holds no statement")
+            Ok(v.statement_json()
+                .context("the bundle holds no statement")??)
         }
     }
 }

@@ -8,7 +8,6 @@
 use super::{Artifact, VerifyError, fail};
 use crate::bundle::strict;
 use serde::Deserialize;
-use serde_json::Value;
 use sigstack_crypto::HashAlg;
 use std::collections::BTreeMap;
 
@@ -61,7 +60,7 @@ struct Subject {
     digest: BTreeMap<String, String>,
 }
 
-/// The fields of a Statement the rule needs; the rest is kept as the caller's `Value`.
+/// The fields of a Statement the rule needs; the rest is skipped as it is read.
 #[derive(Deserialize)]
 struct Header {
     #[serde(rename = "_type")]
@@ -71,9 +70,12 @@ struct Header {
     predicate_type: String,
 }
 
-/// A verified envelope's Statement.
+/// A verified envelope's Statement: the fields the rule needs, read without building the
+/// whole document (an arbitrary signer's payload must not cost memory beyond its size
+/// before the signer is known); the signed bytes for the caller to read once all is
+/// verified.
 pub struct Statement {
-    pub value: Value,
+    pub payload: Vec<u8>,
     subjects: Vec<Subject>,
     pub predicate_type: String,
 }
@@ -85,9 +87,7 @@ pub fn statement(payload_type: &str, payload: &[u8]) -> Result<Statement, Verify
             "the DSSE envelope's payload type {payload_type:?} is not {IN_TOTO:?}: only in-toto statements are verified"
         ));
     }
-    let value: Value = strict::from_slice(payload)
-        .map_err(|e| VerifyError(format!("the in-toto statement is not valid JSON: {e}")))?;
-    let h = Header::deserialize(&value)
+    let h: Header = strict::from_slice(payload)
         .map_err(|e| VerifyError(format!("the payload is not an in-toto statement: {e}")))?;
     if !STATEMENT_TYPES.contains(&h.type_.as_str()) {
         return fail(format!(
@@ -102,7 +102,7 @@ pub fn statement(payload_type: &str, payload: &[u8]) -> Result<Statement, Verify
         return fail("the in-toto statement has no predicate type");
     }
     Ok(Statement {
-        value,
+        payload: payload.to_vec(),
         subjects: h.subject,
         predicate_type: h.predicate_type,
     })

@@ -120,11 +120,25 @@ pub struct Verified {
     /// The log index as signed (by the signed entry timestamp, else by the inclusion
     /// proof); none when the log was ignored.
     pub log_index: Option<i64>,
-    /// A DSSE bundle's in-toto statement, exactly as signed.
-    pub statement: Option<Value>,
+    /// A DSSE bundle's in-toto statement, the bytes exactly as signed.
+    pub statement: Option<Vec<u8>>,
     /// The statement's predicate type.
     pub predicate_type: Option<String>,
 }
+
+impl Verified {
+    /// The verified statement as JSON (read only now, once everything has verified).
+    pub fn statement_json(&self) -> Option<Result<Value, VerifyError>> {
+        self.statement.as_ref().map(|p| {
+            crate::bundle::strict::from_slice(p)
+                .map_err(|e| VerifyError(format!("the in-toto statement is not valid JSON: {e}")))
+        })
+    }
+}
+
+/// The largest log entry body read: canonical Rekor bodies keep hashes, keys and
+/// signatures, never the artifact, and are a few KiB.
+const MAX_BODY_BYTES: usize = 256 << 10;
 
 /// Seconds of clock skew tolerated for times in the future.
 const SKEW: i64 = 60;
@@ -307,8 +321,21 @@ pub fn verify_with(
             tsa_times.push(t);
         }
     }
-    // the log entries: every body must describe this bundle; one must verify
+    // the log entries: every body must describe this bundle; one must verify. A DSSE
+    // payload is decoded and hashed once, not once per entry.
     let digest = artifact.sha256();
+    let dsse_digests = match &b.dsse_envelope {
+        Some(env) => {
+            let payload = b64("payload", &env.payload)?;
+            Some(tlog::DsseDigests {
+                payload: sigstack_crypto::sha256(&payload),
+                pae: dsse::pae_digest(HashAlg::Sha256, &env.payload_type, &payload)
+                    .try_into()
+                    .map_err(|_| VerifyError("a SHA-256 digest is 32 bytes".into()))?,
+            })
+        }
+        None => None,
+    };
     let mut verified = None;
     let mut last = None;
     let entries: &[crate::bundle::TlogEntry] = if opts.ignore_tlog {
@@ -324,9 +351,15 @@ pub fn verify_with(
             )));
             continue;
         }
-        let body: Value =
-            crate::bundle::strict::from_slice(&b64("canonicalizedBody", &e.canonicalized_body)?)
-                .map_err(|e| VerifyError(format!("the log entry body is not valid JSON: {e}")))?;
+        let body_bytes = b64("canonicalizedBody", &e.canonicalized_body)?;
+        if body_bytes.len() > MAX_BODY_BYTES {
+            return fail(format!(
+                "a log entry body is larger than {} KiB (Rekor's are a few)",
+                MAX_BODY_BYTES >> 10
+            ));
+        }
+        let body: Value = crate::bundle::strict::from_slice(&body_bytes)
+            .map_err(|e| VerifyError(format!("the log entry body is not valid JSON: {e}")))?;
         if body["kind"].as_str() != Some(e.kind_version.kind.as_str()) {
             return fail("the log entry's kind differs from its body");
         }
@@ -342,6 +375,7 @@ pub fn verify_with(
             cert.as_ref(),
             &key,
             &digest,
+            dsse_digests.as_ref(),
         )?;
         match tlog::verify_tlog_entry(e, version, &trust, now, &tsa_times) {
             Ok(p) => {
@@ -420,7 +454,7 @@ pub fn verify_with(
         }
     }
     let (statement, predicate_type) = match statement {
-        Some(s) => (Some(s.value), Some(s.predicate_type)),
+        Some(s) => (Some(s.payload), Some(s.predicate_type)),
         None => (None, None),
     };
     Ok(Verified {

@@ -2,7 +2,6 @@
 //! included in a tree whose checkpoint a trusted log signed, and (Rekor v1) its signed
 //! entry timestamp verifies. What an entry proves is reported only from signed data.
 
-use super::dsse::pae;
 use super::trust::Trust;
 use super::{SKEW, VerifyError, fail};
 use crate::bundle::{Bundle, TlogEntry, Version, b64};
@@ -14,6 +13,18 @@ fn non_negative(field: &str, v: i64) -> Result<i64, VerifyError> {
         return fail(format!("{field} {v} is negative"));
     }
     Ok(v)
+}
+
+/// A DSSE bundle's digests, computed once for all its log entries.
+pub struct DsseDigests {
+    /// SHA-256 of the decoded payload.
+    pub payload: [u8; 32],
+    /// SHA-256 of the pre-authentication encoding (what a Rekor v2 hashedrekord logs).
+    pub pae: [u8; 32],
+}
+
+fn dsse_digests(d: Option<&DsseDigests>) -> Result<&DsseDigests, VerifyError> {
+    d.ok_or_else(|| VerifyError("the bundle has no DSSE envelope".into()))
 }
 
 /// What a verified entry establishes.
@@ -79,7 +90,24 @@ pub fn verify_tlog_entry(
             log_index: p.log_index,
         });
     }
-    let (_, key) = trust.tlog(&log_id, integrated)?;
+    // the log's key must have been valid when the entry was made: at the integrated time
+    // when a signed entry timestamp signs it, else (proof only: the time is unsigned) at
+    // every signed timestamp's time
+    let key_times: Vec<i64> = if e.inclusion_promise.is_some() {
+        vec![integrated]
+    } else {
+        tsa_times.to_vec()
+    };
+    if key_times.is_empty() {
+        return fail(
+            "no verified time: the entry has neither a signed entry timestamp nor a signed timestamp to date it",
+        );
+    }
+    let mut found = None;
+    for t in &key_times {
+        found = Some(trust.tlog(&log_id, *t)?);
+    }
+    let (_, key) = found.ok_or_else(|| VerifyError("no time for the entry".into()))?;
     let body = b64("canonicalizedBody", &e.canonicalized_body)?;
     if version >= Version::V02 && e.inclusion_proof.is_none() {
         return fail("the entry has no inclusion proof (required from bundle v0.2 on)");
@@ -194,6 +222,7 @@ pub fn check_body(
     cert: Option<&Certificate>,
     key: &PublicKey,
     artifact_digest: &[u8; 32],
+    dsse: Option<&DsseDigests>,
 ) -> Result<(), VerifyError> {
     let mismatch =
         |what: &str| VerifyError(format!("the log entry does not match the bundle: {what}"));
@@ -220,9 +249,8 @@ pub fn check_body(
         }
         ("dsse", None, Some(env)) => {
             let spec = &body["spec"];
-            let payload = b64("payload", &env.payload)?;
             if hash_field(spec, "/payloadHash/value")
-                != Some(hex::encode(sigstack_crypto::sha256(&payload)))
+                != Some(hex::encode(dsse_digests(dsse)?.payload))
             {
                 return Err(mismatch("payload hash"));
             }
@@ -246,9 +274,8 @@ pub fn check_body(
         // intoto 0.0.1 (cosign's `--rekor-entry-type intoto`): the payload and the one key
         ("intoto", None, Some(env)) if body["apiVersion"] == "0.0.1" => {
             let spec = &body["spec"];
-            let payload = b64("payload", &env.payload)?;
             if hash_field(spec, "/content/payloadHash/value")
-                != Some(hex::encode(sigstack_crypto::sha256(&payload)))
+                != Some(hex::encode(dsse_digests(dsse)?.payload))
             {
                 return Err(mismatch("payload hash"));
             }
@@ -259,9 +286,8 @@ pub fn check_body(
         }
         ("intoto", None, Some(env)) => {
             let content = &body["spec"]["content"];
-            let payload = b64("payload", &env.payload)?;
             if hash_field(content, "/payloadHash/value")
-                != Some(hex::encode(sigstack_crypto::sha256(&payload)))
+                != Some(hex::encode(dsse_digests(dsse)?.payload))
             {
                 return Err(mismatch("payload hash"));
             }
@@ -324,6 +350,7 @@ pub fn check_body_v2(
     cert: Option<&Certificate>,
     key: &PublicKey,
     artifact_digest: &[u8; 32],
+    dsse: Option<&DsseDigests>,
 ) -> Result<(), VerifyError> {
     let mismatch =
         |what: &str| VerifyError(format!("the log entry does not match the bundle: {what}"));
@@ -340,11 +367,7 @@ pub fn check_body_v2(
             let (digest, sig) = match (&b.message_signature, &b.dsse_envelope) {
                 (Some(ms), None) => (artifact_digest.to_vec(), b64("signature", &ms.signature)?),
                 (None, Some(env)) => (
-                    sigstack_crypto::sha256(&pae(
-                        &env.payload_type,
-                        &b64("payload", &env.payload)?,
-                    ))
-                    .to_vec(),
+                    dsse_digests(dsse)?.pae.to_vec(),
                     b64(
                         "sig",
                         &env.signatures
@@ -367,9 +390,8 @@ pub fn check_body_v2(
         }
         ("dsse", None, Some(env)) => {
             let spec = &body["spec"]["dsseV002"];
-            let payload = b64("payload", &env.payload)?;
             if b64("payloadHash", &text(spec, "/payloadHash/digest"))?
-                != sigstack_crypto::sha256(&payload)
+                != dsse_digests(dsse)?.payload
             {
                 return Err(mismatch("payload hash"));
             }

@@ -172,3 +172,102 @@ sys.stderr.write(r.stderr.decode())
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A Rekor v1 entry with only an inclusion proof has no signed time of its own: its log's
+/// key must have been valid at the signed timestamps' times, never at the unsigned
+/// `integratedTime` (found by an attacker's review: a retired log key passed).
+#[test]
+fn a_retired_log_key_is_not_dated_by_an_unsigned_time() {
+    let case = Case::load("intoto-with-custom-trust-root");
+    let mut root: Value = serde_json::to_value(&case.root).expect("json");
+    root["tlogs"][0]["publicKey"]["validFor"]["end"] = json!("2023-01-15T00:00:00Z");
+    let root: sigstack_types::trust::TrustedRoot = serde_json::from_value(root).expect("root");
+    let retired = Case {
+        root,
+        ..Case::load("intoto-with-custom-trust-root")
+    };
+    refused(&retired, &case.bundle, "not valid at the entry's time");
+    let mut b: Value = serde_json::from_slice(&case.bundle).expect("json");
+    let e = &mut b["verificationMaterial"]["tlogEntries"][0];
+    e.as_object_mut().expect("entry").remove("inclusionPromise");
+    e["integratedTime"] = json!("1673000000");
+    refused(&retired, &to_vec(&b), "not valid at the entry's time");
+}
+
+/// A DSSE payload is read field by field until the signer is verified: a large statement
+/// of tiny objects costs memory in proportion to its size (it cost 70 times its size).
+#[test]
+fn a_large_statement_is_not_built_before_the_signer_is_known() {
+    use sigstack_crypto::{Curve, FileSigner, Signer};
+    let dir = std::env::temp_dir().join(format!("sigstack-statement-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let signer = FileSigner::generate(Curve::P256);
+    let mut payload = String::from(
+        r#"{"_type":"https://in-toto.io/Statement/v1","subject":[{"digest":{"sha256":"00"}}],"predicateType":"x","predicate":["#,
+    );
+    payload.push_str(&vec![r#"{"":0}"#; 3 << 20].join(","));
+    payload.push_str("]}");
+    let pt = sigstack::verify::IN_TOTO;
+    let sig = signer
+        .sign(&sigstack::verify::pae(pt, payload.as_bytes()))
+        .expect("sign");
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let bundle = json!({
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": {"publicKey": {"hint": ""}, "tlogEntries": []},
+        "dsseEnvelope": {"payload": b64(payload.as_bytes()), "payloadType": pt, "signatures": [{"sig": b64(&sig)}]},
+    });
+    let path = dir.join("big.json");
+    std::fs::write(&path, to_vec(&bundle)).expect("w");
+    let key = dir.join("key.pub");
+    std::fs::write(&key, signer.public_key().to_pem()).expect("w");
+    let size = std::fs::metadata(&path).expect("meta").len();
+    let script = r#"
+import resource, subprocess, sys
+r = subprocess.run(sys.argv[1:], capture_output=True)
+print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+sys.stderr.write(r.stderr.decode())
+"#;
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            env!("CARGO_BIN_EXE_sigstack"),
+            "verify-blob",
+            "--offline",
+            "--key",
+        ])
+        .arg(&key)
+        .arg("--bundle")
+        .arg(&path)
+        .arg(cases().join("a.txt"))
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text.split_whitespace();
+    let code: i32 = it.next().and_then(|s| s.parse().ok()).expect("code");
+    let max_rss_kib: u64 = it.next().and_then(|s| s.parse().ok()).expect("rss");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not a subject"), "{err}");
+    assert!(
+        max_rss_kib * 1024 < 4 * size + (64 << 20),
+        "a {size}-byte bundle took {max_rss_kib} KiB"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Data after an RFC 3161 timestamp is refused, not ignored.
+#[test]
+fn a_timestamp_with_trailing_data_is_refused() {
+    let case = Case::load("rekor2-happy-path");
+    let mut b: Value = serde_json::from_slice(&case.bundle).expect("json");
+    let ts = &mut b["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"][0]["signedTimestamp"];
+    use base64::Engine;
+    let e = base64::engine::general_purpose::STANDARD;
+    let mut raw = e.decode(ts.as_str().expect("s")).expect("b64");
+    raw.push(0);
+    *ts = json!(e.encode(&raw));
+    assert!(case.verify(&to_vec(&b)).is_err());
+}

@@ -36,7 +36,7 @@ pub struct Case {
     pub bundle: Vec<u8>,
     pub root: TrustedRoot,
     pub artifact: Vec<u8>,
-    key: Option<PublicKey>,
+    pub key: Option<PublicKey>,
 }
 
 impl Case {

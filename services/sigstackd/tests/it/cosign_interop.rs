@@ -972,3 +972,123 @@ fn rekor_cli(st: &Stack, artifact: &Path) {
     );
     assert!(o.stdout.contains("Verification Successful"), "{o}");
 }
+
+/// The commands `sigstack` shares with cosign, as `cosign <command>` names them.
+const SHARED_COMMANDS: [&str; 18] = [
+    "initialize",
+    "sign-blob",
+    "verify-blob",
+    "attest-blob",
+    "verify-blob-attestation",
+    "generate-key-pair",
+    "public-key",
+    "sign",
+    "verify",
+    "attest",
+    "verify-attestation",
+    "triangulate",
+    "generate",
+    "attach signature",
+    "download",
+    "copy",
+    "clean",
+    "tree",
+];
+
+/// The long flags a `--help` text lists (cosign's `    --flag=default:` and `--flag type`
+/// lines, clap's `      --flag <VALUE>` lines).
+fn help_flags(help: &str) -> std::collections::BTreeSet<String> {
+    help.lines()
+        .filter_map(|l| {
+            let t = l.trim_start();
+            let t = t
+                .strip_prefix('-')
+                .filter(|r| r.len() > 2 && r.as_bytes()[1] == b',')
+                .map_or(t, |r| r[2..].trim_start());
+            let name: String = t
+                .strip_prefix("--")?
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            (!name.is_empty() && name != "help").then(|| format!("--{name}"))
+        })
+        .collect()
+}
+
+/// Every flag of cosign v3's shared commands is taken by `sigstack` with cosign's meaning
+/// or listed, with its reason, in services/client/cosign-unsupported-flags.tsv; nothing
+/// listed there is taken; and the README's table is that file.
+pub fn cosign_flag_parity() {
+    let root = crate::keyless::workspace();
+    let file = std::fs::read_to_string(root.join("services/client/cosign-unsupported-flags.tsv"))
+        .expect("the unsupported-flags file");
+    let mut listed = std::collections::BTreeSet::new();
+    let mut table =
+        String::from("| cosign flag | commands | why sigstack does not take it |\n|---|---|---|\n");
+    for line in file
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let mut parts = line.split('\t');
+        let (flag, commands, reason) = (
+            parts.next().expect("flag"),
+            parts.next().expect("commands"),
+            parts.next().expect("reason"),
+        );
+        assert!(parts.next().is_none(), "three columns: {line}");
+        let cmds: Vec<&str> = if commands == "*" {
+            SHARED_COMMANDS.to_vec()
+        } else {
+            commands.split(',').collect()
+        };
+        for c in &cmds {
+            assert!(
+                SHARED_COMMANDS.contains(c),
+                "{c} is not a shared command: {line}"
+            );
+            listed.insert((c.to_string(), flag.to_string()));
+        }
+        let shown = if commands == "*" {
+            "all".to_string()
+        } else {
+            commands.replace(',', ", ")
+        };
+        table.push_str(&format!("| `{flag}` | {shown} | {reason} |\n"));
+    }
+    let cosign = Cosign::v3(&std::env::temp_dir().join("sigstack-flag-parity"));
+    let ours = Sigstack::new(&std::env::temp_dir().join("sigstack-flag-parity"));
+    let mut problems = Vec::new();
+    for cmd in SHARED_COMMANDS {
+        let words: Vec<&str> = cmd.split(' ').collect();
+        let theirs = help_flags(&cosign.run(&with(&words, &["--help"])).stdout);
+        let o = ours.run(&with(&words, &["--help"]));
+        assert!(o.ok(), "sigstack {cmd} --help: {o}");
+        let mine = help_flags(&o.stdout);
+        assert!(theirs.len() > 3, "cosign {cmd} --help lists flags");
+        for f in &theirs {
+            let is_listed = listed.contains(&(cmd.to_string(), f.clone()));
+            match (mine.contains(f), is_listed) {
+                (true, true) => {
+                    problems.push(format!("{cmd} {f}: taken, yet listed as unsupported"))
+                }
+                (false, false) => problems.push(format!("{cmd} {f}: neither taken nor listed")),
+                _ => {}
+            }
+        }
+        for (c, f) in &listed {
+            if c == cmd && !theirs.contains(f) {
+                problems.push(format!("{cmd} {f}: listed, but cosign has no such flag"));
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "flag parity with cosign v3:\n{}",
+        problems.join("\n")
+    );
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README");
+    assert!(
+        readme.contains(&table),
+        "the README's table of unsupported cosign flags differs from the file; it should read:\n{table}"
+    );
+}

@@ -129,6 +129,11 @@ async fn cosign_and_rekor_cli() {
     cosign_interop::cosign_and_rekor_cli_against_the_stack().await
 }
 
+#[test]
+fn cosign_flag_parity() {
+    cosign_interop::cosign_flag_parity()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verifier_refuses_forged_dsse_bundles() {
     verifier::forged_dsse_bundles_are_refused().await
