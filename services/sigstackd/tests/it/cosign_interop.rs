@@ -1064,7 +1064,7 @@ pub fn cosign_flag_parity() {
         let o = ours.run(&with(&words, &["--help"]));
         assert!(o.ok(), "sigstack {cmd} --help: {o}");
         let mine = help_flags(&o.stdout);
-        assert!(theirs.len() > 3, "cosign {cmd} --help lists flags");
+        assert!(!theirs.is_empty(), "cosign {cmd} --help lists flags");
         for f in &theirs {
             let is_listed = listed.contains(&(cmd.to_string(), f.clone()));
             match (mine.contains(f), is_listed) {

@@ -1,0 +1,447 @@
+//! Verifying blobs and attestations: cosign's policy flags (identity and issuer, a key,
+//! GitHub workflow extensions, the unsafe switches), bundles of every format cosign writes,
+//! detached signatures looked up in the log, and the in-toto statement an attestation
+//! verifies to.
+
+use super::*;
+
+#[derive(Args)]
+pub(super) struct Identity {
+    /// The expected identity (certificate SAN).
+    #[arg(long, env = "COSIGN_CERTIFICATE_IDENTITY")]
+    certificate_identity: Option<String>,
+    /// A regular expression the identity must match; like cosign's, it matches anywhere
+    /// in the value unless anchored (write '^…$').
+    #[arg(
+        long,
+        env = "COSIGN_CERTIFICATE_IDENTITY_REGEXP",
+        conflicts_with = "certificate_identity"
+    )]
+    certificate_identity_regexp: Option<String>,
+    /// The expected OIDC issuer.
+    #[arg(long, env = "COSIGN_CERTIFICATE_OIDC_ISSUER")]
+    certificate_oidc_issuer: Option<String>,
+    /// A regular expression the issuer must match (unanchored unless you write '^…$').
+    #[arg(
+        long,
+        env = "COSIGN_CERTIFICATE_OIDC_ISSUER_REGEXP",
+        conflicts_with = "certificate_oidc_issuer"
+    )]
+    certificate_oidc_issuer_regexp: Option<String>,
+    /// A public key (PEM) for artifacts signed with a managed key.
+    #[arg(long, env = "COSIGN_KEY")]
+    key: Option<PathBuf>,
+    /// The GitHub Actions trigger the certificate must name (e.g. push).
+    #[arg(long, env = "COSIGN_CERTIFICATE_GITHUB_WORKFLOW_TRIGGER")]
+    certificate_github_workflow_trigger: Option<String>,
+    /// The commit SHA the certificate must name.
+    #[arg(long, env = "COSIGN_CERTIFICATE_GITHUB_WORKFLOW_SHA")]
+    certificate_github_workflow_sha: Option<String>,
+    /// The workflow name the certificate must name.
+    #[arg(long, env = "COSIGN_CERTIFICATE_GITHUB_WORKFLOW_NAME")]
+    certificate_github_workflow_name: Option<String>,
+    /// The repository (owner/name) the certificate must name.
+    #[arg(long, env = "COSIGN_CERTIFICATE_GITHUB_WORKFLOW_REPOSITORY")]
+    certificate_github_workflow_repository: Option<String>,
+    /// The git ref the certificate must name (e.g. refs/heads/main).
+    #[arg(long, env = "COSIGN_CERTIFICATE_GITHUB_WORKFLOW_REF")]
+    certificate_github_workflow_ref: Option<String>,
+    /// Do not require or check a transparency-log entry (unsafe: nothing then shows the
+    /// signature was published; a certificate is checked at a signed timestamp, else now).
+    #[arg(long, env = "COSIGN_INSECURE_IGNORE_TLOG")]
+    insecure_ignore_tlog: bool,
+    /// Do not require an SCT in the certificate (unsafe: the certificate may never have been
+    /// logged in a CT log).
+    #[arg(long, env = "COSIGN_INSECURE_IGNORE_SCT")]
+    insecure_ignore_sct: bool,
+}
+
+impl Identity {
+    /// The checks beyond the policy (and those switched off), with a warning for each
+    /// switched off, as cosign prints.
+    pub(super) fn options(&self) -> sigstack::verify::Options {
+        use sigstack::verify::Extension;
+        let mut extensions = Vec::new();
+        for (oid, name, v) in [
+            (
+                "1.3.6.1.4.1.57264.1.2",
+                "GitHub workflow trigger",
+                &self.certificate_github_workflow_trigger,
+            ),
+            (
+                "1.3.6.1.4.1.57264.1.3",
+                "GitHub workflow SHA",
+                &self.certificate_github_workflow_sha,
+            ),
+            (
+                "1.3.6.1.4.1.57264.1.4",
+                "GitHub workflow name",
+                &self.certificate_github_workflow_name,
+            ),
+            (
+                "1.3.6.1.4.1.57264.1.5",
+                "GitHub workflow repository",
+                &self.certificate_github_workflow_repository,
+            ),
+            (
+                "1.3.6.1.4.1.57264.1.6",
+                "GitHub workflow ref",
+                &self.certificate_github_workflow_ref,
+            ),
+        ] {
+            if let Some(want) = v {
+                extensions.push(Extension {
+                    oid,
+                    name,
+                    want: want.clone(),
+                });
+            }
+        }
+        if self.insecure_ignore_tlog {
+            eprintln!(
+                "Warning: --insecure-ignore-tlog: the transparency log is not checked; nothing shows this signature was published"
+            );
+        }
+        if self.insecure_ignore_sct {
+            eprintln!(
+                "Warning: --insecure-ignore-sct: the certificate need not have been logged in a CT log"
+            );
+        }
+        sigstack::verify::Options {
+            extensions,
+            ignore_tlog: self.insecure_ignore_tlog,
+            ignore_sct: self.insecure_ignore_sct,
+        }
+    }
+}
+
+#[derive(Args)]
+pub(super) struct VerifyBlobArgs {
+    /// The Sigstore bundle (v0.1–v0.3).
+    #[arg(long, env = "COSIGN_BUNDLE")]
+    bundle: Option<PathBuf>,
+    /// A detached signature: a file holding it in base64, or (as cosign takes it) the
+    /// base64 itself; verified with --certificate or --key, its log entry looked up in
+    /// the transparency log.
+    #[arg(long, conflicts_with = "bundle")]
+    signature: Option<PathBuf>,
+    /// The signing certificate (PEM): with --signature, the certificate to verify it with;
+    /// with --bundle, it must be the certificate the bundle carries.
+    #[arg(long, env = "COSIGN_CERTIFICATE")]
+    certificate: Option<PathBuf>,
+    /// The transparency log to look the entry up in (with --signature).
+    #[arg(long, env = "COSIGN_REKOR_URL")]
+    rekor_url: Option<String>,
+    #[command(flatten)]
+    identity: Identity,
+    /// The artifact, or `sha256:<hex>` of it.
+    artifact: String,
+}
+
+#[derive(Args)]
+pub(super) struct VerifyAttestationArgs {
+    /// The attestation bundle.
+    #[arg(long, env = "COSIGN_BUNDLE")]
+    bundle: PathBuf,
+    /// The predicate type the statement must have (same names as attest-blob).
+    #[arg(long = "type")]
+    predicate_type: Option<String>,
+    #[command(flatten)]
+    identity: Identity,
+    /// Check that the statement names the artifact among its subjects (cosign's default).
+    /// `--check-claims=false` verifies the envelope alone, without an artifact.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", env = "COSIGN_CHECK_CLAIMS")]
+    check_claims: bool,
+    /// The artifact, or `sha256:<hex>` of it (needed unless --check-claims=false).
+    artifact: Option<String>,
+}
+
+pub(super) fn policy_of(id: &Identity) -> anyhow::Result<Policy> {
+    let matcher = |exact: &Option<String>, re: &Option<String>, what: &str| {
+        anyhow::Ok(match (exact, re) {
+            (Some(e), _) => Some(Matcher::Exact(e.clone())),
+            (None, Some(r)) => {
+                Some(Matcher::Regex(regex::Regex::new(r).with_context(|| {
+                    format!("{what} is not a valid regular expression")
+                })?))
+            }
+            (None, None) => None,
+        })
+    };
+    let identity = matcher(
+        &id.certificate_identity,
+        &id.certificate_identity_regexp,
+        "--certificate-identity-regexp",
+    )?;
+    let issuer = matcher(
+        &id.certificate_oidc_issuer,
+        &id.certificate_oidc_issuer_regexp,
+        "--certificate-oidc-issuer-regexp",
+    )?;
+    Ok(match (&id.key, identity, issuer) {
+        (Some(k), None, None) => Policy::Key(load_public_key(k)?),
+        (None, Some(identity), Some(issuer)) => Policy::Identity { identity, issuer },
+        (Some(_), _, _) => {
+            return Err(UsageError(
+                "--key and the certificate identity flags exclude each other".into(),
+            )
+            .into());
+        }
+        _ => {
+            return Err(UsageError(
+                "keyless verification needs --certificate-identity (or -regexp) and --certificate-oidc-issuer (or -regexp); for a key, give --key".into(),
+            )
+            .into());
+        }
+    })
+}
+
+/// A public key from a PEM `PUBLIC KEY` file. As cosign's key loader, a certificate is
+/// refused: a certificate's key is trusted only through its chain (use --certificate).
+pub(super) fn load_public_key(p: &Path) -> anyhow::Result<PublicKey> {
+    let text = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+    let blocks = sigstack_crypto::pem::decode_all(&text)
+        .with_context(|| format!("{} holds no PEM public key", p.display()))?;
+    if blocks.iter().any(|b| b.label == "CERTIFICATE") {
+        return Err(UsageError(format!(
+            "{} holds a certificate, not a public key: --key takes a public key (give a certificate with --certificate, verified against the trusted CAs)",
+            p.display()
+        ))
+        .into());
+    }
+    PublicKey::from_pem(&text).with_context(|| format!("{} holds no PEM public key", p.display()))
+}
+
+pub(super) fn report_verified(v: &Verified, extra: Value, out: Output) {
+    match out {
+        Output::Json => {
+            let mut j = json!({"verified": true, "signingTime": sigstack_types::time::rfc3339(v.signing_time), "logIndex": v.log_index});
+            if let (Some(o), Some(e)) = (j.as_object_mut(), extra.as_object()) {
+                o.extend(e.clone());
+            }
+            print_json(&j);
+        }
+        Output::Text => eprintln!("Verified OK"),
+    }
+}
+
+
+pub(super) async fn verify_blob(trust: &TrustArgs, a: &VerifyBlobArgs, out: Output) -> anyhow::Result<()> {
+    let policy = policy_of(&a.identity)?;
+    let artifact = artifact_of(&a.artifact)?;
+    let m = trust_material(trust).await?;
+    let bundle = match (&a.bundle, &a.signature) {
+        (Some(b), _) => {
+            let bundle = read_bundle(b)?;
+            if let Some(c) = &a.certificate {
+                same_certificate(c, &bundle)?;
+            }
+            bundle
+        }
+        (None, Some(sig)) => {
+            if trust.offline {
+                bail!(
+                    "--offline needs a bundle (--bundle): a detached signature's log entry must be looked up online"
+                );
+            }
+            detached_bundle(&m, a, sig, &artifact, &policy).await?
+        }
+        (None, None) => bail!("give --bundle, or --signature with --certificate or --key"),
+    };
+    let v = verify_with(
+        &bundle,
+        &m.trusted_root,
+        &artifact,
+        &policy,
+        now(),
+        &a.identity.options(),
+    )
+    .map_err(|e| VerificationFailed(e.to_string()))?;
+    report_verified(&v, json!({}), out);
+    Ok(())
+}
+
+/// A bundle file: a Sigstore bundle, or cosign v2's default blob bundle, converted (its
+/// JSON read as strictly as a Sigstore bundle's).
+pub(super) fn read_bundle(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let bytes =
+        sigstack::bundle::read_file(path).with_context(|| format!("reading {}", path.display()))?;
+    if !sigstack::layout::is_cosign_v2_blob_bundle(&bytes) {
+        return Ok(bytes);
+    }
+    let b = sigstack::layout::cosign_v2_blob_bundle(&bytes)
+        .map_err(|e| VerificationFailed(format!("cosign's blob bundle: {e:#}")))?;
+    Ok(serde_json::to_vec(&b)?)
+}
+
+/// `--certificate` beside a bundle: it must be the bundle's own certificate, never a
+/// silently ignored second opinion.
+pub(super) fn same_certificate(path: &Path, bundle: &[u8]) -> anyhow::Result<()> {
+    let given = read_certificate(path)?;
+    match sigstack::verify::bundle_certificate(bundle) {
+        Ok(Some(der)) if der == given.der() => Ok(()),
+        Ok(Some(_)) => Err(VerificationFailed(format!(
+            "the certificate in {} is not the one the bundle carries",
+            path.display()
+        ))
+        .into()),
+        Ok(None) => Err(UsageError(
+            "--certificate was given but the bundle is signed with a key (use --key)".into(),
+        )
+        .into()),
+        Err(e) => Err(VerificationFailed(e.to_string()).into()),
+    }
+}
+
+/// The first certificate of a PEM file.
+pub(super) fn read_certificate(path: &Path) -> anyhow::Result<Certificate> {
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let block = sigstack_crypto::pem::decode_all(&text)?
+        .into_iter()
+        .find(|b| b.label == "CERTIFICATE")
+        .with_context(|| format!("{} holds no PEM certificate", path.display()))?;
+    Ok(Certificate::from_der(&block.der)?)
+}
+
+/// A bundle for a detached signature and certificate (or key): the log entry is found in
+/// the transparency log by its content.
+pub(super) async fn detached_bundle(
+    m: &Material,
+    a: &VerifyBlobArgs,
+    sig: &Path,
+    artifact: &Artifact,
+    policy: &Policy,
+) -> anyhow::Result<Vec<u8>> {
+    let inline = sig.to_str().filter(|s| {
+        !sig.exists() && s.len() >= 16 && STANDARD.decode(s).is_ok_and(|b| !b.is_empty())
+    });
+    let sig_b64 = match inline {
+        Some(s) => s.to_string(),
+        None => std::fs::read_to_string(sig)
+            .with_context(|| {
+                format!(
+                    "reading {} (--signature takes a file or the base64 signature itself)",
+                    sig.display()
+                )
+            })?
+            .trim()
+            .to_string(),
+    };
+    let sig_bytes = STANDARD
+        .decode(&sig_b64)
+        .with_context(|| format!("{} is not a base64 signature", sig.display()))?;
+    let (verifier_pem, material) = match (&a.certificate, policy) {
+        (Some(c), Policy::Identity { .. }) => {
+            let cert = read_certificate(c)?;
+            (
+                cert.to_pem(),
+                json!({"certificate": {"rawBytes": STANDARD.encode(cert.der())}}),
+            )
+        }
+        (None, Policy::Key(k)) => (k.to_pem(), json!({"publicKey": {"hint": ""}})),
+        (None, Policy::Identity { .. }) => bail!("--signature needs --certificate (or --key)"),
+        (Some(_), Policy::Key(_)) => bail!("--certificate and --key exclude each other"),
+    };
+    // the signature first: the log refuses to search for an entry that does not verify
+    let signer_key = match (&material.get("certificate"), policy) {
+        (Some(_), _) => sigstack_crypto::KeyMaterial::from_pem(verifier_pem.as_bytes())?
+            .public_key()
+            .clone(),
+        (None, Policy::Key(k)) => k.clone(),
+        (None, Policy::Identity { .. }) => bail!("--signature needs --certificate (or --key)"),
+    };
+    sigstack::verify::verify_message_signature(&signer_key, artifact, &sig_bytes)
+        .map_err(|e| VerificationFailed(e.to_string()))?;
+    let digest = artifact.sha256();
+    let proposed = sigstack::rekor::hashedrekord(&digest, &sig_b64, verifier_pem.as_bytes());
+    let url = match &a.rekor_url {
+        Some(u) => u.clone(),
+        None => m
+            .signing_config
+            .as_ref()
+            .and_then(|c| Services::from_config(c).rekor)
+            .context("no transparency log to look the entry up in: pass --rekor-url")?,
+    };
+    let http = http()?;
+    let rekor = Rekor { http: &http, url };
+    let found = rekor.entries_like(&proposed).await?;
+    let (_, e) = found
+        .into_iter()
+        .next()
+        .ok_or_else(|| VerificationFailed("the signature is not in the transparency log".into()))?;
+    let mut material = material;
+    material["tlogEntries"] = json!([sigstack::rekor::bundle_entry(&e)?]);
+    Ok(serde_json::to_vec(&json!({
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": material,
+        "messageSignature": {
+            "messageDigest": {"algorithm": "SHA2_256", "digest": STANDARD.encode(digest)},
+            "signature": STANDARD.encode(sig_bytes),
+        }
+    }))?)
+}
+
+pub(super) async fn verify_attestation(
+    trust: &TrustArgs,
+    a: &VerifyAttestationArgs,
+    out: Output,
+) -> anyhow::Result<()> {
+    let policy = policy_of(&a.identity)?;
+    let artifact = match (&a.artifact, a.check_claims) {
+        (Some(x), true) => artifact_of(x)?,
+        (None, true) => {
+            return Err(UsageError(
+                "give the artifact (or sha256:<hex>) whose claims to check, or --check-claims=false to verify the envelope alone".into(),
+            )
+            .into());
+        }
+        (Some(_), false) => {
+            return Err(UsageError(
+                "an artifact was given with --check-claims=false: its subjects would not be checked".into(),
+            )
+            .into());
+        }
+        (None, false) => {
+            eprintln!(
+                "Warning: --check-claims=false: the statement's subjects are not checked against any artifact"
+            );
+            Artifact::Unchecked
+        }
+    };
+    let m = trust_material(trust).await?;
+    let bundle = read_bundle(&a.bundle)?;
+    let v = verify_with(
+        &bundle,
+        &m.trusted_root,
+        &artifact,
+        &policy,
+        now(),
+        &a.identity.options(),
+    )
+    .map_err(|e| VerificationFailed(e.to_string()))?;
+    // the statement is exactly what was signed (verify refuses any other DSSE payload)
+    let (Some(statement), Some(got)) = (v.statement_json(), v.predicate_type.clone()) else {
+        return Err(
+            VerificationFailed("the bundle holds no attestation (DSSE envelope)".into()).into(),
+        );
+    };
+    let statement = statement.map_err(|e| VerificationFailed(e.to_string()))?;
+    if let Some(t) = &a.predicate_type {
+        let want = predicate_type(t)?;
+        if got != want {
+            return Err(VerificationFailed(format!(
+                "the attestation's predicate type {got:?} is not {want:?}"
+            ))
+            .into());
+        }
+    }
+    if out == Output::Text {
+        println!("{}", serde_json::to_string(&statement).unwrap_or_default());
+    }
+    report_verified(
+        &v,
+        json!({"predicateType": got, "statement": statement}),
+        out,
+    );
+    Ok(())
+}
