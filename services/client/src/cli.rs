@@ -17,10 +17,10 @@ use sigstack::rekor::{Consistency, Rekor};
 use sigstack::sign::{SignOptions, Signed};
 use sigstack::trust::{Material, Services, TrustArgs};
 use sigstack::verify::{Artifact, Matcher, Policy, Verified, verify_with};
-use verify::*;
 use sigstack_crypto::{Certificate, PublicKey, Signer};
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
+use verify::*;
 
 /// Exit status when verification fails (the artifact must not be trusted).
 pub const EXIT_VERIFY: u8 = 1;

@@ -73,7 +73,10 @@ pub(super) enum LogCommand {
     },
 }
 
-pub(super) async fn rekor_url(trust: &TrustArgs, s: &LogServer) -> anyhow::Result<(String, Material)> {
+pub(super) async fn rekor_url(
+    trust: &TrustArgs,
+    s: &LogServer,
+) -> anyhow::Result<(String, Material)> {
     let m = trust_material(trust).await?;
     let url = match &s.rekor_url {
         Some(u) => u.clone(),

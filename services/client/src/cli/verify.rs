@@ -225,8 +225,11 @@ pub(super) fn report_verified(v: &Verified, extra: Value, out: Output) {
     }
 }
 
-
-pub(super) async fn verify_blob(trust: &TrustArgs, a: &VerifyBlobArgs, out: Output) -> anyhow::Result<()> {
+pub(super) async fn verify_blob(
+    trust: &TrustArgs,
+    a: &VerifyBlobArgs,
+    out: Output,
+) -> anyhow::Result<()> {
     let policy = policy_of(&a.identity)?;
     let artifact = artifact_of(&a.artifact)?;
     let m = trust_material(trust).await?;
