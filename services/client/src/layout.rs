@@ -191,6 +191,9 @@ fn pem_certs(pem: &str) -> anyhow::Result<Vec<Vec<u8>>> {
         .collect())
 }
 
+/// The largest log entry body read (as the verifier's bound).
+const MAX_BODY_BYTES: usize = 256 << 10;
+
 /// cosign's legacy log bundle (`{"SignedEntryTimestamp", "Payload": {"body",
 /// "integratedTime", "logIndex", "logID"}}`) as a bundle's `tlogEntries` item.
 fn legacy_tlog_entry(b: &Value) -> anyhow::Result<Value> {
@@ -198,8 +201,20 @@ fn legacy_tlog_entry(b: &Value) -> anyhow::Result<Value> {
         .pointer("/Payload/body")
         .and_then(Value::as_str)
         .context("the log bundle has no body")?;
-    let body: Value = serde_json::from_slice(&STANDARD.decode(body_b64)?)
-        .context("the logged body is not JSON")?;
+    let body_bytes = STANDARD.decode(body_b64)?;
+    if body_bytes.len() > MAX_BODY_BYTES {
+        bail!("the logged body is larger than a log entry body may be");
+    }
+    // the kind and version only (the verifier reads the body itself, strictly)
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        kind: String,
+        #[serde(rename = "apiVersion")]
+        api_version: String,
+    }
+    let kind: Kind = crate::bundle::strict::from_slice(&body_bytes)
+        .map_err(|e| anyhow::anyhow!("the logged body is not JSON: {e}"))?;
+    let body = json!({"kind": kind.kind, "apiVersion": kind.api_version});
     let num = |p: &str| b.pointer(p).and_then(Value::as_i64).unwrap_or(-1);
     Ok(json!({
         "logIndex": num("/Payload/logIndex").to_string(),
@@ -290,14 +305,21 @@ pub fn cosign_v2_blob_bundle(bytes: &[u8]) -> anyhow::Result<Value> {
         "mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.1",
         "verificationMaterial": material,
     });
-    // an attestation's "signature" is the base64 of its whole DSSE envelope
+    // an attestation's "signature" is the base64 of its whole DSSE envelope, read into the
+    // envelope's own fields (a signature's bytes never parse as one)
     let envelope = STANDARD
         .decode(sig)
         .ok()
-        .and_then(|b| crate::bundle::strict::from_slice::<Value>(&b).ok())
-        .filter(|e| e.get("payloadType").is_some() && e.get("signatures").is_some());
+        .filter(|b| b.first() == Some(&b'{'))
+        .and_then(|b| crate::bundle::strict::from_slice::<crate::bundle::DsseEnvelope>(&b).ok());
     match envelope {
-        Some(env) => bundle["dsseEnvelope"] = env,
+        Some(env) => {
+            bundle["dsseEnvelope"] = json!({
+                "payload": env.payload,
+                "payloadType": env.payload_type,
+                "signatures": env.signatures.iter().map(|s| json!({"sig": s.sig, "keyid": s.keyid.clone().unwrap_or_default()})).collect::<Vec<_>>(),
+            })
+        }
         None => bundle["messageSignature"] = json!({"signature": sig}),
     }
     Ok(bundle)

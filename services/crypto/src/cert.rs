@@ -22,7 +22,24 @@ fn bad_cert(e: impl std::fmt::Display) -> CryptoError {
 
 impl Certificate {
     pub fn from_der(der: &[u8]) -> Result<Self, CryptoError> {
+        // certificates come from anyone: the DER decoder sorts every SET OF it reads, in
+        // time quadratic in its length, so the input is bounded before it is decoded
+        if der.len() > MAX_CERT_DER {
+            return Err(CryptoError::Certificate(format!(
+                "a certificate of {} bytes (at most {MAX_CERT_DER})",
+                der.len()
+            )));
+        }
         let parsed = x509_cert::Certificate::from_der(der).map_err(bad_cert)?;
+        // as Go's x509 (and so cosign): an extension named twice has no one meaning
+        if let Some(exts) = &parsed.tbs_certificate.extensions {
+            let mut seen = std::collections::HashSet::new();
+            if !exts.iter().all(|e| seen.insert(e.extn_id)) {
+                return Err(CryptoError::Certificate(
+                    "the certificate repeats an extension".into(),
+                ));
+            }
+        }
         let spki = parsed
             .tbs_certificate
             .subject_public_key_info
@@ -197,6 +214,9 @@ impl Certificate {
 
 /// What a client put in a `publicKey` field: a PEM public key, or a PEM certificate chain
 /// (leaf first).
+/// The largest certificate decoded (Fulcio's are 1–3 KiB; a CA's with many names a few more).
+pub const MAX_CERT_DER: usize = 32 << 10;
+
 #[derive(Clone, Debug)]
 pub enum KeyMaterial {
     PublicKey(PublicKey),

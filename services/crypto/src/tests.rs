@@ -168,3 +168,15 @@ fn der_to_fixed(der: &[u8], field: usize) -> Vec<u8> {
     }
     fixed
 }
+
+/// Certificates come from anyone: one over the size bound is refused before the DER
+/// decoder (which sorts each SET OF in quadratic time) sees it.
+#[test]
+fn oversized_certificates_are_refused_before_decoding() {
+    let mut der = vec![0x30, 0x83];
+    let len = crate::cert::MAX_CERT_DER;
+    der.extend_from_slice(&[(len >> 16) as u8, (len >> 8) as u8, len as u8]);
+    der.resize(len + 5, 0);
+    let e = crate::Certificate::from_der(&der).expect_err("too large");
+    assert!(e.to_string().contains("at most"), "{e}");
+}

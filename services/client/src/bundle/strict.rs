@@ -24,8 +24,9 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
 }
 
 /// The most members one object may have: far more than any Sigstore message or in-toto
-/// statement carries, and a bound on what the repeated-key check keeps.
-pub const MAX_OBJECT_MEMBERS: usize = 65_536;
+/// statement carries, and a bound on what the repeated-key check keeps (nested objects
+/// keep theirs at once, 128 levels deep at most).
+pub const MAX_OBJECT_MEMBERS: usize = 4096;
 
 /// Refuses JSON in which any object names a key twice (or has more than
 /// `MAX_OBJECT_MEMBERS` members). Streams the document: memory is the keys of the objects

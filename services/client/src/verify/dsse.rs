@@ -7,7 +7,6 @@
 
 use super::{Artifact, VerifyError, fail};
 use crate::bundle::strict;
-use serde::Deserialize;
 use sigstack_crypto::HashAlg;
 use std::collections::BTreeMap;
 
@@ -54,20 +53,138 @@ pub fn pae_digest(alg: HashAlg, payload_type: &str, payload: &[u8]) -> Vec<u8> {
     }
 }
 
-#[derive(Deserialize)]
+/// The most subjects a statement may name, and digests a subject may carry.
+pub const MAX_SUBJECTS: usize = 4096;
+const MAX_DIGESTS: usize = 16;
+
+/// A subject: its digests by algorithm (its name and anything else are skipped).
 struct Subject {
-    #[serde(default)]
-    digest: BTreeMap<String, String>,
+    digest: Vec<(String, String)>,
 }
 
-/// The fields of a Statement the rule needs; the rest is skipped as it is read.
-#[derive(Deserialize)]
+/// The fields of a Statement the rule needs; the rest is skipped as it is read. Both are
+/// read as JSON objects only (a derived reader would also take arrays, positionally,
+/// which in-toto and sigstore-go refuse).
 struct Header {
-    #[serde(rename = "_type")]
     type_: String,
     subject: Vec<Subject>,
-    #[serde(rename = "predicateType")]
     predicate_type: String,
+}
+
+mod read {
+    use super::{Header, MAX_DIGESTS, MAX_SUBJECTS, Subject};
+    use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use std::fmt;
+
+    impl<'de> serde::Deserialize<'de> for Header {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_map(HeaderVisitor)
+        }
+    }
+
+    struct HeaderVisitor;
+
+    impl<'de> Visitor<'de> for HeaderVisitor {
+        type Value = Header;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an in-toto statement (a JSON object)")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Header, A::Error> {
+            let (mut type_, mut subject, mut predicate_type) = (None, None, None);
+            while let Some(k) = m.next_key::<std::borrow::Cow<'de, str>>()? {
+                match k.as_ref() {
+                    "_type" => type_ = Some(m.next_value::<String>()?),
+                    "subject" => subject = Some(m.next_value::<Subjects>()?.0),
+                    "predicateType" => predicate_type = Some(m.next_value::<String>()?),
+                    _ => {
+                        m.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(Header {
+                type_: type_.ok_or_else(|| de::Error::missing_field("_type"))?,
+                subject: subject.ok_or_else(|| de::Error::missing_field("subject"))?,
+                predicate_type: predicate_type
+                    .ok_or_else(|| de::Error::missing_field("predicateType"))?,
+            })
+        }
+    }
+
+    struct Subjects(Vec<Subject>);
+
+    impl<'de> serde::Deserialize<'de> for Subjects {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Subjects;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a list of subjects")
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Subjects, A::Error> {
+                    let mut v = Vec::new();
+                    while let Some(x) = s.next_element::<Subject>()? {
+                        if v.len() == MAX_SUBJECTS {
+                            return Err(de::Error::custom(format!(
+                                "more than {MAX_SUBJECTS} subjects"
+                            )));
+                        }
+                        v.push(x);
+                    }
+                    Ok(Subjects(v))
+                }
+            }
+            d.deserialize_seq(V)
+        }
+    }
+
+    impl<'de> serde::Deserialize<'de> for Subject {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Subject;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a subject (a JSON object)")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Subject, A::Error> {
+                    let mut digest = Vec::new();
+                    while let Some(k) = m.next_key::<std::borrow::Cow<'de, str>>()? {
+                        if k == "digest" {
+                            digest = m.next_value::<Digests>()?.0;
+                        } else {
+                            m.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                    Ok(Subject { digest })
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+
+    struct Digests(Vec<(String, String)>);
+
+    impl<'de> serde::Deserialize<'de> for Digests {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Digests;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("digests by algorithm (a JSON object of strings)")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Digests, A::Error> {
+                    let mut v = Vec::new();
+                    while let Some((k, val)) = m.next_entry::<String, String>()? {
+                        if v.len() == MAX_DIGESTS {
+                            return Err(de::Error::custom("a subject with too many digests"));
+                        }
+                        v.push((k, val));
+                    }
+                    Ok(Digests(v))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
 }
 
 /// A verified envelope's Statement: the fields the rule needs, read without building the
@@ -174,6 +291,10 @@ mod tests {
             r#"{"_type":"https://in-toto.io/Statement/v1","subject":[{"digest":{"sha256":"00"}}]}"#,
             r#"{"_type":"https://in-toto.io/Statement/v1","subject":[{"digest":{"sha256":"00"}}],"subject":[],"predicateType":"x"}"#,
             r#"["not an object"]"#,
+            // arrays read positionally by a derived reader: not a statement
+            r#"["https://in-toto.io/Statement/v1",[{"digest":{"sha256":"00"}}],"x"]"#,
+            r#"{"_type":"https://in-toto.io/Statement/v1","subject":[["a",{"sha256":"00"}]],"predicateType":"x"}"#,
+            r#"{"_type":"https://in-toto.io/Statement/v1","subject":[{"digest":[["sha256","00"]]}],"predicateType":"x"}"#,
         ] {
             assert!(st(bad).is_err(), "{bad}");
         }

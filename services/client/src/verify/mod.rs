@@ -140,6 +140,9 @@ impl Verified {
 /// signatures, never the artifact, and are a few KiB.
 const MAX_BODY_BYTES: usize = 256 << 10;
 
+/// The largest RFC 3161 timestamp read (a token with its authority's chain is a few KiB).
+const MAX_TIMESTAMP_BYTES: usize = 64 << 10;
+
 /// Seconds of clock skew tolerated for times in the future.
 const SKEW: i64 = 60;
 
@@ -313,6 +316,12 @@ pub fn verify_with(
     if let Some(tvd) = &m.timestamp_verification_data {
         for ts in &tvd.rfc3161_timestamps {
             let token = b64("signedTimestamp", &ts.signed_timestamp)?;
+            if token.len() > MAX_TIMESTAMP_BYTES {
+                return fail(format!(
+                    "a signed timestamp is larger than {} KiB",
+                    MAX_TIMESTAMP_BYTES >> 10
+                ));
+            }
             let t = crate::tsa::verify(&token, &signature_bytes, &trust.tsas)
                 .map_err(|e| VerifyError(format!("signed timestamp: {e}")))?;
             if t > now + SKEW {

@@ -1038,6 +1038,44 @@ async fn device_flow(cli: &Sigstack, dir: &Path, stack: &Value, a: &str) {
     let (url, code) = rest
         .split_once(" and enter the code ")
         .expect("url and code");
+    approve_device(stack, url, code).await;
+    drop(rx);
+    let mut child = child;
+    let status = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(st) = child.try_wait() {
+                return Some(st);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    })
+    .await
+    .expect("join");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the device flow completes"
+    );
+    let o = cli.run(&[
+        "verify-blob",
+        "--bundle",
+        p(&bundle),
+        "--certificate-identity",
+        oidc["email"].as_str().expect("email"),
+        "--certificate-oidc-issuer",
+        oidc["url"].as_str().expect("url"),
+        a,
+    ]);
+    assert!(o.ok(), "{o}");
+}
+
+/// The dev user approves a device authorization on the issuer's page at `url` (which
+/// shows `code`), as a person would.
+pub async fn approve_device(stack: &Value, url: &str, code: &str) {
+    let oidc = &stack["services"]["oidc"];
     install_tls();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -1072,35 +1110,4 @@ async fn device_flow(cli: &Sigstack, dir: &Path, stack: &Value, a: &str) {
         .await
         .expect("post");
     assert_eq!(r.status(), 200);
-    drop(rx);
-    let mut child = child;
-    let status = tokio::task::spawn_blocking(move || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(st) = child.try_wait() {
-                return Some(st);
-            }
-            if std::time::Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    })
-    .await
-    .expect("join");
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "the device flow completes"
-    );
-    let o = cli.run(&[
-        "verify-blob",
-        "--bundle",
-        p(&bundle),
-        "--certificate-identity",
-        oidc["email"].as_str().expect("email"),
-        "--certificate-oidc-issuer",
-        oidc["url"].as_str().expect("url"),
-        a,
-    ]);
-    assert!(o.ok(), "{o}");
 }

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 struct Stack {
+    json: Value,
     dir: PathBuf,
     tuf: String,
     root: String,
@@ -70,6 +71,7 @@ pub async fn cosign_and_rekor_cli_against_the_stack() {
             .to_string()
     };
     let st = Stack {
+        json: stack.clone(),
         dir: dir.clone(),
         tuf: s("/services/tuf/url"),
         root: s("/services/tuf/root"),
@@ -86,6 +88,7 @@ pub async fn cosign_and_rekor_cli_against_the_stack() {
     std::fs::write(&artifact, b"signed by everyone\n").expect("w");
     shared_tuf_cache(&st, &artifact);
     identity_tokens(&st, &artifact);
+    interactive_flows(&st, &artifact).await;
     blobs_with_keys_and_old_bundles(&st, &artifact);
     trust_flags(&st, &artifact);
     images(&st).await;
@@ -248,6 +251,145 @@ fn identity_tokens(st: &Stack, artifact: &Path) {
                 p(artifact),
             ]),
             &format!("the CI job's identity in {}'s certificate", c.name),
+        );
+    }
+}
+
+/// A person signs in for cosign: in a browser (cosign opens our login page with the
+/// system's opener, `xdg-open`, here one that hands the URL to headless Chromium, which
+/// logs in as the dev user and is redirected to cosign's loopback callback), and through
+/// the device flow (the user approves the code cosign prints on the issuer's page).
+async fn interactive_flows(st: &Stack, artifact: &Path) {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "Debian's Chromium is not at {chromium}: run ./scripts/test"
+    );
+    let bin = st.dir.join("opener");
+    std::fs::create_dir_all(&bin).expect("dir");
+    let login = crate::keyless::workspace().join("tests/interop/browser/login.mjs");
+    let opener = bin.join("xdg-open");
+    // a desktop's opener returns at once and leaves the browser running
+    std::fs::write(
+        &opener,
+        format!(
+            "#!/bin/sh\nnode {} \"$1\" >> {} 2>&1 &\n",
+            login.display(),
+            st.dir.join("login.log").display()
+        ),
+    )
+    .expect("w");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&opener, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let password_file = st.json["services"]["oidc"]["password_file"]
+        .as_str()
+        .expect("password file")
+        .to_string();
+    let ours = Sigstack::new(&st.dir.join("flows-home"));
+    ok(
+        &ours.run(&["initialize", "--mirror", &st.tuf, "--root", &st.root]),
+        "initialize",
+    );
+    for c in [
+        initialized(Cosign::v2(&st.dir.join("flows-v2")), st),
+        initialized(Cosign::v3(&st.dir.join("flows-v3")), st),
+    ] {
+        let v2_flags: &[&str] = if c.name == "cosign v2" {
+            &["--use-signing-config", "--new-bundle-format"]
+        } else {
+            &[]
+        };
+        let tag = c.name.replace(' ', "");
+        // the browser
+        let bundle = st.dir.join(format!("{tag}-browser.json"));
+        let mut cmd = c.cmd();
+        cmd.args(with(
+            &with(
+                &["sign-blob", "--yes", "--fulcio-auth-flow", "normal"],
+                v2_flags,
+            ),
+            &["--bundle", p(&bundle), p(artifact)],
+        ))
+        .env("PATH", &path)
+        .env("CHROMIUM", &chromium)
+        .env("SIGSTACK_LOGIN_USER", "dev")
+        .env("SIGSTACK_LOGIN_PASSWORD_FILE", &password_file);
+        let (ok_, o) = crate::keyless::run_within(&mut cmd, std::time::Duration::from_secs(120));
+        assert!(ok_, "{}: browser sign-in: {o}", c.name);
+        assert!(o.contains("Your browser will now be opened to"), "{o}");
+        ok(
+            &ours.run(&with(
+                &["verify-blob", "--bundle", p(&bundle)],
+                &with(&st.id(), &[p(artifact)]),
+            )),
+            &format!("the browser sign-in's identity in {}'s certificate", c.name),
+        );
+        // the device flow
+        let bundle = st.dir.join(format!("{tag}-device.json"));
+        let mut cmd = c.cmd();
+        cmd.args(with(
+            &with(
+                &["sign-blob", "--yes", "--fulcio-auth-flow", "device"],
+                v2_flags,
+            ),
+            &["--bundle", p(&bundle), p(artifact)],
+        ))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn cosign");
+        let stderr = child.stderr.take().expect("stderr");
+        let child = crate::keyless::Killed::new(child);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        // "Enter the verification code ABCD-EFGH in your browser at: URL"
+        let (code, url) = loop {
+            let line = rx
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("cosign's device prompt");
+            if let Some(rest) = line.strip_prefix("Enter the verification code ")
+                && let Some((code, url)) = rest.split_once(" in your browser at: ")
+            {
+                break (code.trim().to_string(), url.trim().to_string());
+            }
+        };
+        crate::client::approve_device(&st.json, &url, &code).await;
+        let mut child = child;
+        let status = tokio::task::spawn_blocking(move || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while std::time::Instant::now() < deadline {
+                if let Some(st) = child.try_wait() {
+                    return Some(st);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            None
+        })
+        .await
+        .expect("join");
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "{}: the device flow ends in a signature: {status:?}",
+            c.name
+        );
+        ok(
+            &ours.run(&with(
+                &["verify-blob", "--bundle", p(&bundle)],
+                &with(&st.id(), &[p(artifact)]),
+            )),
+            &format!("the device flow's identity in {}'s certificate", c.name),
         );
     }
 }
@@ -798,6 +940,52 @@ async fn images(st: &Stack) {
         let o = ours.run(&["tree", &image]);
         ok(&o, "sigstack tree");
     }
+    // cosign v2's intoto 0.0.1 log entries (`--rekor-entry-type intoto`): logged as Rekor
+    // does, and verified by all three
+    let digest = oci_ok(&["push-image", &reg, "matrix/intoto", "v1"]);
+    let image = format!("{reg}/matrix/intoto@{digest}");
+    let o = v2.run(&with(
+        &with(
+            &[
+                "attest",
+                "--yes",
+                "--identity-token",
+                &token,
+                insecure,
+                "--rekor-entry-type",
+                "intoto",
+                "--predicate",
+                p(&predicate),
+                "--type",
+                "slsaprovenance",
+            ],
+            &legacy_urls,
+        ),
+        &[&image],
+    ));
+    ok(&o, "cosign v2 attest --rekor-entry-type intoto");
+    table.push_str(&format!("{:<28}", "cosign v2 (intoto entry)"));
+    for (vname, verifier) in [
+        ("cosign v2", &v2 as &dyn Tool),
+        ("cosign v3", &v3),
+        ("sigstack", &ours),
+    ] {
+        let o = verifier.run(&with(
+            &with(
+                &["verify-attestation", insecure, "--type", "slsaprovenance"],
+                &st.id(),
+            ),
+            &[&image],
+        ));
+        if !o.ok() {
+            failures.push(format!("{vname} verifies an intoto 0.0.1 attestation: {o}"));
+        }
+        table.push_str(&format!(
+            "{:<20}",
+            if o.ok() { "att pass" } else { "att FAIL" }
+        ));
+    }
+    table.push('\n');
     eprintln!("{table}");
     let outdir = crate::keyless::workspace().join("target/test-artifacts");
     std::fs::create_dir_all(&outdir).expect("dir");
