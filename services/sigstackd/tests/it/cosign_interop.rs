@@ -339,10 +339,11 @@ async fn interactive_flows(st: &Stack, artifact: &Path) {
             ),
             &["--bundle", p(&bundle), p(artifact)],
         ))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
         let mut child = cmd.spawn().expect("spawn cosign");
-        let stderr = child.stderr.take().expect("stderr");
+        // cosign prints the device prompt on standard output
+        let stdout = child.stdout.take().expect("stdout");
         let child = crate::keyless::Killed::new(child);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
