@@ -348,7 +348,7 @@ async fn interactive_flows(st: &Stack, artifact: &Path) {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr)
+            for line in std::io::BufReader::new(stdout)
                 .lines()
                 .map_while(Result::ok)
             {
