@@ -714,7 +714,8 @@ pub async fn verify_image(
     let policy = policy_of(&a.identity)?;
     let opts = a.identity.options();
     let (reg, r, digest) = resolve(&a.registry, &a.image).await?;
-    let m = trust_material(trust).await?;
+    let mut m = trust_material(trust).await?;
+    a.identity.apply_pki(&mut m.trusted_root)?;
     let mut candidates = legacy_layers(&reg, &r, &digest, "sig").await?;
     candidates.extend(
         bundle_referrers(&reg, &r)
@@ -818,7 +819,8 @@ pub async fn verify_attestation(
     let policy = policy_of(&a.identity)?;
     let opts = a.identity.options();
     let (reg, r, digest) = resolve(&a.registry, &a.image).await?;
-    let m = trust_material(trust).await?;
+    let mut m = trust_material(trust).await?;
+    a.identity.apply_pki(&mut m.trusted_root)?;
     let want_type = a
         .predicate_type
         .as_deref()

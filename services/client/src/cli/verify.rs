@@ -4,6 +4,7 @@
 //! verifies to.
 
 use super::*;
+use sigstack_types::trust::TrustedRoot;
 
 #[derive(Args)]
 pub(super) struct Identity {
@@ -46,6 +47,17 @@ pub(super) struct Identity {
     /// The git ref the certificate must name (e.g. refs/heads/main).
     #[arg(long, env = "COSIGN_CERTIFICATE_GITHUB_WORKFLOW_REF")]
     certificate_github_workflow_ref: Option<String>,
+    /// Bring-your-own PKI: the signing certificate's chain (PEM), from its issuing CA up
+    /// to a root, trusted in place of the trusted root's CAs.
+    #[arg(long, env = "COSIGN_CERTIFICATE_CHAIN")]
+    pub(super) certificate_chain: Option<PathBuf>,
+    /// Bring-your-own PKI: root CA certificates (PEM) trusted in place of the trusted
+    /// root's CAs, with --ca-intermediates.
+    #[arg(long, env = "COSIGN_CA_ROOTS", conflicts_with = "certificate_chain")]
+    pub(super) ca_roots: Option<PathBuf>,
+    /// Intermediate CA certificates (PEM) between a leaf and --ca-roots.
+    #[arg(long, env = "COSIGN_CA_INTERMEDIATES", requires = "ca_roots")]
+    pub(super) ca_intermediates: Option<PathBuf>,
     /// Do not require or check a transparency-log entry (unsafe: nothing then shows the
     /// signature was published; a certificate is checked at a signed timestamp, else now).
     #[arg(long, env = "COSIGN_INSECURE_IGNORE_TLOG")]
@@ -57,6 +69,79 @@ pub(super) struct Identity {
 }
 
 impl Identity {
+    /// With bring-your-own PKI flags, the CAs they name replace the trusted root's (the
+    /// logs, CT logs and timestamp authorities stay): each intermediate's path up to a
+    /// given root, and each root alone.
+    pub(super) fn apply_pki(&self, root: &mut TrustedRoot) -> anyhow::Result<()> {
+        let read = |p: &Path| -> anyhow::Result<Vec<Certificate>> {
+            let text = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            let certs = sigstack_crypto::pem::decode_all(&text)
+                .with_context(|| format!("{} holds no PEM certificates", p.display()))?
+                .into_iter()
+                .filter(|b| b.label == "CERTIFICATE")
+                .map(|b| Certificate::from_der(&b.der))
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| format!("a certificate in {} does not parse", p.display()))?;
+            if certs.is_empty() {
+                bail!("{} holds no PEM certificates", p.display());
+            }
+            Ok(certs)
+        };
+        let chains: Vec<Vec<Certificate>> = match (&self.certificate_chain, &self.ca_roots) {
+            (Some(chain), _) => vec![read(chain)?],
+            (None, Some(roots)) => {
+                let roots = read(roots)?;
+                let inter = match &self.ca_intermediates {
+                    Some(p) => read(p)?,
+                    None => Vec::new(),
+                };
+                let mut chains: Vec<Vec<Certificate>> =
+                    roots.iter().map(|r| vec![r.clone()]).collect();
+                for i in &inter {
+                    // follow issuers through the intermediates (no loops) to a root
+                    let mut path = vec![i.clone()];
+                    while path.len() <= inter.len() {
+                        let top = path.last().cloned().expect("a path");
+                        if let Some(r) = roots.iter().find(|r| top.verify_issued_by(r).is_ok()) {
+                            path.push(r.clone());
+                            chains.push(path);
+                            break;
+                        }
+                        match inter.iter().find(|c| {
+                            top.verify_issued_by(c).is_ok()
+                                && !path.iter().any(|p| p.der() == c.der())
+                        }) {
+                            Some(next) => path.push(next.clone()),
+                            None => break,
+                        }
+                    }
+                }
+                chains
+            }
+            (None, None) => return Ok(()),
+        };
+        root.certificate_authorities = chains
+            .into_iter()
+            .map(|chain| sigstack_types::trust::CertificateAuthority {
+                subject: Default::default(),
+                uri: String::new(),
+                cert_chain: sigstack_types::trust::CertChain {
+                    certificates: chain
+                        .iter()
+                        .map(|c| sigstack_types::trust::RawBytes {
+                            raw_bytes: STANDARD.encode(c.der()),
+                        })
+                        .collect(),
+                },
+                valid_for: sigstack_types::trust::TimeRange {
+                    start: "1970-01-01T00:00:00Z".into(),
+                    end: None,
+                },
+            })
+            .collect();
+        Ok(())
+    }
+
     /// The checks beyond the policy (and those switched off), with a warning for each
     /// switched off, as cosign prints.
     pub(super) fn options(&self) -> sigstack::verify::Options {
@@ -232,7 +317,8 @@ pub(super) async fn verify_blob(
 ) -> anyhow::Result<()> {
     let policy = policy_of(&a.identity)?;
     let artifact = artifact_of(&a.artifact)?;
-    let m = trust_material(trust).await?;
+    let mut m = trust_material(trust).await?;
+    a.identity.apply_pki(&mut m.trusted_root)?;
     let bundle = match (&a.bundle, &a.signature) {
         (Some(b), _) => {
             let bundle = read_bundle(b)?;
@@ -411,7 +497,8 @@ pub(super) async fn verify_attestation(
             Artifact::Unchecked
         }
     };
-    let m = trust_material(trust).await?;
+    let mut m = trust_material(trust).await?;
+    a.identity.apply_pki(&mut m.trusted_root)?;
     let bundle = read_bundle(&a.bundle)?;
     let v = verify_with(
         &bundle,

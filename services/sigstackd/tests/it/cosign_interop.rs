@@ -91,6 +91,7 @@ pub async fn cosign_and_rekor_cli_against_the_stack() {
     interactive_flows(&st, &artifact).await;
     blobs_with_keys_and_old_bundles(&st, &artifact);
     trust_flags(&st, &artifact);
+    bring_your_own_pki(&st);
     images(&st).await;
     rekor_cli(&st, &artifact);
 }
@@ -728,6 +729,282 @@ fn trust_flags(st: &Stack, artifact: &Path) {
         ok(&v2.run(&args), "cosign v2 verifies with --trusted-root");
         ok(&v3.run(&args), "cosign v3 verifies with --trusted-root");
         ok(&ours.run(&args), "sigstack verifies with --trusted-root");
+    }
+}
+
+/// Bring-your-own PKI: a certificate from the organisation's own CA (made with openssl:
+/// root, intermediate, leaf with an e-mail SAN and Fulcio's issuer extensions), its
+/// signature logged with rekor-cli, verified by `sigstack` and cosign v2 with
+/// `--certificate-chain` or `--ca-roots`/`--ca-intermediates` in place of the trusted root's
+/// CAs (no SCT from such a CA: `--insecure-ignore-sct`).
+fn bring_your_own_pki(st: &Stack) {
+    let d = st.dir.join("pki");
+    std::fs::create_dir_all(&d).expect("dir");
+    let f = |n: &str| d.join(n);
+    let issuer = "https://sso.corp.example";
+    std::fs::write(
+        f("ca.ext"),
+        "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n",
+    )
+    .expect("w");
+    std::fs::write(
+        f("leaf.ext"),
+        format!(
+            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\nsubjectAltName=email:builder@corp.example\n1.3.6.1.4.1.57264.1.1=DER:{}\n1.3.6.1.4.1.57264.1.8=ASN1:UTF8String:{issuer}\n",
+            hex::encode(issuer)
+        ),
+    )
+    .expect("w");
+    std::fs::write(f("art.txt"), b"released by the organisation\n").expect("w");
+    let path_art_sig = f("art.sig").to_string_lossy().to_string();
+    let path_art_txt = f("art.txt").to_string_lossy().to_string();
+    let path_ca_ext = f("ca.ext").to_string_lossy().to_string();
+    let path_inter_csr = f("inter.csr").to_string_lossy().to_string();
+    let path_inter_key = f("inter.key").to_string_lossy().to_string();
+    let path_inter_pem = f("inter.pem").to_string_lossy().to_string();
+    let path_leaf_csr = f("leaf.csr").to_string_lossy().to_string();
+    let path_leaf_ext = f("leaf.ext").to_string_lossy().to_string();
+    let path_leaf_key = f("leaf.key").to_string_lossy().to_string();
+    let path_leaf_pem = f("leaf.pem").to_string_lossy().to_string();
+    let path_root_key = f("root.key").to_string_lossy().to_string();
+    let path_root_pem = f("root.pem").to_string_lossy().to_string();
+    let steps: Vec<Vec<&str>> = vec![
+        vec![
+            "ecparam",
+            "-genkey",
+            "-name",
+            "prime256v1",
+            "-noout",
+            "-out",
+            &path_root_key,
+        ],
+        vec![
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            &path_root_key,
+            "-subj",
+            "/O=Corp/CN=Corp Root",
+            "-days",
+            "3650",
+            "-out",
+            &path_root_pem,
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+        vec![
+            "ecparam",
+            "-genkey",
+            "-name",
+            "prime256v1",
+            "-noout",
+            "-out",
+            &path_inter_key,
+        ],
+        vec![
+            "req",
+            "-new",
+            "-key",
+            &path_inter_key,
+            "-subj",
+            "/O=Corp/CN=Corp Intermediate",
+            "-out",
+            &path_inter_csr,
+        ],
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &path_inter_csr,
+            "-CA",
+            &path_root_pem,
+            "-CAkey",
+            &path_root_key,
+            "-CAcreateserial",
+            "-days",
+            "3650",
+            "-extfile",
+            &path_ca_ext,
+            "-out",
+            &path_inter_pem,
+        ],
+        vec![
+            "ecparam",
+            "-genkey",
+            "-name",
+            "prime256v1",
+            "-noout",
+            "-out",
+            &path_leaf_key,
+        ],
+        vec![
+            "req",
+            "-new",
+            "-key",
+            &path_leaf_key,
+            "-subj",
+            "/O=Corp",
+            "-out",
+            &path_leaf_csr,
+        ],
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &path_leaf_csr,
+            "-CA",
+            &path_inter_pem,
+            "-CAkey",
+            &path_inter_key,
+            "-CAcreateserial",
+            "-days",
+            "30",
+            "-extfile",
+            &path_leaf_ext,
+            "-out",
+            &path_leaf_pem,
+        ],
+        vec![
+            "dgst",
+            "-sha256",
+            "-sign",
+            &path_leaf_key,
+            "-out",
+            &path_art_sig,
+            &path_art_txt,
+        ],
+    ];
+    for args in &steps {
+        let (ok_, o) = run(Command::new("openssl").args(args));
+        assert!(ok_, "openssl {args:?}: {o}");
+    }
+    let chain = format!(
+        "{}{}",
+        std::fs::read_to_string(f("inter.pem")).expect("r"),
+        std::fs::read_to_string(f("root.pem")).expect("r")
+    );
+    std::fs::write(f("chain.pem"), chain).expect("w");
+    use base64::Engine;
+    let sig_b64 =
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(f("art.sig")).expect("r"));
+    std::fs::write(f("art.sig.b64"), &sig_b64).expect("w");
+    let mut c = Command::new(go_tool("SIGSTACK_REKOR_CLI"));
+    crate::cosign::clean_env(&mut c);
+    c.env("HOME", &d).args([
+        "upload",
+        "--rekor_server",
+        &st.log,
+        "--type",
+        "hashedrekord",
+        "--artifact",
+        p(&f("art.txt")),
+        "--signature",
+        p(&f("art.sig")),
+        "--public-key",
+        p(&f("leaf.pem")),
+        "--pki-format",
+        "x509",
+    ]);
+    ok(
+        &out(c),
+        "rekor-cli logs the signature with the organisation's certificate",
+    );
+    let ours = Sigstack::new(&d.join("home"));
+    ok(
+        &ours.run(&["initialize", "--mirror", &st.tuf, "--root", &st.root]),
+        "initialize",
+    );
+    let id = [
+        "--certificate-identity",
+        "builder@corp.example",
+        "--certificate-oidc-issuer",
+        issuer,
+    ];
+    let verify = |pki: &[&str]| {
+        ours.run(&with(
+            &with(
+                &[
+                    "verify-blob",
+                    "--signature",
+                    p(&f("art.sig.b64")),
+                    "--certificate",
+                    p(&f("leaf.pem")),
+                ],
+                pki,
+            ),
+            &with(&id, &[p(&f("art.txt"))]),
+        ))
+    };
+    let refused_for = |o: &Out, why: &str| {
+        assert_eq!(o.code, Some(1), "{o}");
+        assert!(o.stderr.contains(why), "{why}: {o}");
+    };
+    refused_for(&verify(&[]), "does not chain to a trusted CA");
+    refused_for(
+        &verify(&["--certificate-chain", p(&f("chain.pem"))]),
+        "no embedded SCT",
+    );
+    ok(
+        &verify(&[
+            "--certificate-chain",
+            p(&f("chain.pem")),
+            "--insecure-ignore-sct",
+        ]),
+        "sigstack --certificate-chain",
+    );
+    ok(
+        &verify(&[
+            "--ca-roots",
+            p(&f("root.pem")),
+            "--ca-intermediates",
+            p(&f("inter.pem")),
+            "--insecure-ignore-sct",
+        ]),
+        "sigstack --ca-roots --ca-intermediates",
+    );
+    refused_for(
+        &verify(&["--ca-roots", p(&f("root.pem")), "--insecure-ignore-sct"]),
+        "does not chain to a trusted CA",
+    );
+    // cosign v2 on the same (its detached-signature path takes the log's key from
+    // SIGSTORE_REKOR_PUBLIC_KEY, not from TUF)
+    let v2 = Cosign::v2(&d.join("v2"));
+    let log_key = st.json["services"]["log"]["public_key"]
+        .as_str()
+        .expect("log key")
+        .to_string();
+    for pki in [
+        vec!["--certificate-chain", p(&f("chain.pem"))],
+        vec![
+            "--ca-roots",
+            p(&f("root.pem")),
+            "--ca-intermediates",
+            p(&f("inter.pem")),
+        ],
+    ] {
+        let o = v2.run_env(
+            &with(
+                &with(
+                    &[
+                        "verify-blob",
+                        "--rekor-url",
+                        &st.log,
+                        "--insecure-ignore-sct",
+                        "--signature",
+                        p(&f("art.sig.b64")),
+                        "--certificate",
+                        p(&f("leaf.pem")),
+                    ],
+                    &pki,
+                ),
+                &with(&id, &[p(&f("art.txt"))]),
+            ),
+            &[("SIGSTORE_REKOR_PUBLIC_KEY", &log_key)],
+        );
+        ok(&o, &format!("cosign v2 {pki:?}"));
     }
 }
 
