@@ -1046,9 +1046,11 @@ async fn images(st: &Stack) {
         ("sigstack", "referrer bundle", true),
         ("sigstack", "legacy .sig", true),
     ];
+    let mut images = Vec::new();
     for (n, (signer, layout, carries)) in signers.iter().enumerate() {
         let digest = oci_ok(&["push-image", &reg, &format!("matrix/app{n}"), "v1"]);
         let image = format!("{reg}/matrix/app{n}@{digest}");
+        images.push((digest.clone(), image.clone()));
         let ann = ["-a", "env=prod"];
         let o = match (*signer, *layout) {
             ("cosign v2", "legacy .sig") => v2.run(&with(
@@ -1218,6 +1220,66 @@ async fn images(st: &Stack) {
         let o = ours.run(&["tree", &image]);
         ok(&o, "sigstack tree");
     }
+    // the management commands read what the other tool wrote: cosign on sigstack's legacy
+    // image (row 4), sigstack on cosign v2's (row 0)
+    let (ours_digest, ours_image) = &images[4];
+    let (theirs_digest, theirs_image) = &images[0];
+    let tri_ours = ours.run(&["triangulate", ours_image]);
+    ok(&tri_ours, "sigstack triangulate");
+    for c in [&v2, &v3] {
+        let o = c.run(&["triangulate", insecure, ours_image]);
+        ok(&o, &format!("{} triangulate", c.name));
+        assert_eq!(
+            o.stdout.trim(),
+            tri_ours.stdout.trim(),
+            "{}: the same .sig tag",
+            c.name
+        );
+    }
+    let o = v3.run(&["download", "signature", insecure, ours_image]);
+    ok(&o, "cosign download signature of sigstack's");
+    assert!(o.stdout.contains("Base64Signature"), "{o}");
+    let o = ours.run(&["download", "signature", theirs_image]);
+    ok(&o, "sigstack download signature of cosign's");
+    assert!(o.stdout.contains("Base64Signature"), "{o}");
+    // copies verify at their new home, in the other tool
+    let dst_theirs = format!("{reg}/copies/by-cosign:v1");
+    ok(
+        &v3.run(&["copy", insecure, ours_image, &dst_theirs]),
+        "cosign copy of sigstack's image",
+    );
+    let copied = format!("{reg}/copies/by-cosign@{ours_digest}");
+    ok(
+        &ours.run(&with(&with(&["verify"], &st.id()), &[&copied])),
+        "sigstack verifies cosign's copy",
+    );
+    let dst_ours = format!("{reg}/copies/by-sigstack:v1");
+    ok(
+        &ours.run(&["copy", theirs_image, &dst_ours]),
+        "sigstack copy of cosign's image",
+    );
+    let copied = format!("{reg}/copies/by-sigstack@{theirs_digest}");
+    ok(
+        &v2.run(&with(&with(&["verify", insecure], &st.id()), &[&copied])),
+        "cosign verifies sigstack's copy",
+    );
+    // clean removes what the other tool attached
+    ok(
+        &v3.run(&["clean", "--force", insecure, ours_image]),
+        "cosign clean of sigstack's",
+    );
+    let o = ours.run(&with(&with(&["verify"], &st.id()), &[ours_image]));
+    assert_eq!(o.code, Some(1), "after cosign clean: {o}");
+    ok(
+        &ours.run(&["clean", theirs_image]),
+        "sigstack clean of cosign's",
+    );
+    let o = v2.run(&with(
+        &with(&["verify", insecure], &st.id()),
+        &[theirs_image],
+    ));
+    assert!(!o.ok(), "after sigstack clean: {o}");
+
     // cosign v2's intoto 0.0.1 log entries (`--rekor-entry-type intoto`): logged as Rekor
     // does, and verified by all three
     let digest = oci_ok(&["push-image", &reg, "matrix/intoto", "v1"]);
