@@ -7,6 +7,28 @@ use crate::corpus::{Case, cases};
 use serde_json::{Value, json};
 use std::process::Command;
 
+/// Runs a command under Python and returns its exit code, the kernel's peak RSS (KiB) for
+/// it, and its standard error.
+fn peak_rss(cmd: &mut Command) -> (i32, u64, String) {
+    let script = r#"
+import resource, subprocess, sys
+r = subprocess.run(sys.argv[1:], capture_output=True)
+print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+sys.stderr.write(r.stderr.decode())
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text.split_whitespace();
+    let code = it.next().and_then(|s| s.parse().ok()).expect("exit code");
+    let kib = it.next().and_then(|s| s.parse().ok()).expect("peak RSS");
+    (code, kib, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
 fn to_vec(v: &Value) -> Vec<u8> {
     serde_json::to_vec(v).expect("json")
 }
@@ -140,32 +162,15 @@ fn size_and_memory_are_bounded() {
     std::fs::write(&junk_path, &junk).expect("write");
     let size = junk.len() as u64;
     // the peak memory of a `sigstack verify-blob` run on it, measured by the kernel
-    let script = r#"
-import resource, subprocess, sys
-r = subprocess.run(sys.argv[1:], capture_output=True)
-print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-sys.stderr.write(r.stderr.decode())
-"#;
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            script,
-            env!("CARGO_BIN_EXE_sigstack"),
-            "verify-blob",
-            "--offline",
-            "--key",
-        ])
-        .arg(cases().join("managed-key-happy-path/key.pub"))
-        .arg("--bundle")
-        .arg(&junk_path)
-        .arg(cases().join("a.txt"))
-        .output()
-        .expect("python3");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut it = text.split_whitespace();
-    let code: i32 = it.next().and_then(|s| s.parse().ok()).expect("code");
-    let max_rss_kib: u64 = it.next().and_then(|s| s.parse().ok()).expect("rss");
-    assert_eq!(code, 1, "refused: {}", String::from_utf8_lossy(&out.stderr));
+    let (code, max_rss_kib, err) = peak_rss(
+        Command::new(env!("CARGO_BIN_EXE_sigstack"))
+            .args(["verify-blob", "--offline", "--key"])
+            .arg(cases().join("managed-key-happy-path/key.pub"))
+            .arg("--bundle")
+            .arg(&junk_path)
+            .arg(cases().join("a.txt")),
+    );
+    assert_eq!(code, 1, "refused: {err}");
     assert!(
         max_rss_kib * 1024 < 3 * size + (64 << 20),
         "a {size}-byte bundle took {max_rss_kib} KiB"
@@ -223,32 +228,14 @@ fn a_large_statement_is_not_built_before_the_signer_is_known() {
     let key = dir.join("key.pub");
     std::fs::write(&key, signer.public_key().to_pem()).expect("w");
     let size = std::fs::metadata(&path).expect("meta").len();
-    let script = r#"
-import resource, subprocess, sys
-r = subprocess.run(sys.argv[1:], capture_output=True)
-print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-sys.stderr.write(r.stderr.decode())
-"#;
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            script,
-            env!("CARGO_BIN_EXE_sigstack"),
-            "verify-blob",
-            "--offline",
-            "--key",
-        ])
-        .arg(&key)
-        .arg("--bundle")
-        .arg(&path)
-        .arg(cases().join("a.txt"))
-        .output()
-        .expect("python3");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut it = text.split_whitespace();
-    let code: i32 = it.next().and_then(|s| s.parse().ok()).expect("code");
-    let max_rss_kib: u64 = it.next().and_then(|s| s.parse().ok()).expect("rss");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, max_rss_kib, err) = peak_rss(
+        Command::new(env!("CARGO_BIN_EXE_sigstack"))
+            .args(["verify-blob", "--offline", "--key"])
+            .arg(&key)
+            .arg("--bundle")
+            .arg(&path)
+            .arg(cases().join("a.txt")),
+    );
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("not a subject"), "{err}");
     assert!(

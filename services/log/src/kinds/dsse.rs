@@ -40,6 +40,27 @@ pub(super) struct EnvelopeSignature {
     pub sig: String,
 }
 
+/// A DSSE envelope as JSON text: one to `MAX_SIGNATURES` signatures and a payload that
+/// decodes; returns the envelope and the payload's bytes.
+pub(super) fn parse_envelope(text: &str) -> Result<(Envelope, Vec<u8>), EntryError> {
+    let env: Envelope = serde_json::from_str(text)
+        .map_err(|e| EntryError::invalid(format!("invalid DSSE envelope: {e}")))?;
+    if env.signatures.is_empty() {
+        return Err(EntryError::invalid(
+            "DSSE envelope must contain 1 or more signatures",
+        ));
+    }
+    if env.signatures.len() > super::MAX_SIGNATURES {
+        return Err(EntryError::invalid(format!(
+            "at most {} signatures are accepted",
+            super::MAX_SIGNATURES
+        )));
+    }
+    let payload = b64_flexible(&env.payload)
+        .ok_or_else(|| EntryError::invalid("could not decode envelope payload"))?;
+    Ok((env, payload))
+}
+
 pub(super) fn canonicalize(spec: &serde_json::Value) -> Result<(Vec<u8>, Vec<String>), EntryError> {
     let spec: Spec = parse_spec(spec, "dsse")?;
     let pc = spec
@@ -65,21 +86,7 @@ pub(super) fn canonicalize(spec: &serde_json::Value) -> Result<(Vec<u8>, Vec<Str
             "proposedContent.verifiers must hold at least one public key or certificate",
         ));
     }
-    let env: Envelope = serde_json::from_str(&envelope_text)
-        .map_err(|e| EntryError::invalid(format!("invalid DSSE envelope: {e}")))?;
-    if env.signatures.is_empty() {
-        return Err(EntryError::invalid(
-            "DSSE envelope must contain 1 or more signatures",
-        ));
-    }
-    if env.signatures.len() > super::MAX_SIGNATURES {
-        return Err(EntryError::invalid(format!(
-            "at most {} signatures are accepted",
-            super::MAX_SIGNATURES
-        )));
-    }
-    let payload = b64_flexible(&env.payload)
-        .ok_or_else(|| EntryError::invalid("could not decode envelope payload"))?;
+    let (env, payload) = parse_envelope(&envelope_text)?;
     let message = pae(&env.payload_type, &payload);
     let sigs: Vec<Vec<u8>> = env
         .signatures

@@ -26,22 +26,6 @@ struct Content {
     envelope: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct Envelope {
-    #[serde(default)]
-    payload: String,
-    #[serde(default, rename = "payloadType")]
-    payload_type: String,
-    #[serde(default)]
-    signatures: Vec<EnvelopeSignature>,
-}
-
-#[derive(Deserialize)]
-struct EnvelopeSignature {
-    #[serde(default)]
-    sig: String,
-}
-
 pub(super) fn canonicalize(spec: &serde_json::Value) -> Result<(Vec<u8>, Vec<String>), EntryError> {
     let spec: Spec = parse_spec(spec, "intoto")?;
     let key_b64 = spec
@@ -54,21 +38,7 @@ pub(super) fn canonicalize(spec: &serde_json::Value) -> Result<(Vec<u8>, Vec<Str
         .and_then(|c| c.envelope)
         .filter(|e| !e.is_empty())
         .ok_or_else(|| EntryError::invalid("missing content.envelope in intoto v0.0.1 entry"))?;
-    let env: Envelope = serde_json::from_str(&envelope_text)
-        .map_err(|e| EntryError::invalid(format!("invalid DSSE envelope: {e}")))?;
-    if env.signatures.is_empty() {
-        return Err(EntryError::invalid(
-            "DSSE envelope must contain 1 or more signatures",
-        ));
-    }
-    if env.signatures.len() > super::MAX_SIGNATURES {
-        return Err(EntryError::invalid(format!(
-            "at most {} signatures are accepted",
-            super::MAX_SIGNATURES
-        )));
-    }
-    let payload = b64_flexible(&env.payload)
-        .ok_or_else(|| EntryError::invalid("could not decode envelope payload"))?;
+    let (env, payload) = super::dsse::parse_envelope(&envelope_text)?;
     let message = pae(&env.payload_type, &payload);
     // one verifier, threshold one: some signature must verify with the key
     let verified = env.signatures.iter().any(|s| {

@@ -152,6 +152,26 @@ fn shared_tuf_cache(st: &Stack, artifact: &Path) {
     ok(&verify(&v3), "cosign v3 after cosign v2 initialize");
 }
 
+/// `sigstack` initialized on the stack, with a home of its own.
+fn ours_on(st: &Stack, home: &str) -> Sigstack {
+    let ours = Sigstack::new(&st.dir.join(home));
+    ok(
+        &ours.run(&["initialize", "--mirror", &st.tuf, "--root", &st.root]),
+        "sigstack initialize",
+    );
+    ours
+}
+
+/// Flags cosign v2 needs to sign through the signing config into a Sigstore bundle, as
+/// cosign v3 does by default.
+fn bundle_flags(c: &Cosign) -> &'static [&'static str] {
+    if c.name == "cosign v2" {
+        &["--use-signing-config", "--new-bundle-format"]
+    } else {
+        &[]
+    }
+}
+
 /// cosign initialized on the stack, with a home of its own.
 fn initialized(c: Cosign, st: &Stack) -> Cosign {
     ok(
@@ -165,20 +185,12 @@ fn initialized(c: Cosign, st: &Stack) -> Cosign {
 /// file name), `SIGSTORE_ID_TOKEN`, and a CI job's client-credentials flow (the token
 /// must name cosign's client id as an audience and come from `--oidc-issuer`).
 fn identity_tokens(st: &Stack, artifact: &Path) {
-    let ours = Sigstack::new(&st.dir.join("id-home"));
-    ok(
-        &ours.run(&["initialize", "--mirror", &st.tuf, "--root", &st.root]),
-        "initialize",
-    );
+    let ours = ours_on(st, "id-home");
     for c in [
         initialized(Cosign::v2(&st.dir.join("id-v2")), st),
         initialized(Cosign::v3(&st.dir.join("id-v3")), st),
     ] {
-        let v2_flags: &[&str] = if c.name == "cosign v2" {
-            &["--use-signing-config", "--new-bundle-format"]
-        } else {
-            &[]
-        };
+        let v2_flags = bundle_flags(&c);
         let b1 = st
             .dir
             .join(format!("{}-flag.json", c.name.replace(' ', "")));
@@ -291,20 +303,12 @@ async fn interactive_flows(st: &Stack, artifact: &Path) {
         .as_str()
         .expect("password file")
         .to_string();
-    let ours = Sigstack::new(&st.dir.join("flows-home"));
-    ok(
-        &ours.run(&["initialize", "--mirror", &st.tuf, "--root", &st.root]),
-        "initialize",
-    );
+    let ours = ours_on(st, "flows-home");
     for c in [
         initialized(Cosign::v2(&st.dir.join("flows-v2")), st),
         initialized(Cosign::v3(&st.dir.join("flows-v3")), st),
     ] {
-        let v2_flags: &[&str] = if c.name == "cosign v2" {
-            &["--use-signing-config", "--new-bundle-format"]
-        } else {
-            &[]
-        };
+        let v2_flags = bundle_flags(&c);
         let tag = c.name.replace(' ', "");
         // the browser
         let bundle = st.dir.join(format!("{tag}-browser.json"));
@@ -412,11 +416,7 @@ fn regex_escape(s: &str) -> String {
 /// `rekorBundle`) for signatures and attestations, keyless and with a key, is read by
 /// `sigstack`; attestations cross between all three tools.
 fn blobs_with_keys_and_old_bundles(st: &Stack, artifact: &Path) {
-    let ours = Sigstack::new(&st.dir.join("keys-home"));
-    ok(
-        &ours.run(&["initialize", "--mirror", &st.tuf, "--root", &st.root]),
-        "initialize",
-    );
+    let ours = ours_on(st, "keys-home");
     let v2 = initialized(Cosign::v2(&st.dir.join("keys-v2")), st);
     let v3 = initialized(Cosign::v3(&st.dir.join("keys-v3")), st);
     let keys = st.dir.join("keys");
@@ -1012,11 +1012,7 @@ fn bring_your_own_pki(st: &Stack) {
 /// each layout it writes, and each verifies the others', with `-a` annotations.
 async fn images(st: &Stack) {
     let (_registry, reg) = registry(&st.dir.join("registry"));
-    let ours = Sigstack::new(&st.dir.join("img-home"));
-    ok(
-        &ours.run(&["initialize", "--mirror", &st.tuf, "--root", &st.root]),
-        "initialize",
-    );
+    let ours = ours_on(st, "img-home");
     let v2 = initialized(Cosign::v2(&st.dir.join("img-v2")), st);
     let v3 = initialized(Cosign::v3(&st.dir.join("img-v3")), st);
     let token = st.token();
