@@ -393,12 +393,28 @@ pub fn signature_image_config(layer_digests: &[String]) -> Vec<u8> {
     .unwrap_or_default()
 }
 
-/// An image manifest for `layers` with `config` bytes (media type OCI config).
+/// Docker's schema 2 config media type, for registries that refuse OCI's.
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+
+/// cosign's `COSIGN_DOCKER_MEDIA_TYPES`: signature images with Docker's media types
+/// (true, 1, t… as Go's strconv.ParseBool reads them).
+pub fn docker_media_types() -> bool {
+    std::env::var("COSIGN_DOCKER_MEDIA_TYPES")
+        .is_ok_and(|v| matches!(v.as_str(), "1" | "t" | "T" | "TRUE" | "true" | "True"))
+}
+
+/// A signature image's manifest for `layers` with `config` bytes: OCI media types, or
+/// Docker's with `COSIGN_DOCKER_MEDIA_TYPES`.
 pub fn image_manifest(config: &[u8], layers: &[Value]) -> Value {
+    let (manifest, config_type) = if docker_media_types() {
+        (DOCKER_MANIFEST, DOCKER_CONFIG)
+    } else {
+        (OCI_MANIFEST, OCI_CONFIG)
+    };
     json!({
         "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": descriptor(OCI_CONFIG, config),
+        "mediaType": manifest,
+        "config": descriptor(config_type, config),
         "layers": layers,
     })
 }

@@ -1276,6 +1276,62 @@ async fn images(st: &Stack) {
     ));
     assert!(!o.ok(), "after sigstack clean: {o}");
 
+    // COSIGN_DOCKER_MEDIA_TYPES: legacy signature images with Docker's media types, as
+    // cosign writes them for registries that refuse OCI's; each reads the other's
+    let crane = go_tool("SIGSTACK_CRANE");
+    let docker = [("COSIGN_DOCKER_MEDIA_TYPES", "1")];
+    for (n, signer) in ["sigstack", "cosign v2"].iter().enumerate() {
+        let digest = oci_ok(&["push-image", &reg, &format!("docker/app{n}"), "v1"]);
+        let image = format!("{reg}/docker/app{n}@{digest}");
+        let o = if *signer == "sigstack" {
+            ours.run_env(
+                &[
+                    "sign",
+                    "--yes",
+                    "--identity-token",
+                    &token,
+                    "--new-bundle-format=false",
+                    &image,
+                ],
+                &docker,
+            )
+        } else {
+            v2.run_env(
+                &with(
+                    &with(
+                        &["sign", "--yes", "--identity-token", &token, insecure],
+                        &legacy_urls,
+                    ),
+                    &[&image],
+                ),
+                &docker,
+            )
+        };
+        ok(&o, &format!("{signer} signs with Docker media types"));
+        let tag = format!("{reg}/docker/app{n}:{}", digest.replace(':', "-") + ".sig");
+        let mut c = Command::new(&crane);
+        c.args(["manifest", "--insecure", &tag]);
+        let m = out(c);
+        ok(&m, "crane manifest");
+        let m: Value = serde_json::from_str(&m.stdout).expect("a manifest");
+        assert_eq!(
+            m["mediaType"], "application/vnd.docker.distribution.manifest.v2+json",
+            "{signer}: {m}"
+        );
+        assert_eq!(
+            m["config"]["mediaType"],
+            "application/vnd.docker.container.image.v1+json"
+        );
+        ok(
+            &ours.run(&with(&with(&["verify"], &st.id()), &[&image])),
+            "sigstack verifies",
+        );
+        ok(
+            &v2.run(&with(&with(&["verify", insecure], &st.id()), &[&image])),
+            "cosign v2 verifies",
+        );
+    }
+
     // cosign v2's intoto 0.0.1 log entries (`--rekor-entry-type intoto`): logged as Rekor
     // does, and verified by all three
     let digest = oci_ok(&["push-image", &reg, "matrix/intoto", "v1"]);
