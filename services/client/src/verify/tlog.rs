@@ -214,6 +214,10 @@ fn hash_field(v: &Value, path: &str) -> Option<String> {
         .map(str::to_ascii_lowercase)
 }
 
+fn mismatch(what: &str) -> VerifyError {
+    VerifyError(format!("the log entry does not match the bundle: {what}"))
+}
+
 /// The tlog entry's body must describe this bundle's signature.
 pub fn check_body(
     body: &Value,
@@ -224,8 +228,6 @@ pub fn check_body(
     artifact_digest: &[u8; 32],
     dsse: Option<&DsseDigests>,
 ) -> Result<(), VerifyError> {
-    let mismatch =
-        |what: &str| VerifyError(format!("the log entry does not match the bundle: {what}"));
     match (kind, &b.message_signature, &b.dsse_envelope) {
         ("hashedrekord", Some(ms), None) => {
             let spec = &body["spec"];
@@ -352,8 +354,6 @@ pub fn check_body_v2(
     artifact_digest: &[u8; 32],
     dsse: Option<&DsseDigests>,
 ) -> Result<(), VerifyError> {
-    let mismatch =
-        |what: &str| VerifyError(format!("the log entry does not match the bundle: {what}"));
     let text = |v: &Value, p: &str| {
         v.pointer(p)
             .and_then(Value::as_str)

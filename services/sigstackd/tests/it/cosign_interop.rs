@@ -1449,8 +1449,8 @@ fn rekor_cli(st: &Stack, artifact: &Path) {
         let (ok_, o) = run(Command::new("openssl").args(&args));
         assert!(ok_, "openssl {args:?}: {o}");
     }
-    let up = [
-        "upload",
+    // the entry rekor-cli uploads, and later verifies by content
+    let content = [
         "--type",
         "hashedrekord",
         "--artifact",
@@ -1462,6 +1462,7 @@ fn rekor_cli(st: &Stack, artifact: &Path) {
         "--pki-format",
         "x509",
     ];
+    let up = with(&["upload"], &content);
     let o = rekor(&up);
     ok(&o, "rekor-cli upload");
     let uuid = o
@@ -1507,22 +1508,7 @@ fn rekor_cli(st: &Stack, artifact: &Path) {
         "the key-signed entry names no e-mail: {o}"
     );
     ok(&rekor(&["verify", "--uuid", &uuid]), "verify --uuid");
-    ok(
-        &rekor(&[
-            "verify",
-            "--type",
-            "hashedrekord",
-            "--artifact",
-            p(artifact),
-            "--signature",
-            p(&sig),
-            "--public-key",
-            p(&pubkey),
-            "--pki-format",
-            "x509",
-        ]),
-        "verify by content",
-    );
+    ok(&rekor(&with(&["verify"], &content)), "verify by content");
     // loginfo twice: the second call checks consistency with the state the first stored
     ok(&rekor(&["loginfo"]), "loginfo");
     let token = st.token();

@@ -169,21 +169,9 @@ impl Clients {
                 .args(["--artifact", p(artifact)])
                 .args(["--certificate-identity", &who.identity])
                 .args(["--certificate-oidc-issuer", &who.issuer])),
-            "cosign v2" | "cosign v3" => {
-                let o = self.cosign(verifier).run(&[
-                    "verify-blob",
-                    "--bundle",
-                    p(bundle),
-                    "--certificate-identity",
-                    &who.identity,
-                    "--certificate-oidc-issuer",
-                    &who.issuer,
-                    p(artifact),
-                ]);
-                (o.ok(), o.to_string())
-            }
+            // cosign and sigstack take the same flags
             _ => {
-                let o = self.ours.run(&[
+                let args = [
                     "verify-blob",
                     "--bundle",
                     p(bundle),
@@ -192,7 +180,11 @@ impl Clients {
                     "--certificate-oidc-issuer",
                     &who.issuer,
                     p(artifact),
-                ]);
+                ];
+                let o = match verifier {
+                    "cosign v2" | "cosign v3" => self.cosign(verifier).run(&args),
+                    _ => self.ours.run(&args),
+                };
                 (o.ok(), o.to_string())
             }
         }

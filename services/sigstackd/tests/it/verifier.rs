@@ -119,6 +119,21 @@ pub async fn forged_dsse_bundles_are_refused() {
             what,
         ])
     };
+    // verify-blob-attestation of `bundle` with the key, and more flags
+    let attestation = |bundle: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "verify-blob-attestation",
+            "--offline",
+            "--trusted-root",
+            &root,
+            "--key",
+            p(&key),
+            "--bundle",
+            p(bundle),
+        ];
+        args.extend_from_slice(extra);
+        cli.run(&args)
+    };
     let sha = format!("sha256:{digest}");
     let forgeries = [
         (
@@ -162,18 +177,7 @@ pub async fn forged_dsse_bundles_are_refused() {
                 &verify_with("verify-blob-attestation", &bundle, p(&artifact)),
                 why,
             );
-            let o = cli.run(&[
-                "verify-blob-attestation",
-                "--offline",
-                "--trusted-root",
-                &root,
-                "--key",
-                p(&key),
-                "--bundle",
-                p(&bundle),
-                "--check-claims=false",
-            ]);
-            refused(&o, why);
+            refused(&attestation(&bundle, &["--check-claims=false"]), why);
         }
     }
 
@@ -195,20 +199,7 @@ pub async fn forged_dsse_bundles_are_refused() {
     }
 
     // cosign's claims semantics: no artifact is a usage error unless --check-claims=false
-    let att = |extra: &[&str]| {
-        let mut args = vec![
-            "verify-blob-attestation",
-            "--offline",
-            "--trusted-root",
-            &root,
-            "--key",
-            p(&key),
-            "--bundle",
-            p(&honest),
-        ];
-        args.extend_from_slice(extra);
-        cli.run(&args)
-    };
+    let att = |extra: &[&str]| attestation(&honest, extra);
     let o = att(&[]);
     assert_eq!(o.code, Some(2), "no artifact, claims checked: {o}");
     assert!(o.stderr.contains("--check-claims=false"), "{o}");
