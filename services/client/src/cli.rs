@@ -155,7 +155,7 @@ enum Command {
     /// Remove an image's signatures and/or attestations from the registry.
     Clean(images::CleanArgs),
     /// Show what is attached to an image.
-    Tree(images::ImageRefArgs),
+    Tree(images::TreeArgs),
     /// The sigstore-conformance protocol's signing.
     #[command(hide = true)]
     SignBundle(ConformanceSignArgs),

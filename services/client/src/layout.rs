@@ -31,6 +31,9 @@ pub const ANN_BUNDLE_PREDICATE: &str = "dev.sigstore.bundle.predicateType";
 pub const ANN_CREATED: &str = "org.opencontainers.image.created";
 
 pub const SIGNATURE_TYPE: &str = "cosign container image signature";
+/// The artifact type of cosign's legacy signature image pushed as an OCI 1.1 referrer
+/// (`--registry-referrers-mode oci-1-1`).
+pub const COSIGN_SIG_ARTIFACT: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
 /// The predicate type cosign v3 signs images with (an in-toto statement, empty predicate).
 pub const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
 

@@ -8,30 +8,29 @@
 
 use crate::client::{Out, Sigstack, p};
 use crate::cosign::{Cosign, go_tool, out};
-use crate::images::{oci_ok, registry};
 use crate::keyless::{dev_stack, run};
 use crate::support::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-struct Stack {
-    json: Value,
-    dir: PathBuf,
-    tuf: String,
-    root: String,
-    ca: String,
-    log: String,
-    oidc: String,
-    me: String,
-    trusted_root: String,
-    signing_config: String,
-    ci_secret: String,
-    data: PathBuf,
+pub(crate) struct Stack {
+    pub(crate) json: Value,
+    pub(crate) dir: PathBuf,
+    pub(crate) tuf: String,
+    pub(crate) root: String,
+    pub(crate) ca: String,
+    pub(crate) log: String,
+    pub(crate) oidc: String,
+    pub(crate) me: String,
+    pub(crate) trusted_root: String,
+    pub(crate) signing_config: String,
+    pub(crate) ci_secret: String,
+    pub(crate) data: PathBuf,
 }
 
 impl Stack {
-    fn token(&self) -> String {
+    pub(crate) fn token(&self) -> String {
         let (ok, t) = run(Command::new(env!("CARGO_BIN_EXE_sigstackd"))
             .args(["dev-token", "--data-dir"])
             .arg(&self.data));
@@ -39,7 +38,7 @@ impl Stack {
         t.trim().to_string()
     }
 
-    fn id(&self) -> [&str; 4] {
+    pub(crate) fn id(&self) -> [&str; 4] {
         [
             "--certificate-identity",
             &self.me,
@@ -49,11 +48,11 @@ impl Stack {
     }
 }
 
-fn ok(o: &Out, what: &str) {
+pub(crate) fn ok(o: &Out, what: &str) {
     assert!(o.ok(), "{what}: {o}");
 }
 
-fn with<'a>(base: &[&'a str], more: &[&'a str]) -> Vec<&'a str> {
+pub(crate) fn with<'a>(base: &[&'a str], more: &[&'a str]) -> Vec<&'a str> {
     let mut v = base.to_vec();
     v.extend_from_slice(more);
     v
@@ -92,7 +91,7 @@ pub async fn cosign_and_rekor_cli_against_the_stack() {
     blobs_with_keys_and_old_bundles(&st, &artifact);
     trust_flags(&st, &artifact);
     bring_your_own_pki(&st);
-    images(&st).await;
+    crate::cosign_images::images(&st).await;
     rekor_cli(&st, &artifact);
 }
 
@@ -153,7 +152,7 @@ fn shared_tuf_cache(st: &Stack, artifact: &Path) {
 }
 
 /// `sigstack` initialized on the stack, with a home of its own.
-fn ours_on(st: &Stack, home: &str) -> Sigstack {
+pub(crate) fn ours_on(st: &Stack, home: &str) -> Sigstack {
     let ours = Sigstack::new(&st.dir.join(home));
     ok(
         &ours.run(&["initialize", "--mirror", &st.tuf, "--root", &st.root]),
@@ -173,7 +172,7 @@ fn bundle_flags(c: &Cosign) -> &'static [&'static str] {
 }
 
 /// cosign initialized on the stack, with a home of its own.
-fn initialized(c: Cosign, st: &Stack) -> Cosign {
+pub(crate) fn initialized(c: Cosign, st: &Stack) -> Cosign {
     ok(
         &c.run(&["initialize", "--mirror", &st.tuf, "--root", &st.root]),
         &format!("{} initialize", c.name),
@@ -1005,403 +1004,6 @@ fn bring_your_own_pki(st: &Stack) {
             &[("SIGSTORE_REKOR_PUBLIC_KEY", &log_key)],
         );
         ok(&o, &format!("cosign v2 {pki:?}"));
-    }
-}
-
-/// Images on Debian's docker-registry (no referrers API): each tool signs and attests in
-/// each layout it writes, and each verifies the others', with `-a` annotations.
-async fn images(st: &Stack) {
-    let (_registry, reg) = registry(&st.dir.join("registry"));
-    let ours = ours_on(st, "img-home");
-    let v2 = initialized(Cosign::v2(&st.dir.join("img-v2")), st);
-    let v3 = initialized(Cosign::v3(&st.dir.join("img-v3")), st);
-    let token = st.token();
-    let legacy_urls = [
-        "--fulcio-url",
-        st.ca.as_str(),
-        "--rekor-url",
-        st.log.as_str(),
-    ];
-    let predicate = st.dir.join("img-provenance.json");
-    std::fs::write(
-        &predicate,
-        br#"{"builder":{"id":"ci"},"buildType":"https://example.com/build"}"#,
-    )
-    .expect("w");
-    let insecure = "--allow-insecure-registry";
-    let mut table = format!(
-        "\nimage matrix (rows sign and attest, columns verify; -a env=prod)\n{:<28}{:<20}{:<20}{:<20}\n",
-        "signer \\ verifier", "cosign v2", "cosign v3", "sigstack"
-    );
-    let mut failures = Vec::new();
-    // (signer, layout, annotations carried in what was signed)
-    let signers: [(&str, &str, bool); 5] = [
-        ("cosign v2", "legacy .sig", true),
-        ("cosign v2", "referrer bundle", false),
-        ("cosign v3", "referrer bundle", true),
-        ("sigstack", "referrer bundle", true),
-        ("sigstack", "legacy .sig", true),
-    ];
-    let mut images = Vec::new();
-    for (n, (signer, layout, carries)) in signers.iter().enumerate() {
-        let digest = oci_ok(&["push-image", &reg, &format!("matrix/app{n}"), "v1"]);
-        let image = format!("{reg}/matrix/app{n}@{digest}");
-        images.push((digest.clone(), image.clone()));
-        let ann = ["-a", "env=prod"];
-        let o = match (*signer, *layout) {
-            ("cosign v2", "legacy .sig") => v2.run(&with(
-                &with(
-                    &["sign", "--yes", "--identity-token", &token, insecure],
-                    &legacy_urls,
-                ),
-                &with(&ann, &[&image]),
-            )),
-            ("cosign v2", _) => v2.run(&with(
-                &[
-                    "sign",
-                    "--yes",
-                    "--identity-token",
-                    &token,
-                    insecure,
-                    "--use-signing-config",
-                    "--new-bundle-format",
-                ],
-                &with(&ann, &[&image]),
-            )),
-            ("cosign v3", _) => v3.run(&with(
-                &["sign", "--yes", "--identity-token", &token, insecure],
-                &with(&ann, &[&image]),
-            )),
-            (_, "legacy .sig") => ours.run(&with(
-                &[
-                    "sign",
-                    "--yes",
-                    "--identity-token",
-                    &token,
-                    "--new-bundle-format=false",
-                ],
-                &with(&ann, &[&image]),
-            )),
-            _ => ours.run(&with(
-                &["sign", "--yes", "--identity-token", &token],
-                &with(&ann, &[&image]),
-            )),
-        };
-        ok(&o, &format!("{signer} signs ({layout})"));
-        // an attestation beside the signature
-        let att = match *signer {
-            "cosign v2" if *layout == "legacy .sig" => v2.run(&with(
-                &with(
-                    &[
-                        "attest",
-                        "--yes",
-                        "--identity-token",
-                        &token,
-                        insecure,
-                        "--predicate",
-                        p(&predicate),
-                        "--type",
-                        "slsaprovenance",
-                    ],
-                    &legacy_urls,
-                ),
-                &[&image],
-            )),
-            "cosign v2" => v2.run(&[
-                "attest",
-                "--yes",
-                "--identity-token",
-                &token,
-                insecure,
-                "--use-signing-config",
-                "--new-bundle-format",
-                "--predicate",
-                p(&predicate),
-                "--type",
-                "slsaprovenance",
-                &image,
-            ]),
-            "cosign v3" => v3.run(&[
-                "attest",
-                "--yes",
-                "--identity-token",
-                &token,
-                insecure,
-                "--predicate",
-                p(&predicate),
-                "--type",
-                "slsaprovenance",
-                &image,
-            ]),
-            _ => ours.run(&[
-                "attest",
-                "--yes",
-                "--identity-token",
-                &token,
-                "--predicate",
-                p(&predicate),
-                "--type",
-                "slsaprovenance",
-                if *layout == "legacy .sig" {
-                    "--new-bundle-format=false"
-                } else {
-                    "--new-bundle-format=true"
-                },
-                &image,
-            ]),
-        };
-        ok(&att, &format!("{signer} attests ({layout})"));
-        table.push_str(&format!("{:<28}", format!("{signer} ({layout})")));
-        for (vname, verifier) in [
-            ("cosign v2", &v2 as &dyn Tool),
-            ("cosign v3", &v3),
-            ("sigstack", &ours),
-        ] {
-            let base = with(&["verify", insecure], &st.id());
-            let plain = verifier.run(&with(&base, &[&image]));
-            let annotated = verifier.run(&with(&base, &["-a", "env=prod", &image]));
-            let wrong = verifier.run(&with(&base, &["-a", "env=test", &image]));
-            let attestation = verifier.run(&with(
-                &with(
-                    &["verify-attestation", insecure, "--type", "slsaprovenance"],
-                    &st.id(),
-                ),
-                &[&image],
-            ));
-            let mut cell = Vec::new();
-            if !plain.ok() {
-                failures.push(format!("{vname} verifies {signer} ({layout}): {plain}"));
-                cell.push("FAIL");
-            }
-            // what was signed with the annotation verifies with it, and never with another
-            // value (cosign v2 ignores -a for bundles: its own limitation, shown as such)
-            let v2_ignores = vname == "cosign v2" && *layout == "referrer bundle";
-            if *carries && !annotated.ok() {
-                failures.push(format!(
-                    "{vname} -a env=prod on {signer} ({layout}): {annotated}"
-                ));
-                cell.push("ann FAIL");
-            }
-            if wrong.ok() && !v2_ignores {
-                failures.push(format!(
-                    "{vname} accepted -a env=test on {signer} ({layout})"
-                ));
-                cell.push("wrong ann ACCEPTED");
-            }
-            if !*carries && annotated.ok() && !v2_ignores {
-                failures.push(format!(
-                    "{vname} accepted an annotation {signer} ({layout}) did not sign"
-                ));
-            }
-            if !attestation.ok() {
-                failures.push(format!(
-                    "{vname} verify-attestation on {signer} ({layout}): {attestation}"
-                ));
-                cell.push("att FAIL");
-            }
-            let cell = if cell.is_empty() {
-                if v2_ignores {
-                    "pass (-a ignored)".to_string()
-                } else {
-                    "pass".to_string()
-                }
-            } else {
-                cell.join(",")
-            };
-            table.push_str(&format!("{cell:<20}"));
-        }
-        table.push('\n');
-        // tools read what the others wrote
-        ok(&v3.run(&["tree", insecure, &image]), "cosign v3 tree");
-        let o = ours.run(&["tree", &image]);
-        ok(&o, "sigstack tree");
-    }
-    // the management commands read what the other tool wrote: cosign on sigstack's legacy
-    // image (row 4), sigstack on cosign v2's (row 0)
-    let (ours_digest, ours_image) = &images[4];
-    let (theirs_digest, theirs_image) = &images[0];
-    let tri_ours = ours.run(&["triangulate", ours_image]);
-    ok(&tri_ours, "sigstack triangulate");
-    for c in [&v2, &v3] {
-        let o = c.run(&["triangulate", insecure, ours_image]);
-        ok(&o, &format!("{} triangulate", c.name));
-        assert_eq!(
-            o.stdout.trim(),
-            tri_ours.stdout.trim(),
-            "{}: the same .sig tag",
-            c.name
-        );
-    }
-    let o = v3.run(&["download", "signature", insecure, ours_image]);
-    ok(&o, "cosign download signature of sigstack's");
-    assert!(o.stdout.contains("Base64Signature"), "{o}");
-    let o = ours.run(&["download", "signature", theirs_image]);
-    ok(&o, "sigstack download signature of cosign's");
-    assert!(o.stdout.contains("Base64Signature"), "{o}");
-    // copies verify at their new home, in the other tool
-    let dst_theirs = format!("{reg}/copies/by-cosign:v1");
-    ok(
-        &v3.run(&["copy", insecure, ours_image, &dst_theirs]),
-        "cosign copy of sigstack's image",
-    );
-    let copied = format!("{reg}/copies/by-cosign@{ours_digest}");
-    ok(
-        &ours.run(&with(&with(&["verify"], &st.id()), &[&copied])),
-        "sigstack verifies cosign's copy",
-    );
-    let dst_ours = format!("{reg}/copies/by-sigstack:v1");
-    ok(
-        &ours.run(&["copy", theirs_image, &dst_ours]),
-        "sigstack copy of cosign's image",
-    );
-    let copied = format!("{reg}/copies/by-sigstack@{theirs_digest}");
-    ok(
-        &v2.run(&with(&with(&["verify", insecure], &st.id()), &[&copied])),
-        "cosign verifies sigstack's copy",
-    );
-    // clean removes what the other tool attached
-    ok(
-        &v3.run(&["clean", "--force", insecure, ours_image]),
-        "cosign clean of sigstack's",
-    );
-    let o = ours.run(&with(&with(&["verify"], &st.id()), &[ours_image]));
-    assert_eq!(o.code, Some(1), "after cosign clean: {o}");
-    ok(
-        &ours.run(&["clean", theirs_image]),
-        "sigstack clean of cosign's",
-    );
-    let o = v2.run(&with(
-        &with(&["verify", insecure], &st.id()),
-        &[theirs_image],
-    ));
-    assert!(!o.ok(), "after sigstack clean: {o}");
-
-    // COSIGN_DOCKER_MEDIA_TYPES: legacy signature images with Docker's media types, as
-    // cosign writes them for registries that refuse OCI's; each reads the other's
-    let crane = go_tool("SIGSTACK_CRANE");
-    let docker = [("COSIGN_DOCKER_MEDIA_TYPES", "1")];
-    for (n, signer) in ["sigstack", "cosign v2"].iter().enumerate() {
-        let digest = oci_ok(&["push-image", &reg, &format!("docker/app{n}"), "v1"]);
-        let image = format!("{reg}/docker/app{n}@{digest}");
-        let o = if *signer == "sigstack" {
-            ours.run_env(
-                &[
-                    "sign",
-                    "--yes",
-                    "--identity-token",
-                    &token,
-                    "--new-bundle-format=false",
-                    &image,
-                ],
-                &docker,
-            )
-        } else {
-            v2.run_env(
-                &with(
-                    &with(
-                        &["sign", "--yes", "--identity-token", &token, insecure],
-                        &legacy_urls,
-                    ),
-                    &[&image],
-                ),
-                &docker,
-            )
-        };
-        ok(&o, &format!("{signer} signs with Docker media types"));
-        let tag = format!("{reg}/docker/app{n}:{}", digest.replace(':', "-") + ".sig");
-        let mut c = Command::new(&crane);
-        c.args(["manifest", "--insecure", &tag]);
-        let m = out(c);
-        ok(&m, "crane manifest");
-        let m: Value = serde_json::from_str(&m.stdout).expect("a manifest");
-        assert_eq!(
-            m["mediaType"], "application/vnd.docker.distribution.manifest.v2+json",
-            "{signer}: {m}"
-        );
-        assert_eq!(
-            m["config"]["mediaType"],
-            "application/vnd.docker.container.image.v1+json"
-        );
-        ok(
-            &ours.run(&with(&with(&["verify"], &st.id()), &[&image])),
-            "sigstack verifies",
-        );
-        ok(
-            &v2.run(&with(&with(&["verify", insecure], &st.id()), &[&image])),
-            "cosign v2 verifies",
-        );
-    }
-
-    // cosign v2's intoto 0.0.1 log entries (`--rekor-entry-type intoto`): logged as Rekor
-    // does, and verified by all three
-    let digest = oci_ok(&["push-image", &reg, "matrix/intoto", "v1"]);
-    let image = format!("{reg}/matrix/intoto@{digest}");
-    let o = v2.run(&with(
-        &with(
-            &[
-                "attest",
-                "--yes",
-                "--identity-token",
-                &token,
-                insecure,
-                "--rekor-entry-type",
-                "intoto",
-                "--predicate",
-                p(&predicate),
-                "--type",
-                "slsaprovenance",
-            ],
-            &legacy_urls,
-        ),
-        &[&image],
-    ));
-    ok(&o, "cosign v2 attest --rekor-entry-type intoto");
-    table.push_str(&format!("{:<28}", "cosign v2 (intoto entry)"));
-    for (vname, verifier) in [
-        ("cosign v2", &v2 as &dyn Tool),
-        ("cosign v3", &v3),
-        ("sigstack", &ours),
-    ] {
-        let o = verifier.run(&with(
-            &with(
-                &["verify-attestation", insecure, "--type", "slsaprovenance"],
-                &st.id(),
-            ),
-            &[&image],
-        ));
-        if !o.ok() {
-            failures.push(format!("{vname} verifies an intoto 0.0.1 attestation: {o}"));
-        }
-        table.push_str(&format!(
-            "{:<20}",
-            if o.ok() { "att pass" } else { "att FAIL" }
-        ));
-    }
-    table.push('\n');
-    eprintln!("{table}");
-    let outdir = crate::keyless::workspace().join("target/test-artifacts");
-    std::fs::create_dir_all(&outdir).expect("dir");
-    std::fs::write(outdir.join("interop-matrix-images.txt"), &table).expect("w");
-    assert!(
-        failures.is_empty(),
-        "image matrix:\n{}",
-        failures.join("\n\n")
-    );
-}
-
-trait Tool {
-    fn run(&self, args: &[&str]) -> Out;
-}
-
-impl Tool for Cosign {
-    fn run(&self, args: &[&str]) -> Out {
-        Cosign::run(self, args)
-    }
-}
-
-impl Tool for Sigstack {
-    fn run(&self, args: &[&str]) -> Out {
-        Sigstack::run(self, args)
     }
 }
 

@@ -6,6 +6,7 @@ mod ca;
 mod castack;
 mod client;
 mod cosign;
+mod cosign_images;
 mod cosign_interop;
 mod faults;
 mod images;
