@@ -399,6 +399,127 @@ pub(crate) async fn images(st: &Stack) {
     };
     signature_repository(st, &tools);
     referrers_mode(st, &tools);
+    online_paths(st, &tools);
+}
+
+/// cosign's online paths against the log. A signature attached without a log entry in
+/// its annotations is looked up through `/api/v1/log/entries/retrieve` by cosign v2 and by
+/// `sigstack`. cosign v2 signing the same payload twice with a deterministic key (RSA
+/// PKCS#1 v1.5) gets 409 from the log and reuses the existing entry, found through the
+/// answer's Location header.
+fn online_paths(st: &Stack, t: &Tools) {
+    let dir = st.dir.join("online");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let f = |n: &str| dir.join(n);
+    let (ok_, o) = crate::keyless::run(Command::new("openssl").args([
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        p(&f("rsa.pem")),
+    ]));
+    assert!(ok_, "openssl: {o}");
+    let pw = [("COSIGN_PASSWORD", "")];
+    let prefix = f("rsa");
+    ok(
+        &t.v2.run_env(
+            &[
+                "import-key-pair",
+                "--key",
+                p(&f("rsa.pem")),
+                "--output-key-prefix",
+                p(&prefix),
+            ],
+            &pw,
+        ),
+        "cosign v2 import-key-pair (RSA)",
+    );
+    let digest = oci_ok(&["push-image", t.reg, "online/app", "v1"]);
+    let image = format!("{}/online/app@{digest}", t.reg);
+    let g = t.v2.run(&["generate", INSECURE, &image]);
+    ok(&g, "cosign v2 generate");
+    std::fs::write(f("payload.json"), &g.stdout).expect("w");
+    let mut index = Vec::new();
+    for n in ["1", "2"] {
+        let sig = format!("sig{n}");
+        let bundle = format!("bundle{n}.json");
+        let o = t.v2.run_env(
+            &[
+                "sign-blob",
+                "--yes",
+                "--key",
+                p(&f("rsa.key")),
+                "--rekor-url",
+                &st.log,
+                "--output-signature",
+                p(&f(&sig)),
+                "--bundle",
+                p(&f(&bundle)),
+                p(&f("payload.json")),
+            ],
+            &pw,
+        );
+        ok(&o, &format!("cosign v2 sign-blob, time {n}"));
+        let b: Value =
+            serde_json::from_slice(&std::fs::read(f(&bundle)).expect("bundle")).expect("json");
+        index.push(
+            b.pointer("/rekorBundle/Payload/logIndex")
+                .cloned()
+                .expect("a log index"),
+        );
+    }
+    assert_eq!(
+        std::fs::read(f("sig1")).expect("sig"),
+        std::fs::read(f("sig2")).expect("sig"),
+        "RSA PKCS#1 v1.5 signatures are deterministic"
+    );
+    assert_eq!(
+        index[0], index[1],
+        "the second upload reused the first entry (409)"
+    );
+    ok(
+        &t.ours.run(&[
+            "verify-blob",
+            "--key",
+            p(&f("rsa.pub")),
+            "--bundle",
+            p(&f("bundle2.json")),
+            p(&f("payload.json")),
+        ]),
+        "sigstack verifies the reused entry's bundle",
+    );
+    // attached without a log entry: looked up online
+    ok(
+        &t.v2.run(&[
+            "attach",
+            "signature",
+            INSECURE,
+            "--payload",
+            p(&f("payload.json")),
+            "--signature",
+            p(&f("sig1")),
+            &image,
+        ]),
+        "cosign v2 attach signature",
+    );
+    ok(
+        &t.v2.run(&[
+            "verify",
+            INSECURE,
+            "--key",
+            p(&f("rsa.pub")),
+            "--rekor-url",
+            &st.log,
+            &image,
+        ]),
+        "cosign v2 looks the attached signature up in the log",
+    );
+    ok(
+        &t.ours.run(&["verify", "--key", p(&f("rsa.pub")), &image]),
+        "sigstack looks the attached signature up in the log",
+    );
 }
 
 /// What the sites tests share.
