@@ -344,3 +344,74 @@ pub fn ca_certificate(
 
 #[cfg(test)]
 mod tests;
+
+const TIME_STAMPING: der::oid::ObjectIdentifier =
+    der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.8");
+
+/// A timestamp authority's certificate for `subject_key`, issued by `issuer`: an
+/// end-entity certificate (basic constraints CA false) for digital signatures whose only
+/// extended key usage is timeStamping, critical (RFC 3161 §2.3).
+pub fn tsa_certificate(
+    subject: Name,
+    subject_key: &sigstack_crypto::PublicKey,
+    issuer: (&Name, &dyn Signer),
+    serial_number: SerialNumber,
+    not_before: u64,
+    not_after: u64,
+) -> Result<Vec<u8>, CertError> {
+    let spki = subject_key.spki_der();
+    let (issuer_name, issuer_key) = issuer;
+    let extensions = vec![
+        ext(
+            der::oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS,
+            true,
+            &BasicConstraints {
+                ca: false,
+                path_len_constraint: None,
+            },
+        )?,
+        ext(
+            der::oid::db::rfc5280::ID_CE_KEY_USAGE,
+            true,
+            &KeyUsage(KeyUsages::DigitalSignature.into()),
+        )?,
+        ext(
+            der::oid::db::rfc5280::ID_CE_EXT_KEY_USAGE,
+            true,
+            &ExtendedKeyUsage(vec![TIME_STAMPING]),
+        )?,
+        ext(
+            der::oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER,
+            false,
+            &SubjectKeyIdentifier(OctetString::new(key_identifier(spki)?).map_err(enc)?),
+        )?,
+        ext(
+            der::oid::db::rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER,
+            false,
+            &AuthorityKeyIdentifier {
+                key_identifier: Some(
+                    OctetString::new(key_identifier(issuer_key.public_key().spki_der())?)
+                        .map_err(enc)?,
+                ),
+                authority_cert_issuer: None,
+                authority_cert_serial_number: None,
+            },
+        )?,
+    ];
+    let tbs = TbsCertificate {
+        version: Version::V3,
+        serial_number,
+        signature: signature_algorithm(issuer_key)?,
+        issuer: issuer_name.clone(),
+        validity: Validity {
+            not_before: time(not_before)?,
+            not_after: time(not_after)?,
+        },
+        subject,
+        subject_public_key_info: SubjectPublicKeyInfoOwned::from_der(spki).map_err(enc)?,
+        issuer_unique_id: None,
+        subject_unique_id: None,
+        extensions: Some(extensions),
+    };
+    sign(&tbs, issuer_key)
+}

@@ -214,6 +214,11 @@ struct SignFlags {
     /// Skip the confirmation that your identity goes into a public record.
     #[arg(long, short = 'y', env = "COSIGN_YES")]
     yes: bool,
+    /// An RFC 3161 timestamp authority's endpoint (e.g. https://tsa.example/api/v1/timestamp):
+    /// the signature gets a signed timestamp, kept in the bundle. Default: the signing
+    /// config's timestamp authority, if it names one.
+    #[arg(long, env = "COSIGN_TIMESTAMP_SERVER_URL")]
+    timestamp_server_url: Option<String>,
 }
 
 #[derive(Args)]
@@ -229,6 +234,10 @@ struct SignBlobArgs {
     /// Write the PEM certificate here (keyless).
     #[arg(long, env = "COSIGN_OUTPUT_CERTIFICATE")]
     output_certificate: Option<PathBuf>,
+    /// Write the RFC 3161 timestamp here too, as cosign v2 writes it
+    /// (`{"SignedRFC3161Timestamp": base64}`), for verify-blob --rfc3161-timestamp.
+    #[arg(long, env = "COSIGN_RFC3161_TIMESTAMP")]
+    rfc3161_timestamp: Option<PathBuf>,
     /// The artifact to sign.
     artifact: PathBuf,
 }
@@ -464,6 +473,7 @@ struct Resolved {
     fulcio: Option<String>,
     rekor: Option<String>,
     oidc: Option<String>,
+    tsa: Option<String>,
     public_instance: bool,
 }
 
@@ -489,6 +499,10 @@ async fn resolve_services(trust: &TrustArgs, s: &SignFlags) -> anyhow::Result<Re
     let fulcio = pick(&s.fulcio_url, from.as_ref().and_then(|f| f.ca.clone()));
     let rekor = pick(&s.rekor_url, from.as_ref().and_then(|f| f.rekor.clone()));
     let oidc = pick(&s.oidc_issuer, from.as_ref().and_then(|f| f.oidc.clone()));
+    let tsa = pick(
+        &s.timestamp_server_url,
+        from.as_ref().and_then(|f| f.tsa.clone()),
+    );
     let public_instance = fulcio
         .as_deref()
         .is_some_and(|u| u.contains("sigstore.dev") || u.contains("sigstage.dev"));
@@ -496,6 +510,7 @@ async fn resolve_services(trust: &TrustArgs, s: &SignFlags) -> anyhow::Result<Re
         fulcio,
         rekor,
         oidc,
+        tsa,
         public_instance,
     })
 }
@@ -566,6 +581,7 @@ async fn sign_with(
         rekor_url: rekor.as_deref(),
         identity_token: token.as_deref(),
         key: key.as_ref(),
+        tsa_url: r.tsa.as_deref(),
     };
     match digest_or_statement {
         SignWhat::Digest(d) => sigstack::sign::sign_blob(&http, d, &opts).await,
@@ -643,9 +659,30 @@ async fn sign_blob(trust: &TrustArgs, a: &SignBlobArgs, out: Output) -> anyhow::
             "Note: no --bundle: only the signature is printed; pass --bundle FILE to keep the proof"
         );
     }
-    check_outputs([&a.bundle, &a.output_signature, &a.output_certificate])?;
+    check_outputs([
+        &a.bundle,
+        &a.output_signature,
+        &a.output_certificate,
+        &a.rfc3161_timestamp,
+    ])?;
+    if a.rfc3161_timestamp.is_some()
+        && a.sign.timestamp_server_url.is_none()
+        && resolve_services(trust, &a.sign).await?.tsa.is_none()
+    {
+        return Err(UsageError(
+            "--rfc3161-timestamp needs a timestamp authority: pass --timestamp-server-url or a signing config that names one".into(),
+        )
+        .into());
+    }
     let digest = hash_file(&a.artifact)?;
     let signed = sign_with(trust, &a.sign, SignWhat::Digest(&digest)).await?;
+    if let (Some(p), Some(ts)) = (&a.rfc3161_timestamp, &signed.timestamp) {
+        // cosign v2's file: its RFC3161Timestamp struct as JSON
+        write_file(
+            p,
+            &serde_json::to_vec(&json!({"SignedRFC3161Timestamp": STANDARD.encode(ts)}))?,
+        )?;
+    }
     if let Some(p) = &a.bundle {
         write_file(p, &serde_json::to_vec_pretty(&signed.bundle)?)?;
     }
@@ -742,6 +779,7 @@ async fn conformance_sign(trust: &TrustArgs, a: &ConformanceSignArgs) -> anyhow:
         oidc_provider: Provider::Auto,
         tlog_upload: true,
         yes: true,
+        timestamp_server_url: None,
     };
     check_outputs([&Some(a.bundle.clone())])?;
     let signed = if a.in_toto {

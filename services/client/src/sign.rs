@@ -1,7 +1,8 @@
 //! Signing a blob: keyless (an ephemeral P-256 key certified by the CA for the identity
 //! token, proven by a CSR) or with a managed key; the signature is logged in the Rekor v1
 //! transparency log as a `hashedrekord` and everything is packed into a v0.3 bundle, with
-//! the inclusion proof, checkpoint and signed entry timestamp the log returned.
+//! the inclusion proof, checkpoint and signed entry timestamp the log returned, and, when
+//! a timestamp authority is named, its RFC 3161 timestamp over the signature.
 
 use anyhow::{Context, bail};
 use base64::Engine;
@@ -20,6 +21,9 @@ pub struct SignOptions<'a> {
     pub identity_token: Option<&'a str>,
     /// A managed key instead of a certificate.
     pub key: Option<&'a FileSigner>,
+    /// A timestamp authority's endpoint (`…/api/v1/timestamp`): the signature gets an
+    /// RFC 3161 timestamp, carried in the bundle.
+    pub tsa_url: Option<&'a str>,
 }
 
 /// A PEM certificate signing request for `key`, signed by it (the proof of possession).
@@ -105,6 +109,42 @@ pub struct Signed {
     pub certificate: Option<Certificate>,
     /// The CA's chain above the certificate (keyless).
     pub chain: Vec<Certificate>,
+    /// The TSA's DER `TimeStampResp` over the signature, if one was asked for.
+    pub timestamp: Option<Vec<u8>>,
+}
+
+/// Asks the TSA at `url` for a timestamp over `signature` (RFC 3161, DER request with a
+/// nonce); returns the DER response after checking it is over this signature.
+async fn timestamp(http: &reqwest::Client, url: &str, signature: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let digest = sigstack_crypto::sha256(signature);
+    let nonce: u64 = rand::random::<u64>() >> 1;
+    let res = http
+        .post(url)
+        .header("Content-Type", "application/timestamp-query")
+        .body(crate::tsa::request_der(&digest, nonce))
+        .send()
+        .await
+        .with_context(|| format!("reaching the timestamp authority at {url}"))?;
+    let status = res.status();
+    let body = res.bytes().await?.to_vec();
+    if !status.is_success() {
+        bail!(
+            "the timestamp authority at {url} answered HTTP {status}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(512)])
+        );
+    }
+    crate::tsa::check_response(&body, &digest, nonce)
+        .map_err(|e| anyhow::anyhow!("the timestamp authority at {url}: {e}"))?;
+    Ok(body)
+}
+
+/// `timestampVerificationData` for the bundle, if there is a timestamp.
+fn with_timestamp(mut material: Value, ts: Option<&[u8]>) -> Value {
+    if let Some(ts) = ts {
+        material["timestampVerificationData"] =
+            json!({"rfc3161Timestamps": [{"signedTimestamp": STANDARD.encode(ts)}]});
+    }
+    material
 }
 
 /// The signing key: a managed key, or an ephemeral one certified by the CA.
@@ -181,6 +221,10 @@ pub async fn sign_blob(
     let signature = signer
         .sign_sha256_digest(digest)
         .context("signing the artifact's digest")?;
+    let ts = match opts.tsa_url {
+        Some(u) => Some(timestamp(http, u, &signature).await?),
+        None => None,
+    };
     let entry = crate::rekor::hashedrekord(
         digest,
         &STANDARD.encode(&signature),
@@ -192,7 +236,7 @@ pub async fn sign_blob(
     };
     let bundle = json!({
         "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
-        "verificationMaterial": material(cert.as_ref(), signer, tlog),
+        "verificationMaterial": with_timestamp(material(cert.as_ref(), signer, tlog), ts.as_deref()),
         "messageSignature": {
             "messageDigest": {"algorithm": "SHA2_256", "digest": STANDARD.encode(digest)},
             "signature": STANDARD.encode(&signature),
@@ -203,6 +247,7 @@ pub async fn sign_blob(
         signature,
         certificate: cert,
         chain,
+        timestamp: ts,
     })
 }
 
@@ -218,6 +263,10 @@ pub async fn attest(
     let (ephemeral, cert, chain) = signing_key(http, opts).await?;
     let signer = ephemeral.as_ref().or(opts.key).context("no key")?;
     let signature = signer.sign(&crate::verify::pae(IN_TOTO, statement))?;
+    let ts = match opts.tsa_url {
+        Some(u) => Some(timestamp(http, u, &signature).await?),
+        None => None,
+    };
     let envelope = json!({
         "payload": STANDARD.encode(statement),
         "payloadType": IN_TOTO,
@@ -237,7 +286,7 @@ pub async fn attest(
     };
     let bundle = json!({
         "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
-        "verificationMaterial": material(cert.as_ref(), signer, tlog),
+        "verificationMaterial": with_timestamp(material(cert.as_ref(), signer, tlog), ts.as_deref()),
         "dsseEnvelope": envelope,
     });
     Ok(Signed {
@@ -245,5 +294,6 @@ pub async fn attest(
         signature,
         certificate: cert,
         chain,
+        timestamp: ts,
     })
 }

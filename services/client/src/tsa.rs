@@ -27,6 +27,8 @@ struct TstInfo {
     imprint_alg: HashAlg,
     imprint: Vec<u8>,
     gen_time: i64,
+    /// The nonce INTEGER's content bytes.
+    nonce: Option<Vec<u8>>,
 }
 
 fn parse_tst_info(der_bytes: &[u8]) -> Result<TstInfo, String> {
@@ -42,18 +44,24 @@ fn parse_tst_info(der_bytes: &[u8]) -> Result<TstInfo, String> {
         })?;
         let _serial = der::asn1::Int::decode(r)?;
         let gen_at = der::asn1::GeneralizedTime::decode(r)?;
-        // accuracy, ordering, nonce, tsa, extensions: not needed
+        // accuracy (SEQUENCE), ordering (BOOLEAN), nonce (the only INTEGER), tsa,
+        // extensions: only the nonce is read
+        let mut nonce = None;
         while !r.is_finished() {
-            let _ = der::Any::decode(r)?;
+            let any = der::Any::decode(r)?;
+            if der::Tagged::tag(&any) == der::Tag::Integer && nonce.is_none() {
+                nonce = Some(any.value().to_vec());
+            }
         }
-        Ok((alg, imprint, gen_at))
+        Ok((alg, imprint, gen_at, nonce))
     })
     .map_err(bad)
-    .and_then(|(alg, imprint, gen_at)| {
+    .and_then(|(alg, imprint, gen_at, nonce)| {
         Ok(TstInfo {
             imprint_alg: hash_of(&alg.oid).ok_or("the message imprint uses an unknown hash")?,
             imprint,
             gen_time: gen_at.to_unix_duration().as_secs() as i64,
+            nonce,
         })
     })
 }
@@ -169,4 +177,85 @@ pub fn verify(token: &[u8], signature: &[u8], tsas: &[Authority]) -> Result<i64,
         return Ok(t);
     }
     Err(last)
+}
+
+/// A DER TLV (definite length).
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = content.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else {
+        let bytes: Vec<u8> = n
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// A positive INTEGER's content bytes (minimal, a leading zero when the top bit is set).
+fn positive_integer(v: u64) -> Vec<u8> {
+    let mut b: Vec<u8> = v
+        .to_be_bytes()
+        .into_iter()
+        .skip_while(|b| *b == 0)
+        .collect();
+    if b.is_empty() || b[0] & 0x80 != 0 {
+        b.insert(0, 0);
+    }
+    b
+}
+
+/// A DER `TimeStampReq` (RFC 3161 §2.4.1) for the SHA-256 `digest` of a signature, with
+/// `nonce` and certReq set (the TSA's certificate in the token).
+pub fn request_der(digest: &[u8; 32], nonce: u64) -> Vec<u8> {
+    // AlgorithmIdentifier { id-sha256, NULL }
+    let sha256_oid = [
+        0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
+    ];
+    let alg = tlv(0x30, &[&sha256_oid[..], &[0x05, 0x00]].concat());
+    let imprint = tlv(0x30, &[alg, tlv(0x04, digest)].concat());
+    let body = [
+        tlv(0x02, &[1]),
+        imprint,
+        tlv(0x02, &positive_integer(nonce)),
+        tlv(0x01, &[0xff]),
+    ]
+    .concat();
+    tlv(0x30, &body)
+}
+
+/// Checks a TSA's answer to [`request_der`]: a granted `TimeStampResp` whose TSTInfo is
+/// over `digest` with SHA-256 and echoes `nonce`. Returns the timestamp's time. (Whether
+/// the TSA is trusted is the verifier's question, asked of the trusted root.)
+pub fn check_response(resp: &[u8], digest: &[u8; 32], nonce: u64) -> Result<i64, String> {
+    if ContentInfo::from_der(resp).is_ok() {
+        return Err("the TSA answered a bare token, not a TimeStampResp".into());
+    }
+    let ci = time_stamp_token(resp)?;
+    let sd: SignedData = ci
+        .content
+        .decode_as()
+        .map_err(|e| format!("the timestamp is not a CMS SignedData: {e}"))?;
+    let econtent = sd
+        .encap_content_info
+        .econtent
+        .as_ref()
+        .ok_or("the timestamp has no content")?;
+    let tst_der = econtent
+        .decode_as::<der::asn1::OctetString>()
+        .map_err(|e| format!("the timestamp content is not an OCTET STRING: {e}"))?;
+    let tst = parse_tst_info(tst_der.as_bytes())?;
+    if tst.imprint_alg != HashAlg::Sha256 || tst.imprint != digest {
+        return Err("the timestamp is not over the signature sent".into());
+    }
+    if tst.nonce.as_deref() != Some(&positive_integer(nonce)[..]) {
+        return Err("the timestamp does not echo the request's nonce".into());
+    }
+    Ok(tst.gen_time)
 }

@@ -66,6 +66,7 @@ fn config_env(service: &str) -> Vec<String> {
         "ca" => ("SIGSTACK_CA_", crate::ca::config::KEYS),
         "oidc" => ("SIGSTACK_OIDC_", crate::oidc::config::KEYS),
         "tuf" => ("SIGSTACK_TUF_", crate::tuf::config::KEYS),
+        "tsa" => ("SIGSTACK_TSA_", crate::tsa::config::KEYS),
         _ => return Vec::new(),
     };
     keys.iter()
@@ -164,6 +165,7 @@ async fn compose_file_matches_the_binary() {
         ("ctlog", init_args.ctlog_url.clone()),
         ("oidc", init_args.oidc_url.clone()),
         ("tuf", init_args.tuf_url.clone()),
+        ("tsa", init_args.tsa_url.clone()),
     ];
     crate::init::run(init_args)
         .await
@@ -350,7 +352,7 @@ fn kubernetes_manifests_match_the_binary() {
         }
     }
     seen.sort();
-    assert_eq!(seen, ["ca", "ctlog", "log", "oidc", "tuf"]);
+    assert_eq!(seen, ["ca", "ctlog", "log", "oidc", "tsa", "tuf"]);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! start and reused; the database is an SQLite file there; `stack.json` tells scripts
 //! where everything is, and the trust files are written beside it.
 
+use crate::bootstrap::*;
 use crate::ca::CaService;
 use crate::ca::config::CaConfig;
 use crate::ctlog::CtLogService;
@@ -14,9 +15,7 @@ use crate::oidc::OidcService;
 use crate::oidc::config::OidcConfig;
 use crate::trust::{self, StackTrust};
 use anyhow::Context;
-use serde::Serialize;
-use sigstack_ca::cert;
-use sigstack_crypto::{Certificate, Curve, FileSigner, KeyMaterial, Signer};
+use sigstack_crypto::{Curve, FileSigner, Signer};
 use sigstack_oidc::login::LocalUser;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -45,6 +44,9 @@ pub struct DevArgs {
     /// Port of the TUF repository (0: any free port).
     #[arg(long, default_value_t = 8088)]
     tuf_port: u16,
+    /// Port of the timestamp authority (0: any free port).
+    #[arg(long, default_value_t = 3004)]
+    tsa_port: u16,
     /// Also trust identity tokens from this OIDC issuer (an e-mail issuer with client ID
     /// `sigstore`); repeatable. The dev stack's own issuer is always trusted. Written to
     /// DATA_DIR/issuers.yaml at each start.
@@ -55,114 +57,6 @@ pub struct DevArgs {
     issuers: Option<PathBuf>,
 }
 
-/// What `stack.json` holds: where each running service is and where the trust files are.
-#[derive(Serialize)]
-pub(crate) struct StackFile {
-    pub(crate) version: u32,
-    pub(crate) data_dir: String,
-    pub(crate) database_url: String,
-    pub(crate) services: Services,
-    pub(crate) trusted_root: String,
-    pub(crate) signing_config: String,
-    pub(crate) trust_config: String,
-    pub(crate) issuers: String,
-}
-
-#[derive(Serialize)]
-pub(crate) struct Services {
-    pub(crate) log: LogEntry,
-    pub(crate) ctlog: CtEntry,
-    pub(crate) ca: CaEntry,
-    pub(crate) oidc: OidcEntry,
-    pub(crate) tuf: TufEntry,
-}
-
-#[derive(Serialize)]
-pub(crate) struct TufEntry {
-    /// The mirror URL clients bootstrap from.
-    pub(crate) url: String,
-    /// The initial `1.root.json` clients are given out of band.
-    pub(crate) root: String,
-}
-
-#[derive(Serialize)]
-pub(crate) struct OidcEntry {
-    /// The issuer URL: what verifiers pass as the certificate OIDC issuer.
-    pub(crate) url: String,
-    /// The dev user who can log in on the page (password in `password_file`).
-    pub(crate) username: String,
-    pub(crate) email: String,
-    pub(crate) password_file: String,
-    /// The issuer of workload tokens, and the dev CI client that obtains them with the
-    /// `client_credentials` grant (secret in `ci_secret_file`).
-    pub(crate) workload_issuer: String,
-    pub(crate) ci_client_id: String,
-    pub(crate) ci_secret_file: String,
-}
-
-#[derive(Serialize)]
-pub(crate) struct LogEntry {
-    pub(crate) url: String,
-    pub(crate) log_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) tree_id: Option<String>,
-    pub(crate) public_key: String,
-}
-
-#[derive(Serialize)]
-pub(crate) struct CtEntry {
-    pub(crate) url: String,
-    pub(crate) log_id: String,
-    pub(crate) public_key: String,
-}
-
-#[derive(Serialize)]
-pub(crate) struct CaEntry {
-    pub(crate) url: String,
-    pub(crate) chain: String,
-}
-
-impl StackFile {
-    /// Writes DIR/stack.json describing a stack whose trust files are in `dir`.
-    pub(crate) fn write(
-        dir: &Path,
-        database_url: String,
-        services: Services,
-        issuers: &Path,
-    ) -> anyhow::Result<PathBuf> {
-        let at = |f: &str| dir.join(f).display().to_string();
-        let stack = StackFile {
-            version: 2,
-            data_dir: dir.display().to_string(),
-            database_url,
-            services,
-            trusted_root: at(trust::TRUSTED_ROOT_FILE),
-            signing_config: at(trust::SIGNING_CONFIG_FILE),
-            trust_config: at(trust::CLIENT_TRUST_CONFIG_FILE),
-            issuers: issuers.display().to_string(),
-        };
-        let path = dir.join("stack.json");
-        write_atomic(&path, &serde_json::to_vec_pretty(&stack)?)?;
-        Ok(path)
-    }
-}
-
-impl CtEntry {
-    pub(crate) fn new(url: &str, key: &sigstack_crypto::PublicKey, public_key: &Path) -> Self {
-        Self {
-            url: url.to_string(),
-            log_id: hex::encode(sigstack_crypto::log_id(key.spki_der())),
-            public_key: public_key.display().to_string(),
-        }
-    }
-}
-
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
-}
-
 async fn bind(host: IpAddr, port: u16, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(SocketAddr::new(host, port))
         .await
@@ -171,152 +65,6 @@ async fn bind(host: IpAddr, port: u16, flag: &str) -> anyhow::Result<tokio::net:
                 "cannot listen on {host}:{port} (is another sigstackd running? pass {flag} 0 for any free port)"
             )
         })
-}
-
-/// A CA: a P-384 root and a P-256 intermediate, created once (`name` goes in their
-/// subjects: "`name` root", "`name` intermediate").
-pub(crate) fn ca_chain(
-    keys: &Path,
-    org: &str,
-    name: &str,
-) -> anyhow::Result<(PathBuf, PathBuf, Vec<Certificate>)> {
-    let root_key = FileSigner::load_or_generate(&keys.join("ca-root.pem"), Curve::P384)?;
-    let inter_path = keys.join("ca-intermediate.pem");
-    let inter_key = FileSigner::load_or_generate(&inter_path, Curve::P256)?;
-    let chain_path = keys.join("ca-chain.pem");
-    if let Ok(pem) = std::fs::read(&chain_path)
-        && let Ok(KeyMaterial::Certificates(c)) = KeyMaterial::from_pem(&pem)
-        && c.len() == 2
-        && c[0].public_key() == inter_key.public_key()
-        && c[1].public_key() == root_key.public_key()
-    {
-        return Ok((inter_path, chain_path, c));
-    }
-    let now = crate::sequencer::unix_now() as u64 - 60;
-    let until = now + 10 * 365 * 86_400;
-    let root_name = cert::ca_name(org, &format!("{name} root"))?;
-    let root = cert::ca_certificate(
-        root_name.clone(),
-        &root_key,
-        None,
-        cert::serial(rand::random())?,
-        now,
-        until,
-        None,
-        false,
-    )?;
-    let inter = cert::ca_certificate(
-        cert::ca_name(org, &format!("{name} intermediate"))?,
-        &inter_key,
-        Some((&root_name, &root_key)),
-        cert::serial(rand::random())?,
-        now,
-        until,
-        Some(0),
-        true,
-    )?;
-    let chain = vec![
-        Certificate::from_der(&inter)?,
-        Certificate::from_der(&root)?,
-    ];
-    let pem: String = chain.iter().map(Certificate::to_pem).collect();
-    write_atomic(&chain_path, pem.as_bytes())?;
-    Ok((inter_path, chain_path, chain))
-}
-
-/// A Fulcio issuer configuration trusting the dev issuer (people, by e-mail), its
-/// workload issuer (`uri` identities on the issuer's own host, as Fulcio requires of a
-/// `uri` issuer's subject domain) and `others` as e-mail issuers.
-pub(crate) fn issuer_yaml(header: &str, own: &str, others: &[String]) -> String {
-    let mut out = format!("# {header}\noidc-issuers:\n");
-    let workload = format!("{own}{}", sigstack_oidc::discovery::WORKLOAD);
-    out.push_str(&format!(
-        "  {workload:?}:\n    issuer-url: {workload:?}\n    client-id: sigstore\n    type: uri\n    subject-domain: {own:?}\n"
-    ));
-    for url in std::iter::once(own).chain(others.iter().map(String::as_str)) {
-        let url = url.trim_end_matches('/');
-        out.push_str(&format!(
-            "  {url:?}:\n    issuer-url: {url:?}\n    client-id: sigstore\n    type: email\n"
-        ));
-    }
-    out
-}
-
-/// The dev TUF repository: a one-key ceremony on first start (keys in
-/// DATA_DIR/tuf-ceremony, the online key in DATA_DIR/keys), and a new targets version
-/// whenever the stack's trust files changed since the last start. Returns the initial
-/// root's path.
-pub(crate) async fn dev_tuf(
-    dir: &Path,
-    keys: &Path,
-    database_url: &str,
-) -> anyhow::Result<PathBuf> {
-    use crate::tuf::ceremony;
-    let ceremony_dir = dir.join("tuf-ceremony");
-    let root = ceremony_dir.join("1.root.json");
-    if !root.exists() {
-        ceremony::init(&ceremony::InitArgs {
-            ceremony_dir: ceremony_dir.clone(),
-            trust_dir: dir.to_path_buf(),
-            online_key: keys.join("tuf-online.pem"),
-            root_keys: 1,
-            root_threshold: 1,
-            targets_keys: 1,
-            targets_threshold: 1,
-            root_expires_days: 365,
-            targets_expires_days: 180,
-        })?;
-    }
-    let store = sigstack_storage::Store::open(database_url).await?;
-    let published = ceremony::load(&store).await?;
-    if published.root.is_none() {
-        ceremony::publish(&ceremony::PublishArgs {
-            database_url: database_url.to_string(),
-            files: vec![root.clone(), ceremony_dir.join("1.targets.json")],
-            targets_dir: None,
-        })
-        .await?;
-    }
-    let wanted = ceremony::trust_targets(dir)?;
-    // read again: the first publication above may have added targets
-    let latest = ceremony::load(&store).await?.targets.map(|t| t.parsed);
-    let same = latest.is_some_and(|t| {
-        wanted
-            .iter()
-            .all(|(name, (bytes, _))| t.targets.get(name).is_some_and(|f| f.matches(bytes)))
-            && t.targets.len() == wanted.len()
-    });
-    if !same {
-        let staged = ceremony_dir.join("staged");
-        let path = ceremony::stage_targets(&ceremony::StageTargetsArgs {
-            database_url: database_url.to_string(),
-            trust_dir: dir.to_path_buf(),
-            out: staged.clone(),
-            keys: vec![ceremony_dir.join("keys").join("targets-1.pem")],
-            expires_days: 180,
-        })
-        .await?;
-        ceremony::publish(&ceremony::PublishArgs {
-            database_url: database_url.to_string(),
-            files: vec![path],
-            targets_dir: None,
-        })
-        .await?;
-    }
-    store.close().await;
-    Ok(root)
-}
-
-/// A random secret kept (mode 0600) in `path`, made on first use.
-pub(crate) fn dev_secret(path: &Path) -> anyhow::Result<String> {
-    match std::fs::read_to_string(path) {
-        Ok(p) if p.trim().len() >= 16 => Ok(p.trim().to_string()),
-        _ => {
-            let p = sigstack_oidc::grants::handle(rand::random())[..24].to_string();
-            write_secret(path, &p)?;
-            Ok(p)
-        }
-    }
 }
 
 /// The dev CI client: `client_credentials` with this id and the secret in
@@ -335,9 +83,9 @@ fn dev_oidc(
     // RS256, as Dex: cosign takes `--identity-token VALUE` as a token only when RS256
     sigstack_crypto::load_or_generate_rsa(&key_path)?;
     let password_file = dir.join("dev-password");
-    let password = dev_secret(&password_file)?;
+    let password = secret(&password_file)?;
     let ci_secret_file = dir.join("dev-ci-secret");
-    dev_secret(&ci_secret_file)?;
+    secret(&ci_secret_file)?;
     let user = LocalUser {
         username: "dev".into(),
         email: "dev@sigstack.test".into(),
@@ -366,19 +114,6 @@ fn dev_oidc(
     };
     cfg.validate()?;
     Ok((cfg, user, password_file))
-}
-
-pub(crate) fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(text.as_bytes())?;
-    Ok(())
 }
 
 /// `sigstackd dev-token`: an ID token from the dev issuer of DATA_DIR, as a login would
@@ -467,6 +202,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let ct_pub_path = keys.join("ctlog.pub.pem");
     write_atomic(&ct_pub_path, ct_key.public_key().to_pem().as_bytes())?;
     let (ca_key_path, ca_chain_path, chain) = ca_chain(&keys, "sigstack", "sigstack dev")?;
+    let (tsa_key_path, tsa_chain_path, tsa_chain) =
+        tsa_chain(&keys, "sigstack", "sigstack dev timestamp authority")?;
     let root_path = keys.join("ca-root.crt.pem");
     write_atomic(&root_path, chain[1].to_pem().as_bytes())?;
     let database_url = format!("sqlite://{}", dir.join("sigstack.db").display());
@@ -500,6 +237,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         ct_listener.local_addr()?,
         ca_listener.local_addr()?,
     );
+    let tsa_listener = bind(args.host, args.tsa_port, "--tsa-port").await?;
+    let tsa_addr = tsa_listener.local_addr()?;
+    let tsa_url = format!("http://{tsa_addr}");
     let log_url = format!("http://{log_addr}");
     let ct_url = format!("http://{ct_addr}");
     let ca_url = format!("http://{ca_addr}");
@@ -519,8 +259,15 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     );
     ca_cfg.tlog_url = Some(log_url.clone());
     ca_cfg.oidc_url = Some(oidc_url.clone());
+    ca_cfg.tsa_url = Some(tsa_url.clone());
+    ca_cfg.tsa_chain = Some(tsa_chain_path.clone());
     ca_cfg.operator = "sigstack-dev".into();
     let ca = CaService::start(&ca_cfg).await?;
+    let tsa = crate::tsa::TsaService::start(&crate::tsa::config::TsaConfig::for_dev(
+        tsa_addr,
+        &tsa_key_path,
+        &tsa_chain_path,
+    ))?;
 
     let stack_trust = StackTrust {
         operator: "sigstack-dev".into(),
@@ -532,6 +279,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         ctlog_url: ct_url.clone(),
         ctlog_key: ct_key.public_key().clone(),
         oidc_url: Some(oidc_url.clone()),
+        tsa: Some(trust::TsaTrust {
+            url: tsa_url.clone(),
+            chain: tsa_chain,
+        }),
     };
     // a changed CA chain or log key keeps the old one, end-dated, in the trusted root
     let previous = trust::read_trusted_root(&dir.join(trust::TRUSTED_ROOT_FILE))?;
@@ -540,7 +291,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let tuf_listener = bind(args.host, args.tuf_port, "--tuf-port").await?;
     let tuf_addr = tuf_listener.local_addr()?;
     let tuf_url = format!("http://{tuf_addr}");
-    let tuf_root = dev_tuf(&dir, &keys, &database_url).await?;
+    let tuf_root = tuf_repository(&dir, &keys, &database_url).await?;
     let tuf_cfg = crate::tuf::config::TufConfig {
         listen: tuf_addr,
         database_url: database_url.clone(),
@@ -579,6 +330,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             url: tuf_url.clone(),
             root: tuf_root.display().to_string(),
         },
+        tsa: Some(TsaEntry {
+            url: tsa_url.clone(),
+            chain: tsa_chain_path.display().to_string(),
+        }),
     };
     let stack_path = StackFile::write(&dir, database_url.clone(), services, &issuers_path)?;
 
@@ -596,6 +351,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!("  CT log:                      {ct_url}");
     println!("  OIDC issuer:                 {oidc_url}");
     println!("  TUF repository:              {tuf_url}");
+    println!("  timestamp authority:         {tsa_url}");
     println!("  stack description:           {}", stack_path.display());
     println!();
     println!("Trust this stack (once per machine):");
@@ -639,7 +395,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let (a, b, c, d, e) = tokio::join!(
+    let (a, b, c, d, e, f) = tokio::join!(
         sigstack_http::serve(
             log_listener,
             log.router(log_cfg.max_request_bytes),
@@ -653,12 +409,14 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         sigstack_http::serve(ca_listener, ca.router(ca_cfg.max_request_bytes), stopped()),
         sigstack_http::serve(oidc_listener, oidc.router(), stopped()),
         sigstack_http::serve(tuf_listener, tuf.router(), stopped()),
+        sigstack_http::serve(tsa_listener, tsa.router(), stopped()),
     );
     a?;
     b?;
     c?;
     d?;
     e?;
+    f?;
     log.store().close().await;
     Ok(())
 }

@@ -6,7 +6,7 @@
 //! flags, and publishes a new targets version only if the trust files changed. The
 //! compose file's one-shot `init` container runs it.
 
-use crate::dev::{
+use crate::bootstrap::{
     CaEntry, CtEntry, LogEntry, OidcEntry, Services, StackFile, TufEntry, write_atomic,
 };
 use crate::trust::{self, StackTrust};
@@ -53,6 +53,14 @@ pub struct InitArgs {
         default_value = "http://localhost:5556"
     )]
     pub oidc_url: String,
+    /// Where clients reach the timestamp authority (its chain goes into the trusted root,
+    /// its endpoint into the signing config).
+    #[arg(
+        long,
+        env = "SIGSTACK_INIT_TSA_URL",
+        default_value = "http://localhost:3004"
+    )]
+    pub tsa_url: String,
     /// Where clients reach the TUF repository (the mirror they bootstrap from).
     #[arg(
         long,
@@ -69,7 +77,7 @@ pub struct InitArgs {
     pub oidc_internal_url: Option<String>,
     /// Address the services listen on. Each listens on its URL's port, or, for a URL
     /// without one (behind a TLS-terminating proxy), on its standard port: log 3000,
-    /// CA 5555, OIDC 5556, CT log 6962, TUF 8088.
+    /// CA 5555, OIDC 5556, CT log 6962, TUF 8088, TSA 3004.
     #[arg(long, env = "SIGSTACK_INIT_LISTEN_HOST", default_value = "0.0.0.0")]
     pub listen_host: IpAddr,
     /// Who runs the stack (trust files' operator, the CA's subject organisation).
@@ -86,8 +94,9 @@ pub struct InitArgs {
 }
 
 /// Where each service listens when its URL names no port.
-pub const STANDARD_PORTS: [(&str, u16); 5] = [
+pub const STANDARD_PORTS: [(&str, u16); 6] = [
     ("log", 3000),
+    ("tsa", 3004),
     ("ca", 5555),
     ("oidc", 5556),
     ("ctlog", 6962),
@@ -143,6 +152,7 @@ fn qp(p: &Path) -> String {
 
 pub async fn run(a: InitArgs) -> anyhow::Result<()> {
     let trim = |u: &str| u.trim_end_matches('/').to_string();
+    let tsa_url = trim(&a.tsa_url);
     let (log_url, ca_url, ct_url, oidc_url, tuf_url) = (
         trim(&a.log_url),
         trim(&a.ca_url),
@@ -166,6 +176,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         listen(&oidc_url, std_port("oidc"))?,
         listen(&tuf_url, std_port("tuf"))?,
     );
+    let tsa_listen = listen(&tsa_url, std_port("tsa"))?;
     let store = sigstack_storage::Store::connect(&a.database_url)
         .await
         .with_context(|| {
@@ -202,9 +213,14 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
     let ct_pub = keys.join("ctlog.pub.pem");
     write_atomic(&ct_pub, ct_key.public_key().to_pem().as_bytes())?;
     let (ca_key, ca_chain_path, chain) =
-        crate::dev::ca_chain(&keys, &a.operator, &format!("{} CA", a.operator))?;
+        crate::bootstrap::ca_chain(&keys, &a.operator, &format!("{} CA", a.operator))?;
     let ca_root = keys.join("ca-root.crt.pem");
     write_atomic(&ca_root, chain[chain.len() - 1].to_pem().as_bytes())?;
+    let (tsa_key, tsa_chain_path, tsa_chain) = crate::bootstrap::tsa_chain(
+        &keys,
+        &a.operator,
+        &format!("{} timestamp authority", a.operator),
+    )?;
     let oidc_key = keys.join("oidc.pem");
     sigstack_crypto::load_or_generate_rsa(&oidc_key)?;
     let online_key = keys.join("tuf-online.pem");
@@ -212,7 +228,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
     let issuers = dir.join("issuers.yaml");
     write_atomic(
         &issuers,
-        crate::dev::issuer_yaml(
+        crate::bootstrap::issuer_yaml(
             "written by `sigstackd init`: the stack's own issuer (people, by e-mail) and its workload issuer (CI jobs); edit it and restart the CA to trust more",
             &oidc_url,
             &[],
@@ -220,9 +236,9 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         .as_bytes(),
     )?;
     let password_file = dir.join("admin-password");
-    let password = crate::dev::dev_secret(&password_file)?;
+    let password = crate::bootstrap::secret(&password_file)?;
     let ci_secret = dir.join("ci-secret");
-    crate::dev::dev_secret(&ci_secret)?;
+    crate::bootstrap::secret(&ci_secret)?;
     let username = a
         .admin_email
         .split('@')
@@ -258,7 +274,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
             format!(
                 "# written by `sigstackd init`; every key may be overridden by SIGSTACK_CA_<KEY>\n\
                  listen = {}\npublic_url = {}\nsigning_key = {}\nca_chain = {}\nissuers = {}\n\
-                 ctlog_url = {}\nctlog_public_key = {}\ntlog_url = {}\noidc_url = {}\noperator = {}\n{}",
+                 ctlog_url = {}\nctlog_public_key = {}\ntlog_url = {}\noidc_url = {}\ntsa_url = {}\ntsa_chain = {}\noperator = {}\n{}",
                 q(&ca_listen),
                 q(&ca_url),
                 qp(&ca_key),
@@ -271,6 +287,8 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
                 qp(&ct_pub),
                 q(&log_url),
                 q(&oidc_url),
+                q(&tsa_url),
+                qp(&tsa_chain_path),
                 q(&a.operator),
                 match &a.oidc_internal_url {
                     Some(i) => format!("\n[issuer_routes]\n{} = {}\n", q(&oidc_url), q(trim(i))),
@@ -307,9 +325,19 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
                 qp(&online_key)
             ),
         ),
+        (
+            "tsa.toml",
+            format!(
+                "# written by `sigstackd init`; every key may be overridden by SIGSTACK_TSA_<KEY>\n\
+                 listen = {}\nsigning_key = {}\ncert_chain = {}\n",
+                q(&tsa_listen),
+                qp(&tsa_key),
+                qp(&tsa_chain_path)
+            ),
+        ),
     ];
     for (name, text) in &files {
-        crate::dev::write_secret(&dir.join(name), text)?;
+        crate::bootstrap::write_secret(&dir.join(name), text)?;
     }
     // every file must load as the service will load it
     crate::log::config::LogConfig::load(Some(&dir.join("log.toml")))?;
@@ -317,6 +345,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
     crate::ca::config::CaConfig::load(Some(&dir.join("ca.toml")))?;
     crate::oidc::config::OidcConfig::load(Some(&dir.join("oidc.toml")))?;
     crate::tuf::config::TufConfig::load(Some(&dir.join("tuf.toml")))?;
+    crate::tsa::config::TsaConfig::load(Some(&dir.join("tsa.toml")))?;
 
     let stack_trust = StackTrust {
         operator: a.operator.clone(),
@@ -328,10 +357,14 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         ctlog_url: ct_url.clone(),
         ctlog_key: ct_key.public_key().clone(),
         oidc_url: Some(oidc_url.clone()),
+        tsa: Some(trust::TsaTrust {
+            url: tsa_url.clone(),
+            chain: tsa_chain,
+        }),
     };
     let previous = trust::read_trusted_root(&dir.join(trust::TRUSTED_ROOT_FILE))?;
     stack_trust.write(&dir, previous.as_ref())?;
-    let tuf_root = crate::dev::dev_tuf(&dir, &keys, &a.database_url).await?;
+    let tuf_root = crate::bootstrap::tuf_repository(&dir, &keys, &a.database_url).await?;
 
     let services = Services {
         log: LogEntry {
@@ -358,6 +391,10 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
             url: tuf_url.clone(),
             root: tuf_root.display().to_string(),
         },
+        tsa: Some(crate::bootstrap::TsaEntry {
+            url: tsa_url.clone(),
+            chain: tsa_chain_path.display().to_string(),
+        }),
     };
     StackFile::write(
         &dir,
@@ -368,7 +405,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
 
     let d = dir.display();
     println!("sigstack stack prepared in {d}");
-    for s in ["log", "ctlog", "ca", "oidc", "tuf"] {
+    for s in ["log", "ctlog", "ca", "oidc", "tuf", "tsa"] {
         println!("  start:  sigstackd {s} --config {d}/{s}.toml");
     }
     println!(

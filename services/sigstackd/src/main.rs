@@ -2,6 +2,7 @@
 //! production; `sigstackd dev` runs every service in one process on an embedded
 //! database for testing.
 
+mod bootstrap;
 mod ca;
 mod ctlog;
 #[cfg(test)]
@@ -15,6 +16,7 @@ mod sequencer;
 mod settings;
 mod time;
 mod trust;
+mod tsa;
 mod tuf;
 
 use anyhow::Context;
@@ -140,6 +142,12 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Run the RFC 3161 timestamp authority (timestamp-authority's API).
+    Tsa {
+        /// TOML configuration file; every key may also come from SIGSTACK_TSA_<KEY>.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Apply pending database migrations and exit.
     Migrate {
         /// postgres://… or sqlite://PATH
@@ -214,6 +222,12 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Ctlog { config } => run_ctlog(config).await,
             Command::Ca { config } => run_ca(config).await,
+            Command::Tsa { config } => {
+                let cfg = tsa::config::TsaConfig::load(config.as_deref())?;
+                let svc = tsa::TsaService::start(&cfg)?;
+                tracing::info!(listen = %cfg.listen, policy = cfg.policy_oid, "starting timestamp authority");
+                serve_until_stopped("timestamp authority", cfg.listen, svc.router()).await
+            }
             Command::Oidc {
                 action: Some(OidcAction::HashPassword),
                 ..
@@ -348,6 +362,7 @@ pub fn openapi_documents() -> Vec<(&'static str, String)> {
         ("ca.json", ca::api::document()),
         ("oidc.json", oidc::api::document()),
         ("tuf.json", tuf::document()),
+        ("tsa.json", tsa::api::document()),
     ]
 }
 

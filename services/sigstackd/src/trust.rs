@@ -32,6 +32,26 @@ pub struct StackTrust {
     pub ctlog_url: String,
     pub ctlog_key: PublicKey,
     pub oidc_url: Option<String>,
+    /// The timestamp authority, if the stack runs one: its URL and chain (leaf first).
+    pub tsa: Option<TsaTrust>,
+}
+
+/// A timestamp authority as the trust files name it.
+#[derive(Clone)]
+pub struct TsaTrust {
+    pub url: String,
+    pub chain: Vec<Certificate>,
+}
+
+fn chain_of(certs: &[Certificate]) -> trust::CertChain {
+    trust::CertChain {
+        certificates: certs
+            .iter()
+            .map(|c| trust::RawBytes {
+                raw_bytes: STANDARD.encode(c.der()),
+            })
+            .collect(),
+    }
 }
 
 fn log_instance(url: &str, key: &PublicKey, start: &str) -> trust::TransparencyLogInstance {
@@ -74,15 +94,7 @@ impl StackTrust {
                     common_name: self.operator.clone(),
                 },
                 uri: self.ca_url.clone(),
-                cert_chain: trust::CertChain {
-                    certificates: self
-                        .ca_chain
-                        .iter()
-                        .map(|c| trust::RawBytes {
-                            raw_bytes: STANDARD.encode(c.der()),
-                        })
-                        .collect(),
-                },
+                cert_chain: chain_of(&self.ca_chain),
                 valid_for: self.range(),
             }],
             ctlogs: vec![log_instance(
@@ -90,7 +102,22 @@ impl StackTrust {
                 &self.ctlog_key,
                 &self.valid_from,
             )],
-            timestamp_authorities: Vec::new(),
+            timestamp_authorities: self
+                .tsa
+                .iter()
+                .map(|t| trust::CertificateAuthority {
+                    subject: trust::DistinguishedName {
+                        organization: self.operator.clone(),
+                        common_name: format!("{} timestamp authority", self.operator),
+                    },
+                    uri: t.url.clone(),
+                    cert_chain: chain_of(&t.chain),
+                    valid_for: trust::TimeRange {
+                        start: crate::time::rfc3339(t.chain[0].validity().0 as i64),
+                        end: None,
+                    },
+                })
+                .collect(),
         }
     }
 
@@ -109,7 +136,12 @@ impl StackTrust {
             ca_urls: vec![self.service(&self.ca_url)],
             oidc_urls: self.oidc_url.iter().map(|u| self.service(u)).collect(),
             rekor_tlog_urls: vec![self.service(&self.tlog_url)],
-            tsa_urls: Vec::new(),
+            // clients take the TSA's timestamp endpoint itself
+            tsa_urls: self
+                .tsa
+                .iter()
+                .map(|t| self.service(&format!("{}/api/v1/timestamp", t.url)))
+                .collect(),
             rekor_tlog_config: ServiceConfiguration {
                 selector: "ANY".into(),
                 count: None,
@@ -258,6 +290,10 @@ pub struct ExportArgs {
     /// Base URL of the OIDC issuer clients should use (optional).
     #[arg(long)]
     oidc_url: Option<String>,
+    /// Base URL of the timestamp authority (`sigstackd tsa`), if the stack runs one: its
+    /// chain goes into the trusted root and its endpoint into the signing config.
+    #[arg(long)]
+    tsa_url: Option<String>,
     /// Who runs the stack (the `operator` of every service; the CA's subject).
     #[arg(long, default_value = "sigstack")]
     operator: String,
@@ -271,6 +307,27 @@ pub struct ExportArgs {
     /// are kept, their validity ended now, so earlier signatures still verify.
     #[arg(long)]
     previous: Option<std::path::PathBuf>,
+}
+
+/// The TSA's chain from its `certchain` endpoint, checked against the TSA profile
+/// (its leaf's key is the one that signs).
+pub(crate) async fn fetch_tsa(http: &reqwest::Client, url: &str) -> anyhow::Result<TsaTrust> {
+    let pem = get_bytes(http, &format!("{url}/api/v1/timestamp/certchain")).await?;
+    let chain = match KeyMaterial::from_pem(&pem).context("the TSA's certificate chain")? {
+        KeyMaterial::Certificates(c) => c,
+        KeyMaterial::PublicKey(_) => anyhow::bail!("the TSA's chain holds no certificates"),
+    };
+    let leaf_key = chain
+        .first()
+        .context("empty TSA chain")?
+        .public_key()
+        .clone();
+    sigstack_tsa::check_chain(&chain, &leaf_key)
+        .map_err(|e| anyhow::anyhow!("the TSA at {url}: {e}"))?;
+    Ok(TsaTrust {
+        url: url.to_string(),
+        chain,
+    })
 }
 
 /// The body of a successful GET.
@@ -348,7 +405,12 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
     let valid_from = args
         .valid_from
         .unwrap_or_else(|| crate::time::rfc3339(root.validity().0 as i64));
+    let tsa = match &args.tsa_url {
+        Some(u) => Some(fetch_tsa(&http, &trim(u)).await?),
+        None => None,
+    };
     let trust = StackTrust {
+        tsa,
         operator: args.operator,
         valid_from,
         ca_url,

@@ -58,6 +58,11 @@ pub(super) struct Identity {
     /// Intermediate CA certificates (PEM) between a leaf and --ca-roots.
     #[arg(long, env = "COSIGN_CA_INTERMEDIATES", requires = "ca_roots")]
     pub(super) ca_intermediates: Option<PathBuf>,
+    /// A timestamp authority's certificate chain (PEM, its certificate first, up to the
+    /// root; what `/api/v1/timestamp/certchain` serves), trusted in place of the trusted
+    /// root's timestamp authorities.
+    #[arg(long, env = "COSIGN_TIMESTAMP_CERTIFICATE_CHAIN")]
+    pub(super) timestamp_certificate_chain: Option<PathBuf>,
     /// Do not require or check a transparency-log entry (unsafe: nothing then shows the
     /// signature was published; a certificate is checked at a signed timestamp, else now).
     #[arg(long, env = "COSIGN_INSECURE_IGNORE_TLOG")]
@@ -87,6 +92,17 @@ impl Identity {
             }
             Ok(certs)
         };
+        if let Some(p) = &self.timestamp_certificate_chain {
+            let chain = read(p)?;
+            if chain[0].is_ca() {
+                return Err(UsageError(format!(
+                    "{}: the chain must start with the timestamp authority's own certificate (as its certchain endpoint serves it), not a CA",
+                    p.display()
+                ))
+                .into());
+            }
+            root.timestamp_authorities = vec![authority_of(&chain)];
+        }
         let chains: Vec<Vec<Certificate>> = match (&self.certificate_chain, &self.ca_roots) {
             (Some(chain), _) => vec![read(chain)?],
             (None, Some(roots)) => {
@@ -120,25 +136,7 @@ impl Identity {
             }
             (None, None) => return Ok(()),
         };
-        root.certificate_authorities = chains
-            .into_iter()
-            .map(|chain| sigstack_types::trust::CertificateAuthority {
-                subject: Default::default(),
-                uri: String::new(),
-                cert_chain: sigstack_types::trust::CertChain {
-                    certificates: chain
-                        .iter()
-                        .map(|c| sigstack_types::trust::RawBytes {
-                            raw_bytes: STANDARD.encode(c.der()),
-                        })
-                        .collect(),
-                },
-                valid_for: sigstack_types::trust::TimeRange {
-                    start: "1970-01-01T00:00:00Z".into(),
-                    end: None,
-                },
-            })
-            .collect();
+        root.certificate_authorities = chains.iter().map(|c| authority_of(c)).collect();
         Ok(())
     }
 
@@ -200,6 +198,58 @@ impl Identity {
     }
 }
 
+/// A trusted-root authority entry for a chain given on the command line (valid at any
+/// time: the certificates' own validity still applies).
+fn authority_of(chain: &[Certificate]) -> sigstack_types::trust::CertificateAuthority {
+    sigstack_types::trust::CertificateAuthority {
+        subject: Default::default(),
+        uri: String::new(),
+        cert_chain: sigstack_types::trust::CertChain {
+            certificates: chain
+                .iter()
+                .map(|c| sigstack_types::trust::RawBytes {
+                    raw_bytes: STANDARD.encode(c.der()),
+                })
+                .collect(),
+        },
+        valid_for: sigstack_types::trust::TimeRange {
+            start: "1970-01-01T00:00:00Z".into(),
+            end: None,
+        },
+    }
+}
+
+/// Adds an RFC 3161 timestamp from a file (cosign v2's `{"SignedRFC3161Timestamp": …}`
+/// JSON, or the DER response itself) to a bundle's verification material.
+fn with_timestamp_file(bundle: &[u8], path: &Path) -> anyhow::Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let der = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(v) => STANDARD
+            .decode(
+                v["SignedRFC3161Timestamp"]
+                    .as_str()
+                    .with_context(|| format!("{}: no SignedRFC3161Timestamp", path.display()))?,
+            )
+            .with_context(|| format!("{}: the timestamp is not base64", path.display()))?,
+        Err(_) => bytes,
+    };
+    let mut b: Value = serde_json::from_slice(bundle).context("the bundle is not JSON")?;
+    let list = b
+        .pointer_mut("/verificationMaterial")
+        .and_then(Value::as_object_mut)
+        .context("the bundle has no verification material")?
+        .entry("timestampVerificationData")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+        .context("the bundle's timestampVerificationData is not an object")?
+        .entry("rfc3161Timestamps")
+        .or_insert_with(|| json!([]));
+    list.as_array_mut()
+        .context("the bundle's rfc3161Timestamps is not a list")?
+        .push(json!({"signedTimestamp": STANDARD.encode(der)}));
+    Ok(serde_json::to_vec(&b)?)
+}
+
 #[derive(Args)]
 pub(super) struct VerifyBlobArgs {
     /// The Sigstore bundle (v0.1–v0.3).
@@ -217,6 +267,10 @@ pub(super) struct VerifyBlobArgs {
     /// The transparency log to look the entry up in (with --signature).
     #[arg(long, env = "COSIGN_REKOR_URL")]
     rekor_url: Option<String>,
+    /// An RFC 3161 timestamp over the signature, as `sign-blob --rfc3161-timestamp` (or
+    /// cosign v2) wrote it, verified with the bundle's own.
+    #[arg(long, env = "COSIGN_RFC3161_TIMESTAMP")]
+    rfc3161_timestamp: Option<PathBuf>,
     #[command(flatten)]
     identity: Identity,
     /// The artifact, or `sha256:<hex>` of it.
@@ -336,6 +390,10 @@ pub(super) async fn verify_blob(
             detached_bundle(&m, a, sig, &artifact, &policy).await?
         }
         (None, None) => bail!("give --bundle, or --signature with --certificate or --key"),
+    };
+    let bundle = match &a.rfc3161_timestamp {
+        Some(p) => with_timestamp_file(&bundle, p)?,
+        None => bundle,
     };
     let v = verify_with(
         &bundle,

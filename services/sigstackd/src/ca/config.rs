@@ -37,6 +37,14 @@ pub struct CaConfig {
     /// Trust export: the OIDC issuer clients should use (signing config `oidcUrls`).
     #[serde(default)]
     pub oidc_url: Option<String>,
+    /// Trust export: the timestamp authority clients should use (its endpoint goes into
+    /// the signing config), with `tsa_chain`.
+    #[serde(default)]
+    pub tsa_url: Option<String>,
+    /// Trust export: the timestamp authority's certificate chain (PEM, leaf first), for
+    /// the trusted root.
+    #[serde(default)]
+    pub tsa_chain: Option<PathBuf>,
     /// Trust export: who runs the stack (`operator` of every service, the CA's subject).
     #[serde(default = "default_operator")]
     pub operator: String,
@@ -74,6 +82,8 @@ pub const KEYS: &[&str] = &[
     "public_url",
     "tlog_url",
     "oidc_url",
+    "tsa_url",
+    "tsa_chain",
     "operator",
     "max_request_bytes",
     "token_leeway_secs",
@@ -114,6 +124,8 @@ impl CaConfig {
             public_url: None,
             tlog_url: None,
             oidc_url: None,
+            tsa_url: None,
+            tsa_chain: None,
             operator: default_operator(),
             max_request_bytes: default_max_request_bytes(),
             token_leeway_secs: default_leeway(),

@@ -60,6 +60,7 @@ struct TrustSource {
     tlog_url: String,
     ctlog_url: String,
     oidc_url: Option<String>,
+    tsa: Option<crate::trust::TsaTrust>,
     operator: String,
     built: tokio::sync::OnceCell<Arc<crate::trust::StackTrust>>,
 }
@@ -93,6 +94,31 @@ fn unauthenticated(message: impl Into<String>) -> ApiError {
 
 impl CaService {
     pub async fn start(cfg: &CaConfig) -> anyhow::Result<Arc<Self>> {
+        let tsa = match (&cfg.tsa_url, &cfg.tsa_chain) {
+            (Some(url), Some(path)) => {
+                let pem = std::fs::read(path)
+                    .with_context(|| format!("reading the TSA chain {}", path.display()))?;
+                let chain = match KeyMaterial::from_pem(&pem)
+                    .with_context(|| format!("parsing {}", path.display()))?
+                {
+                    KeyMaterial::Certificates(c) => c,
+                    _ => anyhow::bail!("{} holds no certificates", path.display()),
+                };
+                let leaf = chain
+                    .first()
+                    .context("an empty TSA chain")?
+                    .public_key()
+                    .clone();
+                sigstack_tsa::check_chain(&chain, &leaf)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                Some(crate::trust::TsaTrust {
+                    url: url.trim_end_matches('/').to_string(),
+                    chain,
+                })
+            }
+            (None, None) => None,
+            _ => anyhow::bail!("tsa_url and tsa_chain go together"),
+        };
         let signer: Arc<dyn Signer> = Arc::new(
             FileSigner::load(&cfg.signing_key)
                 .with_context(|| format!("loading CA key {}", cfg.signing_key.display()))?,
@@ -171,6 +197,7 @@ impl CaService {
                 tlog_url: t.trim_end_matches('/').to_string(),
                 ctlog_url: cfg.ctlog_url.trim_end_matches('/').to_string(),
                 oidc_url: cfg.oidc_url.clone(),
+                tsa: tsa.clone(),
                 operator: cfg.operator.clone(),
                 built: Default::default(),
             }),
@@ -221,6 +248,7 @@ impl CaService {
                         ctlog_url: src.ctlog_url.clone(),
                         ctlog_key,
                         oidc_url: src.oidc_url.clone(),
+                        tsa: src.tsa.clone(),
                     }))
                 })
                 .await

@@ -75,6 +75,8 @@ pub fn dev_stack(dir: &Path, issuer: Option<&str>) -> (Killed, Value) {
         "0",
         "--tuf-port",
         "0",
+        "--tsa-port",
+        "0",
     ];
     args.extend(issuer.map(|i| ["--oidc-issuer", i]).into_iter().flatten());
     dev_stack_with(dir, &args)
@@ -325,6 +327,8 @@ pub async fn real_clients_sign_and_verify_keylessly() {
         .args([
             "--oidc-url",
             &svc("oidc"),
+            "--tsa-url",
+            &svc("tsa"),
             "--operator",
             "sigstack-dev",
             "--out",

@@ -16,6 +16,7 @@ mod keyless;
 mod oidc;
 mod stack;
 mod support;
+mod tsa;
 mod tuf;
 mod verifier;
 
@@ -128,6 +129,11 @@ async fn our_client_signs_and_verifies_with_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cosign_and_rekor_cli() {
     cosign_interop::cosign_and_rekor_cli_against_the_stack().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamp_authority() {
+    tsa::timestamp_authority().await
 }
 
 #[test]

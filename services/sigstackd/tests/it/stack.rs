@@ -315,7 +315,7 @@ pub async fn dev_stack_interop_matrix() {
         printed.contains(&format!("as `dev`, password {}", password.trim())),
         "{printed}"
     );
-    for url in ["log", "ca", "ctlog", "oidc", "tuf"] {
+    for url in ["log", "ca", "ctlog", "oidc", "tuf", "tsa"] {
         let u = stack["services"][url]["url"].as_str().expect("url");
         assert!(printed.contains(u), "{url} URL not printed: {printed}");
     }
@@ -398,7 +398,7 @@ impl Drop for Service {
     }
 }
 
-const SERVICES: [&str; 5] = ["log", "ctlog", "ca", "oidc", "tuf"];
+const SERVICES: [&str; 6] = ["log", "ctlog", "ca", "oidc", "tuf", "tsa"];
 
 fn start_all(etc: &Path, logs: &Path, urls: &[(&str, String)]) -> Vec<Service> {
     let procs: Vec<Service> = SERVICES
@@ -491,7 +491,7 @@ pub async fn production_stack_on_postgres() {
             .args(["--listen-host", "127.0.0.1", "--operator", "sigstack-test"])
             .args(["--log-url", &url("log"), "--ctlog-url", &url("ctlog")])
             .args(["--ca-url", &url("ca"), "--oidc-url", &url("oidc")])
-            .args(["--tuf-url", &url("tuf")]))
+            .args(["--tuf-url", &url("tuf"), "--tsa-url", &url("tsa")]))
     };
     let (ok, out) = init(&etc);
     assert!(ok, "sigstackd init: {out}");
@@ -559,7 +559,7 @@ pub async fn production_stack_on_postgres() {
         serde_json::from_slice(&std::fs::read(&stack_path).expect("stack")).expect("json");
     let (ok, out) = doctor(&stack_path);
     assert!(
-        ok && out.contains("12 checks: 0 failed"),
+        ok && out.contains("15 checks: 0 failed"),
         "doctor on the production stack: {out}"
     );
 

@@ -284,15 +284,32 @@ impl TufClients {
     }
 }
 
+/// A dev stack on fixed ports (to restart at the same addresses): the ports are picked
+/// free, but another test may take one before the stack binds it, so a start that fails
+/// is tried again on other ports.
+fn dev_stack_on_fixed_ports(data: &Path) -> (crate::keyless::Killed, Value, Vec<String>) {
+    for attempt in 0..3 {
+        let ports = fixed_ports();
+        let args: Vec<&str> = ports.iter().map(String::as_str).collect();
+        match std::panic::catch_unwind(|| crate::keyless::dev_stack_with(data, &args)) {
+            Ok((proc_, stack)) => return (proc_, stack, ports),
+            Err(e) if attempt == 2 => std::panic::resume_unwind(e),
+            Err(_) => eprintln!("dev stack did not start on {ports:?}; trying other ports"),
+        }
+    }
+    unreachable!("the loop returns or panics")
+}
+
 /// Fixed ports for a dev stack that restarts at the same addresses.
 fn fixed_ports() -> Vec<String> {
-    let ports: Vec<String> = (0..5).map(|_| free_port().to_string()).collect();
+    let ports: Vec<String> = (0..6).map(|_| free_port().to_string()).collect();
     [
         "--log-port",
         "--ca-port",
         "--ctlog-port",
         "--oidc-port",
         "--tuf-port",
+        "--tsa-port",
     ]
     .iter()
     .zip(ports)
@@ -416,9 +433,8 @@ pub async fn tuf_repository_serves_real_clients() {
 pub async fn tuf_attacks_are_refused_and_rotations_followed() {
     let dir = temp_dir("tuf-attacks");
     let data = dir.join("stack");
-    let ports = fixed_ports();
+    let (stack_proc, stack, ports) = dev_stack_on_fixed_ports(&data);
     let port_args: Vec<&str> = ports.iter().map(String::as_str).collect();
-    let (stack_proc, stack) = crate::keyless::dev_stack_with(&data, &port_args);
     let clients = TufClients::new(&dir, &data, &stack);
     clients.trust_instance();
     let (a0, b0) = clients.sign("before-rotations");
@@ -856,9 +872,8 @@ pub async fn tuf_ceremony_refuses_what_cannot_work() {
 pub async fn tuf_trust_rotation_keeps_old_signatures_valid() {
     let dir = temp_dir("tuf-rotate");
     let data = dir.join("stack");
-    let ports = fixed_ports();
+    let (first, stack, ports) = dev_stack_on_fixed_ports(&data);
     let args: Vec<&str> = ports.iter().map(String::as_str).collect();
-    let (first, stack) = crate::keyless::dev_stack_with(&data, &args);
     let clients = TufClients::new(&dir, &data, &stack);
     clients.trust_instance();
     let (a1, b1) = clients.sign("before");

@@ -3,7 +3,10 @@
 //! holds every service to what the trust files it published say: the CA serves the
 //! chain the trusted root names and can still issue, the log's key is the trusted one
 //! and its checkpoint verifies, the CT log's signed tree head verifies, the identity
-//! provider's discovery names itself, and each service is ready.
+//! provider's discovery names itself, the timestamp authority stamps with a trusted
+//! certificate, and each service is ready.
+
+mod tsa;
 
 use anyhow::Context;
 use base64::Engine;
@@ -310,10 +313,11 @@ async fn check(http: &reqwest::Client, tuf_url: &str, root: &[u8], warn: i64, r:
     r.ok(
         "tuf",
         format!(
-            "trusted root: {} CA(s), {} log(s), {} CT log(s)",
+            "trusted root: {} CA(s), {} log(s), {} CT log(s), {} timestamp authorities",
             trusted_root.certificate_authorities.len(),
             trusted_root.tlogs.len(),
-            trusted_root.ctlogs.len()
+            trusted_root.ctlogs.len(),
+            trusted_root.timestamp_authorities.len()
         ),
     );
 
@@ -323,14 +327,18 @@ async fn check(http: &reqwest::Client, tuf_url: &str, root: &[u8], warn: i64, r:
             .map(|s| s.url.trim_end_matches('/').to_string())
             .collect()
     };
-    let (ca_urls, log_urls, oidc_urls) = match &signing {
+    let (ca_urls, log_urls, oidc_urls, tsa_urls) = match &signing {
         Some(s) => (
             live(&s.ca_urls),
             live(&s.rekor_tlog_urls),
             live(&s.oidc_urls),
+            live(&s.tsa_urls),
         ),
         None => Default::default(),
     };
+    for url in &tsa_urls {
+        tsa::check_tsa(http, url, &trusted_root, warn, r).await;
+    }
     if ca_urls.is_empty() && signing.is_some() {
         r.fail("ca", "the signing config names no current CA");
     }

@@ -1,0 +1,336 @@
+//! Bootstrap shared by `sigstackd dev` and `sigstackd init`: the stack description
+//! (`stack.json`), key and certificate chains made once and reused (the CA's, the
+//! timestamp authority's), issuer configuration, secrets, and the first TUF repository.
+
+use crate::trust;
+use anyhow::Context;
+use serde::Serialize;
+use sigstack_ca::cert;
+use sigstack_crypto::{Certificate, Curve, FileSigner, KeyMaterial, Signer};
+use std::path::{Path, PathBuf};
+
+/// What `stack.json` holds: where each running service is and where the trust files are.
+#[derive(Serialize)]
+pub(crate) struct StackFile {
+    pub(crate) version: u32,
+    pub(crate) data_dir: String,
+    pub(crate) database_url: String,
+    pub(crate) services: Services,
+    pub(crate) trusted_root: String,
+    pub(crate) signing_config: String,
+    pub(crate) trust_config: String,
+    pub(crate) issuers: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Services {
+    pub(crate) log: LogEntry,
+    pub(crate) ctlog: CtEntry,
+    pub(crate) ca: CaEntry,
+    pub(crate) oidc: OidcEntry,
+    pub(crate) tuf: TufEntry,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) tsa: Option<TsaEntry>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct TsaEntry {
+    /// The base URL (`/api/v1/timestamp`, `/api/v1/timestamp/certchain`).
+    pub(crate) url: String,
+    /// The chain file, leaf first.
+    pub(crate) chain: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct TufEntry {
+    /// The mirror URL clients bootstrap from.
+    pub(crate) url: String,
+    /// The initial `1.root.json` clients are given out of band.
+    pub(crate) root: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct OidcEntry {
+    /// The issuer URL: what verifiers pass as the certificate OIDC issuer.
+    pub(crate) url: String,
+    /// The dev user who can log in on the page (password in `password_file`).
+    pub(crate) username: String,
+    pub(crate) email: String,
+    pub(crate) password_file: String,
+    /// The issuer of workload tokens, and the dev CI client that obtains them with the
+    /// `client_credentials` grant (secret in `ci_secret_file`).
+    pub(crate) workload_issuer: String,
+    pub(crate) ci_client_id: String,
+    pub(crate) ci_secret_file: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct LogEntry {
+    pub(crate) url: String,
+    pub(crate) log_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) tree_id: Option<String>,
+    pub(crate) public_key: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct CtEntry {
+    pub(crate) url: String,
+    pub(crate) log_id: String,
+    pub(crate) public_key: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct CaEntry {
+    pub(crate) url: String,
+    pub(crate) chain: String,
+}
+
+impl StackFile {
+    /// Writes DIR/stack.json describing a stack whose trust files are in `dir`.
+    pub(crate) fn write(
+        dir: &Path,
+        database_url: String,
+        services: Services,
+        issuers: &Path,
+    ) -> anyhow::Result<PathBuf> {
+        let at = |f: &str| dir.join(f).display().to_string();
+        let stack = StackFile {
+            version: 2,
+            data_dir: dir.display().to_string(),
+            database_url,
+            services,
+            trusted_root: at(trust::TRUSTED_ROOT_FILE),
+            signing_config: at(trust::SIGNING_CONFIG_FILE),
+            trust_config: at(trust::CLIENT_TRUST_CONFIG_FILE),
+            issuers: issuers.display().to_string(),
+        };
+        let path = dir.join("stack.json");
+        write_atomic(&path, &serde_json::to_vec_pretty(&stack)?)?;
+        Ok(path)
+    }
+}
+
+impl CtEntry {
+    pub(crate) fn new(url: &str, key: &sigstack_crypto::PublicKey, public_key: &Path) -> Self {
+        Self {
+            url: url.to_string(),
+            log_id: hex::encode(sigstack_crypto::log_id(key.spki_der())),
+            public_key: public_key.display().to_string(),
+        }
+    }
+}
+
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// A CA: a P-384 root and a P-256 intermediate, created once (`name` goes in their
+/// subjects: "`name` root", "`name` intermediate").
+pub(crate) fn ca_chain(
+    keys: &Path,
+    org: &str,
+    name: &str,
+) -> anyhow::Result<(PathBuf, PathBuf, Vec<Certificate>)> {
+    let root_key = FileSigner::load_or_generate(&keys.join("ca-root.pem"), Curve::P384)?;
+    let inter_path = keys.join("ca-intermediate.pem");
+    let inter_key = FileSigner::load_or_generate(&inter_path, Curve::P256)?;
+    let chain_path = keys.join("ca-chain.pem");
+    if let Ok(pem) = std::fs::read(&chain_path)
+        && let Ok(KeyMaterial::Certificates(c)) = KeyMaterial::from_pem(&pem)
+        && c.len() == 2
+        && c[0].public_key() == inter_key.public_key()
+        && c[1].public_key() == root_key.public_key()
+    {
+        return Ok((inter_path, chain_path, c));
+    }
+    let now = crate::sequencer::unix_now() as u64 - 60;
+    let until = now + 10 * 365 * 86_400;
+    let root_name = cert::ca_name(org, &format!("{name} root"))?;
+    let root = cert::ca_certificate(
+        root_name.clone(),
+        &root_key,
+        None,
+        cert::serial(rand::random())?,
+        now,
+        until,
+        None,
+        false,
+    )?;
+    let inter = cert::ca_certificate(
+        cert::ca_name(org, &format!("{name} intermediate"))?,
+        &inter_key,
+        Some((&root_name, &root_key)),
+        cert::serial(rand::random())?,
+        now,
+        until,
+        Some(0),
+        true,
+    )?;
+    let chain = vec![
+        Certificate::from_der(&inter)?,
+        Certificate::from_der(&root)?,
+    ];
+    let pem: String = chain.iter().map(Certificate::to_pem).collect();
+    write_atomic(&chain_path, pem.as_bytes())?;
+    Ok((inter_path, chain_path, chain))
+}
+
+/// A Fulcio issuer configuration trusting the dev issuer (people, by e-mail), its
+/// workload issuer (`uri` identities on the issuer's own host, as Fulcio requires of a
+/// `uri` issuer's subject domain) and `others` as e-mail issuers.
+pub(crate) fn issuer_yaml(header: &str, own: &str, others: &[String]) -> String {
+    let mut out = format!("# {header}\noidc-issuers:\n");
+    let workload = format!("{own}{}", sigstack_oidc::discovery::WORKLOAD);
+    out.push_str(&format!(
+        "  {workload:?}:\n    issuer-url: {workload:?}\n    client-id: sigstore\n    type: uri\n    subject-domain: {own:?}\n"
+    ));
+    for url in std::iter::once(own).chain(others.iter().map(String::as_str)) {
+        let url = url.trim_end_matches('/');
+        out.push_str(&format!(
+            "  {url:?}:\n    issuer-url: {url:?}\n    client-id: sigstore\n    type: email\n"
+        ));
+    }
+    out
+}
+
+/// The first TUF repository: a one-key ceremony on first start (keys in
+/// DATA_DIR/tuf-ceremony, the online key in DATA_DIR/keys), and a new targets version
+/// whenever the stack's trust files changed since the last start. Returns the initial
+/// root's path.
+pub(crate) async fn tuf_repository(
+    dir: &Path,
+    keys: &Path,
+    database_url: &str,
+) -> anyhow::Result<PathBuf> {
+    use crate::tuf::ceremony;
+    let ceremony_dir = dir.join("tuf-ceremony");
+    let root = ceremony_dir.join("1.root.json");
+    if !root.exists() {
+        ceremony::init(&ceremony::InitArgs {
+            ceremony_dir: ceremony_dir.clone(),
+            trust_dir: dir.to_path_buf(),
+            online_key: keys.join("tuf-online.pem"),
+            root_keys: 1,
+            root_threshold: 1,
+            targets_keys: 1,
+            targets_threshold: 1,
+            root_expires_days: 365,
+            targets_expires_days: 180,
+        })?;
+    }
+    let store = sigstack_storage::Store::open(database_url).await?;
+    let published = ceremony::load(&store).await?;
+    if published.root.is_none() {
+        ceremony::publish(&ceremony::PublishArgs {
+            database_url: database_url.to_string(),
+            files: vec![root.clone(), ceremony_dir.join("1.targets.json")],
+            targets_dir: None,
+        })
+        .await?;
+    }
+    let wanted = ceremony::trust_targets(dir)?;
+    // read again: the first publication above may have added targets
+    let latest = ceremony::load(&store).await?.targets.map(|t| t.parsed);
+    let same = latest.is_some_and(|t| {
+        wanted
+            .iter()
+            .all(|(name, (bytes, _))| t.targets.get(name).is_some_and(|f| f.matches(bytes)))
+            && t.targets.len() == wanted.len()
+    });
+    if !same {
+        let staged = ceremony_dir.join("staged");
+        let path = ceremony::stage_targets(&ceremony::StageTargetsArgs {
+            database_url: database_url.to_string(),
+            trust_dir: dir.to_path_buf(),
+            out: staged.clone(),
+            keys: vec![ceremony_dir.join("keys").join("targets-1.pem")],
+            expires_days: 180,
+        })
+        .await?;
+        ceremony::publish(&ceremony::PublishArgs {
+            database_url: database_url.to_string(),
+            files: vec![path],
+            targets_dir: None,
+        })
+        .await?;
+    }
+    store.close().await;
+    Ok(root)
+}
+
+/// A random secret kept (mode 0600) in `path`, made on first use.
+pub(crate) fn secret(path: &Path) -> anyhow::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(p) if p.trim().len() >= 16 => Ok(p.trim().to_string()),
+        _ => {
+            let p = sigstack_oidc::grants::handle(rand::random())[..24].to_string();
+            write_secret(path, &p)?;
+            Ok(p)
+        }
+    }
+}
+
+pub(crate) fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// A timestamp authority's key and chain, created once: a P-384 root and a P-256 TSA
+/// certificate (end entity, EKU timeStamping critical) issued by it (`name` goes in
+/// their subjects). Returns the key's path, the chain's path (leaf first) and the chain.
+pub(crate) fn tsa_chain(
+    keys: &Path,
+    org: &str,
+    name: &str,
+) -> anyhow::Result<(PathBuf, PathBuf, Vec<Certificate>)> {
+    let root_key = FileSigner::load_or_generate(&keys.join("tsa-root.pem"), Curve::P384)?;
+    let key_path = keys.join("tsa.pem");
+    let key = FileSigner::load_or_generate(&key_path, Curve::P256)?;
+    let chain_path = keys.join("tsa-chain.pem");
+    if let Ok(pem) = std::fs::read(&chain_path)
+        && let Ok(KeyMaterial::Certificates(c)) = KeyMaterial::from_pem(&pem)
+        && c.len() == 2
+        && c[0].public_key() == key.public_key()
+        && c[1].public_key() == root_key.public_key()
+        && sigstack_tsa::check_chain(&c, key.public_key()).is_ok()
+    {
+        return Ok((key_path, chain_path, c));
+    }
+    let now = crate::sequencer::unix_now() as u64 - 60;
+    let until = now + 10 * 365 * 86_400;
+    let root_name = cert::ca_name(org, &format!("{name} root"))?;
+    let root = cert::ca_certificate(
+        root_name.clone(),
+        &root_key,
+        None,
+        cert::serial(rand::random())?,
+        now,
+        until,
+        None,
+        false,
+    )?;
+    let leaf = cert::tsa_certificate(
+        cert::ca_name(org, name)?,
+        key.public_key(),
+        (&root_name, &root_key),
+        cert::serial(rand::random())?,
+        now,
+        until,
+    )?;
+    let chain = vec![Certificate::from_der(&leaf)?, Certificate::from_der(&root)?];
+    sigstack_tsa::check_chain(&chain, key.public_key()).map_err(|e| anyhow::anyhow!(e))?;
+    let pem: String = chain.iter().map(Certificate::to_pem).collect();
+    write_atomic(&chain_path, pem.as_bytes())?;
+    Ok((key_path, chain_path, chain))
+}
