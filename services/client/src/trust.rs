@@ -292,8 +292,9 @@ impl Tuf {
         self.timestamp_valid() && refreshed.is_some_and(|r| now() - r < REFRESH_AFTER)
     }
 
-    /// The targets: the cache while fresh, else a refresh; offline (or when the
-    /// repository cannot be reached), the cache or the embedded targets, with a warning.
+    /// The targets: the cache while fresh, else a refresh. When the repository cannot be
+    /// reached, an unexpired cache with a loud warning; the trust built into the binary
+    /// only with `--offline`.
     /// Security failures (bad signatures, rollbacks, expiry) are never papered over.
     pub async fn targets(
         &self,
@@ -322,12 +323,20 @@ impl Tuf {
                     .timestamp_valid()
                     .then(|| self.cached_targets())
                     .flatten();
-                let fallback = cached.or_else(|| self.embedded_targets().ok());
-                match fallback {
+                match cached {
                     Some(t) => {
-                        eprintln!("Warning: {:#}; using {} instead", e, t.source);
+                        eprintln!(
+                            "WARNING: the TUF repository cannot be reached ({e:#}); using {}, whose timestamp has not expired. Revoked keys are not seen until the repository answers again.",
+                            t.source
+                        );
                         Ok(t)
                     }
+                    // the trust built into the binary may be older than what the
+                    // repository has since published: only on request
+                    None if self.embedded_targets().is_ok() => Err(e.context(format!(
+                        "the TUF repository {} cannot be reached and nothing fresh is cached: refusing to fall back to the trust built into sigstack, which may be out of date (pass --offline to use it anyway)",
+                        self.mirror
+                    ))),
                     None => Err(e),
                 }
             }

@@ -9,6 +9,9 @@
 //!   sigstore-js style: token in the body, public key and proof of possession), with
 //!   tokens from an issuer this tool serves itself on `--issuer-port`.
 //!
+//! * `timestamp`: RFC 3161 timestamps from a timestamp authority (`POST /api/v1/timestamp`,
+//!   timestamp-authority's JSON form with a nonce and the certificate, as sigstore-js asks).
+//!
 //! Prints throughput and latency percentiles, and the server's resident memory before and
 //! after when given its PID.
 
@@ -74,6 +77,11 @@ enum Mode {
         path: String,
         #[arg(long)]
         if_none_match: bool,
+    },
+    /// Request RFC 3161 timestamps from a timestamp authority.
+    Timestamp {
+        #[command(flatten)]
+        common: Common,
     },
     /// Request certificates from a CA that trusts http://127.0.0.1:ISSUER_PORT.
     Issue {
@@ -147,6 +155,8 @@ enum Work {
     },
     /// Certificate requests, replayed round robin.
     Issue(Vec<Arc<Vec<u8>>>),
+    /// Timestamp requests (JSON), replayed round robin.
+    Timestamp(Vec<Arc<Vec<u8>>>),
     /// A GET of one path, with the ETag to revalidate against.
     Get {
         path: String,
@@ -167,6 +177,14 @@ async fn one(client: &reqwest::Client, url: &str, work: &Work, i: usize) -> Resu
         Work::Issue(bodies) => {
             client
                 .post(format!("{url}/api/v2/signingCert"))
+                .header("content-type", "application/json")
+                .body(bodies[i % bodies.len()].as_ref().clone())
+                .send()
+                .await
+        }
+        Work::Timestamp(bodies) => {
+            client
+                .post(format!("{url}/api/v1/timestamp"))
                 .header("content-type", "application/json")
                 .body(bodies[i % bodies.len()].as_ref().clone())
                 .send()
@@ -376,6 +394,23 @@ async fn main() -> anyhow::Result<()> {
                 },
             )
             .await
+        }
+        Mode::Timestamp { common } => {
+            let bodies = (0..1024u32)
+                .map(|i| {
+                    let digest = sigstack_crypto::sha256(&i.to_be_bytes());
+                    Arc::new(
+                        serde_json::to_vec(&serde_json::json!({
+                            "artifactHash": STANDARD.encode(digest),
+                            "hashAlgorithm": "sha256",
+                            "nonce": rand::random::<u32>(),
+                            "certificates": true,
+                        }))
+                        .unwrap_or_default(),
+                    )
+                })
+                .collect();
+            run(common, Work::Timestamp(bodies)).await
         }
         Mode::Issue {
             common,

@@ -15,6 +15,9 @@ pub struct Grant {
     /// The user's stable identity (our `sub`).
     pub subject: String,
     pub email: Option<String>,
+    /// Whether the e-mail address is verified: local accounts' are; a federated user's
+    /// only if the upstream said so (a connector that skips the check does not make it so).
+    pub email_verified: bool,
     /// Display name, when known.
     pub name: Option<String>,
     pub nonce: Option<String>,

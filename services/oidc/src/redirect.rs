@@ -60,6 +60,14 @@ fn valid_port(p: &str) -> bool {
 /// Decides whether `requested` may receive the authorization response.
 pub fn check(registered: &[String], requested: &str) -> Result<Redirect, RedirectError> {
     let refuse = || RedirectError::NotAllowed(requested.to_string());
+    // a URI goes into a Location header: control characters (a CR/LF header injection,
+    // or just a value no header may hold), spaces and non-ASCII are refused up front
+    if requested.is_empty()
+        || requested.len() > 2048
+        || !requested.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(refuse());
+    }
     if requested == OOB {
         return if registered.is_empty() || registered.iter().any(|r| r == OOB) {
             Ok(Redirect::OutOfBand)
@@ -89,6 +97,24 @@ pub fn check(registered: &[String], requested: &str) -> Result<Redirect, Redirec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_and_spaces_are_refused() {
+        for bad in [
+            "http://localhost:8080/cb\r\nSet-Cookie: x=y",
+            "http://localhost:8080/c\u{7f}b",
+            "http://localhost:8080/c b",
+            "http://localhost:8080/c\tb",
+            "http://localhost:8080/\u{e9}",
+            "",
+        ] {
+            assert!(check(&[], bad).is_err(), "{bad:?}");
+            assert!(
+                check(&[bad.to_string()], bad).is_err(),
+                "registered {bad:?}"
+            );
+        }
+    }
 
     #[test]
     fn public_client_gets_any_loopback_and_oob() {

@@ -256,10 +256,13 @@ fn sign_blob_asks_before_publishing_an_identity() {
         "http://127.0.0.1:9",
         "--yes",
     ]);
-    // no token: the client would sign in with the public-good issuer, which this
-    // machine cannot reach; the failure names what it was doing
+    // no token: the client would learn the issuer from the public-good TUF repository,
+    // which this machine cannot reach, and does not quietly use the built-in trust instead
     assert_eq!(code, Some(3));
-    assert!(err.contains("getting an identity token"), "{err}");
+    assert!(
+        err.contains("getting an identity token") || err.contains("refusing to fall back"),
+        "{err}"
+    );
     assert!(!dir.join("b.json").exists(), "no bundle written");
 }
 
@@ -306,6 +309,27 @@ fn public_good_and_staging_bundles_verify_with_the_built_in_roots() {
         };
     let yossarian = "william@yossarian.net";
     let staging = Some("--staging");
+    // online (the default) with the repository out of reach and nothing cached: the
+    // built-in trust is not used behind the user's back
+    let (code, err) = run(&[
+        "verify-blob",
+        "--staging",
+        "--bundle",
+        &s(&py.join("bundle_v3.txt.sigstore")),
+        "--certificate-identity",
+        yossarian,
+        "--certificate-oidc-issuer",
+        gh,
+        &s(&py.join("bundle_v3.txt")),
+    ]);
+    if code != Some(0) {
+        // (a machine that reaches the staging repository verifies online instead)
+        assert_eq!(code, Some(3), "{err}");
+        assert!(
+            err.contains("refusing to fall back") && err.contains("--offline"),
+            "{err}"
+        );
+    }
     // staging: v0.1 (a P-384 key), v0.3, Rekor v1 and v2 with a signed timestamp
     for (bundle, identity, artifact) in [
         ("bundle.txt.sigstore", "a@tny.town", "bundle.txt"),

@@ -73,6 +73,9 @@ pub(super) fn canonicalize(spec: &serde_json::Value) -> Result<(Vec<u8>, Vec<Str
     }
     let digest = hex::decode(&value)
         .map_err(|e| EntryError::invalid(format!("invalid value for hash: {e}")))?;
+    // one digest, one spelling: the same signature cannot be logged twice by changing
+    // the case of its hex (clients write lowercase, as Rekor's examples do)
+    let value = hex::encode(&digest);
     if sig_bytes.is_empty() {
         return Err(EntryError::invalid("missing signature content"));
     }

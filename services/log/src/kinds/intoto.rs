@@ -78,6 +78,13 @@ pub(super) fn canonicalize(spec: &serde_json::Value) -> Result<(Vec<u8>, Vec<Str
     let hash_value = hash
         .value
         .ok_or_else(|| EntryError::invalid("missing content.hash.value"))?;
+    // a SHA-256 digest in hex, stored in lowercase: nothing else rides along in the body
+    if hash_value.len() != 64 || !hash_value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(EntryError::invalid(
+            "content.hash.value must be a SHA-256 digest: 64 hex digits",
+        ));
+    }
+    let hash_value = hash_value.to_ascii_lowercase();
     if let Some(ph) = &content.payload_hash
         && ph.algorithm.as_deref() != Some("sha256")
     {
@@ -125,6 +132,15 @@ pub(super) fn canonicalize(spec: &serde_json::Value) -> Result<(Vec<u8>, Vec<Str
             .public_key
             .as_deref()
             .ok_or_else(|| EntryError::invalid("missing signature publicKey"))?;
+        if s.keyid
+            .as_ref()
+            .is_some_and(|k| k.len() > super::MAX_KEYID_BYTES)
+        {
+            return Err(EntryError::invalid(format!(
+                "a signature's keyid is longer than {} bytes",
+                super::MAX_KEYID_BYTES
+            )));
+        }
         let km = key_material("public key", pk_b64)?;
         key_index_keys(&km, "sha256:", &mut keys);
         sigs.push(Sig {

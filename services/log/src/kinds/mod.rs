@@ -28,6 +28,8 @@ pub struct Canonical {
 /// Most signatures (and verifiers) one DSSE or in-toto entry may carry: each costs a
 /// signature check, so the work per request stays bounded.
 pub const MAX_SIGNATURES: usize = 16;
+/// The longest DSSE `keyid` an entry may carry (it is stored in the body).
+pub const MAX_KEYID_BYTES: usize = 256;
 
 /// Most search keys one entry is indexed under, and the longest key kept.
 const MAX_INDEX_KEYS: usize = 64;

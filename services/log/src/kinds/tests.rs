@@ -162,6 +162,12 @@ fn invalid_message(e: Result<Canonical, EntryError>) -> String {
 fn hashedrekord_accepts_own_keys_and_indexes_them() {
     let s = signed(Curve::P256, b"artifact");
     let c = canonicalize(&proposed("hashedrekord", "0.0.1", hr_spec(&s, "sha256"))).expect("valid");
+    // the digest in upper case is the same entry: same body, same index keys
+    let mut upper = hr_spec(&s, "sha256");
+    upper["data"]["hash"]["value"] = json!(hex::encode(&s.digest).to_uppercase());
+    let cu = canonicalize(&proposed("hashedrekord", "0.0.1", upper)).expect("upper case");
+    assert_eq!(cu.body, c.body);
+    assert_eq!(cu.index_keys, c.index_keys);
     let key_hash = hex::encode(sha256(s.key.public_key().to_pem().as_bytes()));
     assert!(c.index_keys.contains(&key_hash));
     assert!(
@@ -344,17 +350,19 @@ fn intoto_v002_double_base64_and_body() {
     let pt = "application/vnd.in-toto+json";
     let sig = k.sign(&pae(pt, payload)).expect("sign");
     let pem = k.public_key().to_pem();
-    let spec = |sig: &[u8]| {
+    let client_hash = "AB".repeat(32);
+    let spec_with = |sig: &[u8], hash: &str, keyid: &str| {
         json!({"content": {
             "envelope": {
                 "payloadType": pt,
                 "payload": b64(b64(payload).as_bytes()),
-                "signatures": [{"sig": b64(b64(sig).as_bytes()), "publicKey": b64(pem.as_bytes())}]
+                "signatures": [{"sig": b64(b64(sig).as_bytes()), "publicKey": b64(pem.as_bytes()), "keyid": keyid}]
             },
-            "hash": {"algorithm": "sha256", "value": "client-computed"},
+            "hash": {"algorithm": "sha256", "value": hash},
             "payloadHash": {"algorithm": "sha256", "value": "ignored"}
         }})
     };
+    let spec = |sig: &[u8]| spec_with(sig, &client_hash, "");
     let c = canonicalize(&proposed("intoto", "0.0.2", spec(&sig))).expect("valid intoto");
     let v: Value = serde_json::from_slice(&c.body).expect("json");
     let content = &v["spec"]["content"];
@@ -362,7 +370,38 @@ fn intoto_v002_double_base64_and_body() {
         content["envelope"].get("payload").is_none(),
         "payload is dropped"
     );
-    assert_eq!(content["hash"]["value"], "client-computed");
+    // the client's digest, stored in lowercase
+    assert_eq!(content["hash"]["value"], json!("ab".repeat(32)));
+    // anything else in its place (a 3.9 kB script, say) is refused, as is a huge keyid
+    for bad in [
+        "client-computed".to_string(),
+        format!("<script>{}</script>", "x".repeat(3900)),
+        "g".repeat(64),
+    ] {
+        assert!(
+            invalid_message(canonicalize(&proposed(
+                "intoto",
+                "0.0.2",
+                spec_with(&sig, &bad, "")
+            )))
+            .contains("64 hex digits"),
+            "{bad:.20}"
+        );
+    }
+    assert!(
+        invalid_message(canonicalize(&proposed(
+            "intoto",
+            "0.0.2",
+            spec_with(&sig, &client_hash, &"k".repeat(257))
+        )))
+        .contains("keyid")
+    );
+    canonicalize(&proposed(
+        "intoto",
+        "0.0.2",
+        spec_with(&sig, &client_hash, &"k".repeat(256)),
+    ))
+    .expect("a 256-byte keyid");
     assert_eq!(
         content["payloadHash"]["value"],
         json!(hex::encode(sha256(payload)))

@@ -9,6 +9,7 @@ fn grant() -> Grant {
         client_id: "sigstore".into(),
         subject: "alice".into(),
         email: Some("alice@example.test".into()),
+        email_verified: true,
         nonce: None,
         connector_id: "http://127.0.0.1:5556".into(),
         name: None,

@@ -734,6 +734,7 @@ async fn connector_callback(
         client_id: pending.params.client_id.clone(),
         subject: format!("{}:{}", connector.cfg.id, identity.subject),
         email: Some(identity.email),
+        email_verified: identity.email_verified,
         name: identity.name,
         nonce: pending.params.nonce.clone(),
         connector_id: connector.cfg.issuer.clone(),

@@ -189,6 +189,7 @@ impl OidcService {
         api::routes()
             .with_state(self.clone())
             .layer(DefaultBodyLimit::max(64 << 10))
+            .layer(axum::middleware::from_fn(page_headers))
             .layer(axum::middleware::from_fn_with_state(
                 self.http_metrics.clone(),
                 sigstack_http::metrics::observe,
@@ -218,6 +219,7 @@ impl OidcService {
             client_id: client_id.to_string(),
             subject: user.username.clone(),
             email: Some(user.email.clone()),
+            email_verified: true,
             name: user.name.clone(),
             nonce,
             connector_id: self.issuer.clone(),
@@ -238,7 +240,7 @@ impl OidcService {
                 iat: now,
                 nonce: grant.nonce.clone(),
                 email: grant.email.clone(),
-                email_verified: grant.email.as_ref().map(|_| true),
+                email_verified: grant.email.as_ref().map(|_| grant.email_verified),
                 name: grant.name.clone(),
                 federated_claims: FederatedClaims {
                     connector_id: grant.connector_id.clone(),
@@ -284,4 +286,40 @@ impl OidcService {
             },
         )
     }
+}
+
+/// The HTML pages (login, consent, messages) may not be framed (clickjacking a sign-in
+/// or a consent), load nothing from elsewhere and run no script: they have inline CSS
+/// only. `form-action` is left out on purpose: browsers apply it to the redirect a login
+/// answers with, and that goes to the client's own (loopback) redirect URI.
+async fn page_headers(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let mut res = next.run(req).await;
+    let is_html = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if is_html {
+        let h = res.headers_mut();
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        );
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+    }
+    res
 }

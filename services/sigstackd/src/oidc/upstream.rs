@@ -32,6 +32,9 @@ pub struct Connector {
 pub struct Identity {
     pub subject: String,
     pub email: String,
+    /// What the upstream said (`skip_email_verification` lets an unverified address sign
+    /// in, but never vouches for it).
+    pub email_verified: bool,
     pub name: Option<String>,
 }
 
@@ -167,6 +170,7 @@ impl Connector {
         Ok(Identity {
             subject: claims.subject().to_string(),
             email: email.to_string(),
+            email_verified: claims.email_verified(),
             name: claims
                 .get("name")
                 .and_then(|n| n.as_str())

@@ -118,6 +118,22 @@ impl Idp {
             .await
             .expect("get");
         let status = r.status().as_u16();
+        // a page that asks for a password may not be framed or run anything
+        let header = |n: &str| {
+            r.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        if status == 200 {
+            assert_eq!(header("x-frame-options"), "DENY");
+            let csp = header("content-security-policy");
+            assert!(
+                csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"),
+                "{csp}"
+            );
+        }
         let cookie = r
             .headers()
             .get("set-cookie")
@@ -282,6 +298,14 @@ pub async fn code_and_device_flows_yield_tokens_the_ca_accepts() {
         .login_page(&idp.auth_query("https://evil.example/cb"))
         .await;
     assert_eq!(st, 400, "no redirect to an unregistered URI: {html}");
+    // control characters in a loopback redirect: a 400, never a 500 or a header injection
+    for bad in [
+        "http://localhost:4000/cb\r\nSet-Cookie: x=y",
+        "http://localhost:4000/cb\u{1}",
+    ] {
+        let (st, _, _, html) = idp.login_page(&idp.auth_query(bad)).await;
+        assert_eq!(st, 400, "{bad:?}: {html}");
+    }
     let mut q = idp.auth_query(CB);
     q.retain(|(k, _)| *k != "code_challenge");
     let r = idp
