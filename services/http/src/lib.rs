@@ -5,24 +5,11 @@
 mod error;
 mod json;
 pub mod metrics;
+pub mod serve;
 
 pub use error::ApiError;
 pub use json::ApiJson;
-
-/// Serves `app` on `listener` until `shutdown` resolves, then drains in-flight requests.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    // connection info lets handlers see the peer address (login rate limits)
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-}
+pub use serve::serve;
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {

@@ -87,19 +87,53 @@ impl Limiter {
     }
 }
 
-/// One login attempt: refused while either the user or the address is throttled; a
-/// failure counts against both; a success clears the user's count.
+/// The longest user name looked at: longer ones fail without a password check.
+pub const MAX_USERNAME: usize = 256;
+
+/// Where an attempt comes from, as the limiter counts it: an IPv4 address, or the /64 an
+/// IPv6 address is in (one host owns a whole /64).
+pub fn address_key(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+fn lock(l: &std::sync::Mutex<Limiter>) -> std::sync::MutexGuard<'_, Limiter> {
+    l.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One login attempt. Failures count against the pair (user, address) and against the
+/// address: someone guessing from one place is slowed down, while the account's owner
+/// elsewhere still signs in (a user-wide lock would let anyone lock anyone out). The
+/// password check (argon2, tens of milliseconds) runs outside the limiter's lock, so
+/// logins do not queue behind each other; the lock is only held to read and count.
 pub fn attempt(
     users: &[LocalUser],
-    limiter: &mut Limiter,
+    limiter: &std::sync::Mutex<Limiter>,
     username: &str,
     password: &str,
-    address: &str,
+    ip: std::net::IpAddr,
     now: i64,
 ) -> Result<LocalUser, LoginError> {
-    let (ukey, akey) = (format!("user:{username}"), format!("addr:{address}"));
-    if let Err(wait) = limiter.check(&ukey, now).and(limiter.check(&akey, now)) {
-        return Err(LoginError::Throttled(wait));
+    let addr = address_key(ip);
+    let akey = format!("addr:{addr}");
+    if username.len() > MAX_USERNAME {
+        lock(limiter).failed(&akey, now);
+        return Err(LoginError::Invalid);
+    }
+    let pkey = format!("user:{username}@{addr}");
+    {
+        let l = lock(limiter);
+        if let Err(wait) = l.check(&pkey, now).and(l.check(&akey, now)) {
+            return Err(LoginError::Throttled(wait));
+        }
     }
     let found = users.iter().find(|u| u.username == username);
     let ok = match found {
@@ -112,13 +146,14 @@ pub fn attempt(
     };
     match (ok, found) {
         (Ok(()), Some(u)) => {
-            limiter.succeeded(&ukey);
+            lock(limiter).succeeded(&pkey);
             Ok(u.clone())
         }
         (Err(LoginError::BadHash(u)), _) => Err(LoginError::BadHash(u)),
         _ => {
-            limiter.failed(&ukey, now);
-            limiter.failed(&akey, now);
+            let mut l = lock(limiter);
+            l.failed(&pkey, now);
+            l.failed(&akey, now);
             Err(LoginError::Invalid)
         }
     }
@@ -157,40 +192,91 @@ mod tests {
     }
 
     #[test]
-    fn failures_are_limited_per_user_and_address() {
+    fn failures_are_limited_per_user_and_address_pair() {
         let users = vec![alice()];
-        let mut l = Limiter::default();
+        let l = std::sync::Mutex::new(Limiter::default());
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
         for i in 0..MAX_FAILURES {
             assert_eq!(
-                attempt(&users, &mut l, "alice", "guess", "10.0.0.1", 100 + i as i64),
+                attempt(&users, &l, "alice", "guess", ip("10.0.0.1"), 100 + i as i64),
                 Err(LoginError::Invalid)
             );
         }
-        // now even the right password is throttled, for this user from anywhere
+        // the guesser is throttled, even with the right password ...
         assert_eq!(
-            attempt(&users, &mut l, "alice", "correct horse", "10.0.0.2", 110),
+            attempt(&users, &l, "alice", "correct horse", ip("10.0.0.1"), 110),
             Err(LoginError::Throttled(WINDOW - 10))
         );
-        // and the address is throttled for other users too
+        // ... and so is the guessing address for other users
         assert!(matches!(
-            attempt(&users, &mut l, "bob", "x", "10.0.0.1", 110),
+            attempt(&users, &l, "bob", "x", ip("10.0.0.1"), 110),
             Err(LoginError::Throttled(_))
         ));
-        // after the window the right password works and clears the count
+        // but the owner, elsewhere, signs in: nobody can lock an account out
+        assert_eq!(
+            attempt(&users, &l, "alice", "correct horse", ip("10.0.0.2"), 110).map(|u| u.username),
+            Ok("alice".to_string())
+        );
+        // one IPv6 host owns its /64: other addresses in it share the count
+        for i in 0..MAX_FAILURES {
+            let _ = attempt(
+                &users,
+                &l,
+                "alice",
+                "guess",
+                ip(&format!("2001:db8::{i}")),
+                120,
+            );
+        }
+        assert!(matches!(
+            attempt(
+                &users,
+                &l,
+                "alice",
+                "correct horse",
+                ip("2001:db8::ffff"),
+                121
+            ),
+            Err(LoginError::Throttled(_))
+        ));
+        assert!(
+            attempt(
+                &users,
+                &l,
+                "alice",
+                "correct horse",
+                ip("2001:db8:0:1::1"),
+                121
+            )
+            .is_ok()
+        );
+        // after the window the guesser's address may try again
         assert_eq!(
             attempt(
                 &users,
-                &mut l,
+                &l,
                 "alice",
                 "correct horse",
-                "10.0.0.3",
+                ip("10.0.0.1"),
                 100 + WINDOW
             )
             .map(|u| u.username),
             Ok("alice".to_string())
         );
         assert_eq!(
-            attempt(&users, &mut l, "nobody", "x", "10.0.0.4", 1),
+            attempt(&users, &l, "nobody", "x", ip("10.0.0.4"), 1),
+            Err(LoginError::Invalid)
+        );
+        // an absurd user name is not looked at
+        assert_eq!(
+            attempt(
+                &users,
+                &l,
+                &"a".repeat(MAX_USERNAME + 1),
+                "x",
+                ip("10.0.0.5"),
+                1
+            ),
             Err(LoginError::Invalid)
         );
     }

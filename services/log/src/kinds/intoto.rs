@@ -151,29 +151,18 @@ pub(super) fn canonicalize(spec: &serde_json::Value) -> Result<(Vec<u8>, Vec<Str
         });
         materials.push(km);
     }
-    // every key verifies some signature, every signature is verified by some key
-    let mut covered = vec![false; sigs.len()];
-    for km in &materials {
-        let mut any = false;
-        for (i, s) in sigs.iter().enumerate() {
-            if covered[i] && any {
-                continue;
-            }
-            if km.public_key().verify_message(&message, &s.raw_sig).is_ok() {
-                covered[i] = true;
-                any = true;
-            }
+    // each signature carries its own key: one verification per signature, never every
+    // key against every signature (16 RSA-4096 signers would cost 256 verifications)
+    for (i, (km, s)) in materials.iter().zip(&sigs).enumerate() {
+        if km
+            .public_key()
+            .verify_message(&message, &s.raw_sig)
+            .is_err()
+        {
+            return Err(EntryError::invalid(format!(
+                "could not verify envelope: signature {i} does not verify with its public key"
+            )));
         }
-        if !any {
-            return Err(EntryError::invalid(
-                "could not verify envelope: accepted signatures do not match threshold, Found: 0, Expected 1",
-            ));
-        }
-    }
-    if covered.contains(&false) {
-        return Err(EntryError::invalid(
-            "all signatures must have a key that verifies it",
-        ));
     }
     let payload_hash = hex::encode(sha256(&payload));
     let signatures: Vec<serde_json::Value> = sigs

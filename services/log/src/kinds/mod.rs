@@ -27,7 +27,7 @@ pub struct Canonical {
 
 /// Most signatures (and verifiers) one DSSE or in-toto entry may carry: each costs a
 /// signature check, so the work per request stays bounded.
-pub const MAX_SIGNATURES: usize = 16;
+pub const MAX_SIGNATURES: usize = 8;
 /// The longest DSSE `keyid` an entry may carry (it is stored in the body).
 pub const MAX_KEYID_BYTES: usize = 256;
 

@@ -43,9 +43,9 @@ use utoipa::OpenApi;
 )]
 pub struct LogApi;
 
-pub fn routes(svc: &Arc<LogService>) -> Router<Arc<LogService>> {
+pub fn routes(svc: &Arc<LogService>, max_request_bytes: usize) -> Router<Arc<LogService>> {
     let submit = post(entries::create_entry).layer(axum::middleware::from_fn_with_state(
-        svc.clone(),
+        (svc.clone(), max_request_bytes),
         entries::admit_submission,
     ));
     Router::new()

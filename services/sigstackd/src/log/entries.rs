@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use sigstack_http::{ApiError, ApiJson};
 use sigstack_log::ids::{EntryRef, entry_id, parse_entry_ref};
 use sigstack_log::store::{LogStore, StoredEntry, TreeHead};
-use sigstack_log::{EntryError, canonicalize, set};
+use sigstack_log::{EntryError, set};
 use sigstack_merkle::Hash;
 use sigstack_types::rekor::{
     InclusionProof, LogEntry, LogEntryAnon, ProposedEntry, SearchLogQuery, Verification,
@@ -188,7 +188,7 @@ pub async fn create_entry(
     ApiJson(body): ApiJson<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     let proposed = proposed_entry(body)?;
-    let canonical = canonicalize(&proposed).map_err(entry_error)?;
+    let canonical = svc.canonicalize(proposed).await?.map_err(entry_error)?;
     let leaf = canonical.leaf_hash;
     let body = canonical.body.clone();
     match svc.sequencer.submit(canonical).await {
@@ -321,7 +321,7 @@ pub async fn search_log_query(
     for proposed in &entries {
         // a kind or version this log does not store cannot be in it: left out, as an entry
         // that is not found (cosign asks for several kinds at once)
-        let c = match canonicalize(proposed) {
+        let c = match svc.canonicalize(proposed.clone()).await? {
             Ok(c) => c,
             Err(EntryError::Unsupported(_) | EntryError::UnknownKind(_)) => continue,
             Err(e) => return Err(ApiError::bad_request(e.to_string())),
@@ -348,15 +348,25 @@ pub async fn search_log_query(
     Ok(axum::Json(out))
 }
 
-/// Admits a bounded number of entry submissions at once (the permit is taken before the
-/// body is read and parsed), so bursts cannot exhaust memory; the rest wait their turn.
+/// Admits a bounded number of entry submissions at once, so bursts cannot exhaust the
+/// CPU verifying signatures; the rest wait their turn. The body is read first, under a
+/// deadline and the size limit: a client that sends its body slowly (or never) holds no
+/// submission slot, only its connection.
 pub async fn admit_submission(
-    State(svc): State<Arc<LogService>>,
+    State((svc, limit)): State<(Arc<LogService>, usize)>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = match sigstack_http::serve::read_body(body, limit).await {
+        Ok(b) => b,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
     match svc.validation.acquire().await {
-        Ok(_permit) => next.run(req).await,
+        Ok(_permit) => {
+            next.run(axum::extract::Request::from_parts(parts, bytes.into()))
+                .await
+        }
         Err(_) => ApiError::unavailable("shutting down").into_response(),
     }
 }

@@ -35,6 +35,10 @@ pub struct LogService {
     node_cache: std::sync::RwLock<HashMap<(i64, NodeId), Hash>>,
     /// Bounds how many submitted entries are parsed and verified at once.
     validation: tokio::sync::Semaphore,
+    /// Signature verification runs on the blocking pool, this many at once (twice the
+    /// cores): expensive entries queue there instead of occupying the async workers that
+    /// answer reads.
+    verify_slots: Arc<tokio::sync::Semaphore>,
     http: Arc<sigstack_http::metrics::HttpMetrics>,
     /// The active shard's size when this process last saw it change, and when (Unix
     /// seconds): the age of the newest checkpoint, for the metrics.
@@ -124,19 +128,38 @@ impl LogService {
             head_cache,
             node_cache: Default::default(),
             validation: tokio::sync::Semaphore::new(VALIDATION_PERMITS),
+            verify_slots: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()) * 2,
+            )),
             http: sigstack_http::metrics::HttpMetrics::new("log"),
             seen_head: std::sync::Mutex::new((u64::MAX, crate::sequencer::unix_now())),
         }))
     }
 
     pub fn router(self: &Arc<Self>, max_request_bytes: usize) -> Router {
-        api::routes(self)
+        api::routes(self, max_request_bytes)
             .with_state(self.clone())
             .layer(DefaultBodyLimit::max(max_request_bytes))
             .layer(axum::middleware::from_fn_with_state(
                 self.http.clone(),
                 sigstack_http::metrics::observe,
             ))
+    }
+
+    /// Canonicalises (parses and verifies) a proposed entry off the async workers.
+    pub(crate) async fn canonicalize(
+        &self,
+        proposed: sigstack_types::rekor::ProposedEntry,
+    ) -> Result<Result<sigstack_log::Canonical, sigstack_log::EntryError>, ApiError> {
+        let _slot = self
+            .verify_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::unavailable("shutting down"))?;
+        tokio::task::spawn_blocking(move || sigstack_log::canonicalize(&proposed))
+            .await
+            .map_err(ApiError::internal)
     }
 
     pub fn store(&self) -> &Store {

@@ -392,7 +392,7 @@ struct LoginForm {
 }
 
 /// Checks a password off the async runtime (argon2 takes tens of milliseconds), under the
-/// failed-login limiter.
+/// failed-login limiter (per user and address, and per address).
 async fn sign_in(
     svc: &Arc<OidcService>,
     username: &str,
@@ -402,13 +402,12 @@ async fn sign_in(
 ) -> Result<sigstack_oidc::login::LocalUser, LoginError> {
     let (svc, username, password) = (svc.clone(), username.to_string(), password.to_string());
     tokio::task::spawn_blocking(move || {
-        let mut limiter = svc.limiter.lock().unwrap_or_else(|e| e.into_inner());
         login::attempt(
             &svc.users,
-            &mut limiter,
+            &svc.limiter,
             &username,
             &password,
-            &addr.ip().to_string(),
+            addr.ip(),
             now,
         )
     })

@@ -198,7 +198,7 @@ pub async fn our_client_signs_and_verifies_with_the_others() {
     };
 
     // before initialize: a private stack's bundles are not trusted (public-good trust
-    // is built in, and this machine cannot reach it: a warning, then a clear refusal)
+    // is built in, and this machine cannot reach the public repository)
     let keyless = dir.join("a.sigstore.json");
     let o = cli.run_env(
         &[
@@ -215,7 +215,14 @@ pub async fn our_client_signs_and_verifies_with_the_others() {
         &[("SIGSTORE_ID_TOKEN", &token)],
     );
     assert!(o.ok(), "legacy URL flags sign without any trust setup: {o}");
+    // the public-good repository is out of reach: no silent fall back to built-in trust
     let o = run_id(&keyless);
+    assert_eq!(o.code, Some(3), "not trusted yet: {o}");
+    assert!(o.stderr.contains("refusing to fall back"), "{o}");
+    // with --offline, the built-in public-good trust does not know this stack's CA
+    let mut args = vec!["--offline".to_string()];
+    args.extend(id(&keyless));
+    let o = cli.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(o.code, Some(1), "not trusted yet: {o}");
     assert!(o.stderr.contains("not a trusted"), "{o}");
 

@@ -2,6 +2,7 @@
 //! (embedded SQLite, and PostgreSQL at `SIGSTACK_TEST_PG`), and real outside clients.
 
 mod api;
+mod attacks;
 mod ca;
 mod castack;
 mod client;
@@ -129,6 +130,11 @@ async fn our_client_signs_and_verifies_with_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cosign_and_rekor_cli() {
     cosign_interop::cosign_and_rekor_cli_against_the_stack().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_cannot_stall_the_stack() {
+    attacks::slow_clients_cannot_stall_the_stack().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

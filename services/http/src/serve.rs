@@ -1,0 +1,183 @@
+//! Serving a router over TCP so that slow or idle clients cannot take a service down:
+//! a connection holds one of [`MAX_CONNECTIONS`] slots (past that, new connections wait
+//! in the kernel's backlog), request headers must arrive within [`HEADER_TIMEOUT`]
+//! (slowloris: half-sent headers are dropped), and shutdown drains in-flight requests
+//! before returning. Handlers see the peer address as `ConnectInfo<SocketAddr>`.
+//!
+//! Request bodies have their own deadline where they are read ([`read_body`]).
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Semaphore, watch};
+use tower::ServiceExt;
+
+/// Connections served at once, per service.
+pub const MAX_CONNECTIONS: usize = 4096;
+/// How long a client may take to send a request's headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request body (see [`read_body`]).
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `app` on `listener` until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // out of file descriptors and the like: back off instead of spinning
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = app.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let svc = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    router
+                        .clone()
+                        .oneshot(req.map(|b| Body::new(Deadline::new(b))))
+                },
+            );
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades();
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    // drain: every connection gives its slot back when it ends
+    let _ = stop_tx.send(true);
+    let _ = slots.acquire_many(MAX_CONNECTIONS as u32).await;
+    Ok(())
+}
+
+/// A request body that fails once [`BODY_TIMEOUT`] (and a little more: handlers that read
+/// with [`read_body`] answer 408 first) has passed since its headers arrived, whoever
+/// reads it: no handler can be kept waiting on a body that trickles in.
+struct Deadline {
+    inner: hyper::body::Incoming,
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Deadline {
+    fn new(inner: hyper::body::Incoming) -> Self {
+        Deadline {
+            inner,
+            sleep: Box::pin(tokio::time::sleep(BODY_TIMEOUT + Duration::from_secs(5))),
+        }
+    }
+}
+
+impl http_body::Body for Deadline {
+    type Data = axum::body::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        use std::future::Future;
+        if self.inner.is_end_stream() {
+            return std::task::Poll::Ready(None);
+        }
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(Some(Err(
+                "the request body did not arrive in time".into()
+            )));
+        }
+        std::pin::Pin::new(&mut self.inner)
+            .poll_frame(cx)
+            .map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Why a body could not be read.
+#[derive(Debug)]
+pub enum BodyError {
+    /// It did not arrive within [`BODY_TIMEOUT`].
+    TooSlow,
+    /// It is longer than the limit.
+    TooLarge,
+    /// The connection failed while reading it.
+    Broken,
+}
+
+impl From<BodyError> for crate::ApiError {
+    fn from(e: BodyError) -> Self {
+        use axum::http::StatusCode;
+        match e {
+            BodyError::TooSlow => crate::ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} s",
+                    BODY_TIMEOUT.as_secs()
+                ),
+            ),
+            BodyError::TooLarge => crate::ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body is larger than this server accepts",
+            ),
+            BodyError::Broken => crate::ApiError::bad_request("the request body could not be read"),
+        }
+    }
+}
+
+/// Reads a whole body of at most `limit` bytes within [`BODY_TIMEOUT`].
+pub async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, BodyError> {
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, limit)).await {
+        Err(_) => Err(BodyError::TooSlow),
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(e)) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                || e.to_string().contains("length limit");
+            Err(if too_large {
+                BodyError::TooLarge
+            } else {
+                BodyError::Broken
+            })
+        }
+    }
+}
