@@ -101,11 +101,42 @@ impl Rekor<'_> {
     }
 
     /// `POST /api/v1/index/retrieve`: the UUIDs matching the query.
+    /// Entry IDs matching `query`, newest first. A sigstack log answers in pages and
+    /// names the next in `X-Sigstack-Next-Page`: every page is fetched (up to
+    /// [`MAX_SEARCH_PAGES`]), so entries logged under someone else's name in bulk cannot
+    /// hide theirs. Rekor answers in one piece, without the header.
     pub async fn search(&self, query: &Value) -> anyhow::Result<Vec<String>> {
-        let v = self
-            .post("index/retrieve", query, "searching the index")
-            .await?;
-        serde_json::from_value(v).context("the log's answer is not a list of UUIDs")
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_SEARCH_PAGES {
+            let mut url = self.api("index/retrieve");
+            if let Some(c) = &cursor {
+                url.push_str(&format!("?before={c}"));
+            }
+            let res = self
+                .http
+                .post(&url)
+                .json(query)
+                .send()
+                .await
+                .with_context(|| format!("reaching the transparency log at {url}"))?;
+            let next = res
+                .headers()
+                .get("x-sigstack-next-page")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let page: Vec<String> =
+                serde_json::from_value(answer(res, "searching the index").await?)
+                    .context("the log's answer is not a list of UUIDs")?;
+            all.extend(page);
+            match next {
+                Some(n) if Some(&n) != cursor.as_ref() => cursor = Some(n),
+                _ => return Ok(all),
+            }
+        }
+        bail!(
+            "the search matches more than {MAX_SEARCH_PAGES} pages of entries: narrow it (e.g. --operator and with a digest)"
+        )
     }
 
     async fn consistency(
@@ -123,6 +154,9 @@ impl Rekor<'_> {
         Ok(serde_json::from_value(v)?)
     }
 }
+
+/// Most pages of search results fetched (a million entries at 10,000 a page).
+pub const MAX_SEARCH_PAGES: usize = 100;
 
 fn one(v: Value) -> anyhow::Result<(String, LogEntryAnon)> {
     let e: LogEntry = serde_json::from_value(v).context("the log's answer is not an entry")?;

@@ -133,4 +133,23 @@ pub trait LogStore: Send + Sync {
         &self,
         keys: &[String],
     ) -> impl Future<Output = Result<Vec<SearchHit>, StoreError>> + Send;
+
+    /// One page of a search over the trees `trees`, newest first: entries indexed under
+    /// any of `keys` (or, with `all`, under every one of them, intersected before the
+    /// limit), older than `before` (tree, index), at most `limit`. Returns (tree, index,
+    /// leaf hash).
+    fn search_page(
+        &self,
+        query: &SearchQuery,
+    ) -> impl Future<Output = Result<Vec<(i64, u64, Hash)>, StoreError>> + Send;
+}
+
+/// A page of a search: see [`LogStore::search_page`].
+#[derive(Clone, Debug)]
+pub struct SearchQuery {
+    pub keys: Vec<String>,
+    pub all: bool,
+    pub trees: Vec<i64>,
+    pub before: Option<(i64, u64)>,
+    pub limit: usize,
 }

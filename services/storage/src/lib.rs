@@ -208,6 +208,13 @@ impl LogStore for Store {
     async fn search(&self, keys: &[String]) -> Result<Vec<SearchHit>, StoreError> {
         dispatch!(self, search(keys))
     }
+
+    async fn search_page(
+        &self,
+        query: &sigstack_log::store::SearchQuery,
+    ) -> Result<Vec<(i64, u64, Hash)>, StoreError> {
+        dispatch!(self, search_page(query))
+    }
 }
 
 impl Store {

@@ -318,6 +318,40 @@ pub(crate) async fn search(p: &PgPool, keys: &[String]) -> Result<Vec<SearchHit>
         .collect()
 }
 
+pub(crate) async fn search_page(
+    p: &PgPool,
+    q: &sigstack_log::store::SearchQuery,
+) -> Result<Vec<(i64, u64, Hash)>, StoreError> {
+    if q.keys.is_empty() || q.trees.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (bt, bi) = q.before.map_or((i64::MAX, i64::MAX), |(t, i)| {
+        (t, i64::try_from(i).unwrap_or(i64::MAX))
+    });
+    let need = if q.all { q.keys.len() as i64 } else { 1 };
+    let rows = sqlx::query(
+        "SELECT m.tree_id, m.idx, e.leaf_hash FROM ( \
+           SELECT i.tree_id, i.idx FROM entry_index i \
+            WHERE i.key = ANY($1) AND i.tree_id = ANY($2) AND (i.tree_id, i.idx) < ($3, $4) \
+            GROUP BY i.tree_id, i.idx HAVING COUNT(DISTINCT i.key) >= $5 \
+            ORDER BY i.tree_id DESC, i.idx DESC LIMIT $6) m \
+         JOIN entries e ON e.tree_id = m.tree_id AND e.idx = m.idx \
+         ORDER BY m.tree_id DESC, m.idx DESC",
+    )
+    .bind(&q.keys)
+    .bind(&q.trees)
+    .bind(bt)
+    .bind(bi)
+    .bind(need)
+    .bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
+    .fetch_all(p)
+    .await
+    .map_err(map_err)?;
+    rows.iter()
+        .map(|r| Ok((r.get(0), to_u64(r.get(1))?, to_hash(r.get(2))?)))
+        .collect()
+}
+
 pub(crate) async fn tuf_files(
     p: &PgPool,
     after_seq: i64,

@@ -342,6 +342,50 @@ pub(crate) async fn search(p: &SqlitePool, keys: &[String]) -> Result<Vec<Search
         .collect()
 }
 
+pub(crate) async fn search_page(
+    p: &SqlitePool,
+    q: &sigstack_log::store::SearchQuery,
+) -> Result<Vec<(i64, u64, Hash)>, StoreError> {
+    if q.keys.is_empty() || q.trees.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (bt, bi) = q.before.map_or((i64::MAX, i64::MAX), |(t, i)| {
+        (t, i64::try_from(i).unwrap_or(i64::MAX))
+    });
+    let need = if q.all { q.keys.len() as i64 } else { 1 };
+    let mut b: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "SELECT m.tree_id, m.idx, e.leaf_hash FROM ( \
+           SELECT i.tree_id, i.idx FROM entry_index i WHERE i.key IN (",
+    );
+    let mut sep = b.separated(", ");
+    for k in &q.keys {
+        sep.push_bind(k.as_str());
+    }
+    b.push(") AND i.tree_id IN (");
+    let mut sep = b.separated(", ");
+    for t in &q.trees {
+        sep.push_bind(*t);
+    }
+    b.push(") AND (i.tree_id < ");
+    b.push_bind(bt);
+    b.push(" OR (i.tree_id = ");
+    b.push_bind(bt);
+    b.push(" AND i.idx < ");
+    b.push_bind(bi);
+    b.push(")) GROUP BY i.tree_id, i.idx HAVING COUNT(DISTINCT i.key) >= ");
+    b.push_bind(need);
+    b.push(" ORDER BY i.tree_id DESC, i.idx DESC LIMIT ");
+    b.push_bind(i64::try_from(q.limit).unwrap_or(i64::MAX));
+    b.push(
+        ") m JOIN entries e ON e.tree_id = m.tree_id AND e.idx = m.idx \
+         ORDER BY m.tree_id DESC, m.idx DESC",
+    );
+    let rows = b.build().fetch_all(p).await.map_err(map_err)?;
+    rows.iter()
+        .map(|r| Ok((r.get(0), to_u64(r.get(1))?, to_hash(r.get(2))?)))
+        .collect()
+}
+
 pub(crate) async fn tuf_files(
     p: &SqlitePool,
     after_seq: i64,

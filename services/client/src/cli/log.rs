@@ -107,7 +107,11 @@ pub(super) async fn log(trust: &TrustArgs, c: LogCommand, out: Output) -> anyhow
             public_key,
             operator,
         } => {
-            let (url, _) = rekor_url(trust, &server).await?;
+            // a search answers IDs only, nothing to verify: no trust needed with --rekor-url
+            let url = match &server.rekor_url {
+                Some(u) => u.clone(),
+                None => rekor_url(trust, &server).await?.0,
+            };
             let rekor = Rekor { http: &http, url };
             let mut q = json!({});
             if let Some(e) = email {

@@ -29,6 +29,10 @@ pub struct LogConfig {
     /// The log's name in the database (several logs may share one).
     #[serde(default = "default_log_name")]
     pub log_name: String,
+    /// Most entry IDs one search answers, newest first; a full page names the next in
+    /// the `X-Sigstack-Next-Page` header.
+    #[serde(default = "default_search_page_size")]
+    pub search_page_size: usize,
 }
 
 impl std::fmt::Debug for LogConfig {
@@ -44,6 +48,7 @@ impl std::fmt::Debug for LogConfig {
             .field("max_request_bytes", &self.max_request_bytes)
             .field("max_batch", &self.max_batch)
             .field("log_name", &self.log_name)
+            .field("search_page_size", &self.search_page_size)
             .finish()
     }
 }
@@ -60,6 +65,9 @@ fn default_max_batch() -> usize {
 fn default_log_name() -> String {
     "rekor".into()
 }
+fn default_search_page_size() -> usize {
+    10_000
+}
 
 /// The configuration keys, as environment overrides see them.
 pub const KEYS: &[&str] = &[
@@ -70,6 +78,7 @@ pub const KEYS: &[&str] = &[
     "max_request_bytes",
     "max_batch",
     "log_name",
+    "search_page_size",
 ];
 
 impl LogConfig {
@@ -79,7 +88,7 @@ impl LogConfig {
             path,
             "SIGSTACK_LOG_",
             KEYS,
-            &["max_request_bytes", "max_batch"],
+            &["max_request_bytes", "max_batch", "search_page_size"],
         )
         .context("invalid log configuration")?;
         cfg.validate()?;
@@ -92,6 +101,9 @@ impl LogConfig {
         }
         if self.max_request_bytes < 1024 {
             bail!("max_request_bytes must be at least 1024");
+        }
+        if self.search_page_size == 0 || self.search_page_size > 10_000 {
+            bail!("search_page_size must be between 1 and 10000");
         }
         self.hostname()?;
         Ok(())
@@ -144,6 +156,7 @@ impl LogConfig {
             max_request_bytes: default_max_request_bytes(),
             max_batch: default_max_batch(),
             log_name: default_log_name(),
+            search_page_size: default_search_page_size(),
         };
         cfg.validate()?;
         Ok(cfg)

@@ -13,7 +13,7 @@ use sigstack_log::ids::entry_id;
 use sigstack_log::store::LogStore;
 use sigstack_merkle::{consistency_plan, fold_subtree, range_nodes};
 use sigstack_types::rekor::{ConsistencyProof, InactiveShardLogInfo, LogInfo, SearchIndex};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// The active shard's signed head, and the frozen shards'.
@@ -186,21 +186,31 @@ fn normalise_hash(h: &str) -> Result<String, ApiError> {
     Ok(format!("{by_len}:{}", hex_part.to_ascii_lowercase()))
 }
 
+/// The header naming the next page of a search: `X-Sigstack-Next-Page: <tree>:<index>`,
+/// given back as `?before=<tree>:<index>`.
+pub const NEXT_PAGE: &str = "x-sigstack-next-page";
+
 /// Finds entries by artifact digest, signer e-mail or subject, or public key. Returns
-/// entry IDs.
+/// entry IDs, newest first; `operator: "and"` intersects the criteria before any limit.
+/// At most `search_page_size` (10,000) IDs are answered; a full page names the next in
+/// the `X-Sigstack-Next-Page` header, asked for with `?before=` (so thousands of entries
+/// logged under someone's name cannot push theirs out of reach).
 #[utoipa::path(
     post, path = "/api/v1/index/retrieve", tag = "index",
     request_body = SearchIndex,
+    params(("before" = Option<String>, Query, description = "The page after this cursor (from X-Sigstack-Next-Page)")),
     responses(
-        (status = 200, description = "Entry IDs (80 hex)", body = Vec<String>),
-        (status = 400, description = "Unsupported key format or unparseable key", body = sigstack_types::rekor::Error),
+        (status = 200, description = "Entry IDs (80 hex), newest first", body = Vec<String>,
+            headers(("x-sigstack-next-page" = String, description = "Present when more may follow: the cursor of the next page"))),
+        (status = 400, description = "Unsupported key format, unparseable key or cursor", body = sigstack_types::rekor::Error),
         (status = 422, description = "Invalid hash or operator", body = sigstack_types::rekor::Error),
     )
 )]
 pub async fn search_index(
     State(svc): State<Arc<LogService>>,
+    Query(params): Query<BTreeMap<String, String>>,
     ApiJson(q): ApiJson<SearchIndex>,
-) -> Result<axum::Json<Vec<String>>, ApiError> {
+) -> Result<Response, ApiError> {
     let mut criteria: Vec<String> = Vec::new();
     if let Some(h) = &q.hash {
         criteria.push(normalise_hash(h)?);
@@ -232,29 +242,39 @@ pub async fn search_index(
             )));
         }
     };
-    if criteria.is_empty() {
-        return Ok(axum::Json(Vec::new()));
-    }
-    let hits = svc.store.search(&criteria).await.map_err(store_error)?;
-    let mut per_key: HashMap<&str, BTreeSet<String>> = HashMap::new();
-    for h in &hits {
-        if svc.offset_of(h.tree_id).is_some() {
-            per_key
-                .entry(h.key.as_str())
-                .or_default()
-                .insert(entry_id(h.tree_id, &h.leaf_hash));
-        }
-    }
-    let result: BTreeSet<String> = if and {
-        let mut sets = criteria
-            .iter()
-            .map(|c| per_key.get(c.as_str()).cloned().unwrap_or_default());
-        let first = sets.next().unwrap_or_default();
-        sets.fold(first, |acc, s| acc.intersection(&s).cloned().collect())
-    } else {
-        per_key.into_values().flatten().collect()
+    let before = match params.get("before") {
+        None => None,
+        Some(c) => Some(
+            c.split_once(':')
+                .and_then(|(t, i)| Some((t.parse::<i64>().ok()?, i.parse::<u64>().ok()?)))
+                .ok_or_else(|| ApiError::bad_request("before must be a cursor <tree>:<index>"))?,
+        ),
     };
-    Ok(axum::Json(result.into_iter().collect()))
+    criteria.sort();
+    criteria.dedup();
+    if criteria.is_empty() {
+        return Ok(axum::Json(Vec::<String>::new()).into_response());
+    }
+    let query = sigstack_log::store::SearchQuery {
+        keys: criteria,
+        all: and,
+        trees: svc.tree_ids().collect(),
+        before,
+        limit: svc.search_page_size,
+    };
+    let hits = svc.store.search_page(&query).await.map_err(store_error)?;
+    let ids: Vec<String> = hits
+        .iter()
+        .map(|(tree, _, leaf)| entry_id(*tree, leaf))
+        .collect();
+    let mut res = axum::Json(ids).into_response();
+    if hits.len() == svc.search_page_size
+        && let Some((tree, index, _)) = hits.last()
+        && let Ok(v) = axum::http::HeaderValue::from_str(&format!("{tree}:{index}"))
+    {
+        res.headers_mut().insert(NEXT_PAGE, v);
+    }
+    Ok(res)
 }
 
 /// Liveness: the process is up.

@@ -35,6 +35,8 @@ pub struct LogService {
     node_cache: std::sync::RwLock<HashMap<(i64, NodeId), Hash>>,
     /// Bounds how many submitted entries are parsed and verified at once.
     validation: tokio::sync::Semaphore,
+    /// Most entry IDs one search page answers.
+    search_page_size: usize,
     /// Signature verification runs on the blocking pool, this many at once (twice the
     /// cores): expensive entries queue there instead of occupying the async workers that
     /// answer reads.
@@ -128,6 +130,7 @@ impl LogService {
             head_cache,
             node_cache: Default::default(),
             validation: tokio::sync::Semaphore::new(VALIDATION_PERMITS),
+            search_page_size: cfg.search_page_size,
             verify_slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()) * 2,
             )),

@@ -212,10 +212,13 @@ pub async fn duplicates_and_search(b: Backend) {
                 .send()
                 .await
                 .expect("req");
-            (
-                r.status().as_u16(),
-                r.json::<Value>().await.unwrap_or(Value::Null),
-            )
+            // newest first; compared here as sets
+            let status = r.status().as_u16();
+            let mut v = r.json::<Value>().await.unwrap_or(Value::Null);
+            if let Some(a) = v.as_array_mut() {
+                a.sort_by(|x, y| x.as_str().cmp(&y.as_str()));
+            }
+            (status, v)
         }
     };
     let mut both = vec![first.id.clone(), other.id.clone()];
@@ -671,4 +674,167 @@ pub async fn refuses_another_key(b: Backend) {
         .expect("the process exits by itself");
     assert!(!status.success());
     assert!(log.contains("not signed by the configured key"), "{log}");
+}
+
+/// Thousands of self-signed entries naming someone's e-mail cannot hide that person's
+/// real entry: answers are newest first, in pages whose next one the answer names (here
+/// 10 to a page), and `email AND hash` is intersected before any limit. `sigstack log
+/// search` follows the pages.
+pub async fn search_poisoning_is_paged_newest_first(b: Backend) {
+    let s = Server::start_on(
+        b,
+        if b == Backend::Postgres {
+            fresh_pg_database(&pg_admin_url()).await
+        } else {
+            String::new()
+        },
+        &[("SIGSTACK_LOG_SEARCH_PAGE_SIZE", "10")],
+    )
+    .await;
+    let c = http();
+    // the real entry: a CA-issued certificate from a public-good bundle
+    let shared = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
+    let bundle: Value = serde_json::from_slice(
+        &std::fs::read(
+            shared.join("sigstore-python-test-assets/test/assets/bundle_v3.txt.sigstore"),
+        )
+        .expect("bundle"),
+    )
+    .expect("json");
+    let cert = bundle["verificationMaterial"]["certificate"]["rawBytes"]
+        .as_str()
+        .expect("certificate");
+    let pem = sigstack_crypto::pem::encode("CERTIFICATE", &unb64(cert));
+    let ms = &bundle["messageSignature"];
+    let digest = hex::encode(unb64(
+        ms["messageDigest"]["digest"].as_str().expect("digest"),
+    ));
+    let real = json!({
+        "apiVersion": "0.0.1", "kind": "hashedrekord",
+        "spec": {
+            "signature": {"content": ms["signature"], "publicKey": {"content": b64(pem.as_bytes())}},
+            "data": {"hash": {"algorithm": "sha256", "value": digest}}
+        }
+    });
+    let r = post_entry(&c, &s.url, &real).await;
+    assert_eq!(r.status(), 201);
+    let real_id = Answer::from_map(&r.json().await.expect("json")).id;
+    // the poison: 25 later entries with self-signed certificates naming the same address
+    let dir = temp_dir("poison");
+    let f = |n: &str| dir.join(n).display().to_string();
+    let victim = "william@yossarian.net";
+    for i in 0..25 {
+        let (ok, out) = crate::keyless::run(std::process::Command::new("openssl").args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &f("k.pem"),
+            "-out",
+            &f("c.pem"),
+            "-subj",
+            "/CN=poison",
+            "-days",
+            "1",
+            "-addext",
+            &format!("subjectAltName=email:{victim}"),
+        ]));
+        assert!(ok, "{out}");
+        let data = format!("poison {i}");
+        std::fs::write(dir.join("d"), &data).expect("w");
+        let (ok, out) = crate::keyless::run(std::process::Command::new("openssl").args([
+            "dgst",
+            "-sha256",
+            "-sign",
+            &f("k.pem"),
+            "-out",
+            &f("sig"),
+            &f("d"),
+        ]));
+        assert!(ok, "{out}");
+        let entry = json!({
+            "apiVersion": "0.0.1", "kind": "hashedrekord",
+            "spec": {
+                "signature": {"content": b64(&std::fs::read(dir.join("sig")).expect("sig")),
+                              "publicKey": {"content": b64(&std::fs::read(dir.join("c.pem")).expect("cert"))}},
+                "data": {"hash": {"algorithm": "sha256", "value": hex::encode(sigstack_crypto::sha256(data.as_bytes()))}}
+            }
+        });
+        let r = post_entry(&c, &s.url, &entry).await;
+        assert_eq!(r.status(), 201, "poison {i}");
+    }
+    let search = |query: Value, before: Option<String>| {
+        let c = c.clone();
+        let url = match before {
+            Some(b) => format!("{}/api/v1/index/retrieve?before={b}", s.url),
+            None => format!("{}/api/v1/index/retrieve", s.url),
+        };
+        async move {
+            let r = c.post(url).json(&query).send().await.expect("req");
+            assert_eq!(r.status(), 200);
+            let next = r
+                .headers()
+                .get("x-sigstack-next-page")
+                .map(|v| v.to_str().expect("ascii").to_string());
+            let ids: Vec<String> = r.json().await.expect("json");
+            (ids, next)
+        }
+    };
+    let mut pages = Vec::new();
+    let mut cursor = None;
+    loop {
+        let (ids, next) = search(json!({"email": victim}), cursor.clone()).await;
+        pages.push(ids);
+        match next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+        assert!(pages.len() < 10, "the pages end");
+    }
+    let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [10, 10, 6], "26 entries, 10 to a page");
+    let all: Vec<&String> = pages.iter().flatten().collect();
+    assert_eq!(
+        all.last(),
+        Some(&&real_id),
+        "newest first: the real entry, logged first, is last"
+    );
+    assert!(!pages[0].contains(&real_id));
+    let unique: std::collections::BTreeSet<&&String> = all.iter().collect();
+    assert_eq!(unique.len(), 26, "no entry twice across pages");
+    // e-mail AND digest: intersected before the page limit
+    let (ids, next) = search(
+        json!({"email": victim, "hash": format!("sha256:{digest}"), "operator": "and"}),
+        None,
+    )
+    .await;
+    assert_eq!((ids, next), (vec![real_id.clone()], None));
+    // a bad cursor is a 400
+    let r = c
+        .post(format!("{}/api/v1/index/retrieve?before=x", s.url))
+        .json(&json!({"email": victim}))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(r.status(), 400);
+    // the client follows the pages
+    let cli = crate::client::Sigstack::new(&temp_dir("poison-client"));
+    let o = cli.run(&[
+        "--output",
+        "json",
+        "log",
+        "search",
+        "--email",
+        victim,
+        "--rekor-url",
+        &s.url,
+    ]);
+    assert!(o.ok(), "{o}");
+    let got: Vec<String> = serde_json::from_str(&o.stdout).expect("json");
+    assert_eq!(got.len(), 26);
+    assert_eq!(got.last(), Some(&real_id));
 }

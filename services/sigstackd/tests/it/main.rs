@@ -40,6 +40,7 @@ both_backends!(
     api::first_entry_and_reads,
     api::duplicates_and_search,
     api::search_by_certificate_identity,
+    api::search_poisoning_is_paged_newest_first,
     api::bad_input_is_refused_and_nothing_stored,
     api::concurrent_appends_group_commit,
     api::replicas_share_one_tree,
