@@ -30,11 +30,23 @@ pub struct Grant {
 /// Most grants of one kind pending at once: past this, new ones are refused (requests
 /// that create them are unauthenticated and must not grow memory without bound).
 pub const MAX_PENDING: usize = 10_000;
+/// Most of them one owner (a client address, or IPv6 /64) may hold: one place cannot fill
+/// the table and lock everyone else out.
+pub const MAX_PENDING_PER_OWNER: usize = 64;
+
+/// Why nothing was stored.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum Full {
+    /// [`MAX_PENDING`] are pending.
+    Everyone,
+    /// This owner holds [`MAX_PENDING_PER_OWNER`].
+    Owner,
+}
 
 /// Single-use values under unguessable handles with an expiry: consent prompts and
 /// upstream sign-ins in flight.
 pub struct Pending<T> {
-    entries: HashMap<String, (T, i64)>,
+    entries: HashMap<String, (T, i64, String)>,
 }
 
 impl<T> Default for Pending<T> {
@@ -46,21 +58,32 @@ impl<T> Default for Pending<T> {
 }
 
 impl<T> Pending<T> {
-    /// Stores `value` until `expires`; false (and nothing stored) when
-    /// [`MAX_PENDING`] unexpired entries are already held.
-    pub fn insert(&mut self, handle: String, value: T, expires: i64, now: i64) -> bool {
-        self.entries.retain(|_, (_, exp)| *exp >= now);
+    /// Stores `value` until `expires` for `owner`; nothing is stored when [`MAX_PENDING`]
+    /// unexpired entries are held, or [`MAX_PENDING_PER_OWNER`] of them by this owner.
+    pub fn insert(
+        &mut self,
+        handle: String,
+        value: T,
+        expires: i64,
+        now: i64,
+        owner: &str,
+    ) -> Result<(), Full> {
+        self.entries.retain(|_, (_, exp, _)| *exp >= now);
         if self.entries.len() >= MAX_PENDING {
-            return false;
+            return Err(Full::Everyone);
         }
-        self.entries.insert(handle, (value, expires));
-        true
+        if self.entries.values().filter(|(_, _, o)| o == owner).count() >= MAX_PENDING_PER_OWNER {
+            return Err(Full::Owner);
+        }
+        self.entries
+            .insert(handle, (value, expires, owner.to_string()));
+        Ok(())
     }
 
     /// Removes and returns the value, if present and unexpired.
     pub fn take(&mut self, handle: &str, now: i64) -> Option<T> {
         match self.entries.remove(handle) {
-            Some((v, exp)) if exp >= now => Some(v),
+            Some((v, exp, _)) if exp >= now => Some(v),
             _ => None,
         }
     }
@@ -233,6 +256,7 @@ struct DeviceEntry {
     expires: i64,
     interval: i64,
     last_poll: Option<i64>,
+    owner: String,
 }
 
 /// Device authorizations (RFC 8628).
@@ -242,8 +266,9 @@ pub struct Devices {
 }
 
 impl Devices {
-    /// Records a new device authorization; false (nothing recorded) when
-    /// [`MAX_PENDING`] unexpired ones are pending.
+    /// Records a new device authorization for `owner`; nothing is recorded when
+    /// [`MAX_PENDING`] unexpired ones are pending, or [`MAX_PENDING_PER_OWNER`] of its own.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         &mut self,
         device_code: String,
@@ -252,10 +277,20 @@ impl Devices {
         expires: i64,
         interval: i64,
         now: i64,
-    ) -> bool {
+        owner: &str,
+    ) -> Result<(), Full> {
         self.by_device_code.retain(|_, e| e.expires >= now);
         if self.by_device_code.len() >= MAX_PENDING {
-            return false;
+            return Err(Full::Everyone);
+        }
+        if self
+            .by_device_code
+            .values()
+            .filter(|e| e.owner == owner)
+            .count()
+            >= MAX_PENDING_PER_OWNER
+        {
+            return Err(Full::Owner);
         }
         self.by_device_code.insert(
             device_code,
@@ -266,9 +301,10 @@ impl Devices {
                 expires,
                 interval,
                 last_poll: None,
+                owner: owner.to_string(),
             },
         );
-        true
+        Ok(())
     }
 
     /// The client that asked for the pending request showing `user_code`.

@@ -60,13 +60,14 @@ fn codes_are_single_use_and_bound() {
 #[test]
 fn device_flow_states() {
     let mut d = Devices::default();
-    d.start(
+    let _ = d.start(
         "dev".into(),
         "BCDF-GHJK".into(),
         "sigstore".into(),
         1000,
         5,
         0,
+        "a",
     );
     assert_eq!(
         d.poll("dev", "sigstore", 10),
@@ -95,23 +96,25 @@ fn device_flow_states() {
         Err("invalid_grant")
     );
 
-    d.start(
+    let _ = d.start(
         "no".into(),
         "CCCC-DDDD".into(),
         "sigstore".into(),
         1000,
         5,
         0,
+        "a",
     );
     assert!(d.decide("CCCC-DDDD", None, 1));
     assert_eq!(d.poll("no", "sigstore", 10), Err(GrantError::AccessDenied));
-    d.start(
+    let _ = d.start(
         "old".into(),
         "DDDD-FFFF".into(),
         "sigstore".into(),
         100,
         5,
         0,
+        "a",
     );
     assert_eq!(
         d.poll("old", "sigstore", 101),
@@ -135,33 +138,111 @@ fn user_codes() {
 #[test]
 fn pending_values_are_single_use_expire_and_are_bounded() {
     let mut p = Pending::default();
-    assert!(p.insert("a".into(), 1, 100, 0));
+    assert!(p.insert("a".into(), 1, 100, 0, "o").is_ok());
     assert_eq!(p.take("a", 50), Some(1));
     assert_eq!(p.take("a", 50), None, "single use");
-    assert!(p.insert("b".into(), 2, 100, 0));
+    assert!(p.insert("b".into(), 2, 100, 0, "o").is_ok());
     assert_eq!(p.take("b", 101), None, "expired");
     for i in 0..MAX_PENDING {
-        assert!(p.insert(format!("k{i}"), i, 100, 0));
+        assert!(
+            p.insert(format!("k{i}"), i, 100, 0, &format!("o{}", i % 1000))
+                .is_ok()
+        );
     }
-    assert!(!p.insert("full".into(), 0, 100, 0), "bounded");
+    assert_eq!(
+        p.insert("full".into(), 0, 100, 0, "new"),
+        Err(Full::Everyone),
+        "bounded"
+    );
     // expired entries make room again
-    assert!(p.insert("later".into(), 0, 300, 200));
+    assert!(p.insert("later".into(), 0, 300, 200, "o").is_ok());
     assert_eq!(p.len(), 1);
+}
+
+#[test]
+fn one_owner_cannot_fill_the_tables() {
+    let mut p = Pending::default();
+    let mut d = Devices::default();
+    for i in 0..MAX_PENDING_PER_OWNER {
+        assert!(p.insert(format!("k{i}"), i, 100, 0, "attacker").is_ok());
+        assert!(
+            d.start(
+                format!("d{i}"),
+                format!("U{i}"),
+                "sigstore".into(),
+                100,
+                5,
+                0,
+                "attacker"
+            )
+            .is_ok()
+        );
+    }
+    assert_eq!(
+        p.insert("more".into(), 0, 100, 0, "attacker"),
+        Err(Full::Owner)
+    );
+    assert_eq!(
+        d.start(
+            "more".into(),
+            "M".into(),
+            "sigstore".into(),
+            100,
+            5,
+            0,
+            "attacker"
+        ),
+        Err(Full::Owner)
+    );
+    // everyone else is still served
+    assert!(p.insert("user".into(), 0, 100, 0, "someone").is_ok());
+    assert!(
+        d.start(
+            "user".into(),
+            "V".into(),
+            "sigstore".into(),
+            100,
+            5,
+            0,
+            "someone"
+        )
+        .is_ok()
+    );
+    // and the attacker's entries expire
+    assert!(p.insert("later".into(), 0, 300, 101, "attacker").is_ok());
 }
 
 #[test]
 fn device_authorizations_are_bounded() {
     let mut d = Devices::default();
     for i in 0..MAX_PENDING {
-        assert!(d.start(
-            format!("d{i}"),
-            format!("U{i}"),
-            "sigstore".into(),
-            100,
-            5,
-            0
-        ));
+        assert!(
+            d.start(
+                format!("d{i}"),
+                format!("U{i}"),
+                "sigstore".into(),
+                100,
+                5,
+                0,
+                &format!("o{}", i % 1000)
+            )
+            .is_ok()
+        );
     }
-    assert!(!d.start("x".into(), "X".into(), "sigstore".into(), 100, 5, 0));
-    assert!(d.start("y".into(), "Y".into(), "sigstore".into(), 300, 5, 200));
+    assert_eq!(
+        d.start("x".into(), "X".into(), "sigstore".into(), 100, 5, 0, "new"),
+        Err(Full::Everyone)
+    );
+    assert!(
+        d.start(
+            "y".into(),
+            "Y".into(),
+            "sigstore".into(),
+            300,
+            5,
+            200,
+            "new"
+        )
+        .is_ok()
+    );
 }

@@ -484,7 +484,18 @@ fn complete(
             grant.email.as_deref().unwrap_or(&grant.subject),
             &[("consent_id", id.clone()), ("csrf", csrf.clone())],
         );
-        if !lock(&svc.consents).insert(id, ConsentPrompt { params, grant }, now + PROMPT_TTL, now) {
+        // a consent prompt exists only after a sign-in: it counts against the user
+        let owner = format!("user:{}", grant.subject);
+        if lock(&svc.consents)
+            .insert(
+                id,
+                ConsentPrompt { params, grant },
+                now + PROMPT_TTL,
+                now,
+                &owner,
+            )
+            .is_err()
+        {
             return busy();
         }
         return (
@@ -616,6 +627,7 @@ async fn consent_submit(
     ))]
 async fn connector_start(
     State(svc): State<Arc<OidcService>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
     Query(p): Query<AuthParams>,
 ) -> Response {
@@ -655,7 +667,12 @@ async fn connector_start(
         verifier,
         nonce,
     };
-    if !lock(&svc.upstream).insert(state, pending, now + PROMPT_TTL, now) {
+    // unauthenticated: each address holds at most its share of sign-ins in flight
+    let owner = sigstack_oidc::login::address_key(addr.ip());
+    if lock(&svc.upstream)
+        .insert(state, pending, now + PROMPT_TTL, now, &owner)
+        .is_err()
+    {
         return busy();
     }
     HttpRedirect::to(&url).into_response()
@@ -970,10 +987,12 @@ struct DeviceAnswer {
     responses(
         (status = 200, body = DeviceAnswer),
         (status = 401, description = "invalid_client", body = OAuthError),
+        (status = 429, description = "Too many pending device authorizations from this address", body = OAuthError),
         (status = 503, description = "Too many pending device authorizations", body = OAuthError),
     ))]
 async fn device_code(
     State(svc): State<Arc<OidcService>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(f): Form<DeviceCodeForm>,
 ) -> Response {
@@ -984,19 +1003,33 @@ async fn device_code(
     let device_code = grants::handle(rand::random());
     let user_code = grants::user_code(rand::random());
     let now = unix_now();
-    if !lock(&svc.devices).start(
+    // unauthenticated (the public client has no secret): each address holds at most its
+    // share of pending authorizations, so one place cannot lock everyone out
+    let owner = sigstack_oidc::login::address_key(addr.ip());
+    match lock(&svc.devices).start(
         device_code.clone(),
         user_code.clone(),
         client.id.clone(),
         now + DEVICE_TTL,
         DEVICE_INTERVAL,
         now,
+        &owner,
     ) {
-        return oauth_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            "too many device authorizations are pending",
-        );
+        Ok(()) => {}
+        Err(grants::Full::Owner) => {
+            return oauth_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "slow_down",
+                "too many device authorizations are pending from this address",
+            );
+        }
+        Err(grants::Full::Everyone) => {
+            return oauth_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "too many device authorizations are pending",
+            );
+        }
     }
     let verify = format!("{}{}", svc.issuer, discovery::DEVICE_VERIFY);
     Json(DeviceAnswer {

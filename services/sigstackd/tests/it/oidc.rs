@@ -418,6 +418,25 @@ pub async fn device_flow_yields_a_token_the_ca_accepts() {
         "invalid_grant",
         "a device code yields one token"
     );
+    // one address cannot fill the table of pending authorizations and lock everyone out:
+    // past its share it is told to slow down (others are counted apart; unit-tested)
+    let mut statuses = Vec::new();
+    for _ in 0..sigstack_oidc::grants::MAX_PENDING_PER_OWNER + 1 {
+        let r = idp
+            .http
+            .post(idp.url("/device/code"))
+            .form(&[("client_id", "sigstore"), ("scope", "openid email")])
+            .send()
+            .await
+            .expect("post");
+        statuses.push(r.status().as_u16());
+    }
+    assert!(
+        statuses[..sigstack_oidc::grants::MAX_PENDING_PER_OWNER - 1]
+            .iter()
+            .all(|s| *s == 200)
+    );
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
 }
 
 /// The payload of a compact JWS, unverified.
