@@ -55,6 +55,18 @@ impl ApiError {
         .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
     }
 
+    /// A readiness probe's refusal: 503 with the reason (what an operator must fix, never
+    /// a secret), so `/readyz` says why a replica takes no traffic.
+    pub fn not_ready(reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        tracing::warn!(%reason, "not ready");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}"),
+        )
+        .with_header(header::RETRY_AFTER, HeaderValue::from_static("5"))
+    }
+
     /// An unexpected failure: logged with its cause, reported generically.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(%cause, "internal error");

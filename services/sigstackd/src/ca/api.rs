@@ -246,8 +246,8 @@ pub async fn healthz() -> &'static str {
 #[utoipa::path(get, path = "/readyz", tag = "ca", responses((status = 200), (status = 503)))]
 pub async fn readyz(State(svc): State<Arc<CaService>>) -> Result<&'static str, ApiError> {
     if svc.chain_horizon() < 600 {
-        return Err(ApiError::unavailable(
-            "the issuing certificate expires within 10 minutes",
+        return Err(ApiError::not_ready(
+            "the CA's issuing certificate expires within 10 minutes: renew it",
         ));
     }
     Ok("ok")

@@ -279,6 +279,7 @@ async fn check(http: &reqwest::Client, tuf_url: &str, root: &[u8], warn: i64, r:
     }
     match get_json(http, &format!("{tuf_url}/healthz")).await {
         Ok(v) if v["status"] == "ok" => r.ok("tuf", "service healthy"),
+        Ok(v) if v["status"] == "expired" => r.fail("tuf", "the service reports expired metadata"),
         Ok(v) => r.add(
             Status::Warning,
             "tuf",

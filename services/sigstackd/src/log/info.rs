@@ -277,7 +277,8 @@ pub async fn search_index(
     Ok(res)
 }
 
-/// Liveness: the process is up.
+/// Liveness: the process is up (200 even while the database is down: restarting the
+/// process would not bring it back).
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "Alive")))]
 pub async fn healthz() -> &'static str {
     "ok"
@@ -286,12 +287,15 @@ pub async fn healthz() -> &'static str {
 /// Readiness: the database answers.
 #[utoipa::path(
     get, path = "/readyz", tag = "health",
-    responses((status = 200, description = "Ready"), (status = 503, description = "Database unreachable"))
+    responses((status = 200, description = "Ready"), (status = 503, description = "Not ready, with the reason (JSON)"))
 )]
 pub async fn readyz(State(svc): State<Arc<LogService>>) -> Response {
     match svc.store.ping().await {
         Ok(()) => (StatusCode::OK, "ok").into_response(),
-        Err(e) => ApiError::unavailable(e).into_response(),
+        Err(e) => {
+            tracing::warn!(cause = %e, "database unreachable");
+            ApiError::not_ready("the database does not answer").into_response()
+        }
     }
 }
 

@@ -416,29 +416,30 @@ impl TufService {
     }
 }
 
-/// Repository health: `ok`, `warning` (root or targets expire within the alarm window) or
-/// `expired` (503), with each role's expiry horizon.
+/// Liveness, with the repository's health: `ok`, `warning` (root or targets expire within
+/// the alarm window) or `expired`, and each role's expiry horizon. Always 200 while the
+/// process runs: expiring metadata or a database outage is not cured by a restart (see
+/// `/readyz`, `/metrics` and `sigstackd doctor`).
 #[utoipa::path(get, path = "/healthz", tag = "tuf",
-    responses((status = 200, body = Object), (status = 503, body = Object)))]
+    responses((status = 200, body = Object)))]
 async fn healthz(State(svc): State<Arc<TufService>>) -> Response {
-    let (status, body) = svc.status(crate::sequencer::unix_now());
-    let code = if status == "expired" {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    };
-    (code, axum::Json(body)).into_response()
+    let (_, body) = svc.status(crate::sequencer::unix_now());
+    (StatusCode::OK, axum::Json(body)).into_response()
 }
 
-/// Readiness: the database answers and nothing has expired.
+/// Readiness: the database answers and nothing has expired (503 with the reason).
 #[utoipa::path(get, path = "/readyz", tag = "tuf",
     responses((status = 200, body = String), (status = 503, body = String)))]
 async fn readyz(State(svc): State<Arc<TufService>>) -> Response {
     if let Err(e) = svc.store.ping().await {
-        return sigstack_http::ApiError::unavailable(e).into_response();
+        tracing::warn!(cause = %e, "database unreachable");
+        return sigstack_http::ApiError::not_ready("the database does not answer").into_response();
     }
     match svc.status(crate::sequencer::unix_now()).0 {
-        "expired" => (StatusCode::SERVICE_UNAVAILABLE, "expired").into_response(),
+        "expired" => sigstack_http::ApiError::not_ready(
+            "the repository's metadata has expired: publish new metadata",
+        )
+        .into_response(),
         _ => (StatusCode::OK, "ok").into_response(),
     }
 }

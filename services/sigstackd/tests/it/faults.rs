@@ -178,7 +178,7 @@ pub async fn sigkill_during_load_loses_nothing(b: Backend) {
 
 /// A PostgreSQL cluster of our own (initdb + pg_ctl), so the test can restart it
 /// without disturbing anything else on the machine.
-struct PrivatePg {
+pub(crate) struct PrivatePg {
     dir: PathBuf,
     bin: PathBuf,
     port: u16,
@@ -236,7 +236,7 @@ impl PrivatePg {
         );
     }
 
-    fn start() -> PrivatePg {
+    pub(crate) fn start() -> PrivatePg {
         let dir = temp_dir("pg");
         if is_root() {
             let ok = Command::new("chown")
@@ -286,8 +286,47 @@ impl PrivatePg {
         pg
     }
 
-    fn admin_url(&self) -> String {
+    pub(crate) fn admin_url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Stops the server (`immediate`: as a crash or a lost host looks to clients).
+    pub(crate) fn stop(&self) {
+        let data = self.dir.join("data");
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().expect("path"),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+        );
+    }
+
+    /// Starts it again after [`PrivatePg::stop`].
+    pub(crate) fn start_again(&self) {
+        let data = self.dir.join("data");
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.display()
+        );
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().expect("path"),
+                "-o",
+                &opts,
+                "-l",
+                self.dir.join("pg.log").to_str().expect("path"),
+                "-w",
+                "start",
+            ],
+        );
     }
 
     fn restart(&self) {

@@ -15,6 +15,7 @@ mod interop;
 mod issuer;
 mod keyless;
 mod oidc;
+mod probes;
 mod stack;
 mod support;
 mod tsa;
@@ -136,6 +137,11 @@ async fn cosign_and_rekor_cli() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_clients_cannot_stall_the_stack() {
     attacks::slow_clients_cannot_stall_the_stack().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_under_a_database_outage() {
+    probes::probes_under_a_database_outage().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

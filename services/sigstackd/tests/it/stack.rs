@@ -347,7 +347,7 @@ pub async fn dev_stack_interop_matrix() {
 }
 
 /// One `sigstackd <service> --config DIR/<service>.toml` process.
-struct Service {
+pub(crate) struct Service {
     name: &'static str,
     child: Child,
 }
@@ -398,9 +398,9 @@ impl Drop for Service {
     }
 }
 
-const SERVICES: [&str; 6] = ["log", "ctlog", "ca", "oidc", "tuf", "tsa"];
+pub(crate) const SERVICES: [&str; 6] = ["log", "ctlog", "ca", "oidc", "tuf", "tsa"];
 
-fn start_all(etc: &Path, logs: &Path, urls: &[(&str, String)]) -> Vec<Service> {
+pub(crate) fn start_all(etc: &Path, logs: &Path, urls: &[(&str, String)]) -> Vec<Service> {
     let procs: Vec<Service> = SERVICES
         .iter()
         .map(|s| Service::start(s, etc, logs))
@@ -415,7 +415,7 @@ fn start_all(etc: &Path, logs: &Path, urls: &[(&str, String)]) -> Vec<Service> {
 
 /// A blocking GET answered 200 (readiness polls run outside the async runtime's
 /// workers, which are busy waiting).
-fn get_ok(url: &str) -> bool {
+pub(crate) fn get_ok(url: &str) -> bool {
     use std::io::{Read, Write};
     let Some(rest) = url.strip_prefix("http://") else {
         return false;
