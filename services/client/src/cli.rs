@@ -355,7 +355,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn initialize(trust: &TrustArgs, a: &InitArgs, out: Output) -> anyhow::Result<()> {
     let mirror = match &a.mirror {
-        Some(m) => m.clone(),
+        Some(m) => {
+            if !reqwest::Url::parse(m)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+            {
+                return Err(UsageError(format!(
+                    "--mirror {m:?} is not an http(s) URL: write it as https://host[:port]"
+                ))
+                .into());
+            }
+            m.clone()
+        }
         None if trust.staging => sigstack::trust::STAGING.into(),
         None => sigstack::trust::PUBLIC_GOOD.into(),
     };

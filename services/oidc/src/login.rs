@@ -40,6 +40,11 @@ pub fn hash_password(password: &str, salt: [u8; 16]) -> Result<String, LoginErro
         .map_err(|_| LoginError::BadHash("new hash".into()))
 }
 
+/// Whether `s` is an argon2 PHC string a password can be checked against.
+pub fn is_password_hash(s: &str) -> bool {
+    PasswordHash::new(s).is_ok_and(|h| h.algorithm.as_str().starts_with("argon2"))
+}
+
 /// Checks a password against a PHC hash (the comparison is constant-time in argon2).
 pub fn check_password(user: &LocalUser, password: &str) -> Result<(), LoginError> {
     let parsed = PasswordHash::new(&user.password_hash)
@@ -169,6 +174,19 @@ mod tests {
             email: "alice@example.test".into(),
             name: None,
             password_hash: hash_password("correct horse", [7; 16]).expect("hash"),
+        }
+    }
+
+    #[test]
+    fn password_hashes_are_recognised() {
+        assert!(is_password_hash(&alice().password_hash));
+        for bad in [
+            "plaintext",
+            "",
+            "$2b$12$abcdefghijklmnopqrstuv",
+            "$argon2id$broken",
+        ] {
+            assert!(!is_password_hash(bad), "{bad}");
         }
     }
 

@@ -377,6 +377,17 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
         .timeout(std::time::Duration::from_secs(10))
         .build()?;
     let trim = |u: &str| u.trim_end_matches('/').to_string();
+    for (flag, u) in [
+        ("--ca-url", Some(&args.ca_url)),
+        ("--tlog-url", Some(&args.tlog_url)),
+        ("--ctlog-url", Some(&args.ctlog_url)),
+        ("--oidc-url", args.oidc_url.as_ref()),
+        ("--tsa-url", args.tsa_url.as_ref()),
+    ] {
+        if let Some(u) = u {
+            crate::settings::check_flag_url(flag, u)?;
+        }
+    }
     let (ca_url, tlog_url, ctlog_url) = (
         trim(&args.ca_url),
         trim(&args.tlog_url),

@@ -144,6 +144,7 @@ impl CaConfig {
         if !(0..=600).contains(&self.token_leeway_secs) {
             bail!("token_leeway_secs must be between 0 and 600");
         }
+        crate::settings::check_public_url(self.public_url.as_deref())?;
         if !self.ctlog_url.starts_with("http://") && !self.ctlog_url.starts_with("https://") {
             bail!("ctlog_url must be an http(s) URL");
         }

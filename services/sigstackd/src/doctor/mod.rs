@@ -186,6 +186,7 @@ pub async fn run(a: DoctorArgs) -> anyhow::Result<bool> {
             a.root.clone().context("--root is required")?,
         ),
     };
+    crate::settings::check_flag_url("--tuf-url", &tuf_url)?;
     let tuf_url = tuf_url.trim_end_matches('/').to_string();
     let root = std::fs::read(&root_path)
         .with_context(|| format!("reading the TUF root {}", root_path.display()))?;

@@ -105,6 +105,7 @@ impl LogConfig {
         if self.search_page_size == 0 || self.search_page_size > 10_000 {
             bail!("search_page_size must be between 1 and 10000");
         }
+        crate::settings::check_public_url(self.public_url.as_deref())?;
         self.hostname()?;
         Ok(())
     }

@@ -150,6 +150,7 @@ impl OidcConfig {
         if !(60..=3600).contains(&self.token_ttl_secs) {
             bail!("token_ttl_secs must be between 60 and 3600");
         }
+        crate::settings::check_public_url(self.public_url.as_deref())?;
         let mut names = std::collections::HashSet::new();
         for u in &self.users {
             if u.username.is_empty() || u.username.contains(char::is_whitespace) {
@@ -160,6 +161,12 @@ impl OidcConfig {
             }
             if !names.insert(&u.username) {
                 bail!("user {:?} is configured twice", u.username);
+            }
+            if !sigstack_oidc::login::is_password_hash(&u.password_hash) {
+                bail!(
+                    "user {:?}: password_hash is not an argon2 PHC string (make one with `sigstackd oidc hash-password`)",
+                    u.username
+                );
             }
         }
         let mut ids = std::collections::HashSet::new();
