@@ -17,8 +17,10 @@ use tower::ServiceExt;
 
 /// Connections served at once, per service.
 pub const MAX_CONNECTIONS: usize = 4096;
-/// How long a client may take to send a request's headers.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's headers (hyper counts an idle
+/// keep-alive connection's wait for its next request in this too, so it is longer than
+/// the polling interval of any client we know: the device flow polls every 5–10 s).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a client may take to send a request body (see [`read_body`]).
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 

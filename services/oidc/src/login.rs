@@ -42,7 +42,9 @@ pub fn hash_password(password: &str, salt: [u8; 16]) -> Result<String, LoginErro
 
 /// Whether `s` is an argon2 PHC string a password can be checked against.
 pub fn is_password_hash(s: &str) -> bool {
-    PasswordHash::new(s).is_ok_and(|h| h.algorithm.as_str().starts_with("argon2"))
+    PasswordHash::new(s).is_ok_and(|h| {
+        h.algorithm.as_str().starts_with("argon2") && h.salt.is_some() && h.hash.is_some()
+    })
 }
 
 /// Checks a password against a PHC hash (the comparison is constant-time in argon2).

@@ -453,7 +453,15 @@ async fn login_submit(
     let user = match user {
         Ok(u) => u,
         Err(e) => {
-            tracing::info!(user = %f.username, %addr, "failed sign-in");
+            // an operator searches these: the name tried (bounded), where from, and
+            // whether the limiter refused it; never the password
+            let tried: String = f.username.chars().take(64).collect();
+            tracing::warn!(
+                user = %tried,
+                address = %addr.ip(),
+                throttled = matches!(e, LoginError::Throttled(_)),
+                "failed sign-in"
+            );
             return login_page(
                 &svc,
                 &f.params,
@@ -870,10 +878,13 @@ fn authenticate<'a>(
         (Some((id, secret)), _) => (id.as_str(), Some(secret.as_str())),
         (None, secret) => (form_id, secret),
     };
-    let client = svc
-        .client(id)
-        .ok_or_else(|| Box::new(invalid_client("unknown client_id")))?;
+    let shown: String = id.chars().take(64).collect();
+    let Some(client) = svc.client(id) else {
+        tracing::warn!(client = %shown, reason = "unknown client", "client authentication failed");
+        return Err(Box::new(invalid_client("unknown client_id")));
+    };
     if !client.authenticates(secret) {
+        tracing::warn!(client = %shown, reason = "wrong or missing secret", "client authentication failed");
         return Err(Box::new(invalid_client("client authentication failed")));
     }
     Ok(client)

@@ -65,7 +65,7 @@ pub async fn slow_clients_cannot_stall_the_stack() {
                 let mut c = TcpStream::connect(&addr).expect("connect");
                 c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
                     .expect("write");
-                (s, closed_within(&mut c, Duration::from_secs(40)))
+                (s, closed_within(&mut c, Duration::from_secs(60)))
             })
         })
         .collect();

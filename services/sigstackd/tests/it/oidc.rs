@@ -17,6 +17,8 @@ const CB: &str = "http://localhost:38111/auth/callback";
 struct Idp {
     proc: Proc,
     http: reqwest::Client,
+    /// The issuer's stderr (its log).
+    log: std::path::PathBuf,
 }
 
 async fn start_idp() -> Idp {
@@ -74,7 +76,11 @@ async fn start_idp_with(dir: &std::path::Path, extra: &str, port: u16) -> Idp {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
-    Idp { proc, http }
+    Idp {
+        proc,
+        http,
+        log: dir.join("oidc.log"),
+    }
 }
 
 pub fn hidden(html: &str, name: &str) -> String {
@@ -343,6 +349,24 @@ pub async fn code_and_device_flows_yield_tokens_the_ca_accepts() {
                 .contains("invalid username or password")
         );
     }
+    // an operator finds them in the log at WARN, with the user and address, never the
+    // password
+    let log = std::fs::read_to_string(&idp.log).expect("the issuer's log");
+    let failed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("failed sign-in"))
+        .collect();
+    assert!(failed.len() >= 5, "{log}");
+    assert!(
+        failed
+            .iter()
+            .all(|l| l.contains("WARN") && l.contains("alice") && l.contains("127.0.0.1")),
+        "{failed:?}"
+    );
+    assert!(
+        !log.contains("correct horse") && !log.contains("wrong\""),
+        "no password in the log"
+    );
     let r = idp
         .login(&idp.auth_query(CB), "alice", "correct horse", None)
         .await;
@@ -975,7 +999,7 @@ pub async fn signing_key_rotation_keeps_issued_tokens_valid() {
     );
     assert_ne!(rotated, cfg);
     std::fs::write(dir.join("oidc.toml"), &rotated).expect("cfg");
-    let Idp { proc, http } = idp;
+    let Idp { proc, http, log } = idp;
     drop(proc);
     let proc = Proc::spawn_on(
         port,
@@ -986,7 +1010,7 @@ pub async fn signing_key_rotation_keeps_issued_tokens_valid() {
         Some(&dir.join("oidc.toml")),
     )
     .await;
-    let idp = Idp { proc, http };
+    let idp = Idp { proc, http, log };
     let (_, jwks) = get_json(&idp.http, &idp.url("/keys")).await;
     let kinds: Vec<&str> = jwks["keys"]
         .as_array()
@@ -1026,7 +1050,7 @@ pub async fn signing_key_rotation_keeps_issued_tokens_valid() {
         rotated.replacen("previous_keys = [", "previous_keys = [] # [", 1),
     )
     .expect("cfg");
-    let Idp { proc, http } = idp;
+    let Idp { proc, http, log } = idp;
     drop(proc);
     let proc = Proc::spawn_on(
         port,
@@ -1037,7 +1061,7 @@ pub async fn signing_key_rotation_keeps_issued_tokens_valid() {
         Some(&dir.join("oidc.toml")),
     )
     .await;
-    let idp = Idp { proc, http };
+    let idp = Idp { proc, http, log };
     assert_eq!(idp.userinfo_status(&old).await, 401);
     assert_eq!(idp.userinfo_status(&new).await, 200);
 }
