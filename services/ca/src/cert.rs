@@ -186,22 +186,9 @@ pub fn leaf_template(
             false,
             &ExtendedKeyUsage(vec![CODE_SIGNING]),
         )?,
-        ext(
-            der::oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER,
-            false,
-            &SubjectKeyIdentifier(OctetString::new(key_identifier(spki_der)?).map_err(enc)?),
-        )?,
-        ext(
-            der::oid::db::rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER,
-            false,
-            &AuthorityKeyIdentifier {
-                key_identifier: Some(OctetString::new(ca.key_id.to_vec()).map_err(enc)?),
-                authority_cert_issuer: None,
-                authority_cert_serial_number: None,
-            },
-        )?,
-        san_extension(&principal.san)?,
     ];
+    extensions.extend(key_id_extensions(spki_der, ca.key_id.to_vec())?);
+    extensions.push(san_extension(&principal.san)?);
     for e in &principal.extensions {
         extensions.push(raw_ext(e.oid, false, e.value.clone())?);
     }
@@ -256,6 +243,60 @@ pub fn with_scts(
     sign(&with_tail(template, ext(SCT_LIST, false, &value)?), signer)
 }
 
+/// The subject and authority key identifier extensions of a certificate for `spki`
+/// issued by the key whose identifier is `issuer_key_id`.
+fn key_id_extensions(spki: &[u8], issuer_key_id: Vec<u8>) -> Result<[Extension; 2], CertError> {
+    Ok([
+        ext(
+            der::oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER,
+            false,
+            &SubjectKeyIdentifier(OctetString::new(key_identifier(spki)?).map_err(enc)?),
+        )?,
+        ext(
+            der::oid::db::rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER,
+            false,
+            &AuthorityKeyIdentifier {
+                key_identifier: Some(OctetString::new(issuer_key_id).map_err(enc)?),
+                authority_cert_issuer: None,
+                authority_cert_serial_number: None,
+            },
+        )?,
+    ])
+}
+
+/// What a certificate that `issuer` signs says, apart from its extensions.
+struct Issued<'a> {
+    subject: Name,
+    spki: &'a [u8],
+    issuer_name: Name,
+    issuer_key: &'a dyn Signer,
+    serial_number: SerialNumber,
+    not_before: u64,
+    not_after: u64,
+}
+
+impl Issued<'_> {
+    /// The signed DER certificate with `extensions`.
+    fn sign(self, extensions: Vec<Extension>) -> Result<Vec<u8>, CertError> {
+        let tbs = TbsCertificate {
+            version: Version::V3,
+            serial_number: self.serial_number,
+            signature: signature_algorithm(self.issuer_key)?,
+            issuer: self.issuer_name,
+            validity: Validity {
+                not_before: time(self.not_before)?,
+                not_after: time(self.not_after)?,
+            },
+            subject: self.subject,
+            subject_public_key_info: SubjectPublicKeyInfoOwned::from_der(self.spki).map_err(enc)?,
+            issuer_unique_id: None,
+            subject_unique_id: None,
+            extensions: Some(extensions),
+        };
+        sign(&tbs, self.issuer_key)
+    }
+}
+
 /// Names for CA certificates.
 pub fn ca_name(organization: &str, common_name: &str) -> Result<Name, CertError> {
     let esc = |s: &str| {
@@ -299,24 +340,11 @@ pub fn ca_certificate(
             true,
             &KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign),
         )?,
-        ext(
-            der::oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER,
-            false,
-            &SubjectKeyIdentifier(OctetString::new(key_identifier(spki)?).map_err(enc)?),
-        )?,
-        ext(
-            der::oid::db::rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER,
-            false,
-            &AuthorityKeyIdentifier {
-                key_identifier: Some(
-                    OctetString::new(key_identifier(issuer_key.public_key().spki_der())?)
-                        .map_err(enc)?,
-                ),
-                authority_cert_issuer: None,
-                authority_cert_serial_number: None,
-            },
-        )?,
     ];
+    extensions.extend(key_id_extensions(
+        spki,
+        key_identifier(issuer_key.public_key().spki_der())?,
+    )?);
     if code_signing {
         extensions.push(ext(
             der::oid::db::rfc5280::ID_CE_EXT_KEY_USAGE,
@@ -324,22 +352,16 @@ pub fn ca_certificate(
             &ExtendedKeyUsage(vec![CODE_SIGNING]),
         )?);
     }
-    let tbs = TbsCertificate {
-        version: Version::V3,
-        serial_number,
-        signature: signature_algorithm(issuer_key)?,
-        issuer: issuer_name,
-        validity: Validity {
-            not_before: time(not_before)?,
-            not_after: time(not_after)?,
-        },
+    Issued {
         subject,
-        subject_public_key_info: SubjectPublicKeyInfoOwned::from_der(spki).map_err(enc)?,
-        issuer_unique_id: None,
-        subject_unique_id: None,
-        extensions: Some(extensions),
-    };
-    sign(&tbs, issuer_key)
+        spki,
+        issuer_name,
+        issuer_key,
+        serial_number,
+        not_before,
+        not_after,
+    }
+    .sign(extensions)
 }
 
 #[cfg(test)]
@@ -361,7 +383,7 @@ pub fn tsa_certificate(
 ) -> Result<Vec<u8>, CertError> {
     let spki = subject_key.spki_der();
     let (issuer_name, issuer_key) = issuer;
-    let extensions = vec![
+    let mut extensions = vec![
         ext(
             der::oid::db::rfc5280::ID_CE_BASIC_CONSTRAINTS,
             true,
@@ -380,38 +402,19 @@ pub fn tsa_certificate(
             true,
             &ExtendedKeyUsage(vec![TIME_STAMPING]),
         )?,
-        ext(
-            der::oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER,
-            false,
-            &SubjectKeyIdentifier(OctetString::new(key_identifier(spki)?).map_err(enc)?),
-        )?,
-        ext(
-            der::oid::db::rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER,
-            false,
-            &AuthorityKeyIdentifier {
-                key_identifier: Some(
-                    OctetString::new(key_identifier(issuer_key.public_key().spki_der())?)
-                        .map_err(enc)?,
-                ),
-                authority_cert_issuer: None,
-                authority_cert_serial_number: None,
-            },
-        )?,
     ];
-    let tbs = TbsCertificate {
-        version: Version::V3,
-        serial_number,
-        signature: signature_algorithm(issuer_key)?,
-        issuer: issuer_name.clone(),
-        validity: Validity {
-            not_before: time(not_before)?,
-            not_after: time(not_after)?,
-        },
+    extensions.extend(key_id_extensions(
+        spki,
+        key_identifier(issuer_key.public_key().spki_der())?,
+    )?);
+    Issued {
         subject,
-        subject_public_key_info: SubjectPublicKeyInfoOwned::from_der(spki).map_err(enc)?,
-        issuer_unique_id: None,
-        subject_unique_id: None,
-        extensions: Some(extensions),
-    };
-    sign(&tbs, issuer_key)
+        spki,
+        issuer_name: issuer_name.clone(),
+        issuer_key,
+        serial_number,
+        not_before,
+        not_after,
+    }
+    .sign(extensions)
 }

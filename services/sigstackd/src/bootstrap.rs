@@ -8,6 +8,7 @@ use serde::Serialize;
 use sigstack_ca::cert;
 use sigstack_crypto::{Certificate, Curve, FileSigner, KeyMaterial, Signer};
 use std::path::{Path, PathBuf};
+use x509_cert::name::Name;
 
 /// What `stack.json` holds: where each running service is and where the trust files are.
 #[derive(Serialize)]
@@ -127,28 +128,30 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }
 
-/// A CA: a P-384 root and a P-256 intermediate, created once (`name` goes in their
-/// subjects: "`name` root", "`name` intermediate").
-pub(crate) fn ca_chain(
-    keys: &Path,
-    org: &str,
-    name: &str,
-) -> anyhow::Result<(PathBuf, PathBuf, Vec<Certificate>)> {
-    let root_key = FileSigner::load_or_generate(&keys.join("ca-root.pem"), Curve::P384)?;
-    let inter_path = keys.join("ca-intermediate.pem");
-    let inter_key = FileSigner::load_or_generate(&inter_path, Curve::P256)?;
-    let chain_path = keys.join("ca-chain.pem");
-    if let Ok(pem) = std::fs::read(&chain_path)
+/// A two-certificate chain kept at `chain_path` (issuing certificate, then a self-signed
+/// P-384 root whose key is kept at `root_key_path`), made once for `key`: reused while it
+/// still names these keys and passes `usable`, else made anew with `issue` (given the
+/// root's name and key, the start and end of validity).
+fn two_level_chain(
+    key: &FileSigner,
+    root_key_path: &Path,
+    chain_path: &Path,
+    root_name: Name,
+    usable: impl Fn(&[Certificate]) -> bool,
+    issue: impl FnOnce(&Name, &FileSigner, u64, u64) -> anyhow::Result<Vec<u8>>,
+) -> anyhow::Result<Vec<Certificate>> {
+    let root_key = FileSigner::load_or_generate(root_key_path, Curve::P384)?;
+    if let Ok(pem) = std::fs::read(chain_path)
         && let Ok(KeyMaterial::Certificates(c)) = KeyMaterial::from_pem(&pem)
         && c.len() == 2
-        && c[0].public_key() == inter_key.public_key()
+        && c[0].public_key() == key.public_key()
         && c[1].public_key() == root_key.public_key()
+        && usable(&c)
     {
-        return Ok((inter_path, chain_path, c));
+        return Ok(c);
     }
     let now = crate::sequencer::unix_now() as u64 - 60;
     let until = now + 10 * 365 * 86_400;
-    let root_name = cert::ca_name(org, &format!("{name} root"))?;
     let root = cert::ca_certificate(
         root_name.clone(),
         &root_key,
@@ -159,22 +162,42 @@ pub(crate) fn ca_chain(
         None,
         false,
     )?;
-    let inter = cert::ca_certificate(
-        cert::ca_name(org, &format!("{name} intermediate"))?,
-        &inter_key,
-        Some((&root_name, &root_key)),
-        cert::serial(rand::random())?,
-        now,
-        until,
-        Some(0),
-        true,
-    )?;
-    let chain = vec![
-        Certificate::from_der(&inter)?,
-        Certificate::from_der(&root)?,
-    ];
+    let leaf = issue(&root_name, &root_key, now, until)?;
+    let chain = vec![Certificate::from_der(&leaf)?, Certificate::from_der(&root)?];
     let pem: String = chain.iter().map(Certificate::to_pem).collect();
-    write_atomic(&chain_path, pem.as_bytes())?;
+    write_atomic(chain_path, pem.as_bytes())?;
+    Ok(chain)
+}
+
+/// A CA: a P-384 root and a P-256 intermediate, created once (`name` goes in their
+/// subjects: "`name` root", "`name` intermediate").
+pub(crate) fn ca_chain(
+    keys: &Path,
+    org: &str,
+    name: &str,
+) -> anyhow::Result<(PathBuf, PathBuf, Vec<Certificate>)> {
+    let inter_path = keys.join("ca-intermediate.pem");
+    let inter_key = FileSigner::load_or_generate(&inter_path, Curve::P256)?;
+    let chain_path = keys.join("ca-chain.pem");
+    let chain = two_level_chain(
+        &inter_key,
+        &keys.join("ca-root.pem"),
+        &chain_path,
+        cert::ca_name(org, &format!("{name} root"))?,
+        |_| true,
+        |root_name, root_key, now, until| {
+            Ok(cert::ca_certificate(
+                cert::ca_name(org, &format!("{name} intermediate"))?,
+                &inter_key,
+                Some((root_name, root_key)),
+                cert::serial(rand::random())?,
+                now,
+                until,
+                Some(0),
+                true,
+            )?)
+        },
+    )?;
     Ok((inter_path, chain_path, chain))
 }
 
@@ -294,43 +317,26 @@ pub(crate) fn tsa_chain(
     org: &str,
     name: &str,
 ) -> anyhow::Result<(PathBuf, PathBuf, Vec<Certificate>)> {
-    let root_key = FileSigner::load_or_generate(&keys.join("tsa-root.pem"), Curve::P384)?;
     let key_path = keys.join("tsa.pem");
     let key = FileSigner::load_or_generate(&key_path, Curve::P256)?;
     let chain_path = keys.join("tsa-chain.pem");
-    if let Ok(pem) = std::fs::read(&chain_path)
-        && let Ok(KeyMaterial::Certificates(c)) = KeyMaterial::from_pem(&pem)
-        && c.len() == 2
-        && c[0].public_key() == key.public_key()
-        && c[1].public_key() == root_key.public_key()
-        && sigstack_tsa::check_chain(&c, key.public_key()).is_ok()
-    {
-        return Ok((key_path, chain_path, c));
-    }
-    let now = crate::sequencer::unix_now() as u64 - 60;
-    let until = now + 10 * 365 * 86_400;
-    let root_name = cert::ca_name(org, &format!("{name} root"))?;
-    let root = cert::ca_certificate(
-        root_name.clone(),
-        &root_key,
-        None,
-        cert::serial(rand::random())?,
-        now,
-        until,
-        None,
-        false,
+    let chain = two_level_chain(
+        &key,
+        &keys.join("tsa-root.pem"),
+        &chain_path,
+        cert::ca_name(org, &format!("{name} root"))?,
+        |c| sigstack_tsa::check_chain(c, key.public_key()).is_ok(),
+        |root_name, root_key, now, until| {
+            Ok(cert::tsa_certificate(
+                cert::ca_name(org, name)?,
+                key.public_key(),
+                (root_name, root_key),
+                cert::serial(rand::random())?,
+                now,
+                until,
+            )?)
+        },
     )?;
-    let leaf = cert::tsa_certificate(
-        cert::ca_name(org, name)?,
-        key.public_key(),
-        (&root_name, &root_key),
-        cert::serial(rand::random())?,
-        now,
-        until,
-    )?;
-    let chain = vec![Certificate::from_der(&leaf)?, Certificate::from_der(&root)?];
     sigstack_tsa::check_chain(&chain, key.public_key()).map_err(|e| anyhow::anyhow!(e))?;
-    let pem: String = chain.iter().map(Certificate::to_pem).collect();
-    write_atomic(&chain_path, pem.as_bytes())?;
     Ok((key_path, chain_path, chain))
 }
