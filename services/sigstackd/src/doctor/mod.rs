@@ -268,6 +268,16 @@ async fn check(http: &reqwest::Client, tuf_url: &str, root: &[u8], warn: i64, r:
             0,
         );
     }
+    if let Some((_, snapshot)) = &t.snapshot {
+        // re-signed online like the timestamp
+        r.horizon(
+            "tuf",
+            "snapshot",
+            seconds_left(&snapshot.expires, now()),
+            3_600,
+            0,
+        );
+    }
     if let Some((_, ts)) = &t.timestamp {
         // re-signed at half-life: under an hour left means the service is not re-signing
         r.horizon(

@@ -559,7 +559,7 @@ pub async fn production_stack_on_postgres() {
         serde_json::from_slice(&std::fs::read(&stack_path).expect("stack")).expect("json");
     let (ok, out) = doctor(&stack_path);
     assert!(
-        ok && out.contains("15 checks: 0 failed"),
+        ok && out.contains("16 checks: 0 failed"),
         "doctor on the production stack: {out}"
     );
 
