@@ -16,4 +16,4 @@ pub mod store;
 mod testdata;
 
 pub use error::EntryError;
-pub use kinds::{Canonical, canonicalize};
+pub use kinds::{Canonical, Check, canonicalize, canonicalize_for_lookup};

@@ -40,8 +40,30 @@ const OTHER_REKOR_KINDS: &[&str] = &[
     "rekord", "rpm", "jar", "alpine", "helm", "cose", "tuf", "rfc3161",
 ];
 
+/// Whether signatures are checked while canonicalising.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// Everything, as for a submission.
+    Verify,
+    /// Only what the canonical body depends on, to find an entry by its leaf hash
+    /// (`/api/v1/log/entries/retrieve`): a body that was logged was verified then, and a
+    /// lookup must not cost signature checks. DSSE entries are still verified: their body
+    /// pairs each signature with the verifier that checked it.
+    LookupOnly,
+}
+
 /// Validates a proposed entry (signatures included) and canonicalises it.
 pub fn canonicalize(entry: &ProposedEntry) -> Result<Canonical, EntryError> {
+    canonicalize_with(entry, Check::Verify)
+}
+
+/// The canonical body and leaf hash a proposed entry would have, for looking it up:
+/// signatures are not checked where the body does not depend on them.
+pub fn canonicalize_for_lookup(entry: &ProposedEntry) -> Result<Canonical, EntryError> {
+    canonicalize_with(entry, Check::LookupOnly)
+}
+
+fn canonicalize_with(entry: &ProposedEntry, check: Check) -> Result<Canonical, EntryError> {
     if !is_semver(&entry.api_version) {
         return Err(EntryError::Shape(format!(
             "apiVersion {:?} is not a semantic version",
@@ -51,7 +73,7 @@ pub fn canonicalize(entry: &ProposedEntry) -> Result<Canonical, EntryError> {
     let (kind, version, spec) = (entry.kind.as_str(), entry.api_version.as_str(), &entry.spec);
     let (body, keys, kind, version) = match (kind, version) {
         ("hashedrekord", "0.0.1") => {
-            let (b, k) = hashedrekord::canonicalize(spec)?;
+            let (b, k) = hashedrekord::canonicalize(spec, check)?;
             (b, k, "hashedrekord", "0.0.1")
         }
         ("dsse", "0.0.1") => {
@@ -59,11 +81,11 @@ pub fn canonicalize(entry: &ProposedEntry) -> Result<Canonical, EntryError> {
             (b, k, "dsse", "0.0.1")
         }
         ("intoto", "0.0.1") => {
-            let (b, k) = intoto_v001::canonicalize(spec)?;
+            let (b, k) = intoto_v001::canonicalize(spec, check)?;
             (b, k, "intoto", "0.0.1")
         }
         ("intoto", "0.0.2") => {
-            let (b, k) = intoto::canonicalize(spec)?;
+            let (b, k) = intoto::canonicalize(spec, check)?;
             (b, k, "intoto", "0.0.2")
         }
         ("hashedrekord" | "dsse" | "intoto", v) => {

@@ -476,3 +476,26 @@ fn intoto_v001_as_cosign_uploads_it() {
         invalid_message(canonicalize(&proposed("intoto", "0.0.1", nokey))).contains("public key")
     );
 }
+
+#[test]
+fn lookups_compute_the_same_leaf_without_checking_signatures() {
+    let s = signed(Curve::P256, b"artifact");
+    let good = proposed("hashedrekord", "0.0.1", hr_spec(&s, "sha256"));
+    let logged = canonicalize(&good).expect("valid");
+    let looked = super::canonicalize_for_lookup(&good).expect("valid");
+    assert_eq!(logged.leaf_hash, looked.leaf_hash);
+    assert_eq!(logged.body, looked.body);
+    // a signature that does not verify: refused for logging, but looking it up costs no
+    // signature check (and finds nothing, since it was never logged)
+    let other = signed(Curve::P256, b"other");
+    let mut bad = hr_spec(&s, "sha256");
+    bad["signature"]["content"] = json!(b64(&other.sig));
+    let bad = proposed("hashedrekord", "0.0.1", bad);
+    assert!(canonicalize(&bad).is_err());
+    let found = super::canonicalize_for_lookup(&bad).expect("a lookup key");
+    assert_ne!(found.leaf_hash, logged.leaf_hash);
+    // malformed input is still refused
+    let mut broken = hr_spec(&s, "sha256");
+    broken["data"]["hash"]["value"] = json!("zz");
+    assert!(super::canonicalize_for_lookup(&proposed("hashedrekord", "0.0.1", broken)).is_err());
+}

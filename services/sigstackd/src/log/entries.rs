@@ -188,7 +188,10 @@ pub async fn create_entry(
     ApiJson(body): ApiJson<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     let proposed = proposed_entry(body)?;
-    let canonical = svc.canonicalize(proposed).await?.map_err(entry_error)?;
+    let canonical = svc
+        .canonicalize(proposed, sigstack_log::Check::Verify)
+        .await?
+        .map_err(entry_error)?;
     let leaf = canonical.leaf_hash;
     let body = canonical.body.clone();
     match svc.sequencer.submit(canonical).await {
@@ -321,7 +324,11 @@ pub async fn search_log_query(
     for proposed in &entries {
         // a kind or version this log does not store cannot be in it: left out, as an entry
         // that is not found (cosign asks for several kinds at once)
-        let c = match svc.canonicalize(proposed.clone()).await? {
+        // found by leaf hash: what was logged was verified then; no signature checks here
+        let c = match svc
+            .canonicalize(proposed.clone(), sigstack_log::Check::LookupOnly)
+            .await?
+        {
             Ok(c) => c,
             Err(EntryError::Unsupported(_) | EntryError::UnknownKind(_)) => continue,
             Err(e) => return Err(ApiError::bad_request(e.to_string())),

@@ -149,10 +149,12 @@ impl LogService {
             ))
     }
 
-    /// Canonicalises (parses and verifies) a proposed entry off the async workers.
+    /// Canonicalises (parses and, with `Check::Verify`, verifies) a proposed entry off
+    /// the async workers.
     pub(crate) async fn canonicalize(
         &self,
         proposed: sigstack_types::rekor::ProposedEntry,
+        check: sigstack_log::Check,
     ) -> Result<Result<sigstack_log::Canonical, sigstack_log::EntryError>, ApiError> {
         let _slot = self
             .verify_slots
@@ -160,9 +162,12 @@ impl LogService {
             .acquire_owned()
             .await
             .map_err(|_| ApiError::unavailable("shutting down"))?;
-        tokio::task::spawn_blocking(move || sigstack_log::canonicalize(&proposed))
-            .await
-            .map_err(ApiError::internal)
+        tokio::task::spawn_blocking(move || match check {
+            sigstack_log::Check::Verify => sigstack_log::canonicalize(&proposed),
+            sigstack_log::Check::LookupOnly => sigstack_log::canonicalize_for_lookup(&proposed),
+        })
+        .await
+        .map_err(ApiError::internal)
     }
 
     pub fn store(&self) -> &Store {
