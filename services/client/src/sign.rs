@@ -166,15 +166,59 @@ async fn signing_key(
     }
 }
 
-/// Uploads `entry` to the log; returns the bundle's `tlogEntries` item.
+/// Most attempts at an upload the log answers 503 (busy, or its database away).
+const UPLOAD_ATTEMPTS: u32 = 4;
+
+/// Uploads `entry` to the log; returns the bundle's `tlogEntries` item. A 503 is retried
+/// with backoff (the log commits nothing it answers 503 to, so the retry is safe); a 409
+/// means the entry is logged already, and that entry (from the answer's Location) is
+/// used, as cosign does.
 async fn upload(http: &reqwest::Client, rekor_url: &str, entry: &Value) -> anyhow::Result<Value> {
-    let url = format!("{}/api/v1/log/entries", rekor_url.trim_end_matches('/'));
-    let res = http
-        .post(&url)
-        .json(entry)
-        .send()
-        .await
-        .with_context(|| format!("reaching the transparency log at {url}"))?;
+    let base = rekor_url.trim_end_matches('/');
+    let url = format!("{base}/api/v1/log/entries");
+    let mut attempt = 0;
+    let res = loop {
+        attempt += 1;
+        let res = http
+            .post(&url)
+            .json(entry)
+            .send()
+            .await
+            .with_context(|| format!("reaching the transparency log at {url}"))?;
+        if res.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE || attempt >= UPLOAD_ATTEMPTS {
+            break res;
+        }
+        let wait = res
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(1)
+            .clamp(1, 10);
+        tokio::time::sleep(std::time::Duration::from_millis(
+            wait * 1000 / 2 + rand::random::<u64>() % 500,
+        ))
+        .await;
+    };
+    let res = if res.status() == reqwest::StatusCode::CONFLICT {
+        let location = res
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .context("the log says the entry exists but not where")?
+            .to_string();
+        let existing = if location.starts_with("http") {
+            location
+        } else {
+            format!("{base}{location}")
+        };
+        http.get(&existing)
+            .send()
+            .await
+            .with_context(|| format!("reading the existing entry at {existing}"))?
+    } else {
+        res
+    };
     let logged: LogEntry = serde_json::from_value(checked_json(res, "the transparency log").await?)
         .context("the transparency log's answer is not a log entry")?;
     let (_, e) = logged

@@ -188,7 +188,7 @@ impl Worker {
         mut pending: Vec<Job>,
         fate: &mut HashMap<Hash, Result<u64, SequenceError>>,
     ) {
-        for _attempt in 0..8 {
+        for attempt in 0..12u32 {
             if pending.is_empty() {
                 return;
             }
@@ -201,7 +201,13 @@ impl Worker {
                         let _ = job.reply.send(result);
                     }
                 }
-                Attempt::Stale => {}
+                Attempt::Stale => {
+                    // another replica committed first: back off a random, growing while
+                    // so that replicas stop colliding (up to ~64 ms)
+                    let cap = 2u64 << attempt.min(5);
+                    let ms = 1 + rand::random::<u64>() % cap;
+                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                }
                 Attempt::Duplicates(found) => {
                     let (dups, rest): (Vec<Job>, Vec<Job>) = pending
                         .drain(..)
