@@ -42,6 +42,13 @@ enum LogAction {
 }
 
 #[derive(Subcommand)]
+enum CaAction {
+    /// Make a new issuing certificate under the existing root (bring the root key back
+    /// from offline for this): publish its chain in the trust files before the CA uses it.
+    NewIntermediate(ca::intermediate::NewIntermediateArgs),
+}
+
+#[derive(Subcommand)]
 enum OidcAction {
     /// Read a password from standard input (first line) and print its argon2id hash for
     /// a `[[users]]` entry's `password_hash`.
@@ -107,11 +114,14 @@ enum Command {
         #[command(subcommand)]
         action: Option<LogAction>,
     },
-    /// Run the certificate authority (Fulcio API v2 and legacy v1).
+    /// Run the certificate authority (Fulcio API v2 and legacy v1), or make it a new
+    /// intermediate.
     Ca {
         /// TOML configuration file; every key may also come from SIGSTACK_CA_<KEY>.
         #[arg(long, short)]
         config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: Option<CaAction>,
     },
     /// Run the OIDC identity provider (login page, upstream connectors, device flow,
     /// workload tokens), or hash a password for its configuration.
@@ -221,7 +231,14 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Ctlog { config } => run_ctlog(config).await,
-            Command::Ca { config } => run_ca(config).await,
+            Command::Ca {
+                config,
+                action: None,
+            } => run_ca(config).await,
+            Command::Ca {
+                action: Some(CaAction::NewIntermediate(a)),
+                ..
+            } => ca::intermediate::run(&a),
             Command::Tsa { config } => {
                 let cfg = tsa::config::TsaConfig::load(config.as_deref())?;
                 let svc = tsa::TsaService::start(&cfg)?;

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod config;
 pub(crate) mod fetch;
+pub mod intermediate;
 
 use anyhow::Context;
 use axum::Router;

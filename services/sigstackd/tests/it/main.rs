@@ -16,6 +16,7 @@ mod issuer;
 mod keyless;
 mod oidc;
 mod probes;
+mod rotation;
 mod stack;
 mod support;
 mod tsa;
@@ -147,6 +148,11 @@ async fn probes_under_a_database_outage() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timestamp_authority() {
     tsa::timestamp_authority().await
+}
+
+#[test]
+fn ca_new_intermediate() {
+    rotation::ca_new_intermediate()
 }
 
 #[test]
