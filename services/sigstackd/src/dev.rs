@@ -283,10 +283,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             url: tsa_url.clone(),
             chain: tsa_chain,
         }),
+        extra_ca_chains: Vec::new(),
     };
     // a changed CA chain or log key keeps the old one, end-dated, in the trusted root
     let previous = trust::read_trusted_root(&dir.join(trust::TRUSTED_ROOT_FILE))?;
-    stack_trust.write(&dir, previous.as_ref())?;
+    stack_trust.write(&dir, previous.as_ref(), None)?;
 
     let tuf_listener = bind(args.host, args.tuf_port, "--tuf-port").await?;
     let tuf_addr = tuf_listener.local_addr()?;

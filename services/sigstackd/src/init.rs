@@ -361,9 +361,10 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
             url: tsa_url.clone(),
             chain: tsa_chain,
         }),
+        extra_ca_chains: Vec::new(),
     };
     let previous = trust::read_trusted_root(&dir.join(trust::TRUSTED_ROOT_FILE))?;
-    stack_trust.write(&dir, previous.as_ref())?;
+    stack_trust.write(&dir, previous.as_ref(), None)?;
     let tuf_root = crate::bootstrap::tuf_repository(&dir, &keys, &a.database_url).await?;
 
     let services = Services {

@@ -34,6 +34,9 @@ pub struct StackTrust {
     pub oidc_url: Option<String>,
     /// The timestamp authority, if the stack runs one: its URL and chain (leaf first).
     pub tsa: Option<TsaTrust>,
+    /// CA chains published beside the running CA's (a new intermediate, before the CA
+    /// switches to it), valid from `valid_from`.
+    pub extra_ca_chains: Vec<Vec<Certificate>>,
 }
 
 /// A timestamp authority as the trust files name it.
@@ -88,15 +91,18 @@ impl StackTrust {
                 &self.tlog_key,
                 &self.valid_from,
             )],
-            certificate_authorities: vec![trust::CertificateAuthority {
-                subject: trust::DistinguishedName {
-                    organization: self.operator.clone(),
-                    common_name: self.operator.clone(),
-                },
-                uri: self.ca_url.clone(),
-                cert_chain: chain_of(&self.ca_chain),
-                valid_for: self.range(),
-            }],
+            certificate_authorities: std::iter::once(&self.ca_chain)
+                .chain(&self.extra_ca_chains)
+                .map(|chain| trust::CertificateAuthority {
+                    subject: trust::DistinguishedName {
+                        organization: self.operator.clone(),
+                        common_name: self.operator.clone(),
+                    },
+                    uri: self.ca_url.clone(),
+                    cert_chain: chain_of(chain),
+                    valid_for: self.range(),
+                })
+                .collect(),
             ctlogs: vec![log_instance(
                 &self.ctlog_url,
                 &self.ctlog_key,
@@ -162,15 +168,18 @@ impl StackTrust {
     }
 
     /// Writes the three files into `dir` (each replaced atomically). With `previous`, the
-    /// trusted root keeps its history: see [`with_history`].
-    pub fn write(&self, dir: &Path, previous: Option<&TrustedRoot>) -> anyhow::Result<()> {
+    /// trusted root keeps its history: see [`with_history`]; entries new since then start
+    /// at `new_from` when given (an operator's `--valid-from`), else now.
+    pub fn write(
+        &self,
+        dir: &Path,
+        previous: Option<&TrustedRoot>,
+        new_from: Option<&str>,
+    ) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let now = crate::time::rfc3339(crate::sequencer::unix_now());
         let root = match previous {
-            Some(p) => with_history(
-                p,
-                self.trusted_root(),
-                &crate::time::rfc3339(crate::sequencer::unix_now()),
-            ),
+            Some(p) => with_history(p, self.trusted_root(), &now, new_from.unwrap_or(&now)),
             None => self.trusted_root(),
         };
         write_json(&dir.join(TRUSTED_ROOT_FILE), &root)?;
@@ -195,12 +204,19 @@ pub fn read_trusted_root(path: &Path) -> anyhow::Result<Option<TrustedRoot>> {
 /// The trusted root after a change of trust material: every CA, log and CT log of
 /// `previous` that `current` no longer has stays, its validity window ended at `now`
 /// (so what it signed before still verifies); entries in both keep their original
-/// window; new entries start at `now`. Entries are matched by certificate chain or key.
-pub fn with_history(previous: &TrustedRoot, current: TrustedRoot, now: &str) -> TrustedRoot {
+/// window; new entries start at `new_from` (now, or the time an operator chose: a chain
+/// published before the CA uses it may start earlier than its publication). Entries are
+/// matched by certificate chain or key.
+pub fn with_history(
+    previous: &TrustedRoot,
+    current: TrustedRoot,
+    now: &str,
+    new_from: &str,
+) -> TrustedRoot {
     fn merge_logs(
         old: &[trust::TransparencyLogInstance],
         new: Vec<trust::TransparencyLogInstance>,
-        now: &str,
+        (now, new_from): (&str, &str),
         fresh: bool,
     ) -> Vec<trust::TransparencyLogInstance> {
         let mut out: Vec<_> = old
@@ -218,7 +234,7 @@ pub fn with_history(previous: &TrustedRoot, current: TrustedRoot, now: &str) -> 
         for mut n in new {
             match old.iter().find(|o| o.log_id.key_id == n.log_id.key_id) {
                 Some(o) => n.public_key.valid_for = o.public_key.valid_for.clone(),
-                None if fresh => n.public_key.valid_for.start = now.to_string(),
+                None if fresh => n.public_key.valid_for.start = new_from.to_string(),
                 None => {}
             }
             out.push(n);
@@ -255,16 +271,16 @@ pub fn with_history(previous: &TrustedRoot, current: TrustedRoot, now: &str) -> 
             .find(|o| same_ca(o, &n))
         {
             Some(o) => n.valid_for = o.valid_for.clone(),
-            None if fresh => n.valid_for.start = now.to_string(),
+            None if fresh => n.valid_for.start = new_from.to_string(),
             None => {}
         }
         cas.push(n);
     }
     TrustedRoot {
         media_type: current.media_type,
-        tlogs: merge_logs(&previous.tlogs, current.tlogs, now, fresh),
+        tlogs: merge_logs(&previous.tlogs, current.tlogs, (now, new_from), fresh),
         certificate_authorities: cas,
-        ctlogs: merge_logs(&previous.ctlogs, current.ctlogs, now, fresh),
+        ctlogs: merge_logs(&previous.ctlogs, current.ctlogs, (now, new_from), fresh),
         timestamp_authorities: current.timestamp_authorities,
     }
 }
@@ -290,6 +306,11 @@ pub struct ExportArgs {
     /// Base URL of the OIDC issuer clients should use (optional).
     #[arg(long)]
     oidc_url: Option<String>,
+    /// A CA chain to publish beside the one the running CA serves (PEM, issuing
+    /// certificate first): a new intermediate from `sigstackd ca new-intermediate`,
+    /// published before the CA is pointed at it, valid from --valid-from (or now).
+    #[arg(long)]
+    add_ca_chain: Option<std::path::PathBuf>,
     /// Base URL of the timestamp authority (`sigstackd tsa`), if the stack runs one: its
     /// chain goes into the trusted root and its endpoint into the signing config.
     #[arg(long)]
@@ -413,6 +434,7 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
     root.verify_issued_by(root)
         .context("the CA's chain does not end in a self-signed root")?;
     let (tlog_key, ctlog_key) = fetch_log_keys(&http, &tlog_url, &ctlog_url).await?;
+    let new_from = args.valid_from.clone();
     let valid_from = args
         .valid_from
         .unwrap_or_else(|| crate::time::rfc3339(root.validity().0 as i64));
@@ -420,8 +442,25 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
         Some(u) => Some(fetch_tsa(&http, &trim(u)).await?),
         None => None,
     };
+    let extra_ca_chains = match &args.add_ca_chain {
+        Some(p) => {
+            let pem = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            let c = match KeyMaterial::from_pem(&pem)
+                .with_context(|| format!("parsing {}", p.display()))?
+            {
+                KeyMaterial::Certificates(c) => c,
+                KeyMaterial::PublicKey(_) => anyhow::bail!("{} holds no certificates", p.display()),
+            };
+            KeyMaterial::Certificates(c.clone())
+                .verify_chain()
+                .with_context(|| format!("the chain in {} does not verify", p.display()))?;
+            vec![c]
+        }
+        None => Vec::new(),
+    };
     let trust = StackTrust {
         tsa,
+        extra_ca_chains,
         operator: args.operator,
         valid_from,
         ca_url,
@@ -438,7 +477,7 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    trust.write(&args.out, previous.as_ref())?;
+    trust.write(&args.out, previous.as_ref(), new_from.as_deref())?;
     println!(
         "wrote {}, {} and {} in {}",
         TRUSTED_ROOT_FILE,
@@ -487,13 +526,13 @@ mod tests {
         let before = stack(b"old ca", &tlog, &ct_old);
         let now = "2026-06-01T00:00:00Z";
         // nothing changed: identical
-        let same = with_history(&before, stack(b"old ca", &tlog, &ct_old), now);
+        let same = with_history(&before, stack(b"old ca", &tlog, &ct_old), now, now);
         assert_eq!(
             serde_json::to_value(&same).expect("json"),
             serde_json::to_value(&before).expect("json")
         );
         // a new CA and CT log key: old ones end now, new ones start now, the log stays
-        let after = with_history(&before, stack(b"new ca", &tlog, &ct_new), now);
+        let after = with_history(&before, stack(b"new ca", &tlog, &ct_new), now, now);
         assert_eq!(after.certificate_authorities.len(), 2);
         assert_eq!(
             after.certificate_authorities[0].valid_for.end.as_deref(),
@@ -517,11 +556,46 @@ mod tests {
             &after,
             stack(b"third ca", &tlog, &ct_new),
             "2026-09-01T00:00:00Z",
+            "2026-09-01T00:00:00Z",
         );
         assert_eq!(later.certificate_authorities.len(), 3);
         assert_eq!(
             later.certificate_authorities[0].valid_for.end.as_deref(),
             Some(now)
+        );
+    }
+
+    /// A new intermediate is published before the CA uses it, from a chosen time, while
+    /// the running chain stays open; after the switch the old chain is end-dated and the
+    /// new one keeps its start: no certificate falls in a gap.
+    #[test]
+    fn a_new_chain_is_published_before_use_from_a_chosen_time() {
+        let k = || FileSigner::generate(Curve::P256).public_key().clone();
+        let (tlog, ct) = (k(), k());
+        let before = stack(b"old ca", &tlog, &ct);
+        let mut both = stack(b"old ca", &tlog, &ct);
+        let mut new = stack(b"new ca", &tlog, &ct).certificate_authorities;
+        both.certificate_authorities.append(&mut new);
+        let chosen = "2026-05-01T00:00:00Z";
+        let published = with_history(&before, both, "2026-06-01T00:00:00Z", chosen);
+        assert_eq!(published.certificate_authorities.len(), 2);
+        assert_eq!(
+            published.certificate_authorities[0].valid_for.end, None,
+            "still in use"
+        );
+        assert_eq!(published.certificate_authorities[1].valid_for.start, chosen);
+        let switched = with_history(
+            &published,
+            stack(b"new ca", &tlog, &ct),
+            "2026-07-01T00:00:00Z",
+            "2026-07-01T00:00:00Z",
+        );
+        let old = &switched.certificate_authorities[0];
+        let new = &switched.certificate_authorities[1];
+        assert_eq!(old.valid_for.end.as_deref(), Some("2026-07-01T00:00:00Z"));
+        assert_eq!(
+            new.valid_for.start, chosen,
+            "keeps the start it was published with"
         );
     }
 }

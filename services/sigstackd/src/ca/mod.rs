@@ -250,6 +250,7 @@ impl CaService {
                         ctlog_key,
                         oidc_url: src.oidc_url.clone(),
                         tsa: src.tsa.clone(),
+                        extra_ca_chains: Vec::new(),
                     }))
                 })
                 .await
