@@ -246,9 +246,11 @@ pub async fn healthz() -> &'static str {
 #[utoipa::path(get, path = "/readyz", tag = "ca", responses((status = 200), (status = 503)))]
 pub async fn readyz(State(svc): State<Arc<CaService>>) -> Result<&'static str, ApiError> {
     if svc.chain_horizon() < 600 {
-        return Err(ApiError::not_ready(
-            "the CA's issuing certificate expires within 10 minutes: renew it",
-        ));
+        return Err(ApiError::not_ready(if svc.chain_horizon() <= 0 {
+            "the CA's certificate has expired: renew it with `sigstackd ca new-intermediate`"
+        } else {
+            "the CA's certificate expires within 10 minutes: renew it with `sigstackd ca new-intermediate`"
+        }));
     }
     Ok("ok")
 }

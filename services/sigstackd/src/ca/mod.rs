@@ -144,6 +144,7 @@ impl CaService {
             .context("the CA chain does not verify")?;
         check_chain_profile(&chain)
             .with_context(|| format!("CA chain {}", cfg.ca_chain.display()))?;
+        warn_about_validity(&chain, &cfg.ca_chain);
         let text = std::fs::read_to_string(&cfg.issuers)
             .with_context(|| format!("reading issuer configuration {}", cfg.issuers.display()))?;
         let issuers = IssuerConfig::parse(&text)
@@ -360,8 +361,13 @@ impl CaService {
                 other => ApiError::internal(other),
             })?;
         if template.validity.not_after.to_unix_duration().as_secs() > self.not_after {
-            return Err(ApiError::internal(
-                "the CA certificate expires before a new certificate would; renew the intermediate",
+            return Err(ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                if self.chain_horizon() <= 0 {
+                    "the CA's certificate has expired; renew it with `sigstackd ca new-intermediate`"
+                } else {
+                    "the CA's certificate expires before a new certificate would; renew it with `sigstackd ca new-intermediate`"
+                },
             ));
         }
         let precert = cert::precertificate(&template, ca.signer).map_err(ApiError::internal)?;
@@ -429,11 +435,8 @@ fn check_chain_profile(chain: &[Certificate]) -> anyhow::Result<()> {
     let root = chain.last().unwrap_or(issuing);
     root.verify_issued_by(root)
         .context("the chain does not end in a self-signed root")?;
-    let now = unix_now();
-    for c in chain {
-        let (nb, na) = c.validity();
-        anyhow::ensure!(nb <= now && now < na, "a CA certificate is not valid now");
-    }
+    // validity is not a reason to refuse to start: see warn_about_validity (an expired
+    // intermediate still serves its trust endpoints and answers 503 with the remedy)
     Ok(())
 }
 
@@ -469,5 +472,24 @@ fn check_key_policy(key: &PublicKey) -> Result<(), ApiError> {
         Err(ApiError::bad_request(format!(
             "unsupported key type {d}: use ECDSA P-256, P-384 or P-521, RSA 2048/3072/4096 or Ed25519"
         )))
+    }
+}
+
+/// Says at start, naming each certificate, what of the CA's chain is expired, not yet
+/// valid or expiring within 30 days: the CA still starts (its trust endpoints serve), and
+/// `/readyz` and issuance answer 503 with the same reason once it cannot issue.
+fn warn_about_validity(chain: &[Certificate], path: &std::path::Path) {
+    let now = crate::sequencer::unix_now();
+    for (i, c) in chain.iter().enumerate() {
+        let (from, until) = c.validity();
+        let name = c.parsed().tbs_certificate.subject.to_string();
+        let which = format!("certificate {i} of {} ({name})", path.display());
+        if (until as i64) < now {
+            tracing::error!(certificate = %which, expired = %crate::time::rfc3339(until as i64), "the CA's certificate has expired: renew it with `sigstackd ca new-intermediate`");
+        } else if (from as i64) > now {
+            tracing::error!(certificate = %which, valid_from = %crate::time::rfc3339(from as i64), "the CA's certificate is not valid yet");
+        } else if (until as i64) - now < 30 * 86_400 {
+            tracing::warn!(certificate = %which, expires = %crate::time::rfc3339(until as i64), "the CA's certificate expires within 30 days: renew it with `sigstackd ca new-intermediate`");
+        }
     }
 }

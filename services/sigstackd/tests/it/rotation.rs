@@ -106,4 +106,83 @@ pub fn ca_new_intermediate() {
     }
     let (ok, out) = sigstackd(&as_strs(&args(&root_key)));
     assert!(!ok && out.contains("exists"), "{out}");
+
+    // an intermediate that has expired: the CA starts, says so in its log, and is not
+    // ready, naming the command that renews it
+    let (old_key, old_chain) = (dir.join("expired.pem"), dir.join("expired-chain.pem"));
+    let (ok, out) = sigstackd(&[
+        "ca",
+        "new-intermediate",
+        "--root-key",
+        p(&root_key),
+        "--chain",
+        p(&chain),
+        "--out-key",
+        p(&old_key),
+        "--out-chain",
+        p(&old_chain),
+        "--days",
+        "0",
+    ]);
+    assert!(ok, "{out}");
+    let port = free_port();
+    let log = std::fs::File::create(dir.join("ca.log")).expect("log");
+    let child = Command::new(env!("CARGO_BIN_EXE_sigstackd"))
+        .args(["ca", "--config", p(&etc.join("ca.toml"))])
+        .env("SIGSTACK_CA_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SIGSTACK_CA_SIGNING_KEY", &old_key)
+        .env("SIGSTACK_CA_CA_CHAIN", &old_chain)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn the CA");
+    let _ca = crate::keyless::Killed::new(child);
+    let ready = format!("http://127.0.0.1:{port}/readyz");
+    let mut answer = None;
+    for _ in 0..100 {
+        if let Ok((code, body)) = get_text(&ready) {
+            answer = Some((code, body));
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (code, body) = answer.unwrap_or_else(|| {
+        panic!(
+            "the CA did not answer: {}",
+            std::fs::read_to_string(dir.join("ca.log")).unwrap_or_default()
+        )
+    });
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains("has expired") && body.contains("sigstackd ca new-intermediate"),
+        "{body}"
+    );
+    let log = std::fs::read_to_string(dir.join("ca.log")).expect("log");
+    assert!(
+        log.contains("has expired") && log.contains("sigstack intermediate"),
+        "{log}"
+    );
+}
+
+/// A blocking GET: the status and body, or an error while nothing listens.
+fn get_text(url: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let rest = url.trim_start_matches("http://");
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut s = std::net::TcpStream::connect(host)?;
+    s.write_all(
+        format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    let code = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((code, body))
 }
