@@ -250,17 +250,50 @@ fn from_of(c: &Candidate) -> &str {
     }
 }
 
+/// What verifying an image's attachments starts from: the policy and options of the
+/// identity flags, the registry and the image's sites, and the trust material (with any
+/// bring-your-own PKI applied).
+struct Checking {
+    policy: Policy,
+    opts: sigstack::verify::Options,
+    reg: Registry,
+    s: Sites,
+    m: Material,
+}
+
+async fn checking(
+    trust: &TrustArgs,
+    identity: &Identity,
+    registry: &RegistryArgs,
+    image: &str,
+) -> anyhow::Result<Checking> {
+    let policy = policy_of(identity)?;
+    let opts = identity.options();
+    let (reg, s) = resolve(registry, image).await?;
+    let mut m = trust_material(trust).await?;
+    identity.apply_pki(&mut m.trusted_root)?;
+    Ok(Checking {
+        policy,
+        opts,
+        reg,
+        s,
+        m,
+    })
+}
+
 pub async fn verify_image(
     trust: &TrustArgs,
     a: &ImageVerifyArgs,
     out: Output,
 ) -> anyhow::Result<()> {
-    let policy = policy_of(&a.identity)?;
-    let opts = a.identity.options();
-    let (reg, s) = resolve(&a.registry, &a.image).await?;
+    let Checking {
+        policy,
+        opts,
+        reg,
+        s,
+        m,
+    } = checking(trust, &a.identity, &a.registry, &a.image).await?;
     let (r, digest) = (s.image.clone(), s.digest.clone());
-    let mut m = trust_material(trust).await?;
-    a.identity.apply_pki(&mut m.trusted_root)?;
     let mut candidates = legacy_layers(&reg, &s, "sig").await?;
     candidates.extend(
         referrer_candidates(&reg, &s)
@@ -361,12 +394,14 @@ pub async fn verify_attestation(
     a: &ImageVerifyAttestationArgs,
     out: Output,
 ) -> anyhow::Result<()> {
-    let policy = policy_of(&a.identity)?;
-    let opts = a.identity.options();
-    let (reg, s) = resolve(&a.registry, &a.image).await?;
+    let Checking {
+        policy,
+        opts,
+        reg,
+        s,
+        m,
+    } = checking(trust, &a.identity, &a.registry, &a.image).await?;
     let (r, digest) = (s.image.clone(), s.digest.clone());
-    let mut m = trust_material(trust).await?;
-    a.identity.apply_pki(&mut m.trusted_root)?;
     let want_type = a
         .predicate_type
         .as_deref()
