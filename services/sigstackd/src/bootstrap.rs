@@ -140,16 +140,35 @@ fn two_level_chain(
     usable: impl Fn(&[Certificate]) -> bool,
     issue: impl FnOnce(&Name, &FileSigner, u64, u64) -> anyhow::Result<Vec<u8>>,
 ) -> anyhow::Result<Vec<Certificate>> {
-    let root_key = FileSigner::load_or_generate(root_key_path, Curve::P384)?;
+    // the root key is needed only to make a chain: one moved offline is never replaced
+    let root_key = if root_key_path.exists() {
+        Some(FileSigner::load(root_key_path)?)
+    } else {
+        None
+    };
     if let Ok(pem) = std::fs::read(chain_path)
         && let Ok(KeyMaterial::Certificates(c)) = KeyMaterial::from_pem(&pem)
         && c.len() == 2
         && c[0].public_key() == key.public_key()
-        && c[1].public_key() == root_key.public_key()
+        && root_key
+            .as_ref()
+            .is_none_or(|r| c[1].public_key() == r.public_key())
         && usable(&c)
     {
         return Ok(c);
     }
+    if root_key.is_none() && chain_path.exists() {
+        anyhow::bail!(
+            "{} does not fit the issuing key beside it, and the root key {} is not here (offline, as it should be): bring the root key back for this run, or make a new issuing certificate with `sigstackd ca new-intermediate --root-key ROOT-KEY --chain {}`",
+            chain_path.display(),
+            root_key_path.display(),
+            chain_path.display()
+        );
+    }
+    let root_key = match root_key {
+        Some(k) => k,
+        None => FileSigner::load_or_generate(root_key_path, Curve::P384)?,
+    };
     let now = crate::sequencer::unix_now() as u64 - 60;
     let until = now + 10 * 365 * 86_400;
     let root = cert::ca_certificate(

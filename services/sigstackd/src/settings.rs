@@ -54,6 +54,28 @@ pub fn check_flag_url(flag: &str, u: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Refuses a private key or secret file that other users may read (or write): the
+/// message names the file, its mode and the `chmod` that fixes it. Group access is left
+/// alone — Kubernetes gives mounted secrets to the pod's `fsGroup`.
+pub fn check_private(path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .permissions()
+            .mode()
+            & 0o777;
+        anyhow::ensure!(
+            mode & 0o007 == 0,
+            "{} holds a private key or secret and other users may read it (mode {mode:04o}): run `chmod 600 {}` (or `chmod 640` for a group)",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// A configured `public_url` must be an absolute http(s) URL with a host and no query or
 /// fragment (`oidc.example.org` alone would become tokens' `iss` and trust files' URLs).
 pub fn check_public_url(configured: Option<&str>) -> anyhow::Result<()> {

@@ -95,6 +95,7 @@ fn unauthenticated(message: impl Into<String>) -> ApiError {
 
 impl CaService {
     pub async fn start(cfg: &CaConfig) -> anyhow::Result<Arc<Self>> {
+        crate::settings::check_private(&cfg.signing_key)?;
         let tsa = match (&cfg.tsa_url, &cfg.tsa_chain) {
             (Some(url), Some(path)) => {
                 let pem = std::fs::read(path)

@@ -98,6 +98,7 @@ fn decode_body(body: &[u8]) -> Option<(&[u8], &[u8])> {
 
 impl CtLogService {
     pub async fn start(cfg: &CtLogConfig) -> anyhow::Result<Arc<Self>> {
+        crate::settings::check_private(&cfg.signing_key)?;
         let store = Store::open(&cfg.database_url)
             .await
             .with_context(|| format!("opening {}", sigstack_storage::redact(&cfg.database_url)))?;

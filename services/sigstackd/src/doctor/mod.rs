@@ -6,6 +6,7 @@
 //! provider's discovery names itself, the timestamp authority stamps with a trusted
 //! certificate, and each service is ready.
 
+mod rollback;
 mod tsa;
 
 use anyhow::Context;
@@ -36,6 +37,11 @@ pub struct DoctorArgs {
     /// Print the findings as JSON.
     #[arg(long)]
     json: bool,
+    /// A TUF client's metadata directory (its root.json, timestamp.json, …): fail when
+    /// the repository serves older versions than it holds (a restore from an older
+    /// backup).
+    #[arg(long, value_name = "DIR")]
+    client_state: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -195,7 +201,14 @@ pub async fn run(a: DoctorArgs) -> anyhow::Result<bool> {
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
     let mut r = Report::default();
-    check(&http, &tuf_url, &root, a.warn_days * 86_400, &mut r).await;
+    check(
+        &http,
+        &tuf_url,
+        &root,
+        (a.warn_days * 86_400, a.client_state.as_deref()),
+        &mut r,
+    )
+    .await;
 
     let failed = r.0.iter().any(|f| f.status == Status::Failed);
     if a.json {
@@ -225,7 +238,13 @@ pub async fn run(a: DoctorArgs) -> anyhow::Result<bool> {
     Ok(!failed)
 }
 
-async fn check(http: &reqwest::Client, tuf_url: &str, root: &[u8], warn: i64, r: &mut Report) {
+async fn check(
+    http: &reqwest::Client,
+    tuf_url: &str,
+    root: &[u8],
+    (warn, client_state): (i64, Option<&std::path::Path>),
+    r: &mut Report,
+) {
     // --- TUF: the client workflow from the given root
     let fetch = HttpFetch {
         http: http.clone(),
@@ -245,6 +264,9 @@ async fn check(http: &reqwest::Client, tuf_url: &str, root: &[u8], warn: i64, r:
         return r.fail("tuf", format!("refresh failed: {e}{hint}"));
     }
     let t = up.trusted().clone();
+    if let Some(dir) = client_state {
+        rollback::check(dir, &t, r);
+    }
     r.ok(
         "tuf",
         format!(

@@ -61,6 +61,7 @@ impl LogService {
     /// Opens the database (migrating it), loads the key, creates the first shard if the
     /// log has none, and starts the sequencer.
     pub async fn start(cfg: &LogConfig) -> anyhow::Result<Arc<Self>> {
+        crate::settings::check_private(&cfg.signing_key)?;
         let store = Store::open(&cfg.database_url)
             .await
             .with_context(|| format!("opening {}", sigstack_storage::redact(&cfg.database_url)))?;

@@ -126,6 +126,7 @@ const RESERVED_CLAIMS: &[&str] = &[
 
 /// Reads a secret file: surrounding whitespace is not part of the secret.
 pub fn read_secret(path: &Path) -> anyhow::Result<String> {
+    crate::settings::check_private(path)?;
     let s = std::fs::read_to_string(path)
         .with_context(|| format!("reading secret {}", path.display()))?;
     let s = s.trim().to_string();

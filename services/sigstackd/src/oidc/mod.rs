@@ -129,6 +129,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl OidcService {
     pub fn start(cfg: &OidcConfig) -> anyhow::Result<Arc<Self>> {
+        crate::settings::check_private(&cfg.signing_key)?;
         let signer: Arc<dyn Signer> = sigstack_crypto::load_signer(&cfg.signing_key)
             .with_context(|| format!("loading OIDC key {}", cfg.signing_key.display()))?
             .into();

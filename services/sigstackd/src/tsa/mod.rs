@@ -26,6 +26,7 @@ pub struct TsaService {
 impl TsaService {
     /// Loads the key and chain and checks them against the TSA certificate profile.
     pub fn start(cfg: &TsaConfig) -> anyhow::Result<Arc<Self>> {
+        crate::settings::check_private(&cfg.signing_key)?;
         let signer = sigstack_crypto::load_signer(&cfg.signing_key)
             .with_context(|| format!("loading the TSA key {}", cfg.signing_key.display()))?;
         let pem = std::fs::read(&cfg.cert_chain)

@@ -137,6 +137,15 @@ impl Repo {
         self.files.get(path)
     }
 
+    /// The bytes of target `name` as the newest targets metadata names it.
+    pub fn target(&self, name: &str) -> Option<&[u8]> {
+        let info = self.targets.as_ref()?.parsed.targets.get(name)?;
+        let served = self
+            .files
+            .get(&format!("targets/{}.{name}", info.sha256()?))?;
+        info.matches(&served.body).then_some(&served.body[..])
+    }
+
     /// Every path served.
     pub fn paths(&self) -> impl Iterator<Item = &str> {
         self.files.keys().map(String::as_str)
@@ -182,14 +191,23 @@ pub struct TufService {
     publish: tokio::sync::Mutex<()>,
 }
 
+/// The version of a new snapshot or timestamp: above the last one and at least the
+/// current Unix time, so versions never go back — not even after the database is
+/// restored from a backup older than what clients hold.
+fn next_version(last: Option<u64>, now: i64) -> u64 {
+    last.map_or(1, |v| v + 1)
+        .max(u64::try_from(now).unwrap_or(0))
+}
+
 /// The snapshot and timestamp that pin `repo`'s newest targets, when the current ones do
-/// not or are past half their lifetime; `None` when nothing needs signing.
+/// not or are past half their lifetime (or always, with `force`: at start, when the
+/// database may have been restored); `None` when nothing needs signing.
 pub fn online_update(
     repo: &Repo,
     signer: &dyn Signer,
-    timestamp_ttl: i64,
-    snapshot_ttl: i64,
+    (timestamp_ttl, snapshot_ttl): (i64, i64),
     now: i64,
+    force: bool,
 ) -> anyhow::Result<Option<Vec<TufFile>>> {
     let (Some(root), Some(targets)) = (&repo.root, &repo.targets) else {
         return Ok(None);
@@ -201,11 +219,12 @@ pub fn online_update(
     let trusted = |body: &[u8], role: &str| {
         Envelope::parse(body, role).is_ok_and(|e| e.verify_by(&root.parsed, role).is_ok())
     };
-    let snapshot_fresh = repo.snapshot.as_ref().is_some_and(|s| {
-        pins(&s.parsed, "targets.json", targets.version)
-            && seconds_left(&s.parsed.expires, now) > snapshot_ttl / 2
-            && trusted(&s.body, SNAPSHOT)
-    });
+    let snapshot_fresh = !force
+        && repo.snapshot.as_ref().is_some_and(|s| {
+            pins(&s.parsed, "targets.json", targets.version)
+                && seconds_left(&s.parsed.expires, now) > snapshot_ttl / 2
+                && trusted(&s.body, SNAPSHOT)
+        });
     let timestamp_fresh = snapshot_fresh
         && repo.timestamp.as_ref().is_some_and(|t| {
             repo.snapshot
@@ -222,7 +241,7 @@ pub fn online_update(
         let s = repo.snapshot.as_ref().context("snapshot")?;
         (s.version, s.body.clone())
     } else {
-        let version = repo.snapshot.as_ref().map_or(1, |s| s.version + 1);
+        let version = next_version(repo.snapshot.as_ref().map(|s| s.version), now);
         let mut env = Envelope::new(&repo::snapshot(
             version,
             now + snapshot_ttl,
@@ -240,7 +259,7 @@ pub fn online_update(
         });
         (version, body)
     };
-    let version = repo.timestamp.as_ref().map_or(1, |t| t.version + 1);
+    let version = next_version(repo.timestamp.as_ref().map(|t| t.version), now);
     let mut env = Envelope::new(&repo::timestamp(
         version,
         now + timestamp_ttl,
@@ -260,6 +279,7 @@ pub fn online_update(
 
 impl TufService {
     pub async fn start(cfg: &TufConfig) -> anyhow::Result<Arc<Self>> {
+        crate::settings::check_private(&cfg.online_key)?;
         let store = Store::open(&cfg.database_url)
             .await
             .with_context(|| format!("opening {}", sigstack_storage::redact(&cfg.database_url)))?;
@@ -273,7 +293,7 @@ impl TufService {
             repo: RwLock::default(),
             publish: tokio::sync::Mutex::new(()),
         });
-        svc.sync().await?;
+        svc.sync_with(true).await?;
         anyhow::ensure!(
             svc.current().root.is_some(),
             "the repository has no root yet: run `sigstackd tuf init` and `sigstackd tuf publish` first"
@@ -288,6 +308,12 @@ impl TufService {
     /// Loads what was published since the last sync, then signs a fresh snapshot and
     /// timestamp if they are due.
     pub async fn sync(&self) -> anyhow::Result<()> {
+        self.sync_with(false).await
+    }
+
+    /// [`Self::sync`]; with `force`, new online metadata is signed even if the current
+    /// is fresh (at start: after a restore, clients may hold newer versions).
+    async fn sync_with(&self, force: bool) -> anyhow::Result<()> {
         let _guard = self.publish.lock().await;
         self.load().await?;
         let now = crate::sequencer::unix_now();
@@ -309,9 +335,9 @@ impl TufService {
         if let Some(files) = online_update(
             &repo,
             self.online.as_ref(),
-            self.cfg.timestamp_ttl_secs,
-            self.cfg.snapshot_ttl_secs,
+            (self.cfg.timestamp_ttl_secs, self.cfg.snapshot_ttl_secs),
             now,
+            force,
         )? {
             let names: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
             if self.store.tuf_publish(&files).await? {
@@ -594,7 +620,8 @@ pub async fn bench_resign(iterations: usize, database_url: Option<&str>) -> anyh
     let mut times = Vec::with_capacity(iterations);
     for _ in 0..iterations {
         let t = std::time::Instant::now();
-        let files = online_update(&base, &online, 86_400, 7 * 86_400, now)?.context("update")?;
+        let files =
+            online_update(&base, &online, (86_400, 7 * 86_400), now, false)?.context("update")?;
         times.push(t.elapsed().as_micros());
         anyhow::ensure!(files.len() == 2);
     }
@@ -626,7 +653,8 @@ pub async fn bench_resign(iterations: usize, database_url: Option<&str>) -> anyh
             let t = std::time::Instant::now();
             // due by expiry: the clock moves a timestamp lifetime on each round
             let at = now + i as i64 * 86_400;
-            let files = online_update(&repo, &online, 86_400, 86_400, at)?.context("update")?;
+            let files =
+                online_update(&repo, &online, (86_400, 86_400), at, false)?.context("update")?;
             anyhow::ensure!(store.tuf_publish(&files).await?, "conflict");
             repo.apply(store.tuf_files(repo.last_seq).await?)?;
             times.push(t.elapsed().as_micros());
@@ -689,13 +717,16 @@ mod tests {
         );
         let now = 1_790_000_000;
         let mut repo = repo_with(&online, &offline, now);
-        // nothing signed yet: snapshot 1 and timestamp 1
-        let files = online_update(&repo, &online, 100, 1000, now)
+        // nothing signed yet: versions from the clock
+        let files = online_update(&repo, &online, (100, 1000), now, false)
             .expect("update")
             .expect("due");
         assert_eq!(
             files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
-            ["1.snapshot.json", "1.timestamp.json"]
+            [
+                format!("{now}.snapshot.json"),
+                format!("{now}.timestamp.json")
+            ]
         );
         let seq = files.into_iter().zip(3..).map(|(mut f, s)| {
             f.seq = s;
@@ -703,21 +734,32 @@ mod tests {
         });
         repo.apply(seq.collect()).expect("apply");
         assert!(
-            online_update(&repo, &online, 100, 1000, now + 10)
+            online_update(&repo, &online, (100, 1000), now + 10, false)
                 .expect("update")
                 .is_none(),
             "fresh"
         );
         // past half the timestamp's life: only a new timestamp
-        let files = online_update(&repo, &online, 100, 1000, now + 60)
+        let files = online_update(&repo, &online, (100, 1000), now + 60, false)
             .expect("update")
             .expect("due");
         assert_eq!(
             files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
-            ["2.timestamp.json"]
+            [format!("{}.timestamp.json", now + 60)]
+        );
+        // at start (force): both, though fresh; a clock behind the versions still counts up
+        let files = online_update(&repo, &online, (100, 1000), now - 5000, true)
+            .expect("update")
+            .expect("forced");
+        assert_eq!(
+            files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+            [
+                format!("{}.snapshot.json", now + 1),
+                format!("{}.timestamp.json", now + 1)
+            ]
         );
         // past half the snapshot's life: both
-        let files = online_update(&repo, &online, 100, 1000, now + 600)
+        let files = online_update(&repo, &online, (100, 1000), now + 600, false)
             .expect("update")
             .expect("due");
         assert_eq!(files.len(), 2);
@@ -727,7 +769,7 @@ mod tests {
         let mut next = repo.clone();
         next.root = rotated.root;
         assert_eq!(
-            online_update(&next, &other, 100, 1000, now + 10)
+            online_update(&next, &other, (100, 1000), now + 10, false)
                 .expect("update")
                 .expect("due")
                 .len(),

@@ -101,7 +101,7 @@ pub struct CaStack {
 
 fn write_key(dir: &std::path::Path, name: &str, key: &FileSigner) -> PathBuf {
     let p = dir.join(name);
-    std::fs::write(&p, key.to_pkcs8_pem().expect("pem")).expect("key");
+    crate::support::write_private(&p, key.to_pkcs8_pem().expect("pem"));
     p
 }
 

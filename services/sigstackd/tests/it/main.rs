@@ -156,6 +156,11 @@ fn ca_new_intermediate() {
 }
 
 #[test]
+fn init_again_keeps_what_the_operator_did() {
+    rotation::init_again_keeps_what_the_operator_did()
+}
+
+#[test]
 fn cosign_flag_parity() {
     cosign_interop::cosign_flag_parity()
 }

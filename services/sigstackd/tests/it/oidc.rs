@@ -29,7 +29,7 @@ async fn start_idp() -> Idp {
 fn secret_file(dir: &std::path::Path, name: &str) -> (String, String) {
     let secret = sigstack_oidc::grants::handle(rand::random())[..32].to_string();
     let p = dir.join(name);
-    std::fs::write(&p, format!("{secret}\n")).expect("secret");
+    crate::support::write_private(&p, format!("{secret}\n"));
     (p.display().to_string(), secret)
 }
 
@@ -37,7 +37,7 @@ fn secret_file(dir: &std::path::Path, name: &str) -> (String, String) {
 async fn start_idp_with(dir: &std::path::Path, extra: &str, port: u16) -> Idp {
     let key = FileSigner::generate(Curve::P256);
     let key_path = dir.join("oidc.pem");
-    std::fs::write(&key_path, key.to_pkcs8_pem().expect("pem")).expect("key");
+    crate::support::write_private(&key_path, key.to_pkcs8_pem().expect("pem"));
     // the hash an operator would make with `sigstackd oidc hash-password`
     let hash = {
         use std::io::Write;

@@ -186,3 +186,213 @@ fn get_text(url: &str) -> std::io::Result<(u16, String)> {
         .unwrap_or_default();
     Ok((code, body))
 }
+
+/// `init` run again on a stack in production: it keeps the operator's edits and keys,
+/// never makes a root or key behind their back (the offline keys are away), takes trust
+/// from what TUF published, and publishes only what the stack uses and trust lacks — and
+/// only with the targets key at hand.
+pub fn init_again_keeps_what_the_operator_did() {
+    let dir = temp_dir("init-again");
+    let etc = dir.join("etc");
+    let keys = etc.join("keys");
+    let db = format!("sqlite://{}", dir.join("db.sqlite").display());
+    let init = |extra: &[&str]| {
+        let mut args = vec!["init", "--dir", p(&etc), "--database-url", &db];
+        args.extend_from_slice(extra);
+        sigstackd(&args)
+    };
+    let (ok, out) = init(&[]);
+    assert!(ok && out.contains("prepared"), "init: {out}");
+    let read = |f: &str| std::fs::read(etc.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+    let text = |f: &str| String::from_utf8(read(f)).expect("utf-8");
+    // the identity provider's public key, for `previous_keys` after a rotation
+    assert!(text("keys/oidc.pub.pem").contains("BEGIN PUBLIC KEY"));
+
+    // the operator edits a setting, rotates the intermediate and points the CA at it
+    let oidc = text("oidc.toml").replacen("signing_key", "token_ttl_secs = 123\nsigning_key", 1);
+    write_private(&etc.join("oidc.toml"), oidc);
+    let (ok, out) = sigstackd(&[
+        "ca",
+        "new-intermediate",
+        "--root-key",
+        p(&keys.join("ca-root.pem")),
+        "--chain",
+        p(&keys.join("ca-chain.pem")),
+        "--out-key",
+        p(&keys.join("ca-intermediate-2.pem")),
+        "--out-chain",
+        p(&keys.join("ca-chain-2.pem")),
+    ]);
+    assert!(ok, "{out}");
+    let ca = text("ca.toml")
+        .replace("ca-intermediate.pem", "ca-intermediate-2.pem")
+        .replace("ca-chain.pem", "ca-chain-2.pem");
+    write_private(&etc.join("ca.toml"), ca);
+    // production: the offline keys leave the machine
+    let offline = dir.join("offline");
+    std::fs::create_dir_all(&offline).expect("dir");
+    let away = [
+        (keys.join("ca-root.pem"), offline.join("ca-root.pem")),
+        (keys.join("tsa-root.pem"), offline.join("tsa-root.pem")),
+        (etc.join("tuf-ceremony/keys"), offline.join("tuf-keys")),
+    ];
+    for (from, to) in &away {
+        std::fs::rename(from, to).expect("move offline");
+    }
+    let trusted_before = read("trusted_root.json");
+
+    // the new chain is not in the published trust, and the targets key is away: refused,
+    // naming the commands; no root is made
+    let (ok, out) = init(&[]);
+    assert!(
+        !ok && out.contains("CA chain") && out.contains("sigstackd trust export"),
+        "{out}"
+    );
+    assert!(!keys.join("ca-root.pem").exists(), "init made a CA root");
+    assert!(!keys.join("tsa-root.pem").exists(), "init made a TSA root");
+    assert_eq!(read("trusted_root.json"), trusted_before);
+
+    // with the targets key back for this run: a new targets version adds the new chain,
+    // the old one stays
+    std::fs::rename(&away[2].1, &away[2].0).expect("back");
+    let (ok, out) = init(&[]);
+    assert!(
+        ok && out.contains("publishing a new targets version") && out.contains("CA chain"),
+        "{out}"
+    );
+    std::fs::rename(&away[2].0, &away[2].1).expect("away again");
+    let trusted: serde_json::Value =
+        serde_json::from_slice(&read("trusted_root.json")).expect("json");
+    let cas = trusted["certificateAuthorities"].as_array().expect("cas");
+    assert_eq!(cas.len(), 2, "{trusted}");
+    assert!(!keys.join("ca-root.pem").exists(), "init made a CA root");
+
+    // once more, with another log URL on the command line: nothing to publish, every
+    // file kept, the difference reported
+    let published = read("trusted_root.json");
+    let key_files = |d: &std::path::Path| {
+        let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(d)
+            .expect("keys")
+            .map(|e| {
+                let e = e.expect("entry");
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).expect("read"),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let keys_before = key_files(&keys);
+    let (ok, out) = init(&["--log-url", "http://127.0.0.1:1"]);
+    assert!(
+        ok && out.contains("checked") && !out.contains("publishing"),
+        "{out}"
+    );
+    assert!(out.contains("log.toml: kept public_url"), "{out}");
+    assert_eq!(read("trusted_root.json"), published);
+    assert_eq!(key_files(&keys), keys_before, "a key file changed");
+    assert!(text("ca.toml").contains("ca-intermediate-2.pem"));
+    assert!(text("oidc.toml").contains("token_ttl_secs = 123"));
+    assert!(text("log.toml").contains("http://localhost:3000"));
+    let stack: serde_json::Value = serde_json::from_slice(&read("stack.json")).expect("json");
+    assert!(
+        stack["services"]["ca"]["chain"]
+            .as_str()
+            .is_some_and(|c| c.ends_with("ca-chain-2.pem")),
+        "{stack}"
+    );
+
+    // --reconfigure: the URL flags go into the files and a new targets version names them
+    std::fs::rename(&away[2].1, &away[2].0).expect("back");
+    let (ok, out) = init(&["--reconfigure", "--log-url", "http://127.0.0.1:1"]);
+    assert!(
+        ok && out.contains("publishing a new targets version")
+            && out.contains("is now http://127.0.0.1:1"),
+        "{out}"
+    );
+    std::fs::rename(&away[2].0, &away[2].1).expect("away again");
+    assert!(text("log.toml").contains("public_url = \"http://127.0.0.1:1\""));
+    assert!(text("log.toml").contains("listen = \"0.0.0.0:1\""));
+    assert!(text("ca.toml").contains("tlog_url = \"http://127.0.0.1:1\""));
+    assert!(
+        text("ca.toml").contains("ca-intermediate-2.pem"),
+        "key paths kept"
+    );
+    let trusted: serde_json::Value =
+        serde_json::from_slice(&read("trusted_root.json")).expect("json");
+    assert_eq!(
+        trusted["tlogs"][0]["baseUrl"], "http://127.0.0.1:1",
+        "{trusted}"
+    );
+    assert_eq!(
+        trusted["certificateAuthorities"].as_array().map(Vec::len),
+        Some(2)
+    );
+    let signing: serde_json::Value =
+        serde_json::from_slice(&read("signing_config.v0.2.json")).expect("json");
+    assert_eq!(
+        signing["rekorTlogUrls"][0]["url"], "http://127.0.0.1:1",
+        "{signing}"
+    );
+
+    // a key gone: refused, never made anew
+    let log_key = read("keys/log.pem");
+    std::fs::remove_file(keys.join("log.pem")).expect("rm");
+    let (ok, out) = init(&[]);
+    assert!(
+        !ok && out.contains("log.pem") && out.contains("never makes a new key"),
+        "{out}"
+    );
+    assert!(!keys.join("log.pem").exists());
+    write_private(&keys.join("log.pem"), &log_key);
+
+    // a key other users can read: the service refuses to start, saying how to fix it
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let set = |mode| {
+            std::fs::set_permissions(keys.join("log.pem"), std::fs::Permissions::from_mode(mode))
+                .expect("chmod")
+        };
+        set(0o644);
+        let (ok, out) = crate::keyless::run_within(
+            Command::new(env!("CARGO_BIN_EXE_sigstackd"))
+                .args(["log", "--config", p(&etc.join("log.toml"))])
+                .env("SIGSTACK_LOG_LISTEN", format!("127.0.0.1:{}", free_port())),
+            std::time::Duration::from_secs(30),
+        );
+        assert!(!ok && out.contains("chmod 600"), "{out}");
+        set(0o600);
+    }
+
+    // --owner: the directory goes to the services' user, the offline keys do not
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let root = effective_uid() == 0;
+        let (ok, out) = init(&["--owner", "4242:4243"]);
+        if root {
+            assert!(ok, "{out}");
+            for f in ["log.toml", "keys/log.pem", "keys", "stack.json"] {
+                let m = std::fs::metadata(etc.join(f)).expect(f);
+                assert_eq!((m.uid(), m.gid()), (4242, 4243), "{f}");
+            }
+            std::fs::rename(&away[2].1, &away[2].0).expect("back");
+            let (ok, out) = init(&["--owner", "4242"]);
+            assert!(ok, "{out}");
+            let m = std::fs::metadata(etc.join("tuf-ceremony/keys/targets-1.pem")).expect("k");
+            assert_ne!(m.uid(), 4242, "an offline key was given away");
+        } else {
+            assert!(!ok && out.contains("run init as root"), "{out}");
+        }
+    }
+}
+
+/// The effective user ID (from `id -u`).
+fn effective_uid() -> u32 {
+    let (ok, out) = run(Command::new("id").arg("-u"));
+    assert!(ok, "{out}");
+    out.trim().parse().expect("uid")
+}

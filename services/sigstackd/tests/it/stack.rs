@@ -728,6 +728,11 @@ pub async fn production_stack_on_postgres() {
     );
     let (ok, out) = doctor(&stack_path);
     assert!(ok, "doctor after the restore: {out}");
+    // a TUF client refreshes now: it holds online metadata newer than the dump's
+    let tuf_root = etc.join("tuf-ceremony/1.root.json");
+    let meta = dir.join("ptuf-meta");
+    let (ok, out) = crate::tuf::python_tuf(&url("tuf"), &tuf_root, &meta, &dir.join("ptuf-dl"));
+    assert!(ok, "python-tuf after the restore: {out}");
 
     // restoring that backup again loses the entry signed since: a client that saw it
     // reports the log as behind its checkpoint
@@ -736,6 +741,44 @@ pub async fn production_stack_on_postgres() {
     }
     restore(&admin, &db, &backup);
     let _procs = start_all(&etc, &dir, &urls);
+    // the TUF repository does not go back with the database: at start the service signs
+    // a snapshot and timestamp above the clock, so that client keeps updating
+    let (ok, out) = crate::tuf::python_tuf(&url("tuf"), &tuf_root, &meta, &dir.join("ptuf-dl"));
+    assert!(
+        ok,
+        "python-tuf, holding newer metadata than the restored dump: {out}"
+    );
+    let (ok, out) = run(Command::new(env!("CARGO_BIN_EXE_sigstackd")).args([
+        "doctor",
+        "--stack",
+        p(&stack_path),
+        "--client-state",
+        p(&meta),
+    ]));
+    assert!(
+        ok && out.contains("not behind the client state"),
+        "doctor with the client's state: {out}"
+    );
+    // a client holding a targets version the restored database lost: reported, with
+    // what to do
+    let ahead = dir.join("ahead");
+    std::fs::create_dir_all(&ahead).expect("dir");
+    let mut targets: Value =
+        serde_json::from_slice(&std::fs::read(meta.join("targets.json")).expect("targets"))
+            .expect("json");
+    targets["signed"]["version"] = Value::from(999);
+    std::fs::write(ahead.join("targets.json"), targets.to_string()).expect("w");
+    let (ok, out) = run(Command::new(env!("CARGO_BIN_EXE_sigstackd")).args([
+        "doctor",
+        "--stack",
+        p(&stack_path),
+        "--client-state",
+        p(&ahead),
+    ]));
+    assert!(
+        !ok && out.contains("< v999") && out.contains("sigstackd tuf publish"),
+        "doctor with a client ahead of the repository: {out}"
+    );
     let o = c.ours.run(&["log", "info"]);
     assert!(
         !o.ok()

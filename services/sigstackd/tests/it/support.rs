@@ -90,7 +90,7 @@ impl Server {
         let dir = temp_dir("log");
         let key = FileSigner::generate(Curve::P256);
         let key_path = dir.join("log.pem");
-        std::fs::write(&key_path, key.to_pkcs8_pem().expect("pem")).expect("key file");
+        write_private(&key_path, key.to_pkcs8_pem().expect("pem"));
         let database_url = match backend {
             Backend::Sqlite if database_url.is_empty() => {
                 format!("sqlite://{}", dir.join("log.db").display())
@@ -212,7 +212,7 @@ impl Server {
         self.kill();
         let key = FileSigner::generate(Curve::P256);
         let path = self.dir.join("other.pem");
-        std::fs::write(&path, key.to_pkcs8_pem().expect("pem")).expect("key");
+        write_private(&path, key.to_pkcs8_pem().expect("pem"));
         for (k, v) in self.env.iter_mut() {
             if k == "SIGSTACK_LOG_SIGNING_KEY" {
                 *v = path.display().to_string();
@@ -400,4 +400,16 @@ pub async fn get_json(client: &reqwest::Client, url: &str) -> (u16, Value) {
     let r = client.get(url).send().await.expect("request");
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Writes a private key or secret as an operator must: readable by its owner only.
+pub fn write_private(path: &std::path::Path, bytes: impl AsRef<[u8]>) {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)
+        .and_then(|mut f| f.write_all(bytes.as_ref()))
+        .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
 }

@@ -1,0 +1,690 @@
+//! `sigstackd init`: prepares a production (or staging) stack in one directory — keys,
+//! a CA chain, one configuration file per service, the trust files, and a one-key TUF
+//! ceremony published into the database. Every service then starts with
+//! `sigstackd <service> --config DIR/<service>.toml`. The compose file's one-shot `init`
+//! container runs it.
+//!
+//! Running it again is safe: it never makes a key for a stack whose trust is published
+//! (a missing one is refused, naming what to do), never replaces the CA chain (its root
+//! key can stay offline), keeps every configuration file as the operator left it (adding
+//! only settings new in this version, and reporting flags that differ), and takes the
+//! trust files from what the TUF repository has published. It publishes a new targets
+//! version only when the stack uses material that trust lacks (a service added since),
+//! and only with the targets key at hand.
+
+mod files;
+mod published;
+
+use crate::bootstrap::{
+    CaEntry, CtEntry, LogEntry, OidcEntry, Services, StackFile, TufEntry, write_atomic,
+};
+use crate::trust::{self, StackTrust};
+use anyhow::Context;
+use files::{ConfigFile, q, qp};
+use sigstack_crypto::{Certificate, Curve, FileSigner, KeyMaterial, Signer};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub struct InitArgs {
+    /// Directory for keys, configuration, trust files and the TUF ceremony (created,
+    /// mode 0700). Every path in the configuration files points inside it, so mount it
+    /// at the same place wherever the services run.
+    #[arg(long, env = "SIGSTACK_INIT_DIR", default_value = "/etc/sigstack")]
+    pub dir: PathBuf,
+    /// The database every service shares: postgres://… (migrated here) or sqlite://PATH.
+    #[arg(long, env = "SIGSTACK_DATABASE_URL")]
+    pub database_url: String,
+    /// Where clients reach the transparency log (the trusted root's baseUrl).
+    #[arg(
+        long,
+        env = "SIGSTACK_INIT_LOG_URL",
+        default_value = "http://localhost:3000"
+    )]
+    pub log_url: String,
+    /// Where clients reach the CA.
+    #[arg(
+        long,
+        env = "SIGSTACK_INIT_CA_URL",
+        default_value = "http://localhost:5555"
+    )]
+    pub ca_url: String,
+    /// Where clients reach the CT log.
+    #[arg(
+        long,
+        env = "SIGSTACK_INIT_CTLOG_URL",
+        default_value = "http://localhost:6962"
+    )]
+    pub ctlog_url: String,
+    /// The OIDC issuer URL (tokens' `iss`; what verifiers pass as the OIDC issuer).
+    #[arg(
+        long,
+        env = "SIGSTACK_INIT_OIDC_URL",
+        default_value = "http://localhost:5556"
+    )]
+    pub oidc_url: String,
+    /// Where clients reach the timestamp authority (its chain goes into the trusted root,
+    /// its endpoint into the signing config).
+    #[arg(
+        long,
+        env = "SIGSTACK_INIT_TSA_URL",
+        default_value = "http://localhost:3004"
+    )]
+    pub tsa_url: String,
+    /// Where clients reach the TUF repository (the mirror they bootstrap from).
+    #[arg(
+        long,
+        env = "SIGSTACK_INIT_TUF_URL",
+        default_value = "http://localhost:8088"
+    )]
+    pub tuf_url: String,
+    /// Where the CA reaches the CT log, if not at --ctlog-url (e.g. http://ctlog:6962).
+    #[arg(long, env = "SIGSTACK_INIT_CTLOG_INTERNAL_URL")]
+    pub ctlog_internal_url: Option<String>,
+    /// Where the CA fetches the issuer's discovery and keys, if not at --oidc-url
+    /// (e.g. http://oidc:5556 inside a compose network).
+    #[arg(long, env = "SIGSTACK_INIT_OIDC_INTERNAL_URL")]
+    pub oidc_internal_url: Option<String>,
+    /// Address the services listen on. Each listens on its URL's port, or, for a URL
+    /// without one (behind a TLS-terminating proxy), on its standard port: log 3000,
+    /// CA 5555, OIDC 5556, CT log 6962, TUF 8088, TSA 3004.
+    #[arg(long, env = "SIGSTACK_INIT_LISTEN_HOST", default_value = "0.0.0.0")]
+    pub listen_host: IpAddr,
+    /// Who runs the stack (trust files' operator, the CA's subject organisation).
+    #[arg(long, env = "SIGSTACK_INIT_OPERATOR", default_value = "sigstack")]
+    pub operator: String,
+    /// The first local account of the identity provider (password written to
+    /// DIR/admin-password, mode 0600).
+    #[arg(
+        long,
+        env = "SIGSTACK_INIT_ADMIN_EMAIL",
+        default_value = "admin@sigstack.test"
+    )]
+    pub admin_email: String,
+    /// Give the directory and every file in it to this user (and group): the UID the
+    /// services run as (the manifests' 65532). Needs root.
+    #[arg(long, env = "SIGSTACK_INIT_OWNER", value_name = "UID[:GID]")]
+    pub owner: Option<String>,
+    /// Apply the URL flags (and --listen-host, --database-url, --operator) to existing
+    /// configuration files, and publish trust naming the new URLs (needs the TUF targets
+    /// key). Without it, a second run keeps the files as they are.
+    #[arg(long, env = "SIGSTACK_INIT_RECONFIGURE")]
+    pub reconfigure: bool,
+}
+
+/// The settings `--reconfigure` takes from the flags.
+const FROM_FLAGS: [&str; 8] = [
+    "listen",
+    "public_url",
+    "database_url",
+    "ctlog_url",
+    "tlog_url",
+    "oidc_url",
+    "tsa_url",
+    "operator",
+];
+
+/// Where each service listens when its URL names no port.
+pub const STANDARD_PORTS: [(&str, u16); 6] = [
+    ("log", 3000),
+    ("tsa", 3004),
+    ("ca", 5555),
+    ("oidc", 5556),
+    ("ctlog", 6962),
+    ("tuf", 8088),
+];
+
+/// The port a service listens on: its public URL's when the URL names one; else (the
+/// scheme's default port: the service is behind a TLS-terminating proxy) `standard`.
+fn port_of(url: &str, standard: u16) -> anyhow::Result<u16> {
+    let u = reqwest::Url::parse(url).with_context(|| format!("{url} is not a URL"))?;
+    anyhow::ensure!(
+        matches!(u.scheme(), "http" | "https") && u.path() == "/" && u.query().is_none(),
+        "{url}: give a service's base URL (http or https, no path)"
+    );
+    Ok(u.port().unwrap_or(standard))
+}
+
+/// Refuses, before anything is written, what would leave the directory and the database
+/// disagreeing: another stack's TUF repository in the database.
+fn refuse_mismatch(dir: &Path, published_root: Option<&[u8]>) -> anyhow::Result<()> {
+    let ceremony = dir.join("tuf-ceremony");
+    let ours = std::fs::read(ceremony.join("1.root.json")).ok();
+    match (published_root, &ours) {
+        (Some(db), Some(mine)) if db != mine.as_slice() => anyhow::bail!(
+            "this database holds another stack's TUF repository (its 1.root.json differs from {}): use a new database, or the directory that stack was prepared in",
+            ceremony.display()
+        ),
+        (Some(_), None) => anyhow::bail!(
+            "this database already holds a TUF repository, and {} has no ceremony for it: use a new database, or the directory that stack was prepared in",
+            dir.display()
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// A key of the stack at `path`: there, or (`make`: a first run, or a service new since)
+/// made now. A stack whose trust is published never gets a key behind its operator's back.
+fn require_key(path: &Path, make: bool, what: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        make || path.exists(),
+        "{what} {} is missing, and this stack's trust is published: `init` never makes a new key for it. Restore the file from your backup, or rotate the key (README, \"Rotating keys\") and point the configuration at the new one",
+        path.display()
+    );
+    Ok(())
+}
+
+fn read_chain(path: &Path) -> anyhow::Result<Vec<Certificate>> {
+    let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    match KeyMaterial::from_pem(&pem).with_context(|| format!("parsing {}", path.display()))? {
+        KeyMaterial::Certificates(c) if !c.is_empty() => Ok(c),
+        _ => anyhow::bail!("{} holds no certificates", path.display()),
+    }
+}
+
+/// The service URLs, trimmed.
+struct Urls {
+    log: String,
+    ca: String,
+    ct: String,
+    oidc: String,
+    tuf: String,
+    tsa: String,
+}
+
+/// Every configuration file as a first run writes it (keys at their default paths).
+fn config_files(
+    a: &InitArgs,
+    u: &Urls,
+    dir: &Path,
+    password: &str,
+) -> anyhow::Result<Vec<ConfigFile>> {
+    let listen = |url: &str, service: &str| -> anyhow::Result<String> {
+        let standard = STANDARD_PORTS
+            .iter()
+            .find(|(n, _)| *n == service)
+            .map_or(0, |p| p.1);
+        Ok(q(std::net::SocketAddr::new(
+            a.listen_host,
+            port_of(url, standard)?,
+        )
+        .to_string()))
+    };
+    let keys = dir.join("keys");
+    let k = |n: &str| qp(&keys.join(n));
+    let db = q(&a.database_url);
+    let trim = |s: &str| s.trim_end_matches('/').to_string();
+    // the hash is costly: made only for a file that will be written
+    let password_hash = if dir.join("oidc.toml").exists() {
+        String::new()
+    } else {
+        q(sigstack_oidc::login::hash_password(
+            password,
+            rand::random(),
+        )?)
+    };
+    Ok(vec![
+        ConfigFile {
+            name: "log.toml",
+            env: "SIGSTACK_LOG_",
+            top: vec![
+                ("listen", listen(&u.log, "log")?),
+                ("public_url", q(&u.log)),
+                ("database_url", db.clone()),
+                ("signing_key", k("log.pem")),
+            ],
+            tables: String::new(),
+        },
+        ConfigFile {
+            name: "ctlog.toml",
+            env: "SIGSTACK_CTLOG_",
+            top: vec![
+                ("listen", listen(&u.ct, "ctlog")?),
+                ("database_url", db.clone()),
+                ("signing_key", k("ctlog.pem")),
+                ("roots", k("ca-root.crt.pem")),
+            ],
+            tables: String::new(),
+        },
+        ConfigFile {
+            name: "ca.toml",
+            env: "SIGSTACK_CA_",
+            top: vec![
+                ("listen", listen(&u.ca, "ca")?),
+                ("public_url", q(&u.ca)),
+                ("signing_key", k("ca-intermediate.pem")),
+                ("ca_chain", k("ca-chain.pem")),
+                ("issuers", qp(&dir.join("issuers.yaml"))),
+                (
+                    "ctlog_url",
+                    q(a.ctlog_internal_url.as_deref().map_or(u.ct.clone(), trim)),
+                ),
+                ("ctlog_public_key", k("ctlog.pub.pem")),
+                ("tlog_url", q(&u.log)),
+                ("oidc_url", q(&u.oidc)),
+                ("tsa_url", q(&u.tsa)),
+                ("tsa_chain", k("tsa-chain.pem")),
+                ("operator", q(&a.operator)),
+            ],
+            tables: match &a.oidc_internal_url {
+                Some(i) => format!("[issuer_routes]\n{} = {}\n", q(&u.oidc), q(trim(i))),
+                None => String::new(),
+            },
+        },
+        ConfigFile {
+            name: "oidc.toml",
+            env: "SIGSTACK_OIDC_",
+            top: vec![
+                ("listen", listen(&u.oidc, "oidc")?),
+                ("public_url", q(&u.oidc)),
+                ("signing_key", k("oidc.pem")),
+            ],
+            tables: format!(
+                "[[users]]\nusername = {}\nemail = {}\npassword_hash = {password_hash}\n\n\
+                 [[clients]]\nid = \"ci\"\nsecret_file = {}\n[clients.workload]\nsubject = {}\naudiences = [\"sigstore\"]\n",
+                q(username(a)?),
+                q(&a.admin_email),
+                qp(&dir.join("ci-secret")),
+                q(format!("{}/jobs/ci", u.oidc)),
+            ),
+        },
+        ConfigFile {
+            name: "tuf.toml",
+            env: "SIGSTACK_TUF_",
+            top: vec![
+                ("listen", listen(&u.tuf, "tuf")?),
+                ("database_url", db),
+                ("online_key", k("tuf-online.pem")),
+            ],
+            tables: String::new(),
+        },
+        ConfigFile {
+            name: "tsa.toml",
+            env: "SIGSTACK_TSA_",
+            top: vec![
+                ("listen", listen(&u.tsa, "tsa")?),
+                ("signing_key", k("tsa.pem")),
+                ("cert_chain", k("tsa-chain.pem")),
+            ],
+            tables: String::new(),
+        },
+    ])
+}
+
+fn username(a: &InitArgs) -> anyhow::Result<&str> {
+    a.admin_email
+        .split('@')
+        .next()
+        .filter(|u| !u.is_empty())
+        .context("--admin-email must be an e-mail address")
+}
+
+/// Gives the directory to `owner` (`UID[:GID]`), except the keys meant to go offline
+/// (the CA and TSA roots' keys, the TUF ceremony's keys): they stay with whoever ran init.
+#[cfg(unix)]
+fn give_to(dir: &Path, owner: &str) -> anyhow::Result<()> {
+    let (uid, gid) = match owner.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (owner, None),
+    };
+    let uid: u32 = uid
+        .parse()
+        .with_context(|| format!("--owner {owner}: give a numeric UID[:GID]"))?;
+    let gid: Option<u32> = gid
+        .map(|g| g.parse())
+        .transpose()
+        .with_context(|| format!("--owner {owner}: give a numeric UID[:GID]"))?;
+    let offline = [
+        dir.join("keys/ca-root.pem"),
+        dir.join("keys/tsa-root.pem"),
+        dir.join("tuf-ceremony/keys"),
+    ];
+    fn walk(p: &Path, f: &mut dyn FnMut(&Path) -> anyhow::Result<()>) -> anyhow::Result<()> {
+        f(p)?;
+        if p.is_dir() && !p.is_symlink() {
+            for e in std::fs::read_dir(p)? {
+                walk(&e?.path(), f)?;
+            }
+        }
+        Ok(())
+    }
+    walk(dir, &mut |p| {
+        if offline.iter().any(|o| p.starts_with(o)) {
+            return Ok(());
+        }
+        std::os::unix::fs::lchown(p, Some(uid), gid)
+            .with_context(|| format!("giving {} to {owner} (run init as root)", p.display()))
+    })
+}
+
+#[cfg(not(unix))]
+fn give_to(_: &Path, _: &str) -> anyhow::Result<()> {
+    anyhow::bail!("--owner works on Unix only")
+}
+
+pub async fn run(a: InitArgs) -> anyhow::Result<()> {
+    let trim = |u: &str| u.trim_end_matches('/').to_string();
+    let u = Urls {
+        log: trim(&a.log_url),
+        ca: trim(&a.ca_url),
+        ct: trim(&a.ctlog_url),
+        oidc: trim(&a.oidc_url),
+        tuf: trim(&a.tuf_url),
+        tsa: trim(&a.tsa_url),
+    };
+    // every URL is checked before anything is touched
+    for (url, s) in [
+        (&u.log, "log"),
+        (&u.ca, "ca"),
+        (&u.ct, "ctlog"),
+        (&u.oidc, "oidc"),
+        (&u.tuf, "tuf"),
+        (&u.tsa, "tsa"),
+    ] {
+        port_of(url, 0).with_context(|| format!("the {s} URL"))?;
+    }
+    username(&a)?;
+    let store = sigstack_storage::Store::connect(&a.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "connecting to {}",
+                sigstack_storage::redact(&a.database_url)
+            )
+        })?;
+    sigstack_storage::migrate(&store).await?;
+    let tuf_files = store.tuf_files(0).await?;
+    store.close().await;
+    let first_root = tuf_files
+        .iter()
+        .find(|f| f.path == "1.root.json")
+        .map(|f| f.body.clone());
+    refuse_mismatch(&a.dir, first_root.as_deref())?;
+    let mut repo = crate::tuf::Repo::default();
+    repo.apply(tuf_files)?;
+    // the stack's trust as clients have it, if it has been published
+    let live = published::read(&repo)?;
+
+    std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
+    let dir = std::fs::canonicalize(&a.dir)?;
+    let keys = dir.join("keys");
+    std::fs::create_dir_all(&keys)?;
+    #[cfg(unix)]
+    for d in [&dir, &keys] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))?;
+    }
+
+    let password_file = dir.join("admin-password");
+    let password = crate::bootstrap::secret(&password_file)?;
+    let ci_secret = dir.join("ci-secret");
+    crate::bootstrap::secret(&ci_secret)?;
+    let issuers = dir.join("issuers.yaml");
+    if !issuers.exists() {
+        write_atomic(
+            &issuers,
+            crate::bootstrap::issuer_yaml(
+                "written by `sigstackd init`: the stack's own issuer (people, by e-mail) and its workload issuer (CI jobs); edit it and restart the CA to trust more",
+                &u.oidc,
+                &[],
+            )
+            .as_bytes(),
+        )?;
+    }
+    let mut created = Vec::new();
+    let mut notes = Vec::new();
+    for f in config_files(&a, &u, &dir, &password)? {
+        let o = f.write_or_merge(&dir, if a.reconfigure { &FROM_FLAGS } else { &[] })?;
+        if o.created {
+            created.push(f.name);
+        }
+        if !o.added.is_empty() {
+            notes.push(format!("{}: added {}", f.name, o.added.join(", ")));
+        }
+        if !o.replaced.is_empty() {
+            notes.push(format!("{}: set {}", f.name, o.replaced.join(", ")));
+        }
+        for (key, kept, flag) in o.differs {
+            notes.push(format!(
+                "{}: kept {key} = {kept} (the flags give {flag}; edit the file to change it)",
+                f.name
+            ));
+        }
+    }
+    // every file must load as the service will load it
+    let log_cfg = crate::log::config::LogConfig::load(Some(&dir.join("log.toml")))?;
+    let ct_cfg = crate::ctlog::config::CtLogConfig::load(Some(&dir.join("ctlog.toml")))?;
+    let ca_cfg = crate::ca::config::CaConfig::load(Some(&dir.join("ca.toml")))?;
+    let oidc_cfg = crate::oidc::config::OidcConfig::load(Some(&dir.join("oidc.toml")))?;
+    let tuf_cfg = crate::tuf::config::TufConfig::load(Some(&dir.join("tuf.toml")))?;
+    let tsa_cfg = crate::tsa::config::TsaConfig::load(Some(&dir.join("tsa.toml")))?;
+    let make = |file: &str| live.is_none() || created.contains(&file);
+
+    require_key(&log_cfg.signing_key, make("log.toml"), "the log's key")?;
+    let log_key = FileSigner::load_or_generate(&log_cfg.signing_key, Curve::P256)?;
+    let log_pub = keys.join("log.pub.pem");
+    write_atomic(&log_pub, log_key.public_key().to_pem().as_bytes())?;
+    require_key(&ct_cfg.signing_key, make("ctlog.toml"), "the CT log's key")?;
+    let ct_key = FileSigner::load_or_generate(&ct_cfg.signing_key, Curve::P256)?;
+    let ct_pub = keys.join("ctlog.pub.pem");
+    write_atomic(&ct_pub, ct_key.public_key().to_pem().as_bytes())?;
+    let chain = if make("ca.toml") {
+        crate::bootstrap::ca_chain(&keys, &a.operator, &format!("{} CA", a.operator))?.2
+    } else {
+        require_key(&ca_cfg.signing_key, false, "the CA's key")?;
+        let key = sigstack_crypto::load_signer(&ca_cfg.signing_key)?;
+        let chain = read_chain(&ca_cfg.ca_chain)?;
+        anyhow::ensure!(
+            chain[0].public_key() == key.public_key(),
+            "{} is not the chain of {}",
+            ca_cfg.ca_chain.display(),
+            ca_cfg.signing_key.display()
+        );
+        chain
+    };
+    let ca_root = &chain[chain.len() - 1];
+    if make("ctlog.toml") || !ct_cfg.roots.exists() {
+        write_atomic(&ct_cfg.roots, ca_root.to_pem().as_bytes())?;
+    }
+    let tsa_chain = if make("tsa.toml") {
+        crate::bootstrap::tsa_chain(
+            &keys,
+            &a.operator,
+            &format!("{} timestamp authority", a.operator),
+        )?
+        .2
+    } else {
+        require_key(&tsa_cfg.signing_key, false, "the timestamp authority's key")?;
+        let key = FileSigner::load(&tsa_cfg.signing_key)?;
+        let chain = read_chain(&tsa_cfg.cert_chain)?;
+        sigstack_tsa::check_chain(&chain, key.public_key()).map_err(|e| anyhow::anyhow!(e))?;
+        chain
+    };
+    require_key(
+        &oidc_cfg.signing_key,
+        make("oidc.toml"),
+        "the identity provider's key",
+    )?;
+    let oidc_key = sigstack_crypto::load_or_generate_rsa(&oidc_cfg.signing_key)?;
+    // its public half: what `previous_keys` names after the key is rotated
+    write_atomic(
+        &keys.join("oidc.pub.pem"),
+        oidc_key.public_key().to_pem().as_bytes(),
+    )?;
+    if live.is_some() {
+        require_key(&tuf_cfg.online_key, false, "the TUF online key")?;
+    }
+
+    let stack_trust = StackTrust {
+        operator: a.operator.clone(),
+        valid_from: crate::time::rfc3339(ca_root.validity().0 as i64),
+        ca_url: u.ca.clone(),
+        ca_chain: chain,
+        tlog_url: u.log.clone(),
+        tlog_key: log_key.public_key().clone(),
+        ctlog_url: u.ct.clone(),
+        ctlog_key: ct_key.public_key().clone(),
+        oidc_url: Some(u.oidc.clone()),
+        tsa: Some(trust::TsaTrust {
+            url: u.tsa.clone(),
+            chain: tsa_chain,
+        }),
+        extra_ca_chains: Vec::new(),
+    };
+    let tuf_root = match &live {
+        None => {
+            let previous = trust::read_trusted_root(&dir.join(trust::TRUSTED_ROOT_FILE))?;
+            stack_trust.write(&dir, previous.as_ref(), None)?;
+            crate::bootstrap::tuf_repository(&dir, &keys, &a.database_url).await?
+        }
+        Some((root, published_signing)) => {
+            let now = crate::time::rfc3339(crate::sequencer::unix_now());
+            let ours = stack_trust.trusted_root();
+            let (mut merged, mut added) = published::add_missing(root, &ours, &now);
+            let signing = if a.reconfigure {
+                let (moved, changed) = published::with_our_urls(&merged, &ours);
+                merged = moved;
+                added.extend(changed);
+                stack_trust.signing_config()
+            } else {
+                published::fill_signing_config(published_signing, &stack_trust.signing_config())
+            };
+            // compared as we read them: fields we do not know play no part
+            let signing_changed =
+                serde_json::to_value(&signing)? != serde_json::to_value(published_signing)?;
+            if signing_changed && added.is_empty() {
+                added.push("service URLs in the signing config".into());
+            }
+            let targets_key = dir.join("tuf-ceremony/keys/targets-1.pem");
+            if !added.is_empty() && !targets_key.exists() {
+                anyhow::bail!(
+                    "the published trust lacks what this stack uses ({}), and the TUF targets key is not in {} (moved offline, as it should be). Publish it with `sigstackd trust export --previous PUBLISHED-trusted_root.json …`, `sigstackd tuf stage-targets` and `sigstackd tuf publish` (README, \"Rotating keys\"), or bring the key back for this run",
+                    added.join("; "),
+                    targets_key
+                        .parent()
+                        .map(Path::display)
+                        .map(|d| d.to_string())
+                        .unwrap_or_default()
+                );
+            }
+            if added.is_empty() {
+                // clients' bytes, exactly
+                for name in [trust::TRUSTED_ROOT_FILE, trust::SIGNING_CONFIG_FILE] {
+                    write_atomic(&dir.join(name), repo.target(name).unwrap_or_default())?;
+                }
+            } else {
+                trust::write_json(&dir.join(trust::TRUSTED_ROOT_FILE), &merged)?;
+                trust::write_json(&dir.join(trust::SIGNING_CONFIG_FILE), &signing)?;
+                println!(
+                    "publishing a new targets version: it adds {}",
+                    added.join("; ")
+                );
+            }
+            let mut config = stack_trust.client_trust_config();
+            config.trusted_root = merged;
+            config.signing_config = signing;
+            trust::write_json(&dir.join(trust::CLIENT_TRUST_CONFIG_FILE), &config)?;
+            if added.is_empty() {
+                dir.join("tuf-ceremony/1.root.json")
+            } else {
+                crate::bootstrap::tuf_repository(&dir, &keys, &a.database_url).await?
+            }
+        }
+    };
+
+    let username = username(&a)?.to_string();
+    let services = Services {
+        log: LogEntry {
+            url: u.log.clone(),
+            log_id: hex::encode(sigstack_crypto::log_id(log_key.public_key().spki_der())),
+            tree_id: None,
+            public_key: log_pub.display().to_string(),
+        },
+        ctlog: CtEntry::new(&u.ct, ct_key.public_key(), &ct_pub),
+        ca: CaEntry {
+            url: u.ca.clone(),
+            chain: ca_cfg.ca_chain.display().to_string(),
+        },
+        oidc: OidcEntry {
+            url: u.oidc.clone(),
+            username: username.clone(),
+            email: a.admin_email.clone(),
+            password_file: password_file.display().to_string(),
+            workload_issuer: format!("{}{}", u.oidc, sigstack_oidc::discovery::WORKLOAD),
+            ci_client_id: "ci".into(),
+            ci_secret_file: ci_secret.display().to_string(),
+        },
+        tuf: TufEntry {
+            url: u.tuf.clone(),
+            root: tuf_root.display().to_string(),
+        },
+        tsa: Some(crate::bootstrap::TsaEntry {
+            url: u.tsa.clone(),
+            chain: tsa_cfg.cert_chain.display().to_string(),
+        }),
+    };
+    StackFile::write(
+        &dir,
+        sigstack_storage::redact(&a.database_url),
+        services,
+        &issuers,
+    )?;
+    if let Some(owner) = &a.owner {
+        give_to(&dir, owner)?;
+    }
+
+    let d = dir.display();
+    println!(
+        "sigstack stack {} in {d}",
+        if live.is_some() {
+            "checked"
+        } else {
+            "prepared"
+        }
+    );
+    for n in &notes {
+        println!("  note:   {n}");
+    }
+    for s in ["log", "ctlog", "ca", "oidc", "tuf", "tsa"] {
+        println!("  start:  sigstackd {s} --config {d}/{s}.toml");
+    }
+    println!(
+        "  check:  sigstackd doctor --tuf-url {} --root {}",
+        u.tuf,
+        tuf_root.display()
+    );
+    println!(
+        "  trust:  sigstack initialize --mirror {} --root {}",
+        u.tuf,
+        tuf_root.display()
+    );
+    println!(
+        "  login:  user {} ({}), password in {}",
+        username,
+        a.admin_email,
+        password_file.display()
+    );
+    println!(
+        "  For production, move {d}/keys/ca-root.pem, {d}/keys/tsa-root.pem and {d}/tuf-ceremony/keys offline (see the README)."
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_come_from_urls() {
+        assert_eq!(port_of("http://localhost:3000", 1).ok(), Some(3000));
+        assert_eq!(port_of("https://rekor.example.org", 3000).ok(), Some(3000));
+        assert_eq!(port_of("http://oidc.example.org/", 5556).ok(), Some(5556));
+        assert_eq!(
+            port_of("https://oidc.example.org:8443", 5556).ok(),
+            Some(8443)
+        );
+        assert!(port_of("http://h:1/api", 1).is_err());
+        assert!(port_of("ftp://h:1", 1).is_err());
+        assert!(port_of("not a url", 1).is_err());
+    }
+}
