@@ -729,13 +729,12 @@ pub async fn tuf_attacks_are_refused_and_rotations_followed() {
     // online key rotation: root 3 names a new snapshot/timestamp key; the service,
     // restarted with it, re-signs both at once
     let new_online = dir.join("new-online.pem");
-    std::fs::write(
+    write_private(
         &new_online,
         FileSigner::generate(Curve::P256)
             .to_pkcs8_pem()
             .expect("pem"),
-    )
-    .expect("w");
+    );
     let (ok, out) = sigstackd(&[
         "tuf",
         "stage-root",
