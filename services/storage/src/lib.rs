@@ -6,6 +6,7 @@
 //! (on by default); SQLite runs in WAL mode with `synchronous=FULL`, so a committed batch
 //! survives a crash of the process or the machine.
 
+mod failover;
 mod migrate;
 mod pg;
 mod sqlite;
@@ -118,7 +119,9 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
             let sqlite_busy = code
                 .parse::<u32>()
                 .is_ok_and(|c| c & 0xff == 5 || c & 0xff == 6);
+            // 25006: a write reached a read-only server (a standby, during a failover)
             if code.starts_with("08")
+                || code == "25006"
                 || code.starts_with("57P")
                 || code.starts_with("3D")
                 || code.starts_with("28")

@@ -13,19 +13,37 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub(crate) async fn connect(url: &str) -> Result<PgPool, StoreError> {
-    let opts = PgConnectOptions::from_str(url)
-        .map_err(|e| StoreError::Other(format!("bad PostgreSQL URL: {e}")))?
-        .application_name("sigstackd")
-        // Plan every execution with its parameters: a generic plan cached while a table
-        // was empty (a sequential scan) would otherwise stay in use as the table grows.
-        .options([("plan_cache_mode", "force_custom_plan")]);
-    PgPoolOptions::new()
+    let bad = |e: String| StoreError::Other(format!("bad PostgreSQL URL: {e}"));
+    let hosts = crate::failover::split(url).map_err(bad)?;
+    let servers = hosts
+        .urls
+        .iter()
+        .map(|u| {
+            Ok(PgConnectOptions::from_str(u)
+                .map_err(|e| bad(e.to_string()))?
+                .application_name("sigstackd")
+                // Plan every execution with its parameters: a generic plan cached while a
+                // table was empty (a sequential scan) would otherwise stay in use as the
+                // table grows.
+                .options([("plan_cache_mode", "force_custom_plan")]))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let pool = PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(5))
-        .test_before_acquire(true)
-        .connect_with(opts)
+        .test_before_acquire(true);
+    if servers.len() == 1 && !hosts.read_write {
+        return pool.connect_with(servers[0].clone()).await.map_err(map_err);
+    }
+    let first = crate::failover::pick(&servers, 0, hosts.read_write)
         .await
-        .map_err(map_err)
+        .map_err(StoreError::Unavailable)?;
+    let pool = pool
+        .connect_with(servers[first].clone())
+        .await
+        .map_err(map_err)?;
+    crate::failover::watch(pool.clone(), servers, first, hosts.read_write);
+    Ok(pool)
 }
 
 fn shard_from_row(r: &sqlx::postgres::PgRow) -> Result<Shard, StoreError> {

@@ -12,15 +12,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-struct Load {
+pub(crate) struct Load {
     stop: Arc<AtomicBool>,
-    acked: Arc<Mutex<Vec<Answer>>>,
+    pub(crate) acked: Arc<Mutex<Vec<Answer>>>,
     statuses: Arc<Mutex<Vec<(std::time::Instant, u16)>>>,
     workers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// `n` clients posting new entries back to back until stopped.
-fn load(url: &str, n: usize) -> Load {
+pub(crate) fn load(url: &str, n: usize) -> Load {
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(Vec::new()));
     let statuses = Arc::new(Mutex::new(Vec::new()));
@@ -85,7 +85,7 @@ fn load(url: &str, n: usize) -> Load {
 }
 
 impl Load {
-    async fn finish(self) -> (Vec<Answer>, Vec<(std::time::Instant, u16)>) {
+    pub(crate) async fn finish(self) -> (Vec<Answer>, Vec<(std::time::Instant, u16)>) {
         self.stop.store(true, Ordering::Relaxed);
         for w in self.workers {
             let _ = w.await;
@@ -98,7 +98,7 @@ impl Load {
 
 /// Every acknowledged entry is in the tree at its index with a valid proof, and every
 /// checkpoint handed out is consistent with the current head.
-async fn audit(server: &Server, acked: &[Answer]) {
+pub(crate) async fn audit(server: &Server, acked: &[Answer]) {
     let c = http();
     let (_, info) = get_json(&c, &format!("{}/api/v1/log", server.url)).await;
     let size = info["treeSize"].as_u64().expect("size");
@@ -327,6 +327,58 @@ impl PrivatePg {
                 "start",
             ],
         );
+    }
+
+    /// A hot standby of `primary`, streaming from it (`pg_basebackup -R`).
+    pub(crate) fn standby_of(primary: &PrivatePg) -> PrivatePg {
+        let dir = temp_dir("pg-standby");
+        if is_root() {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir)
+                .status()
+                .expect("chown");
+            assert!(ok.success());
+        }
+        let pg = PrivatePg {
+            dir,
+            bin: pg_bin(),
+            port: free_port(),
+        };
+        let data = pg.dir.join("data");
+        pg.run(
+            "pg_basebackup",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary.port.to_string(),
+                "-U",
+                "postgres",
+                "-D",
+                data.to_str().expect("path"),
+                "-R",
+                "-X",
+                "stream",
+                "--checkpoint=fast",
+                "--no-sync",
+            ],
+        );
+        pg.start_again();
+        pg
+    }
+
+    /// Promotes a standby to primary.
+    pub(crate) fn promote(&self) {
+        let data = self.dir.join("data");
+        self.run(
+            "pg_ctl",
+            &["-D", data.to_str().expect("path"), "-w", "promote"],
+        );
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.port
     }
 
     fn restart(&self) {

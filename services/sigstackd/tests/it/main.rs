@@ -9,6 +9,7 @@ mod client;
 mod cosign;
 mod cosign_images;
 mod cosign_interop;
+mod failover;
 mod faults;
 mod images;
 mod interop;
@@ -58,6 +59,11 @@ both_backends!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restart_during_load() {
     faults::postgres_restart_during_load().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_failover_loses_nothing() {
+    failover::postgres_failover_loses_nothing().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
