@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
+mod expensive;
 mod issuer;
 
 #[derive(Parser)]
@@ -58,6 +59,9 @@ struct Common {
 
 #[derive(Subcommand)]
 enum Mode {
+    /// The costliest entries the log accepts (DSSE, 8 RSA-4096 signatures) from a few
+    /// clients, while `GET /api/v1/log` latency is measured.
+    Expensive(expensive::Args),
     /// Submit pre-signed hashedrekord entries.
     Append {
         #[command(flatten)]
@@ -338,6 +342,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match cli.mode {
+        Mode::Expensive(a) => expensive::run(a).await,
         Mode::Append { common } => {
             let n = if common.rate > 0.0 {
                 (common.rate * common.duration as f64) as usize
