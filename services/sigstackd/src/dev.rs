@@ -284,6 +284,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             chain: tsa_chain,
         }),
         extra_ca_chains: Vec::new(),
+        extra_tsa_chains: Vec::new(),
     };
     // a changed CA chain or log key keeps the old one, end-dated, in the trusted root
     let previous = trust::read_trusted_root(&dir.join(trust::TRUSTED_ROOT_FILE))?;

@@ -49,6 +49,13 @@ enum CaAction {
 }
 
 #[derive(Subcommand)]
+enum TsaAction {
+    /// A new signing key and certificate under the TSA's existing root (publish its
+    /// chain with `trust export --add-tsa-chain` before pointing the TSA at it).
+    NewCertificate(tsa::rotate::NewCertificateArgs),
+}
+
+#[derive(Subcommand)]
 enum OidcAction {
     /// Read a password from standard input (first line) and print its argon2id hash for
     /// a `[[users]]` entry's `password_hash`.
@@ -152,11 +159,14 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
-    /// Run the RFC 3161 timestamp authority (timestamp-authority's API).
+    /// Run the RFC 3161 timestamp authority (timestamp-authority's API), or make it a
+    /// new certificate.
     Tsa {
         /// TOML configuration file; every key may also come from SIGSTACK_TSA_<KEY>.
         #[arg(long, short)]
         config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: Option<TsaAction>,
     },
     /// Apply pending database migrations and exit.
     Migrate {
@@ -239,7 +249,14 @@ fn main() -> anyhow::Result<()> {
                 action: Some(CaAction::NewIntermediate(a)),
                 ..
             } => ca::intermediate::run(&a),
-            Command::Tsa { config } => {
+            Command::Tsa {
+                action: Some(TsaAction::NewCertificate(a)),
+                ..
+            } => tsa::rotate::run(&a),
+            Command::Tsa {
+                config,
+                action: None,
+            } => {
                 let cfg = tsa::config::TsaConfig::load(config.as_deref())?;
                 let svc = tsa::TsaService::start(&cfg)?;
                 tracing::info!(listen = %cfg.listen, policy = cfg.policy_oid, "starting timestamp authority");

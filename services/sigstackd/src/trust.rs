@@ -37,6 +37,9 @@ pub struct StackTrust {
     /// CA chains published beside the running CA's (a new intermediate, before the CA
     /// switches to it), valid from `valid_from`.
     pub extra_ca_chains: Vec<Vec<Certificate>>,
+    /// Timestamp authority chains published beside the running TSA's (a new certificate
+    /// from `sigstackd tsa new-certificate`, before the TSA switches to it).
+    pub extra_tsa_chains: Vec<Vec<Certificate>>,
 }
 
 /// A timestamp authority as the trust files name it.
@@ -111,17 +114,21 @@ impl StackTrust {
             timestamp_authorities: self
                 .tsa
                 .iter()
-                .map(|t| trust::CertificateAuthority {
-                    subject: trust::DistinguishedName {
-                        organization: self.operator.clone(),
-                        common_name: format!("{} timestamp authority", self.operator),
-                    },
-                    uri: t.url.clone(),
-                    cert_chain: chain_of(&t.chain),
-                    valid_for: trust::TimeRange {
-                        start: crate::time::rfc3339(t.chain[0].validity().0 as i64),
-                        end: None,
-                    },
+                .flat_map(|t| {
+                    std::iter::once(&t.chain)
+                        .chain(&self.extra_tsa_chains)
+                        .map(|chain| trust::CertificateAuthority {
+                            subject: trust::DistinguishedName {
+                                organization: self.operator.clone(),
+                                common_name: format!("{} timestamp authority", self.operator),
+                            },
+                            uri: t.url.clone(),
+                            cert_chain: chain_of(chain),
+                            valid_for: trust::TimeRange {
+                                start: crate::time::rfc3339(chain[0].validity().0 as i64),
+                                end: None,
+                            },
+                        })
                 })
                 .collect(),
         }
@@ -249,39 +256,44 @@ pub fn with_history(
             .iter()
             .map(|c| &c.raw_bytes))
     };
-    let mut cas: Vec<_> = previous
-        .certificate_authorities
-        .iter()
-        .filter(|o| {
-            !current
-                .certificate_authorities
-                .iter()
-                .any(|n| same_ca(o, n))
-        })
-        .cloned()
-        .map(|mut o| {
-            o.valid_for.end.get_or_insert_with(|| now.to_string());
-            o
-        })
-        .collect();
-    for mut n in current.certificate_authorities {
-        match previous
-            .certificate_authorities
+    // CAs and timestamp authorities alike, matched by chain
+    let merge_cas = |old: &[trust::CertificateAuthority],
+                     new: Vec<trust::CertificateAuthority>,
+                     dated_by_chain: bool| {
+        let mut out: Vec<_> = old
             .iter()
-            .find(|o| same_ca(o, &n))
-        {
-            Some(o) => n.valid_for = o.valid_for.clone(),
-            None if fresh => n.valid_for.start = new_from.to_string(),
-            None => {}
+            .filter(|o| !new.iter().any(|n| same_ca(o, n)))
+            .cloned()
+            .map(|mut o| {
+                o.valid_for.end.get_or_insert_with(|| now.to_string());
+                o
+            })
+            .collect();
+        for mut n in new {
+            match old.iter().find(|o| same_ca(o, &n)) {
+                Some(o) => n.valid_for = o.valid_for.clone(),
+                // a TSA's window starts at its certificate's notBefore
+                None if fresh && !dated_by_chain => n.valid_for.start = new_from.to_string(),
+                None => {}
+            }
+            out.push(n);
         }
-        cas.push(n);
-    }
+        out
+    };
     TrustedRoot {
         media_type: current.media_type,
         tlogs: merge_logs(&previous.tlogs, current.tlogs, (now, new_from), fresh),
-        certificate_authorities: cas,
+        certificate_authorities: merge_cas(
+            &previous.certificate_authorities,
+            current.certificate_authorities,
+            false,
+        ),
         ctlogs: merge_logs(&previous.ctlogs, current.ctlogs, (now, new_from), fresh),
-        timestamp_authorities: current.timestamp_authorities,
+        timestamp_authorities: merge_cas(
+            &previous.timestamp_authorities,
+            current.timestamp_authorities,
+            true,
+        ),
     }
 }
 
@@ -315,6 +327,11 @@ pub struct ExportArgs {
     /// chain goes into the trusted root and its endpoint into the signing config.
     #[arg(long)]
     tsa_url: Option<String>,
+    /// A timestamp authority chain to publish beside the one the running TSA serves
+    /// (PEM, leaf first): a new certificate from `sigstackd tsa new-certificate`,
+    /// published before the TSA is pointed at it. Needs --tsa-url.
+    #[arg(long, requires = "tsa_url")]
+    add_tsa_chain: Option<std::path::PathBuf>,
     /// Who runs the stack (the `operator` of every service; the CA's subject).
     #[arg(long, default_value = "sigstack")]
     operator: String,
@@ -458,9 +475,26 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
         }
         None => Vec::new(),
     };
+    let extra_tsa_chains = match &args.add_tsa_chain {
+        Some(p) => {
+            let pem = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            let c = match KeyMaterial::from_pem(&pem)
+                .with_context(|| format!("parsing {}", p.display()))?
+            {
+                KeyMaterial::Certificates(c) if !c.is_empty() => c,
+                _ => anyhow::bail!("{} holds no certificates", p.display()),
+            };
+            let leaf = c[0].public_key().clone();
+            sigstack_tsa::check_chain(&c, &leaf)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            vec![c]
+        }
+        None => Vec::new(),
+    };
     let trust = StackTrust {
         tsa,
         extra_ca_chains,
+        extra_tsa_chains,
         operator: args.operator,
         valid_from,
         ca_url,
@@ -489,113 +523,4 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use sigstack_crypto::{Curve, FileSigner, Signer};
-
-    fn stack(ca_der: &[u8], tlog: &PublicKey, ctlog: &PublicKey) -> TrustedRoot {
-        let log = |k: &PublicKey| log_instance("http://log", k, "2026-01-01T00:00:00Z");
-        TrustedRoot {
-            media_type: TRUSTED_ROOT_MEDIA_TYPE.into(),
-            tlogs: vec![log(tlog)],
-            certificate_authorities: vec![trust::CertificateAuthority {
-                subject: trust::DistinguishedName {
-                    organization: "o".into(),
-                    common_name: "o".into(),
-                },
-                uri: "http://ca".into(),
-                cert_chain: trust::CertChain {
-                    certificates: vec![trust::RawBytes {
-                        raw_bytes: STANDARD.encode(ca_der),
-                    }],
-                },
-                valid_for: trust::TimeRange {
-                    start: "2026-01-01T00:00:00Z".into(),
-                    end: None,
-                },
-            }],
-            ctlogs: vec![log(ctlog)],
-            timestamp_authorities: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn rotation_keeps_the_old_material_end_dated() {
-        let k = || FileSigner::generate(Curve::P256).public_key().clone();
-        let (tlog, ct_old, ct_new) = (k(), k(), k());
-        let before = stack(b"old ca", &tlog, &ct_old);
-        let now = "2026-06-01T00:00:00Z";
-        // nothing changed: identical
-        let same = with_history(&before, stack(b"old ca", &tlog, &ct_old), now, now);
-        assert_eq!(
-            serde_json::to_value(&same).expect("json"),
-            serde_json::to_value(&before).expect("json")
-        );
-        // a new CA and CT log key: old ones end now, new ones start now, the log stays
-        let after = with_history(&before, stack(b"new ca", &tlog, &ct_new), now, now);
-        assert_eq!(after.certificate_authorities.len(), 2);
-        assert_eq!(
-            after.certificate_authorities[0].valid_for.end.as_deref(),
-            Some(now)
-        );
-        assert_eq!(after.certificate_authorities[1].valid_for.start, now);
-        assert_eq!(after.certificate_authorities[1].valid_for.end, None);
-        assert_eq!(after.ctlogs.len(), 2);
-        assert_eq!(
-            after.ctlogs[0].public_key.valid_for.end.as_deref(),
-            Some(now)
-        );
-        assert_eq!(after.ctlogs[1].public_key.valid_for.start, now);
-        assert_eq!(after.tlogs.len(), 1);
-        assert_eq!(
-            after.tlogs[0].public_key.valid_for.start,
-            "2026-01-01T00:00:00Z"
-        );
-        // a second rotation keeps the first end date
-        let later = with_history(
-            &after,
-            stack(b"third ca", &tlog, &ct_new),
-            "2026-09-01T00:00:00Z",
-            "2026-09-01T00:00:00Z",
-        );
-        assert_eq!(later.certificate_authorities.len(), 3);
-        assert_eq!(
-            later.certificate_authorities[0].valid_for.end.as_deref(),
-            Some(now)
-        );
-    }
-
-    /// A new intermediate is published before the CA uses it, from a chosen time, while
-    /// the running chain stays open; after the switch the old chain is end-dated and the
-    /// new one keeps its start: no certificate falls in a gap.
-    #[test]
-    fn a_new_chain_is_published_before_use_from_a_chosen_time() {
-        let k = || FileSigner::generate(Curve::P256).public_key().clone();
-        let (tlog, ct) = (k(), k());
-        let before = stack(b"old ca", &tlog, &ct);
-        let mut both = stack(b"old ca", &tlog, &ct);
-        let mut new = stack(b"new ca", &tlog, &ct).certificate_authorities;
-        both.certificate_authorities.append(&mut new);
-        let chosen = "2026-05-01T00:00:00Z";
-        let published = with_history(&before, both, "2026-06-01T00:00:00Z", chosen);
-        assert_eq!(published.certificate_authorities.len(), 2);
-        assert_eq!(
-            published.certificate_authorities[0].valid_for.end, None,
-            "still in use"
-        );
-        assert_eq!(published.certificate_authorities[1].valid_for.start, chosen);
-        let switched = with_history(
-            &published,
-            stack(b"new ca", &tlog, &ct),
-            "2026-07-01T00:00:00Z",
-            "2026-07-01T00:00:00Z",
-        );
-        let old = &switched.certificate_authorities[0];
-        let new = &switched.certificate_authorities[1];
-        assert_eq!(old.valid_for.end.as_deref(), Some("2026-07-01T00:00:00Z"));
-        assert_eq!(
-            new.valid_for.start, chosen,
-            "keeps the start it was published with"
-        );
-    }
-}
+mod tests;

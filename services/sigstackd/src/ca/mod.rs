@@ -253,6 +253,7 @@ impl CaService {
                         oidc_url: src.oidc_url.clone(),
                         tsa: src.tsa.clone(),
                         extra_ca_chains: Vec::new(),
+                        extra_tsa_chains: Vec::new(),
                     }))
                 })
                 .await

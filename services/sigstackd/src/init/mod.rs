@@ -530,6 +530,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
             chain: tsa_chain,
         }),
         extra_ca_chains: Vec::new(),
+        extra_tsa_chains: Vec::new(),
     };
     let tuf_root = match &live {
         None => {

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod config;
+pub mod rotate;
 
 use anyhow::Context;
 use axum::Router;

@@ -162,6 +162,11 @@ fn ca_new_intermediate() {
 }
 
 #[test]
+fn tsa_new_certificate() {
+    rotation::tsa_new_certificate()
+}
+
+#[test]
 fn init_again_keeps_what_the_operator_did() {
     rotation::init_again_keeps_what_the_operator_did()
 }

@@ -396,3 +396,83 @@ fn effective_uid() -> u32 {
     assert!(ok, "{out}");
     out.trim().parse().expect("uid")
 }
+
+/// `sigstackd tsa new-certificate`: a new TSA certificate under the existing root with
+/// the profile clients check (not a CA, one critical EKU timeStamping), as OpenSSL reads
+/// it; another key than the root's is refused.
+pub fn tsa_new_certificate() {
+    let dir = temp_dir("rotate-tsa");
+    let etc = dir.join("etc");
+    let db = format!("sqlite://{}", dir.join("db.sqlite").display());
+    let (ok, out) = sigstackd(&["init", "--dir", p(&etc), "--database-url", &db]);
+    assert!(ok, "init: {out}");
+    let keys = etc.join("keys");
+    let (new_key, new_chain) = (dir.join("tsa-2.pem"), dir.join("tsa-chain-2.pem"));
+    let args = |root: &std::path::Path| {
+        vec![
+            "tsa".to_string(),
+            "new-certificate".into(),
+            "--root-key".into(),
+            p(root).into(),
+            "--chain".into(),
+            p(&keys.join("tsa-chain.pem")).into(),
+            "--out-key".into(),
+            p(&new_key).into(),
+            "--out-chain".into(),
+            p(&new_chain).into(),
+        ]
+    };
+    let (ok, out) = sigstackd(&as_strs(&args(&keys.join("ca-root.pem"))));
+    assert!(
+        !ok && out.contains("not the key of the chain's root"),
+        "{out}"
+    );
+    assert!(!new_key.exists());
+    let (ok, out) = sigstackd(&as_strs(&args(&keys.join("tsa-root.pem"))));
+    assert!(ok, "{out}");
+    let pems = std::fs::read_to_string(&new_chain).expect("chain");
+    let certs: Vec<&str> = pems
+        .split_inclusive("-----END CERTIFICATE-----\n")
+        .collect();
+    assert_eq!(certs.len(), 2);
+    std::fs::write(dir.join("leaf.pem"), certs[0]).expect("w");
+    std::fs::write(dir.join("root.pem"), certs[1]).expect("w");
+    let text = openssl(&["x509", "-in", p(&dir.join("leaf.pem")), "-noout", "-text"]);
+    assert!(text.contains("CA:FALSE"), "{text}");
+    assert!(
+        text.contains("X509v3 Extended Key Usage: critical") && text.contains("Time Stamping"),
+        "{text}"
+    );
+    let v = openssl(&[
+        "verify",
+        "-purpose",
+        "timestampsign",
+        "-CAfile",
+        p(&dir.join("root.pem")),
+        p(&dir.join("leaf.pem")),
+    ]);
+    assert!(v.contains("OK"), "{v}");
+    // the new key signs: the TSA starts with it
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_sigstackd"))
+        .args(["tsa", "--config", p(&etc.join("tsa.toml"))])
+        .env("SIGSTACK_TSA_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SIGSTACK_TSA_SIGNING_KEY", &new_key)
+        .env("SIGSTACK_TSA_CERT_CHAIN", &new_chain)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn the TSA");
+    let _tsa = crate::keyless::Killed::new(child);
+    let url = format!("http://127.0.0.1:{port}/api/v1/timestamp/certchain");
+    let mut served = None;
+    for _ in 0..100 {
+        if let Ok((200, body)) = get_text(&url) {
+            served = Some(body);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let served = served.expect("the TSA with its new certificate did not answer");
+    assert_eq!(served.trim(), pems.trim());
+}
