@@ -200,7 +200,10 @@ pub fn canonical_json(data: &[u8]) {
             "our JCS differs from serde_jcs"
         );
     }
-    let ours = sigstack_tuf::cjson::encode(&v).ok();
+    // olpc-cjson normalises strings to NFC; python-tuf and go-tuf sign without, as we
+    // do: compare on input that normalisation leaves alone
+    let ours = sigstack_tuf::cjson::encode(&nfc(&v)).ok();
+    let v = nfc(&v);
     let mut theirs = Vec::new();
     let mut ser =
         serde_json::Serializer::with_formatter(&mut theirs, olpc_cjson::CanonicalFormatter::new());
@@ -245,5 +248,19 @@ fn rfc3161_differential(data: &[u8], verified_time: Option<i64>) {
             .expect("a verified token's TSTInfo decodes with x509-tsp");
         let gen_time = info.gen_time.to_unix_duration().as_secs() as i64;
         assert_eq!(gen_time, t, "genTime");
+    }
+}
+
+/// `v` with every string and key in Unicode NFC.
+fn nfc(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    use unicode_normalization::UnicodeNormalization;
+    match v {
+        Value::String(s) => Value::String(s.nfc().collect()),
+        Value::Array(a) => Value::Array(a.iter().map(nfc).collect()),
+        Value::Object(m) => {
+            Value::Object(m.iter().map(|(k, v)| (k.nfc().collect(), nfc(v))).collect())
+        }
+        other => other.clone(),
     }
 }

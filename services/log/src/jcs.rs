@@ -1,7 +1,9 @@
 //! RFC 8785 JSON Canonicalization Scheme for the values the log produces: object keys
-//! sorted by UTF-16 code units, no insignificant whitespace, minimal string escaping.
-//! Numbers are integers in every canonical body and SET, which serialise as plain
-//! decimal (RFC 8785 §3.2.2.3 for integral values in the safe range).
+//! sorted by UTF-16 code units, no insignificant whitespace, minimal string escaping,
+//! numbers as ECMAScript prints the IEEE 754 double they denote (§3.2.2.3): plain decimal
+//! for the integers in every canonical body and SET; an integer beyond 2^53 is rounded as
+//! JavaScript rounds it, as Rekor's canonicaliser does (the fuzzer found the difference
+//! against `serde_jcs`).
 
 use serde_json::Value;
 
@@ -15,7 +17,12 @@ fn write(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f.is_finite() => {
+                out.extend_from_slice(ryu_js::Buffer::new().format_finite(f).as_bytes())
+            }
+            _ => out.extend_from_slice(n.to_string().as_bytes()),
+        },
         Value::String(s) => write_str(s, out),
         Value::Array(items) => {
             out.push(b'[');
@@ -83,6 +90,32 @@ mod tests {
             String::from_utf8(to_vec(&v)).expect("utf8"),
             "{\"Z\":{},\"a\":[true,null,\"x\\\"y\\\\z\\n\\u001fé/\"],\"b\":1,\"é\":0}"
         );
+    }
+
+    #[test]
+    fn numbers_as_ecmascript_prints_them() {
+        // RFC 8785 appendix B, and the integer the fuzzer found
+        for (input, want) in [
+            ("0", "0"),
+            ("-0", "0"),
+            ("1e21", "1e+21"),
+            ("1e20", "100000000000000000000"),
+            ("0.000001", "0.000001"),
+            ("1e-7", "1e-7"),
+            ("333333333.33333329", "333333333.3333333"),
+            ("4.50", "4.5"),
+            ("2e-3", "0.002"),
+            ("9007199254740992", "9007199254740992"),
+            ("8888888888888888888", "8888888888888889000"),
+            ("-1.5E+300", "-1.5e+300"),
+        ] {
+            let v: Value = serde_json::from_str(input).expect("number");
+            assert_eq!(
+                String::from_utf8(to_vec(&v)).expect("utf8"),
+                want,
+                "{input}"
+            );
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod interop;
 mod issuer;
 mod keyless;
 mod oidc;
+mod operator;
 mod probes;
 mod rotation;
 mod stack;
@@ -189,6 +190,11 @@ async fn openapi_is_current() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stack_dev_interop_matrix() {
     stack::dev_stack_interop_matrix().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ca_rotation_keeps_every_signature_verifying() {
+    operator::ca_rotation_keeps_every_signature_verifying().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

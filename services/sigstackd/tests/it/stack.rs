@@ -18,9 +18,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Who the matrix signs as.
-struct Identity {
-    identity: String,
-    issuer: String,
+pub(crate) struct Identity {
+    pub(crate) identity: String,
+    pub(crate) issuer: String,
 }
 
 const CLIENTS: [&str; 5] = [
@@ -32,7 +32,7 @@ const CLIENTS: [&str; 5] = [
 ];
 
 /// The five clients against one stack, each with its own home and TUF cache.
-struct Clients {
+pub(crate) struct Clients {
     dir: PathBuf,
     tuf: String,
     root: PathBuf,
@@ -46,7 +46,7 @@ struct Clients {
 }
 
 impl Clients {
-    fn new(dir: &Path, stack: &Value) -> Self {
+    pub(crate) fn new(dir: &Path, stack: &Value) -> Self {
         let s = |ptr: &str| {
             stack
                 .pointer(ptr)
@@ -100,7 +100,13 @@ impl Clients {
     }
 
     /// `signer` signs `artifact` into `bundle` with `token`.
-    fn sign(&self, signer: &str, token: &str, artifact: &Path, bundle: &Path) -> (bool, String) {
+    pub(crate) fn sign(
+        &self,
+        signer: &str,
+        token: &str,
+        artifact: &Path,
+        bundle: &Path,
+    ) -> (bool, String) {
         match signer {
             "sigstore-python" => self.python(&[
                 "sign",
@@ -143,7 +149,7 @@ impl Clients {
 
     /// `verifier` verifies `bundle` over `artifact` as signed by `who`, with trust from
     /// the TUF repository.
-    fn verify(
+    pub(crate) fn verify(
         &self,
         verifier: &str,
         who: &Identity,
@@ -275,7 +281,7 @@ fn dev_token(data_dir: &Path) -> String {
     token.trim().to_string()
 }
 
-fn doctor(stack: &Path) -> (bool, String) {
+pub(crate) fn doctor(stack: &Path) -> (bool, String) {
     run(Command::new(env!("CARGO_BIN_EXE_sigstackd"))
         .args(["doctor", "--stack"])
         .arg(stack))
@@ -348,12 +354,12 @@ pub async fn dev_stack_interop_matrix() {
 
 /// One `sigstackd <service> --config DIR/<service>.toml` process.
 pub(crate) struct Service {
-    name: &'static str,
+    pub(crate) name: &'static str,
     child: Child,
 }
 
 impl Service {
-    fn start(name: &'static str, etc: &Path, logs: &Path) -> Self {
+    pub(crate) fn start(name: &'static str, etc: &Path, logs: &Path) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -373,7 +379,7 @@ impl Service {
     }
 
     /// SIGTERM, and the process must exit cleanly within 10 s (graceful shutdown).
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let st = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -451,7 +457,7 @@ fn sample(metrics: &str, name: &str, labels: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-async fn workload_token(oidc: &str, secret_file: &Path) -> String {
+pub(crate) async fn workload_token(oidc: &str, secret_file: &Path) -> String {
     let secret = std::fs::read_to_string(secret_file).expect("secret");
     let r = http()
         .post(format!("{oidc}/token"))
