@@ -202,8 +202,14 @@ pub fn canonical_json(data: &[u8]) {
     }
     // olpc-cjson normalises strings to NFC; python-tuf and go-tuf sign without, as we
     // do: compare on input that normalisation leaves alone
-    let ours = sigstack_tuf::cjson::encode(&nfc(&v)).ok();
+    // olpc-cjson also sorts keys with their closing quote ("b!" before "b"); python-tuf
+    // and go-tuf sort the keys themselves ("b" first), as we do: compare where no key is
+    // a prefix of another
     let v = nfc(&v);
+    if has_prefix_keys(&v) {
+        return;
+    }
+    let ours = sigstack_tuf::cjson::encode(&v).ok();
     let mut theirs = Vec::new();
     let mut ser =
         serde_json::Serializer::with_formatter(&mut theirs, olpc_cjson::CanonicalFormatter::new());
@@ -262,5 +268,20 @@ fn nfc(v: &serde_json::Value) -> serde_json::Value {
             Value::Object(m.iter().map(|(k, v)| (k.nfc().collect(), nfc(v))).collect())
         }
         other => other.clone(),
+    }
+}
+
+/// Whether some object in `v` has a key that is a proper prefix of another of its keys.
+fn has_prefix_keys(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Array(a) => a.iter().any(has_prefix_keys),
+        Value::Object(m) => {
+            m.keys().any(|k| {
+                m.keys()
+                    .any(|o| o.len() > k.len() && o.starts_with(k.as_str()))
+            }) || m.values().any(has_prefix_keys)
+        }
+        _ => false,
     }
 }

@@ -72,6 +72,16 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn a_key_sorts_before_the_keys_it_prefixes() {
+        // as python-tuf (`sorted`) and go-tuf order them; olpc-cjson puts "b!" first
+        let v = json!({"b!": 1, "b": 2, "a": 3});
+        assert_eq!(
+            String::from_utf8(encode(&v).expect("encode")).expect("utf8"),
+            "{\"a\":3,\"b\":2,\"b!\":1}"
+        );
+    }
+
+    #[test]
     fn sorted_compact_minimal_escaping() {
         let v = json!({"b": [1, -2, true, null], "a": "q\"uo\\te\nnl é", "A": {}});
         assert_eq!(
