@@ -202,11 +202,11 @@ pub fn canonical_json(data: &[u8]) {
     }
     // olpc-cjson normalises strings to NFC; python-tuf and go-tuf sign without, as we
     // do: compare on input that normalisation leaves alone
-    // olpc-cjson also sorts keys with their closing quote ("b!" before "b"); python-tuf
-    // and go-tuf sort the keys themselves ("b" first), as we do: compare where no key is
-    // a prefix of another
+    // olpc-cjson also sorts keys in their quoted, escaped form ("b!" before "b"); python-tuf
+    // and go-tuf sort the keys themselves ("b" first), as we do: compare where the two
+    // orders agree
     let v = nfc(&v);
-    if has_prefix_keys(&v) {
+    if key_orders_differ(&v) {
         return;
     }
     let ours = sigstack_tuf::cjson::encode(&v).ok();
@@ -271,16 +271,19 @@ fn nfc(v: &serde_json::Value) -> serde_json::Value {
     }
 }
 
-/// Whether some object in `v` has a key that is a proper prefix of another of its keys.
-fn has_prefix_keys(v: &serde_json::Value) -> bool {
+/// Whether some object in `v` has keys that sort differently as themselves (python-tuf,
+/// go-tuf, us) and as their quoted, escaped JSON form (olpc-cjson): a key that prefixes
+/// another, or keys with `"` or `\\` in them.
+fn key_orders_differ(v: &serde_json::Value) -> bool {
     use serde_json::Value;
     match v {
-        Value::Array(a) => a.iter().any(has_prefix_keys),
+        Value::Array(a) => a.iter().any(key_orders_differ),
         Value::Object(m) => {
-            m.keys().any(|k| {
-                m.keys()
-                    .any(|o| o.len() > k.len() && o.starts_with(k.as_str()))
-            }) || m.values().any(has_prefix_keys)
+            let mut raw: Vec<&String> = m.keys().collect();
+            raw.sort();
+            let mut quoted = raw.clone();
+            quoted.sort_by_key(|k| format!("\"{}\"", k.replace('\\', "\\\\").replace('"', "\\\"")));
+            raw != quoted || m.values().any(key_orders_differ)
         }
         _ => false,
     }
