@@ -85,6 +85,7 @@ fn b64(field: &str, value: &str) -> Result<Vec<u8>, ApiError> {
 #[utoipa::path(post, path = "/api/v2/signingCert", tag = "ca",
     request_body = CreateSigningCertificateRequest,
     responses(
+        (status = 415, description = "Not application/json"),
         (status = 200, description = "Chain, leaf first; always JSON, whatever Accept says", body = SigningCertificate),
         (status = 400, description = "Malformed request, key, CSR or proof of possession", body = sigstack_types::fulcio::RpcStatus),
         (status = 401, description = "Identity token missing, untrusted, invalid or expired", body = sigstack_types::fulcio::RpcStatus),
@@ -157,6 +158,7 @@ pub async fn configuration(State(svc): State<Arc<CaService>>) -> axum::Json<Conf
 #[utoipa::path(post, path = "/api/v1/signingCert", tag = "ca-legacy",
     request_body = LegacySigningCertRequest,
     responses(
+        (status = 415, description = "Not application/json"),
         (status = 201, description = "PEM chain, leaf first", content_type = "application/pem-certificate-chain", body = String),
         (status = 400, description = "Malformed request, key, CSR or proof of possession"),
         (status = 401, description = "Identity token missing or invalid"),

@@ -286,6 +286,7 @@ pub async fn get_entry_by_uuid(
     post, path = "/api/v1/log/entries/retrieve", tag = "entries",
     request_body = SearchLogQuery,
     responses(
+        (status = 415, description = "Not application/json"),
         (status = 200, description = "Entries found, in request order", body = Vec<BTreeMap<String, LogEntryAnon>>),
         (status = 400, description = "Malformed query or entry", body = sigstack_types::rekor::Error),
         (status = 422, description = "More than 10 items", body = sigstack_types::rekor::Error),

@@ -200,6 +200,7 @@ pub const NEXT_PAGE: &str = "x-sigstack-next-page";
     request_body = SearchIndex,
     params(("before" = Option<String>, Query, description = "The page after this cursor (from X-Sigstack-Next-Page)")),
     responses(
+        (status = 415, description = "Not application/json"),
         (status = 200, description = "Entry IDs (80 hex), newest first", body = Vec<String>,
             headers(("x-sigstack-next-page" = String, description = "Present when more may follow: the cursor of the next page"))),
         (status = 400, description = "Unsupported key format, unparseable key or cursor", body = sigstack_types::rekor::Error),

@@ -438,8 +438,11 @@ fn login_error_text(e: &LoginError) -> String {
 #[utoipa::path(post, path = "/auth", tag = "oidc",
     request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
     responses(
+        (status = 415, description = "Not application/x-www-form-urlencoded"),
+        (status = 422, description = "The form does not parse (a field repeated or of the wrong type)", content_type = "text/plain", body = String),
         (status = 200, description = "Consent page, or the out-of-band code", content_type = "text/html", body = String),
         (status = 303, description = "Redirect to the client with `code` and `state`"),
+        (status = 400, description = "Unknown client or redirect URI not allowed", content_type = "text/html", body = String),
         (status = 401, description = "Wrong credentials or too many failures: the login page again", content_type = "text/html", body = String),
         (status = 403, description = "CSRF check failed", content_type = "text/html", body = String),
     ))]
@@ -597,6 +600,8 @@ struct ConsentForm {
 #[utoipa::path(post, path = "/auth/consent", tag = "oidc",
     request_body(content = ConsentForm, content_type = "application/x-www-form-urlencoded"),
     responses(
+        (status = 415, description = "Not application/x-www-form-urlencoded"),
+        (status = 422, description = "The form does not parse (a field repeated or of the wrong type)", content_type = "text/plain", body = String),
         (status = 303, description = "Redirect to the client with a code, or `error=access_denied`"),
         (status = 400, description = "Unknown, expired or answered consent", content_type = "text/html", body = String),
         (status = 403, description = "CSRF check failed", content_type = "text/html", body = String),

@@ -16,6 +16,7 @@ mod interop;
 mod issuer;
 mod keyless;
 mod oidc;
+mod openapi_fuzz;
 mod operator;
 mod probes;
 mod rotation;
@@ -160,6 +161,11 @@ async fn timestamp_authority() {
 #[test]
 fn ca_new_intermediate() {
     rotation::ca_new_intermediate()
+}
+
+#[test]
+fn every_service_answers_as_its_openapi_document_says() {
+    openapi_fuzz::every_service_answers_as_its_openapi_document_says()
 }
 
 #[test]

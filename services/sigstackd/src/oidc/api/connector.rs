@@ -7,6 +7,7 @@ use super::*;
 #[utoipa::path(get, path = "/auth/connector/{id}", tag = "oidc",
     params(("id" = String, Path, description = "Connector id"), AuthParams),
     responses(
+        (status = 400, description = "Unknown client or redirect URI not allowed", content_type = "text/html", body = String),
         (status = 303, description = "To the upstream, or `error=temporarily_unavailable` to the client"),
         (status = 404, description = "No such connector", content_type = "text/html", body = String),
     ))]

@@ -25,6 +25,8 @@ pub(super) struct DeviceAnswer {
 #[utoipa::path(post, path = "/device/code", tag = "oidc",
     request_body(content = DeviceCodeForm, content_type = "application/x-www-form-urlencoded"),
     responses(
+        (status = 415, description = "Not application/x-www-form-urlencoded"),
+        (status = 422, description = "The form does not parse (a field repeated or of the wrong type)", content_type = "text/plain", body = String),
         (status = 200, body = DeviceAnswer),
         (status = 401, description = "invalid_client", body = OAuthError),
         (status = 429, description = "Too many pending device authorizations from this address", body = OAuthError),
@@ -138,6 +140,8 @@ pub(super) struct DeviceForm {
 #[utoipa::path(post, path = "/device", tag = "oidc",
     request_body(content = DeviceForm, content_type = "application/x-www-form-urlencoded"),
     responses(
+        (status = 415, description = "Not application/x-www-form-urlencoded"),
+        (status = 422, description = "The form does not parse (a field repeated or of the wrong type)", content_type = "text/plain", body = String),
         (status = 200, description = "Approved or denied", content_type = "text/html", body = String),
         (status = 400, description = "Unknown, expired or decided code", content_type = "text/html", body = String),
         (status = 401, description = "Wrong credentials", content_type = "text/html", body = String),

@@ -130,6 +130,8 @@ pub(super) fn authenticate<'a>(
 #[utoipa::path(post, path = "/token", tag = "oidc",
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
     responses(
+        (status = 415, description = "Not application/x-www-form-urlencoded"),
+        (status = 422, description = "The form does not parse (a field repeated or of the wrong type)", content_type = "text/plain", body = String),
         (status = 200, body = TokenAnswer),
         (status = 400, description = "invalid_grant, authorization_pending, slow_down, access_denied, expired_token, unsupported_grant_type, unauthorized_client, invalid_target, invalid_request", body = OAuthError),
         (status = 401, description = "invalid_client", body = OAuthError),
