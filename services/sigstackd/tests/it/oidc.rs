@@ -982,11 +982,10 @@ pub async fn signing_key_rotation_keeps_issued_tokens_valid() {
     // rotate to an RSA key (RS256), still publishing the old ECDSA key
     let old_key = FileSigner::load(&dir.join("oidc.pem")).expect("old key");
     std::fs::write(dir.join("old.pub.pem"), old_key.public_key().to_pem()).expect("pub");
-    std::fs::write(
-        dir.join("rsa.pem"),
+    crate::support::write_private(
+        &dir.join("rsa.pem"),
         sigstack_crypto::RsaFileSigner::generate_pem().expect("rsa"),
-    )
-    .expect("rsa");
+    );
     let cfg = std::fs::read_to_string(dir.join("oidc.toml")).expect("cfg");
     let rotated = cfg.replacen(
         "signing_key = ",
