@@ -108,7 +108,7 @@ pub fn jwt(data: &[u8]) {
     let keys = Jwks::from_json(jwks);
     if let (Ok(t), Ok(k)) = (parsed, keys) {
         let _ = t.unverified_issuer();
-        let _ = verify(
+        let accepted = verify(
             &t,
             &k,
             &Expectations {
@@ -121,7 +121,44 @@ pub fn jwt(data: &[u8]) {
                     .to_vec(),
             },
         );
+        if accepted.is_ok() {
+            jwt_differential(&token, jwks);
+        }
     }
+}
+
+/// A token our verifier accepts is one `jsonwebtoken` (aws-lc-rs) verifies too, with a
+/// key of the same set: same signature verdict, same algorithm. (Claims are ours to
+/// check: `jsonwebtoken` reads the clock, we are given the time.)
+fn jwt_differential(token: &str, jwks: &[u8]) {
+    use jsonwebtoken::{DecodingKey, Validation, decode, decode_header, jwk::Jwk};
+    let header = decode_header(token).expect("a token we accept has a header jsonwebtoken reads");
+    let keys: Vec<Jwk> = serde_json::from_slice::<serde_json::Value>(jwks)
+        .ok()
+        .and_then(|v| v.get("keys").cloned())
+        .and_then(|k| k.as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|k| serde_json::from_value(k).ok())
+        .collect();
+    if keys.is_empty() {
+        // no key jsonwebtoken reads: nothing to compare
+        return;
+    }
+    let mut v = Validation::new(header.alg);
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    v.validate_aud = false;
+    v.required_spec_claims.clear();
+    let verified = keys.iter().any(|k| {
+        DecodingKey::from_jwk(k)
+            .ok()
+            .is_some_and(|dk| decode::<serde_json::Value>(token, &dk, &v).is_ok())
+    });
+    assert!(
+        verified,
+        "a token we accept does not verify with jsonwebtoken"
+    );
 }
 
 /// TUF metadata of every role, as the updater reads it; a root's signatures are checked

@@ -172,4 +172,24 @@ fn made_seeds_are_accepted() {
         sigstack_log::kinds::canonicalize(&entry)
             .unwrap_or_else(|err| panic!("{} {}: {err}", entry.kind, entry.api_version));
     }
+    // the token verifies, so the jwt target reaches its jsonwebtoken comparison
+    use sigstack_ca::token::{Expectations, Jwks, UnverifiedToken, verify};
+    for seed in seeds::made("jwt") {
+        let at = seed
+            .iter()
+            .position(|b| *b == b'\n')
+            .expect("token, then keys");
+        let token = std::str::from_utf8(&seed[..at]).expect("utf-8");
+        let t = UnverifiedToken::parse(token).expect("token");
+        let k = Jwks::from_json(&seed[at + 1..]).expect("jwks");
+        let exp = Expectations {
+            issuer: "https://issuer.example".into(),
+            audience: "sigstore".into(),
+            now: 1_700_000_000,
+            leeway: 60,
+            allowed_algs: vec!["ES256".into()],
+        };
+        verify(&t, &k, &exp).expect("the made token verifies");
+        sigstack_fuzzing::jwt(&seed);
+    }
 }
