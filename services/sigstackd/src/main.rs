@@ -12,6 +12,7 @@ mod doctor;
 mod init;
 mod log;
 mod oidc;
+mod reissue;
 mod sequencer;
 mod settings;
 mod time;

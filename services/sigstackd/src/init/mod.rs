@@ -13,6 +13,8 @@
 //! and only with the targets key at hand.
 
 mod files;
+mod layout;
+mod owner;
 mod published;
 
 use crate::bootstrap::{
@@ -20,7 +22,7 @@ use crate::bootstrap::{
 };
 use crate::trust::{self, StackTrust};
 use anyhow::Context;
-use files::{ConfigFile, q, qp};
+use layout::{Urls, config_files, username};
 use sigstack_crypto::{Certificate, Curve, FileSigner, KeyMaterial, Signer};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -180,186 +182,6 @@ fn read_chain(path: &Path) -> anyhow::Result<Vec<Certificate>> {
         KeyMaterial::Certificates(c) if !c.is_empty() => Ok(c),
         _ => anyhow::bail!("{} holds no certificates", path.display()),
     }
-}
-
-/// The service URLs, trimmed.
-struct Urls {
-    log: String,
-    ca: String,
-    ct: String,
-    oidc: String,
-    tuf: String,
-    tsa: String,
-}
-
-/// Every configuration file as a first run writes it (keys at their default paths).
-fn config_files(
-    a: &InitArgs,
-    u: &Urls,
-    dir: &Path,
-    password: &str,
-) -> anyhow::Result<Vec<ConfigFile>> {
-    let listen = |url: &str, service: &str| -> anyhow::Result<String> {
-        let standard = STANDARD_PORTS
-            .iter()
-            .find(|(n, _)| *n == service)
-            .map_or(0, |p| p.1);
-        Ok(q(std::net::SocketAddr::new(
-            a.listen_host,
-            port_of(url, standard)?,
-        )
-        .to_string()))
-    };
-    let keys = dir.join("keys");
-    let k = |n: &str| qp(&keys.join(n));
-    let db = q(&a.database_url);
-    let trim = |s: &str| s.trim_end_matches('/').to_string();
-    // the hash is costly: made only for a file that will be written
-    let password_hash = if dir.join("oidc.toml").exists() {
-        String::new()
-    } else {
-        q(sigstack_oidc::login::hash_password(
-            password,
-            rand::random(),
-        )?)
-    };
-    Ok(vec![
-        ConfigFile {
-            name: "log.toml",
-            env: "SIGSTACK_LOG_",
-            top: vec![
-                ("listen", listen(&u.log, "log")?),
-                ("public_url", q(&u.log)),
-                ("database_url", db.clone()),
-                ("signing_key", k("log.pem")),
-            ],
-            tables: String::new(),
-        },
-        ConfigFile {
-            name: "ctlog.toml",
-            env: "SIGSTACK_CTLOG_",
-            top: vec![
-                ("listen", listen(&u.ct, "ctlog")?),
-                ("database_url", db.clone()),
-                ("signing_key", k("ctlog.pem")),
-                ("roots", k("ca-root.crt.pem")),
-            ],
-            tables: String::new(),
-        },
-        ConfigFile {
-            name: "ca.toml",
-            env: "SIGSTACK_CA_",
-            top: vec![
-                ("listen", listen(&u.ca, "ca")?),
-                ("public_url", q(&u.ca)),
-                ("signing_key", k("ca-intermediate.pem")),
-                ("ca_chain", k("ca-chain.pem")),
-                ("issuers", qp(&dir.join("issuers.yaml"))),
-                (
-                    "ctlog_url",
-                    q(a.ctlog_internal_url.as_deref().map_or(u.ct.clone(), trim)),
-                ),
-                ("ctlog_public_key", k("ctlog.pub.pem")),
-                ("tlog_url", q(&u.log)),
-                ("oidc_url", q(&u.oidc)),
-                ("tsa_url", q(&u.tsa)),
-                ("tsa_chain", k("tsa-chain.pem")),
-                ("operator", q(&a.operator)),
-            ],
-            tables: match &a.oidc_internal_url {
-                Some(i) => format!("[issuer_routes]\n{} = {}\n", q(&u.oidc), q(trim(i))),
-                None => String::new(),
-            },
-        },
-        ConfigFile {
-            name: "oidc.toml",
-            env: "SIGSTACK_OIDC_",
-            top: vec![
-                ("listen", listen(&u.oidc, "oidc")?),
-                ("public_url", q(&u.oidc)),
-                ("signing_key", k("oidc.pem")),
-            ],
-            tables: format!(
-                "[[users]]\nusername = {}\nemail = {}\npassword_hash = {password_hash}\n\n\
-                 [[clients]]\nid = \"ci\"\nsecret_file = {}\n[clients.workload]\nsubject = {}\naudiences = [\"sigstore\"]\n",
-                q(username(a)?),
-                q(&a.admin_email),
-                qp(&dir.join("ci-secret")),
-                q(format!("{}/jobs/ci", u.oidc)),
-            ),
-        },
-        ConfigFile {
-            name: "tuf.toml",
-            env: "SIGSTACK_TUF_",
-            top: vec![
-                ("listen", listen(&u.tuf, "tuf")?),
-                ("database_url", db),
-                ("online_key", k("tuf-online.pem")),
-            ],
-            tables: String::new(),
-        },
-        ConfigFile {
-            name: "tsa.toml",
-            env: "SIGSTACK_TSA_",
-            top: vec![
-                ("listen", listen(&u.tsa, "tsa")?),
-                ("signing_key", k("tsa.pem")),
-                ("cert_chain", k("tsa-chain.pem")),
-            ],
-            tables: String::new(),
-        },
-    ])
-}
-
-fn username(a: &InitArgs) -> anyhow::Result<&str> {
-    a.admin_email
-        .split('@')
-        .next()
-        .filter(|u| !u.is_empty())
-        .context("--admin-email must be an e-mail address")
-}
-
-/// Gives the directory to `owner` (`UID[:GID]`), except the keys meant to go offline
-/// (the CA and TSA roots' keys, the TUF ceremony's keys): they stay with whoever ran init.
-#[cfg(unix)]
-fn give_to(dir: &Path, owner: &str) -> anyhow::Result<()> {
-    let (uid, gid) = match owner.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (owner, None),
-    };
-    let uid: u32 = uid
-        .parse()
-        .with_context(|| format!("--owner {owner}: give a numeric UID[:GID]"))?;
-    let gid: Option<u32> = gid
-        .map(|g| g.parse())
-        .transpose()
-        .with_context(|| format!("--owner {owner}: give a numeric UID[:GID]"))?;
-    let offline = [
-        dir.join("keys/ca-root.pem"),
-        dir.join("keys/tsa-root.pem"),
-        dir.join("tuf-ceremony/keys"),
-    ];
-    fn walk(p: &Path, f: &mut dyn FnMut(&Path) -> anyhow::Result<()>) -> anyhow::Result<()> {
-        f(p)?;
-        if p.is_dir() && !p.is_symlink() {
-            for e in std::fs::read_dir(p)? {
-                walk(&e?.path(), f)?;
-            }
-        }
-        Ok(())
-    }
-    walk(dir, &mut |p| {
-        if offline.iter().any(|o| p.starts_with(o)) {
-            return Ok(());
-        }
-        std::os::unix::fs::lchown(p, Some(uid), gid)
-            .with_context(|| format!("giving {} to {owner} (run init as root)", p.display()))
-    })
-}
-
-#[cfg(not(unix))]
-fn give_to(_: &Path, _: &str) -> anyhow::Result<()> {
-    anyhow::bail!("--owner works on Unix only")
 }
 
 pub async fn run(a: InitArgs) -> anyhow::Result<()> {
@@ -631,7 +453,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         &issuers,
     )?;
     if let Some(owner) = &a.owner {
-        give_to(&dir, owner)?;
+        owner::give_to(&dir, owner)?;
     }
 
     let d = dir.display();

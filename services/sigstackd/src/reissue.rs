@@ -1,0 +1,87 @@
+//! A new certificate under an existing root whose key is brought back from offline for
+//! the occasion: the CA's next intermediate, the timestamp authority's next certificate.
+//! The checks and the writing are the same for both; only the profile differs.
+
+use anyhow::Context;
+use sigstack_crypto::{Certificate, Curve, FileSigner, KeyMaterial, Signer};
+use std::path::Path;
+use x509_cert::name::Name;
+
+/// What a new certificate is made from: the root (key, certificate, name), a fresh key,
+/// and a validity from now for the days asked, cut to the root's end.
+pub struct UnderRoot {
+    pub root_key: FileSigner,
+    pub root: Certificate,
+    pub root_name: Name,
+    pub key: FileSigner,
+    pub not_before: u64,
+    pub not_after: u64,
+}
+
+impl UnderRoot {
+    /// Loads the root key and the current chain (its last certificate the root) and
+    /// checks them: the chain ends in a self-signed root, the key is that root's, the
+    /// new key's file does not exist yet, the root outlives tomorrow.
+    pub fn load(root_key: &Path, chain: &Path, out_key: &Path, days: u64) -> anyhow::Result<Self> {
+        let key_of_root = FileSigner::load(root_key)
+            .with_context(|| format!("loading the root key {}", root_key.display()))?;
+        let pem = std::fs::read(chain).with_context(|| format!("reading {}", chain.display()))?;
+        let certs = match KeyMaterial::from_pem(&pem)? {
+            KeyMaterial::Certificates(c) => c,
+            _ => anyhow::bail!("{} holds no certificates", chain.display()),
+        };
+        let root = certs.last().context("an empty chain")?.clone();
+        root.verify_issued_by(&root)
+            .context("the chain's last certificate is not a self-signed root")?;
+        anyhow::ensure!(
+            root.public_key() == key_of_root.public_key(),
+            "{} is not the key of the chain's root",
+            root_key.display()
+        );
+        anyhow::ensure!(
+            !out_key.exists(),
+            "{} exists: choose a new file",
+            out_key.display()
+        );
+        let not_before = crate::sequencer::unix_now() as u64 - 60;
+        let (_, root_end) = root.validity();
+        anyhow::ensure!(
+            root_end > not_before + 86_400,
+            "the root expires within a day: make a new root"
+        );
+        Ok(Self {
+            root_name: root.parsed().tbs_certificate.subject.clone(),
+            root_key: key_of_root,
+            root,
+            key: FileSigner::generate(Curve::P256),
+            not_before,
+            not_after: (not_before + days * 86_400).min(root_end),
+        })
+    }
+
+    /// The root's name and key, as certificate builders take an issuer.
+    pub fn issuer(&self) -> (&Name, &dyn Signer) {
+        (&self.root_name, &self.root_key)
+    }
+
+    /// Writes the new key (mode 0600) and the chain (`leaf`, then the root), and says so.
+    pub fn write(
+        &self,
+        leaf: &Certificate,
+        out_key: &Path,
+        out_chain: &Path,
+        what: &str,
+    ) -> anyhow::Result<()> {
+        leaf.verify_issued_by(&self.root)?;
+        crate::bootstrap::write_secret(out_key, &self.key.to_pkcs8_pem()?)?;
+        let out: String = [leaf.to_pem(), self.root.to_pem()].concat();
+        crate::bootstrap::write_atomic(out_chain, out.as_bytes())?;
+        println!(
+            "new {what} valid until {}: key {}, chain {}",
+            crate::time::rfc3339(self.not_after as i64),
+            out_key.display(),
+            out_chain.display()
+        );
+        Ok(())
+    }
+}
