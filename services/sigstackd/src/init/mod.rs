@@ -328,9 +328,11 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         "the identity provider's key",
     )?;
     let oidc_key = sigstack_crypto::load_or_generate_rsa(&oidc_cfg.signing_key)?;
-    // its public half: what `previous_keys` names after the key is rotated
+    // its public half beside it (`oidc.pem` → `oidc.pub.pem`): what `previous_keys`
+    // names once the key is rotated. Named after the key, so a run after a rotation
+    // writes the new key's half and leaves the old one's alone.
     write_atomic(
-        &keys.join("oidc.pub.pem"),
+        &oidc_cfg.signing_key.with_extension("pub.pem"),
         oidc_key.public_key().to_pem().as_bytes(),
     )?;
     if live.is_some() {

@@ -1,7 +1,8 @@
-//! A CA rotation as the README tells an operator to run it, on the production layout
-//! (`init`, one process per service, PostgreSQL), with signatures made before, during and
-//! after it by sigstack, sigstore-python and cosign v3 — each verified by all three, with
-//! trust from the TUF repository, at every step.
+//! Day 2 as the README tells an operator to run it, on the production layout (`init`,
+//! one process per service, PostgreSQL): a CA rotation with signatures made before,
+//! during and after it by sigstack, sigstore-python and cosign v3, then the identity
+//! provider's key rotated, then `init` run again — every bundle verified by all three,
+//! with trust from the TUF repository, at every step.
 
 use crate::client::p;
 use crate::keyless::run;
@@ -302,6 +303,74 @@ pub async fn ca_rotation_keeps_every_signature_verifying() {
     verify_all(&c, &who, &signed, "after the old chain was end-dated");
     let (ok, out) = doctor(&etc.join("stack.json"));
     assert!(ok, "doctor after the rotation: {out}");
+
+    // the identity provider's key rotates: a new RSA key signs, the old one's public half
+    // (written by init) stays published, so a token from before still gets a certificate
+    let old_token = workload_token(&oidc, &etc.join("ci-secret")).await;
+    let old_pub = keys.join("oidc.pub.pem");
+    let old_pub_bytes = std::fs::read(&old_pub).expect("init wrote the public half");
+    let new_key = keys.join("oidc-2.pem");
+    let (ok, out) = run(Command::new("openssl").args([
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        p(&new_key),
+    ]));
+    assert!(ok, "{out}");
+    write_private(&new_key, std::fs::read(&new_key).expect("key"));
+    let oidc_toml = std::fs::read_to_string(etc.join("oidc.toml")).expect("oidc.toml");
+    let rotated = oidc_toml.replacen(
+        "signing_key = ",
+        &format!("previous_keys = [{:?}]\nsigning_key = ", p(&old_pub)),
+        1,
+    );
+    let rotated = rotated.replace("keys/oidc.pem\"", "keys/oidc-2.pem\"");
+    assert_ne!(rotated, oidc_toml);
+    write_private(&etc.join("oidc.toml"), rotated);
+    let at = procs.iter().position(|s| s.name == "oidc").expect("oidc");
+    procs.remove(at).stop();
+    procs.push(Service::start("oidc", &etc, &dir));
+    let ready = format!("{oidc}/readyz");
+    crate::keyless::wait_for("the identity provider on its new key", || get_ok(&ready));
+    let artifact = dir.join("old-token.txt");
+    std::fs::write(&artifact, b"signed with a token from the old key\n").expect("w");
+    let bundle = dir.join("old-token.sigstore.json");
+    let (ok, out) = c.sign("sigstack", &old_token, &artifact, &bundle);
+    assert!(ok, "a token signed by the previous key: {out}");
+    signed.push((artifact, bundle));
+    signed.extend(sign_all(&c, &o, &dir, "after-oidc-rotation").await);
+    verify_all(
+        &c,
+        &who,
+        &signed,
+        "after the identity provider's key rotated",
+    );
+
+    // init again, as an operator would after all this: nothing published, nothing undone
+    let (ok, out) = run(Command::new(env!("CARGO_BIN_EXE_sigstackd"))
+        .args(["init", "--dir", p(&etc), "--database-url", &db])
+        .args(["--listen-host", "127.0.0.1", "--operator", "sigstack-test"])
+        .args(["--log-url", &o.url("log"), "--ctlog-url", &o.url("ctlog")])
+        .args(["--ca-url", &o.url("ca"), "--oidc-url", &o.url("oidc")])
+        .args(["--tuf-url", &o.url("tuf"), "--tsa-url", &o.url("tsa")]));
+    assert!(
+        ok && out.contains("checked") && !out.contains("publishing"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read(&old_pub).expect("old public half"),
+        old_pub_bytes,
+        "init overwrote the previous key's public half"
+    );
+    assert!(keys.join("oidc-2.pub.pem").exists());
+    let ca_toml = std::fs::read_to_string(etc.join("ca.toml")).expect("ca.toml");
+    assert!(ca_toml.contains("ca-intermediate-2.pem"), "{ca_toml}");
+    verify_all(&c, &who, &signed, "after init ran again");
+    let (ok, out) = doctor(&etc.join("stack.json"));
+    assert!(ok, "doctor after init ran again: {out}");
     for s in procs {
         s.stop();
     }
