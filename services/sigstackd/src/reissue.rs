@@ -4,8 +4,29 @@
 
 use anyhow::Context;
 use sigstack_crypto::{Certificate, Curve, FileSigner, KeyMaterial, Signer};
-use std::path::Path;
+use std::path::PathBuf;
 use x509_cert::name::Name;
+
+/// The files both commands take and write.
+#[derive(clap::Args)]
+pub struct Files {
+    /// The root's private key (PEM), brought back from offline for this.
+    #[arg(long)]
+    pub root_key: PathBuf,
+    /// The current chain (PEM, issued certificate first, root last): the root is read
+    /// from its last certificate.
+    #[arg(long)]
+    pub chain: PathBuf,
+    /// Where to write the new private key (must not exist).
+    #[arg(long)]
+    pub out_key: PathBuf,
+    /// Where to write the new chain (new certificate, then the root).
+    #[arg(long)]
+    pub out_chain: PathBuf,
+    /// Validity in days (cut to the root's end).
+    #[arg(long, default_value_t = 365)]
+    pub days: u64,
+}
 
 /// What a new certificate is made from: the root (key, certificate, name), a fresh key,
 /// and a validity from now for the days asked, cut to the root's end.
@@ -22,7 +43,8 @@ impl UnderRoot {
     /// Loads the root key and the current chain (its last certificate the root) and
     /// checks them: the chain ends in a self-signed root, the key is that root's, the
     /// new key's file does not exist yet, the root outlives tomorrow.
-    pub fn load(root_key: &Path, chain: &Path, out_key: &Path, days: u64) -> anyhow::Result<Self> {
+    pub fn load(f: &Files) -> anyhow::Result<Self> {
+        let (root_key, chain, out_key, days) = (&f.root_key, &f.chain, &f.out_key, f.days);
         let key_of_root = FileSigner::load(root_key)
             .with_context(|| format!("loading the root key {}", root_key.display()))?;
         let pem = std::fs::read(chain).with_context(|| format!("reading {}", chain.display()))?;
@@ -65,13 +87,8 @@ impl UnderRoot {
     }
 
     /// Writes the new key (mode 0600) and the chain (`leaf`, then the root), and says so.
-    pub fn write(
-        &self,
-        leaf: &Certificate,
-        out_key: &Path,
-        out_chain: &Path,
-        what: &str,
-    ) -> anyhow::Result<()> {
+    pub fn write(&self, leaf: &Certificate, f: &Files, what: &str) -> anyhow::Result<()> {
+        let (out_key, out_chain) = (&f.out_key, &f.out_chain);
         leaf.verify_issued_by(&self.root)?;
         crate::bootstrap::write_secret(out_key, &self.key.to_pkcs8_pem()?)?;
         let out: String = [leaf.to_pem(), self.root.to_pem()].concat();

@@ -4,26 +4,11 @@
 //! extended key usage codeSigning, and a validity inside the root's.
 
 use sigstack_crypto::Certificate;
-use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct NewIntermediateArgs {
-    /// The root's private key (PEM).
-    #[arg(long)]
-    root_key: PathBuf,
-    /// The CA's current chain (PEM, intermediate first, root last): the root is read
-    /// from its last certificate.
-    #[arg(long)]
-    chain: PathBuf,
-    /// Where to write the new intermediate's private key (must not exist).
-    #[arg(long)]
-    out_key: PathBuf,
-    /// Where to write the new chain (new intermediate, then the root).
-    #[arg(long)]
-    out_chain: PathBuf,
-    /// Validity in days (cut to the root's end).
-    #[arg(long, default_value_t = 365)]
-    days: u64,
+    #[command(flatten)]
+    files: crate::reissue::Files,
     /// The new intermediate's subject: organisation and common name.
     #[arg(long, default_value = "sigstack")]
     organization: String,
@@ -32,7 +17,7 @@ pub struct NewIntermediateArgs {
 }
 
 pub fn run(a: &NewIntermediateArgs) -> anyhow::Result<()> {
-    let r = crate::reissue::UnderRoot::load(&a.root_key, &a.chain, &a.out_key, a.days)?;
+    let r = crate::reissue::UnderRoot::load(&a.files)?;
     let der = sigstack_ca::cert::ca_certificate(
         sigstack_ca::cert::ca_name(&a.organization, &a.common_name)?,
         &r.key,
@@ -43,10 +28,5 @@ pub fn run(a: &NewIntermediateArgs) -> anyhow::Result<()> {
         Some(0),
         true,
     )?;
-    r.write(
-        &Certificate::from_der(&der)?,
-        &a.out_key,
-        &a.out_chain,
-        "intermediate",
-    )
+    r.write(&Certificate::from_der(&der)?, &a.files, "intermediate")
 }

@@ -4,26 +4,11 @@
 //! critical; validity inside the root's.
 
 use sigstack_crypto::{Certificate, Signer};
-use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct NewCertificateArgs {
-    /// The TSA root's private key (PEM).
-    #[arg(long)]
-    root_key: PathBuf,
-    /// The TSA's current chain (PEM, leaf first, root last): the root is read from its
-    /// last certificate.
-    #[arg(long)]
-    chain: PathBuf,
-    /// Where to write the new signing key (must not exist).
-    #[arg(long)]
-    out_key: PathBuf,
-    /// Where to write the new chain (new certificate, then the root).
-    #[arg(long)]
-    out_chain: PathBuf,
-    /// Validity in days (cut to the root's end).
-    #[arg(long, default_value_t = 365)]
-    days: u64,
+    #[command(flatten)]
+    files: crate::reissue::Files,
     /// The certificate's subject: organisation and common name.
     #[arg(long, default_value = "sigstack")]
     organization: String,
@@ -32,7 +17,7 @@ pub struct NewCertificateArgs {
 }
 
 pub fn run(a: &NewCertificateArgs) -> anyhow::Result<()> {
-    let r = crate::reissue::UnderRoot::load(&a.root_key, &a.chain, &a.out_key, a.days)?;
+    let r = crate::reissue::UnderRoot::load(&a.files)?;
     let der = sigstack_ca::cert::tsa_certificate(
         sigstack_ca::cert::ca_name(&a.organization, &a.common_name)?,
         r.key.public_key(),
@@ -44,5 +29,5 @@ pub fn run(a: &NewCertificateArgs) -> anyhow::Result<()> {
     let leaf = Certificate::from_der(&der)?;
     sigstack_tsa::check_chain(&[leaf.clone(), r.root.clone()], r.key.public_key())
         .map_err(|e| anyhow::anyhow!(e))?;
-    r.write(&leaf, &a.out_key, &a.out_chain, "TSA certificate")
+    r.write(&leaf, &a.files, "TSA certificate")
 }

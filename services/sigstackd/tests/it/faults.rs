@@ -236,8 +236,10 @@ impl PrivatePg {
         );
     }
 
-    pub(crate) fn start() -> PrivatePg {
-        let dir = temp_dir("pg");
+    /// A directory for a cluster (given to the postgres user when we are root) and a
+    /// free port; nothing in it yet.
+    fn unstarted(name: &str) -> PrivatePg {
+        let dir = temp_dir(name);
         if is_root() {
             let ok = Command::new("chown")
                 .args(["-R", "postgres:postgres"])
@@ -246,11 +248,15 @@ impl PrivatePg {
                 .expect("chown");
             assert!(ok.success());
         }
-        let pg = PrivatePg {
+        PrivatePg {
             dir,
             bin: pg_bin(),
             port: free_port(),
-        };
+        }
+    }
+
+    pub(crate) fn start() -> PrivatePg {
+        let pg = PrivatePg::unstarted("pg");
         let data = pg.dir.join("data");
         pg.run(
             "initdb",
@@ -331,20 +337,7 @@ impl PrivatePg {
 
     /// A hot standby of `primary`, streaming from it (`pg_basebackup -R`).
     pub(crate) fn standby_of(primary: &PrivatePg) -> PrivatePg {
-        let dir = temp_dir("pg-standby");
-        if is_root() {
-            let ok = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(&dir)
-                .status()
-                .expect("chown");
-            assert!(ok.success());
-        }
-        let pg = PrivatePg {
-            dir,
-            bin: pg_bin(),
-            port: free_port(),
-        };
+        let pg = PrivatePg::unstarted("pg-standby");
         let data = pg.dir.join("data");
         pg.run(
             "pg_basebackup",

@@ -207,22 +207,22 @@ pub async fn ca_rotation_keeps_every_signature_verifying() {
 
     // a new intermediate, published before the CA uses it
     let keys = etc.join("keys");
-    sigstackd(&[
-        "ca",
-        "new-intermediate",
-        "--root-key",
-        p(&keys.join("ca-root.pem")),
-        "--chain",
-        p(&keys.join("ca-chain.pem")),
-        "--out-key",
-        p(&keys.join("ca-intermediate-2.pem")),
-        "--out-chain",
-        p(&keys.join("ca-chain-2.pem")),
-        "--organization",
-        "sigstack-test",
-        "--common-name",
-        "rotated intermediate",
-    ]);
+    let args = crate::rotation::reissue_args(
+        ["ca", "new-intermediate"],
+        &keys.join("ca-root.pem"),
+        &keys.join("ca-chain.pem"),
+        (
+            &keys.join("ca-intermediate-2.pem"),
+            &keys.join("ca-chain-2.pem"),
+        ),
+        &[
+            "--organization",
+            "sigstack-test",
+            "--common-name",
+            "rotated intermediate",
+        ],
+    );
+    sigstackd(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")

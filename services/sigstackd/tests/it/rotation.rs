@@ -9,6 +9,29 @@ fn sigstackd(args: &[&str]) -> (bool, String) {
     run(Command::new(env!("CARGO_BIN_EXE_sigstackd")).args(args))
 }
 
+/// The arguments of a command making a new certificate under an offline root (`ca
+/// new-intermediate`, `tsa new-certificate`).
+pub(crate) fn reissue_args(
+    command: [&str; 2],
+    root: &std::path::Path,
+    chain: &std::path::Path,
+    (out_key, out_chain): (&std::path::Path, &std::path::Path),
+    extra: &[&str],
+) -> Vec<String> {
+    let mut v: Vec<String> = command.iter().map(|s| s.to_string()).collect();
+    for (flag, path) in [
+        ("--root-key", root),
+        ("--chain", chain),
+        ("--out-key", out_key),
+        ("--out-chain", out_chain),
+    ] {
+        v.push(flag.into());
+        v.push(p(path).into());
+    }
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
 fn as_strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
@@ -32,22 +55,18 @@ pub fn ca_new_intermediate() {
     let (root_key, chain) = (keys.join("ca-root.pem"), keys.join("ca-chain.pem"));
     let (new_key, new_chain) = (dir.join("inter-2.pem"), dir.join("chain-2.pem"));
     let args = |root: &std::path::Path| {
-        vec![
-            "ca".to_string(),
-            "new-intermediate".into(),
-            "--root-key".into(),
-            p(root).into(),
-            "--chain".into(),
-            p(&chain).into(),
-            "--out-key".into(),
-            p(&new_key).into(),
-            "--out-chain".into(),
-            p(&new_chain).into(),
-            "--days".into(),
-            "100000".into(),
-            "--common-name".into(),
-            "sigstack intermediate 2".into(),
-        ]
+        reissue_args(
+            ["ca", "new-intermediate"],
+            root,
+            &chain,
+            (&new_key, &new_chain),
+            &[
+                "--days",
+                "100000",
+                "--common-name",
+                "sigstack intermediate 2",
+            ],
+        )
     };
     // another key than the root's: refused, nothing written
     let (ok, out) = sigstackd(&as_strs(&args(&keys.join("tsa-root.pem"))));
@@ -409,18 +428,13 @@ pub fn tsa_new_certificate() {
     let keys = etc.join("keys");
     let (new_key, new_chain) = (dir.join("tsa-2.pem"), dir.join("tsa-chain-2.pem"));
     let args = |root: &std::path::Path| {
-        vec![
-            "tsa".to_string(),
-            "new-certificate".into(),
-            "--root-key".into(),
-            p(root).into(),
-            "--chain".into(),
-            p(&keys.join("tsa-chain.pem")).into(),
-            "--out-key".into(),
-            p(&new_key).into(),
-            "--out-chain".into(),
-            p(&new_chain).into(),
-        ]
+        reissue_args(
+            ["tsa", "new-certificate"],
+            root,
+            &keys.join("tsa-chain.pem"),
+            (&new_key, &new_chain),
+            &[],
+        )
     };
     let (ok, out) = sigstackd(&as_strs(&args(&keys.join("ca-root.pem"))));
     assert!(
