@@ -188,20 +188,32 @@ fn two_level_chain(
     Ok(chain)
 }
 
+/// Where a two-level chain's files are: the issuing key, the root's key, the chain.
+pub(crate) struct ChainFiles {
+    pub(crate) key: PathBuf,
+    pub(crate) root_key: PathBuf,
+    pub(crate) chain: PathBuf,
+}
+
+impl ChainFiles {
+    /// The three side by side in `dir`.
+    pub(crate) fn beside(dir: &Path, key: &str, root_key: &str, chain: &str) -> Self {
+        Self {
+            key: dir.join(key),
+            root_key: dir.join(root_key),
+            chain: dir.join(chain),
+        }
+    }
+}
+
 /// A CA: a P-384 root and a P-256 intermediate, created once (`name` goes in their
 /// subjects: "`name` root", "`name` intermediate").
-pub(crate) fn ca_chain(
-    keys: &Path,
-    org: &str,
-    name: &str,
-) -> anyhow::Result<(PathBuf, PathBuf, Vec<Certificate>)> {
-    let inter_path = keys.join("ca-intermediate.pem");
-    let inter_key = FileSigner::load_or_generate(&inter_path, Curve::P256)?;
-    let chain_path = keys.join("ca-chain.pem");
-    let chain = two_level_chain(
+pub(crate) fn ca_chain(f: &ChainFiles, org: &str, name: &str) -> anyhow::Result<Vec<Certificate>> {
+    let inter_key = FileSigner::load_or_generate(&f.key, Curve::P256)?;
+    two_level_chain(
         &inter_key,
-        &keys.join("ca-root.pem"),
-        &chain_path,
+        &f.root_key,
+        &f.chain,
         cert::ca_name(org, &format!("{name} root"))?,
         |_| true,
         |root_name, root_key, now, until| {
@@ -216,8 +228,7 @@ pub(crate) fn ca_chain(
                 true,
             )?)
         },
-    )?;
-    Ok((inter_path, chain_path, chain))
+    )
 }
 
 /// A Fulcio issuer configuration trusting the dev issuer (people, by e-mail), its
@@ -238,25 +249,34 @@ pub(crate) fn issuer_yaml(header: &str, own: &str, others: &[String]) -> String 
     out
 }
 
-/// The first TUF repository: a one-key ceremony on first start (keys in
-/// DATA_DIR/tuf-ceremony, the online key in DATA_DIR/keys), and a new targets version
-/// whenever the stack's trust files changed since the last start. Returns the initial
-/// root's path.
+/// Where the TUF repository's files are: the trust files it publishes, the ceremony
+/// directory (`tuf init`'s: offline keys and signed metadata), the online key.
+pub(crate) struct TufFiles<'a> {
+    pub(crate) trust_dir: &'a Path,
+    pub(crate) ceremony: PathBuf,
+    pub(crate) online_key: PathBuf,
+    /// How many root keys a new ceremony makes, and how many must sign.
+    pub(crate) root_keys: (u32, u32),
+}
+
+/// The first TUF repository: a ceremony on first start, and a new targets version
+/// (signed with every targets key in the ceremony's `keys/`) whenever the stack's trust
+/// files changed since the last start. Returns the initial root's path.
 pub(crate) async fn tuf_repository(
-    dir: &Path,
-    keys: &Path,
+    f: &TufFiles<'_>,
     database_url: &str,
 ) -> anyhow::Result<PathBuf> {
     use crate::tuf::ceremony;
-    let ceremony_dir = dir.join("tuf-ceremony");
+    let dir = f.trust_dir;
+    let ceremony_dir = &f.ceremony;
     let root = ceremony_dir.join("1.root.json");
     if !root.exists() {
         ceremony::init(&ceremony::InitArgs {
             ceremony_dir: ceremony_dir.clone(),
             trust_dir: dir.to_path_buf(),
-            online_key: keys.join("tuf-online.pem"),
-            root_keys: 1,
-            root_threshold: 1,
+            online_key: f.online_key.clone(),
+            root_keys: f.root_keys.0,
+            root_threshold: f.root_keys.1,
             targets_keys: 1,
             targets_threshold: 1,
             root_expires_days: 365,
@@ -288,7 +308,7 @@ pub(crate) async fn tuf_repository(
             database_url: database_url.to_string(),
             trust_dir: dir.to_path_buf(),
             out: staged.clone(),
-            keys: vec![ceremony_dir.join("keys").join("targets-1.pem")],
+            keys: ceremony::targets_keys(ceremony_dir)?,
             expires_days: 180,
         })
         .await?;
@@ -331,18 +351,12 @@ pub(crate) fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
 /// A timestamp authority's key and chain, created once: a P-384 root and a P-256 TSA
 /// certificate (end entity, EKU timeStamping critical) issued by it (`name` goes in
 /// their subjects). Returns the key's path, the chain's path (leaf first) and the chain.
-pub(crate) fn tsa_chain(
-    keys: &Path,
-    org: &str,
-    name: &str,
-) -> anyhow::Result<(PathBuf, PathBuf, Vec<Certificate>)> {
-    let key_path = keys.join("tsa.pem");
-    let key = FileSigner::load_or_generate(&key_path, Curve::P256)?;
-    let chain_path = keys.join("tsa-chain.pem");
+pub(crate) fn tsa_chain(f: &ChainFiles, org: &str, name: &str) -> anyhow::Result<Vec<Certificate>> {
+    let key = FileSigner::load_or_generate(&f.key, Curve::P256)?;
     let chain = two_level_chain(
         &key,
-        &keys.join("tsa-root.pem"),
-        &chain_path,
+        &f.root_key,
+        &f.chain,
         cert::ca_name(org, &format!("{name} root"))?,
         |c| sigstack_tsa::check_chain(c, key.public_key()).is_ok(),
         |root_name, root_key, now, until| {
@@ -357,5 +371,5 @@ pub(crate) fn tsa_chain(
         },
     )?;
     sigstack_tsa::check_chain(&chain, key.public_key()).map_err(|e| anyhow::anyhow!(e))?;
-    Ok((key_path, chain_path, chain))
+    Ok(chain)
 }

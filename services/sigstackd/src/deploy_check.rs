@@ -102,6 +102,106 @@ fn env_known(sub: &str, vars: &[String], place: &str) {
     }
 }
 
+/// A compose service's volume mounts: (volume, path in the container, read-only).
+fn mounts(s: &Value) -> Vec<(String, String, bool)> {
+    strings(&s["volumes"])
+        .iter()
+        .map(|m| {
+            let parts: Vec<&str> = m.split(':').collect();
+            (
+                parts[0].to_string(),
+                parts[1].to_string(),
+                parts.get(2) == Some(&"ro"),
+            )
+        })
+        .collect()
+}
+
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).expect("dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files_under(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// Every path a configuration file names (strings that are paths in `dir`, at any depth).
+fn named_paths(v: &toml::Value, dir: &Path, out: &mut Vec<PathBuf>) {
+    match v {
+        toml::Value::String(s) if Path::new(s).starts_with(dir) => out.push(PathBuf::from(s)),
+        toml::Value::Array(a) => a.iter().for_each(|x| named_paths(x, dir, out)),
+        toml::Value::Table(t) => t.values().for_each(|x| named_paths(x, dir, out)),
+        _ => {}
+    }
+}
+
+/// Least privilege: a service sees, read-only, what its configuration names and public
+/// material; no other service's key or secret, and nothing of the offline directory.
+/// `at`: where init wrote here, and where the container sees it.
+fn check_mounts(
+    s: &Value,
+    init_mounts: &[(String, String, bool)],
+    (host, container): (&Path, &str),
+    config: &str,
+    place: &str,
+) {
+    let own = mounts(s);
+    assert!(own.iter().all(|m| m.2), "{place}: every mount read-only");
+    let in_container = |p: &Path| Path::new(container).join(p.strip_prefix(host).expect("inside"));
+    // the volume a file is in: the deepest of init's mounts above it
+    let volume = |p: &Path| {
+        let c = in_container(p);
+        init_mounts
+            .iter()
+            .filter(|m| c.starts_with(&m.1))
+            .max_by_key(|m| m.1.len())
+            .map(|m| (m.0.clone(), m.1.clone()))
+            .unwrap_or_else(|| panic!("{} is in no volume of init's", c.display()))
+    };
+    let sees = |p: &Path| {
+        let (v, at) = volume(p);
+        own.iter().any(|m| m.0 == v && m.1 == at)
+    };
+    let table: toml::Value = std::fs::read_to_string(host.join(config))
+        .expect("config")
+        .parse()
+        .expect("toml");
+    let mut named = Vec::new();
+    named_paths(&table, host, &mut named);
+    assert!(!named.is_empty(), "{place}: {config} names its files");
+    for p in &named {
+        assert!(
+            sees(p),
+            "{place}: {} is named in {config} but not mounted",
+            in_container(p).display()
+        );
+    }
+    let mut all = Vec::new();
+    files_under(host, &mut all);
+    for p in all {
+        let text = std::fs::read_to_string(&p).unwrap_or_default();
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let secret =
+            text.contains("PRIVATE KEY") || ["ci-secret", "admin-password"].contains(&name);
+        let (v, _) = volume(&p);
+        if sees(&p) {
+            assert!(
+                v != "offline" && (!secret || named.contains(&p)),
+                "{place} sees {}, which is not its own",
+                in_container(&p).display()
+            );
+        }
+        assert!(
+            v != "config" || !secret,
+            "{} is a secret in the volume every service mounts",
+            in_container(&p).display()
+        );
+    }
+}
+
 fn port(url: &str) -> u16 {
     url.rsplit(':')
         .next()
@@ -136,8 +236,9 @@ async fn compose_file_matches_the_binary() {
     parses_with(&args, &env, "compose init");
     let dir_at = args.iter().position(|a| a == "--dir").expect("init --dir");
     let mount = args[dir_at + 1].clone();
+    let init_mounts = mounts(&init);
     assert!(
-        strings(&init["volumes"]).contains(&format!("config:{mount}")),
+        init_mounts.contains(&("config".into(), mount.clone(), false)),
         "init writes {mount}, which must be the config volume"
     );
     let env_flags = arg_env("init");
@@ -193,9 +294,10 @@ async fn compose_file_matches_the_binary() {
             "{place}: --config must be in the directory init writes"
         );
         assert!(
-            strings(&s["volumes"]).contains(&format!("config:{mount}:ro")),
+            mounts(&s).contains(&("config".into(), mount.clone(), true)),
             "{place}: mounts the config volume read-only at {mount}"
         );
+        check_mounts(&s, &init_mounts, (&tmp, &mount), &file, &place);
         assert_eq!(
             s["depends_on"]["init"]["condition"].as_str(),
             Some("service_completed_successfully"),
@@ -335,6 +437,15 @@ fn kubernetes_manifests_match_the_binary() {
                 .filter(|n| n.starts_with("sigstack-keys"))
                 .collect();
             assert_eq!(secrets, [format!("sigstack-keys-{sub}")], "{place}");
+            // at the path init's configuration names: keys/<service>/
+            let keys_at: Vec<&str> = c["volumeMounts"]
+                .as_sequence()
+                .expect("volumeMounts")
+                .iter()
+                .filter(|m| m["name"].as_str() == Some("keys"))
+                .filter_map(|m| m["mountPath"].as_str())
+                .collect();
+            assert_eq!(keys_at, [format!("/etc/sigstack/keys/{sub}")], "{place}");
             let replicas = d["spec"]["replicas"].as_u64().expect("replicas");
             match sub.as_str() {
                 // one sequencer; pending sign-ins are in memory

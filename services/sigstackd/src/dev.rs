@@ -146,7 +146,14 @@ pub fn dev_token(args: DevTokenArgs) -> anyhow::Result<()> {
         .as_str()
         .context("stack.json has no OIDC issuer (restart `sigstackd dev`)")?
         .to_string();
-    let key = sigstack_crypto::load_signer(&args.data_dir.join("keys/oidc.pem"))?;
+    // the key `oidc.toml` names (an `init` directory), else dev's
+    let oidc_toml = args.data_dir.join("oidc.toml");
+    let key_path = if oidc_toml.exists() {
+        crate::oidc::config::OidcConfig::load(Some(&oidc_toml))?.signing_key
+    } else {
+        args.data_dir.join("keys/oidc.pem")
+    };
+    let key = sigstack_crypto::load_signer(&key_path)?;
     let now = crate::sequencer::unix_now();
     let (iss, sub, email) = match (&args.sub, &args.email) {
         (Some(s), _) => (
@@ -201,9 +208,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let ct_key = FileSigner::load_or_generate(&ct_key_path, Curve::P256)?;
     let ct_pub_path = keys.join("ctlog.pub.pem");
     write_atomic(&ct_pub_path, ct_key.public_key().to_pem().as_bytes())?;
-    let (ca_key_path, ca_chain_path, chain) = ca_chain(&keys, "sigstack", "sigstack dev")?;
-    let (tsa_key_path, tsa_chain_path, tsa_chain) =
-        tsa_chain(&keys, "sigstack", "sigstack dev timestamp authority")?;
+    let ca_files = ChainFiles::beside(&keys, "ca-intermediate.pem", "ca-root.pem", "ca-chain.pem");
+    let chain = ca_chain(&ca_files, "sigstack", "sigstack dev")?;
+    let (ca_key_path, ca_chain_path) = (ca_files.key, ca_files.chain);
+    let tsa_files = ChainFiles::beside(&keys, "tsa.pem", "tsa-root.pem", "tsa-chain.pem");
+    let tsa_chain = tsa_chain(&tsa_files, "sigstack", "sigstack dev timestamp authority")?;
+    let (tsa_key_path, tsa_chain_path) = (tsa_files.key, tsa_files.chain);
     let root_path = keys.join("ca-root.crt.pem");
     write_atomic(&root_path, chain[1].to_pem().as_bytes())?;
     let database_url = format!("sqlite://{}", dir.join("sigstack.db").display());
@@ -285,6 +295,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         }),
         extra_ca_chains: Vec::new(),
         extra_tsa_chains: Vec::new(),
+        extra_ctlog_keys: Vec::new(),
+        extra_tlog_keys: Vec::new(),
     };
     // a changed CA chain or log key keeps the old one, end-dated, in the trusted root
     let previous = trust::read_trusted_root(&dir.join(trust::TRUSTED_ROOT_FILE))?;
@@ -293,7 +305,16 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let tuf_listener = bind(args.host, args.tuf_port, "--tuf-port").await?;
     let tuf_addr = tuf_listener.local_addr()?;
     let tuf_url = format!("http://{tuf_addr}");
-    let tuf_root = tuf_repository(&dir, &keys, &database_url).await?;
+    let tuf_root = tuf_repository(
+        &TufFiles {
+            trust_dir: &dir,
+            ceremony: dir.join("tuf-ceremony"),
+            online_key: keys.join("tuf-online.pem"),
+            root_keys: (1, 1),
+        },
+        &database_url,
+    )
+    .await?;
     let tuf_cfg = crate::tuf::config::TufConfig {
         listen: tuf_addr,
         database_url: database_url.clone(),

@@ -37,9 +37,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum LogAction {
+    /// A key for the log's next shard: publish it with `trust export --add-tlog-key`,
+    /// then start the shard with `new-shard --signing-key`.
+    NewKey(reissue::NewKeyArgs),
     /// Freeze the active shard and start a new, empty one (run while the log is stopped).
     /// Entries keep their global indexes; the frozen shard is listed as inactive.
-    NewShard,
+    NewShard {
+        /// Start the new shard with this key (a key rotation; publish its public half with
+        /// `trust export --add-tlog-key` first). Then set `signing_key` to it and add the
+        /// old key to `previous_keys`. Default: the configured key.
+        #[arg(long)]
+        signing_key: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -47,6 +56,13 @@ enum CaAction {
     /// Make a new issuing certificate under the existing root (bring the root key back
     /// from offline for this): publish its chain in the trust files before the CA uses it.
     NewIntermediate(ca::intermediate::NewIntermediateArgs),
+}
+
+#[derive(Subcommand)]
+enum CtlogAction {
+    /// A key for the CT log that takes over (a new key is a new CT log: run it under a
+    /// new `log_name`); publish it with `trust export --add-ctlog-key` first.
+    NewKey(reissue::NewKeyArgs),
 }
 
 #[derive(Subcommand)]
@@ -154,11 +170,14 @@ enum Command {
         #[command(subcommand)]
         action: TrustAction,
     },
-    /// Run the RFC 6962 certificate-transparency log the CA submits precertificates to.
+    /// Run the RFC 6962 certificate-transparency log the CA submits precertificates to,
+    /// or make a key for its successor.
     Ctlog {
         /// TOML configuration file; every key may also come from SIGSTACK_CTLOG_<KEY>.
         #[arg(long, short)]
         config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: Option<CtlogAction>,
     },
     /// Run the RFC 3161 timestamp authority (timestamp-authority's API), or make it a
     /// new certificate.
@@ -233,15 +252,41 @@ fn main() -> anyhow::Result<()> {
                 action: None,
             } => run_log(config).await,
             Command::Log {
+                action: Some(LogAction::NewKey(a)),
+                ..
+            } => reissue::new_log_key(
+                &a,
+                "transparency log",
+                "publish it (`sigstackd trust export --previous … --add-tlog-key PUBLIC`, stage, publish), wait out the clients' TUF cache, then stop the log, run `sigstackd log --config … new-shard --signing-key KEY`, set signing_key to it and the old key in previous_keys, and start the log",
+            ),
+            Command::Log {
                 config,
-                action: Some(LogAction::NewShard),
+                action: Some(LogAction::NewShard { signing_key }),
             } => {
                 let cfg = log::config::LogConfig::load(config.as_deref())?;
-                let tree = log::new_shard(&cfg).await?;
-                println!("new active shard {tree}; restart the log to serve it");
+                let tree = log::new_shard(&cfg, signing_key.as_deref()).await?;
+                match signing_key {
+                    Some(k) if k != cfg.signing_key => println!(
+                        "new active shard {tree}, signed by {}: set signing_key to it, add {} to previous_keys, and restart the log",
+                        k.display(),
+                        cfg.signing_key.display()
+                    ),
+                    _ => println!("new active shard {tree}; restart the log to serve it"),
+                }
                 Ok(())
             }
-            Command::Ctlog { config } => run_ctlog(config).await,
+            Command::Ctlog {
+                config,
+                action: None,
+            } => run_ctlog(config).await,
+            Command::Ctlog {
+                action: Some(CtlogAction::NewKey(a)),
+                ..
+            } => reissue::new_log_key(
+                &a,
+                "CT log",
+                "publish it (`sigstackd trust export --previous … --add-ctlog-key PUBLIC`, stage, publish), wait out the clients' TUF cache, run the CT log with it under a new log_name, then point the CA's ctlog_public_key (and ctlog_url) at that log",
+            ),
             Command::Ca {
                 config,
                 action: None,

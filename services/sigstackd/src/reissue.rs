@@ -102,3 +102,43 @@ impl UnderRoot {
         Ok(())
     }
 }
+
+/// `ctlog new-key` and `log new-key`: the key a log's successor signs with (a CT log
+/// keeps its key for life, a Rekor shard too, so a new key starts a new one).
+#[derive(clap::Args)]
+pub struct NewKeyArgs {
+    /// Where to write the new private key (ECDSA P-256; must not exist).
+    #[arg(long)]
+    pub out_key: PathBuf,
+    /// Where to write its public half, for `trust export --add-ctlog-key` /
+    /// `--add-tlog-key` (default: beside the key, `.pub.pem`).
+    #[arg(long)]
+    pub out_public: Option<PathBuf>,
+}
+
+/// Writes the key (mode 0600) and its public half; `next` tells the operator what follows.
+pub fn new_log_key(a: &NewKeyArgs, what: &str, next: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !a.out_key.exists(),
+        "{} exists: a key file is never overwritten",
+        a.out_key.display()
+    );
+    let public = a
+        .out_public
+        .clone()
+        .unwrap_or_else(|| a.out_key.with_extension("pub.pem"));
+    let key = FileSigner::generate(Curve::P256);
+    crate::bootstrap::write_secret(&a.out_key, &key.to_pkcs8_pem()?)?;
+    crate::bootstrap::write_atomic(&public, key.public_key().to_pem().as_bytes())?;
+    println!(
+        "new {what} key {} (public half {}), log ID {}",
+        a.out_key.display(),
+        public.display(),
+        hex::encode(sigstack_crypto::log_id(key.public_key().spki_der()))
+    );
+    println!(
+        "next: {}",
+        next.replace("PUBLIC", &public.display().to_string())
+    );
+    Ok(())
+}

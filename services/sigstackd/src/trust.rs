@@ -40,6 +40,13 @@ pub struct StackTrust {
     /// Timestamp authority chains published beside the running TSA's (a new certificate
     /// from `sigstackd tsa new-certificate`, before the TSA switches to it).
     pub extra_tsa_chains: Vec<Vec<Certificate>>,
+    /// CT log keys published beside the running CT log's (the CT log that takes over,
+    /// from `sigstackd ctlog new-key`, before the CA switches to it), valid from
+    /// `valid_from`.
+    pub extra_ctlog_keys: Vec<PublicKey>,
+    /// Transparency log keys published beside the running log's (the key of the next
+    /// shard, before `log new-shard --signing-key` starts it), valid from `valid_from`.
+    pub extra_tlog_keys: Vec<PublicKey>,
 }
 
 /// A timestamp authority as the trust files name it.
@@ -89,11 +96,10 @@ impl StackTrust {
     pub fn trusted_root(&self) -> TrustedRoot {
         TrustedRoot {
             media_type: TRUSTED_ROOT_MEDIA_TYPE.into(),
-            tlogs: vec![log_instance(
-                &self.tlog_url,
-                &self.tlog_key,
-                &self.valid_from,
-            )],
+            tlogs: std::iter::once(&self.tlog_key)
+                .chain(&self.extra_tlog_keys)
+                .map(|key| log_instance(&self.tlog_url, key, &self.valid_from))
+                .collect(),
             certificate_authorities: std::iter::once(&self.ca_chain)
                 .chain(&self.extra_ca_chains)
                 .map(|chain| trust::CertificateAuthority {
@@ -106,11 +112,10 @@ impl StackTrust {
                     valid_for: self.range(),
                 })
                 .collect(),
-            ctlogs: vec![log_instance(
-                &self.ctlog_url,
-                &self.ctlog_key,
-                &self.valid_from,
-            )],
+            ctlogs: std::iter::once(&self.ctlog_key)
+                .chain(&self.extra_ctlog_keys)
+                .map(|key| log_instance(&self.ctlog_url, key, &self.valid_from))
+                .collect(),
             timestamp_authorities: self
                 .tsa
                 .iter()
@@ -332,6 +337,16 @@ pub struct ExportArgs {
     /// published before the TSA is pointed at it. Needs --tsa-url.
     #[arg(long, requires = "tsa_url")]
     add_tsa_chain: Option<std::path::PathBuf>,
+    /// A CT log key to publish beside the running CT log's (PEM public key, from
+    /// `sigstackd ctlog new-key`): the CT log that takes over, published before the CA
+    /// is pointed at it, valid from --valid-from (or now).
+    #[arg(long)]
+    add_ctlog_key: Option<std::path::PathBuf>,
+    /// A transparency log key to publish beside the running log's (PEM public key): the
+    /// key of the log's next shard, published before `sigstackd log new-shard
+    /// --signing-key` starts it, valid from --valid-from (or now).
+    #[arg(long)]
+    add_tlog_key: Option<std::path::PathBuf>,
     /// Who runs the stack (the `operator` of every service; the CA's subject).
     #[arg(long, default_value = "sigstack")]
     operator: String,
@@ -491,10 +506,24 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
         }
         None => Vec::new(),
     };
+    let p256 = |p: &Option<std::path::PathBuf>, what: &str| -> anyhow::Result<Vec<PublicKey>> {
+        let Some(p) = p else { return Ok(Vec::new()) };
+        let key = crate::tuf::ceremony::load_public(p)?;
+        anyhow::ensure!(
+            key.key_details() == "PKIX_ECDSA_P256_SHA_256",
+            "{}: a {what} key is ECDSA P-256",
+            p.display()
+        );
+        Ok(vec![key])
+    };
+    let extra_ctlog_keys = p256(&args.add_ctlog_key, "CT log")?;
+    let extra_tlog_keys = p256(&args.add_tlog_key, "transparency log")?;
     let trust = StackTrust {
         tsa,
         extra_ca_chains,
         extra_tsa_chains,
+        extra_ctlog_keys,
+        extra_tlog_keys,
         operator: args.operator,
         valid_from,
         ca_url,

@@ -254,6 +254,8 @@ impl CaService {
                         tsa: src.tsa.clone(),
                         extra_ca_chains: Vec::new(),
                         extra_tsa_chains: Vec::new(),
+                        extra_ctlog_keys: Vec::new(),
+                        extra_tlog_keys: Vec::new(),
                     }))
                 })
                 .await

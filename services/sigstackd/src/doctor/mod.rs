@@ -396,8 +396,18 @@ async fn check(
     if ctlogs.is_empty() {
         r.fail("ctlog", "the trusted root names no current CT log");
     }
+    // several current keys at one URL: a CT log's successor published before the CA
+    // switches to it (or the old one not yet end-dated): one of them must sign
+    let mut by_url: Vec<(&str, Vec<_>)> = Vec::new();
     for c in ctlogs {
-        check_ctlog(http, c, r).await;
+        let url = c.base_url.trim_end_matches('/');
+        match by_url.iter_mut().find(|(u, _)| *u == url) {
+            Some((_, keys)) => keys.push(c),
+            None => by_url.push((url, vec![c])),
+        }
+    }
+    for (url, instances) in by_url {
+        check_ctlog(http, url, &instances, r).await;
     }
     for url in &oidc_urls {
         match get_json(http, &format!("{url}/.well-known/openid-configuration")).await {
@@ -488,32 +498,45 @@ fn trusted_key(c: &sigstack_types::trust::TransparencyLogInstance) -> anyhow::Re
     Ok(PublicKey::from_spki_der(&raw(&c.public_key.raw_bytes)?)?)
 }
 
+/// The log at `url` signs with a current key the trusted root names for it (another may
+/// be published ahead of a key rotation), and its checkpoint verifies with that key.
 async fn check_log(http: &reqwest::Client, url: &str, trusted: &TrustedRoot, r: &mut Report) {
-    let Some(inst) = trusted
+    let keys: Result<Vec<PublicKey>, _> = trusted
         .tlogs
         .iter()
-        .find(|t| t.base_url.trim_end_matches('/') == url && current(&t.public_key.valid_for.end))
-    else {
-        return r.fail(
-            "log",
-            format!("{url}: the trusted root has no current key for it"),
-        );
-    };
-    let key = match trusted_key(inst) {
+        .filter(|t| t.base_url.trim_end_matches('/') == url && current(&t.public_key.valid_for.end))
+        .map(trusted_key)
+        .collect();
+    let keys = match keys {
+        Ok(k) if k.is_empty() => {
+            return r.fail(
+                "log",
+                format!("{url}: the trusted root has no current key for it"),
+            );
+        }
         Ok(k) => k,
         Err(e) => return r.fail("log", format!("{url}: trusted key unreadable: {e:#}")),
     };
-    match get(http, &format!("{url}/api/v1/log/publicKey")).await {
+    let key = match get(http, &format!("{url}/api/v1/log/publicKey")).await {
         Ok(pem) => match PublicKey::from_pem(&pem) {
-            Ok(k) if k == key => r.ok("log", format!("{url}: signs with the trusted key")),
-            Ok(_) => r.fail(
-                "log",
-                format!("{url}: its key is not the one the trusted root names"),
-            ),
-            Err(e) => r.fail("log", format!("{url}: public key: {e}")),
+            Ok(k) if keys.contains(&k) => {
+                let ahead = match keys.len() {
+                    1 => String::new(),
+                    n => format!(" ({} more published for it)", n - 1),
+                };
+                r.ok("log", format!("{url}: signs with a trusted key{ahead}"));
+                k
+            }
+            Ok(_) => {
+                return r.fail(
+                    "log",
+                    format!("{url}: its key is not one the trusted root names"),
+                );
+            }
+            Err(e) => return r.fail("log", format!("{url}: public key: {e}")),
         },
         Err(e) => return r.fail("log", format!("{url}: {e:#}")),
-    }
+    };
     match get_json(http, &format!("{url}/api/v1/log")).await {
         Ok(info) => match info["signedTreeHead"].as_str() {
             Some(note) => match sigstack_log::checkpoint::verify_any_name(note, &key) {
@@ -532,16 +555,21 @@ async fn check_log(http: &reqwest::Client, url: &str, trusted: &TrustedRoot, r: 
     }
 }
 
+/// The CT log at `url` signs its tree head with one of the current keys the trusted root
+/// names for it.
 async fn check_ctlog(
     http: &reqwest::Client,
-    inst: &sigstack_types::trust::TransparencyLogInstance,
+    url: &str,
+    instances: &[&sigstack_types::trust::TransparencyLogInstance],
     r: &mut Report,
 ) {
-    let url = inst.base_url.trim_end_matches('/');
-    let key = match trusted_key(inst) {
-        Ok(k) => k,
-        Err(e) => return r.fail("ctlog", format!("{url}: trusted key unreadable: {e:#}")),
-    };
+    let mut keys = Vec::new();
+    for inst in instances {
+        match trusted_key(inst) {
+            Ok(k) => keys.push(k),
+            Err(e) => return r.fail("ctlog", format!("{url}: trusted key unreadable: {e:#}")),
+        }
+    }
     let sth = match get_json(http, &format!("{url}/ct/v1/get-sth")).await {
         Ok(v) => v,
         Err(e) => return r.fail("ctlog", format!("{url}: {e:#}")),
@@ -555,16 +583,22 @@ async fn check_ctlog(
         let sig = sigstack_log::ct::DigitallySigned::from_bytes(&raw(sth["tree_head_signature"]
             .as_str()
             .context("no signature")?)?)?;
-        sig.verify(
-            &key,
-            &sigstack_log::ct::sth_signature_input(ts, size, &root),
-        )?;
+        let input = sigstack_log::ct::sth_signature_input(ts, size, &root);
+        anyhow::ensure!(
+            keys.iter().any(|k| sig.verify(k, &input).is_ok()),
+            "signed by none of the {} current key(s) the trusted root names for it",
+            keys.len()
+        );
         Ok(size)
     })();
+    let ahead = match keys.len() {
+        1 => String::new(),
+        n => format!("; {} more key(s) published for it", n - 1),
+    };
     match verified {
         Ok(size) => r.ok(
             "ctlog",
-            format!("{url}: signed tree head verifies with the trusted key ({size} entries)"),
+            format!("{url}: signed tree head verifies with a trusted key ({size} entries{ahead})"),
         ),
         Err(e) => r.fail("ctlog", format!("{url}: signed tree head: {e:#}")),
     }

@@ -1,10 +1,106 @@
-//! What a first run of `init` writes: one configuration file per service, keys at their
-//! default paths under `keys/`.
+//! Where `init` puts things, and the configuration files a first run writes. A later run
+//! follows the files (an operator may have moved a key), and finds a stack prepared
+//! before this layout (everything in `keys/`, the ceremony in `tuf-ceremony/`) where it is.
+//!
+//! ```text
+//! DIR/<service>.toml, issuers.yaml,   what every service reads
+//!     trust files, stack.json
+//! DIR/public/                         certificates and public keys
+//! DIR/keys/<service>/                 one service's own key (and the identity
+//!                                     provider's CI client secret): mount only that
+//! OFFLINE/ (default DIR/offline)      what no service needs: the CA and TSA root keys,
+//!                                     the TUF ceremony (root and targets keys, signed
+//!                                     metadata), the admin password
+//! ```
 
 use super::files::{ConfigFile, q, qp};
 use super::{InitArgs, STANDARD_PORTS, port_of};
 use anyhow::Context;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// The directories of a stack prepared by `init`.
+pub(crate) struct Layout {
+    pub(crate) dir: PathBuf,
+    pub(crate) public: PathBuf,
+    pub(crate) keys: PathBuf,
+    pub(crate) offline: PathBuf,
+}
+
+/// The services, each with a key directory of its own.
+const SERVICES: [&str; 6] = ["log", "ctlog", "ca", "oidc", "tuf", "tsa"];
+
+impl Layout {
+    /// `dir` and `offline` absolute.
+    pub(crate) fn new(dir: &Path, offline: Option<&Path>) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            public: dir.join("public"),
+            keys: dir.join("keys"),
+            offline: offline.map_or_else(|| dir.join("offline"), Path::to_path_buf),
+        }
+    }
+
+    /// A service's own file.
+    pub(crate) fn key(&self, service: &str, file: &str) -> PathBuf {
+        self.keys.join(service).join(file)
+    }
+
+    /// The file at `new` in this layout, or at `old` in a directory prepared before it.
+    fn either(&self, old: &str, new: PathBuf) -> PathBuf {
+        let old = self.dir.join(old);
+        if old.exists() && !new.exists() {
+            old
+        } else {
+            new
+        }
+    }
+
+    /// Where the public half of a log's key goes: `public/`, named after the key
+    /// (`keys/ctlog/ctlog-2.pem` → `public/ctlog-2.pub.pem`), so a rotated key's half
+    /// leaves its predecessor's alone.
+    pub(crate) fn public_half(&self, key: &Path) -> PathBuf {
+        let stem = key.file_stem().and_then(|s| s.to_str()).unwrap_or("key");
+        self.public.join(format!("{stem}.pub.pem"))
+    }
+
+    /// The TUF ceremony directory (`tuf init`'s `--ceremony-dir`).
+    pub(crate) fn ceremony(&self) -> PathBuf {
+        self.either("tuf-ceremony", self.offline.join("tuf-ceremony"))
+    }
+
+    /// The repository's first root, as clients bootstrap from it (a public copy: the
+    /// ceremony directory goes offline).
+    pub(crate) fn tuf_root(&self) -> PathBuf {
+        self.public.join("1.root.json")
+    }
+
+    pub(crate) fn admin_password(&self) -> PathBuf {
+        self.either("admin-password", self.offline.join("admin-password"))
+    }
+
+    pub(crate) fn ci_secret(&self) -> PathBuf {
+        self.either("ci-secret", self.key("oidc", "ci-secret"))
+    }
+
+    /// Creates the directories (mode 0700; `public` too: only the services read it) —
+    /// the offline one only for a stack not yet published (later, it may be away).
+    pub(crate) fn create(&self, offline: bool) -> anyhow::Result<()> {
+        let mut dirs = vec![self.dir.clone(), self.public.clone(), self.keys.clone()];
+        if offline {
+            dirs.push(self.offline.clone());
+        }
+        dirs.extend(SERVICES.iter().map(|s| self.keys.join(s)));
+        for d in dirs {
+            std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))?;
+            }
+        }
+        Ok(())
+    }
+}
 
 /// The service URLs, trimmed.
 pub(super) struct Urls {
@@ -17,12 +113,14 @@ pub(super) struct Urls {
 }
 
 /// Every configuration file as a first run writes it (keys at their default paths).
+/// `password`: the admin's, when `oidc.toml` is to be written.
 pub(super) fn config_files(
     a: &InitArgs,
     u: &Urls,
-    dir: &Path,
-    password: &str,
+    l: &Layout,
+    password: Option<&str>,
 ) -> anyhow::Result<Vec<ConfigFile>> {
+    let dir = &l.dir;
     let listen = |url: &str, service: &str| -> anyhow::Result<String> {
         let standard = STANDARD_PORTS
             .iter()
@@ -34,18 +132,14 @@ pub(super) fn config_files(
         )
         .to_string()))
     };
-    let keys = dir.join("keys");
-    let k = |n: &str| qp(&keys.join(n));
+    let k = |service: &str, n: &str| qp(&l.key(service, n));
+    let public = |n: &str| qp(&l.public.join(n));
     let db = q(&a.database_url);
     let trim = |s: &str| s.trim_end_matches('/').to_string();
     // the hash is costly: made only for a file that will be written
-    let password_hash = if dir.join("oidc.toml").exists() {
-        String::new()
-    } else {
-        q(sigstack_oidc::login::hash_password(
-            password,
-            rand::random(),
-        )?)
+    let password_hash = match password {
+        None => String::new(),
+        Some(p) => q(sigstack_oidc::login::hash_password(p, rand::random())?),
     };
     Ok(vec![
         ConfigFile {
@@ -55,7 +149,7 @@ pub(super) fn config_files(
                 ("listen", listen(&u.log, "log")?),
                 ("public_url", q(&u.log)),
                 ("database_url", db.clone()),
-                ("signing_key", k("log.pem")),
+                ("signing_key", k("log", "log.pem")),
             ],
             tables: String::new(),
         },
@@ -65,8 +159,8 @@ pub(super) fn config_files(
             top: vec![
                 ("listen", listen(&u.ct, "ctlog")?),
                 ("database_url", db.clone()),
-                ("signing_key", k("ctlog.pem")),
-                ("roots", k("ca-root.crt.pem")),
+                ("signing_key", k("ctlog", "ctlog.pem")),
+                ("roots", public("ca-root.crt.pem")),
             ],
             tables: String::new(),
         },
@@ -76,18 +170,18 @@ pub(super) fn config_files(
             top: vec![
                 ("listen", listen(&u.ca, "ca")?),
                 ("public_url", q(&u.ca)),
-                ("signing_key", k("ca-intermediate.pem")),
-                ("ca_chain", k("ca-chain.pem")),
+                ("signing_key", k("ca", "ca-intermediate.pem")),
+                ("ca_chain", public("ca-chain.pem")),
                 ("issuers", qp(&dir.join("issuers.yaml"))),
                 (
                     "ctlog_url",
                     q(a.ctlog_internal_url.as_deref().map_or(u.ct.clone(), trim)),
                 ),
-                ("ctlog_public_key", k("ctlog.pub.pem")),
+                ("ctlog_public_key", public("ctlog.pub.pem")),
                 ("tlog_url", q(&u.log)),
                 ("oidc_url", q(&u.oidc)),
                 ("tsa_url", q(&u.tsa)),
-                ("tsa_chain", k("tsa-chain.pem")),
+                ("tsa_chain", public("tsa-chain.pem")),
                 ("operator", q(&a.operator)),
             ],
             tables: match &a.oidc_internal_url {
@@ -101,14 +195,14 @@ pub(super) fn config_files(
             top: vec![
                 ("listen", listen(&u.oidc, "oidc")?),
                 ("public_url", q(&u.oidc)),
-                ("signing_key", k("oidc.pem")),
+                ("signing_key", k("oidc", "oidc.pem")),
             ],
             tables: format!(
                 "[[users]]\nusername = {}\nemail = {}\npassword_hash = {password_hash}\n\n\
                  [[clients]]\nid = \"ci\"\nsecret_file = {}\n[clients.workload]\nsubject = {}\naudiences = [\"sigstore\"]\n",
                 q(username(a)?),
                 q(&a.admin_email),
-                qp(&dir.join("ci-secret")),
+                qp(&l.ci_secret()),
                 q(format!("{}/jobs/ci", u.oidc)),
             ),
         },
@@ -118,7 +212,7 @@ pub(super) fn config_files(
             top: vec![
                 ("listen", listen(&u.tuf, "tuf")?),
                 ("database_url", db),
-                ("online_key", k("tuf-online.pem")),
+                ("online_key", k("tuf", "tuf-online.pem")),
             ],
             tables: String::new(),
         },
@@ -127,8 +221,8 @@ pub(super) fn config_files(
             env: "SIGSTACK_TSA_",
             top: vec![
                 ("listen", listen(&u.tsa, "tsa")?),
-                ("signing_key", k("tsa.pem")),
-                ("cert_chain", k("tsa-chain.pem")),
+                ("signing_key", k("tsa", "tsa.pem")),
+                ("cert_chain", public("tsa-chain.pem")),
             ],
             tables: String::new(),
         },

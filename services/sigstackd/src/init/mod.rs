@@ -1,6 +1,7 @@
-//! `sigstackd init`: prepares a production (or staging) stack in one directory — keys,
-//! a CA chain, one configuration file per service, the trust files, and a one-key TUF
-//! ceremony published into the database. Every service then starts with
+//! `sigstackd init`: prepares a production (or staging) stack — keys, a CA chain, one
+//! configuration file per service, the trust files, and a TUF ceremony published into the
+//! database — in one directory, with what no service needs (root keys, the ceremony) in
+//! an offline directory apart (see `layout`). Every service then starts with
 //! `sigstackd <service> --config DIR/<service>.toml`. The compose file's one-shot `init`
 //! container runs it.
 //!
@@ -18,10 +19,12 @@ mod owner;
 mod published;
 
 use crate::bootstrap::{
-    CaEntry, CtEntry, LogEntry, OidcEntry, Services, StackFile, TufEntry, write_atomic,
+    CaEntry, ChainFiles, CtEntry, LogEntry, OidcEntry, Services, StackFile, TufEntry, TufFiles,
+    write_atomic,
 };
 use crate::trust::{self, StackTrust};
 use anyhow::Context;
+pub(crate) use layout::Layout;
 use layout::{Urls, config_files, username};
 use sigstack_crypto::{Certificate, Curve, FileSigner, KeyMaterial, Signer};
 use std::net::IpAddr;
@@ -29,11 +32,23 @@ use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct InitArgs {
-    /// Directory for keys, configuration, trust files and the TUF ceremony (created,
-    /// mode 0700). Every path in the configuration files points inside it, so mount it
-    /// at the same place wherever the services run.
+    /// Directory for configuration, trust files, public certificates and keys (created,
+    /// mode 0700): each service's key in `keys/<service>/`. Every path in the
+    /// configuration files points inside it, so mount it at the same place wherever the
+    /// services run — and of `keys/`, only the service's own directory.
     #[arg(long, env = "SIGSTACK_INIT_DIR", default_value = "/etc/sigstack")]
     pub dir: PathBuf,
+    /// Directory for what no running service needs: the CA and TSA root keys, the TUF
+    /// ceremony (root and targets keys, signed metadata) and the admin password. Keep it
+    /// out of every service's reach, and offline once the stack runs. Default: DIR/offline.
+    #[arg(long, env = "SIGSTACK_INIT_OFFLINE_DIR")]
+    pub offline_dir: Option<PathBuf>,
+    /// Root keys of the TUF ceremony a first run holds (`root-N.pem` in the ceremony
+    /// directory, one per keyholder), and how many must sign a new root.
+    #[arg(long, env = "SIGSTACK_INIT_TUF_ROOT_KEYS", default_value_t = 1)]
+    pub tuf_root_keys: u32,
+    #[arg(long, env = "SIGSTACK_INIT_TUF_ROOT_THRESHOLD", default_value_t = 1)]
+    pub tuf_root_threshold: u32,
     /// The database every service shares: postgres://… (migrated here) or sqlite://PATH.
     #[arg(long, env = "SIGSTACK_DATABASE_URL")]
     pub database_url: String,
@@ -96,7 +111,7 @@ pub struct InitArgs {
     #[arg(long, env = "SIGSTACK_INIT_OPERATOR", default_value = "sigstack")]
     pub operator: String,
     /// The first local account of the identity provider (password written to
-    /// DIR/admin-password, mode 0600).
+    /// OFFLINE/admin-password, mode 0600).
     #[arg(
         long,
         env = "SIGSTACK_INIT_ADMIN_EMAIL",
@@ -149,9 +164,11 @@ fn port_of(url: &str, standard: u16) -> anyhow::Result<u16> {
 
 /// Refuses, before anything is written, what would leave the directory and the database
 /// disagreeing: another stack's TUF repository in the database.
-fn refuse_mismatch(dir: &Path, published_root: Option<&[u8]>) -> anyhow::Result<()> {
-    let ceremony = dir.join("tuf-ceremony");
-    let ours = std::fs::read(ceremony.join("1.root.json")).ok();
+fn refuse_mismatch(l: &Layout, published_root: Option<&[u8]>) -> anyhow::Result<()> {
+    let ceremony = l.ceremony();
+    let ours = std::fs::read(l.tuf_root())
+        .or_else(|_| std::fs::read(ceremony.join("1.root.json")))
+        .ok();
     match (published_root, &ours) {
         (Some(db), Some(mine)) if db != mine.as_slice() => anyhow::bail!(
             "this database holds another stack's TUF repository (its 1.root.json differs from {}): use a new database, or the directory that stack was prepared in",
@@ -159,7 +176,7 @@ fn refuse_mismatch(dir: &Path, published_root: Option<&[u8]>) -> anyhow::Result<
         ),
         (Some(_), None) => anyhow::bail!(
             "this database already holds a TUF repository, and {} has no ceremony for it: use a new database, or the directory that stack was prepared in",
-            dir.display()
+            l.dir.display()
         ),
         _ => Ok(()),
     }
@@ -221,25 +238,31 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         .iter()
         .find(|f| f.path == "1.root.json")
         .map(|f| f.body.clone());
-    refuse_mismatch(&a.dir, first_root.as_deref())?;
+    let absolute = |p: &Path| std::path::absolute(p).with_context(|| format!("{}", p.display()));
+    let offline = a.offline_dir.as_deref().map(absolute).transpose()?;
+    let l = Layout::new(&absolute(&a.dir)?, offline.as_deref());
+    refuse_mismatch(&l, first_root.as_deref())?;
     let mut repo = crate::tuf::Repo::default();
     repo.apply(tuf_files)?;
     // the stack's trust as clients have it, if it has been published
     let live = published::read(&repo)?;
 
-    std::fs::create_dir_all(&a.dir).with_context(|| format!("creating {}", a.dir.display()))?;
-    let dir = std::fs::canonicalize(&a.dir)?;
-    let keys = dir.join("keys");
-    std::fs::create_dir_all(&keys)?;
-    #[cfg(unix)]
-    for d in [&dir, &keys] {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700))?;
-    }
+    l.create(live.is_none())?;
+    // symbolic links resolved: the paths the configuration files name
+    let l = Layout::new(
+        &std::fs::canonicalize(&l.dir)?,
+        Some(&std::fs::canonicalize(&l.offline).unwrap_or_else(|_| l.offline.clone())),
+    );
+    let dir = l.dir.clone();
 
-    let password_file = dir.join("admin-password");
-    let password = crate::bootstrap::secret(&password_file)?;
-    let ci_secret = dir.join("ci-secret");
+    // the admin's password only while oidc.toml (which holds its hash) is to be written
+    let password_file = l.admin_password();
+    let password = if dir.join("oidc.toml").exists() {
+        None
+    } else {
+        Some(crate::bootstrap::secret(&password_file)?)
+    };
+    let ci_secret = l.ci_secret();
     crate::bootstrap::secret(&ci_secret)?;
     let issuers = dir.join("issuers.yaml");
     if !issuers.exists() {
@@ -255,7 +278,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
     }
     let mut created = Vec::new();
     let mut notes = Vec::new();
-    for f in config_files(&a, &u, &dir, &password)? {
+    for f in config_files(&a, &u, &l, password.as_deref())? {
         let o = f.write_or_merge(&dir, if a.reconfigure { &FROM_FLAGS } else { &[] })?;
         if o.created {
             created.push(f.name);
@@ -284,14 +307,19 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
 
     require_key(&log_cfg.signing_key, make("log.toml"), "the log's key")?;
     let log_key = FileSigner::load_or_generate(&log_cfg.signing_key, Curve::P256)?;
-    let log_pub = keys.join("log.pub.pem");
+    let log_pub = l.public_half(&log_cfg.signing_key);
     write_atomic(&log_pub, log_key.public_key().to_pem().as_bytes())?;
     require_key(&ct_cfg.signing_key, make("ctlog.toml"), "the CT log's key")?;
     let ct_key = FileSigner::load_or_generate(&ct_cfg.signing_key, Curve::P256)?;
-    let ct_pub = keys.join("ctlog.pub.pem");
+    let ct_pub = l.public_half(&ct_cfg.signing_key);
     write_atomic(&ct_pub, ct_key.public_key().to_pem().as_bytes())?;
     let chain = if make("ca.toml") {
-        crate::bootstrap::ca_chain(&keys, &a.operator, &format!("{} CA", a.operator))?.2
+        let files = ChainFiles {
+            key: ca_cfg.signing_key.clone(),
+            root_key: l.offline.join("ca-root.pem"),
+            chain: ca_cfg.ca_chain.clone(),
+        };
+        crate::bootstrap::ca_chain(&files, &a.operator, &format!("{} CA", a.operator))?
     } else {
         require_key(&ca_cfg.signing_key, false, "the CA's key")?;
         let key = sigstack_crypto::load_signer(&ca_cfg.signing_key)?;
@@ -309,12 +337,13 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         write_atomic(&ct_cfg.roots, ca_root.to_pem().as_bytes())?;
     }
     let tsa_chain = if make("tsa.toml") {
-        crate::bootstrap::tsa_chain(
-            &keys,
-            &a.operator,
-            &format!("{} timestamp authority", a.operator),
-        )?
-        .2
+        let files = ChainFiles {
+            key: tsa_cfg.signing_key.clone(),
+            root_key: l.offline.join("tsa-root.pem"),
+            chain: tsa_cfg.cert_chain.clone(),
+        };
+        let name = format!("{} timestamp authority", a.operator);
+        crate::bootstrap::tsa_chain(&files, &a.operator, &name)?
     } else {
         require_key(&tsa_cfg.signing_key, false, "the timestamp authority's key")?;
         let key = FileSigner::load(&tsa_cfg.signing_key)?;
@@ -355,12 +384,20 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         }),
         extra_ca_chains: Vec::new(),
         extra_tsa_chains: Vec::new(),
+        extra_ctlog_keys: Vec::new(),
+        extra_tlog_keys: Vec::new(),
     };
-    let tuf_root = match &live {
+    let tuf = TufFiles {
+        trust_dir: &dir,
+        ceremony: l.ceremony(),
+        online_key: tuf_cfg.online_key.clone(),
+        root_keys: (a.tuf_root_keys, a.tuf_root_threshold),
+    };
+    match &live {
         None => {
             let previous = trust::read_trusted_root(&dir.join(trust::TRUSTED_ROOT_FILE))?;
             stack_trust.write(&dir, previous.as_ref(), None)?;
-            crate::bootstrap::tuf_repository(&dir, &keys, &a.database_url).await?
+            crate::bootstrap::tuf_repository(&tuf, &a.database_url).await?;
         }
         Some((root, published_signing)) => {
             let now = crate::time::rfc3339(crate::sequencer::unix_now());
@@ -380,16 +417,11 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
             if signing_changed && added.is_empty() {
                 added.push("service URLs in the signing config".into());
             }
-            let targets_key = dir.join("tuf-ceremony/keys/targets-1.pem");
-            if !added.is_empty() && !targets_key.exists() {
+            if !added.is_empty() && crate::tuf::ceremony::targets_keys(&tuf.ceremony).is_err() {
                 anyhow::bail!(
                     "the published trust lacks what this stack uses ({}), and the TUF targets key is not in {} (moved offline, as it should be). Publish it with `sigstackd trust export --previous PUBLISHED-trusted_root.json …`, `sigstackd tuf stage-targets` and `sigstackd tuf publish` (README, \"Rotating keys\"), or bring the key back for this run",
                     added.join("; "),
-                    targets_key
-                        .parent()
-                        .map(Path::display)
-                        .map(|d| d.to_string())
-                        .unwrap_or_default()
+                    tuf.ceremony.join("keys").display()
                 );
             }
             if added.is_empty() {
@@ -409,13 +441,18 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
             config.trusted_root = merged;
             config.signing_config = signing;
             trust::write_json(&dir.join(trust::CLIENT_TRUST_CONFIG_FILE), &config)?;
-            if added.is_empty() {
-                dir.join("tuf-ceremony/1.root.json")
-            } else {
-                crate::bootstrap::tuf_repository(&dir, &keys, &a.database_url).await?
+            if !added.is_empty() {
+                crate::bootstrap::tuf_repository(&tuf, &a.database_url).await?;
             }
         }
     };
+    // the first root as published: what clients bootstrap from, outside the ceremony
+    let tuf_root = l.tuf_root();
+    let published_root = match first_root {
+        Some(bytes) => bytes,
+        None => std::fs::read(tuf.ceremony.join("1.root.json"))?,
+    };
+    write_atomic(&tuf_root, &published_root)?;
 
     let username = username(&a)?.to_string();
     let services = Services {
@@ -455,7 +492,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         &issuers,
     )?;
     if let Some(owner) = &a.owner {
-        owner::give_to(&dir, owner)?;
+        owner::give_to(&l, owner)?;
     }
 
     let d = dir.display();
@@ -490,7 +527,8 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         password_file.display()
     );
     println!(
-        "  For production, move {d}/keys/ca-root.pem, {d}/keys/tsa-root.pem and {d}/tuf-ceremony/keys offline (see the README)."
+        "  offline: {} holds the CA and TSA root keys and the TUF ceremony: no service needs it; keep it offline (README, \"Files\").",
+        l.offline.display()
     );
     Ok(())
 }

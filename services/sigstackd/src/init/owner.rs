@@ -1,13 +1,16 @@
 //! `init --owner`: the directory to the services' user, the offline keys kept back.
 
+use super::Layout;
 #[cfg(unix)]
 use anyhow::Context;
 use std::path::Path;
 
-/// Gives the directory to `owner` (`UID[:GID]`), except the keys meant to go offline
-/// (the CA and TSA roots' keys, the TUF ceremony's keys): they stay with whoever ran init.
+/// Gives the directory to `owner` (`UID[:GID]`), except what is meant to go offline (the
+/// offline directory; in a stack prepared before it, the CA and TSA roots' keys and the
+/// TUF ceremony's keys): that stays with whoever ran init.
 #[cfg(unix)]
-pub(super) fn give_to(dir: &Path, owner: &str) -> anyhow::Result<()> {
+pub(super) fn give_to(l: &Layout, owner: &str) -> anyhow::Result<()> {
+    let dir = &l.dir;
     let (uid, gid) = match owner.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (owner, None),
@@ -20,6 +23,7 @@ pub(super) fn give_to(dir: &Path, owner: &str) -> anyhow::Result<()> {
         .transpose()
         .with_context(|| format!("--owner {owner}: give a numeric UID[:GID]"))?;
     let offline = [
+        l.offline.clone(),
         dir.join("keys/ca-root.pem"),
         dir.join("keys/tsa-root.pem"),
         dir.join("tuf-ceremony/keys"),
@@ -43,6 +47,6 @@ pub(super) fn give_to(dir: &Path, owner: &str) -> anyhow::Result<()> {
 }
 
 #[cfg(not(unix))]
-pub(super) fn give_to(_: &Path, _: &str) -> anyhow::Result<()> {
+pub(super) fn give_to(_: &Layout, _: &str) -> anyhow::Result<()> {
     anyhow::bail!("--owner works on Unix only")
 }

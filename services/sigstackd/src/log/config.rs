@@ -18,8 +18,13 @@ pub struct LogConfig {
     pub public_url: Option<String>,
     /// `postgres://…` or `sqlite://PATH`.
     pub database_url: String,
-    /// PEM ECDSA P-256 private key (PKCS#8 or SEC1) that signs checkpoints and SETs.
+    /// PEM ECDSA P-256 private key (PKCS#8 or SEC1) that signs checkpoints and SETs of
+    /// the active shard.
     pub signing_key: PathBuf,
+    /// The keys of frozen shards started with another key (before a rotation: `log
+    /// new-shard --signing-key NEW`): each still signs its own shard's SETs on reads.
+    #[serde(default)]
+    pub previous_keys: Vec<PathBuf>,
     /// Largest accepted request body in bytes (413 above).
     #[serde(default = "default_max_request_bytes")]
     pub max_request_bytes: usize,
@@ -45,6 +50,7 @@ impl std::fmt::Debug for LogConfig {
                 &sigstack_storage::redact(&self.database_url),
             )
             .field("signing_key", &self.signing_key)
+            .field("previous_keys", &self.previous_keys)
             .field("max_request_bytes", &self.max_request_bytes)
             .field("max_batch", &self.max_batch)
             .field("log_name", &self.log_name)
@@ -154,6 +160,7 @@ impl LogConfig {
             public_url: Some(public_url.to_string()),
             database_url: database_url.to_string(),
             signing_key: signing_key.to_path_buf(),
+            previous_keys: Vec::new(),
             max_request_bytes: default_max_request_bytes(),
             max_batch: default_max_batch(),
             log_name: default_log_name(),

@@ -73,11 +73,12 @@ impl LogService {
             .ok_or_else(|| ApiError::internal(format!("entry in unknown tree {tree_id}")))?;
         let global = (offset + index) as i64;
         let body_b64 = STANDARD.encode(&e.body);
+        let key = self.key_of(tree_id)?;
         let set = set::sign(
-            self.signer.as_ref(),
+            key.signer.as_ref(),
             &body_b64,
             integrated_time,
-            &self.log_id_hex,
+            &key.log_id_hex,
             global,
         )
         .map_err(ApiError::internal)?;
@@ -86,7 +87,7 @@ impl LogService {
             LogEntryAnon {
                 body: body_b64,
                 integrated_time,
-                log_id: self.log_id_hex.clone(),
+                log_id: key.log_id_hex.clone(),
                 log_index: global,
                 verification: Some(Verification {
                     inclusion_proof: Some(InclusionProof {

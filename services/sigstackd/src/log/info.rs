@@ -142,7 +142,7 @@ pub async fn get_log_proof(
     }))
 }
 
-/// The log's public key (PEM), which signs checkpoints and SETs.
+/// The public key (PEM) that signs a shard's checkpoints and SETs.
 #[utoipa::path(
     get, path = "/api/v1/log/publicKey", tag = "pubkey",
     params(("treeID" = Option<String>, Query, description = "Shard (default: the active one)")),
@@ -155,10 +155,10 @@ pub async fn get_public_key(
     State(svc): State<Arc<LogService>>,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    tree_param(&svc, &q)?;
+    let tree = tree_param(&svc, &q)?;
     Ok((
         [(header::CONTENT_TYPE, "application/x-pem-file")],
-        svc.signer.public_key().to_pem(),
+        svc.key_of(tree)?.signer.public_key().to_pem(),
     )
         .into_response())
 }

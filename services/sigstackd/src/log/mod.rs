@@ -20,10 +20,27 @@ use sigstack_storage::Store;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// The key that signs one shard's checkpoints and SETs.
+pub(crate) struct ShardKey {
+    pub(crate) signer: Arc<dyn Signer>,
+    pub(crate) log_id_hex: String,
+}
+
+impl ShardKey {
+    fn new(signer: Arc<dyn Signer>) -> Self {
+        Self {
+            log_id_hex: hex::encode(log_id(signer.public_key().spki_der())),
+            signer,
+        }
+    }
+}
+
 /// Everything a request handler needs.
 pub struct LogService {
     store: Store,
-    signer: Arc<dyn Signer>,
+    /// Every shard's key, by tree ID: the active shard's is `signing_key`; a frozen
+    /// shard's may be one of `previous_keys`.
+    keys: HashMap<i64, Arc<ShardKey>>,
     log_id_hex: String,
     active_tree: i64,
     /// Frozen shards, oldest first, with their (final) heads.
@@ -85,21 +102,46 @@ impl LogService {
             store.create_shard(&cfg.log_name, 0, tree_id, &head).await?;
             shards = store.shards(&cfg.log_name).await?;
         }
-        // Every shard is served with the configured key: refuse to start if another key
-        // signed a shard's checkpoints (a swapped key file would otherwise yield SETs and
-        // checkpoints no client can verify).
+        // Each shard is served with the key that signed its checkpoints: the active one with
+        // `signing_key`, a frozen one with that or one of `previous_keys`. Anything else
+        // would yield SETs and checkpoints no client can verify: refused.
+        let mut candidates = vec![Arc::new(ShardKey::new(signer.clone()))];
+        for p in &cfg.previous_keys {
+            crate::settings::check_private(p)?;
+            let k = FileSigner::load(p)
+                .with_context(|| format!("loading previous log key {}", p.display()))?;
+            candidates.push(Arc::new(ShardKey::new(Arc::new(k))));
+        }
+        let mut keys = HashMap::new();
         for s in &shards {
-            if let Err(e) =
-                sigstack_log::checkpoint::verify_any_name(&s.head.checkpoint, signer.public_key())
-            {
+            let signed = |k: &Arc<ShardKey>| {
+                sigstack_log::checkpoint::verify_any_name(&s.head.checkpoint, k.signer.public_key())
+                    .is_ok()
+            };
+            let key = if s.active {
+                candidates.first().filter(|k| signed(k))
+            } else {
+                candidates.iter().find(|k| signed(k))
+            };
+            let Some(key) = key else {
                 anyhow::bail!(
-                    "shard {} of log {:?} was not signed by the configured key {} ({e}); \
-                     start with the key that signed it (per-shard keys are not supported yet)",
+                    "the {} shard {} of log {:?} was not signed by {}: start with the key that signed it{}",
+                    if s.active { "active" } else { "frozen" },
                     s.tree_id,
                     cfg.log_name,
-                    cfg.signing_key.display()
+                    if s.active {
+                        format!("signing_key {}", cfg.signing_key.display())
+                    } else {
+                        "signing_key or any of previous_keys".into()
+                    },
+                    if s.active {
+                        " (after `log new-shard --signing-key NEW`, signing_key is NEW and the old key goes to previous_keys)"
+                    } else {
+                        ""
+                    }
                 );
-            }
+            };
+            keys.insert(s.tree_id, key.clone());
         }
         let active = shards
             .iter()
@@ -124,7 +166,7 @@ impl LogService {
         Ok(Arc::new(Self {
             log_id_hex: hex::encode(log_id(signer.public_key().spki_der())),
             store,
-            signer,
+            keys,
             active_tree: active,
             frozen,
             sequencer,
@@ -175,8 +217,17 @@ impl LogService {
         &self.store
     }
 
+    /// The active shard's log ID.
     pub fn log_id_hex(&self) -> &str {
         &self.log_id_hex
+    }
+
+    /// The key of a shard of this log.
+    pub(crate) fn key_of(&self, tree_id: i64) -> Result<&ShardKey, ApiError> {
+        self.keys
+            .get(&tree_id)
+            .map(Arc::as_ref)
+            .ok_or_else(|| ApiError::internal(format!("no key for tree {tree_id}")))
     }
 
     pub fn active_tree(&self) -> i64 {
@@ -349,10 +400,19 @@ fn new_tree_id() -> i64 {
     (rand::random::<u64>() >> 1).max(1) as i64
 }
 
-/// Freezes the active shard of the configured log and creates a new one.
-pub async fn new_shard(cfg: &LogConfig) -> anyhow::Result<i64> {
+/// Freezes the active shard of the configured log and creates a new one, signed by
+/// `next_key` (a key rotation) or the configured key.
+pub async fn new_shard(cfg: &LogConfig, next_key: Option<&std::path::Path>) -> anyhow::Result<i64> {
+    let key_path = next_key.unwrap_or(&cfg.signing_key);
+    crate::settings::check_private(key_path)?;
+    let signer = FileSigner::load(key_path)
+        .with_context(|| format!("loading log key {}", key_path.display()))?;
+    anyhow::ensure!(
+        signer.public_key().key_details() == "PKIX_ECDSA_P256_SHA_256",
+        "{}: the log signs with ECDSA P-256",
+        key_path.display()
+    );
     let store = Store::open(&cfg.database_url).await?;
-    let signer = FileSigner::load(&cfg.signing_key)?;
     let shards = store.shards(&cfg.log_name).await?;
     let tree_id = new_tree_id();
     let head = empty_head(&cfg.hostname()?, tree_id, &signer)?;

@@ -7,6 +7,7 @@
 mod bench;
 pub mod ceremony;
 pub mod config;
+mod targets;
 
 pub use bench::bench_resign;
 

@@ -199,8 +199,8 @@ async fn stack_dev_interop_matrix() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ca_rotation_keeps_every_signature_verifying() {
-    operator::ca_rotation_keeps_every_signature_verifying().await
+async fn an_operators_year_keeps_every_signature_verifying() {
+    operator::an_operators_year_keeps_every_signature_verifying().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,8 +1,10 @@
-//! Day 2 as the README tells an operator to run it, on the production layout (`init`,
-//! one process per service, PostgreSQL): a CA rotation with signatures made before,
-//! during and after it by sigstack, sigstore-python and cosign v3, then the identity
-//! provider's key rotated, then `init` run again — every bundle verified by all three,
-//! with trust from the TUF repository, at every step.
+//! An operator's year as the README tells them to run it, on the production layout
+//! (`init`, one process per service, PostgreSQL): a CA rotation with signatures made
+//! before, during and after it by sigstack, sigstore-python and cosign v3; the identity
+//! provider's key rotated; the TUF root and targets renewed; a backup, more signatures, a
+//! restore; a second log process under load; `init` run again — every bundle made so far
+//! verified by all three, with trust from the TUF repository, and `doctor` green, after
+//! every step.
 
 use crate::client::p;
 use crate::keyless::run;
@@ -72,7 +74,7 @@ impl Operator {
             "--out",
             p(&staged),
             "--key",
-            p(&self.etc.join("tuf-ceremony/keys/targets-1.pem")),
+            p(&self.etc.join("offline/tuf-ceremony/keys/targets-1.pem")),
         ]);
         let file = std::fs::read_dir(&staged)
             .expect("staged")
@@ -98,6 +100,341 @@ async fn snapshot_version(tuf: &str) -> u64 {
         .expect("snapshot version")
 }
 
+/// RFC 3339, two minutes ago: a `--valid-from` for material published now.
+fn two_minutes_ago() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let (ok, out) = run(Command::new("date").args([
+        "-u",
+        "-d",
+        &format!("@{}", now - 120),
+        "+%Y-%m-%dT%H:%M:%SZ",
+    ]));
+    assert!(ok, "{out}");
+    out.trim().to_string()
+}
+
+/// The CT log's key, rotated as the README says: a new key published first, then the
+/// CT log restarted on it under a new log name and the CA pointed at it, then the old
+/// key end-dated — with signatures before, during and after.
+async fn rotate_ct_log(
+    c: &Clients,
+    who: &Identity,
+    o: &Operator,
+    dir: &Path,
+    procs: &mut Vec<Service>,
+    signed: &mut Vec<(PathBuf, PathBuf)>,
+) {
+    let etc = &o.etc;
+    let (key, public) = (
+        etc.join("keys/ctlog/ctlog-2.pem"),
+        etc.join("public/ctlog-2.pub.pem"),
+    );
+    let out = sigstackd(&[
+        "ctlog",
+        "new-key",
+        "--out-key",
+        p(&key),
+        "--out-public",
+        p(&public),
+    ]);
+    assert!(out.contains("log ID"), "{out}");
+    let (ok, again) = run(Command::new(env!("CARGO_BIN_EXE_sigstackd")).args([
+        "ctlog",
+        "new-key",
+        "--out-key",
+        p(&key),
+    ]));
+    assert!(!ok && again.contains("never overwritten"), "{again}");
+    o.publish_trust(&[
+        "--add-ctlog-key",
+        p(&public),
+        "--valid-from",
+        &two_minutes_ago(),
+    ])
+    .await;
+    let ctlogs = |t: &Value| t["ctlogs"].as_array().cloned().unwrap_or_default();
+    let trusted = read_json(&etc.join("trusted_root.json"));
+    assert_eq!(ctlogs(&trusted).len(), 2, "{trusted}");
+    a_day_passes(&dir.join("home"));
+    signed.extend(sign_all(c, o, dir, "during-the-ct-rotation").await);
+    verify_all(c, who, signed, "with the new CT log key published");
+    let (ok, out) = doctor(&etc.join("stack.json"));
+    assert!(
+        ok && out.contains("1 more key(s) published for it"),
+        "doctor with the next CT log key published: {out}"
+    );
+
+    // the switch: the CT log on the new key under a new name, then the CA
+    let edit = |file: &str, from: &str, to: &str| {
+        let path = etc.join(file);
+        let text = std::fs::read_to_string(&path).expect(file);
+        assert!(text.contains(from), "{file}: {text}");
+        write_private(&path, text.replace(from, to));
+    };
+    let restart = |procs: &mut Vec<Service>, name: &'static str| {
+        let at = procs.iter().position(|s| s.name == name).expect(name);
+        procs.remove(at).stop();
+        procs.push(Service::start(name, etc, dir));
+        let ready = format!("{}/readyz", o.url(name));
+        crate::keyless::wait_for(&format!("{name} after the switch"), || get_ok(&ready));
+    };
+    edit(
+        "ctlog.toml",
+        "ctlog/ctlog.pem\"",
+        "ctlog/ctlog-2.pem\"\nlog_name = \"ctlog-2\"",
+    );
+    restart(procs, "ctlog");
+    edit("ca.toml", "public/ctlog.pub.pem", "public/ctlog-2.pub.pem");
+    restart(procs, "ca");
+    signed.extend(sign_all(c, o, dir, "after-the-ct-rotation").await);
+    verify_all(c, who, signed, "after the CA switched CT logs");
+
+    // the old key end-dated; what it signed still verifies
+    o.publish_trust(&[]).await;
+    let trusted = read_json(&etc.join("trusted_root.json"));
+    let ended: Vec<bool> = ctlogs(&trusted)
+        .iter()
+        .map(|l| l["publicKey"]["validFor"]["end"].is_string())
+        .collect();
+    assert_eq!(ended.iter().filter(|e| **e).count(), 1, "{trusted}");
+    verify_all(c, who, signed, "after the old CT log key was end-dated");
+    let (ok, out) = doctor(&etc.join("stack.json"));
+    assert!(ok, "doctor after the CT log rotation: {out}");
+}
+
+/// The transparency log's key, rotated with a new shard: the next key published first,
+/// then the shard started on it with the old key kept for the frozen shard, then the old
+/// key end-dated — with signatures before, during and after.
+async fn rotate_log_key(
+    c: &Clients,
+    who: &Identity,
+    o: &Operator,
+    dir: &Path,
+    procs: &mut Vec<Service>,
+    signed: &mut Vec<(PathBuf, PathBuf)>,
+) {
+    let etc = &o.etc;
+    let (old_key, key, public) = (
+        etc.join("keys/log/log.pem"),
+        etc.join("keys/log/log-2.pem"),
+        etc.join("public/log-2.pub.pem"),
+    );
+    let log = o.url("log");
+    let (_, first) = get_json(&http(), &format!("{log}/api/v1/log/entries?logIndex=0")).await;
+    let old_log_id = first
+        .as_object()
+        .and_then(|m| m.values().next())
+        .and_then(|e| e["logID"].as_str())
+        .expect("entry 0")
+        .to_string();
+    sigstackd(&[
+        "log",
+        "new-key",
+        "--out-key",
+        p(&key),
+        "--out-public",
+        p(&public),
+    ]);
+    o.publish_trust(&[
+        "--add-tlog-key",
+        p(&public),
+        "--valid-from",
+        &two_minutes_ago(),
+    ])
+    .await;
+    let trusted = read_json(&etc.join("trusted_root.json"));
+    assert_eq!(
+        trusted["tlogs"].as_array().map(Vec::len),
+        Some(2),
+        "{trusted}"
+    );
+    a_day_passes(&dir.join("home"));
+    signed.extend(sign_all(c, o, dir, "during-the-log-rotation").await);
+    verify_all(c, who, signed, "with the next log key published");
+    let (ok, out) = doctor(&etc.join("stack.json"));
+    assert!(
+        ok && out.contains("1 more published for it"),
+        "doctor with the next log key published: {out}"
+    );
+
+    // the switch, with the log stopped: a new shard on the new key
+    let at = procs.iter().position(|s| s.name == "log").expect("log");
+    procs.remove(at).stop();
+    let config = etc.join("log.toml");
+    let out = sigstackd(&[
+        "log",
+        "--config",
+        p(&config),
+        "new-shard",
+        "--signing-key",
+        p(&key),
+    ]);
+    assert!(out.contains("previous_keys"), "{out}");
+    // started on the old key alone, the log refuses: its active shard is the new key's
+    let (ok, refused) = crate::keyless::run_within(
+        Command::new(env!("CARGO_BIN_EXE_sigstackd")).args(["log", "--config", p(&config)]),
+        Duration::from_secs(30),
+    );
+    assert!(
+        !ok && refused.contains("new-shard --signing-key"),
+        "{refused}"
+    );
+    let text = std::fs::read_to_string(&config).expect("log.toml");
+    let from = format!("signing_key = {:?}", p(&old_key));
+    assert!(text.contains(&from), "{text}");
+    write_private(
+        &config,
+        text.replace(
+            &from,
+            &format!(
+                "signing_key = {:?}\nprevious_keys = [{:?}]",
+                p(&key),
+                p(&old_key)
+            ),
+        ),
+    );
+    procs.push(Service::start("log", etc, dir));
+    crate::keyless::wait_for("the log on its new shard", || {
+        get_ok(&format!("{log}/readyz"))
+    });
+    let (_, info) = get_json(&http(), &format!("{log}/api/v1/log")).await;
+    assert_eq!(
+        info["inactiveShards"].as_array().map(Vec::len),
+        Some(1),
+        "{info}"
+    );
+    // the frozen shard's entries keep their log ID and key
+    let (_, again) = get_json(&http(), &format!("{log}/api/v1/log/entries?logIndex=0")).await;
+    let entry = again
+        .as_object()
+        .and_then(|m| m.values().next())
+        .expect("entry 0");
+    assert_eq!(entry["logID"].as_str(), Some(old_log_id.as_str()));
+    signed.extend(sign_all(c, o, dir, "after-the-log-rotation").await);
+    verify_all(c, who, signed, "after the log started its new shard");
+
+    o.publish_trust(&[]).await;
+    let trusted = read_json(&etc.join("trusted_root.json"));
+    let ended = trusted["tlogs"]
+        .as_array()
+        .expect("tlogs")
+        .iter()
+        .filter(|l| l["publicKey"]["validFor"]["end"].is_string())
+        .count();
+    assert_eq!(ended, 1, "{trusted}");
+    verify_all(c, who, signed, "after the old log key was end-dated");
+    let (ok, out) = doctor(&etc.join("stack.json"));
+    assert!(ok, "doctor after the log key rotation: {out}");
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).expect("read")).expect("json")
+}
+
+/// The TUF roles renewed as the README says: a new root (same keys, a later expiry)
+/// signed with the root key from the offline ceremony, then a new targets version.
+async fn renew_tuf_roles(o: &Operator, dir: &Path) {
+    let tuf = o.url("tuf");
+    let (_, first) = get_json(&http(), &format!("{tuf}/1.root.json")).await;
+    let staged = dir.join("renewed-root");
+    let root_key = o.etc.join("offline/tuf-ceremony/keys/root-1.pem");
+    let db = o.db.as_str();
+    sigstackd(&[
+        "tuf",
+        "stage-root",
+        "--database-url",
+        db,
+        "--out",
+        p(&staged),
+        "--expires-days",
+        "400",
+        "--sign-key",
+        p(&root_key),
+    ]);
+    sigstackd(&[
+        "tuf",
+        "publish",
+        "--database-url",
+        db,
+        p(&staged.join("2.root.json")),
+    ]);
+    o.publish_trust(&[]).await;
+    let (st, second) = get_json(&http(), &format!("{tuf}/2.root.json")).await;
+    assert_eq!(st, 200, "the renewed root is served");
+    let expires = |v: &Value| {
+        v["signed"]["expires"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        expires(&second) > expires(&first),
+        "renewed: {} after {}",
+        expires(&second),
+        expires(&first)
+    );
+}
+
+/// Starts a second `sigstackd log` on the same configuration and database, sends a
+/// stream of entries to both processes while every signer signs, and checks that every
+/// submission was accepted; returns the signers' (artifact, bundle) pairs.
+async fn with_a_second_log_process(
+    c: &Clients,
+    o: &Operator,
+    dir: &Path,
+) -> Vec<(PathBuf, PathBuf)> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let replica = format!("127.0.0.1:{}", free_port());
+    std::fs::create_dir_all(dir.join("second-log")).expect("dir");
+    let second = Service::start_with(
+        "log",
+        &o.etc,
+        &dir.join("second-log"),
+        &[("SIGSTACK_LOG_LISTEN", &replica)],
+    );
+    let replica = format!("http://{replica}");
+    crate::keyless::wait_for("the second log process", || {
+        get_ok(&format!("{replica}/readyz"))
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = tokio::spawn({
+        let (stop, urls) = (stop.clone(), [o.url("log"), replica.clone()]);
+        async move {
+            let (client, a) = (http(), Arc::new(Artifacts::new()));
+            let mut statuses = Vec::new();
+            let mut round = 0;
+            while !stop.load(Ordering::Relaxed) || round < 4 {
+                let batch = (0..16).map(|i| {
+                    let (client, a, url) = (client.clone(), a.clone(), urls[i % 2].clone());
+                    async move {
+                        let entry = a.hashedrekord(format!("load {round}.{i}").as_bytes());
+                        post_entry(&client, &url, &entry).await.status().as_u16()
+                    }
+                });
+                statuses.extend(futures::future::join_all(batch).await);
+                round += 1;
+            }
+            statuses
+        }
+    });
+    let signed = sign_all(c, o, dir, "with-two-log-processes").await;
+    stop.store(true, Ordering::Relaxed);
+    let statuses = load.await.expect("load");
+    let refused: Vec<_> = statuses.iter().filter(|s| **s != 201).collect();
+    assert!(
+        refused.is_empty(),
+        "{} of {} submissions were not accepted: {refused:?}",
+        refused.len(),
+        statuses.len()
+    );
+    second.stop();
+    signed
+}
+
 /// Each signer signs a new artifact; returns (artifact, bundle) pairs.
 async fn sign_all(c: &Clients, o: &Operator, dir: &Path, phase: &str) -> Vec<(PathBuf, PathBuf)> {
     let mut out = Vec::new();
@@ -106,7 +443,7 @@ async fn sign_all(c: &Clients, o: &Operator, dir: &Path, phase: &str) -> Vec<(Pa
         let artifact = dir.join(format!("{phase}-{name}.txt"));
         std::fs::write(&artifact, format!("signed {phase} the rotation by {s}\n")).expect("w");
         let bundle = dir.join(format!("{phase}-{name}.sigstore.json"));
-        let token = workload_token(&o.url("oidc"), &o.etc.join("ci-secret")).await;
+        let token = workload_token(&o.url("oidc"), &o.etc.join("keys/oidc/ci-secret")).await;
         let (ok, out_) = c.sign(s, &token, &artifact, &bundle);
         assert!(ok, "{s} signs {phase} the rotation: {out_}");
         out.push((artifact, bundle));
@@ -114,16 +451,29 @@ async fn sign_all(c: &Clients, o: &Operator, dir: &Path, phase: &str) -> Vec<(Pa
     out
 }
 
+/// Every bundle, verified by every client: the three clients side by side, each going
+/// through the bundles in turn (a client's own TUF cache is never used by two at once).
 fn verify_all(c: &Clients, who: &Identity, signed: &[(PathBuf, PathBuf)], when: &str) {
-    let mut failed = Vec::new();
-    for (artifact, bundle) in signed {
-        for v in SIGNERS {
-            let (ok, out) = c.verify(v, who, artifact, bundle);
-            if !ok {
-                failed.push(format!("{v} on {}: {out}", bundle.display()));
-            }
-        }
-    }
+    let failed: Vec<String> = std::thread::scope(|scope| {
+        let runs: Vec<_> = SIGNERS
+            .iter()
+            .map(|v| {
+                scope.spawn(move || {
+                    let mut failed = Vec::new();
+                    for (artifact, bundle) in signed {
+                        let (ok, out) = c.verify(v, who, artifact, bundle);
+                        if !ok {
+                            failed.push(format!("{v} on {}: {out}", bundle.display()));
+                        }
+                    }
+                    failed
+                })
+            })
+            .collect();
+        runs.into_iter()
+            .flat_map(|r| r.join().expect("a verifier thread"))
+            .collect()
+    });
     assert!(failed.is_empty(), "{when}:\n{}", failed.join("\n"));
 }
 
@@ -166,7 +516,7 @@ fn issuer_of(bundle: &Path) -> String {
     cert.parsed().tbs_certificate.issuer.to_string()
 }
 
-pub async fn ca_rotation_keeps_every_signature_verifying() {
+pub async fn an_operators_year_keeps_every_signature_verifying() {
     let dir = temp_dir("operator");
     let etc = dir.join("etc");
     let db = fresh_pg_database(&pg_admin_url()).await;
@@ -206,14 +556,16 @@ pub async fn ca_rotation_keeps_every_signature_verifying() {
     let old_issuer = issuer_of(&signed[0].1);
 
     // a new intermediate, published before the CA uses it
-    let keys = etc.join("keys");
+    // the layout init made: keys/<service>/, public/, offline/ (the root key is brought
+    // back from wherever it is kept for the occasion)
+    let (keys, public) = (etc.join("keys"), etc.join("public"));
     let args = crate::rotation::reissue_args(
         ["ca", "new-intermediate"],
-        &keys.join("ca-root.pem"),
-        &keys.join("ca-chain.pem"),
+        &etc.join("offline/ca-root.pem"),
+        &public.join("ca-chain.pem"),
         (
-            &keys.join("ca-intermediate-2.pem"),
-            &keys.join("ca-chain-2.pem"),
+            &keys.join("ca/ca-intermediate-2.pem"),
+            &public.join("ca-chain-2.pem"),
         ),
         &[
             "--organization",
@@ -223,22 +575,11 @@ pub async fn ca_rotation_keeps_every_signature_verifying() {
         ],
     );
     sigstackd(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64;
-    let (ok, valid_from) = run(Command::new("date").args([
-        "-u",
-        "-d",
-        &format!("@{}", now - 120),
-        "+%Y-%m-%dT%H:%M:%SZ",
-    ]));
-    assert!(ok);
     o.publish_trust(&[
         "--add-ca-chain",
-        p(&keys.join("ca-chain-2.pem")),
+        p(&public.join("ca-chain-2.pem")),
         "--valid-from",
-        valid_from.trim(),
+        &two_minutes_ago(),
     ])
     .await;
     let trusted: Value =
@@ -304,12 +645,15 @@ pub async fn ca_rotation_keeps_every_signature_verifying() {
     let (ok, out) = doctor(&etc.join("stack.json"));
     assert!(ok, "doctor after the rotation: {out}");
 
+    rotate_ct_log(&c, &who, &o, &dir, &mut procs, &mut signed).await;
+    rotate_log_key(&c, &who, &o, &dir, &mut procs, &mut signed).await;
+
     // the identity provider's key rotates: a new RSA key signs, the old one's public half
     // (written by init) stays published, so a token from before still gets a certificate
-    let old_token = workload_token(&oidc, &etc.join("ci-secret")).await;
-    let old_pub = keys.join("oidc.pub.pem");
+    let old_token = workload_token(&oidc, &etc.join("keys/oidc/ci-secret")).await;
+    let old_pub = keys.join("oidc/oidc.pub.pem");
     let old_pub_bytes = std::fs::read(&old_pub).expect("init wrote the public half");
-    let new_key = keys.join("oidc-2.pem");
+    let new_key = keys.join("oidc/oidc-2.pem");
     let (ok, out) = run(Command::new("openssl").args([
         "genpkey",
         "-algorithm",
@@ -327,7 +671,7 @@ pub async fn ca_rotation_keeps_every_signature_verifying() {
         &format!("previous_keys = [{:?}]\nsigning_key = ", p(&old_pub)),
         1,
     );
-    let rotated = rotated.replace("keys/oidc.pem\"", "keys/oidc-2.pem\"");
+    let rotated = rotated.replace("keys/oidc/oidc.pem\"", "keys/oidc/oidc-2.pem\"");
     assert_ne!(rotated, oidc_toml);
     write_private(&etc.join("oidc.toml"), rotated);
     let at = procs.iter().position(|s| s.name == "oidc").expect("oidc");
@@ -349,6 +693,49 @@ pub async fn ca_rotation_keeps_every_signature_verifying() {
         "after the identity provider's key rotated",
     );
 
+    let (ok, out) = doctor(&etc.join("stack.json"));
+    assert!(
+        ok,
+        "doctor after the identity provider's key rotated: {out}"
+    );
+
+    renew_tuf_roles(&o, &dir).await;
+    signed.extend(sign_all(&c, &o, &dir, "after-tuf-renewal").await);
+    verify_all(&c, &who, &signed, "after the TUF roles were renewed");
+    let (ok, out) = doctor(&etc.join("stack.json"));
+    assert!(ok, "doctor after the TUF roles were renewed: {out}");
+
+    // a backup, more signatures, then the database restored from it: the entries made
+    // since are gone from the log, but their bundles carry their proofs and still verify
+    let backup = dir.join("year.dump");
+    let (ok, out) = run(Command::new("pg_dump")
+        .args(["--format=custom", "--file", p(&backup)])
+        .arg(&db));
+    assert!(ok, "pg_dump: {out}");
+    signed.extend(sign_all(&c, &o, &dir, "after-the-backup").await);
+    verify_all(&c, &who, &signed, "after the backup");
+    for s in procs.drain(..) {
+        s.stop();
+    }
+    crate::stack::restore(&pg_admin_url(), &db, &backup);
+    procs = start_all(&etc, &dir, &o.urls);
+    verify_all(&c, &who, &signed, "after the restore");
+    signed.extend(sign_all(&c, &o, &dir, "after-the-restore").await);
+    verify_all(&c, &who, &signed, "after signing on the restored stack");
+    let (ok, out) = doctor(&etc.join("stack.json"));
+    assert!(ok, "doctor after the restore: {out}");
+
+    // a second log process on the same database, under load while everyone signs
+    signed.extend(with_a_second_log_process(&c, &o, &dir).await);
+    verify_all(
+        &c,
+        &who,
+        &signed,
+        "after a second log process ran under load",
+    );
+    let (ok, out) = doctor(&etc.join("stack.json"));
+    assert!(ok, "doctor after the second log process: {out}");
+
     // init again, as an operator would after all this: nothing published, nothing undone
     let (ok, out) = run(Command::new(env!("CARGO_BIN_EXE_sigstackd"))
         .args(["init", "--dir", p(&etc), "--database-url", &db])
@@ -365,7 +752,7 @@ pub async fn ca_rotation_keeps_every_signature_verifying() {
         old_pub_bytes,
         "init overwrote the previous key's public half"
     );
-    assert!(keys.join("oidc-2.pub.pem").exists());
+    assert!(keys.join("oidc/oidc-2.pub.pem").exists());
     let ca_toml = std::fs::read_to_string(etc.join("ca.toml")).expect("ca.toml");
     assert!(ca_toml.contains("ca-intermediate-2.pem"), "{ca_toml}");
     verify_all(&c, &who, &signed, "after init ran again");

@@ -51,8 +51,8 @@ pub fn ca_new_intermediate() {
     let db = format!("sqlite://{}", dir.join("db.sqlite").display());
     let (ok, out) = sigstackd(&["init", "--dir", p(&etc), "--database-url", &db]);
     assert!(ok, "init: {out}");
-    let keys = etc.join("keys");
-    let (root_key, chain) = (keys.join("ca-root.pem"), keys.join("ca-chain.pem"));
+    let offline = etc.join("offline");
+    let (root_key, chain) = (offline.join("ca-root.pem"), etc.join("public/ca-chain.pem"));
     let (new_key, new_chain) = (dir.join("inter-2.pem"), dir.join("chain-2.pem"));
     let args = |root: &std::path::Path| {
         reissue_args(
@@ -69,7 +69,7 @@ pub fn ca_new_intermediate() {
         )
     };
     // another key than the root's: refused, nothing written
-    let (ok, out) = sigstackd(&as_strs(&args(&keys.join("tsa-root.pem"))));
+    let (ok, out) = sigstackd(&as_strs(&args(&offline.join("tsa-root.pem"))));
     assert!(
         !ok && out.contains("not the key of the chain's root"),
         "{out}"
@@ -213,7 +213,7 @@ fn get_text(url: &str) -> std::io::Result<(u16, String)> {
 pub fn init_again_keeps_what_the_operator_did() {
     let dir = temp_dir("init-again");
     let etc = dir.join("etc");
-    let keys = etc.join("keys");
+    let (keys, public, offline) = (etc.join("keys"), etc.join("public"), etc.join("offline"));
     let db = format!("sqlite://{}", dir.join("db.sqlite").display());
     let init = |extra: &[&str]| {
         let mut args = vec!["init", "--dir", p(&etc), "--database-url", &db];
@@ -225,7 +225,7 @@ pub fn init_again_keeps_what_the_operator_did() {
     let read = |f: &str| std::fs::read(etc.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
     let text = |f: &str| String::from_utf8(read(f)).expect("utf-8");
     // the identity provider's public key, for `previous_keys` after a rotation
-    assert!(text("keys/oidc.pub.pem").contains("BEGIN PUBLIC KEY"));
+    assert!(text("keys/oidc/oidc.pub.pem").contains("BEGIN PUBLIC KEY"));
 
     // the operator edits a setting, rotates the intermediate and points the CA at it
     let oidc = text("oidc.toml").replacen("signing_key", "token_ttl_secs = 123\nsigning_key", 1);
@@ -234,30 +234,24 @@ pub fn init_again_keeps_what_the_operator_did() {
         "ca",
         "new-intermediate",
         "--root-key",
-        p(&keys.join("ca-root.pem")),
+        p(&offline.join("ca-root.pem")),
         "--chain",
-        p(&keys.join("ca-chain.pem")),
+        p(&public.join("ca-chain.pem")),
         "--out-key",
-        p(&keys.join("ca-intermediate-2.pem")),
+        p(&keys.join("ca/ca-intermediate-2.pem")),
         "--out-chain",
-        p(&keys.join("ca-chain-2.pem")),
+        p(&public.join("ca-chain-2.pem")),
     ]);
     assert!(ok, "{out}");
     let ca = text("ca.toml")
         .replace("ca-intermediate.pem", "ca-intermediate-2.pem")
         .replace("ca-chain.pem", "ca-chain-2.pem");
     write_private(&etc.join("ca.toml"), ca);
-    // production: the offline keys leave the machine
-    let offline = dir.join("offline");
-    std::fs::create_dir_all(&offline).expect("dir");
-    let away = [
-        (keys.join("ca-root.pem"), offline.join("ca-root.pem")),
-        (keys.join("tsa-root.pem"), offline.join("tsa-root.pem")),
-        (etc.join("tuf-ceremony/keys"), offline.join("tuf-keys")),
-    ];
-    for (from, to) in &away {
-        std::fs::rename(from, to).expect("move offline");
-    }
+    // production: the offline directory leaves the machine
+    let away = dir.join("away");
+    let go_away = || std::fs::rename(&offline, &away).expect("move offline");
+    let come_back = || std::fs::rename(&away, &offline).expect("bring back");
+    go_away();
     let trusted_before = read("trusted_root.json");
 
     // the new chain is not in the published trust, and the targets key is away: refused,
@@ -267,24 +261,26 @@ pub fn init_again_keeps_what_the_operator_did() {
         !ok && out.contains("CA chain") && out.contains("sigstackd trust export"),
         "{out}"
     );
-    assert!(!keys.join("ca-root.pem").exists(), "init made a CA root");
-    assert!(!keys.join("tsa-root.pem").exists(), "init made a TSA root");
+    assert!(
+        !offline.exists(),
+        "init made something offline (a root, a password)"
+    );
     assert_eq!(read("trusted_root.json"), trusted_before);
 
     // with the targets key back for this run: a new targets version adds the new chain,
     // the old one stays
-    std::fs::rename(&away[2].1, &away[2].0).expect("back");
+    come_back();
     let (ok, out) = init(&[]);
     assert!(
         ok && out.contains("publishing a new targets version") && out.contains("CA chain"),
         "{out}"
     );
-    std::fs::rename(&away[2].0, &away[2].1).expect("away again");
+    go_away();
     let trusted: serde_json::Value =
         serde_json::from_slice(&read("trusted_root.json")).expect("json");
     let cas = trusted["certificateAuthorities"].as_array().expect("cas");
     assert_eq!(cas.len(), 2, "{trusted}");
-    assert!(!keys.join("ca-root.pem").exists(), "init made a CA root");
+    assert!(!offline.exists(), "init made something offline");
 
     // once more, with another log URL on the command line: nothing to publish, every
     // file kept, the difference reported
@@ -303,7 +299,7 @@ pub fn init_again_keeps_what_the_operator_did() {
         v.sort();
         v
     };
-    let keys_before = key_files(&keys);
+    let keys_before = key_files(&keys.join("ca"));
     let (ok, out) = init(&["--log-url", "http://127.0.0.1:1"]);
     assert!(
         ok && out.contains("checked") && !out.contains("publishing"),
@@ -311,7 +307,11 @@ pub fn init_again_keeps_what_the_operator_did() {
     );
     assert!(out.contains("log.toml: kept public_url"), "{out}");
     assert_eq!(read("trusted_root.json"), published);
-    assert_eq!(key_files(&keys), keys_before, "a key file changed");
+    assert_eq!(
+        key_files(&keys.join("ca")),
+        keys_before,
+        "a key file changed"
+    );
     assert!(text("ca.toml").contains("ca-intermediate-2.pem"));
     assert!(text("oidc.toml").contains("token_ttl_secs = 123"));
     assert!(text("log.toml").contains("http://localhost:3000"));
@@ -324,14 +324,14 @@ pub fn init_again_keeps_what_the_operator_did() {
     );
 
     // --reconfigure: the URL flags go into the files and a new targets version names them
-    std::fs::rename(&away[2].1, &away[2].0).expect("back");
+    come_back();
     let (ok, out) = init(&["--reconfigure", "--log-url", "http://127.0.0.1:1"]);
     assert!(
         ok && out.contains("publishing a new targets version")
             && out.contains("is now http://127.0.0.1:1"),
         "{out}"
     );
-    std::fs::rename(&away[2].0, &away[2].1).expect("away again");
+    go_away();
     assert!(text("log.toml").contains("public_url = \"http://127.0.0.1:1\""));
     assert!(text("log.toml").contains("listen = \"0.0.0.0:1\""));
     assert!(text("ca.toml").contains("tlog_url = \"http://127.0.0.1:1\""));
@@ -357,23 +357,26 @@ pub fn init_again_keeps_what_the_operator_did() {
     );
 
     // a key gone: refused, never made anew
-    let log_key = read("keys/log.pem");
-    std::fs::remove_file(keys.join("log.pem")).expect("rm");
+    let log_key = read("keys/log/log.pem");
+    std::fs::remove_file(keys.join("log/log.pem")).expect("rm");
     let (ok, out) = init(&[]);
     assert!(
         !ok && out.contains("log.pem") && out.contains("never makes a new key"),
         "{out}"
     );
-    assert!(!keys.join("log.pem").exists());
-    write_private(&keys.join("log.pem"), &log_key);
+    assert!(!keys.join("log/log.pem").exists());
+    write_private(&keys.join("log/log.pem"), &log_key);
 
     // a key other users can read: the service refuses to start, saying how to fix it
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let set = |mode| {
-            std::fs::set_permissions(keys.join("log.pem"), std::fs::Permissions::from_mode(mode))
-                .expect("chmod")
+            std::fs::set_permissions(
+                keys.join("log/log.pem"),
+                std::fs::Permissions::from_mode(mode),
+            )
+            .expect("chmod")
         };
         set(0o644);
         let (ok, out) = crate::keyless::run_within(
@@ -394,15 +397,21 @@ pub fn init_again_keeps_what_the_operator_did() {
         let (ok, out) = init(&["--owner", "4242:4243"]);
         if root {
             assert!(ok, "{out}");
-            for f in ["log.toml", "keys/log.pem", "keys", "stack.json"] {
+            for f in ["log.toml", "keys/log/log.pem", "keys/log", "stack.json"] {
                 let m = std::fs::metadata(etc.join(f)).expect(f);
                 assert_eq!((m.uid(), m.gid()), (4242, 4243), "{f}");
             }
-            std::fs::rename(&away[2].1, &away[2].0).expect("back");
+            come_back();
             let (ok, out) = init(&["--owner", "4242"]);
             assert!(ok, "{out}");
-            let m = std::fs::metadata(etc.join("tuf-ceremony/keys/targets-1.pem")).expect("k");
-            assert_ne!(m.uid(), 4242, "an offline key was given away");
+            for f in [
+                "tuf-ceremony/keys/targets-1.pem",
+                "ca-root.pem",
+                "admin-password",
+            ] {
+                let m = std::fs::metadata(offline.join(f)).expect(f);
+                assert_ne!(m.uid(), 4242, "{f}, meant to go offline, was given away");
+            }
         } else {
             assert!(!ok && out.contains("run init as root"), "{out}");
         }
@@ -425,24 +434,24 @@ pub fn tsa_new_certificate() {
     let db = format!("sqlite://{}", dir.join("db.sqlite").display());
     let (ok, out) = sigstackd(&["init", "--dir", p(&etc), "--database-url", &db]);
     assert!(ok, "init: {out}");
-    let keys = etc.join("keys");
+    let offline = etc.join("offline");
     let (new_key, new_chain) = (dir.join("tsa-2.pem"), dir.join("tsa-chain-2.pem"));
     let args = |root: &std::path::Path| {
         reissue_args(
             ["tsa", "new-certificate"],
             root,
-            &keys.join("tsa-chain.pem"),
+            &etc.join("public/tsa-chain.pem"),
             (&new_key, &new_chain),
             &[],
         )
     };
-    let (ok, out) = sigstackd(&as_strs(&args(&keys.join("ca-root.pem"))));
+    let (ok, out) = sigstackd(&as_strs(&args(&offline.join("ca-root.pem"))));
     assert!(
         !ok && out.contains("not the key of the chain's root"),
         "{out}"
     );
     assert!(!new_key.exists());
-    let (ok, out) = sigstackd(&as_strs(&args(&keys.join("tsa-root.pem"))));
+    let (ok, out) = sigstackd(&as_strs(&args(&offline.join("tsa-root.pem"))));
     assert!(ok, "{out}");
     let pems = std::fs::read_to_string(&new_chain).expect("chain");
     let certs: Vec<&str> = pems

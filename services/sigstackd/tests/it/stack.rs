@@ -360,6 +360,17 @@ pub(crate) struct Service {
 
 impl Service {
     pub(crate) fn start(name: &'static str, etc: &Path, logs: &Path) -> Self {
+        Self::start_with(name, etc, logs, &[])
+    }
+
+    /// With settings overridden by environment variables (`SIGSTACK_LOG_LISTEN`, ...);
+    /// its output goes to `logs/<name>.log` (appended).
+    pub(crate) fn start_with(
+        name: &'static str,
+        etc: &Path,
+        logs: &Path,
+        env: &[(&str, &str)],
+    ) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -369,6 +380,7 @@ impl Service {
             .arg(name)
             .arg("--config")
             .arg(etc.join(format!("{name}.toml")))
+            .envs(env.iter().copied())
             .env("SIGSTACK_LOG", "info")
             .env("SIGSTACK_LOG_FORMAT", "json")
             .stdout(Stdio::null())
@@ -507,16 +519,16 @@ pub async fn production_stack_on_postgres() {
         "{out}"
     );
     // again: the keys and the TUF repository are kept
-    let key_before = std::fs::read(etc.join("keys/log.pem")).expect("key");
-    let root_before = std::fs::read(etc.join("tuf-ceremony/1.root.json")).expect("root");
+    let key_before = std::fs::read(etc.join("keys/log/log.pem")).expect("key");
+    let root_before = std::fs::read(etc.join("public/1.root.json")).expect("root");
     let (ok, out) = init(&etc);
     assert!(ok, "sigstackd init, again: {out}");
     assert_eq!(
-        std::fs::read(etc.join("keys/log.pem")).expect("key"),
+        std::fs::read(etc.join("keys/log/log.pem")).expect("key"),
         key_before
     );
     assert_eq!(
-        std::fs::read(etc.join("tuf-ceremony/1.root.json")).expect("root"),
+        std::fs::read(etc.join("public/1.root.json")).expect("root"),
         root_before
     );
     // another directory on the same database: refused before anything is written
@@ -533,10 +545,13 @@ pub async fn production_stack_on_postgres() {
     // every secret file is private
     #[cfg(unix)]
     for f in [
-        "keys/log.pem",
-        "keys/ca-intermediate.pem",
+        "keys/log/log.pem",
+        "keys/ca/ca-intermediate.pem",
+        "keys/oidc/ci-secret",
         "oidc.toml",
-        "admin-password",
+        "offline/admin-password",
+        "offline/ca-root.pem",
+        "offline/tuf-ceremony/keys/root-1.pem",
         "log.toml",
     ] {
         use std::os::unix::fs::PermissionsExt;
@@ -547,7 +562,7 @@ pub async fn production_stack_on_postgres() {
         assert_eq!(mode & 0o077, 0, "{f} is readable by others");
     }
     // the private keys are not in the database
-    let log_key = std::fs::read_to_string(etc.join("keys/log.pem")).expect("key");
+    let log_key = std::fs::read_to_string(etc.join("keys/log/log.pem")).expect("key");
     let pem_body: String = log_key
         .lines()
         .filter(|l| !l.starts_with("-----"))
@@ -578,7 +593,7 @@ pub async fn production_stack_on_postgres() {
     };
     let mut tokens = Vec::new();
     for _ in CLIENTS {
-        tokens.push(workload_token(&oidc, &etc.join("ci-secret")).await);
+        tokens.push(workload_token(&oidc, &etc.join("keys/oidc/ci-secret")).await);
     }
     let next = std::sync::Mutex::new(tokens);
     let signed = interop_matrix("separate processes on PostgreSQL", &c, &who, || {
@@ -717,7 +732,7 @@ pub async fn production_stack_on_postgres() {
     let bundle = dir.join("after.sigstore.json");
     let (ok, out) = c.sign(
         "sigstack",
-        &workload_token(&oidc, &etc.join("ci-secret")).await,
+        &workload_token(&oidc, &etc.join("keys/oidc/ci-secret")).await,
         &artifact,
         &bundle,
     );
@@ -735,7 +750,7 @@ pub async fn production_stack_on_postgres() {
     let (ok, out) = doctor(&stack_path);
     assert!(ok, "doctor after the restore: {out}");
     // a TUF client refreshes now: it holds online metadata newer than the dump's
-    let tuf_root = etc.join("tuf-ceremony/1.root.json");
+    let tuf_root = etc.join("public/1.root.json");
     let meta = dir.join("ptuf-meta");
     let (ok, out) = crate::tuf::python_tuf(&url("tuf"), &tuf_root, &meta, &dir.join("ptuf-dl"));
     assert!(ok, "python-tuf after the restore: {out}");
@@ -795,7 +810,7 @@ pub async fn production_stack_on_postgres() {
 }
 
 /// Wipes the database (drop, create) and restores `backup` into it.
-fn restore(admin: &str, db: &str, backup: &Path) {
+pub(crate) fn restore(admin: &str, db: &str, backup: &Path) {
     let name = db.rsplit('/').next().expect("db name").to_string();
     let (ok, out) = run(Command::new("psql")
         .arg(admin)
