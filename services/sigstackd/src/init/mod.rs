@@ -527,7 +527,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         password_file.display()
     );
     println!(
-        "  offline: {} holds the CA and TSA root keys and the TUF ceremony: no service needs it; keep it offline (README, \"Files\").",
+        "  offline: {} holds the CA and TSA root keys and the TUF ceremony: no service needs it; keep it offline (see the README).",
         l.offline.display()
     );
     Ok(())

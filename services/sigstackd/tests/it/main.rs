@@ -179,6 +179,11 @@ fn init_again_keeps_what_the_operator_did() {
 }
 
 #[test]
+fn init_ceremony_is_the_tuf_commands_layout() {
+    rotation::init_ceremony_is_the_tuf_commands_layout()
+}
+
+#[test]
 fn cosign_flag_parity() {
     cosign_interop::cosign_flag_parity()
 }

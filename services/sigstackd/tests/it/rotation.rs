@@ -499,3 +499,98 @@ pub fn tsa_new_certificate() {
     let served = served.expect("the TSA with its new certificate did not answer");
     assert_eq!(served.trim(), pems.trim());
 }
+
+/// `init --offline-dir` with a several-keyholder root: the ceremony it holds is laid out
+/// as `sigstackd tuf init` lays one out, and the offline TUF commands take it as it is —
+/// here a root renewal signed by two of the three root keys.
+pub fn init_ceremony_is_the_tuf_commands_layout() {
+    let dir = temp_dir("init-ceremony");
+    let (etc, offline) = (dir.join("etc"), dir.join("usb"));
+    let db = format!("sqlite://{}", dir.join("db.sqlite").display());
+    let (ok, out) = sigstackd(&[
+        "init",
+        "--dir",
+        p(&etc),
+        "--offline-dir",
+        p(&offline),
+        "--database-url",
+        &db,
+        "--tuf-root-keys",
+        "3",
+        "--tuf-root-threshold",
+        "2",
+    ]);
+    assert!(ok, "init: {out}");
+    assert!(
+        out.contains(p(&offline)),
+        "init names the offline directory: {out}"
+    );
+    // nothing meant for offline stays in the services' directory
+    assert!(!etc.join("offline").exists() && !etc.join("tuf-ceremony").exists());
+    let ceremony = offline.join("tuf-ceremony");
+    for f in ["root-1.pem", "root-2.pem", "root-3.pem", "targets-1.pem"] {
+        assert!(ceremony.join("keys").join(f).exists(), "{f}");
+    }
+    for f in ["ca-root.pem", "tsa-root.pem", "admin-password"] {
+        assert!(offline.join(f).exists(), "{f}");
+    }
+    let root: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(etc.join("public/1.root.json")).expect("root"))
+            .expect("json");
+    assert_eq!(root["signed"]["roles"]["root"]["threshold"], 2, "{root}");
+    assert_eq!(
+        root["signed"]["roles"]["root"]["keyids"]
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
+    let staged = dir.join("staged");
+    let key = |n: u32| ceremony.join(format!("keys/root-{n}.pem"));
+    let stage = |signers: &[u32]| {
+        let mut args = vec![
+            "tuf".to_string(),
+            "stage-root".into(),
+            "--database-url".into(),
+            db.clone(),
+            "--out".into(),
+            p(&staged).into(),
+        ];
+        for n in signers {
+            args.extend(["--sign-key".to_string(), p(&key(*n)).into()]);
+        }
+        let (ok, out) = sigstackd(&as_strs(&args));
+        assert!(ok, "stage-root: {out}");
+    };
+    let publish = || {
+        sigstackd(&[
+            "tuf",
+            "publish",
+            "--database-url",
+            &db,
+            p(&staged.join("2.root.json")),
+        ])
+    };
+    // one keyholder's signature is not enough; two are
+    stage(&[1]);
+    let (ok, out) = publish();
+    assert!(
+        !ok,
+        "a root signed by one of three keys (threshold 2) was published: {out}"
+    );
+    stage(&[1, 3]);
+    let (ok, out) = publish();
+    assert!(ok, "publish: {out}");
+    // a re-run with the offline directory away: nothing needed from it
+    std::fs::rename(&offline, dir.join("away")).expect("away");
+    let (ok, out) = sigstackd(&[
+        "init",
+        "--dir",
+        p(&etc),
+        "--offline-dir",
+        p(&offline),
+        "--database-url",
+        &db,
+    ]);
+    assert!(ok && out.contains("checked"), "init again: {out}");
+    assert!(!offline.exists(), "init made something offline");
+}
