@@ -122,10 +122,50 @@ impl CtEntry {
     }
 }
 
+/// Replaces `path` with `bytes` (readable by others: public material).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    replace(path, bytes, 0o644)
+}
+
+/// Writes `bytes` to a new file beside `path`, then renames it over `path`. Whatever sits
+/// at the temporary name (a symbolic link planted by a less privileged user of the
+/// directory) is removed, never followed; the rename replaces a link at `path` itself.
+fn replace(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("removing {}", tmp.display()));
+        }
+        _ => {}
+    }
+    create_new(&tmp, bytes, mode)?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Creates `path` (never there before, never through a link) with `mode`.
+fn create_new(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// A new private key or secret file (mode 0600): refused if anything is at `path`, a
+/// dangling link included.
+pub(crate) fn create_secret(path: &Path, text: &str) -> anyhow::Result<()> {
+    if std::fs::symlink_metadata(path).is_ok() {
+        anyhow::bail!("{} exists: a key file is never overwritten", path.display());
+    }
+    create_new(path, text.as_bytes(), 0o600)
 }
 
 /// A two-certificate chain kept at `chain_path` (issuing certificate, then a self-signed
@@ -335,17 +375,9 @@ pub(crate) fn secret(path: &Path) -> anyhow::Result<String> {
     }
 }
 
+/// Replaces `path` with `text`, private (mode 0600).
 pub(crate) fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(text.as_bytes())?;
-    Ok(())
+    replace(path, text.as_bytes(), 0o600)
 }
 
 /// A timestamp authority's key and chain, created once: a P-384 root and a P-256 TSA

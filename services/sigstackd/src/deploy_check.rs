@@ -150,6 +150,18 @@ fn check_mounts(
 ) {
     let own = mounts(s);
     assert!(own.iter().all(|m| m.2), "{place}: every mount read-only");
+    // only init's named volumes: no bind mounts of their host directories, no volumes_from
+    assert!(
+        s.get("volumes_from").is_none(),
+        "{place}: volumes_from gives it every volume"
+    );
+    for m in &own {
+        assert!(
+            init_mounts.iter().any(|i| i.0 == m.0),
+            "{place}: mounts {}, which is not one of init's volumes",
+            m.0
+        );
+    }
     let in_container = |p: &Path| Path::new(container).join(p.strip_prefix(host).expect("inside"));
     // the volume a file is in: the deepest of init's mounts above it
     let volume = |p: &Path| {
@@ -161,7 +173,13 @@ fn check_mounts(
             .map(|m| (m.0.clone(), m.1.clone()))
             .unwrap_or_else(|| panic!("{} is in no volume of init's", c.display()))
     };
+    // a volume mounted anywhere shows all its files; a file named in the configuration
+    // resolves only where init wrote it
     let sees = |p: &Path| {
+        let (v, _) = volume(p);
+        own.iter().any(|m| m.0 == v)
+    };
+    let resolves = |p: &Path| {
         let (v, at) = volume(p);
         own.iter().any(|m| m.0 == v && m.1 == at)
     };
@@ -174,7 +192,7 @@ fn check_mounts(
     assert!(!named.is_empty(), "{place}: {config} names its files");
     for p in &named {
         assert!(
-            sees(p),
+            resolves(p),
             "{place}: {} is named in {config} but not mounted",
             in_container(p).display()
         );
@@ -241,6 +259,22 @@ async fn compose_file_matches_the_binary() {
         init_mounts.contains(&("config".into(), mount.clone(), false)),
         "init writes {mount}, which must be the config volume"
     );
+    // a new named volume takes its ownership from the image: each mount point is made
+    // there, for the user the containers run as
+    let docker = std::fs::read_to_string(repo().join("deploy/Dockerfile")).expect("Dockerfile");
+    let made = docker
+        .split("install -d -o sigstack -g sigstack -m 0700")
+        .nth(1)
+        .expect("the Dockerfile makes the mount points")
+        .split("\nCOPY")
+        .next()
+        .unwrap_or_default();
+    for (volume, at, _) in &init_mounts {
+        assert!(
+            made.split_whitespace().any(|w| w == at),
+            "volume {volume} is mounted at {at}, which the image does not make for its user"
+        );
+    }
     let env_flags = arg_env("init");
     for (k, v) in &env {
         args.push(format!("--{}", env_flags[k]));
@@ -254,6 +288,15 @@ async fn compose_file_matches_the_binary() {
         .position(|a| a == "--database-url")
         .expect("database");
     args[db + 1] = format!("sqlite://{}", tmp.with_extension("db").display());
+    // every other path under the config volume (an --offline-dir) moves with it; one
+    // outside would be written on this machine, outside every volume: refused
+    if let Some(o) = args.iter().position(|a| a == "--offline-dir") {
+        let rel = Path::new(&args[o + 1])
+            .strip_prefix(&mount)
+            .unwrap_or_else(|_| panic!("compose init: --offline-dir outside {mount}"))
+            .to_path_buf();
+        args[o + 1] = tmp.join(rel).display().to_string();
+    }
     let mut argv = vec!["sigstackd".to_string()];
     argv.extend(args);
     let cli = <Cli as clap::Parser>::try_parse_from(&argv).expect("init parses");

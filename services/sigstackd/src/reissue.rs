@@ -90,7 +90,7 @@ impl UnderRoot {
     pub fn write(&self, leaf: &Certificate, f: &Files, what: &str) -> anyhow::Result<()> {
         let (out_key, out_chain) = (&f.out_key, &f.out_chain);
         leaf.verify_issued_by(&self.root)?;
-        crate::bootstrap::write_secret(out_key, &self.key.to_pkcs8_pem()?)?;
+        crate::bootstrap::create_secret(out_key, &self.key.to_pkcs8_pem()?)?;
         let out: String = [leaf.to_pem(), self.root.to_pem()].concat();
         crate::bootstrap::write_atomic(out_chain, out.as_bytes())?;
         println!(
@@ -128,7 +128,7 @@ pub fn new_log_key(a: &NewKeyArgs, what: &str, next: &str) -> anyhow::Result<()>
         .clone()
         .unwrap_or_else(|| a.out_key.with_extension("pub.pem"));
     let key = FileSigner::generate(Curve::P256);
-    crate::bootstrap::write_secret(&a.out_key, &key.to_pkcs8_pem()?)?;
+    crate::bootstrap::create_secret(&a.out_key, &key.to_pkcs8_pem()?)?;
     crate::bootstrap::write_atomic(&public, key.public_key().to_pem().as_bytes())?;
     println!(
         "new {what} key {} (public half {}), log ID {}",

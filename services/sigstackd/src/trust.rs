@@ -303,10 +303,7 @@ pub fn with_history(
 }
 
 pub fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(value)?)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    crate::bootstrap::write_atomic(path, &serde_json::to_vec_pretty(value)?)
 }
 
 #[derive(clap::Args)]

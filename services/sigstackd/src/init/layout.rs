@@ -40,9 +40,40 @@ impl Layout {
         }
     }
 
-    /// A service's own file.
+    /// A service's own file (in a stack prepared before this layout: `keys/<file>`).
     pub(crate) fn key(&self, service: &str, file: &str) -> PathBuf {
-        self.keys.join(service).join(file)
+        self.either(&format!("keys/{file}"), self.keys.join(service).join(file))
+    }
+
+    /// A certificate or public key (before this layout: `keys/<file>`).
+    pub(crate) fn public_file(&self, file: &str) -> PathBuf {
+        self.either(&format!("keys/{file}"), self.public.join(file))
+    }
+
+    /// A root's key (`ca-root.pem`, `tsa-root.pem`; before this layout: in `keys/`).
+    pub(crate) fn root_key(&self, file: &str) -> PathBuf {
+        self.either(&format!("keys/{file}"), self.offline.join(file))
+    }
+
+    /// The offline directory out of the services' reach: neither the directory they read
+    /// nor inside what they are given (`keys/`, `public/`), nor holding it.
+    pub(crate) fn check_apart(&self) -> anyhow::Result<()> {
+        let o = &self.offline;
+        anyhow::ensure!(
+            o != &self.dir
+                && !self.dir.starts_with(o)
+                && !o.starts_with(&self.keys)
+                && !o.starts_with(&self.public),
+            "--offline-dir {} is within the services' reach: give a directory apart from {} (DIR/offline, the default, is mounted by no service) and outside its keys/ and public/",
+            o.display(),
+            self.dir.display()
+        );
+        Ok(())
+    }
+
+    /// Whether this is a stack prepared before this layout.
+    pub(crate) fn is_older(&self) -> bool {
+        self.dir.join("keys/log.pem").exists() || self.dir.join("tuf-ceremony").exists()
     }
 
     /// The file at `new` in this layout, or at `old` in a directory prepared before it.
@@ -60,7 +91,7 @@ impl Layout {
     /// leaves its predecessor's alone.
     pub(crate) fn public_half(&self, key: &Path) -> PathBuf {
         let stem = key.file_stem().and_then(|s| s.to_str()).unwrap_or("key");
-        self.public.join(format!("{stem}.pub.pem"))
+        self.public_file(&format!("{stem}.pub.pem"))
     }
 
     /// The TUF ceremony directory (`tuf init`'s `--ceremony-dir`).
@@ -89,7 +120,9 @@ impl Layout {
         if offline {
             dirs.push(self.offline.clone());
         }
-        dirs.extend(SERVICES.iter().map(|s| self.keys.join(s)));
+        if !self.is_older() {
+            dirs.extend(SERVICES.iter().map(|s| self.keys.join(s)));
+        }
         for d in dirs {
             std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
             #[cfg(unix)]
@@ -133,7 +166,7 @@ pub(super) fn config_files(
         .to_string()))
     };
     let k = |service: &str, n: &str| qp(&l.key(service, n));
-    let public = |n: &str| qp(&l.public.join(n));
+    let public = |n: &str| qp(&l.public_file(n));
     let db = q(&a.database_url);
     let trim = |s: &str| s.trim_end_matches('/').to_string();
     // the hash is costly: made only for a file that will be written

@@ -119,7 +119,7 @@ pub struct InitArgs {
     )]
     pub admin_email: String,
     /// Give the directory and every file in it to this user (and group): the UID the
-    /// services run as (the manifests' 65532). Needs root.
+    /// services run as (10001 in the image and the manifests). Needs root.
     #[arg(long, env = "SIGSTACK_INIT_OWNER", value_name = "UID[:GID]")]
     pub owner: Option<String>,
     /// Apply the URL flags (and --listen-host, --database-url, --operator) to existing
@@ -163,9 +163,19 @@ fn port_of(url: &str, standard: u16) -> anyhow::Result<u16> {
 }
 
 /// Refuses, before anything is written, what would leave the directory and the database
-/// disagreeing: another stack's TUF repository in the database.
+/// disagreeing: another stack's TUF repository in the database, or none for a stack that
+/// was published (a wrong or lost database) while its ceremony is away — a new one would
+/// replace the root every client holds.
 fn refuse_mismatch(l: &Layout, published_root: Option<&[u8]>) -> anyhow::Result<()> {
     let ceremony = l.ceremony();
+    let prepared = l.dir.join("stack.json").exists() || l.tuf_root().exists();
+    if published_root.is_none() && prepared && !ceremony.join("1.root.json").exists() {
+        anyhow::bail!(
+            "{} holds a stack whose TUF repository is not in this database, and its ceremony ({}) is not here: give the database the stack was published in (or restore it from a backup); with the ceremony at hand, init publishes the same root again",
+            l.dir.display(),
+            ceremony.display()
+        );
+    }
     let ours = std::fs::read(l.tuf_root())
         .or_else(|_| std::fs::read(ceremony.join("1.root.json")))
         .ok();
@@ -223,6 +233,12 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         port_of(url, 0).with_context(|| format!("the {s} URL"))?;
     }
     username(&a)?;
+    anyhow::ensure!(
+        (1..=a.tuf_root_keys).contains(&a.tuf_root_threshold),
+        "--tuf-root-threshold {} cannot be met by --tuf-root-keys {}",
+        a.tuf_root_threshold,
+        a.tuf_root_keys
+    );
     let store = sigstack_storage::Store::connect(&a.database_url)
         .await
         .with_context(|| {
@@ -241,6 +257,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
     let absolute = |p: &Path| std::path::absolute(p).with_context(|| format!("{}", p.display()));
     let offline = a.offline_dir.as_deref().map(absolute).transpose()?;
     let l = Layout::new(&absolute(&a.dir)?, offline.as_deref());
+    l.check_apart()?;
     refuse_mismatch(&l, first_root.as_deref())?;
     let mut repo = crate::tuf::Repo::default();
     repo.apply(tuf_files)?;
@@ -253,6 +270,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         &std::fs::canonicalize(&l.dir)?,
         Some(&std::fs::canonicalize(&l.offline).unwrap_or_else(|_| l.offline.clone())),
     );
+    l.check_apart()?;
     let dir = l.dir.clone();
 
     // the admin's password only while oidc.toml (which holds its hash) is to be written
@@ -316,7 +334,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
     let chain = if make("ca.toml") {
         let files = ChainFiles {
             key: ca_cfg.signing_key.clone(),
-            root_key: l.offline.join("ca-root.pem"),
+            root_key: l.root_key("ca-root.pem"),
             chain: ca_cfg.ca_chain.clone(),
         };
         crate::bootstrap::ca_chain(&files, &a.operator, &format!("{} CA", a.operator))?
@@ -339,7 +357,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
     let tsa_chain = if make("tsa.toml") {
         let files = ChainFiles {
             key: tsa_cfg.signing_key.clone(),
-            root_key: l.offline.join("tsa-root.pem"),
+            root_key: l.root_key("tsa-root.pem"),
             chain: tsa_cfg.cert_chain.clone(),
         };
         let name = format!("{} timestamp authority", a.operator);
@@ -526,10 +544,17 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         a.admin_email,
         password_file.display()
     );
-    println!(
-        "  offline: {} holds the CA and TSA root keys and the TUF ceremony: no service needs it; keep it offline (see the README).",
-        l.offline.display()
-    );
+    if l.offline.exists() {
+        println!(
+            "  offline: {} holds the CA and TSA root keys and the TUF ceremony: no service needs it; keep it offline (see the README).",
+            l.offline.display()
+        );
+    }
+    if l.is_older() {
+        println!(
+            "  offline: in this stack's layout (prepared by an older init) the offline material is {d}/keys/ca-root.pem, {d}/keys/tsa-root.pem and {d}/tuf-ceremony/keys: keep them offline."
+        );
+    }
     Ok(())
 }
 

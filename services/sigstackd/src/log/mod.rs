@@ -143,6 +143,16 @@ impl LogService {
             };
             keys.insert(s.tree_id, key.clone());
         }
+        // a previous key that signed no shard is a mistake in the configuration (a key
+        // listed by accident is a key kept online for nothing)
+        for (k, p) in candidates.iter().skip(1).zip(&cfg.previous_keys) {
+            anyhow::ensure!(
+                keys.values().any(|used| Arc::ptr_eq(used, k)),
+                "previous_keys names {}, which signed no shard of log {:?}: remove it",
+                p.display(),
+                cfg.log_name
+            );
+        }
         let active = shards
             .iter()
             .find(|s| s.active)

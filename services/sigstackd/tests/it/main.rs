@@ -184,6 +184,11 @@ fn init_ceremony_is_the_tuf_commands_layout() {
 }
 
 #[test]
+fn init_keeps_an_older_layout() {
+    rotation::init_keeps_an_older_layout()
+}
+
+#[test]
 fn cosign_flag_parity() {
     cosign_interop::cosign_flag_parity()
 }

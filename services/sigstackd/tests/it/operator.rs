@@ -148,6 +148,21 @@ async fn rotate_ct_log(
         p(&key),
     ]));
     assert!(!ok && again.contains("never overwritten"), "{again}");
+    // nor through a link planted at the name
+    #[cfg(unix)]
+    {
+        let (link, target) = (etc.join("keys/ctlog/ctlog-3.pem"), dir.join("nowhere"));
+        std::os::unix::fs::symlink(&target, &link).expect("link");
+        let (ok, out) = run(Command::new(env!("CARGO_BIN_EXE_sigstackd")).args([
+            "ctlog",
+            "new-key",
+            "--out-key",
+            p(&link),
+        ]));
+        assert!(!ok && out.contains("never overwritten"), "{out}");
+        assert!(!target.exists(), "new-key wrote through a link");
+        std::fs::remove_file(&link).expect("rm");
+    }
     o.publish_trust(&[
         "--add-ctlog-key",
         p(&public),
@@ -296,6 +311,22 @@ async fn rotate_log_key(
             ),
         ),
     );
+    // a previous key that signed no shard: refused, it would be a key kept online for nothing
+    let stray = dir.join("stray-log-key.pem");
+    sigstackd(&["log", "new-key", "--out-key", p(&stray)]);
+    let with_stray = dir.join("log-stray.toml");
+    write_private(
+        &with_stray,
+        std::fs::read_to_string(&config).expect("log.toml").replace(
+            "previous_keys = [",
+            &format!("previous_keys = [{:?}, ", p(&stray)),
+        ),
+    );
+    let (ok, refused) = crate::keyless::run_within(
+        Command::new(env!("CARGO_BIN_EXE_sigstackd")).args(["log", "--config", p(&with_stray)]),
+        Duration::from_secs(30),
+    );
+    assert!(!ok && refused.contains("signed no shard"), "{refused}");
     procs.push(Service::start("log", etc, dir));
     crate::keyless::wait_for("the log on its new shard", || {
         get_ok(&format!("{log}/readyz"))

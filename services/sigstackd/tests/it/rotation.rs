@@ -582,15 +582,147 @@ pub fn init_ceremony_is_the_tuf_commands_layout() {
     assert!(ok, "publish: {out}");
     // a re-run with the offline directory away: nothing needed from it
     std::fs::rename(&offline, dir.join("away")).expect("away");
-    let (ok, out) = sigstackd(&[
-        "init",
-        "--dir",
-        p(&etc),
-        "--offline-dir",
-        p(&offline),
-        "--database-url",
-        &db,
-    ]);
+    let init_on = |db: &str| {
+        sigstackd(&[
+            "init",
+            "--dir",
+            p(&etc),
+            "--offline-dir",
+            p(&offline),
+            "--database-url",
+            db,
+        ])
+    };
+    // a file planted at the name init writes through is replaced, never followed
+    let victim = dir.join("victim");
+    std::fs::write(&victim, "untouched").expect("w");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&victim, etc.join("public/1.root.tmp")).expect("link");
+    let (ok, out) = init_on(&db);
     assert!(ok && out.contains("checked"), "init again: {out}");
     assert!(!offline.exists(), "init made something offline");
+    assert_eq!(std::fs::read_to_string(&victim).expect("r"), "untouched");
+    let public_root = etc.join("public/1.root.json");
+    assert!(!public_root.is_symlink());
+    // a database without this stack's repository (a typo, a lost volume), the ceremony
+    // away: refused, where it would otherwise have made a new root
+    let before = std::fs::read(&public_root).expect("root");
+    let other = format!("sqlite://{}", dir.join("other.sqlite").display());
+    let (ok, out) = init_on(&other);
+    assert!(!ok && out.contains("is not in this database"), "{out}");
+    assert!(!offline.exists(), "init made something offline");
+    assert_eq!(std::fs::read(&public_root).expect("root"), before);
+    // an offline directory within the services' reach: refused before anything is written
+    for inside in [
+        dir.join("fresh"),
+        dir.join("fresh/keys/ca/off"),
+        dir.join("fresh/public/off"),
+    ] {
+        let fresh = dir.join("fresh");
+        let (ok, out) = sigstackd(&[
+            "init",
+            "--dir",
+            p(&fresh),
+            "--offline-dir",
+            p(&inside),
+            "--database-url",
+            &format!("sqlite://{}", dir.join("fresh.sqlite").display()),
+        ]);
+        assert!(!ok && out.contains("within the services' reach"), "{out}");
+        assert!(!fresh.exists(), "init wrote before refusing");
+    }
+}
+
+/// A stack prepared by an older init (every key in `keys/`, the ceremony in
+/// `tuf-ceremony/`) keeps its layout: a configuration file moved away is written again
+/// naming the keys where they are, and nothing is made or published.
+pub fn init_keeps_an_older_layout() {
+    let dir = temp_dir("init-older");
+    let etc = dir.join("etc");
+    let db = format!("sqlite://{}", dir.join("db.sqlite").display());
+    let init = || sigstackd(&["init", "--dir", p(&etc), "--database-url", &db]);
+    let (ok, out) = init();
+    assert!(ok, "init: {out}");
+    // the older layout, made from this one
+    let keys = etc.join("keys");
+    let mv = |from: std::path::PathBuf, to: std::path::PathBuf| {
+        std::fs::rename(&from, &to).unwrap_or_else(|e| panic!("{}: {e}", from.display()))
+    };
+    for s in ["log", "ctlog", "ca", "oidc", "tuf", "tsa"] {
+        for e in std::fs::read_dir(keys.join(s)).expect("dir").flatten() {
+            mv(e.path(), keys.join(e.file_name()));
+        }
+        std::fs::remove_dir(keys.join(s)).expect("rmdir");
+    }
+    for e in std::fs::read_dir(etc.join("public"))
+        .expect("dir")
+        .flatten()
+    {
+        if e.file_name() != "1.root.json" {
+            mv(e.path(), keys.join(e.file_name()));
+        }
+    }
+    std::fs::remove_file(etc.join("public/1.root.json")).expect("rm");
+    std::fs::remove_dir(etc.join("public")).expect("rmdir");
+    for f in ["ca-root.pem", "tsa-root.pem"] {
+        mv(etc.join("offline").join(f), keys.join(f));
+    }
+    mv(etc.join("offline/tuf-ceremony"), etc.join("tuf-ceremony"));
+    mv(
+        etc.join("offline/admin-password"),
+        etc.join("admin-password"),
+    );
+    mv(keys.join("ci-secret"), etc.join("ci-secret"));
+    std::fs::remove_dir(etc.join("offline")).expect("rmdir");
+    let older = |text: String| {
+        ["log", "ctlog", "ca", "oidc", "tuf", "tsa"]
+            .iter()
+            .fold(text, |t, s| t.replace(&format!("/keys/{s}/"), "/keys/"))
+            .replace("/public/", "/keys/")
+            .replace("/keys/ci-secret", "/ci-secret")
+    };
+    for f in [
+        "log.toml",
+        "ctlog.toml",
+        "ca.toml",
+        "oidc.toml",
+        "tuf.toml",
+        "tsa.toml",
+    ] {
+        let text = std::fs::read_to_string(etc.join(f)).expect(f);
+        write_private(&etc.join(f), older(text));
+    }
+    let (ok, out) = init();
+    assert!(
+        ok && out.contains("checked") && !out.contains("publishing"),
+        "{out}"
+    );
+    assert!(
+        out.contains("tuf-ceremony/keys"),
+        "names the older offline material: {out}"
+    );
+    // a configuration file moved away comes back naming the keys where they are
+    for f in ["log.toml", "ca.toml"] {
+        let kept = std::fs::read_to_string(etc.join(f)).expect(f);
+        mv(etc.join(f), dir.join(f));
+        let (ok, out) = init();
+        assert!(
+            ok && !out.contains("publishing"),
+            "{f} written again: {out}"
+        );
+        let paths = |t: &str| -> Vec<String> {
+            t.lines()
+                .filter(|l| l.contains("/keys/"))
+                .map(String::from)
+                .collect()
+        };
+        assert_eq!(
+            paths(&std::fs::read_to_string(etc.join(f)).expect(f)),
+            paths(&kept),
+            "{f}"
+        );
+    }
+    for made in ["keys/log", "keys/ca", "offline", "public/ca-chain.pem"] {
+        assert!(!etc.join(made).exists(), "init made {made}");
+    }
 }

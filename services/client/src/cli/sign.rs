@@ -1,0 +1,445 @@
+//! Signing: `sign-blob`, `attest-blob` and the conformance protocol's `sign`, with the
+//! flags and the service resolution they share with image signing.
+
+use super::*;
+
+/// How to sign: keys, services and identity (shared by sign-blob and attest-blob).
+#[derive(Args)]
+pub(super) struct SignFlags {
+    /// Sign with this private key (cosign's encrypted format, or unencrypted PKCS#8 PEM).
+    #[arg(long, env = "COSIGN_KEY")]
+    pub(super) key: Option<PathBuf>,
+    /// The CA (Fulcio API). Default: from the signing config.
+    #[arg(long, env = "COSIGN_FULCIO_URL")]
+    pub(super) fulcio_url: Option<String>,
+    /// The transparency log (Rekor v1 API). Default: from the signing config.
+    #[arg(long, env = "COSIGN_REKOR_URL")]
+    pub(super) rekor_url: Option<String>,
+    /// A signing config file (signing_config.v0.2.json) naming the services.
+    #[arg(long, env = "COSIGN_SIGNING_CONFIG")]
+    pub(super) signing_config: Option<PathBuf>,
+    /// The OIDC identity token; otherwise one is obtained (ambient CI token, browser, device flow).
+    #[arg(long, env = "SIGSTORE_ID_TOKEN", hide_env_values = true)]
+    pub(super) identity_token: Option<String>,
+    /// The OIDC issuer to sign in with. Default: from the signing config.
+    #[arg(long, env = "COSIGN_OIDC_ISSUER")]
+    pub(super) oidc_issuer: Option<String>,
+    /// The OIDC client ID.
+    #[arg(long, env = "COSIGN_OIDC_CLIENT_ID", default_value = "sigstore")]
+    pub(super) oidc_client_id: String,
+    /// A file holding the OIDC client secret (confidential clients).
+    #[arg(long, env = "COSIGN_OIDC_CLIENT_SECRET_FILE")]
+    pub(super) oidc_client_secret_file: Option<PathBuf>,
+    /// The loopback redirect URL for the browser flow (default: an ephemeral port).
+    #[arg(long, env = "COSIGN_OIDC_REDIRECT_URL")]
+    pub(super) oidc_redirect_url: Option<String>,
+    /// How to obtain a token when none is given.
+    #[arg(long, env = "COSIGN_OIDC_PROVIDER", value_enum, default_value = "auto")]
+    pub(super) oidc_provider: Provider,
+    /// Upload to the transparency log (cosign's --tlog-upload).
+    #[arg(long, env = "COSIGN_TLOG_UPLOAD", default_value = "true", action = clap::ArgAction::Set)]
+    pub(super) tlog_upload: bool,
+    /// Skip the confirmation that your identity goes into a public record.
+    #[arg(long, short = 'y', env = "COSIGN_YES")]
+    pub(super) yes: bool,
+    /// An RFC 3161 timestamp authority's endpoint (e.g. https://tsa.example/api/v1/timestamp):
+    /// the signature gets a signed timestamp, kept in the bundle. Default: the signing
+    /// config's timestamp authority, if it names one.
+    #[arg(long, env = "COSIGN_TIMESTAMP_SERVER_URL")]
+    pub(super) timestamp_server_url: Option<String>,
+}
+
+#[derive(Args)]
+pub(super) struct SignBlobArgs {
+    #[command(flatten)]
+    pub(super) sign: SignFlags,
+    /// Write the bundle (v0.3) here.
+    #[arg(long, env = "COSIGN_BUNDLE")]
+    pub(super) bundle: Option<PathBuf>,
+    /// Write the base64 signature here.
+    #[arg(long, env = "COSIGN_OUTPUT_SIGNATURE")]
+    pub(super) output_signature: Option<PathBuf>,
+    /// Write the PEM certificate here (keyless).
+    #[arg(long, env = "COSIGN_OUTPUT_CERTIFICATE")]
+    pub(super) output_certificate: Option<PathBuf>,
+    /// Write the RFC 3161 timestamp here too, as cosign v2 writes it
+    /// (`{"SignedRFC3161Timestamp": base64}`), for verify-blob --rfc3161-timestamp.
+    #[arg(long, env = "COSIGN_RFC3161_TIMESTAMP")]
+    pub(super) rfc3161_timestamp: Option<PathBuf>,
+    /// The artifact to sign.
+    pub(super) artifact: PathBuf,
+}
+
+#[derive(Args)]
+pub(super) struct AttestBlobArgs {
+    #[command(flatten)]
+    pub(super) sign: SignFlags,
+    /// The predicate (JSON; any content for --type custom).
+    #[arg(long)]
+    pub(super) predicate: PathBuf,
+    /// The predicate type: slsaprovenance, slsaprovenance02, slsaprovenance1, spdx,
+    /// spdxjson, cyclonedx, vuln, openvex, custom, or a URI.
+    #[arg(long = "type", default_value = "custom")]
+    pub(super) predicate_type: String,
+    /// Write the bundle (v0.3) here.
+    #[arg(long, env = "COSIGN_BUNDLE")]
+    pub(super) bundle: PathBuf,
+    /// The artifact the statement is about.
+    pub(super) artifact: PathBuf,
+}
+
+#[derive(Args)]
+pub(super) struct ConformanceSignArgs {
+    #[arg(long)]
+    pub(super) identity_token: String,
+    #[arg(long)]
+    pub(super) bundle: PathBuf,
+    #[arg(long)]
+    pub(super) signing_config: Option<PathBuf>,
+    #[arg(long)]
+    pub(super) in_toto: bool,
+    pub(super) artifact: PathBuf,
+}
+
+/// The services to sign with: flags first, then the signing config (file or TUF).
+pub(super) struct Resolved {
+    pub(super) fulcio: Option<String>,
+    pub(super) rekor: Option<String>,
+    pub(super) oidc: Option<String>,
+    pub(super) tsa: Option<String>,
+    pub(super) public_instance: bool,
+}
+
+pub(super) async fn resolve_services(trust: &TrustArgs, s: &SignFlags) -> anyhow::Result<Resolved> {
+    let config = match &s.signing_config {
+        Some(p) => Some(sigstack::trust::read_signing_config(p)?),
+        None => {
+            let all_given = (s.key.is_some() && !s.tlog_upload)
+                || s.rekor_url.is_some()
+                    && (s.key.is_some()
+                        || (s.fulcio_url.is_some()
+                            && (s.identity_token.is_some() || s.oidc_issuer.is_some())));
+            if all_given {
+                None
+            } else {
+                let m = trust.load(&http()?).await?;
+                m.signing_config
+            }
+        }
+    };
+    let from = config.as_ref().map(Services::from_config);
+    let pick = |flag: &Option<String>, cfg: Option<String>| flag.clone().or(cfg);
+    let fulcio = pick(&s.fulcio_url, from.as_ref().and_then(|f| f.ca.clone()));
+    let rekor = pick(&s.rekor_url, from.as_ref().and_then(|f| f.rekor.clone()));
+    let oidc = pick(&s.oidc_issuer, from.as_ref().and_then(|f| f.oidc.clone()));
+    let tsa = pick(
+        &s.timestamp_server_url,
+        from.as_ref().and_then(|f| f.tsa.clone()),
+    );
+    let public_instance = fulcio
+        .as_deref()
+        .is_some_and(|u| u.contains("sigstore.dev") || u.contains("sigstage.dev"));
+    Ok(Resolved {
+        fulcio,
+        rekor,
+        oidc,
+        tsa,
+        public_instance,
+    })
+}
+
+/// Signs with the flags' key or identity; `what` decides what is signed.
+pub(super) async fn sign_with(
+    trust: &TrustArgs,
+    s: &SignFlags,
+    digest_or_statement: SignWhat<'_>,
+) -> anyhow::Result<Signed> {
+    let http = http()?;
+    let key = match &s.key {
+        Some(p) => Some(keys::load_private_key(p)?),
+        None => None,
+    };
+    let r = resolve_services(trust, s).await?;
+    let rekor = if s.tlog_upload {
+        Some(r.rekor.clone().context(
+            "no transparency log: pass --rekor-url or a signing config that names one (or --tlog-upload=false)",
+        )?)
+    } else {
+        eprintln!(
+            "Warning: --tlog-upload=false: the signature is not logged, and verifiers that require a log entry will reject it"
+        );
+        None
+    };
+    let token = if key.is_none() {
+        if r.fulcio.is_none() {
+            bail!(
+                "keyless signing needs a CA: pass --fulcio-url or a signing config that names one"
+            );
+        }
+        sigstack::oidc::confirm_publication(s.yes, r.public_instance)?;
+        Some(match &s.identity_token {
+            Some(t) => t.clone(),
+            None => {
+                let issuer = r.oidc.clone().context(
+                    "no identity token and no OIDC issuer: pass --identity-token or --oidc-issuer",
+                )?;
+                let secret = match &s.oidc_client_secret_file {
+                    Some(p) => Some(
+                        std::fs::read_to_string(p)
+                            .with_context(|| format!("reading {}", p.display()))?
+                            .trim()
+                            .to_string(),
+                    ),
+                    None => None,
+                };
+                sigstack::oidc::identity_token(
+                    &http,
+                    &OidcOptions {
+                        issuer: &issuer,
+                        client_id: &s.oidc_client_id,
+                        client_secret: secret.as_deref(),
+                        redirect_url: s.oidc_redirect_url.as_deref(),
+                        provider: s.oidc_provider,
+                    },
+                )
+                .await
+                .context("getting an identity token")?
+            }
+        })
+    } else {
+        None
+    };
+    let opts = SignOptions {
+        fulcio_url: r.fulcio.as_deref().unwrap_or(""),
+        rekor_url: rekor.as_deref(),
+        identity_token: token.as_deref(),
+        key: key.as_ref(),
+        tsa_url: r.tsa.as_deref(),
+    };
+    match digest_or_statement {
+        SignWhat::Digest(d) => sigstack::sign::sign_blob(&http, d, &opts).await,
+        SignWhat::Statement(st) => sigstack::sign::attest(&http, st, &opts).await,
+    }
+}
+
+pub(super) enum SignWhat<'a> {
+    Digest(&'a [u8; 32]),
+    Statement(&'a [u8]),
+}
+
+pub(super) fn write_file(p: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    std::fs::write(p, bytes).with_context(|| format!("writing {}", p.display()))
+}
+
+/// Checks, before anything is signed or logged, that every output can be written: a log
+/// entry is permanent, so a result that cannot be saved must stop the command first.
+pub(super) fn check_outputs<'a>(
+    paths: impl IntoIterator<Item = &'a Option<PathBuf>>,
+) -> anyhow::Result<()> {
+    for p in paths.into_iter().flatten() {
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if !dir.is_dir() {
+            bail!(
+                "cannot write {}: the directory {} does not exist (nothing was signed)",
+                p.display(),
+                dir.display()
+            );
+        }
+        if p.is_dir() {
+            bail!(
+                "cannot write {}: it is a directory (nothing was signed)",
+                p.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn log_index_of(bundle: &Value) -> Option<i64> {
+    bundle
+        .pointer("/verificationMaterial/tlogEntries/0/logIndex")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+}
+
+pub(super) fn report_signed(
+    signed: &Signed,
+    bundle: Option<&Path>,
+    signature_file: bool,
+    out: Output,
+) {
+    let index = log_index_of(&signed.bundle);
+    match out {
+        Output::Json => print_json(&json!({
+            "bundle": bundle,
+            "logIndex": index,
+            "signature": STANDARD.encode(&signed.signature),
+            "certificate": signed.certificate.as_ref().map(|c| c.to_pem()),
+        })),
+        Output::Text => {
+            if let Some(i) = index {
+                eprintln!("tlog entry created with index: {i}");
+            }
+            if let Some(b) = bundle {
+                eprintln!("Wrote bundle to file {}", b.display());
+            }
+            if bundle.is_none() && !signature_file {
+                println!("{}", STANDARD.encode(&signed.signature));
+            }
+        }
+    }
+}
+
+pub(super) async fn sign_blob(
+    trust: &TrustArgs,
+    a: &SignBlobArgs,
+    out: Output,
+) -> anyhow::Result<()> {
+    if a.bundle.is_none() && a.output_signature.is_none() && out == Output::Text {
+        eprintln!(
+            "Note: no --bundle: only the signature is printed; pass --bundle FILE to keep the proof"
+        );
+    }
+    check_outputs([
+        &a.bundle,
+        &a.output_signature,
+        &a.output_certificate,
+        &a.rfc3161_timestamp,
+    ])?;
+    if a.rfc3161_timestamp.is_some()
+        && a.sign.timestamp_server_url.is_none()
+        && resolve_services(trust, &a.sign).await?.tsa.is_none()
+    {
+        return Err(UsageError(
+            "--rfc3161-timestamp needs a timestamp authority: pass --timestamp-server-url or a signing config that names one".into(),
+        )
+        .into());
+    }
+    let digest = hash_file(&a.artifact)?;
+    let signed = sign_with(trust, &a.sign, SignWhat::Digest(&digest)).await?;
+    if let (Some(p), Some(ts)) = (&a.rfc3161_timestamp, &signed.timestamp) {
+        // cosign v2's file: its RFC3161Timestamp struct as JSON
+        write_file(
+            p,
+            &serde_json::to_vec(&json!({"SignedRFC3161Timestamp": STANDARD.encode(ts)}))?,
+        )?;
+    }
+    if let Some(p) = &a.bundle {
+        write_file(p, &serde_json::to_vec_pretty(&signed.bundle)?)?;
+    }
+    if let Some(p) = &a.output_signature {
+        write_file(p, STANDARD.encode(&signed.signature).as_bytes())?;
+    }
+    if let Some(p) = &a.output_certificate {
+        match &signed.certificate {
+            Some(c) => write_file(p, c.to_pem().as_bytes())?,
+            None => bail!("--output-certificate: signing with a key makes no certificate"),
+        }
+    }
+    report_signed(
+        &signed,
+        a.bundle.as_deref(),
+        a.output_signature.is_some(),
+        out,
+    );
+    Ok(())
+}
+
+/// cosign's predicate type names.
+pub(super) fn predicate_type(name: &str) -> anyhow::Result<String> {
+    Ok(match name {
+        "slsaprovenance" | "slsaprovenance02" => "https://slsa.dev/provenance/v0.2",
+        "slsaprovenance1" => "https://slsa.dev/provenance/v1",
+        "spdx" | "spdxjson" => "https://spdx.dev/Document",
+        "cyclonedx" => "https://cyclonedx.org/bom",
+        "vuln" => "https://cosign.sigstore.dev/attestation/vuln/v1",
+        "openvex" => "https://openvex.dev/ns",
+        "custom" => CUSTOM_PREDICATE,
+        uri if uri.contains("://") => uri,
+        other => bail!("unknown predicate type {other:?}: use one of slsaprovenance, slsaprovenance1, spdx, spdxjson, cyclonedx, vuln, openvex, custom, or a URI"),
+    }
+    .to_string())
+}
+
+/// The custom predicate type, whose predicate cosign always wraps.
+const CUSTOM_PREDICATE: &str = "https://cosign.sigstore.dev/attestation/v1";
+
+/// A predicate as cosign makes it: for the custom type, the file's text wrapped as
+/// `{"Data": text, "Timestamp": now}` whatever it holds; for every other type, its JSON.
+pub(super) fn predicate_of(ptype: &str, raw: &[u8], path: &Path) -> anyhow::Result<Value> {
+    if ptype == CUSTOM_PREDICATE {
+        return Ok(json!({
+            "Data": String::from_utf8_lossy(raw),
+            "Timestamp": sigstack_types::time::rfc3339(now()),
+        }));
+    }
+    serde_json::from_slice(raw)
+        .with_context(|| format!("the predicate {} is not JSON", path.display()))
+}
+
+pub(super) async fn attest_blob(
+    trust: &TrustArgs,
+    a: &AttestBlobArgs,
+    out: Output,
+) -> anyhow::Result<()> {
+    let ptype = predicate_type(&a.predicate_type)?;
+    let raw = std::fs::read(&a.predicate)
+        .with_context(|| format!("reading {}", a.predicate.display()))?;
+    let predicate = predicate_of(&ptype, &raw, &a.predicate)?;
+    check_outputs([&Some(a.bundle.clone())])?;
+    let digest = hash_file(&a.artifact)?;
+    let name = a
+        .artifact
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let statement = json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": name, "digest": {"sha256": hex::encode(digest)}}],
+        "predicateType": ptype,
+        "predicate": predicate,
+    });
+    let signed = sign_with(
+        trust,
+        &a.sign,
+        SignWhat::Statement(&serde_json::to_vec(&statement)?),
+    )
+    .await?;
+    write_file(&a.bundle, &serde_json::to_vec_pretty(&signed.bundle)?)?;
+    report_signed(&signed, Some(&a.bundle), false, out);
+    Ok(())
+}
+
+pub(super) async fn conformance_sign(
+    trust: &TrustArgs,
+    a: &ConformanceSignArgs,
+) -> anyhow::Result<()> {
+    let flags = SignFlags {
+        key: None,
+        fulcio_url: None,
+        rekor_url: None,
+        signing_config: a.signing_config.clone(),
+        identity_token: Some(a.identity_token.clone()),
+        oidc_issuer: None,
+        oidc_client_id: "sigstore".into(),
+        oidc_client_secret_file: None,
+        oidc_redirect_url: None,
+        oidc_provider: Provider::Auto,
+        tlog_upload: true,
+        yes: true,
+        timestamp_server_url: None,
+    };
+    check_outputs([&Some(a.bundle.clone())])?;
+    let signed = if a.in_toto {
+        let st = std::fs::read(&a.artifact)
+            .with_context(|| format!("reading {}", a.artifact.display()))?;
+        sign_with(trust, &flags, SignWhat::Statement(&st)).await?
+    } else {
+        let digest = hash_file(&a.artifact)?;
+        sign_with(trust, &flags, SignWhat::Digest(&digest)).await?
+    };
+    write_file(&a.bundle, &serde_json::to_vec_pretty(&signed.bundle)?)
+}
