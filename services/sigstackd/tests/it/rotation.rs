@@ -507,19 +507,13 @@ pub fn init_ceremony_is_the_tuf_commands_layout() {
     let dir = temp_dir("init-ceremony");
     let (etc, offline) = (dir.join("etc"), dir.join("usb"));
     let db = format!("sqlite://{}", dir.join("db.sqlite").display());
-    let (ok, out) = sigstackd(&[
-        "init",
-        "--dir",
-        p(&etc),
-        "--offline-dir",
-        p(&offline),
-        "--database-url",
-        &db,
-        "--tuf-root-keys",
-        "3",
-        "--tuf-root-threshold",
-        "2",
-    ]);
+    let init_on = |db: &str, extra: &[&str]| {
+        let mut args = vec!["init", "--dir", p(&etc), "--offline-dir", p(&offline)];
+        args.extend(["--database-url", db]);
+        args.extend_from_slice(extra);
+        sigstackd(&args)
+    };
+    let (ok, out) = init_on(&db, &["--tuf-root-keys", "3", "--tuf-root-threshold", "2"]);
     assert!(ok, "init: {out}");
     assert!(
         out.contains(p(&offline)),
@@ -582,23 +576,12 @@ pub fn init_ceremony_is_the_tuf_commands_layout() {
     assert!(ok, "publish: {out}");
     // a re-run with the offline directory away: nothing needed from it
     std::fs::rename(&offline, dir.join("away")).expect("away");
-    let init_on = |db: &str| {
-        sigstackd(&[
-            "init",
-            "--dir",
-            p(&etc),
-            "--offline-dir",
-            p(&offline),
-            "--database-url",
-            db,
-        ])
-    };
     // a file planted at the name init writes through is replaced, never followed
     let victim = dir.join("victim");
     std::fs::write(&victim, "untouched").expect("w");
     #[cfg(unix)]
     std::os::unix::fs::symlink(&victim, etc.join("public/1.root.tmp")).expect("link");
-    let (ok, out) = init_on(&db);
+    let (ok, out) = init_on(&db, &[]);
     assert!(ok && out.contains("checked"), "init again: {out}");
     assert!(!offline.exists(), "init made something offline");
     assert_eq!(std::fs::read_to_string(&victim).expect("r"), "untouched");
@@ -608,7 +591,7 @@ pub fn init_ceremony_is_the_tuf_commands_layout() {
     // away: refused, where it would otherwise have made a new root
     let before = std::fs::read(&public_root).expect("root");
     let other = format!("sqlite://{}", dir.join("other.sqlite").display());
-    let (ok, out) = init_on(&other);
+    let (ok, out) = init_on(&other, &[]);
     assert!(!ok && out.contains("is not in this database"), "{out}");
     assert!(!offline.exists(), "init made something offline");
     assert_eq!(std::fs::read(&public_root).expect("root"), before);
