@@ -411,16 +411,7 @@ fn online_paths(st: &Stack, t: &Tools) {
     let dir = st.dir.join("online");
     std::fs::create_dir_all(&dir).expect("dir");
     let f = |n: &str| dir.join(n);
-    let (ok_, o) = crate::keyless::run(Command::new("openssl").args([
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:2048",
-        "-out",
-        p(&f("rsa.pem")),
-    ]));
-    assert!(ok_, "openssl: {o}");
+    crate::support::openssl_rsa_key(&f("rsa.pem"));
     let pw = [("COSIGN_PASSWORD", "")];
     let prefix = f("rsa");
     ok(

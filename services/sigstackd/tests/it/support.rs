@@ -403,6 +403,28 @@ pub async fn get_json(client: &reqwest::Client, url: &str) -> (u16, Value) {
 }
 
 /// Writes a private key or secret as an operator must: readable by its owner only.
+/// A new RSA-2048 private key (PKCS#8 PEM, mode 0600) made by OpenSSL.
+pub fn openssl_rsa_key(path: &std::path::Path) {
+    let out = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(path)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl genpkey: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    write_private(path, std::fs::read(path).expect("key"));
+}
+
 pub fn write_private(path: &std::path::Path, bytes: impl AsRef<[u8]>) {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();

@@ -255,17 +255,7 @@ pub(super) async fn identity_provider_key(y: &mut Year) -> (PathBuf, Vec<u8>) {
     let old_pub = keys.join("oidc.pub.pem");
     let old_pub_bytes = std::fs::read(&old_pub).expect("init wrote the public half");
     let new_key = keys.join("oidc-2.pem");
-    let (ok, out) = run(Command::new("openssl").args([
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:2048",
-        "-out",
-        p(&new_key),
-    ]));
-    assert!(ok, "{out}");
-    write_private(&new_key, std::fs::read(&new_key).expect("key"));
+    openssl_rsa_key(&new_key);
     let previous = format!("previous_keys = [{:?}]\nsigning_key = ", p(&old_pub));
     y.o.edit("oidc.toml", "signing_key = ", &previous);
     y.o.edit(
