@@ -168,7 +168,9 @@ enum Command {
 
 #[derive(Args)]
 struct InitArgs {
-    /// The TUF repository's URL (default: public good, or staging with --staging).
+    /// The TUF repository's URL (default: public good, or staging with --staging), or a
+    /// directory holding a copy of it (`file:///media/usb/tuf`, from `sigstackd tuf
+    /// export`), for networks with no route to the repository.
     #[arg(long, env = "TUF_MIRROR")]
     mirror: Option<String>,
     /// The TUF root to trust (root.json, handed over out of band). Needed for a mirror
@@ -260,11 +262,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn initialize(trust: &TrustArgs, a: &InitArgs, out: Output) -> anyhow::Result<()> {
     let mirror = match &a.mirror {
         Some(m) => {
-            if !reqwest::Url::parse(m)
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-            {
+            let web = reqwest::Url::parse(m)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+            if let Some(dir) = sigstack::trust::mirror_dir(m) {
+                if !dir.join("timestamp.json").exists() {
+                    return Err(UsageError(format!(
+                        "--mirror {m}: {} holds no TUF repository (timestamp.json); write one there with `sigstackd tuf export --out {}`",
+                        dir.display(),
+                        dir.display()
+                    ))
+                    .into());
+                }
+            } else if !web {
                 return Err(UsageError(format!(
-                    "--mirror {m:?} is not an http(s) URL: write it as https://host[:port]"
+                    "--mirror {m:?} is neither an http(s) URL nor a file:// directory: write it as https://host[:port] or file:///path/to/copy"
                 ))
                 .into());
             }

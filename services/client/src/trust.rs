@@ -97,10 +97,19 @@ fn read_opt(path: &Path) -> Option<Vec<u8>> {
     std::fs::read(path).ok()
 }
 
-/// TUF over HTTP(S).
+/// TUF over HTTP(S), or from a directory (`file:///media/usb/tuf`: a copy made with
+/// `sigstackd tuf export` and carried across an air gap).
 pub struct HttpFetch {
     pub http: reqwest::Client,
     pub base: String,
+}
+
+/// The directory of a `file://` mirror.
+pub fn mirror_dir(mirror: &str) -> Option<PathBuf> {
+    let u = reqwest::Url::parse(mirror).ok()?;
+    (u.scheme() == "file")
+        .then(|| u.to_file_path().ok())
+        .flatten()
 }
 
 impl Fetch for HttpFetch {
@@ -109,6 +118,24 @@ impl Fetch for HttpFetch {
             what: path.to_string(),
             msg: e,
         };
+        if let Some(dir) = mirror_dir(&self.base) {
+            // the names come from metadata: no way out of the directory
+            if path
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+            {
+                return Err(err("not a path inside the mirror".into()));
+            }
+            let file = dir.join(path);
+            return match std::fs::metadata(&file) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(err(format!("{}: {e}", file.display()))),
+                Ok(m) if m.len() > max_len => Err(err(format!("longer than {max_len} bytes"))),
+                Ok(_) => std::fs::read(&file)
+                    .map(Some)
+                    .map_err(|e| err(format!("{}: {e}", file.display()))),
+            };
+        }
         let mut r = self
             .http
             .get(format!("{}/{path}", self.base.trim_end_matches('/')))
@@ -236,9 +263,20 @@ impl Tuf {
                 )
                 .context("the cached TUF metadata does not verify")?;
         }
-        up.refresh(now())
-            .await
-            .with_context(|| format!("updating from the TUF repository {}", self.mirror))?;
+        up.refresh(now()).await.map_err(|e| {
+            // a copy on a disk goes stale: say when, and what brings a fresh one
+            let stale = match (&e, mirror_dir(&self.mirror)) {
+                (TufError::Expired { role, expires }, Some(dir)) => format!(
+                    "; the copy of the repository in {} is stale ({role} metadata expired at {expires}): export the repository again (`sigstackd tuf export --out …`) and carry the new copy over",
+                    dir.display()
+                ),
+                _ => String::new(),
+            };
+            anyhow::Error::new(e).context(format!(
+                "updating from the TUF repository {}{stale}",
+                self.mirror
+            ))
+        })?;
         let trusted_root = up
             .download(TRUSTED_ROOT)
             .await

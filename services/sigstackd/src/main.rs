@@ -93,6 +93,9 @@ enum TufAction {
     /// Check signed root/targets metadata against the trusted root and store it; the
     /// running service then signs a snapshot and timestamp for it.
     Publish(tuf::ceremony::PublishArgs),
+    /// Write the repository as static files (a web server's, or a `file://` mirror for
+    /// clients across an air gap).
+    Export(tuf::export::ExportArgs),
     /// Benchmark: time re-signing snapshot and timestamp (and publishing them).
     #[command(hide = true)]
     BenchResign {
@@ -355,6 +358,14 @@ fn main() -> anyhow::Result<()> {
                     iterations,
                     database_url,
                 }) => tuf::bench_resign(iterations, database_url.as_deref()).await,
+                Some(TufAction::Export(a)) => {
+                    let (n, version, expires) = tuf::export::run(&a).await?;
+                    println!(
+                        "wrote {n} files in {} (timestamp version {version}); clients refuse the copy after {expires}: export again before then",
+                        a.out.display()
+                    );
+                    Ok(())
+                }
                 Some(TufAction::Publish(a)) => {
                     for p in tuf::ceremony::publish(&a).await? {
                         println!("published {p}");

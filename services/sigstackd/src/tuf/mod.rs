@@ -7,6 +7,7 @@
 mod bench;
 pub mod ceremony;
 pub mod config;
+pub mod export;
 mod targets;
 
 pub use bench::bench_resign;

@@ -1,6 +1,7 @@
 //! Integration tests of `sigstackd`: real processes on loopback over real databases
 //! (embedded SQLite, and PostgreSQL at `SIGSTACK_TEST_PG`), and real outside clients.
 
+mod airgap;
 mod api;
 mod attacks;
 mod ca;
@@ -216,4 +217,9 @@ async fn an_operators_year_keeps_every_signature_verifying() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stack_production_on_postgres() {
     stack::production_stack_on_postgres().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tuf_copy_on_a_disk_serves_clients_with_the_network_off() {
+    airgap::a_tuf_copy_on_a_disk_serves_clients_with_the_network_off().await
 }

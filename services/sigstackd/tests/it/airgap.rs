@@ -1,0 +1,133 @@
+//! Trust carried across an air gap: the TUF repository exported as files
+//! (`sigstackd tuf export`), and a client that trusts the copy from a `file://` mirror
+//! with no service reachable.
+
+use crate::client::{Sigstack, p};
+use crate::keyless::{dev_stack, run};
+use crate::support::*;
+use std::process::Command;
+
+fn sigstackd(args: &[&str]) -> (bool, String) {
+    run(Command::new(env!("CARGO_BIN_EXE_sigstackd")).args(args))
+}
+
+pub async fn a_tuf_copy_on_a_disk_serves_clients_with_the_network_off() {
+    let dir = temp_dir("airgap");
+    let data = dir.join("stack");
+    let (stack_proc, stack) = dev_stack(&data, None);
+    let s = |ptr: &str| {
+        stack
+            .pointer(ptr)
+            .and_then(|v| v.as_str())
+            .expect(ptr)
+            .to_string()
+    };
+    let (tuf, root) = (s("/services/tuf/url"), s("/services/tuf/root"));
+    let (oidc, me) = (s("/services/oidc/url"), s("/services/oidc/email"));
+
+    // signed online, with trust from the stack's TUF repository
+    let online = Sigstack::new(&dir.join("online"));
+    let o = online.run(&["initialize", "--mirror", &tuf, "--root", &root]);
+    assert!(o.ok(), "{o}");
+    let (ok, token) = run(Command::new(env!("CARGO_BIN_EXE_sigstackd")).args([
+        "dev-token",
+        "--data-dir",
+        p(&data),
+    ]));
+    assert!(ok, "{token}");
+    let artifact = dir.join("a.txt");
+    std::fs::write(&artifact, b"signed on the connected side\n").expect("w");
+    let bundle = dir.join("a.sigstore.json");
+    let o = online.run_env(
+        &["sign-blob", "--yes", "--bundle", p(&bundle), p(&artifact)],
+        &[("SIGSTORE_ID_TOKEN", token.trim())],
+    );
+    assert!(o.ok(), "{o}");
+
+    // the copy: every file the repository serves, byte for byte
+    let copy = dir.join("usb/tuf");
+    let db = format!("sqlite://{}", data.join("sigstack.db").display());
+    let export = || sigstackd(&["tuf", "export", "--database-url", &db, "--out", p(&copy)]);
+    let (ok, out) = export();
+    assert!(ok && out.contains("export again before"), "{out}");
+    let (st, served) = get_bytes(&format!("{tuf}/timestamp.json")).await;
+    assert_eq!(st, 200);
+    let copied = std::fs::read(copy.join("timestamp.json")).expect("timestamp.json");
+    assert_eq!(copied, served, "the copy's timestamp is the one served");
+    // exported again over itself: brought up to date, never back
+    let (ok, out) = export();
+    assert!(ok, "{out}");
+    drop(stack_proc);
+
+    // the other side: no service answers; the client trusts the copy
+    let mirror = format!("file://{}", p(&copy));
+    let offline = Sigstack::new(&dir.join("offline"));
+    let o = offline.run(&["initialize", "--mirror", &mirror, "--root", &root]);
+    assert!(o.ok(), "initialize from the copy: {o}");
+    let verify = |who: &Sigstack| {
+        who.run(&[
+            "verify-blob",
+            "--bundle",
+            p(&bundle),
+            "--certificate-identity",
+            &me,
+            "--certificate-oidc-issuer",
+            &oidc,
+            p(&artifact),
+        ])
+    };
+    let o = verify(&offline);
+    assert!(o.ok(), "verified from the copy, the network off: {o}");
+
+    // a tampered copy is refused: the trusted root's bytes no longer match its hash
+    let target = std::fs::read_dir(copy.join("targets"))
+        .expect("targets")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|f| f.to_string_lossy().ends_with(".trusted_root.json"))
+        .expect("the trusted root target");
+    let mut bytes = std::fs::read(&target).expect("r");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 1;
+    std::fs::write(&target, bytes).expect("w");
+    let tampered = Sigstack::new(&dir.join("tampered"));
+    let o = tampered.run(&["initialize", "--mirror", &mirror, "--root", &root]);
+    assert!(!o.ok(), "a tampered copy was trusted: {o}");
+    // a directory without a repository: told what to do
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).expect("dir");
+    let o = tampered.run(&[
+        "initialize",
+        "--mirror",
+        &format!("file://{}", p(&empty)),
+        "--root",
+        &root,
+    ]);
+    assert!(
+        o.code == Some(2) && o.stderr.contains("sigstackd tuf export"),
+        "{o}"
+    );
+    // an older repository is never exported over a newer copy
+    let newer = r#"{"signed":{"_type":"timestamp","version":99999999999}}"#;
+    std::fs::write(copy.join("timestamp.json"), newer).expect("w");
+    let (ok, out) = export();
+    assert!(!ok && out.contains("newer than this repository"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(copy.join("timestamp.json")).expect("r"),
+        newer
+    );
+    // a database with no repository: nothing to export
+    let (ok, out) = sigstackd(&[
+        "tuf",
+        "export",
+        "--database-url",
+        &format!("sqlite://{}", dir.join("none.sqlite").display()),
+        "--out",
+        p(&dir.join("nothing")),
+    ]);
+    assert!(!ok && out.contains("no timestamp"), "{out}");
+}
+
+async fn get_bytes(url: &str) -> (u16, Vec<u8>) {
+    let r = http().get(url).send().await.expect("request");
+    (r.status().as_u16(), r.bytes().await.expect("body").to_vec())
+}
