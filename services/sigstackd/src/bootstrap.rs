@@ -350,6 +350,7 @@ pub(crate) async fn tuf_repository(
             out: staged.clone(),
             keys: ceremony::targets_keys(ceremony_dir)?,
             expires_days: 180,
+            allow_trust_loss: false,
         })
         .await?;
         ceremony::publish(&ceremony::PublishArgs {

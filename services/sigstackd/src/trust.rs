@@ -548,5 +548,6 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub mod continuity;
 #[cfg(test)]
 mod tests;

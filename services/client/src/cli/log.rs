@@ -301,7 +301,14 @@ pub(super) async fn log(trust: &TrustArgs, c: LogCommand, out: Output) -> anyhow
                 Output::Text => {
                     println!("Verification Successful!");
                     println!("Active Tree Size: {}", info.tree_size);
-                    println!("Total Tree Size: {}", info.tree_size);
+                    // rekor-cli's: every shard's entries, the frozen ones included
+                    let frozen: i64 = info
+                        .inactive_shards
+                        .iter()
+                        .flatten()
+                        .map(|s| s.tree_size)
+                        .sum();
+                    println!("Total Tree Size: {}", info.tree_size + frozen);
                     println!("Root Hash: {}", info.root_hash);
                     println!("TreeID: {}", info.tree_id);
                     println!("Consistency: {}", describe_consistency(&consistency));

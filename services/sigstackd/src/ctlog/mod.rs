@@ -134,7 +134,7 @@ impl CtLogService {
             .context("the CT log has no active tree")?;
         verify_sth(&active.head.checkpoint, signer.public_key()).with_context(|| {
             format!(
-                "the CT log's tree head was not signed by {}; start with the key that signed it",
+                "the CT log's tree head was not signed by {}; start with the key that signed it (a new key is a new CT log: give it a new log_name, README \"Keys and rotation\")",
                 cfg.signing_key.display()
             )
         })?;

@@ -220,7 +220,7 @@ pub async fn run(a: DoctorArgs) -> anyhow::Result<bool> {
             }))?
         );
     } else {
-        println!("sigstack doctor: the stack behind {tuf_url}");
+        println!("sigstackd doctor: the stack behind {tuf_url}");
         for f in &r.0 {
             let tag = match f.status {
                 Status::Ok => "ok  ",

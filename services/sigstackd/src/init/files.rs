@@ -69,7 +69,15 @@ impl ConfigFile {
     /// Writes the file (mode 0600) if it does not exist; else keeps it, adding the
     /// settings it lacks after its leading comments (where a key is always top-level),
     /// and setting those named in `reconfigure` to the flags' values where they differ.
-    pub fn write_or_merge(&self, dir: &Path, reconfigure: &[&str]) -> anyhow::Result<Outcome> {
+    /// `from_flags`: the settings the command line gives (the others, key paths above
+    /// all, are the file's alone: never reported as differing); `reconfigure`: take
+    /// those from the flags.
+    pub fn write_or_merge(
+        &self,
+        dir: &Path,
+        from_flags: &[&str],
+        reconfigure: bool,
+    ) -> anyhow::Result<Outcome> {
         let path = dir.join(self.name);
         let existing = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -100,7 +108,8 @@ impl ConfigFile {
                     added.push(*k);
                     lines.push_str(&format!("{k} = {v}\n"));
                 }
-                Some(kept) if reconfigure.contains(k) && value_of(v).as_ref() != Some(kept) => {
+                Some(_) if !from_flags.contains(k) => {}
+                Some(kept) if reconfigure && value_of(v).as_ref() != Some(kept) => {
                     replaced.push(*k);
                 }
                 Some(kept) if value_of(v).as_ref() != Some(kept) => {
@@ -192,11 +201,15 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("init-files-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let f = file();
-        assert!(f.write_or_merge(&dir, &[]).expect("write").created);
+        assert!(
+            f.write_or_merge(&dir, &["listen"], false)
+                .expect("write")
+                .created
+        );
         let edited =
             "# mine\nlisten = \"127.0.0.1:9\"\nextra = [1, 2]\n\n[[users]]\nusername = \"v\"\n";
         std::fs::write(dir.join("x.toml"), edited).expect("w");
-        let o = f.write_or_merge(&dir, &[]).expect("merge");
+        let o = f.write_or_merge(&dir, &["listen"], false).expect("merge");
         assert!(!o.created);
         assert_eq!(o.added, vec!["public_url"]);
         assert_eq!(o.differs.len(), 1);
@@ -211,11 +224,13 @@ mod tests {
         assert!(t.contains_key("extra"));
         // nothing to add: the file is not touched
         let before = std::fs::read(dir.join("x.toml")).expect("r");
-        let o = f.write_or_merge(&dir, &[]).expect("again");
+        let o = f.write_or_merge(&dir, &["listen"], false).expect("again");
         assert!(o.added.is_empty());
         assert_eq!(std::fs::read(dir.join("x.toml")).expect("r"), before);
         // reconfigure: the named setting takes the flags' value, comments and the rest stay
-        let o = f.write_or_merge(&dir, &["listen"]).expect("reconfigure");
+        let o = f
+            .write_or_merge(&dir, &["listen"], true)
+            .expect("reconfigure");
         assert_eq!(o.replaced, vec!["listen"]);
         let text = std::fs::read_to_string(dir.join("x.toml")).expect("r");
         assert!(text.starts_with("# mine\n"), "{text}");

@@ -197,7 +197,7 @@ fn refuse_mismatch(l: &Layout, published_root: Option<&[u8]>) -> anyhow::Result<
 fn require_key(path: &Path, make: bool, what: &str) -> anyhow::Result<()> {
     anyhow::ensure!(
         make || path.exists(),
-        "{what} {} is missing, and this stack's trust is published: `init` never makes a new key for it. Restore the file from your backup, or rotate the key (README, \"Rotating keys\") and point the configuration at the new one",
+        "{what} {} is missing, and this stack's trust is published: `init` never makes a new key for it. Restore the file from your backup, or rotate the key (README, \"Keys and rotation\") and point the configuration at the new one",
         path.display()
     );
     Ok(())
@@ -297,7 +297,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
     let mut created = Vec::new();
     let mut notes = Vec::new();
     for f in config_files(&a, &u, &l, password.as_deref())? {
-        let o = f.write_or_merge(&dir, if a.reconfigure { &FROM_FLAGS } else { &[] })?;
+        let o = f.write_or_merge(&dir, &FROM_FLAGS, a.reconfigure)?;
         if o.created {
             created.push(f.name);
         }
@@ -437,7 +437,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
             }
             if !added.is_empty() && crate::tuf::ceremony::targets_keys(&tuf.ceremony).is_err() {
                 anyhow::bail!(
-                    "the published trust lacks what this stack uses ({}), and the TUF targets key is not in {} (moved offline, as it should be). Publish it with `sigstackd trust export --previous PUBLISHED-trusted_root.json …`, `sigstackd tuf stage-targets` and `sigstackd tuf publish` (README, \"Rotating keys\"), or bring the key back for this run",
+                    "the published trust lacks what this stack uses ({}), and the TUF targets key is not in {} (moved offline, as it should be). Publish it with `sigstackd trust export --previous PUBLISHED-trusted_root.json …`, `sigstackd tuf stage-targets` and `sigstackd tuf publish` (README, \"Keys and rotation\"), or bring the key back for this run",
                     added.join("; "),
                     tuf.ceremony.join("keys").display()
                 );
@@ -447,6 +447,10 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
                 for name in [trust::TRUSTED_ROOT_FILE, trust::SIGNING_CONFIG_FILE] {
                     write_atomic(&dir.join(name), repo.target(name).unwrap_or_default())?;
                 }
+                notes.push(format!(
+                    "the published trust names everything this stack uses: nothing published ({} is the published trusted root, the --previous of the next `trust export`)",
+                    dir.join(trust::TRUSTED_ROOT_FILE).display()
+                ));
             } else {
                 trust::write_json(&dir.join(trust::TRUSTED_ROOT_FILE), &merged)?;
                 trust::write_json(&dir.join(trust::SIGNING_CONFIG_FILE), &signing)?;
@@ -539,10 +543,15 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         tuf_root.display()
     );
     println!(
-        "  login:  user {} ({}), password in {}",
+        "  login:  user {} ({}), password in {}{}",
         username,
         a.admin_email,
-        password_file.display()
+        password_file.display(),
+        if password_file.exists() {
+            ""
+        } else {
+            " (with the offline directory, away)"
+        }
     );
     if l.offline.exists() {
         println!(

@@ -127,7 +127,8 @@ fn write_targets(
     signers: &[&dyn Signer],
 ) -> anyhow::Result<PathBuf> {
     let dir = out.join("targets");
-    std::fs::create_dir_all(&dir)?;
+    create_private_dir(out)?;
+    create_private_dir(&dir)?;
     let mut meta = BTreeMap::new();
     for (name, (bytes, custom)) in files {
         std::fs::write(dir.join(name), bytes)?;
@@ -172,6 +173,7 @@ pub fn init(a: &InitArgs) -> anyhow::Result<String> {
         ceremony.display()
     );
     let files = trust_targets(&a.trust_dir)?;
+    create_private_dir(&ceremony)?;
     create_private_dir(&ceremony.join("keys"))?;
     let gen_keys = |prefix: &str, n: u32| -> anyhow::Result<Vec<FileSigner>> {
         (1..=n)
@@ -306,13 +308,18 @@ pub struct StageTargetsArgs {
     pub keys: Vec<PathBuf>,
     #[arg(long, default_value_t = 180)]
     pub expires_days: i64,
+    /// Stage trust files that take trust away from what clients hold now (a key or chain
+    /// removed, a validity window moved: on purpose only, e.g. after a key compromise).
+    #[arg(long)]
+    pub allow_trust_loss: bool,
 }
 
 pub async fn stage_targets(a: &StageTargetsArgs) -> anyhow::Result<PathBuf> {
     let store = Store::open(&a.database_url).await?;
-    let (_, targets) = current(&store).await?;
-    let version = targets.map_or(1, |v| v + 1);
+    let repo = load(&store).await?;
+    let version = repo.targets.as_ref().map_or(1, |t| t.version + 1);
     let files = trust_targets(&a.trust_dir)?;
+    refuse_trust_loss(&repo, &files, a.allow_trust_loss)?;
     let keys = a
         .keys
         .iter()
@@ -326,6 +333,44 @@ pub async fn stage_targets(a: &StageTargetsArgs) -> anyhow::Result<PathBuf> {
         now() + a.expires_days * DAY,
         &files,
         &signers,
+    )
+}
+
+/// Refuses new trust files that would make bundles clients verify today fail (see
+/// `trust::continuity`), unless the operator says it is meant.
+fn refuse_trust_loss(repo: &super::Repo, files: &TargetFiles, allowed: bool) -> anyhow::Result<()> {
+    use crate::trust::{SIGNING_CONFIG_FILE, TRUSTED_ROOT_FILE};
+    let (Some(old_root), Some(old_config)) = (
+        repo.target(TRUSTED_ROOT_FILE),
+        repo.target(SIGNING_CONFIG_FILE),
+    ) else {
+        return Ok(());
+    };
+    use sigstack_types::trust::{SigningConfig, TrustedRoot};
+    let root = |b: &[u8]| serde_json::from_slice::<TrustedRoot>(b);
+    let config = |b: &[u8]| serde_json::from_slice::<SigningConfig>(b);
+    let published = (
+        root(old_root).context("the published trusted root")?,
+        config(old_config).context("the published signing config")?,
+    );
+    let new = (
+        root(&files[TRUSTED_ROOT_FILE].0)?,
+        config(&files[SIGNING_CONFIG_FILE].0)?,
+    );
+    let lost = crate::trust::continuity::regressions(
+        (&published.0, &published.1),
+        (&new.0, &new.1),
+        now(),
+    );
+    if lost.is_empty() || allowed {
+        for l in &lost {
+            eprintln!("WARNING (--allow-trust-loss): {l}");
+        }
+        return Ok(());
+    }
+    bail!(
+        "these trust files take away trust clients hold now:\n  - {}\nExport them again with --previous set to the trusted root clients have now (the one the last export or `init` run wrote), and every service's flag (--tsa-url …); or, if this is meant (a compromised key), stage with --allow-trust-loss",
+        lost.join("\n  - ")
     )
 }
 

@@ -574,6 +574,37 @@ pub fn init_ceremony_is_the_tuf_commands_layout() {
     stage(&[1, 3]);
     let (ok, out) = publish();
     assert!(ok, "publish: {out}");
+    // trust files that take trust away from clients (a stale --previous moved the log
+    // key's start; --tsa-url left out) are refused when staged, each loss named
+    let trust = dir.join("trust");
+    std::fs::create_dir_all(&trust).expect("dir");
+    let mut root: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(etc.join("trusted_root.json")).expect("r"))
+            .expect("json");
+    root["tlogs"][0]["publicKey"]["validFor"]["start"] = "2099-01-01T00:00:00Z".into();
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(etc.join("signing_config.v0.2.json")).expect("r"))
+            .expect("json");
+    config["tsaUrls"] = serde_json::json!([]);
+    std::fs::write(trust.join("trusted_root.json"), root.to_string()).expect("w");
+    std::fs::write(trust.join("signing_config.v0.2.json"), config.to_string()).expect("w");
+    let targets_key = ceremony.join("keys/targets-1.pem");
+    let stage_targets = |extra: &[&str]| {
+        let mut args = vec!["tuf", "stage-targets", "--database-url", &db];
+        args.extend(["--trust-dir", p(&trust), "--out", p(&staged)]);
+        args.extend(["--key", p(&targets_key)]);
+        args.extend_from_slice(extra);
+        sigstackd(&args)
+    };
+    let (ok, out) = stage_targets(&[]);
+    assert!(
+        !ok && out.contains("would be valid from 2099")
+            && out.contains("signing config would name no timestamp authority")
+            && out.contains("--allow-trust-loss"),
+        "{out}"
+    );
+    let (ok, out) = stage_targets(&["--allow-trust-loss"]);
+    assert!(ok && out.contains("WARNING (--allow-trust-loss)"), "{out}");
     // a re-run with the offline directory away: nothing needed from it
     std::fs::rename(&offline, dir.join("away")).expect("away");
     // a file planted at the name init writes through is replaced, never followed
