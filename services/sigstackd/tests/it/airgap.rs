@@ -1,6 +1,6 @@
 //! Trust carried across an air gap: the TUF repository exported as files
-//! (`sigstackd tuf export`), and a client that trusts the copy from a `file://` mirror
-//! with no service reachable.
+//! (`sigstackd tuf export`), and clients (sigstack, cosign v2 and v3) that trust the copy
+//! from a `file://` mirror with no service reachable.
 
 use crate::client::{Sigstack, p};
 use crate::keyless::{dev_stack, run};
@@ -78,7 +78,52 @@ pub async fn a_tuf_copy_on_a_disk_serves_clients_with_the_network_off() {
     };
     let o = verify(&offline);
     assert!(o.ok(), "verified from the copy, the network off: {o}");
-
+    // cosign v2 and v3 accept a file:// mirror in `initialize` but verify over HTTP only:
+    // on the disconnected side any static web server serves the copy (no stack runs)
+    let port = free_port();
+    let server = crate::keyless::Killed::new(
+        Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .arg("--directory")
+            .arg(&copy)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server"),
+    );
+    let served = format!("http://127.0.0.1:{port}");
+    crate::keyless::wait_for("the static server", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    for cosign in [
+        crate::cosign::Cosign::v2(&dir.join("cosign-v2")),
+        crate::cosign::Cosign::v3(&dir.join("cosign-v3")),
+    ] {
+        let o = cosign.run(&["initialize", "--mirror", &served, "--root", &root]);
+        assert!(
+            o.ok(),
+            "{} initializes from the served copy: {o}",
+            cosign.name
+        );
+        let o = cosign.run(&[
+            "verify-blob",
+            "--bundle",
+            p(&bundle),
+            "--certificate-identity",
+            &me,
+            "--certificate-oidc-issuer",
+            &oidc,
+            p(&artifact),
+        ]);
+        assert!(o.ok(), "{} verifies from the served copy: {o}", cosign.name);
+    }
+    drop(server);
     // a tampered copy is refused: the trusted root's bytes no longer match its hash
     let target = std::fs::read_dir(copy.join("targets"))
         .expect("targets")
