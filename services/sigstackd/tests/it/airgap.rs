@@ -1,6 +1,7 @@
 //! Trust carried across an air gap: the TUF repository exported as files
-//! (`sigstackd tuf export`), and clients (sigstack, cosign v2 and v3) that trust the copy
-//! from a `file://` mirror with no service reachable.
+//! (`sigstackd tuf export`), and clients that trust the copy with no service of the
+//! stack reachable: sigstack from a `file://` mirror; cosign v2, v3 and sigstore-python
+//! from the copy served by a plain static web server.
 
 use crate::client::{Sigstack, p};
 use crate::keyless::{dev_stack, run};
@@ -123,6 +124,33 @@ pub async fn a_tuf_copy_on_a_disk_serves_clients_with_the_network_off() {
         ]);
         assert!(o.ok(), "{} verifies from the served copy: {o}", cosign.name);
     }
+    // sigstore-python the same way
+    let py_home = dir.join("python");
+    let python = |args: &[&str]| {
+        crate::keyless::run_within(
+            Command::new(crate::keyless::venv().join("bin/sigstore"))
+                .env("HOME", &py_home)
+                .env("XDG_CACHE_HOME", py_home.join("cache"))
+                .env("XDG_DATA_HOME", py_home.join("data"))
+                .args(["--instance", &served])
+                .args(args),
+            std::time::Duration::from_secs(120),
+        )
+    };
+    let (ok, out) = python(&["trust-instance", &root]);
+    assert!(ok, "sigstore-python trust-instance: {out}");
+    let (ok, out) = python(&[
+        "verify",
+        "identity",
+        "--bundle",
+        p(&bundle),
+        "--cert-identity",
+        &me,
+        "--cert-oidc-issuer",
+        &oidc,
+        p(&artifact),
+    ]);
+    assert!(ok, "sigstore-python verifies from the served copy: {out}");
     drop(server);
     // a tampered copy is refused: the trusted root's bytes no longer match its hash
     let target = std::fs::read_dir(copy.join("targets"))
