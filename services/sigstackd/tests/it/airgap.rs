@@ -79,6 +79,26 @@ pub async fn a_tuf_copy_on_a_disk_serves_clients_with_the_network_off() {
     };
     let o = verify(&offline);
     assert!(o.ok(), "verified from the copy, the network off: {o}");
+    // days later the copy is stale: said so, with when and what to do
+    let o = offline.run_later(
+        "+3 days",
+        &[
+            "verify-blob",
+            "--bundle",
+            p(&bundle),
+            "--certificate-identity",
+            &me,
+            "--certificate-oidc-issuer",
+            &oidc,
+            p(&artifact),
+        ],
+    );
+    assert!(
+        !o.ok()
+            && o.stderr.contains("is stale (timestamp metadata expired at")
+            && o.stderr.contains("sigstackd tuf export"),
+        "{o}"
+    );
     // cosign v2 and v3 accept a file:// mirror in `initialize` but verify over HTTP only:
     // on the disconnected side any static web server serves the copy (no stack runs)
     let port = free_port();

@@ -63,7 +63,20 @@ impl Sigstack {
     }
 
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(&self.bin);
+        self.cmd_of(Command::new(&self.bin))
+    }
+
+    /// `sigstack ARGS` with the clock moved by `offset` (libfaketime: `+3 days`), for
+    /// what only time brings (expired metadata).
+    pub fn run_later(&self, offset: &str, args: &[&str]) -> Out {
+        let mut c = Command::new("faketime");
+        c.arg(offset).arg(&self.bin);
+        let mut c = self.cmd_of(c);
+        c.args(args);
+        Self::run_cmd(c)
+    }
+
+    fn cmd_of(&self, mut c: Command) -> Command {
         c.env("HOME", &self.home).stdin(Stdio::null());
         for (k, _) in std::env::vars() {
             if k.starts_with("COSIGN_")
