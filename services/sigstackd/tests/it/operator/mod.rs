@@ -4,7 +4,8 @@
 //! sigstack, sigstore-python and cosign v3; the identity provider's key rotated; the TUF
 //! root and targets renewed; a backup, more signatures, a restore; a second log process
 //! under load; `init` run again — every bundle made so far verified by all three, with
-//! trust from the TUF repository, and `doctor` green, after every step.
+//! trust from the TUF repository, and `doctor` green, after every step. Then, five years
+//! on with only the trust files, every bundle still verifies.
 
 mod rotations;
 
@@ -322,4 +323,71 @@ pub async fn an_operators_year_keeps_every_signature_verifying() {
     for s in y.procs.drain(..) {
         s.stop();
     }
+    five_years_on(&y);
+}
+
+/// Five years on (libfaketime), the services gone, only the trust files at hand: every
+/// bundle of the year still verifies, each signed inside the window its keys are
+/// published for — with sigstack and sigstore-python (cosign is a static Go binary, out of
+/// libfaketime's reach).
+fn five_years_on(y: &Year) {
+    let later = "+1826 days";
+    let sigstack = crate::client::Sigstack::new(&y.dir.join("five-years-on"));
+    let (trusted_root, trust_config) = (
+        y.o.etc.join("trusted_root.json"),
+        y.o.etc.join("trust_config.json"),
+    );
+    let py_home = y.dir.join("five-years-on-python");
+    let who = &y.who;
+    let failed: Vec<String> = std::thread::scope(|scope| {
+        let ours = scope.spawn(|| {
+            y.signed
+                .iter()
+                .filter_map(|(artifact, bundle)| {
+                    let o = sigstack.run_later(
+                        later,
+                        &[
+                            "verify-blob",
+                            "--trusted-root",
+                            p(&trusted_root),
+                            "--bundle",
+                            p(bundle),
+                            "--certificate-identity",
+                            &who.identity,
+                            "--certificate-oidc-issuer",
+                            &who.issuer,
+                            p(artifact),
+                        ],
+                    );
+                    (!o.ok()).then(|| format!("sigstack on {}: {o}", bundle.display()))
+                })
+                .collect::<Vec<_>>()
+        });
+        let python = scope.spawn(|| {
+            y.signed
+                .iter()
+                .filter_map(|(artifact, bundle)| {
+                    let (ok, out) = crate::keyless::run_within(
+                        Command::new("faketime")
+                            .arg(later)
+                            .arg(crate::keyless::venv().join("bin/sigstore"))
+                            .env("HOME", &py_home)
+                            .env("XDG_CACHE_HOME", py_home.join("cache"))
+                            .env("XDG_DATA_HOME", py_home.join("data"))
+                            .args(["--trust-config", p(&trust_config)])
+                            .args(["verify", "identity", "--offline", "--bundle", p(bundle)])
+                            .args(["--cert-identity", &who.identity])
+                            .args(["--cert-oidc-issuer", &who.issuer, p(artifact)]),
+                        Duration::from_secs(120),
+                    );
+                    (!ok).then(|| format!("sigstore-python on {}: {out}", bundle.display()))
+                })
+                .collect::<Vec<_>>()
+        });
+        [ours, python]
+            .into_iter()
+            .flat_map(|t| t.join().expect("a verifier thread"))
+            .collect()
+    });
+    assert!(failed.is_empty(), "five years on:\n{}", failed.join("\n"));
 }
