@@ -96,6 +96,9 @@ enum TufAction {
     /// Write the repository as static files (a web server's, or a `file://` mirror for
     /// clients across an air gap).
     Export(tuf::export::ExportArgs),
+    /// Follow another TUF repository (public good, another stack) and write what it
+    /// verified, byte for byte, into a directory (once, or --every SECS).
+    Mirror(tuf::mirror::MirrorArgs),
     /// Benchmark: time re-signing snapshot and timestamp (and publishing them).
     #[command(hide = true)]
     BenchResign {
@@ -358,6 +361,7 @@ fn main() -> anyhow::Result<()> {
                     iterations,
                     database_url,
                 }) => tuf::bench_resign(iterations, database_url.as_deref()).await,
+                Some(TufAction::Mirror(a)) => tuf::mirror::run(&a).await,
                 Some(TufAction::Export(a)) => {
                     let (n, version, expires) = tuf::export::run(&a).await?;
                     println!(

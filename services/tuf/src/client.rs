@@ -93,6 +93,11 @@ impl<F: Fetch> Updater<F> {
         &self.trusted
     }
 
+    /// The fetcher given to [`Updater::new`].
+    pub fn fetcher(&self) -> &F {
+        &self.fetch
+    }
+
     /// The whole §5.3–5.6 update at time `now` (Unix seconds).
     pub async fn refresh(&mut self, now: i64) -> Result<(), TufError> {
         self.update_root(now).await?;

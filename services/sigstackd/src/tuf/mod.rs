@@ -8,6 +8,7 @@ mod bench;
 pub mod ceremony;
 pub mod config;
 pub mod export;
+pub mod mirror;
 mod targets;
 
 pub use bench::bench_resign;

@@ -58,6 +58,48 @@ pub async fn a_tuf_copy_on_a_disk_serves_clients_with_the_network_off() {
     // exported again over itself: brought up to date, never back
     let (ok, out) = export();
     assert!(ok, "{out}");
+
+    // a mirror of the repository, as another site follows an upstream (the public
+    // instance, another stack): what it verified, byte for byte
+    let mirrored = dir.join("mirror");
+    let mirror = |from: &str, out: &std::path::Path| {
+        sigstackd(&[
+            "tuf",
+            "mirror",
+            "--from",
+            from,
+            "--root",
+            &root,
+            "--out",
+            p(out),
+        ])
+    };
+    let (ok, out) = mirror(&tuf, &mirrored);
+    assert!(ok && out.contains("mirrored"), "{out}");
+    let (ok, out) = mirror(&tuf, &mirrored);
+    assert!(ok, "a second refresh: {out}");
+    let mut files = 0;
+    for e in walk(&mirrored) {
+        let rel = e.strip_prefix(&mirrored).expect("inside");
+        if rel == std::path::Path::new("timestamp.json") {
+            continue;
+        }
+        let exported = std::fs::read(copy.join(rel)).unwrap_or_default();
+        assert_eq!(std::fs::read(&e).expect("r"), exported, "{}", rel.display());
+        files += 1;
+    }
+    assert!(files >= 5, "{files} files mirrored");
+    // another repository, not signed by the root we start from: refused, nothing written
+    let (other_proc, other) = dev_stack(&dir.join("other"), None);
+    let other_tuf = other["services"]["tuf"]["url"]
+        .as_str()
+        .expect("url")
+        .to_string();
+    let refused = dir.join("refused");
+    let (ok, out) = mirror(&other_tuf, &refused);
+    assert!(!ok, "a repository another root signs was mirrored: {out}");
+    assert!(!refused.exists(), "the refused mirror wrote files");
+    drop(other_proc);
     drop(stack_proc);
 
     // the other side: no service answers; the client trusts the copy
@@ -79,6 +121,12 @@ pub async fn a_tuf_copy_on_a_disk_serves_clients_with_the_network_off() {
     };
     let o = verify(&offline);
     assert!(o.ok(), "verified from the copy, the network off: {o}");
+    let from_mirror = Sigstack::new(&dir.join("from-mirror"));
+    let mirror_url = format!("file://{}", p(&mirrored));
+    let o = from_mirror.run(&["initialize", "--mirror", &mirror_url, "--root", &root]);
+    assert!(o.ok(), "initialize from the mirror: {o}");
+    let o = verify(&from_mirror);
+    assert!(o.ok(), "verified from the mirror, the network off: {o}");
     // days later the copy is stale: said so, with when and what to do
     let o = offline.run_later(
         "+3 days",
@@ -218,6 +266,19 @@ pub async fn a_tuf_copy_on_a_disk_serves_clients_with_the_network_off() {
         p(&dir.join("nothing")),
     ]);
     assert!(!ok && out.contains("no timestamp"), "{out}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("dir").flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }
 
 async fn get_bytes(url: &str) -> (u16, Vec<u8>) {
