@@ -124,6 +124,42 @@ pub fn regressions(
     out
 }
 
+/// Refuses new trust files (`new`: trusted root and signing config, as staged) that take
+/// trust away from clients holding the `published` ones, naming each loss — unless
+/// `allowed` (a compromised key), when each is printed as a warning.
+pub fn refuse_loss(
+    published: (Option<&[u8]>, Option<&[u8]>),
+    new: (&[u8], &[u8]),
+    allowed: bool,
+    now: i64,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let (Some(old_root), Some(old_config)) = published else {
+        return Ok(());
+    };
+    let root = |b: &[u8]| serde_json::from_slice::<TrustedRoot>(b);
+    let config = |b: &[u8]| serde_json::from_slice::<SigningConfig>(b);
+    let published = (
+        root(old_root).context("the published trusted root")?,
+        config(old_config).context("the published signing config")?,
+    );
+    let new = (
+        root(new.0).context("the new trusted root")?,
+        config(new.1).context("the new signing config")?,
+    );
+    let lost = regressions((&published.0, &published.1), (&new.0, &new.1), now);
+    if lost.is_empty() || allowed {
+        for l in &lost {
+            eprintln!("WARNING (--allow-trust-loss): {l}");
+        }
+        return Ok(());
+    }
+    anyhow::bail!(
+        "these trust files take away trust clients hold now:\n  - {}\nExport them again with --previous set to the trusted root clients have now (the one the last export or `init` run wrote), and every service's flag (--tsa-url …); or, if this is meant (a compromised key), stage with --allow-trust-loss",
+        lost.join("\n  - ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

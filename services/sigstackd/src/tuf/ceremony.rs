@@ -319,7 +319,18 @@ pub async fn stage_targets(a: &StageTargetsArgs) -> anyhow::Result<PathBuf> {
     let repo = load(&store).await?;
     let version = repo.targets.as_ref().map_or(1, |t| t.version + 1);
     let files = trust_targets(&a.trust_dir)?;
-    refuse_trust_loss(&repo, &files, a.allow_trust_loss)?;
+    {
+        use crate::trust::{SIGNING_CONFIG_FILE, TRUSTED_ROOT_FILE};
+        crate::trust::continuity::refuse_loss(
+            (
+                repo.target(TRUSTED_ROOT_FILE),
+                repo.target(SIGNING_CONFIG_FILE),
+            ),
+            (&files[TRUSTED_ROOT_FILE].0, &files[SIGNING_CONFIG_FILE].0),
+            a.allow_trust_loss,
+            now(),
+        )?;
+    }
     let keys = a
         .keys
         .iter()
@@ -333,44 +344,6 @@ pub async fn stage_targets(a: &StageTargetsArgs) -> anyhow::Result<PathBuf> {
         now() + a.expires_days * DAY,
         &files,
         &signers,
-    )
-}
-
-/// Refuses new trust files that would make bundles clients verify today fail (see
-/// `trust::continuity`), unless the operator says it is meant.
-fn refuse_trust_loss(repo: &super::Repo, files: &TargetFiles, allowed: bool) -> anyhow::Result<()> {
-    use crate::trust::{SIGNING_CONFIG_FILE, TRUSTED_ROOT_FILE};
-    let (Some(old_root), Some(old_config)) = (
-        repo.target(TRUSTED_ROOT_FILE),
-        repo.target(SIGNING_CONFIG_FILE),
-    ) else {
-        return Ok(());
-    };
-    use sigstack_types::trust::{SigningConfig, TrustedRoot};
-    let root = |b: &[u8]| serde_json::from_slice::<TrustedRoot>(b);
-    let config = |b: &[u8]| serde_json::from_slice::<SigningConfig>(b);
-    let published = (
-        root(old_root).context("the published trusted root")?,
-        config(old_config).context("the published signing config")?,
-    );
-    let new = (
-        root(&files[TRUSTED_ROOT_FILE].0)?,
-        config(&files[SIGNING_CONFIG_FILE].0)?,
-    );
-    let lost = crate::trust::continuity::regressions(
-        (&published.0, &published.1),
-        (&new.0, &new.1),
-        now(),
-    );
-    if lost.is_empty() || allowed {
-        for l in &lost {
-            eprintln!("WARNING (--allow-trust-loss): {l}");
-        }
-        return Ok(());
-    }
-    bail!(
-        "these trust files take away trust clients hold now:\n  - {}\nExport them again with --previous set to the trusted root clients have now (the one the last export or `init` run wrote), and every service's flag (--tsa-url …); or, if this is meant (a compromised key), stage with --allow-trust-loss",
-        lost.join("\n  - ")
     )
 }
 

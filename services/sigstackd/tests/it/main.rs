@@ -13,6 +13,7 @@ mod cosign_interop;
 mod failover;
 mod faults;
 mod images;
+mod init;
 mod interop;
 mod issuer;
 mod keyless;
@@ -176,17 +177,17 @@ fn tsa_new_certificate() {
 
 #[test]
 fn init_again_keeps_what_the_operator_did() {
-    rotation::init_again_keeps_what_the_operator_did()
+    init::init_again_keeps_what_the_operator_did()
 }
 
 #[test]
 fn init_ceremony_is_the_tuf_commands_layout() {
-    rotation::init_ceremony_is_the_tuf_commands_layout()
+    init::init_ceremony_is_the_tuf_commands_layout()
 }
 
 #[test]
 fn init_keeps_an_older_layout() {
-    rotation::init_keeps_an_older_layout()
+    init::init_keeps_an_older_layout()
 }
 
 #[test]
