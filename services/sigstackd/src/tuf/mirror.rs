@@ -9,6 +9,7 @@
 use anyhow::Context;
 use sigstack_tuf::TufError;
 use sigstack_tuf::client::{Fetch, Updater};
+use sigstack_tuf::http::HttpFetch;
 use sigstack_tuf::metadata::{Envelope, ROOT, Root, TIMESTAMP, TimestampRole};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -32,40 +33,17 @@ pub struct MirrorArgs {
 
 /// A fetcher that keeps every file it fetched, to be written once all of them verified.
 struct Recording {
-    http: reqwest::Client,
-    base: String,
+    inner: HttpFetch,
     fetched: Mutex<Vec<(String, Vec<u8>)>>,
 }
 
 impl Fetch for Recording {
     async fn fetch(&self, path: &str, max_len: u64) -> Result<Option<Vec<u8>>, TufError> {
-        let err = |msg: String| TufError::Fetch {
-            what: path.to_string(),
-            msg,
-        };
-        let mut r = self
-            .http
-            .get(format!("{}/{path}", self.base.trim_end_matches('/')))
-            .send()
-            .await
-            .map_err(|e| err(format!("{e:#}")))?;
-        if matches!(r.status().as_u16(), 403 | 404) {
-            return Ok(None);
+        let body = self.inner.fetch(path, max_len).await?;
+        if let (Some(b), Ok(mut f)) = (&body, self.fetched.lock()) {
+            f.push((path.to_string(), b.clone()));
         }
-        if !r.status().is_success() {
-            return Err(err(format!("HTTP {}", r.status())));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = r.chunk().await.map_err(|e| err(e.to_string()))? {
-            body.extend_from_slice(&chunk);
-            if body.len() as u64 > max_len {
-                return Err(err(format!("longer than {max_len} bytes")));
-            }
-        }
-        if let Ok(mut f) = self.fetched.lock() {
-            f.push((path.to_string(), body.clone()));
-        }
-        Ok(Some(body))
+        Ok(body)
     }
 }
 
@@ -79,10 +57,12 @@ pub async fn once(a: &MirrorArgs) -> anyhow::Result<(usize, u64)> {
     let given = std::fs::read(&a.root).with_context(|| format!("reading {}", a.root.display()))?;
     let start = read(&a.out.join("root.json")).unwrap_or_else(|| given.clone());
     let fetch = Recording {
-        http: reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()?,
-        base: a.from.clone(),
+        inner: HttpFetch {
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()?,
+            base: a.from.clone(),
+        },
         fetched: Mutex::new(Vec::new()),
     };
     let mut up = Updater::new(fetch, &start).context("the root to start from is not valid")?;
