@@ -107,18 +107,18 @@ pub async fn a_tuf_copy_on_a_disk_serves_clients_with_the_network_off() {
     let offline = Sigstack::new(&dir.join("offline"));
     let o = offline.run(&["initialize", "--mirror", &mirror, "--root", &root]);
     assert!(o.ok(), "initialize from the copy: {o}");
-    let verify = |who: &Sigstack| {
-        who.run(&[
-            "verify-blob",
-            "--bundle",
-            p(&bundle),
-            "--certificate-identity",
-            &me,
-            "--certificate-oidc-issuer",
-            &oidc,
-            p(&artifact),
-        ])
-    };
+    // cosign's flags, which sigstack takes too
+    let verify_blob = [
+        "verify-blob",
+        "--bundle",
+        p(&bundle),
+        "--certificate-identity",
+        &me,
+        "--certificate-oidc-issuer",
+        &oidc,
+        p(&artifact),
+    ];
+    let verify = |who: &Sigstack| who.run(&verify_blob);
     let o = verify(&offline);
     assert!(o.ok(), "verified from the copy, the network off: {o}");
     let from_mirror = Sigstack::new(&dir.join("from-mirror"));
@@ -128,19 +128,7 @@ pub async fn a_tuf_copy_on_a_disk_serves_clients_with_the_network_off() {
     let o = verify(&from_mirror);
     assert!(o.ok(), "verified from the mirror, the network off: {o}");
     // days later the copy is stale: said so, with when and what to do
-    let o = offline.run_later(
-        "+3 days",
-        &[
-            "verify-blob",
-            "--bundle",
-            p(&bundle),
-            "--certificate-identity",
-            &me,
-            "--certificate-oidc-issuer",
-            &oidc,
-            p(&artifact),
-        ],
-    );
+    let o = offline.run_later("+3 days", &verify_blob);
     assert!(
         !o.ok()
             && o.stderr.contains("is stale (timestamp metadata expired at")
@@ -180,16 +168,7 @@ pub async fn a_tuf_copy_on_a_disk_serves_clients_with_the_network_off() {
             "{} initializes from the served copy: {o}",
             cosign.name
         );
-        let o = cosign.run(&[
-            "verify-blob",
-            "--bundle",
-            p(&bundle),
-            "--certificate-identity",
-            &me,
-            "--certificate-oidc-issuer",
-            &oidc,
-            p(&artifact),
-        ]);
+        let o = cosign.run(&verify_blob);
         assert!(o.ok(), "{} verifies from the served copy: {o}", cosign.name);
     }
     // sigstore-python the same way
