@@ -16,13 +16,7 @@ pub async fn a_tuf_copy_on_a_disk_serves_clients_with_the_network_off() {
     let dir = temp_dir("airgap");
     let data = dir.join("stack");
     let (stack_proc, stack) = dev_stack(&data, None);
-    let s = |ptr: &str| {
-        stack
-            .pointer(ptr)
-            .and_then(|v| v.as_str())
-            .expect(ptr)
-            .to_string()
-    };
+    let s = |ptr: &str| stack_str(&stack, ptr);
     let (tuf, root) = (s("/services/tuf/url"), s("/services/tuf/root"));
     let (oidc, me) = (s("/services/oidc/url"), s("/services/oidc/email"));
 
@@ -30,18 +24,13 @@ pub async fn a_tuf_copy_on_a_disk_serves_clients_with_the_network_off() {
     let online = Sigstack::new(&dir.join("online"));
     let o = online.run(&["initialize", "--mirror", &tuf, "--root", &root]);
     assert!(o.ok(), "{o}");
-    let (ok, token) = run(Command::new(env!("CARGO_BIN_EXE_sigstackd")).args([
-        "dev-token",
-        "--data-dir",
-        p(&data),
-    ]));
-    assert!(ok, "{token}");
+    let token = crate::stack::dev_token(&data);
     let artifact = dir.join("a.txt");
     std::fs::write(&artifact, b"signed on the connected side\n").expect("w");
     let bundle = dir.join("a.sigstore.json");
     let o = online.run_env(
         &["sign-blob", "--yes", "--bundle", p(&bundle), p(&artifact)],
-        &[("SIGSTORE_ID_TOKEN", token.trim())],
+        &[("SIGSTORE_ID_TOKEN", &token)],
     );
     assert!(o.ok(), "{o}");
 

@@ -175,13 +175,7 @@ async fn github_token_service(
 pub async fn our_client_signs_and_verifies_with_the_others() {
     let dir = temp_dir("client");
     let (stack_proc, stack) = dev_stack(&dir.join("stack"), None);
-    let s = |ptr: &str| {
-        stack
-            .pointer(ptr)
-            .and_then(|v| v.as_str())
-            .expect(ptr)
-            .to_string()
-    };
+    let s = |ptr: &str| stack_str(&stack, ptr);
     let oidc = s("/services/oidc/url");
     let me = s("/services/oidc/email");
     let cli = Sigstack::new(&dir.join("home"));

@@ -62,13 +62,7 @@ pub async fn cosign_and_rekor_cli_against_the_stack() {
     let dir = temp_dir("cosign");
     let data = dir.join("stack");
     let (_stack_proc, stack) = dev_stack(&data, None);
-    let s = |ptr: &str| {
-        stack
-            .pointer(ptr)
-            .and_then(Value::as_str)
-            .expect(ptr)
-            .to_string()
-    };
+    let s = |ptr: &str| crate::support::stack_str(&stack, ptr);
     let st = Stack {
         json: stack.clone(),
         dir: dir.clone(),

@@ -92,13 +92,7 @@ pub async fn images_sign_verify_and_manage_signatures() {
     let dir = temp_dir("images");
     let (_stack, stack) = dev_stack(&dir.join("stack"), None);
     let (_registry, reg) = registry(&dir);
-    let s = |ptr: &str| {
-        stack
-            .pointer(ptr)
-            .and_then(|v| v.as_str())
-            .expect(ptr)
-            .to_string()
-    };
+    let s = |ptr: &str| stack_str(&stack, ptr);
     let (oidc, me) = (s("/services/oidc/url"), s("/services/oidc/email"));
     let cli = Sigstack::new(&dir.join("home"));
     let o = cli.run(&[

@@ -47,13 +47,7 @@ pub(crate) struct Clients {
 
 impl Clients {
     pub(crate) fn new(dir: &Path, stack: &Value) -> Self {
-        let s = |ptr: &str| {
-            stack
-                .pointer(ptr)
-                .and_then(Value::as_str)
-                .expect(ptr)
-                .to_string()
-        };
+        let s = |ptr: &str| crate::support::stack_str(stack, ptr);
         let c = Self {
             dir: dir.to_path_buf(),
             tuf: s("/services/tuf/url"),
@@ -273,7 +267,7 @@ fn interop_matrix(
     signed
 }
 
-fn dev_token(data_dir: &Path) -> String {
+pub(crate) fn dev_token(data_dir: &Path) -> String {
     let (ok, token) = run(Command::new(env!("CARGO_BIN_EXE_sigstackd"))
         .args(["dev-token", "--data-dir"])
         .arg(data_dir));

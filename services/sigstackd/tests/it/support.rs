@@ -435,3 +435,12 @@ pub fn write_private(path: &std::path::Path, bytes: impl AsRef<[u8]>) {
         .and_then(|mut f| f.write_all(bytes.as_ref()))
         .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
 }
+
+/// The string at `ptr` (a JSON pointer) in a stack.json.
+pub fn stack_str(stack: &Value, ptr: &str) -> String {
+    stack
+        .pointer(ptr)
+        .and_then(|v| v.as_str())
+        .unwrap_or_else(|| panic!("stack.json has no {ptr}"))
+        .to_string()
+}

@@ -173,13 +173,7 @@ fn start_tsa(key: &Path, chain: &Path) -> (Option<Killed>, String, String) {
 pub async fn timestamp_authority() {
     let dir = temp_dir("tsa");
     let (_stack, stack) = dev_stack(&dir.join("stack"), None);
-    let s = |ptr: &str| {
-        stack
-            .pointer(ptr)
-            .and_then(Value::as_str)
-            .expect(ptr)
-            .to_string()
-    };
+    let s = |ptr: &str| crate::support::stack_str(&stack, ptr);
     let tsa = s("/services/tsa/url");
     let chain = std::path::PathBuf::from(s("/services/tsa/chain"));
     let certs = split_chain(&chain, &dir);

@@ -84,13 +84,7 @@ fn refused(o: &Out, why: &str) {
 pub async fn forged_dsse_bundles_are_refused() {
     let dir = temp_dir("verifier");
     let (_stack_proc, stack) = dev_stack(&dir.join("stack"), None);
-    let s = |ptr: &str| {
-        stack
-            .pointer(ptr)
-            .and_then(Value::as_str)
-            .expect(ptr)
-            .to_string()
-    };
+    let s = |ptr: &str| crate::support::stack_str(&stack, ptr);
     let log_url = s("/services/log/url");
     let root = s("/trusted_root");
     let cli = Sigstack::new(&dir.join("home"));
@@ -234,13 +228,7 @@ pub async fn forged_dsse_bundles_are_refused() {
 /// `--certificate` with `--bundle`: the bundle's own certificate is accepted, any other
 /// refused, and a key-signed bundle makes it a usage error.
 async fn certificate_beside_a_bundle(cli: &Sigstack, dir: &Path, stack: &Value, artifact: &Path) {
-    let s = |ptr: &str| {
-        stack
-            .pointer(ptr)
-            .and_then(Value::as_str)
-            .expect(ptr)
-            .to_string()
-    };
+    let s = |ptr: &str| crate::support::stack_str(stack, ptr);
     let (ok, token) = run(Command::new(env!("CARGO_BIN_EXE_sigstackd"))
         .args(["dev-token", "--data-dir"])
         .arg(dir.join("stack")));
