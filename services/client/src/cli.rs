@@ -16,7 +16,7 @@ use sign::*;
 use sigstack::keys;
 use sigstack::oidc::{OidcOptions, Provider};
 use sigstack::rekor::{Consistency, Rekor};
-use sigstack::sign::{SignOptions, Signed};
+use sigstack::sign::{RekorApi, SignOptions, Signed};
 use sigstack::trust::{Material, Services, TrustArgs};
 use sigstack::verify::{Artifact, Matcher, Policy, Verified, verify_with};
 use sigstack_crypto::{Certificate, PublicKey, Signer};

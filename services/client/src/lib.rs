@@ -9,6 +9,7 @@ pub mod note;
 pub mod oidc;
 pub mod registry;
 pub mod rekor;
+pub mod rekor_v2;
 pub mod sign;
 pub mod trust;
 pub mod tsa;

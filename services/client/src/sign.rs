@@ -17,6 +17,8 @@ pub struct SignOptions<'a> {
     pub fulcio_url: &'a str,
     /// The transparency log; `None` signs without logging (`--tlog-upload=false`).
     pub rekor_url: Option<&'a str>,
+    /// Which API that log speaks.
+    pub rekor_api: RekorApi,
     /// The OIDC identity token (keyless).
     pub identity_token: Option<&'a str>,
     /// A managed key instead of a certificate.
@@ -24,6 +26,17 @@ pub struct SignOptions<'a> {
     /// A timestamp authority's endpoint (`…/api/v1/timestamp`): the signature gets an
     /// RFC 3161 timestamp, carried in the bundle.
     pub tsa_url: Option<&'a str>,
+}
+
+/// The transparency log API to sign with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RekorApi {
+    /// Rekor v1: the entry comes back with a signed entry timestamp.
+    V1,
+    /// Rekor v2 (a tiled log): a hashedrekord (over the DSSE pre-authentication encoding
+    /// for attestations), an inclusion proof and a checkpoint; signing time comes from a
+    /// timestamp authority.
+    V2,
 }
 
 /// A PEM certificate signing request for `key`, signed by it (the proof of possession).
@@ -52,7 +65,7 @@ fn csr(key: &FileSigner) -> anyhow::Result<String> {
     ))
 }
 
-async fn checked_json(res: reqwest::Response, what: &str) -> anyhow::Result<Value> {
+pub(crate) async fn checked_json(res: reqwest::Response, what: &str) -> anyhow::Result<Value> {
     let status = res.status();
     let body = res
         .text()
@@ -167,7 +180,20 @@ async fn signing_key(
 }
 
 /// Most attempts at an upload the log answers 503 (busy, or its database away).
-const UPLOAD_ATTEMPTS: u32 = 4;
+pub(crate) const UPLOAD_ATTEMPTS: u32 = 4;
+
+/// How long to wait before another attempt after a 503, from its `Retry-After` (1–10 s,
+/// halved, with jitter).
+pub(crate) fn retry_wait(res: &reqwest::Response) -> std::time::Duration {
+    let wait = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(1)
+        .clamp(1, 10);
+    std::time::Duration::from_millis(wait * 1000 / 2 + rand::random::<u64>() % 500)
+}
 
 /// Uploads `entry` to the log; returns the bundle's `tlogEntries` item. A 503 is retried
 /// with backoff (the log commits nothing it answers 503 to, so the retry is safe); a 409
@@ -188,17 +214,7 @@ async fn upload(http: &reqwest::Client, rekor_url: &str, entry: &Value) -> anyho
         if res.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE || attempt >= UPLOAD_ATTEMPTS {
             break res;
         }
-        let wait = res
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(1)
-            .clamp(1, 10);
-        tokio::time::sleep(std::time::Duration::from_millis(
-            wait * 1000 / 2 + rand::random::<u64>() % 500,
-        ))
-        .await;
+        tokio::time::sleep(retry_wait(&res)).await;
     };
     let res = if res.status() == reqwest::StatusCode::CONFLICT {
         let location = res
@@ -269,14 +285,24 @@ pub async fn sign_blob(
         Some(u) => Some(timestamp(http, u, &signature).await?),
         None => None,
     };
-    let entry = crate::rekor::hashedrekord(
-        digest,
-        &STANDARD.encode(&signature),
-        verifier_pem(cert.as_ref(), signer).as_bytes(),
-    );
-    let tlog = match opts.rekor_url {
-        Some(u) => Some(upload(http, u, &entry).await?),
-        None => None,
+    let tlog = match (opts.rekor_url, opts.rekor_api) {
+        (Some(u), RekorApi::V1) => {
+            let entry = crate::rekor::hashedrekord(
+                digest,
+                &STANDARD.encode(&signature),
+                verifier_pem(cert.as_ref(), signer).as_bytes(),
+            );
+            Some(upload(http, u, &entry).await?)
+        }
+        (Some(u), RekorApi::V2) => Some(
+            crate::rekor_v2::upload(
+                http,
+                u,
+                &crate::rekor_v2::request(digest, &signature, cert.as_ref(), signer)?,
+            )
+            .await?,
+        ),
+        (None, _) => None,
     };
     let bundle = json!({
         "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
@@ -316,17 +342,31 @@ pub async fn attest(
         "payloadType": IN_TOTO,
         "signatures": [{"sig": STANDARD.encode(&signature), "keyid": ""}],
     });
-    let entry = json!({
-        "apiVersion": "0.0.1",
-        "kind": "dsse",
-        "spec": {"proposedContent": {
-            "envelope": envelope.to_string(),
-            "verifiers": [STANDARD.encode(verifier_pem(cert.as_ref(), signer).as_bytes())],
-        }}
-    });
-    let tlog = match opts.rekor_url {
-        Some(u) => Some(upload(http, u, &entry).await?),
-        None => None,
+    let tlog = match (opts.rekor_url, opts.rekor_api) {
+        (Some(u), RekorApi::V1) => {
+            let entry = json!({
+                "apiVersion": "0.0.1",
+                "kind": "dsse",
+                "spec": {"proposedContent": {
+                    "envelope": envelope.to_string(),
+                    "verifiers": [STANDARD.encode(verifier_pem(cert.as_ref(), signer).as_bytes())],
+                }}
+            });
+            Some(upload(http, u, &entry).await?)
+        }
+        // Rekor v2 logs a DSSE envelope as a hashedrekord over its PAE
+        (Some(u), RekorApi::V2) => {
+            let pae_digest = sigstack_crypto::sha256(&crate::verify::pae(IN_TOTO, statement));
+            Some(
+                crate::rekor_v2::upload(
+                    http,
+                    u,
+                    &crate::rekor_v2::request(&pae_digest, &signature, cert.as_ref(), signer)?,
+                )
+                .await?,
+            )
+        }
+        (None, _) => None,
     };
     let bundle = json!({
         "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",

@@ -467,6 +467,8 @@ pub struct Services {
     pub ca: Option<String>,
     pub oidc: Option<String>,
     pub rekor: Option<String>,
+    /// The Rekor v2 (tiled) log, if the signing config lists one.
+    pub rekor_v2: Option<String>,
     pub tsa: Option<String>,
 }
 
@@ -493,8 +495,8 @@ impl Services {
         Self {
             ca: pick(&c.ca_urls, &[1], t),
             oidc: pick(&c.oidc_urls, &[1], t),
-            // we speak Rekor v1 only
             rekor: pick(&c.rekor_tlog_urls, &[1], t),
+            rekor_v2: pick(&c.rekor_tlog_urls, &[2], t),
             tsa: pick(&c.tsa_urls, &[1], t),
         }
     }

@@ -5,6 +5,7 @@
 
 mod cert;
 mod csr;
+mod ed25519;
 mod error;
 mod key;
 pub mod pem;
@@ -12,6 +13,7 @@ mod signer;
 
 pub use cert::{Certificate, KeyMaterial};
 pub use csr::parse_csr;
+pub use ed25519::{Ed25519Signer, ed25519_raw};
 pub use error::CryptoError;
 pub use key::{HashAlg, PublicKey, sig_oid};
 pub use signer::{Curve, FileSigner, RsaFileSigner, Signer, load_or_generate_rsa, load_signer};

@@ -49,7 +49,7 @@ impl Curve {
     }
 }
 
-fn bad_private(e: impl std::fmt::Display) -> CryptoError {
+pub(crate) fn bad_private(e: impl std::fmt::Display) -> CryptoError {
     CryptoError::PrivateKey(e.to_string())
 }
 
@@ -219,7 +219,7 @@ impl Signer for RsaFileSigner {
 }
 
 /// Writes a private key file (mode 0600) through a synced temporary file and a rename.
-fn write_private_pem(path: &Path, pem: &str) -> Result<(), CryptoError> {
+pub(crate) fn write_private_pem(path: &Path, pem: &str) -> Result<(), CryptoError> {
     let io = |e: std::io::Error| CryptoError::Io(format!("writing {}: {e}", path.display()));
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;

@@ -10,8 +10,11 @@ mod error;
 pub mod ids;
 pub mod jcs;
 pub mod kinds;
+pub mod note;
 pub mod set;
 pub mod store;
+pub mod tiles;
+pub mod v2;
 #[cfg(test)]
 mod testdata;
 

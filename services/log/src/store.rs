@@ -114,6 +114,15 @@ pub trait LogStore: Send + Sync {
         index: u64,
     ) -> impl Future<Output = Result<Option<StoredEntry>, StoreError>> + Send;
 
+    /// The entries of `tree_id` with indexes in `[start, end)`, in index order (fewer if
+    /// the tree is smaller).
+    fn entries_range(
+        &self,
+        tree_id: i64,
+        start: u64,
+        end: u64,
+    ) -> impl Future<Output = Result<Vec<StoredEntry>, StoreError>> + Send;
+
     /// The entry with this leaf hash in `tree_id`, or in any tree when `None`.
     fn entries_by_leaf(
         &self,

@@ -12,7 +12,7 @@ fn assets() -> PathBuf {
 }
 
 /// A conformance case's bundle.
-fn bundle(case: &str) -> Value {
+pub fn bundle(case: &str) -> Value {
     let path = assets()
         .join("test/assets/bundle-verify")
         .join(case)

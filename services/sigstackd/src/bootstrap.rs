@@ -26,6 +26,8 @@ pub(crate) struct StackFile {
 #[derive(Serialize)]
 pub(crate) struct Services {
     pub(crate) log: LogEntry,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) log_v2: Option<LogV2Entry>,
     pub(crate) ctlog: CtEntry,
     pub(crate) ca: CaEntry,
     pub(crate) oidc: OidcEntry,
@@ -71,6 +73,16 @@ pub(crate) struct LogEntry {
     pub(crate) log_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) tree_id: Option<String>,
+    pub(crate) public_key: String,
+}
+
+/// The tiled (Rekor v2) log: its URL, log ID (hex of the 32-byte C2SP key hash),
+/// checkpoint origin and Ed25519 public key file.
+#[derive(Serialize)]
+pub(crate) struct LogV2Entry {
+    pub(crate) url: String,
+    pub(crate) log_id: String,
+    pub(crate) origin: String,
     pub(crate) public_key: String,
 }
 

@@ -32,6 +32,9 @@ pub struct DevArgs {
     /// Port of the transparency log (0: any free port).
     #[arg(long, default_value_t = 3000)]
     log_port: u16,
+    /// Port of the tiled transparency log, Rekor v2 (0: any free port).
+    #[arg(long, default_value_t = 3003)]
+    log_v2_port: u16,
     /// Port of the CA (0: any free port).
     #[arg(long, default_value_t = 5555)]
     ca_port: u16,
@@ -204,6 +207,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let log_key = Arc::new(FileSigner::load_or_generate(&log_key_path, Curve::P256)?);
     let log_pub_path = keys.join("log.pub.pem");
     write_atomic(&log_pub_path, log_key.public_key().to_pem().as_bytes())?;
+    let log_v2_key_path = keys.join("log-v2.pem");
+    let log_v2_key = Arc::new(sigstack_crypto::Ed25519Signer::load_or_generate(
+        &log_v2_key_path,
+    )?);
+    let log_v2_pub_path = keys.join("log-v2.pub.pem");
+    write_atomic(&log_v2_pub_path, log_v2_key.public_key().to_pem().as_bytes())?;
     let ct_key_path = keys.join("ctlog.pem");
     let ct_key = FileSigner::load_or_generate(&ct_key_path, Curve::P256)?;
     let ct_pub_path = keys.join("ctlog.pub.pem");
@@ -240,6 +249,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let oidc = OidcService::start(&oidc_cfg)?;
 
     let log_listener = bind(args.host, args.log_port, "--log-port").await?;
+    let log_v2_listener = bind(args.host, args.log_v2_port, "--log-v2-port").await?;
+    let log_v2_url = format!("http://{}", log_v2_listener.local_addr()?);
     let ct_listener = bind(args.host, args.ctlog_port, "--ctlog-port").await?;
     let ca_listener = bind(args.host, args.ca_port, "--ca-port").await?;
     let (log_addr, ct_addr, ca_addr) = (
@@ -256,7 +267,15 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     let log_cfg = LogConfig::load_for_dev(log_addr, &log_url, &database_url, &log_key_path)?;
     let store = sigstack_storage::Store::open(&database_url).await?;
-    let log = LogService::with_parts(&log_cfg, store, log_key.clone()).await?;
+    let log = LogService::with_parts(&log_cfg, store.clone(), log_key.clone()).await?;
+    let log_v2_cfg = crate::log_v2::config::LogV2Config::for_dev(
+        log_v2_listener.local_addr()?,
+        &log_v2_url,
+        &database_url,
+        &log_v2_key_path,
+    )?;
+    let log_v2 =
+        crate::log_v2::LogV2Service::with_parts(&log_v2_cfg, store, log_v2_key.clone()).await?;
     let ct_cfg = CtLogConfig::for_dev(ct_addr, &database_url, &ct_key_path, &root_path);
     let ctlog = CtLogService::start(&ct_cfg).await?;
     let mut ca_cfg = CaConfig::for_dev(
@@ -268,6 +287,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         &ct_pub_path,
     );
     ca_cfg.tlog_url = Some(log_url.clone());
+    ca_cfg.tlog_v2_url = Some(log_v2_url.clone());
+    ca_cfg.tlog_v2_public_key = Some(log_v2_pub_path.clone());
     ca_cfg.oidc_url = Some(oidc_url.clone());
     ca_cfg.tsa_url = Some(tsa_url.clone());
     ca_cfg.tsa_chain = Some(tsa_chain_path.clone());
@@ -286,6 +307,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         ca_chain: chain,
         tlog_url: log_url.clone(),
         tlog_key: log_key.public_key().clone(),
+        tlog_v2: Some(trust::TlogV2Trust {
+            url: log_v2_url.clone(),
+            key: log_v2_key.public_key().clone(),
+        }),
         ctlog_url: ct_url.clone(),
         ctlog_key: ct_key.public_key().clone(),
         oidc_url: Some(oidc_url.clone()),
@@ -335,6 +360,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             tree_id: Some(log.active_tree().to_string()),
             public_key: log_pub_path.display().to_string(),
         },
+        log_v2: Some(LogV2Entry {
+            url: log_v2_url.clone(),
+            log_id: hex::encode(log_v2.log_id()),
+            origin: log_v2.origin().to_string(),
+            public_key: log_v2_pub_path.display().to_string(),
+        }),
         ctlog: CtEntry::new(&ct_url, ct_key.public_key(), &ct_pub_path),
         ca: CaEntry {
             url: ca_url.clone(),
@@ -370,6 +401,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let password = std::fs::read_to_string(&password_file).unwrap_or_default();
     println!("sigstack dev stack is up (data in {})", dir.display());
     println!("  transparency log (Rekor v1): {log_url}");
+    println!("  transparency log (Rekor v2): {log_v2_url}");
     println!("  certificate authority:       {ca_url}");
     println!("  CT log:                      {ct_url}");
     println!("  OIDC issuer:                 {oidc_url}");
@@ -418,7 +450,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let (a, b, c, d, e, f) = tokio::join!(
+    let (a, b, c, d, e, f, g) = tokio::join!(
         sigstack_http::serve(
             log_listener,
             log.router(log_cfg.max_request_bytes),
@@ -433,6 +465,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         sigstack_http::serve(oidc_listener, oidc.router(), stopped()),
         sigstack_http::serve(tuf_listener, tuf.router(), stopped()),
         sigstack_http::serve(tsa_listener, tsa.router(), stopped()),
+        sigstack_http::serve(log_v2_listener, log_v2.router(), stopped()),
     );
     a?;
     b?;
@@ -440,6 +473,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     d?;
     e?;
     f?;
+    g?;
     log.store().close().await;
     Ok(())
 }

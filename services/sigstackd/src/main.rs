@@ -11,6 +11,7 @@ mod dev;
 mod doctor;
 mod init;
 mod log;
+mod log_v2;
 mod oidc;
 mod reissue;
 mod sequencer;
@@ -143,6 +144,13 @@ enum Command {
         config: Option<PathBuf>,
         #[command(subcommand)]
         action: Option<LogAction>,
+    },
+    /// Run the tiled transparency log: Rekor v2's write API and the C2SP tlog-tiles read
+    /// API, checkpoints signed with an Ed25519 key.
+    LogV2 {
+        /// TOML configuration file; every key may also come from SIGSTACK_LOG_V2_<KEY>.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
     /// Run the certificate authority (Fulcio API v2 and legacy v1), or make it a new
     /// intermediate.
@@ -281,6 +289,7 @@ fn main() -> anyhow::Result<()> {
                 }
                 Ok(())
             }
+            Command::LogV2 { config } => run_log_v2(config).await,
             Command::Ctlog {
                 config,
                 action: None,
@@ -418,6 +427,14 @@ async fn run_log(config: Option<PathBuf>) -> anyhow::Result<()> {
     serve_until_stopped("log", cfg.listen, svc.router(cfg.max_request_bytes)).await
 }
 
+async fn run_log_v2(config: Option<PathBuf>) -> anyhow::Result<()> {
+    let cfg = log_v2::config::LogV2Config::load(config.as_deref())?;
+    tracing::info!(config = ?cfg, "starting log-v2");
+    let svc = log_v2::LogV2Service::start(&cfg).await?;
+    tracing::info!(tree = svc.tree_id(), origin = svc.origin(), "serving");
+    serve_until_stopped("log-v2", cfg.listen, svc.router()).await
+}
+
 async fn run_ctlog(config: Option<PathBuf>) -> anyhow::Result<()> {
     let cfg = ctlog::config::CtLogConfig::load(config.as_deref())?;
     tracing::info!(
@@ -453,6 +470,7 @@ async fn run_tuf(config: Option<PathBuf>) -> anyhow::Result<()> {
 pub fn openapi_documents() -> Vec<(&'static str, String)> {
     vec![
         ("log.json", log::api::document()),
+        ("log-v2.json", log_v2::api::document()),
         ("ctlog.json", ctlog::api::document()),
         ("ca.json", ca::api::document()),
         ("oidc.json", oidc::api::document()),

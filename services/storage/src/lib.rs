@@ -196,6 +196,15 @@ impl LogStore for Store {
         dispatch!(self, entry_by_index(tree_id, index))
     }
 
+    async fn entries_range(
+        &self,
+        tree_id: i64,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<StoredEntry>, StoreError> {
+        dispatch!(self, entries_range(tree_id, start, end))
+    }
+
     async fn entries_by_leaf(
         &self,
         tree_id: Option<i64>,

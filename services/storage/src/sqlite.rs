@@ -251,6 +251,25 @@ pub(crate) async fn entry_by_index(
     row.as_ref().map(entry_from_row).transpose()
 }
 
+pub(crate) async fn entries_range(
+    p: &SqlitePool,
+    tree_id: i64,
+    start: u64,
+    end: u64,
+) -> Result<Vec<StoredEntry>, StoreError> {
+    let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let rows = sqlx::query(
+        "SELECT tree_id, idx, leaf_hash, body, integrated_time FROM entries WHERE tree_id = ? AND idx >= ? AND idx < ? ORDER BY idx",
+    )
+    .bind(tree_id)
+    .bind(clamp(start))
+    .bind(clamp(end))
+    .fetch_all(p)
+    .await
+    .map_err(map_err)?;
+    rows.iter().map(entry_from_row).collect()
+}
+
 pub(crate) async fn entries_by_leaf(
     p: &SqlitePool,
     tree_id: Option<i64>,

@@ -4,7 +4,7 @@
 use super::*;
 
 /// How to sign: keys, services and identity (shared by sign-blob and attest-blob).
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub(super) struct SignFlags {
     /// Sign with this private key (cosign's encrypted format, or unencrypted PKCS#8 PEM).
     #[arg(long, env = "COSIGN_KEY")]
@@ -15,6 +15,11 @@ pub(super) struct SignFlags {
     /// The transparency log (Rekor v1 API). Default: from the signing config.
     #[arg(long, env = "COSIGN_REKOR_URL")]
     pub(super) rekor_url: Option<String>,
+    /// The Rekor API to log with: 1, or 2 (a tiled log; needs a timestamp authority for
+    /// keyless signing). Default: the highest the signing config lists (1 with
+    /// --rekor-url).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub(super) rekor_version: Option<u8>,
     /// A signing config file (signing_config.v0.2.json) naming the services.
     #[arg(long, env = "COSIGN_SIGNING_CONFIG")]
     pub(super) signing_config: Option<PathBuf>,
@@ -105,6 +110,7 @@ pub(super) struct ConformanceSignArgs {
 pub(super) struct Resolved {
     pub(super) fulcio: Option<String>,
     pub(super) rekor: Option<String>,
+    pub(super) rekor_api: RekorApi,
     pub(super) oidc: Option<String>,
     pub(super) tsa: Option<String>,
     pub(super) public_instance: bool,
@@ -130,7 +136,24 @@ pub(super) async fn resolve_services(trust: &TrustArgs, s: &SignFlags) -> anyhow
     let from = config.as_ref().map(Services::from_config);
     let pick = |flag: &Option<String>, cfg: Option<String>| flag.clone().or(cfg);
     let fulcio = pick(&s.fulcio_url, from.as_ref().and_then(|f| f.ca.clone()));
-    let rekor = pick(&s.rekor_url, from.as_ref().and_then(|f| f.rekor.clone()));
+    let (rekor, rekor_api) = match (&s.rekor_url, s.rekor_version, &from) {
+        (Some(u), v, _) => (
+            Some(u.clone()),
+            if v == Some(2) { RekorApi::V2 } else { RekorApi::V1 },
+        ),
+        (None, Some(1), f) => (f.as_ref().and_then(|f| f.rekor.clone()), RekorApi::V1),
+        (None, Some(_), f) => (
+            Some(f.as_ref().and_then(|f| f.rekor_v2.clone()).context(
+                "--rekor-version 2: the signing config lists no Rekor v2 log (pass --rekor-url)",
+            )?),
+            RekorApi::V2,
+        ),
+        (None, None, Some(f)) => match &f.rekor_v2 {
+            Some(u) => (Some(u.clone()), RekorApi::V2),
+            None => (f.rekor.clone(), RekorApi::V1),
+        },
+        (None, None, None) => (None, RekorApi::V1),
+    };
     let oidc = pick(&s.oidc_issuer, from.as_ref().and_then(|f| f.oidc.clone()));
     let tsa = pick(
         &s.timestamp_server_url,
@@ -142,6 +165,7 @@ pub(super) async fn resolve_services(trust: &TrustArgs, s: &SignFlags) -> anyhow
     Ok(Resolved {
         fulcio,
         rekor,
+        rekor_api,
         oidc,
         tsa,
         public_instance,
@@ -154,12 +178,40 @@ pub(super) async fn sign_with(
     s: &SignFlags,
     digest_or_statement: SignWhat<'_>,
 ) -> anyhow::Result<Signed> {
+    sign_with_log(trust, s, digest_or_statement, true).await
+}
+
+/// [`sign_with`], where `v2_ok` false keeps to Rekor v1 (cosign's legacy image
+/// signatures carry a signed entry timestamp, which only v1 gives).
+pub(super) async fn sign_with_log(
+    trust: &TrustArgs,
+    s: &SignFlags,
+    digest_or_statement: SignWhat<'_>,
+    v2_ok: bool,
+) -> anyhow::Result<Signed> {
     let http = http()?;
     let key = match &s.key {
         Some(p) => Some(keys::load_private_key(p)?),
         None => None,
     };
-    let r = resolve_services(trust, s).await?;
+    let mut r = resolve_services(trust, s).await?;
+    if !v2_ok && r.rekor_api == RekorApi::V2 {
+        if s.rekor_url.is_some() || s.rekor_version == Some(2) {
+            bail!(
+                "a legacy image signature needs a Rekor v1 entry (a signed entry timestamp): use --rekor-version 1, or --new-bundle-format"
+            );
+        }
+        let f = resolve_services(
+            trust,
+            &SignFlags {
+                rekor_version: Some(1),
+                ..s.clone()
+            },
+        )
+        .await?;
+        r.rekor = f.rekor;
+        r.rekor_api = RekorApi::V1;
+    }
     let rekor = if s.tlog_upload {
         Some(r.rekor.clone().context(
             "no transparency log: pass --rekor-url or a signing config that names one (or --tlog-upload=false)",
@@ -209,9 +261,15 @@ pub(super) async fn sign_with(
     } else {
         None
     };
+    if key.is_none() && rekor.is_some() && r.rekor_api == RekorApi::V2 && r.tsa.is_none() {
+        bail!(
+            "a Rekor v2 log gives no signing time: keyless signing with it needs a timestamp authority (pass --timestamp-server-url, a signing config that names one, or --rekor-version 1)"
+        );
+    }
     let opts = SignOptions {
         fulcio_url: r.fulcio.as_deref().unwrap_or(""),
         rekor_url: rekor.as_deref(),
+        rekor_api: r.rekor_api,
         identity_token: token.as_deref(),
         key: key.as_ref(),
         tsa_url: r.tsa.as_deref(),
@@ -421,6 +479,7 @@ pub(super) async fn conformance_sign(
         key: None,
         fulcio_url: None,
         rekor_url: None,
+        rekor_version: None,
         signing_config: a.signing_config.clone(),
         identity_token: Some(a.identity_token.clone()),
         oidc_issuer: None,

@@ -100,8 +100,18 @@ fn canonicalize_with(entry: &ProposedEntry, check: Check) -> Result<Canonical, E
         }
         (k, _) => return Err(EntryError::UnknownKind(k.to_string())),
     };
-    // Keys come from client input (certificate SANs, in-toto digests): keep the ones a
-    // database index can hold, and a bounded number of them.
+    Ok(Canonical {
+        kind,
+        api_version: version,
+        leaf_hash: leaf_hash(&body),
+        body,
+        index_keys: bounded_index_keys(keys),
+    })
+}
+
+/// Keys come from client input (certificate SANs, in-toto digests): keep the ones a
+/// database index can hold, and a bounded number of them, lower-cased and sorted.
+pub(crate) fn bounded_index_keys(keys: Vec<String>) -> Vec<String> {
     let mut index_keys: Vec<String> = keys
         .into_iter()
         .filter(|k| {
@@ -112,13 +122,7 @@ fn canonicalize_with(entry: &ProposedEntry, check: Check) -> Result<Canonical, E
     index_keys.sort();
     index_keys.dedup();
     index_keys.truncate(MAX_INDEX_KEYS);
-    Ok(Canonical {
-        kind,
-        api_version: version,
-        leaf_hash: leaf_hash(&body),
-        body,
-        index_keys,
-    })
+    index_keys
 }
 
 fn is_semver(v: &str) -> bool {
@@ -164,7 +168,7 @@ fn key_index_keys(km: &KeyMaterial, prefix: &str, out: &mut Vec<String>) {
 }
 
 /// DSSE pre-authentication encoding (DSSE v1 protocol).
-fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     let mut out = format!(
         "DSSEv1 {} {} {} ",
         payload_type.len(),
@@ -177,7 +181,7 @@ fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 }
 
 /// `<alg>:<hex>` keys for the subjects of an in-toto statement (and SLSA v0.2 materials).
-fn in_toto_keys(payload_type: &str, payload: &[u8], out: &mut Vec<String>) {
+pub(crate) fn in_toto_keys(payload_type: &str, payload: &[u8], out: &mut Vec<String>) {
     if payload_type != "application/vnd.in-toto+json" {
         return;
     }

@@ -34,6 +34,12 @@ pub struct CaConfig {
     /// Without it those endpoints answer 404.
     #[serde(default)]
     pub tlog_url: Option<String>,
+    /// Trust export: the tiled (Rekor v2) log, listed beside `tlog_url`, with
+    /// `tlog_v2_public_key` (its Ed25519 key, PEM).
+    #[serde(default)]
+    pub tlog_v2_url: Option<String>,
+    #[serde(default)]
+    pub tlog_v2_public_key: Option<PathBuf>,
     /// Trust export: the OIDC issuer clients should use (signing config `oidcUrls`).
     #[serde(default)]
     pub oidc_url: Option<String>,
@@ -84,6 +90,8 @@ pub const KEYS: &[&str] = &[
     "oidc_url",
     "tsa_url",
     "tsa_chain",
+    "tlog_v2_url",
+    "tlog_v2_public_key",
     "operator",
     "max_request_bytes",
     "token_leeway_secs",
@@ -123,6 +131,8 @@ impl CaConfig {
             ctlog_public_key: ctlog_public_key.into(),
             public_url: None,
             tlog_url: None,
+            tlog_v2_url: None,
+            tlog_v2_public_key: None,
             oidc_url: None,
             tsa_url: None,
             tsa_chain: None,

@@ -62,6 +62,7 @@ struct TrustSource {
     ctlog_url: String,
     oidc_url: Option<String>,
     tsa: Option<crate::trust::TsaTrust>,
+    tlog_v2: Option<crate::trust::TlogV2Trust>,
     operator: String,
     built: tokio::sync::OnceCell<Arc<crate::trust::StackTrust>>,
 }
@@ -120,6 +121,14 @@ impl CaService {
             }
             (None, None) => None,
             _ => anyhow::bail!("tsa_url and tsa_chain go together"),
+        };
+        let tlog_v2 = match (&cfg.tlog_v2_url, &cfg.tlog_v2_public_key) {
+            (Some(url), Some(path)) => Some(crate::trust::TlogV2Trust {
+                url: url.trim_end_matches('/').to_string(),
+                key: crate::tuf::ceremony::load_public(path)?,
+            }),
+            (None, None) => None,
+            _ => anyhow::bail!("tlog_v2_url and tlog_v2_public_key go together"),
         };
         let signer: Arc<dyn Signer> = Arc::new(
             FileSigner::load(&cfg.signing_key)
@@ -201,6 +210,7 @@ impl CaService {
                 ctlog_url: cfg.ctlog_url.trim_end_matches('/').to_string(),
                 oidc_url: cfg.oidc_url.clone(),
                 tsa: tsa.clone(),
+                tlog_v2: tlog_v2.clone(),
                 operator: cfg.operator.clone(),
                 built: Default::default(),
             }),
@@ -256,6 +266,7 @@ impl CaService {
                         extra_tsa_chains: Vec::new(),
                         extra_ctlog_keys: Vec::new(),
                         extra_tlog_keys: Vec::new(),
+                        tlog_v2: src.tlog_v2.clone(),
                     }))
                 })
                 .await

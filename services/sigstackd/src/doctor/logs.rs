@@ -35,6 +35,9 @@ pub(super) async fn check_log(
         Ok(k) => k,
         Err(e) => return r.fail("log", format!("{url}: trusted key unreadable: {e:#}")),
     };
+    if keys.iter().all(|k| k.key_details() == "PKIX_ED25519") {
+        return check_tiled_log(http, url, &keys, r).await;
+    }
     let key = match get(http, &format!("{url}/api/v1/log/publicKey")).await {
         Ok(pem) => match PublicKey::from_pem(&pem) {
             Ok(k) if keys.contains(&k) => {
@@ -122,5 +125,39 @@ pub(super) async fn check_ctlog(
     }
     if let Err(e) = get(http, &format!("{url}/readyz")).await {
         r.fail("ctlog", format!("{url}: not ready: {e:#}"));
+    }
+}
+
+/// A tiled (Rekor v2) log: its checkpoint verifies with one of the Ed25519 keys the
+/// trusted root names for it, under the URL's host (the name clients check it under).
+async fn check_tiled_log(http: &reqwest::Client, url: &str, keys: &[PublicKey], r: &mut Report) {
+    let origin = match crate::log::config::host_of(url) {
+        Ok(o) => o,
+        Err(e) => return r.fail("log", format!("{url}: {e:#}")),
+    };
+    match get(http, &format!("{url}/checkpoint")).await {
+        Ok(note) => {
+            let note = String::from_utf8_lossy(&note);
+            match keys
+                .iter()
+                .find_map(|k| sigstack_log::note::verify_ed25519(&note, &origin, k).ok())
+            {
+                Some(cp) => r.ok(
+                    "log",
+                    format!(
+                        "{url}: tiled log, checkpoint verifies with a trusted key as {origin} ({} entries)",
+                        cp.size
+                    ),
+                ),
+                None => r.fail(
+                    "log",
+                    format!("{url}: its checkpoint is not signed by a key the trusted root names for it as {origin}"),
+                ),
+            }
+        }
+        Err(e) => return r.fail("log", format!("{url}: {e:#}")),
+    }
+    if let Err(e) = get(http, &format!("{url}/readyz")).await {
+        r.fail("log", format!("{url}: not ready: {e:#}"));
     }
 }

@@ -404,6 +404,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         extra_tsa_chains: Vec::new(),
         extra_ctlog_keys: Vec::new(),
         extra_tlog_keys: Vec::new(),
+        tlog_v2: None,
     };
     let tuf = TufFiles {
         trust_dir: &dir,
@@ -484,6 +485,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
             tree_id: None,
             public_key: log_pub.display().to_string(),
         },
+        log_v2: None,
         ctlog: CtEntry::new(&u.ct, ct_key.public_key(), &ct_pub),
         ca: CaEntry {
             url: u.ca.clone(),

@@ -77,6 +77,8 @@ pub fn dev_stack(dir: &Path, issuer: Option<&str>) -> (Killed, Value) {
         "0",
         "--tsa-port",
         "0",
+        "--log-v2-port",
+        "0",
     ];
     args.extend(issuer.map(|i| ["--oidc-issuer", i]).into_iter().flatten());
     dev_stack_with(dir, &args)
@@ -329,6 +331,10 @@ pub async fn real_clients_sign_and_verify_keylessly() {
             &svc("oidc"),
             "--tsa-url",
             &svc("tsa"),
+            "--tlog-v2-url",
+            &svc("log_v2"),
+            "--tlog-v2-key",
+            &stack_str(&stack, "/services/log_v2/public_key"),
             "--operator",
             "sigstack-dev",
             "--out",

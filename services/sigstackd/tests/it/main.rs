@@ -17,6 +17,7 @@ mod init;
 mod interop;
 mod issuer;
 mod keyless;
+mod log_v2;
 mod oidc;
 mod openapi_fuzz;
 mod operator;
@@ -26,6 +27,7 @@ mod stack;
 mod support;
 mod tsa;
 mod tuf;
+mod v2_forgeries;
 mod verifier;
 
 use support::Backend;
@@ -44,6 +46,7 @@ macro_rules! both_backends {
 }
 
 both_backends!(
+    log_v2::tiled_log_writes_reads_and_refuses,
     api::first_entry_and_reads,
     api::duplicates_and_search,
     api::search_by_certificate_identity,
@@ -203,6 +206,11 @@ async fn verifier_refuses_forged_dsse_bundles() {
 #[tokio::test]
 async fn openapi_is_current() {
     api::openapi_is_current().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_verifiers_refuse_forged_bundles() {
+    v2_forgeries::v2_verifiers_refuse_forged_bundles().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

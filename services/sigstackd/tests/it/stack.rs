@@ -315,7 +315,7 @@ pub async fn dev_stack_interop_matrix() {
         printed.contains(&format!("as `dev`, password {}", password.trim())),
         "{printed}"
     );
-    for url in ["log", "ca", "ctlog", "oidc", "tuf", "tsa"] {
+    for url in ["log", "log_v2", "ca", "ctlog", "oidc", "tuf", "tsa"] {
         let u = stack["services"][url]["url"].as_str().expect("url");
         assert!(printed.contains(u), "{url} URL not printed: {printed}");
     }
@@ -336,14 +336,41 @@ pub async fn dev_stack_interop_matrix() {
         out
     };
     let first = std::cell::Cell::new(true);
-    interop_matrix("sigstackd dev (SQLite)", &c, &who, || {
-        // the first signer uses the printed line, the others the command it wraps
-        if first.replace(false) {
-            from_export()
-        } else {
-            dev_token(&data)
+    let signed = interop_matrix(
+        "sigstackd dev (SQLite; Rekor v2 where the signing config picks it)",
+        &c,
+        &who,
+        || {
+            // the first signer uses the printed line, the others the command it wraps
+            if first.replace(false) {
+                from_export()
+            } else {
+                dev_token(&data)
+            }
+        },
+    );
+    // the clients that sign by the signing config chose the v2 log and a timestamp;
+    // sigstore-js was pointed at the v1 log
+    let v2_url = stack["services"]["log_v2"]["url"].as_str().expect("v2 url");
+    for (artifact, bundle) in signed {
+        let name = artifact.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        let b: Value = serde_json::from_slice(&std::fs::read(&bundle).expect("bundle")).expect("json");
+        let version = b
+            .pointer("/verificationMaterial/tlogEntries/0/kindVersion/version")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let stamped = b
+            .pointer("/verificationMaterial/timestampVerificationData/rfc3161Timestamps/0")
+            .is_some();
+        match name {
+            "sigstore-python" | "cosign v3" | "sigstack" => assert!(
+                version == "0.0.2" && stamped,
+                "{name} should sign into the v2 log ({v2_url}) with a timestamp: {b}"
+            ),
+            "sigstore-js" => assert_eq!(version, "0.0.1", "{name}"),
+            _ => {}
         }
-    });
+    }
 }
 
 /// One `sigstackd <service> --config DIR/<service>.toml` process.

@@ -49,7 +49,7 @@ fn split_chain(chain: &Path, dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 /// An openssl-made TSA: a root and a P-256 leaf; `eku` is the leaf's extendedKeyUsage line.
-fn openssl_tsa(dir: &Path, eku: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+pub(crate) fn openssl_tsa(dir: &Path, eku: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     std::fs::create_dir_all(dir).expect("dir");
     let f = |n: &str| dir.join(n).display().to_string();
     openssl(&[
@@ -139,7 +139,7 @@ fn openssl_tsa(dir: &Path, eku: &str) -> (std::path::PathBuf, std::path::PathBuf
 }
 
 /// `sigstackd tsa` with this key and chain on a free port, configured by environment.
-fn start_tsa(key: &Path, chain: &Path) -> (Option<Killed>, String, String) {
+pub(crate) fn start_tsa(key: &Path, chain: &Path) -> (Option<Killed>, String, String) {
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_sigstackd"))
         .arg("tsa")

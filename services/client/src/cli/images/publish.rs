@@ -155,7 +155,7 @@ pub async fn sign(trust: &TrustArgs, a: &ImageSignArgs, out: Output) -> anyhow::
                 None => layout::simple_signing_payload(&docker_reference(r), &d, &annotations),
             };
             let hash = sigstack_crypto::sha256(&payload);
-            let signed = sign_with(trust, &a.sign, SignWhat::Digest(&hash)).await?;
+            let signed = sign_with_log(trust, &a.sign, SignWhat::Digest(&hash), false).await?;
             let sig_b64 = STANDARD.encode(&signed.signature);
             let cert_pem = match (&signed.certificate, &a.certificate) {
                 (Some(c), _) => Some(c.to_pem()),

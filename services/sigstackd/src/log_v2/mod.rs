@@ -1,0 +1,206 @@
+//! `sigstackd log-v2`: a tiled transparency log with Rekor v2's write API
+//! (`POST /api/v2/log/entries`) and the C2SP tlog-tiles read API (`/checkpoint`,
+//! `/tile/…`), over the same Merkle storage, sequencer and databases as the v1 log.
+//! Checkpoints are C2SP signed notes by an Ed25519 key named after the log's host; there
+//! are no signed entry timestamps (clients take signing time from a timestamp authority).
+
+pub mod api;
+pub mod config;
+mod read;
+
+use crate::sequencer::{HeadCache, HeadSigner, Sequencer, SequencerConfig};
+use anyhow::Context;
+use axum::Router;
+use config::LogV2Config;
+use sigstack_crypto::{Ed25519Signer, Signer};
+use sigstack_http::ApiError;
+use sigstack_log::checkpoint::Checkpoint;
+use sigstack_log::store::{LogStore, TreeHead};
+use sigstack_merkle::{EMPTY_ROOT, Hash};
+use sigstack_storage::Store;
+use std::sync::Arc;
+
+pub struct LogV2Service {
+    store: Store,
+    tree_id: i64,
+    origin: String,
+    /// The full 32-byte log ID (C2SP key hash of origin and key): the trusted root's
+    /// `logId.keyId`, and the `logId` of every answer.
+    log_id: [u8; 32],
+    signer: Arc<dyn Signer>,
+    frozen: bool,
+    sequencer: Sequencer,
+    head_cache: HeadCache,
+    /// Submissions in flight; none left means pushback (503).
+    outstanding: Arc<tokio::sync::Semaphore>,
+    /// Signature checks run on the blocking pool, this many at once.
+    verify_slots: Arc<tokio::sync::Semaphore>,
+    tiles: read::TileCache,
+    http: Arc<sigstack_http::metrics::HttpMetrics>,
+    max_request_bytes: usize,
+}
+
+/// How long a head read from the database is reused by readers.
+const HEAD_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl LogV2Service {
+    pub async fn start(cfg: &LogV2Config) -> anyhow::Result<Arc<Self>> {
+        crate::settings::check_private(&cfg.signing_key)?;
+        let signer = Ed25519Signer::load(&cfg.signing_key).with_context(|| {
+            format!(
+                "loading the log's Ed25519 key {} (make one with `openssl genpkey -algorithm ed25519`)",
+                cfg.signing_key.display()
+            )
+        })?;
+        let store = Store::open(&cfg.database_url)
+            .await
+            .with_context(|| format!("opening {}", sigstack_storage::redact(&cfg.database_url)))?;
+        Self::with_parts(cfg, store, Arc::new(signer)).await
+    }
+
+    pub async fn with_parts(
+        cfg: &LogV2Config,
+        store: Store,
+        signer: Arc<dyn Signer>,
+    ) -> anyhow::Result<Arc<Self>> {
+        let origin = cfg.origin()?;
+        let mut shards = store.shards(&cfg.log_name).await?;
+        if shards.is_empty() {
+            let tree_id = (rand::random::<u64>() >> 1).max(1) as i64;
+            let empty = Checkpoint {
+                origin: origin.clone(),
+                size: 0,
+                root: EMPTY_ROOT,
+            }
+            .sign_ed25519(&origin, signer.as_ref())?;
+            let head = TreeHead {
+                size: 0,
+                root: EMPTY_ROOT,
+                checkpoint: empty,
+            };
+            store.create_shard(&cfg.log_name, 0, tree_id, &head).await?;
+            shards = store.shards(&cfg.log_name).await?;
+        }
+        anyhow::ensure!(
+            shards.len() == 1,
+            "log {:?} has {} trees: a v2 log is one tree (a successor is a new log at a new URL, with its own log_name)",
+            cfg.log_name,
+            shards.len()
+        );
+        let tree = &shards[0];
+        // the stored head must be this key's, under this origin: a changed public URL or
+        // key would publish checkpoints no client could tie to the earlier ones
+        sigstack_log::note::verify_ed25519(&tree.head.checkpoint, &origin, signer.public_key())
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "log {:?} was not signed by {} as {origin:?} ({e}): start it with the key and public_url it was created with",
+                    cfg.log_name,
+                    cfg.signing_key.display()
+                )
+            })?;
+        let head_cache = HeadCache::default();
+        let sequencer = Sequencer::spawn(
+            store.clone(),
+            SequencerConfig {
+                head_cache: head_cache.clone(),
+                tree_id: tree.tree_id,
+                head_signer: Arc::new(NoteSigner {
+                    origin: origin.clone(),
+                    signer: signer.clone(),
+                }),
+                max_batch: cfg.max_batch,
+            },
+        );
+        Ok(Arc::new(Self {
+            log_id: sigstack_log::note::log_id(&origin, signer.public_key()),
+            store,
+            tree_id: tree.tree_id,
+            origin,
+            signer,
+            frozen: cfg.frozen,
+            sequencer,
+            head_cache,
+            outstanding: Arc::new(tokio::sync::Semaphore::new(cfg.max_outstanding)),
+            verify_slots: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()) * 2,
+            )),
+            tiles: read::TileCache::default(),
+            http: sigstack_http::metrics::HttpMetrics::new("log_v2"),
+            max_request_bytes: cfg.max_request_bytes,
+        }))
+    }
+
+    pub fn router(self: &Arc<Self>) -> Router {
+        api::routes(self)
+            .with_state(self.clone())
+            .layer(axum::middleware::from_fn_with_state(
+                self.http.clone(),
+                sigstack_http::metrics::observe,
+            ))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn tree_id(&self) -> i64 {
+        self.tree_id
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    pub fn log_id(&self) -> &[u8; 32] {
+        &self.log_id
+    }
+
+    pub fn public_key(&self) -> &sigstack_crypto::PublicKey {
+        self.signer.public_key()
+    }
+
+    /// The current head: our sequencer's, or the database's at most [`HEAD_TTL`] old.
+    async fn head(&self) -> Result<Arc<TreeHead>, ApiError> {
+        if let Ok(c) = self.head_cache.read()
+            && let Some((h, at)) = c.as_ref()
+            && at.elapsed() < HEAD_TTL
+        {
+            return Ok(h.clone());
+        }
+        self.fresh_head().await
+    }
+
+    async fn fresh_head(&self) -> Result<Arc<TreeHead>, ApiError> {
+        let h = Arc::new(
+            self.store
+                .head(self.tree_id)
+                .await
+                .map_err(crate::log::store_error)?
+                .ok_or_else(|| ApiError::internal(format!("tree {} vanished", self.tree_id)))?,
+        );
+        if let Ok(mut c) = self.head_cache.write()
+            && c.as_ref().is_none_or(|(old, _)| old.size <= h.size)
+        {
+            *c = Some((h.clone(), std::time::Instant::now()));
+        }
+        Ok(h)
+    }
+}
+
+/// Signs checkpoints as C2SP signed notes with the log's Ed25519 key.
+struct NoteSigner {
+    origin: String,
+    signer: Arc<dyn Signer>,
+}
+
+impl HeadSigner for NoteSigner {
+    fn sign_head(&self, size: u64, root: &Hash) -> Result<String, String> {
+        Checkpoint {
+            origin: self.origin.clone(),
+            size,
+            root: *root,
+        }
+        .sign_ed25519(&self.origin, self.signer.as_ref())
+        .map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,107 @@
+//! Rekor v2 bundles carry no signed entry timestamp: their trust rests on the
+//! checkpoint's signature, the inclusion proof and a timestamp authority's signed time.
+//! On the dev stack, `sigstack` signs into the v2 log; `sigstack`, sigstore-python and
+//! cosign v3 accept that bundle, and each refuses it with the checkpoint re-signed by
+//! another key, with a proof hash changed, and signed again with a timestamp from a TSA
+//! the trusted root does not name.
+
+use crate::client::p;
+use crate::stack::{Clients, Identity};
+use crate::support::*;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use sigstack_log::checkpoint::Checkpoint;
+use std::path::Path;
+
+const VERIFIERS: [&str; 3] = ["sigstack", "sigstore-python", "cosign v3"];
+
+fn write_variant(dir: &Path, name: &str, bundle: &Value) -> std::path::PathBuf {
+    let f = dir.join(format!("{name}.sigstore.json"));
+    std::fs::write(&f, serde_json::to_vec_pretty(bundle).expect("json")).expect("w");
+    f
+}
+
+pub async fn v2_verifiers_refuse_forged_bundles() {
+    let dir = temp_dir("v2-forgeries");
+    let data = dir.join("stack");
+    let (_dev, stack) = crate::keyless::dev_stack(&data, None);
+    let c = Clients::new(&dir, &stack);
+    let who = Identity {
+        identity: stack_str(&stack, "/services/oidc/email"),
+        issuer: stack_str(&stack, "/services/oidc/url"),
+    };
+    let artifact = dir.join("artifact.txt");
+    std::fs::write(&artifact, "signed into the tiled log\n").expect("w");
+    let genuine = dir.join("genuine.sigstore.json");
+    let (ok, out) = c.sign("sigstack", &crate::stack::dev_token(&data), &artifact, &genuine);
+    assert!(ok, "sigstack signs: {out}");
+    let bundle: Value = serde_json::from_slice(&std::fs::read(&genuine).expect("r")).expect("json");
+    let entry = &bundle["verificationMaterial"]["tlogEntries"][0];
+    assert_eq!(entry["kindVersion"]["version"], "0.0.2", "{bundle}");
+    for v in VERIFIERS {
+        let (ok, out) = c.verify(v, &who, &artifact, &genuine);
+        assert!(ok, "{v} accepts the genuine v2 bundle: {out}");
+    }
+
+    // the checkpoint re-signed by another Ed25519 key under the log's name
+    let note = entry["inclusionProof"]["checkpoint"]["envelope"].as_str().expect("note");
+    let text = &note[..note.rfind("\n\n").expect("sigs") + 1];
+    let cp = Checkpoint::parse_body(text).expect("checkpoint");
+    let impostor = sigstack_crypto::Ed25519Signer::generate();
+    let origin = stack_str(&stack, "/services/log_v2/origin");
+    let mut resigned = bundle.clone();
+    resigned["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["checkpoint"]["envelope"] =
+        json!(cp.sign_ed25519(&origin, &impostor).expect("sign"));
+
+    // one proof hash changed (the root and checkpoint left as they were)
+    let mut bad_proof = bundle.clone();
+    let hashes = bad_proof["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["hashes"]
+        .as_array_mut()
+        .expect("hashes");
+    assert!(!hashes.is_empty(), "a proof with hashes (the dev log holds several entries)");
+    let mut h = STANDARD.decode(hashes[0].as_str().expect("h")).expect("b64");
+    h[0] ^= 1;
+    hashes[0] = json!(STANDARD.encode(h));
+
+    // a timestamp from a TSA the trusted root does not name
+    let (tsa_key, tsa_chain) = crate::tsa::openssl_tsa(&dir.join("other-tsa"), "extendedKeyUsage=critical,timeStamping");
+    let (tsa, tsa_url, err) = crate::tsa::start_tsa(&tsa_key, &tsa_chain);
+    let _tsa = tsa.unwrap_or_else(|| panic!("the other TSA starts: {err}"));
+    let other_ts = dir.join("other-tsa.sigstore.json");
+    let token = crate::stack::dev_token(&data);
+    let o = crate::client::Sigstack::new(&dir.join("home")).run(&[
+        "sign-blob",
+        "--yes",
+        "--identity-token",
+        &token,
+        "--timestamp-server-url",
+        &format!("{tsa_url}/api/v1/timestamp"),
+        "--bundle",
+        p(&other_ts),
+        p(&artifact),
+    ]);
+    assert!(o.ok(), "signing with the other TSA: {o}");
+    let other: Value = serde_json::from_slice(&std::fs::read(&other_ts).expect("r")).expect("json");
+    assert_eq!(
+        other.pointer("/verificationMaterial/tlogEntries/0/kindVersion/version"),
+        Some(&json!("0.0.2")),
+        "{other}"
+    );
+
+    let variants = [
+        ("a checkpoint signed by another key", write_variant(&dir, "resigned", &resigned)),
+        ("a changed inclusion proof", write_variant(&dir, "bad-proof", &bad_proof)),
+        ("a timestamp from an untrusted TSA", other_ts),
+    ];
+    let mut accepted = Vec::new();
+    for (what, file) in &variants {
+        for v in VERIFIERS {
+            let (ok, out) = c.verify(v, &who, &artifact, file);
+            if ok {
+                accepted.push(format!("{v} accepted {what}: {out}"));
+            }
+        }
+    }
+    assert!(accepted.is_empty(), "forged v2 bundles accepted:\n{}", accepted.join("\n"));
+}
