@@ -25,8 +25,12 @@ pub fn request(
         );
     }
     let verifier = match cert {
-        Some(c) => json!({"x509Certificate": {"rawBytes": STANDARD.encode(c.der())}, "keyDetails": details}),
-        None => json!({"publicKey": {"rawBytes": STANDARD.encode(signer.public_key().spki_der())}, "keyDetails": details}),
+        Some(c) => {
+            json!({"x509Certificate": {"rawBytes": STANDARD.encode(c.der())}, "keyDetails": details})
+        }
+        None => {
+            json!({"publicKey": {"rawBytes": STANDARD.encode(signer.public_key().spki_der())}, "keyDetails": details})
+        }
     };
     Ok(json!({"hashedRekordRequestV002": {
         "digest": STANDARD.encode(digest),

@@ -50,10 +50,8 @@ impl Ed25519Signer {
     pub fn generate() -> Self {
         let doc = Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new())
             .expect("the system RNG works");
-        Self::from_pair(
-            Ed25519KeyPair::from_pkcs8(doc.as_ref()).expect("a fresh key parses"),
-        )
-        .expect("a fresh key has a public key")
+        Self::from_pair(Ed25519KeyPair::from_pkcs8(doc.as_ref()).expect("a fresh key parses"))
+            .expect("a fresh key has a public key")
     }
 
     /// Reads a PKCS#8 (v1 or v2) `PRIVATE KEY` PEM block holding an Ed25519 key.

@@ -4,6 +4,7 @@
 //!   then replays it against `POST /api/v1/log/entries`, either open-loop at a fixed
 //!   rate (latency measured from each request's scheduled time, so a slow server cannot
 //!   hide its queueing) or closed-loop with N clients to find the sustained maximum.
+//!   `append-v2` does the same with Rekor v2 requests against `POST /api/v2/log/entries`.
 //! * `prove`: `GET /api/v1/log/entries?logIndex=` for random indexes of the current tree.
 //! * `issue`: full certificate issuance against the CA (`POST /api/v2/signingCert`,
 //!   sigstore-js style: token in the body, public key and proof of possession), with
@@ -67,6 +68,11 @@ enum Mode {
         #[command(flatten)]
         common: Common,
     },
+    /// Submit pre-signed hashedRekordRequestV002 entries to a Rekor v2 (tiled) log.
+    AppendV2 {
+        #[command(flatten)]
+        common: Common,
+    },
     /// Fetch entries with inclusion proofs at random indexes.
     Prove {
         #[command(flatten)]
@@ -97,8 +103,9 @@ enum Mode {
     },
 }
 
-/// Signs `n` distinct artifacts on every core and returns the request bodies.
-fn corpus(n: usize) -> Vec<Arc<Vec<u8>>> {
+/// Signs `n` distinct artifacts on every core and returns the request bodies: Rekor v1
+/// hashedrekord entries, or (`v2`) Rekor v2 hashedRekordRequestV002 requests.
+fn corpus(n: usize, v2: bool) -> Vec<Arc<Vec<u8>>> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
@@ -109,19 +116,27 @@ fn corpus(n: usize) -> Vec<Arc<Vec<u8>>> {
                 s.spawn(move || {
                     let key = FileSigner::generate(Curve::P256);
                     let pem = STANDARD.encode(key.public_key().to_pem());
+                    let der = STANDARD.encode(key.public_key().spki_der());
                     (t..n)
                         .step_by(threads)
                         .map(|i| {
                             let data = format!("sigstack-loadgen {seed} artifact {i}");
                             let sig = key.sign(data.as_bytes()).expect("sign");
-                            let body = serde_json::json!({
+                            let digest = sigstack_crypto::sha256(data.as_bytes());
+                            let body = if v2 {
+                                serde_json::json!({"hashedRekordRequestV002": {
+                                    "digest": STANDARD.encode(digest),
+                                    "signature": {"content": STANDARD.encode(&sig), "verifier": {
+                                        "publicKey": {"rawBytes": der},
+                                        "keyDetails": "PKIX_ECDSA_P256_SHA_256"}}}})
+                            } else { serde_json::json!({
                                 "apiVersion": "0.0.1", "kind": "hashedrekord",
                                 "spec": {
                                     "signature": {"content": STANDARD.encode(sig), "publicKey": {"content": pem}},
                                     "data": {"hash": {"algorithm": "sha256",
-                                                      "value": hex::encode(sigstack_crypto::sha256(data.as_bytes()))}}
+                                                      "value": hex::encode(digest)}}
                                 }
-                            });
+                            }) };
                             Arc::new(serde_json::to_vec(&body).expect("json"))
                         })
                         .collect::<Vec<_>>()
@@ -154,6 +169,7 @@ struct Stats {
 
 enum Work {
     Append(Vec<Arc<Vec<u8>>>),
+    AppendV2(Vec<Arc<Vec<u8>>>),
     Prove {
         size: u64,
     },
@@ -173,6 +189,14 @@ async fn one(client: &reqwest::Client, url: &str, work: &Work, i: usize) -> Resu
         Work::Append(bodies) => {
             client
                 .post(format!("{url}/api/v1/log/entries"))
+                .header("content-type", "application/json")
+                .body(bodies[i % bodies.len()].as_ref().clone())
+                .send()
+                .await
+        }
+        Work::AppendV2(bodies) => {
+            client
+                .post(format!("{url}/api/v2/log/entries"))
                 .header("content-type", "application/json")
                 .body(bodies[i % bodies.len()].as_ref().clone())
                 .send()
@@ -273,7 +297,7 @@ async fn run(common: Common, work: Work) -> anyhow::Result<()> {
                 tokio::spawn(async move {
                     while started.elapsed() < deadline {
                         let i = next.fetch_add(1, Ordering::Relaxed);
-                        if let Work::Append(b) = work.as_ref()
+                        if let Work::Append(b) | Work::AppendV2(b) = work.as_ref()
                             && i >= b.len()
                         {
                             break;
@@ -343,22 +367,8 @@ async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match cli.mode {
         Mode::Expensive(a) => expensive::run(a).await,
-        Mode::Append { common } => {
-            let n = if common.rate > 0.0 {
-                (common.rate * common.duration as f64) as usize
-            } else {
-                // enough for the closed loop at up to 20k/s
-                20_000 * common.duration as usize
-            };
-            let t = Instant::now();
-            let bodies = corpus(n.max(1));
-            eprintln!(
-                "signed a corpus of {} entries in {:.1}s",
-                bodies.len(),
-                t.elapsed().as_secs_f64()
-            );
-            run(common, Work::Append(bodies)).await
-        }
+        Mode::Append { common } => append(common, false).await,
+        Mode::AppendV2 { common } => append(common, true).await,
         Mode::Prove { common } => {
             let info: serde_json::Value = reqwest::get(format!("{}/api/v1/log", common.url))
                 .await
@@ -442,4 +452,30 @@ async fn main() -> anyhow::Result<()> {
             run(common, Work::Issue(bodies)).await
         }
     }
+}
+
+/// Appends a pre-signed corpus (Rekor v1 or v2 entries).
+async fn append(common: Common, v2: bool) -> anyhow::Result<()> {
+    let n = if common.rate > 0.0 {
+        (common.rate * common.duration as f64) as usize
+    } else {
+        // enough for the closed loop at up to 20k/s
+        20_000 * common.duration as usize
+    };
+    let t = Instant::now();
+    let bodies = corpus(n.max(1), v2);
+    eprintln!(
+        "signed a corpus of {} entries in {:.1}s",
+        bodies.len(),
+        t.elapsed().as_secs_f64()
+    );
+    run(
+        common,
+        if v2 {
+            Work::AppendV2(bodies)
+        } else {
+            Work::Append(bodies)
+        },
+    )
+    .await
 }

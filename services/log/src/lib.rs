@@ -13,10 +13,10 @@ pub mod kinds;
 pub mod note;
 pub mod set;
 pub mod store;
-pub mod tiles;
-pub mod v2;
 #[cfg(test)]
 mod testdata;
+pub mod tiles;
+pub mod v2;
 
 pub use error::EntryError;
 pub use kinds::{Canonical, Check, canonicalize, canonicalize_for_lookup};

@@ -82,13 +82,18 @@ pub fn line(name: &str, key_id: &[u8], sig: &[u8]) -> String {
     format!("\u{2014} {name} {}\n", STANDARD.encode(blob))
 }
 
-/// Splits a note into its text (ending in `\n`) and its signature lines as
-/// (name, key ID, signature); malformed notes are refused whole.
-pub fn split(note: &str) -> Result<(&str, Vec<(&str, [u8; 4], Vec<u8>)>), String> {
+/// One signature line of a note: key name, key ID, signature.
+pub type SignatureLine<'a> = (&'a str, [u8; 4], Vec<u8>);
+
+/// Splits a note into its text (ending in `\n`) and its signature lines; malformed
+/// notes are refused whole.
+pub fn split(note: &str) -> Result<(&str, Vec<SignatureLine<'_>>), String> {
     if !note.ends_with('\n') {
         return Err("the note does not end with a newline".into());
     }
-    let at = note.rfind("\n\n").ok_or("the note has no signature block")?;
+    let at = note
+        .rfind("\n\n")
+        .ok_or("the note has no signature block")?;
     let (text, sigs) = (&note[..at + 1], &note[at + 2..]);
     let mut out = Vec::new();
     for l in sigs.lines() {
@@ -102,7 +107,11 @@ pub fn split(note: &str) -> Result<(&str, Vec<(&str, [u8; 4], Vec<u8>)>), String
         if blob.len() < 5 {
             return Err("a signature line is too short".into());
         }
-        out.push((name, [blob[0], blob[1], blob[2], blob[3]], blob[4..].to_vec()));
+        out.push((
+            name,
+            [blob[0], blob[1], blob[2], blob[3]],
+            blob[4..].to_vec(),
+        ));
     }
     if out.is_empty() {
         return Err("the note has no signatures".into());
@@ -155,11 +164,21 @@ mod tests {
         };
         let note = cp.sign_ed25519("log.example", &k).expect("signs");
         assert!(note.starts_with("log.example\n3\n"));
-        assert_eq!(verify_ed25519(&note, "log.example", k.public_key()), Ok(cp.clone()));
+        assert_eq!(
+            verify_ed25519(&note, "log.example", k.public_key()),
+            Ok(cp.clone())
+        );
         assert!(verify_ed25519(&note, "other.example", k.public_key()).is_err());
         let other = Ed25519Signer::generate();
         assert!(verify_ed25519(&note, "log.example", other.public_key()).is_err());
-        assert!(verify_ed25519(&note.replacen("\n3\n", "\n4\n", 1), "log.example", k.public_key()).is_err());
+        assert!(
+            verify_ed25519(
+                &note.replacen("\n3\n", "\n4\n", 1),
+                "log.example",
+                k.public_key()
+            )
+            .is_err()
+        );
         // the key ID on the line is the first four bytes of the log ID
         let (_, sigs) = split(&note).expect("splits");
         assert_eq!(sigs[0].1[..], log_id("log.example", k.public_key())[..4]);
@@ -179,6 +198,9 @@ mod tests {
             parse_vkey("PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW")
                 .expect("the documented key parses with its ID");
         assert_eq!(name, "PeterNeumann");
-        assert_eq!(&log_id(&name, &key)[..4], &hex::decode("c74f20a3").expect("hex")[..]);
+        assert_eq!(
+            &log_id(&name, &key)[..4],
+            &hex::decode("c74f20a3").expect("hex")[..]
+        );
     }
 }

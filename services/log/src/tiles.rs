@@ -120,7 +120,9 @@ fn decode_index(s: &str) -> Option<u64> {
         if digits.len() != 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        n = n.checked_mul(1000)?.checked_add(digits.parse::<u64>().ok()?)?;
+        n = n
+            .checked_mul(1000)?
+            .checked_add(digits.parse::<u64>().ok()?)?;
     }
     Some(n)
 }
@@ -150,7 +152,9 @@ mod tests {
         for n in [0, 5, 999, 1000, 1234067, u64::MAX] {
             assert_eq!(decode_index(&encode_index(n)), Some(n));
         }
-        for bad in ["1", "0001", "x001", "001/x234", "x000/001", "x1/002", "abc", ""] {
+        for bad in [
+            "1", "0001", "x001", "001/x234", "x000/001", "x1/002", "abc", "",
+        ] {
             assert_eq!(decode_index(bad), None, "{bad}");
         }
     }
@@ -163,7 +167,16 @@ mod tests {
         let e = TileRef::parse("entries/042").expect("parses");
         assert_eq!((e.level, e.index, e.partial), (None, 42, None));
         assert_eq!(e.path(), "tile/entries/042");
-        for bad in ["64/000", "01/000", "0/000.p/0", "0/000.p/256", "0/000.p/07", "0/00", "x/000", "0"] {
+        for bad in [
+            "64/000",
+            "01/000",
+            "0/000.p/0",
+            "0/000.p/256",
+            "0/000.p/07",
+            "0/00",
+            "x/000",
+            "0",
+        ] {
             assert_eq!(TileRef::parse(bad), None, "{bad}");
         }
     }
@@ -172,12 +185,19 @@ mod tests {
     fn which_tiles_a_tree_has() {
         // the spec's example: a tree of 70,000 leaves
         let size = 70_000;
-        let t = |l, n, w| TileRef { level: Some(l), index: n, partial: w };
+        let t = |l, n, w| TileRef {
+            level: Some(l),
+            index: n,
+            partial: w,
+        };
         assert!(t(0, 272, None).exists_in(size));
         assert!(!t(0, 273, None).exists_in(size));
         assert!(t(0, 273, Some(112)).exists_in(size));
         assert!(!t(0, 273, Some(113)).exists_in(size));
-        assert!(t(0, 273, Some(50)).exists_in(size), "narrower partial tiles stay valid");
+        assert!(
+            t(0, 273, Some(50)).exists_in(size),
+            "narrower partial tiles stay valid"
+        );
         assert!(t(1, 0, None).exists_in(size));
         assert!(t(1, 1, Some(17)).exists_in(size));
         assert!(!t(1, 1, Some(18)).exists_in(size));

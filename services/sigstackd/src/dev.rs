@@ -212,7 +212,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         &log_v2_key_path,
     )?);
     let log_v2_pub_path = keys.join("log-v2.pub.pem");
-    write_atomic(&log_v2_pub_path, log_v2_key.public_key().to_pem().as_bytes())?;
+    write_atomic(
+        &log_v2_pub_path,
+        log_v2_key.public_key().to_pem().as_bytes(),
+    )?;
     let ct_key_path = keys.join("ctlog.pem");
     let ct_key = FileSigner::load_or_generate(&ct_key_path, Curve::P256)?;
     let ct_pub_path = keys.join("ctlog.pub.pem");

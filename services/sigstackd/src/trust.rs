@@ -178,13 +178,17 @@ impl StackTrust {
             media_type: SIGNING_CONFIG_MEDIA_TYPE.into(),
             ca_urls: vec![self.service(&self.ca_url)],
             oidc_urls: self.oidc_url.iter().map(|u| self.service(u)).collect(),
-            // v1 for older clients, v2 for those that speak it (clients take the
-            // highest version they support)
-            rekor_tlog_urls: std::iter::once(self.service(&self.tlog_url))
-                .chain(self.tlog_v2.iter().map(|v| Service {
+            // v2 for the clients that speak it, v1 for the others. v2 comes first:
+            // sigstore-python and sigstore-go take the highest version they support,
+            // sigstore-js the first of the newest start date.
+            rekor_tlog_urls: self
+                .tlog_v2
+                .iter()
+                .map(|v| Service {
                     major_api_version: 2,
                     ..self.service(&v.url)
-                }))
+                })
+                .chain(std::iter::once(self.service(&self.tlog_url)))
                 .collect(),
             // clients take the TSA's timestamp endpoint itself
             tsa_urls: self
@@ -339,7 +343,8 @@ pub fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<
 }
 
 mod export;
-pub use export::{ExportArgs, export, fetch_log_keys, fetch_tsa, get_bytes};
+pub(crate) use export::get_bytes;
+pub use export::{ExportArgs, export, fetch_log_keys};
 
 pub mod continuity;
 #[cfg(test)]

@@ -139,7 +139,11 @@ pub(super) async fn resolve_services(trust: &TrustArgs, s: &SignFlags) -> anyhow
     let (rekor, rekor_api) = match (&s.rekor_url, s.rekor_version, &from) {
         (Some(u), v, _) => (
             Some(u.clone()),
-            if v == Some(2) { RekorApi::V2 } else { RekorApi::V1 },
+            if v == Some(2) {
+                RekorApi::V2
+            } else {
+                RekorApi::V1
+            },
         ),
         (None, Some(1), f) => (f.as_ref().and_then(|f| f.rekor.clone()), RekorApi::V1),
         (None, Some(_), f) => (

@@ -143,7 +143,12 @@ impl VerifierIn {
                 let raw = raw_of(c, "X.509 certificate")?;
                 let cert = Certificate::from_der(&raw)
                     .map_err(|e| invalid(format!("parsing the certificate: {e}")))?;
-                (cert.public_key().clone(), raw, "x509Certificate", cert.subjects())
+                (
+                    cert.public_key().clone(),
+                    raw,
+                    "x509Certificate",
+                    cert.subjects(),
+                )
             }
             (None, None) => {
                 return Err(invalid(

@@ -3,7 +3,9 @@ use crate::testdata;
 use sigstack_crypto::{Curve, Ed25519Signer, FileSigner, Signer};
 
 fn b64(v: &Value) -> Vec<u8> {
-    STANDARD.decode(v.as_str().expect("a string")).expect("base64")
+    STANDARD
+        .decode(v.as_str().expect("a string"))
+        .expect("base64")
 }
 
 /// The request a client would have sent for a public-good Rekor v2 bundle, and the body
@@ -46,7 +48,10 @@ fn bodies_are_byte_identical_to_public_good_rekor_v2() {
             "{case}"
         );
         assert_eq!(c.kind, "hashedrekord");
-        assert!(c.index_keys.iter().any(|k| k.starts_with("sha256:")), "{case}");
+        assert!(
+            c.index_keys.iter().any(|k| k.starts_with("sha256:")),
+            "{case}"
+        );
     }
 }
 
@@ -59,18 +64,65 @@ fn refuses_what_rekor_tiles_refuses() {
         canonicalize(r.to_string().as_bytes())
     };
     let sig = "/hashedRekordRequestV002/signature";
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Edit)> = vec![
         ("unknown field", Box::new(|r| r["extra"] = json!(1))),
-        ("nested unknown field", Box::new(|r| r["hashedRekordRequestV002"]["x"] = json!(1))),
+        (
+            "nested unknown field",
+            Box::new(|r| r["hashedRekordRequestV002"]["x"] = json!(1)),
+        ),
         ("both kinds", Box::new(|r| r["dsseRequestV002"] = json!({}))),
-        ("no digest", Box::new(|r| r["hashedRekordRequestV002"]["digest"] = json!(""))),
-        ("short digest", Box::new(|r| r["hashedRekordRequestV002"]["digest"] = json!("AAAA"))),
-        ("no signature", Box::new(move |r| *r.pointer_mut(&format!("{sig}/content")).expect("x") = json!(""))),
-        ("other key details", Box::new(move |r| *r.pointer_mut(&format!("{sig}/verifier/keyDetails")).expect("x") = json!("PKIX_ECDSA_P384_SHA_384"))),
-        ("pure ed25519", Box::new(move |r| *r.pointer_mut(&format!("{sig}/verifier/keyDetails")).expect("x") = json!("PKIX_ED25519"))),
-        ("no key details", Box::new(move |r| r.pointer_mut(&format!("{sig}/verifier")).expect("x").as_object_mut().expect("o").remove("keyDetails").map(|_| ()).unwrap_or(()))),
-        ("bad certificate", Box::new(move |r| *r.pointer_mut(&format!("{sig}/verifier/x509Certificate/rawBytes")).expect("x") = json!("AAAA"))),
-        ("tampered digest", Box::new(|r| r["hashedRekordRequestV002"]["digest"] = json!(STANDARD.encode([1u8; 32])))),
+        (
+            "no digest",
+            Box::new(|r| r["hashedRekordRequestV002"]["digest"] = json!("")),
+        ),
+        (
+            "short digest",
+            Box::new(|r| r["hashedRekordRequestV002"]["digest"] = json!("AAAA")),
+        ),
+        (
+            "no signature",
+            Box::new(move |r| *r.pointer_mut(&format!("{sig}/content")).expect("x") = json!("")),
+        ),
+        (
+            "other key details",
+            Box::new(move |r| {
+                *r.pointer_mut(&format!("{sig}/verifier/keyDetails"))
+                    .expect("x") = json!("PKIX_ECDSA_P384_SHA_384")
+            }),
+        ),
+        (
+            "pure ed25519",
+            Box::new(move |r| {
+                *r.pointer_mut(&format!("{sig}/verifier/keyDetails"))
+                    .expect("x") = json!("PKIX_ED25519")
+            }),
+        ),
+        (
+            "no key details",
+            Box::new(move |r| {
+                r.pointer_mut(&format!("{sig}/verifier"))
+                    .expect("x")
+                    .as_object_mut()
+                    .expect("o")
+                    .remove("keyDetails")
+                    .map(|_| ())
+                    .unwrap_or(())
+            }),
+        ),
+        (
+            "bad certificate",
+            Box::new(move |r| {
+                *r.pointer_mut(&format!("{sig}/verifier/x509Certificate/rawBytes"))
+                    .expect("x") = json!("AAAA")
+            }),
+        ),
+        (
+            "tampered digest",
+            Box::new(|r| {
+                r["hashedRekordRequestV002"]["digest"] = json!(STANDARD.encode([1u8; 32]))
+            }),
+        ),
     ];
     for (what, f) in cases {
         assert!(with(&*f).is_err(), "{what} was accepted");
@@ -88,19 +140,29 @@ fn managed_keys_ed25519ph_and_dsse() {
         "verifier": {"publicKey": {"rawBytes": STANDARD.encode(k.public_key().spki_der())}, "keyDetails": "PKIX_ECDSA_P256_SHA_256"}}}});
     let c = canonicalize(req.to_string().as_bytes()).expect("P-256 key");
     let body: Value = serde_json::from_slice(&c.body).expect("json");
-    assert!(body.pointer("/spec/hashedRekordV002/signature/verifier/publicKey/rawBytes").is_some());
+    assert!(
+        body.pointer("/spec/hashedRekordV002/signature/verifier/publicKey/rawBytes")
+            .is_some()
+    );
     // URL-safe unpadded base64 in, padded standard base64 out: one body per entry
     let req2 = json!({"hashedRekordRequestV002": {"digest": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest), "signature": {
         "content": STANDARD.encode(&sig),
         "verifier": {"public_key": {"raw_bytes": STANDARD.encode(k.public_key().spki_der())}, "key_details": "PKIX_ECDSA_P256_SHA_256"}}}});
-    assert_eq!(canonicalize(req2.to_string().as_bytes()).expect("aliases").body, c.body);
+    assert_eq!(
+        canonicalize(req2.to_string().as_bytes())
+            .expect("aliases")
+            .body,
+        c.body
+    );
 
     // Ed25519ph: the signature is over the SHA-512 digest
     let ed = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
     let prehash = <sha2::Sha512 as sha2::Digest>::new_with_prefix(b"artifact");
     let edsig = ed.sign_prehashed(prehash.clone(), None).expect("signs");
     let spki = {
-        let mut s = vec![0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+        let mut s = vec![
+            0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+        ];
         s.extend_from_slice(ed.verifying_key().as_bytes());
         s
     };
@@ -123,7 +185,8 @@ fn managed_keys_ed25519ph_and_dsse() {
     assert_eq!(c.kind, "dsse");
     let body: Value = serde_json::from_slice(&c.body).expect("json");
     assert_eq!(
-        body.pointer("/spec/dsseV002/payloadHash/digest").and_then(Value::as_str),
+        body.pointer("/spec/dsseV002/payloadHash/digest")
+            .and_then(Value::as_str),
         Some(STANDARD.encode(sigstack_crypto::sha256(payload)).as_str())
     );
     assert!(c.index_keys.contains(&"sha256:abcd".to_string()));

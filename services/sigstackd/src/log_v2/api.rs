@@ -137,7 +137,10 @@ pub async fn create_entry(
                 .await
                 .map_err(crate::log::store_error)?;
             let mut e = ApiError::conflict("an equivalent entry already exists in the log");
-            if let Some(i) = found.first().and_then(|e| HeaderValue::from_str(&e.index.to_string()).ok()) {
+            if let Some(i) = found
+                .first()
+                .and_then(|e| HeaderValue::from_str(&e.index.to_string()).ok())
+            {
                 e = e.with_header(header::HeaderName::from_static("x-log-index"), i);
             }
             Err(e)
@@ -196,10 +199,7 @@ pub async fn tile(
         return Ok((StatusCode::NOT_MODIFIED, [cache], [(header::ETAG, etag)]).into_response());
     }
     Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream"),
-            cache,
-        ],
+        [(header::CONTENT_TYPE, "application/octet-stream"), cache],
         [(header::ETAG, etag)],
         bytes,
     )
@@ -252,9 +252,5 @@ pub async fn metrics(State(svc): State<Arc<LogV2Service>>) -> Response {
             &[("", h.size as f64)],
         );
     }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        out,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

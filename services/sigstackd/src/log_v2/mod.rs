@@ -27,7 +27,6 @@ pub struct LogV2Service {
     /// The full 32-byte log ID (C2SP key hash of origin and key): the trusted root's
     /// `logId.keyId`, and the `logId` of every answer.
     log_id: [u8; 32],
-    signer: Arc<dyn Signer>,
     frozen: bool,
     sequencer: Sequencer,
     head_cache: HeadCache,
@@ -116,7 +115,6 @@ impl LogV2Service {
             store,
             tree_id: tree.tree_id,
             origin,
-            signer,
             frozen: cfg.frozen,
             sequencer,
             head_cache,
@@ -139,10 +137,6 @@ impl LogV2Service {
             ))
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     pub fn tree_id(&self) -> i64 {
         self.tree_id
     }
@@ -153,10 +147,6 @@ impl LogV2Service {
 
     pub fn log_id(&self) -> &[u8; 32] {
         &self.log_id
-    }
-
-    pub fn public_key(&self) -> &sigstack_crypto::PublicKey {
-        self.signer.public_key()
     }
 
     /// The current head: our sequencer's, or the database's at most [`HEAD_TTL`] old.

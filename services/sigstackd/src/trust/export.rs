@@ -285,4 +285,3 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
-

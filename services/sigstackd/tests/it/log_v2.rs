@@ -21,8 +21,6 @@ use std::process::{Command, Stdio};
 pub(crate) struct LogV2 {
     _child: Killed,
     pub(crate) url: String,
-    pub(crate) config: PathBuf,
-    pub(crate) key: PublicKey,
 }
 
 /// An Ed25519 key made by OpenSSL (PKCS#8 v1, as operators make them).
@@ -44,7 +42,12 @@ fn set_mode_600(path: &Path) {
 }
 
 impl LogV2 {
-    pub(crate) fn write_config(dir: &Path, database_url: &str, key: &Path, frozen: bool) -> (PathBuf, String) {
+    pub(crate) fn write_config(
+        dir: &Path,
+        database_url: &str,
+        key: &Path,
+        frozen: bool,
+    ) -> (PathBuf, String) {
         let port = free_port();
         let config = dir.join("log-v2.toml");
         std::fs::write(
@@ -59,7 +62,7 @@ impl LogV2 {
     }
 
     /// Starts the log; `Err` with its output when it refuses to start.
-    pub(crate) fn start(config: &Path, url: &str, key: &PublicKey) -> Result<Self, String> {
+    pub(crate) fn start(config: &Path, url: &str) -> Result<Self, String> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sigstackd"))
             .args(["log-v2", "--config"])
             .arg(config)
@@ -72,15 +75,17 @@ impl LogV2 {
             if let Ok(Some(_)) = child.try_wait() {
                 let mut err = String::new();
                 use std::io::Read;
-                let _ = child.stderr.take().expect("stderr").read_to_string(&mut err);
+                let _ = child
+                    .stderr
+                    .take()
+                    .expect("stderr")
+                    .read_to_string(&mut err);
                 return Err(err);
             }
             if crate::stack::get_ok(&format!("{url}/healthz")) {
                 return Ok(Self {
                     _child: Killed::new(child),
                     url: url.to_string(),
-                    config: config.to_path_buf(),
-                    key: key.clone(),
                 });
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
@@ -129,12 +134,16 @@ async fn checkpoint(url: &str) -> String {
 fn check_answer(a: &Value, key: &PublicKey) -> u64 {
     let p = &a["inclusionProof"];
     let note = p["checkpoint"]["envelope"].as_str().expect("checkpoint");
-    let cp = sigstack_log::note::verify_ed25519(note, "127.0.0.1", key).expect("checkpoint verifies");
+    let cp =
+        sigstack_log::note::verify_ed25519(note, "127.0.0.1", key).expect("checkpoint verifies");
     let size: u64 = p["treeSize"].as_str().expect("size").parse().expect("n");
     let index: u64 = a["logIndex"].as_str().expect("index").parse().expect("n");
     assert_eq!(p["logIndex"], a["logIndex"]);
     assert_eq!(cp.size, size);
-    assert_eq!(STANDARD.encode(cp.root), p["rootHash"].as_str().expect("root"));
+    assert_eq!(
+        STANDARD.encode(cp.root),
+        p["rootHash"].as_str().expect("root")
+    );
     let body = unb64(a["canonicalizedBody"].as_str().expect("body"));
     let path: Vec<[u8; 32]> = p["hashes"]
         .as_array()
@@ -142,11 +151,21 @@ fn check_answer(a: &Value, key: &PublicKey) -> u64 {
         .iter()
         .map(|h| unb64(h.as_str().expect("h")).try_into().expect("32"))
         .collect();
-    sigstack_merkle::verify_inclusion(&sigstack_merkle::leaf_hash(&body), index, size, &path, &cp.root)
-        .expect("the proof verifies");
+    sigstack_merkle::verify_inclusion(
+        &sigstack_merkle::leaf_hash(&body),
+        index,
+        size,
+        &path,
+        &cp.root,
+    )
+    .expect("the proof verifies");
     assert_eq!(
         a["logId"]["keyId"].as_str(),
-        Some(STANDARD.encode(sigstack_log::note::log_id("127.0.0.1", key)).as_str())
+        Some(
+            STANDARD
+                .encode(sigstack_log::note::log_id("127.0.0.1", key))
+                .as_str()
+        )
     );
     assert_eq!(a["integratedTime"], "0");
     assert_eq!(a["kindVersion"]["version"], "0.0.2");
@@ -161,7 +180,8 @@ fn read_tiles(url: &str, key: &PublicKey, extra: &[&str]) -> Result<Value, Strin
         .args([url, "127.0.0.1", &STANDARD.encode(raw)])
         .args(extra));
     if ok {
-        Ok(serde_json::from_str(out.lines().last().unwrap_or("")).map_err(|e| format!("{e}: {out}"))?)
+        Ok(serde_json::from_str(out.lines().last().unwrap_or(""))
+            .map_err(|e| format!("{e}: {out}"))?)
     } else {
         Err(out)
     }
@@ -176,33 +196,47 @@ pub async fn tiled_log_writes_reads_and_refuses(backend: Backend) {
         Backend::Postgres => fresh_pg_database(&pg_admin_url()).await,
     };
     let (config, url) = LogV2::write_config(&dir, &database_url, &key_path, false);
-    let log = LogV2::start(&config, &url, &key).expect("log-v2 starts");
+    let log = LogV2::start(&config, &url).expect("log-v2 starts");
     let empty = checkpoint(&log.url).await;
     let cp = sigstack_log::note::verify_ed25519(&empty, "127.0.0.1", &key).expect("verifies");
     assert_eq!(cp.size, 0, "a new log's checkpoint: {empty}");
 
     // one entry, its answer checked as a client checks it
     let signer = FileSigner::generate(Curve::P256);
-    let (status, _, first) = post(&log.url, &request(&signer, b"first")).await;
+    let first_request = request(&signer, b"first");
+    let (status, _, first) = post(&log.url, &first_request).await;
     assert_eq!(status, 201, "{first}");
     assert_eq!(check_answer(&first, &key), 0);
 
-    // a duplicate: 409 naming the existing entry's index
-    let (status, headers, _) = post(&log.url, &request(&signer, b"first")).await;
+    // a duplicate (the same signature again): 409 naming the existing entry's index
+    let (status, headers, _) = post(&log.url, &first_request).await;
     assert_eq!(status, 409);
-    assert_eq!(headers.get("x-log-index").and_then(|v| v.to_str().ok()), Some("0"));
+    assert_eq!(
+        headers.get("x-log-index").and_then(|v| v.to_str().ok()),
+        Some("0")
+    );
 
     // bad input: refused, nothing stored
     let mut forged = request(&signer, b"second");
-    forged["hashedRekordRequestV002"]["digest"] = json!(STANDARD.encode(sigstack_crypto::sha256(b"other")));
+    forged["hashedRekordRequestV002"]["digest"] =
+        json!(STANDARD.encode(sigstack_crypto::sha256(b"other")));
     let mut unknown = request(&signer, b"third");
     unknown["hashedRekordRequestV002"]["extra"] = json!(true);
     let mut pure = request(&signer, b"fourth");
-    pure["hashedRekordRequestV002"]["signature"]["verifier"]["keyDetails"] = json!("PKIX_ECDSA_P384_SHA_384");
-    for (what, body) in [("a signature over another digest", forged), ("an unknown field", unknown), ("keyDetails of another key", pure), ("no entry", json!({}))] {
+    pure["hashedRekordRequestV002"]["signature"]["verifier"]["keyDetails"] =
+        json!("PKIX_ECDSA_P384_SHA_384");
+    for (what, body) in [
+        ("a signature over another digest", forged),
+        ("an unknown field", unknown),
+        ("keyDetails of another key", pure),
+        ("no entry", json!({})),
+    ] {
         let (status, _, v) = post(&log.url, &body).await;
         assert_eq!(status, 400, "{what}: {v}");
-        assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: {v}");
+        assert!(
+            v["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{what}: {v}"
+        );
     }
     let res = http()
         .post(format!("{}/api/v2/log/entries", log.url))
@@ -213,7 +247,10 @@ pub async fn tiled_log_writes_reads_and_refuses(backend: Backend) {
         .expect("post");
     assert_eq!(res.status().as_u16(), 415);
     let after = checkpoint(&log.url).await;
-    assert!(after.starts_with("127.0.0.1\n1\n"), "refused entries changed the tree: {after}");
+    assert!(
+        after.starts_with("127.0.0.1\n1\n"),
+        "refused entries changed the tree: {after}"
+    );
 
     // enough entries for full tiles, a partial one and a second level
     let submit = |from: usize, to: usize| {
@@ -246,7 +283,12 @@ pub async fn tiled_log_writes_reads_and_refuses(backend: Backend) {
     let full = get("tile/0/000").await.expect("get");
     assert_eq!(full.status().as_u16(), 200);
     assert_eq!(full.headers()["content-type"], "application/octet-stream");
-    assert!(full.headers()["cache-control"].to_str().expect("s").contains("immutable"));
+    assert!(
+        full.headers()["cache-control"]
+            .to_str()
+            .expect("s")
+            .contains("immutable")
+    );
     let etag = full.headers()["etag"].clone();
     assert_eq!(full.bytes().await.expect("b").len(), 8192);
     let again = http()
@@ -256,17 +298,43 @@ pub async fn tiled_log_writes_reads_and_refuses(backend: Backend) {
         .await
         .expect("get");
     assert_eq!(again.status().as_u16(), 304);
-    assert_eq!(get("tile/0/002.p/89").await.expect("get").bytes().await.expect("b").len(), 89 * 32);
-    for (path, why) in [("tile/0/003", "beyond the tree"), ("tile/0/002.p/90", "wider than the tree"), ("tile/0/02", "a malformed index"), ("tile/64/000", "level 64"), ("tile/0/000.p/0", "width 0")] {
-        assert_eq!(get(path).await.expect("get").status().as_u16(), 404, "{path}: {why}");
+    assert_eq!(
+        get("tile/0/002.p/89")
+            .await
+            .expect("get")
+            .bytes()
+            .await
+            .expect("b")
+            .len(),
+        89 * 32
+    );
+    for (path, why) in [
+        ("tile/0/003", "beyond the tree"),
+        ("tile/0/002.p/90", "wider than the tree"),
+        ("tile/0/02", "a malformed index"),
+        ("tile/64/000", "level 64"),
+        ("tile/0/000.p/0", "width 0"),
+    ] {
+        assert_eq!(
+            get(path).await.expect("get").status().as_u16(),
+            404,
+            "{path}: {why}"
+        );
     }
     let cp_res = get("checkpoint").await.expect("get");
-    assert_eq!(cp_res.headers()["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(
+        cp_res.headers()["content-type"],
+        "text/plain; charset=utf-8"
+    );
 
     // the reader from the specifications, live, with the earlier checkpoint's consistency
     let copy = dir.join("copy");
-    let summary = read_tiles(&log.url, &key, &["--previous", p(&earlier), "--mirror", p(&copy)])
-        .expect("the spec reader accepts the log");
+    let summary = read_tiles(
+        &log.url,
+        &key,
+        &["--previous", p(&earlier), "--mirror", p(&copy)],
+    )
+    .expect("the spec reader accepts the log");
     assert_eq!(summary["size"], 601, "{summary}");
     assert_eq!(summary["consistent_with"], 300, "{summary}");
     assert_eq!(summary["levels"], 2, "{summary}");
@@ -275,7 +343,14 @@ pub async fn tiled_log_writes_reads_and_refuses(backend: Backend) {
     let port = free_port();
     let _static = Killed::new(
         Command::new("python3")
-            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
             .arg(&copy)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -283,8 +358,11 @@ pub async fn tiled_log_writes_reads_and_refuses(backend: Backend) {
             .expect("http.server"),
     );
     let static_url = format!("http://127.0.0.1:{port}");
-    wait_for("the static copy", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
-    let from_copy = read_tiles(&static_url, &key, &["--previous", p(&earlier)]).expect("the copy reads");
+    wait_for("the static copy", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let from_copy =
+        read_tiles(&static_url, &key, &["--previous", p(&earlier)]).expect("the copy reads");
     assert_eq!(from_copy["root"], summary["root"]);
     let tile = copy.join("tile/0/001");
     let mut bytes = std::fs::read(&tile).expect("tile");
@@ -296,14 +374,20 @@ pub async fn tiled_log_writes_reads_and_refuses(backend: Backend) {
     // frozen: reads go on, writes are refused with 405; another key cannot take over
     drop(log);
     let (config, url) = LogV2::write_config(&dir, &database_url, &key_path, true);
-    let frozen = LogV2::start(&config, &url, &key).expect("the frozen log starts");
+    let frozen = LogV2::start(&config, &url).expect("the frozen log starts");
     let (status, _, v) = post(&frozen.url, &request(&signer, b"after")).await;
     assert_eq!(status, 405, "{v}");
-    assert!(checkpoint(&frozen.url).await.starts_with("127.0.0.1\n601\n"));
+    assert!(
+        checkpoint(&frozen.url)
+            .await
+            .starts_with("127.0.0.1\n601\n")
+    );
     drop(frozen);
     let other = dir.join("other.pem");
-    let other_key = openssl_ed25519(&other);
+    openssl_ed25519(&other);
     let (config, url) = LogV2::write_config(&dir, &database_url, &other, false);
-    let err = LogV2::start(&config, &url, &other_key).err().expect("another key is refused");
+    let err = LogV2::start(&config, &url)
+        .err()
+        .expect("another key is refused");
     assert!(err.contains("was not signed by"), "{err}");
 }

@@ -214,6 +214,11 @@ async fn v2_verifiers_refuse_forged_bundles() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigstore_js_signs_through_the_signing_config() {
+    v2_forgeries::sigstore_js_signs_through_the_signing_config().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stack_dev_interop_matrix() {
     stack::dev_stack_interop_matrix().await
 }

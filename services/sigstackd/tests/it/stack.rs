@@ -181,8 +181,24 @@ impl Clients {
                     &who.issuer,
                     p(artifact),
                 ];
+                // cosign v2 takes a signing time from RFC 3161 timestamps (what a Rekor
+                // v2 bundle has instead of an integrated time) only when told to
+                let stamped = std::fs::read(bundle)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                    .is_some_and(|b| {
+                        b.pointer(
+                            "/verificationMaterial/timestampVerificationData/rfc3161Timestamps/0",
+                        )
+                        .is_some()
+                    });
+                let mut cosign_v2_args = args.to_vec();
+                if stamped {
+                    cosign_v2_args.insert(1, "--use-signed-timestamps");
+                }
                 let o = match verifier {
-                    "cosign v2" | "cosign v3" => self.cosign(verifier).run(&args),
+                    "cosign v2" => self.cosign(verifier).run(&cosign_v2_args),
+                    "cosign v3" => self.cosign(verifier).run(&args),
                     _ => self.ours.run(&args),
                 };
                 (o.ok(), o.to_string())
@@ -335,6 +351,24 @@ pub async fn dev_stack_interop_matrix() {
         );
         out
     };
+    // The v1 log's first entry has an inclusion proof without hashes, which sigstore-js
+    // leaves out of its bundle and sigstore-python then refuses as malformed (a gap
+    // between those two clients, not one of ours): sigstore-js, the only signer here
+    // that the v1 log gets, signs into a log that holds an entry already.
+    let seed = dir.join("seed.txt");
+    std::fs::write(&seed, "the v1 log's first entry\n").expect("w");
+    let o = c.ours.run(&[
+        "sign-blob",
+        "--yes",
+        "--rekor-version",
+        "1",
+        "--identity-token",
+        &dev_token(&data),
+        "--bundle",
+        p(&dir.join("seed.sigstore.json")),
+        p(&seed),
+    ]);
+    assert!(o.ok(), "sigstack signs into the v1 log: {o}");
     let first = std::cell::Cell::new(true);
     let signed = interop_matrix(
         "sigstackd dev (SQLite; Rekor v2 where the signing config picks it)",
@@ -354,7 +388,8 @@ pub async fn dev_stack_interop_matrix() {
     let v2_url = stack["services"]["log_v2"]["url"].as_str().expect("v2 url");
     for (artifact, bundle) in signed {
         let name = artifact.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-        let b: Value = serde_json::from_slice(&std::fs::read(&bundle).expect("bundle")).expect("json");
+        let b: Value =
+            serde_json::from_slice(&std::fs::read(&bundle).expect("bundle")).expect("json");
         let version = b
             .pointer("/verificationMaterial/tlogEntries/0/kindVersion/version")
             .and_then(Value::as_str)

@@ -33,8 +33,22 @@ pub async fn v2_verifiers_refuse_forged_bundles() {
     };
     let artifact = dir.join("artifact.txt");
     std::fs::write(&artifact, "signed into the tiled log\n").expect("w");
+    // an entry before ours, so that our proof has a hash to change
+    let first = dir.join("first.sigstore.json");
+    let (ok, out) = c.sign(
+        "sigstack",
+        &crate::stack::dev_token(&data),
+        &artifact,
+        &first,
+    );
+    assert!(ok, "sigstack signs: {out}");
     let genuine = dir.join("genuine.sigstore.json");
-    let (ok, out) = c.sign("sigstack", &crate::stack::dev_token(&data), &artifact, &genuine);
+    let (ok, out) = c.sign(
+        "sigstack",
+        &crate::stack::dev_token(&data),
+        &artifact,
+        &genuine,
+    );
     assert!(ok, "sigstack signs: {out}");
     let bundle: Value = serde_json::from_slice(&std::fs::read(&genuine).expect("r")).expect("json");
     let entry = &bundle["verificationMaterial"]["tlogEntries"][0];
@@ -45,7 +59,9 @@ pub async fn v2_verifiers_refuse_forged_bundles() {
     }
 
     // the checkpoint re-signed by another Ed25519 key under the log's name
-    let note = entry["inclusionProof"]["checkpoint"]["envelope"].as_str().expect("note");
+    let note = entry["inclusionProof"]["checkpoint"]["envelope"]
+        .as_str()
+        .expect("note");
     let text = &note[..note.rfind("\n\n").expect("sigs") + 1];
     let cp = Checkpoint::parse_body(text).expect("checkpoint");
     let impostor = sigstack_crypto::Ed25519Signer::generate();
@@ -59,13 +75,18 @@ pub async fn v2_verifiers_refuse_forged_bundles() {
     let hashes = bad_proof["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["hashes"]
         .as_array_mut()
         .expect("hashes");
-    assert!(!hashes.is_empty(), "a proof with hashes (the dev log holds several entries)");
-    let mut h = STANDARD.decode(hashes[0].as_str().expect("h")).expect("b64");
+    assert!(!hashes.is_empty(), "a proof with hashes");
+    let mut h = STANDARD
+        .decode(hashes[0].as_str().expect("h"))
+        .expect("b64");
     h[0] ^= 1;
     hashes[0] = json!(STANDARD.encode(h));
 
     // a timestamp from a TSA the trusted root does not name
-    let (tsa_key, tsa_chain) = crate::tsa::openssl_tsa(&dir.join("other-tsa"), "extendedKeyUsage=critical,timeStamping");
+    let (tsa_key, tsa_chain) = crate::tsa::openssl_tsa(
+        &dir.join("other-tsa"),
+        "extendedKeyUsage=critical,timeStamping",
+    );
     let (tsa, tsa_url, err) = crate::tsa::start_tsa(&tsa_key, &tsa_chain);
     let _tsa = tsa.unwrap_or_else(|| panic!("the other TSA starts: {err}"));
     let other_ts = dir.join("other-tsa.sigstore.json");
@@ -90,8 +111,14 @@ pub async fn v2_verifiers_refuse_forged_bundles() {
     );
 
     let variants = [
-        ("a checkpoint signed by another key", write_variant(&dir, "resigned", &resigned)),
-        ("a changed inclusion proof", write_variant(&dir, "bad-proof", &bad_proof)),
+        (
+            "a checkpoint signed by another key",
+            write_variant(&dir, "resigned", &resigned),
+        ),
+        (
+            "a changed inclusion proof",
+            write_variant(&dir, "bad-proof", &bad_proof),
+        ),
         ("a timestamp from an untrusted TSA", other_ts),
     ];
     let mut accepted = Vec::new();
@@ -100,8 +127,112 @@ pub async fn v2_verifiers_refuse_forged_bundles() {
             let (ok, out) = c.verify(v, &who, &artifact, file);
             if ok {
                 accepted.push(format!("{v} accepted {what}: {out}"));
+            } else {
+                eprintln!(
+                    "{v} refuses {what}: {}",
+                    out.trim().lines().last().unwrap_or("")
+                );
             }
         }
     }
-    assert!(accepted.is_empty(), "forged v2 bundles accepted:\n{}", accepted.join("\n"));
+    assert!(
+        accepted.is_empty(),
+        "forged v2 bundles accepted:\n{}",
+        accepted.join("\n")
+    );
+}
+
+/// sigstore-js through its signing-config path (`bundleBuilderFromSigningConfig`) picks
+/// the v2 log and the TSA from the dev stack's signing config: its message signature
+/// verifies with all five verifiers, and its DSSE attestation (sent as
+/// `dsseRequestV002`, which rekor-tiles no longer takes and this log still does) with
+/// `sigstack` and sigstore-js.
+pub async fn sigstore_js_signs_through_the_signing_config() {
+    let dir = temp_dir("v2-js");
+    let data = dir.join("stack");
+    let (_dev, stack) = crate::keyless::dev_stack(&data, None);
+    let c = Clients::new(&dir, &stack);
+    let who = Identity {
+        identity: stack_str(&stack, "/services/oidc/email"),
+        issuer: stack_str(&stack, "/services/oidc/url"),
+    };
+    let config = stack_str(&stack, "/signing_config");
+    let js_sign = |artifact: &Path, bundle: &Path, attest: Option<&str>| {
+        let mut cmd = std::process::Command::new("node");
+        cmd.arg(crate::keyless::js().join("sign-config.mjs"))
+            .args(["--signing-config", &config, "--identity-token"])
+            .arg(crate::stack::dev_token(&data))
+            .args(["--artifact", p(artifact), "--bundle", p(bundle)]);
+        if let Some(t) = attest {
+            cmd.args(["--attest", t]);
+        }
+        crate::keyless::run(&mut cmd)
+    };
+    let version = |b: &Path| -> (String, String, bool) {
+        let v: Value = serde_json::from_slice(&std::fs::read(b).expect("r")).expect("json");
+        let e = &v["verificationMaterial"]["tlogEntries"][0]["kindVersion"];
+        (
+            e["kind"].as_str().unwrap_or("").into(),
+            e["version"].as_str().unwrap_or("").into(),
+            v.pointer("/verificationMaterial/timestampVerificationData/rfc3161Timestamps/0")
+                .is_some(),
+        )
+    };
+
+    let artifact = dir.join("artifact.txt");
+    std::fs::write(&artifact, "signed by sigstore-js from the signing config\n").expect("w");
+    // sigstore-js writes its bundles as protobuf JSON, which leaves out a log index of 0
+    // and an empty proof, and sigstore-python refuses a bundle without them: an entry
+    // first, so that sigstore-js's is not the log's first (a gap between those two
+    // clients at a new log's first entry, not one of ours)
+    let (ok, out) = c.sign(
+        "sigstack",
+        &crate::stack::dev_token(&data),
+        &artifact,
+        &dir.join("first.json"),
+    );
+    assert!(ok, "{out}");
+    let bundle = dir.join("js-message.sigstore.json");
+    let (ok, out) = js_sign(&artifact, &bundle, None);
+    assert!(ok, "sigstore-js signs: {out}");
+    assert_eq!(
+        version(&bundle),
+        ("hashedrekord".into(), "0.0.2".into(), true),
+        "the v2 log and a timestamp"
+    );
+    for v in [
+        "sigstack",
+        "sigstore-python",
+        "sigstore-js",
+        "cosign v2",
+        "cosign v3",
+    ] {
+        let (ok, out) = c.verify(v, &who, &artifact, &bundle);
+        assert!(ok, "{v} verifies sigstore-js's v2 message signature: {out}");
+    }
+
+    let statement = dir.join("statement.json");
+    std::fs::write(
+        &statement,
+        serde_json::to_vec(&json!({
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": "artifact.txt", "digest": {"sha256": hex::encode(sigstack_crypto::sha256(&std::fs::read(&artifact).expect("r")))}}],
+            "predicateType": "https://example.com/review/v1",
+            "predicate": {"reviewed": true},
+        }))
+        .expect("json"),
+    )
+    .expect("w");
+    let dsse = dir.join("js-dsse.sigstore.json");
+    let (ok, out) = js_sign(&statement, &dsse, Some("application/vnd.in-toto+json"));
+    assert!(ok, "sigstore-js attests: {out}");
+    assert_eq!(
+        version(&dsse),
+        ("dsse".into(), "0.0.2".into(), true),
+        "a dsse 0.0.2 entry"
+    );
+    for v in ["sigstack", "sigstore-js"] {
+        let (ok, out) = c.verify(v, &who, &artifact, &dsse);
+        assert!(ok, "{v} verifies sigstore-js's v2 attestation: {out}");
+    }
 }
