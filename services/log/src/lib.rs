@@ -17,6 +17,7 @@ pub mod store;
 mod testdata;
 pub mod tiles;
 pub mod v2;
+pub mod witness;
 
 pub use error::EntryError;
 pub use kinds::{Canonical, Check, canonicalize, canonicalize_for_lookup};

@@ -62,6 +62,7 @@ fn parses_with(args: &[String], env: &BTreeMap<String, String>, place: &str) {
 fn config_env(service: &str) -> Vec<String> {
     let (prefix, keys): (&str, &[&str]) = match service {
         "log" => ("SIGSTACK_LOG_", crate::log::config::KEYS),
+        "log-v2" => ("SIGSTACK_LOG_V2_", crate::log_v2::config::KEYS),
         "ctlog" => ("SIGSTACK_CTLOG_", crate::ctlog::config::KEYS),
         "ca" => ("SIGSTACK_CA_", crate::ca::config::KEYS),
         "oidc" => ("SIGSTACK_OIDC_", crate::oidc::config::KEYS),
@@ -305,6 +306,7 @@ async fn compose_file_matches_the_binary() {
     };
     let urls = [
         ("log", init_args.log_url.clone()),
+        ("log-v2", init_args.log_v2_url.clone()),
         ("ca", init_args.ca_url.clone()),
         ("ctlog", init_args.ctlog_url.clone()),
         ("oidc", init_args.oidc_url.clone()),
@@ -492,7 +494,7 @@ fn kubernetes_manifests_match_the_binary() {
             let replicas = d["spec"]["replicas"].as_u64().expect("replicas");
             match sub.as_str() {
                 // one sequencer; pending sign-ins are in memory
-                "log" | "ctlog" | "oidc" => {
+                "log" | "log-v2" | "ctlog" | "oidc" => {
                     assert_eq!(replicas, 1, "{place}");
                     assert_eq!(
                         d["spec"]["strategy"]["type"].as_str(),
@@ -506,7 +508,7 @@ fn kubernetes_manifests_match_the_binary() {
         }
     }
     seen.sort();
-    assert_eq!(seen, ["ca", "ctlog", "log", "oidc", "tsa", "tuf"]);
+    assert_eq!(seen, ["ca", "ctlog", "log", "log-v2", "oidc", "tsa", "tuf"]);
 }
 
 #[test]
@@ -550,7 +552,7 @@ fn every_metric_is_in_the_readme() {
             for (i, _) in text.match_indices("\"sigstack_") {
                 let name: String = text[i + 1..]
                     .chars()
-                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
                     .collect();
                 // a histogram's series are listed under its own name
                 let name = ["_bucket", "_sum", "_count"]

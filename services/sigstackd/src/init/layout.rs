@@ -27,7 +27,7 @@ pub(crate) struct Layout {
 }
 
 /// The services, each with a key directory of its own.
-const SERVICES: [&str; 6] = ["log", "ctlog", "ca", "oidc", "tuf", "tsa"];
+const SERVICES: [&str; 7] = ["log", "log-v2", "ctlog", "ca", "oidc", "tuf", "tsa"];
 
 impl Layout {
     /// `dir` and `offline` absolute.
@@ -138,6 +138,7 @@ impl Layout {
 /// The service URLs, trimmed.
 pub(super) struct Urls {
     pub(super) log: String,
+    pub(super) log_v2: String,
     pub(super) ca: String,
     pub(super) ct: String,
     pub(super) oidc: String,
@@ -187,6 +188,17 @@ pub(super) fn config_files(
             tables: String::new(),
         },
         ConfigFile {
+            name: "log-v2.toml",
+            env: "SIGSTACK_LOG_V2_",
+            top: vec![
+                ("listen", listen(&u.log_v2, "log-v2")?),
+                ("public_url", q(&u.log_v2)),
+                ("database_url", db.clone()),
+                ("signing_key", k("log-v2", "log-v2.pem")),
+            ],
+            tables: String::new(),
+        },
+        ConfigFile {
             name: "ctlog.toml",
             env: "SIGSTACK_CTLOG_",
             top: vec![
@@ -212,6 +224,8 @@ pub(super) fn config_files(
                 ),
                 ("ctlog_public_key", public("ctlog.pub.pem")),
                 ("tlog_url", q(&u.log)),
+                ("tlog_v2_url", q(&u.log_v2)),
+                ("tlog_v2_public_key", public("log-v2.pub.pem")),
                 ("oidc_url", q(&u.oidc)),
                 ("tsa_url", q(&u.tsa)),
                 ("tsa_chain", public("tsa-chain.pem")),

@@ -17,6 +17,7 @@ mod files;
 mod layout;
 mod owner;
 mod published;
+mod report;
 
 use crate::bootstrap::{
     CaEntry, ChainFiles, CtEntry, LogEntry, OidcEntry, Services, StackFile, TufEntry, TufFiles,
@@ -59,6 +60,14 @@ pub struct InitArgs {
         default_value = "http://localhost:3000"
     )]
     pub log_url: String,
+    /// Where clients reach the tiled transparency log (Rekor v2). Its host is the
+    /// checkpoint origin clients verify against.
+    #[arg(
+        long,
+        env = "SIGSTACK_INIT_LOG_V2_URL",
+        default_value = "http://localhost:3003"
+    )]
+    pub log_v2_url: String,
     /// Where clients reach the CA.
     #[arg(
         long,
@@ -104,7 +113,7 @@ pub struct InitArgs {
     pub oidc_internal_url: Option<String>,
     /// Address the services listen on. Each listens on its URL's port, or, for a URL
     /// without one (behind a TLS-terminating proxy), on its standard port: log 3000,
-    /// CA 5555, OIDC 5556, CT log 6962, TUF 8088, TSA 3004.
+    /// log-v2 3003, CA 5555, OIDC 5556, CT log 6962, TUF 8088, TSA 3004.
     #[arg(long, env = "SIGSTACK_INIT_LISTEN_HOST", default_value = "0.0.0.0")]
     pub listen_host: IpAddr,
     /// Who runs the stack (trust files' operator, the CA's subject organisation).
@@ -130,20 +139,22 @@ pub struct InitArgs {
 }
 
 /// The settings `--reconfigure` takes from the flags.
-const FROM_FLAGS: [&str; 8] = [
+const FROM_FLAGS: [&str; 9] = [
     "listen",
     "public_url",
     "database_url",
     "ctlog_url",
     "tlog_url",
+    "tlog_v2_url",
     "oidc_url",
     "tsa_url",
     "operator",
 ];
 
 /// Where each service listens when its URL names no port.
-pub const STANDARD_PORTS: [(&str, u16); 6] = [
+pub const STANDARD_PORTS: [(&str, u16); 7] = [
     ("log", 3000),
+    ("log-v2", 3003),
     ("tsa", 3004),
     ("ca", 5555),
     ("oidc", 5556),
@@ -215,6 +226,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
     let trim = |u: &str| u.trim_end_matches('/').to_string();
     let u = Urls {
         log: trim(&a.log_url),
+        log_v2: trim(&a.log_v2_url),
         ca: trim(&a.ca_url),
         ct: trim(&a.ctlog_url),
         oidc: trim(&a.oidc_url),
@@ -224,6 +236,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
     // every URL is checked before anything is touched
     for (url, s) in [
         (&u.log, "log"),
+        (&u.log_v2, "log-v2"),
         (&u.ca, "ca"),
         (&u.ct, "ctlog"),
         (&u.oidc, "oidc"),
@@ -316,6 +329,8 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
     }
     // every file must load as the service will load it
     let log_cfg = crate::log::config::LogConfig::load(Some(&dir.join("log.toml")))?;
+    let log_v2_cfg =
+        crate::log_v2::config::LogV2Config::load(Some(&dir.join("log-v2.toml")))?;
     let ct_cfg = crate::ctlog::config::CtLogConfig::load(Some(&dir.join("ctlog.toml")))?;
     let ca_cfg = crate::ca::config::CaConfig::load(Some(&dir.join("ca.toml")))?;
     let oidc_cfg = crate::oidc::config::OidcConfig::load(Some(&dir.join("oidc.toml")))?;
@@ -327,6 +342,14 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
     let log_key = FileSigner::load_or_generate(&log_cfg.signing_key, Curve::P256)?;
     let log_pub = l.public_half(&log_cfg.signing_key);
     write_atomic(&log_pub, log_key.public_key().to_pem().as_bytes())?;
+    require_key(
+        &log_v2_cfg.signing_key,
+        make("log-v2.toml"),
+        "the v2 log's key",
+    )?;
+    let log_v2_key = sigstack_crypto::Ed25519Signer::load_or_generate(&log_v2_cfg.signing_key)?;
+    let log_v2_pub = l.public_half(&log_v2_cfg.signing_key);
+    write_atomic(&log_v2_pub, log_v2_key.public_key().to_pem().as_bytes())?;
     require_key(&ct_cfg.signing_key, make("ctlog.toml"), "the CT log's key")?;
     let ct_key = FileSigner::load_or_generate(&ct_cfg.signing_key, Curve::P256)?;
     let ct_pub = l.public_half(&ct_cfg.signing_key);
@@ -404,7 +427,10 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         extra_tsa_chains: Vec::new(),
         extra_ctlog_keys: Vec::new(),
         extra_tlog_keys: Vec::new(),
-        tlog_v2: None,
+        tlog_v2: Some(trust::TlogV2Trust {
+            url: u.log_v2.clone(),
+            key: log_v2_key.public_key().clone(),
+        }),
     };
     let tuf = TufFiles {
         trust_dir: &dir,
@@ -485,7 +511,15 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
             tree_id: None,
             public_key: log_pub.display().to_string(),
         },
-        log_v2: None,
+        log_v2: Some(crate::bootstrap::LogV2Entry {
+            url: u.log_v2.clone(),
+            log_id: hex::encode(sigstack_log::note::log_id(
+                &log_v2_cfg.origin()?,
+                log_v2_key.public_key(),
+            )),
+            origin: log_v2_cfg.origin()?,
+            public_key: log_v2_pub.display().to_string(),
+        }),
         ctlog: CtEntry::new(&u.ct, ct_key.public_key(), &ct_pub),
         ca: CaEntry {
             url: u.ca.clone(),
@@ -519,53 +553,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         owner::give_to(&l, owner)?;
     }
 
-    let d = dir.display();
-    println!(
-        "sigstack stack {} in {d}",
-        if live.is_some() {
-            "checked"
-        } else {
-            "prepared"
-        }
-    );
-    for n in &notes {
-        println!("  note:   {n}");
-    }
-    for s in ["log", "ctlog", "ca", "oidc", "tuf", "tsa"] {
-        println!("  start:  sigstackd {s} --config {d}/{s}.toml");
-    }
-    println!(
-        "  check:  sigstackd doctor --tuf-url {} --root {}",
-        u.tuf,
-        tuf_root.display()
-    );
-    println!(
-        "  trust:  sigstack initialize --mirror {} --root {}",
-        u.tuf,
-        tuf_root.display()
-    );
-    println!(
-        "  login:  user {} ({}), password in {}{}",
-        username,
-        a.admin_email,
-        password_file.display(),
-        if password_file.exists() {
-            ""
-        } else {
-            " (with the offline directory, away)"
-        }
-    );
-    if l.offline.exists() {
-        println!(
-            "  offline: {} holds the CA and TSA root keys and the TUF ceremony: no service needs it; keep it offline (see the README).",
-            l.offline.display()
-        );
-    }
-    if l.is_older() {
-        println!(
-            "  offline: in this stack's layout (prepared by an older init) the offline material is {d}/keys/ca-root.pem, {d}/keys/tsa-root.pem and {d}/tuf-ceremony/keys: keep them offline."
-        );
-    }
+    report::print(&a, &u, &l, live.is_some(), &notes, &tuf_root);
     Ok(())
 }
 

@@ -32,7 +32,8 @@ pub async fn probes_under_a_database_outage() {
         .args(["--listen-host", "127.0.0.1", "--operator", "probes"])
         .args(["--log-url", &url("log"), "--ctlog-url", &url("ctlog")])
         .args(["--ca-url", &url("ca"), "--oidc-url", &url("oidc")])
-        .args(["--tuf-url", &url("tuf"), "--tsa-url", &url("tsa")]));
+        .args(["--tuf-url", &url("tuf"), "--tsa-url", &url("tsa")])
+        .args(["--log-v2-url", &url("log-v2")]));
     assert!(ok, "init: {out}");
     let _procs = start_all(&etc, &dir, &urls);
 
@@ -41,7 +42,7 @@ pub async fn probes_under_a_database_outage() {
         let (st, body) = get(&format!("{}/healthz", url(s))).await;
         assert_eq!(st, 200, "{s} /healthz with the database down: {body}");
         let (st, body) = get(&format!("{}/readyz", url(s))).await;
-        let needs_db = matches!(s, "log" | "ctlog" | "tuf");
+        let needs_db = matches!(s, "log" | "log-v2" | "ctlog" | "tuf");
         if needs_db {
             assert_eq!(st, 503, "{s} /readyz with the database down: {body}");
             let v: Value = serde_json::from_str(&body).expect("a JSON reason");

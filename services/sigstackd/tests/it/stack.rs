@@ -472,7 +472,7 @@ impl Drop for Service {
     }
 }
 
-pub(crate) const SERVICES: [&str; 6] = ["log", "ctlog", "ca", "oidc", "tuf", "tsa"];
+pub(crate) const SERVICES: [&str; 7] = ["log", "log-v2", "ctlog", "ca", "oidc", "tuf", "tsa"];
 
 pub(crate) fn start_all(etc: &Path, logs: &Path, urls: &[(&str, String)]) -> Vec<Service> {
     let procs: Vec<Service> = SERVICES
@@ -565,7 +565,8 @@ pub async fn production_stack_on_postgres() {
             .args(["--listen-host", "127.0.0.1", "--operator", "sigstack-test"])
             .args(["--log-url", &url("log"), "--ctlog-url", &url("ctlog")])
             .args(["--ca-url", &url("ca"), "--oidc-url", &url("oidc")])
-            .args(["--tuf-url", &url("tuf"), "--tsa-url", &url("tsa")]))
+            .args(["--tuf-url", &url("tuf"), "--tsa-url", &url("tsa")])
+            .args(["--log-v2-url", &url("log-v2")]))
     };
     let (ok, out) = init(&etc);
     assert!(ok, "sigstackd init: {out}");

@@ -53,7 +53,8 @@ impl Operator {
                 &self.url("ctlog"),
             ])
             .args(["--ca-url", &self.url("ca"), "--oidc-url", &self.url("oidc")])
-            .args(["--tuf-url", &self.url("tuf"), "--tsa-url", &self.url("tsa")]));
+            .args(["--tuf-url", &self.url("tuf"), "--tsa-url", &self.url("tsa")])
+            .args(["--log-v2-url", &self.url("log-v2")]));
         assert!(ok, "init: {out}");
         out
     }
