@@ -43,7 +43,10 @@ impl AddCheckpoint {
             .next()
             .and_then(|l| l.strip_prefix("old "))
             .ok_or("the first line is not `old <size>`")?;
-        if old.is_empty() || (old.len() > 1 && old.starts_with('0')) || !old.bytes().all(|b| b.is_ascii_digit()) {
+        if old.is_empty()
+            || (old.len() > 1 && old.starts_with('0'))
+            || !old.bytes().all(|b| b.is_ascii_digit())
+        {
             return Err("the old size is not a decimal without leading zeros".into());
         }
         let old_size = old.parse().map_err(|_| "the old size is too large")?;
@@ -110,7 +113,9 @@ pub fn check(
         return Err(Refusal::Conflict(have));
     }
     if cp.size == 0 && cp.root != EMPTY_ROOT {
-        return Err(Refusal::Inconsistent("an empty tree with another root".into()));
+        return Err(Refusal::Inconsistent(
+            "an empty tree with another root".into(),
+        ));
     }
     match seen {
         None | Some(Seen { size: 0, .. }) => {
@@ -125,8 +130,10 @@ pub fn check(
                 ));
             }
         }
-        Some(s) => sigstack_merkle::verify_consistency(s.size, cp.size, &req.proof, &s.root, &cp.root)
-            .map_err(|e| Refusal::Inconsistent(format!("the consistency proof fails: {e}")))?,
+        Some(s) => {
+            sigstack_merkle::verify_consistency(s.size, cp.size, &req.proof, &s.root, &cp.root)
+                .map_err(|e| Refusal::Inconsistent(format!("the consistency proof fails: {e}")))?
+        }
     }
     Ok(cp)
 }
@@ -143,7 +150,12 @@ fn message(cp: &Checkpoint, timestamp: u64) -> String {
 }
 
 /// A cosignature line by `name` over `cp` at `timestamp` (Unix seconds).
-pub fn cosign(name: &str, signer: &dyn Signer, cp: &Checkpoint, timestamp: u64) -> Result<String, CryptoError> {
+pub fn cosign(
+    name: &str,
+    signer: &dyn Signer,
+    cp: &Checkpoint,
+    timestamp: u64,
+) -> Result<String, CryptoError> {
     let id = cosigner_id(name, signer.public_key())
         .ok_or_else(|| CryptoError::Signing("a cosigner signs with Ed25519".into()))?;
     let sig = signer.sign(message(cp, timestamp).as_bytes())?;
@@ -162,7 +174,9 @@ pub fn verify_cosignature(note: &str, name: &str, key: &PublicKey) -> Result<u64
         .find(|(n, k, _)| *n == name && *k == id)
         .ok_or_else(|| format!("no cosignature by {name}"))?;
     if blob.len() != 8 + 64 {
-        return Err(format!("the cosignature by {name} is not a timestamped Ed25519 signature"));
+        return Err(format!(
+            "the cosignature by {name} is not a timestamped Ed25519 signature"
+        ));
     }
     let ts = u64::from_be_bytes(blob[..8].try_into().map_err(|_| "short")?);
     key.verify_message(message(&cp, ts).as_bytes(), &blob[8..])
@@ -192,7 +206,13 @@ mod tests {
             note: "o\n7\nAAAA\n\n— o AAAA\n".into(),
         };
         assert_eq!(AddCheckpoint::parse(&r.encode()), Ok(r));
-        for bad in ["old 05\n\nx", "old -1\n\nx", "new 1\n\nx", "old 1\nnot base64\n\nx", "old 1\n"] {
+        for bad in [
+            "old 05\n\nx",
+            "old -1\n\nx",
+            "new 1\n\nx",
+            "old 1\nnot base64\n\nx",
+            "old 1\n",
+        ] {
             assert!(AddCheckpoint::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -201,27 +221,60 @@ mod tests {
     fn a_witness_cosigns_only_consistent_growth() {
         let log = Ed25519Signer::generate();
         let note = |n: u64| {
-            Checkpoint { origin: "log.example".into(), size: n, root: tree(n).root() }
-                .sign_ed25519("log.example", &log)
-                .expect("signs")
+            Checkpoint {
+                origin: "log.example".into(),
+                size: n,
+                root: tree(n).root(),
+            }
+            .sign_ed25519("log.example", &log)
+            .expect("signs")
         };
         let key = log.public_key();
-        let req = |old: u64, proof: Vec<Hash>, n: u64| AddCheckpoint { old_size: old, proof, note: note(n) };
+        let req = |old: u64, proof: Vec<Hash>, n: u64| AddCheckpoint {
+            old_size: old,
+            proof,
+            note: note(n),
+        };
         // first contact: from zero, no proof
         let cp = check(&req(0, vec![], 10), "log.example", key, None).expect("cosigns");
-        let seen = Seen { size: cp.size, root: cp.root };
+        let seen = Seen {
+            size: cp.size,
+            root: cp.root,
+        };
         // a stale old size: 409 with the witness's size
-        assert_eq!(check(&req(0, vec![], 12), "log.example", key, Some(seen)), Err(Refusal::Conflict(10)));
+        assert_eq!(
+            check(&req(0, vec![], 12), "log.example", key, Some(seen)),
+            Err(Refusal::Conflict(10))
+        );
         // a wrong proof: 422
-        assert!(matches!(check(&req(10, vec![[0u8; 32]], 12), "log.example", key, Some(seen)), Err(Refusal::Inconsistent(_))));
+        assert!(matches!(
+            check(
+                &req(10, vec![[0u8; 32]], 12),
+                "log.example",
+                key,
+                Some(seen)
+            ),
+            Err(Refusal::Inconsistent(_))
+        ));
         // the real proof
         let proof = consistency_proof(10, 12);
         check(&req(10, proof, 12), "log.example", key, Some(seen)).expect("consistent growth");
         // another key, or another origin: 403
         let other = Ed25519Signer::generate();
-        assert!(matches!(check(&req(10, vec![], 12), "log.example", other.public_key(), Some(seen)), Err(Refusal::Forbidden(_))));
+        assert!(matches!(
+            check(
+                &req(10, vec![], 12),
+                "log.example",
+                other.public_key(),
+                Some(seen)
+            ),
+            Err(Refusal::Forbidden(_))
+        ));
         // old beyond the checkpoint: 400
-        assert!(matches!(check(&req(13, vec![], 12), "log.example", key, Some(seen)), Err(Refusal::BadRequest(_))));
+        assert!(matches!(
+            check(&req(13, vec![], 12), "log.example", key, Some(seen)),
+            Err(Refusal::BadRequest(_))
+        ));
     }
 
     /// A consistency proof computed the slow way (RFC 6962 §2.1.2) from the leaves.
@@ -265,14 +318,34 @@ mod tests {
     #[test]
     fn cosignatures_sign_and_verify() {
         let w = Ed25519Signer::generate();
-        let cp = Checkpoint { origin: "log.example".into(), size: 3, root: [7u8; 32] };
+        let cp = Checkpoint {
+            origin: "log.example".into(),
+            size: 3,
+            root: [7u8; 32],
+        };
         let log = Ed25519Signer::generate();
         let note = cp.sign_ed25519("log.example", &log).expect("signs");
-        let cosigned = format!("{note}{}", cosign("witness.example/w1", &w, &cp, 1_700_000_000).expect("cosigns"));
-        assert_eq!(verify_cosignature(&cosigned, "witness.example/w1", w.public_key()), Ok(1_700_000_000));
+        let cosigned = format!(
+            "{note}{}",
+            cosign("witness.example/w1", &w, &cp, 1_700_000_000).expect("cosigns")
+        );
+        assert_eq!(
+            verify_cosignature(&cosigned, "witness.example/w1", w.public_key()),
+            Ok(1_700_000_000)
+        );
         assert!(verify_cosignature(&cosigned, "witness.example/w2", w.public_key()).is_err());
-        assert!(verify_cosignature(&cosigned.replacen("\n3\n", "\n4\n", 1), "witness.example/w1", w.public_key()).is_err());
+        assert!(
+            verify_cosignature(
+                &cosigned.replacen("\n3\n", "\n4\n", 1),
+                "witness.example/w1",
+                w.public_key()
+            )
+            .is_err()
+        );
         // the log's own line still verifies beside the cosignature
-        assert_eq!(crate::note::verify_ed25519(&cosigned, "log.example", log.public_key()), Ok(cp));
+        assert_eq!(
+            crate::note::verify_ed25519(&cosigned, "log.example", log.public_key()),
+            Ok(cp)
+        );
     }
 }

@@ -185,8 +185,9 @@ pub(super) async fn sign_with(
     sign_with_log(trust, s, digest_or_statement, true).await
 }
 
-/// [`sign_with`], where `v2_ok` false keeps to Rekor v1 (cosign's legacy image
-/// signatures carry a signed entry timestamp, which only v1 gives).
+/// [`sign_with`], where `v2_ok` false keeps to Rekor v1: cosign's legacy image
+/// signatures carry a signed entry timestamp, and a signature kept without its bundle
+/// is found by searching the log, which only v1 gives.
 pub(super) async fn sign_with_log(
     trust: &TrustArgs,
     s: &SignFlags,
@@ -202,7 +203,7 @@ pub(super) async fn sign_with_log(
     if !v2_ok && r.rekor_api == RekorApi::V2 {
         if s.rekor_url.is_some() || s.rekor_version == Some(2) {
             bail!(
-                "a legacy image signature needs a Rekor v1 entry (a signed entry timestamp): use --rekor-version 1, or --new-bundle-format"
+                "this signature needs a Rekor v1 entry (a signature without a bundle is found by searching the log; a legacy image signature carries a signed entry timestamp): use --rekor-version 1, --bundle, or --new-bundle-format"
             );
         }
         let f = resolve_services(
@@ -381,7 +382,15 @@ pub(super) async fn sign_blob(
         .into());
     }
     let digest = hash_file(&a.artifact)?;
-    let signed = sign_with(trust, &a.sign, SignWhat::Digest(&digest)).await?;
+    // without a bundle the signature is found again by searching the log, which only a
+    // Rekor v1 log can do
+    let signed = sign_with_log(
+        trust,
+        &a.sign,
+        SignWhat::Digest(&digest),
+        a.bundle.is_some() || !a.sign.tlog_upload,
+    )
+    .await?;
     if let (Some(p), Some(ts)) = (&a.rfc3161_timestamp, &signed.timestamp) {
         // cosign v2's file: its RFC3161Timestamp struct as JSON
         write_file(

@@ -329,8 +329,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
     }
     // every file must load as the service will load it
     let log_cfg = crate::log::config::LogConfig::load(Some(&dir.join("log.toml")))?;
-    let log_v2_cfg =
-        crate::log_v2::config::LogV2Config::load(Some(&dir.join("log-v2.toml")))?;
+    let log_v2_cfg = crate::log_v2::config::LogV2Config::load(Some(&dir.join("log-v2.toml")))?;
     let ct_cfg = crate::ctlog::config::CtLogConfig::load(Some(&dir.join("ctlog.toml")))?;
     let ca_cfg = crate::ca::config::CaConfig::load(Some(&dir.join("ca.toml")))?;
     let oidc_cfg = crate::oidc::config::OidcConfig::load(Some(&dir.join("oidc.toml")))?;

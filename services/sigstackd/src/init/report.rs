@@ -18,11 +18,7 @@ pub(super) fn print(
     let d = dir.display();
     println!(
         "sigstack stack {} in {d}",
-        if checked {
-            "checked"
-        } else {
-            "prepared"
-        }
+        if checked { "checked" } else { "prepared" }
     );
     for n in notes {
         println!("  note:   {n}");

@@ -337,7 +337,8 @@ pub async fn our_client_signs_and_verifies_with_the_others() {
     assert!(o.ok(), "--offline uses the cache: {o}");
     assert_eq!(json_of(&o)["verified"], true);
 
-    // keyless signing with services from the signing config, all outputs
+    // keyless signing with services from the signing config, all outputs; into the v1
+    // log, whose entries a detached signature can be looked up by (below)
     let (sig, crt) = (dir.join("a.sig"), dir.join("a.crt"));
     let o = cli.run_env(
         &[
@@ -345,6 +346,8 @@ pub async fn our_client_signs_and_verifies_with_the_others() {
             "json",
             "sign-blob",
             "--yes",
+            "--rekor-version",
+            "1",
             "--bundle",
             p(&keyless),
             "--output-signature",

@@ -17,6 +17,17 @@ pub fn go_tool(var: &str) -> PathBuf {
     p
 }
 
+/// Whether a bundle carries an RFC 3161 timestamp.
+pub fn stamped(bundle: &Path) -> bool {
+    std::fs::read(bundle)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|b| {
+            b.pointer("/verificationMaterial/timestampVerificationData/rfc3161Timestamps/0")
+                .is_some()
+        })
+}
+
 /// A cosign binary with a home of its own (`$HOME`, and `$TUF_ROOT` beneath it unless
 /// the caller shares one).
 pub struct Cosign {
@@ -60,9 +71,27 @@ impl Cosign {
         c
     }
 
+    /// Runs cosign. cosign v2 takes a bundle's signing time from its RFC 3161 timestamps
+    /// (all a Rekor v2 bundle has) only with `--use-signed-timestamps`, which its users
+    /// pass for such bundles: so does this, for `verify-blob*` of a timestamped bundle.
     pub fn run(&self, args: &[&str]) -> Out {
+        let mut args = args.to_vec();
+        let bundle = args
+            .iter()
+            .position(|a| *a == "--bundle")
+            .and_then(|i| args.get(i + 1));
+        if self.name == "cosign v2"
+            && matches!(
+                args.first(),
+                Some(&"verify-blob" | &"verify-blob-attestation")
+            )
+            && bundle.is_some_and(|b| stamped(Path::new(b)))
+            && !args.contains(&"--use-signed-timestamps")
+        {
+            args.insert(1, "--use-signed-timestamps");
+        }
         let mut c = self.cmd();
-        c.args(args);
+        c.args(&args);
         out(c)
     }
 

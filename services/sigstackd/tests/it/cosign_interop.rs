@@ -646,7 +646,19 @@ fn blobs_with_keys_and_old_bundles(st: &Stack, artifact: &Path) {
             &v2.run(&args),
             &format!("cosign v2 verifies {}", b.display()),
         );
-        if b != &att_v2_old {
+        // cosign v2 (its sigstore-go) still sends an attestation to a Rekor v2 log as
+        // `dsseRequestV002`, which this log keeps accepting and rekor-tiles no longer
+        // does; cosign v3's sigstore-go has dropped the matching verifier (it asks for a
+        // key), so that one bundle is for cosign v2 and sigstack to verify
+        let dsse_v2 = std::fs::read(b)
+            .ok()
+            .and_then(|x| serde_json::from_slice::<serde_json::Value>(&x).ok())
+            .and_then(|x| {
+                x.pointer("/verificationMaterial/tlogEntries/0/kindVersion")
+                    .cloned()
+            })
+            == Some(serde_json::json!({"kind": "dsse", "version": "0.0.2"}));
+        if b != &att_v2_old && !dsse_v2 {
             ok(
                 &v3.run(&args),
                 &format!("cosign v3 verifies {}", b.display()),

@@ -257,6 +257,9 @@ pub async fn images_sign_verify_and_manage_signatures() {
             "--trust-config",
             &s("/trust_config"),
             "sign",
+            // cosign's legacy layout carries a signed entry timestamp: Rekor v1's
+            "--rekor-version",
+            "1",
             "--identity-token",
             &token,
             "--bundle",

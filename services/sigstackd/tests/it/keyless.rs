@@ -231,6 +231,30 @@ pub async fn real_clients_sign_and_verify_keylessly() {
         .arg(&py_bundle)
         .arg(&artifact));
     assert!(ok, "sigstore-python sign: {out}");
+    // and into the v1 log when asked (which also gives sigstore-js's entry below an index
+    // above 0: sigstore-js leaves a 0 index out of its bundle, and sigstore-python then
+    // refuses the bundle as malformed)
+    let py_v1_bundle = dir.join("python-v1.sigstore.json");
+    let (ok, out) = run(Command::new(venv.join("bin/sigstore"))
+        .args([
+            "--trust-config",
+            &s(&stack, "trust_config"),
+            "sign",
+            "--rekor-version",
+            "1",
+        ])
+        .args(["--identity-token", &token, "--bundle"])
+        .arg(&py_v1_bundle)
+        .arg(&artifact));
+    assert!(ok, "sigstore-python sign --rekor-version 1: {out}");
+    for (b, version) in [(&py_bundle, "0.0.2"), (&py_v1_bundle, "0.0.1")] {
+        let v: Value = serde_json::from_slice(&std::fs::read(b).expect("bundle")).expect("json");
+        assert_eq!(
+            v.pointer("/verificationMaterial/tlogEntries/0/kindVersion/version"),
+            Some(&serde_json::json!(version)),
+            "{v}"
+        );
+    }
     let js_bundle = dir.join("js.sigstore.json");
     let (ok, out) = run(Command::new("node")
         .arg(js.join("sign-bundle.mjs"))
@@ -255,7 +279,11 @@ pub async fn real_clients_sign_and_verify_keylessly() {
     };
     let (tc, tr) = (s(&stack, "trust_config"), s(&stack, "trusted_root"));
     let (other_tc, other_tr) = (s(&other, "trust_config"), s(&other, "trusted_root"));
-    for (signer, bundle) in [("sigstore-python", &py_bundle), ("sigstore-js", &js_bundle)] {
+    for (signer, bundle) in [
+        ("sigstore-python", &py_bundle),
+        ("sigstore-python (v1)", &py_v1_bundle),
+        ("sigstore-js", &js_bundle),
+    ] {
         let (ok, out) = v.python(&tc, bundle, identity, &issuer);
         assert!(ok, "sigstore-python rejects the {signer} bundle: {out}");
         let (ok, out) = v.js(&tr, bundle, identity, &issuer);

@@ -181,24 +181,8 @@ impl Clients {
                     &who.issuer,
                     p(artifact),
                 ];
-                // cosign v2 takes a signing time from RFC 3161 timestamps (what a Rekor
-                // v2 bundle has instead of an integrated time) only when told to
-                let stamped = std::fs::read(bundle)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-                    .is_some_and(|b| {
-                        b.pointer(
-                            "/verificationMaterial/timestampVerificationData/rfc3161Timestamps/0",
-                        )
-                        .is_some()
-                    });
-                let mut cosign_v2_args = args.to_vec();
-                if stamped {
-                    cosign_v2_args.insert(1, "--use-signed-timestamps");
-                }
                 let o = match verifier {
-                    "cosign v2" => self.cosign(verifier).run(&cosign_v2_args),
-                    "cosign v3" => self.cosign(verifier).run(&args),
+                    "cosign v2" | "cosign v3" => self.cosign(verifier).run(&args),
                     _ => self.ours.run(&args),
                 };
                 (o.ok(), o.to_string())
@@ -216,6 +200,24 @@ fn interop_matrix(
     who: &Identity,
     token: impl Fn() -> String,
 ) -> Vec<(PathBuf, PathBuf)> {
+    // The v1 log's first entry has index 0 and a proof without hashes, which sigstore-js
+    // leaves out of its bundle and sigstore-python then refuses as malformed (a gap
+    // between those two clients, not one of ours): sigstore-js, the only signer here that
+    // the v1 log gets, signs into a log that holds an entry already.
+    let seed = c.dir.join("seed.txt");
+    std::fs::write(&seed, "the v1 log's first entry\n").expect("w");
+    let o = c.ours.run(&[
+        "sign-blob",
+        "--yes",
+        "--rekor-version",
+        "1",
+        "--identity-token",
+        &token(),
+        "--bundle",
+        p(&c.dir.join("seed.sigstore.json")),
+        p(&seed),
+    ]);
+    assert!(o.ok(), "sigstack signs into the v1 log: {o}");
     let mut signed = Vec::new();
     let mut failures = Vec::new();
     let mut cells = Vec::new();
@@ -351,24 +353,6 @@ pub async fn dev_stack_interop_matrix() {
         );
         out
     };
-    // The v1 log's first entry has an inclusion proof without hashes, which sigstore-js
-    // leaves out of its bundle and sigstore-python then refuses as malformed (a gap
-    // between those two clients, not one of ours): sigstore-js, the only signer here
-    // that the v1 log gets, signs into a log that holds an entry already.
-    let seed = dir.join("seed.txt");
-    std::fs::write(&seed, "the v1 log's first entry\n").expect("w");
-    let o = c.ours.run(&[
-        "sign-blob",
-        "--yes",
-        "--rekor-version",
-        "1",
-        "--identity-token",
-        &dev_token(&data),
-        "--bundle",
-        p(&dir.join("seed.sigstore.json")),
-        p(&seed),
-    ]);
-    assert!(o.ok(), "sigstack signs into the v1 log: {o}");
     let first = std::cell::Cell::new(true);
     let signed = interop_matrix(
         "sigstackd dev (SQLite; Rekor v2 where the signing config picks it)",
@@ -637,7 +621,7 @@ pub async fn production_stack_on_postgres() {
         serde_json::from_slice(&std::fs::read(&stack_path).expect("stack")).expect("json");
     let (ok, out) = doctor(&stack_path);
     assert!(
-        ok && out.contains("16 checks: 0 failed"),
+        ok && out.contains("17 checks: 0 failed"),
         "doctor on the production stack: {out}"
     );
 
@@ -649,7 +633,8 @@ pub async fn production_stack_on_postgres() {
         issuer: format!("{oidc}/workload"),
     };
     let mut tokens = Vec::new();
-    for _ in CLIENTS {
+    // one per signer, and one for the v1 log's first entry
+    for _ in 0..=CLIENTS.len() {
         tokens.push(workload_token(&oidc, &etc.join("keys/oidc/ci-secret")).await);
     }
     let next = std::sync::Mutex::new(tokens);
@@ -664,8 +649,8 @@ pub async fn production_stack_on_postgres() {
     let ca_m = text(&format!("{}/metrics", url("ca"))).await;
     assert_eq!(
         sample(&ca_m, "sigstack_ca_certificates_issued_total", ""),
-        Some(CLIENTS.len() as f64),
-        "{ca_m}"
+        Some(CLIENTS.len() as f64 + 1.0),
+        "one per signer, and the v1 log's first entry's: {ca_m}"
     );
     assert!(
         sample(&ca_m, "sigstack_ca_chain_expires_in_seconds", "").is_some_and(|s| s > 86_400.0)
@@ -680,22 +665,30 @@ pub async fn production_stack_on_postgres() {
         "{ca_m}"
     );
     assert!(ca_m.contains("sigstack_http_request_duration_seconds_bucket{service=\"ca\""));
+    // the v1 log: the first entry and sigstore-js's; the v2 log: the four signers that
+    // follow the signing config
     let log_m = text(&format!("{}/metrics", url("log"))).await;
     assert_eq!(
         sample(&log_m, "sigstack_log_entries", ""),
-        Some(CLIENTS.len() as f64),
+        Some(2.0),
         "{log_m}"
     );
     assert_eq!(
         sample(&log_m, "sigstack_log_tree_size", "tree="),
-        Some(CLIENTS.len() as f64),
+        Some(2.0),
         "{log_m}"
+    );
+    let log_v2_m = text(&format!("{}/metrics", url("log-v2"))).await;
+    assert_eq!(
+        sample(&log_v2_m, "sigstack_log_v2_tree_size", ""),
+        Some(CLIENTS.len() as f64 - 1.0),
+        "{log_v2_m}"
     );
     assert!(sample(&log_m, "sigstack_log_checkpoint_age_seconds", "").is_some());
     let ct_m = text(&format!("{}/metrics", url("ctlog"))).await;
     assert_eq!(
         sample(&ct_m, "sigstack_ctlog_tree_size", ""),
-        Some(CLIENTS.len() as f64),
+        Some(CLIENTS.len() as f64 + 1.0),
         "{ct_m}"
     );
     let tuf_m = text(&format!("{}/metrics", url("tuf"))).await;
@@ -714,7 +707,7 @@ pub async fn production_stack_on_postgres() {
             &oidc_m,
             "sigstack_http_requests_total",
             "route=\"/token\",status=\"200\""
-        ) == Some(CLIENTS.len() as f64),
+        ) == Some(CLIENTS.len() as f64 + 1.0),
         "{oidc_m}"
     );
     // structured logs: JSON lines
@@ -729,7 +722,7 @@ pub async fn production_stack_on_postgres() {
 
     // a stopped CT log is reported, then every service shuts down gracefully
     let mut procs = procs;
-    let ct = procs.remove(1);
+    let ct = procs.remove(2);
     assert_eq!(ct.name, "ctlog");
     ct.stop();
     let (ok, out) = doctor(&stack_path);
@@ -787,13 +780,19 @@ pub async fn production_stack_on_postgres() {
     let artifact = dir.join("after.txt");
     std::fs::write(&artifact, b"signed after the restore\n").expect("w");
     let bundle = dir.join("after.sigstore.json");
-    let (ok, out) = c.sign(
-        "sigstack",
+    // into the v1 log, whose growth from the backed-up head is checked below
+    let o = c.ours.run(&[
+        "sign-blob",
+        "--yes",
+        "--rekor-version",
+        "1",
+        "--identity-token",
         &workload_token(&oidc, &etc.join("keys/oidc/ci-secret")).await,
-        &artifact,
-        &bundle,
-    );
-    assert!(ok, "signing after the restore: {out}");
+        "--bundle",
+        p(&bundle),
+        p(&artifact),
+    ]);
+    assert!(o.ok(), "signing after the restore: {o}");
     let (size3, root3, _) = head(&log).await;
     assert_eq!(size3, size + 1);
     let old_root: [u8; 32] = hex::decode(&root).expect("hex").try_into().expect("32");

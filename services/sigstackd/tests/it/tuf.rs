@@ -896,7 +896,11 @@ pub async fn tuf_trust_rotation_keeps_old_signatures_valid() {
     assert_eq!(cas.len(), 2, "old and new CA");
     assert!(cas[0]["validFor"]["end"].is_string() && cas[1]["validFor"]["end"].is_null());
     assert_eq!(trusted["ctlogs"].as_array().expect("ctlogs").len(), 1);
-    assert_eq!(trusted["tlogs"].as_array().expect("tlogs").len(), 1);
+    assert_eq!(
+        trusted["tlogs"].as_array().expect("tlogs").len(),
+        2,
+        "the v1 and the v2 log"
+    );
 
     let (ok, out) = python_tuf(&clients.base, &clients.root, &meta, &dir.join("ptuf-dl"));
     assert!(ok, "python-tuf refreshes after the rotation: {out}");

@@ -240,10 +240,12 @@ pub async fn attest(trust: &TrustArgs, a: &ImageAttestArgs, out: Output) -> anyh
         .with_context(|| format!("reading {}", a.predicate.display()))?;
     let predicate = predicate_of(&ptype, &raw, &a.predicate)?;
     let statement = layout::image_statement(&docker_reference(&s.image), digest, &ptype, predicate);
-    let signed = sign_with(
+    // cosign's legacy `.att` carries a signed entry timestamp: a Rekor v1 entry
+    let signed = sign_with_log(
         trust,
         &a.sign,
         SignWhat::Statement(&serde_json::to_vec(&statement)?),
+        a.new_bundle_format,
     )
     .await?;
     let m = if a.new_bundle_format {

@@ -83,6 +83,12 @@ impl Operator {
             let flag = if s == "log" { "tlog" } else { s };
             args.extend([format!("--{flag}-url"), self.url(s)]);
         }
+        args.extend([
+            "--tlog-v2-url".into(),
+            self.url("log-v2"),
+            "--tlog-v2-key".into(),
+            p(&self.etc.join("public/log-v2.pub.pem")).into(),
+        ]);
         args.extend(["--operator", "sigstack-test", "--previous"].map(String::from));
         args.push(p(&self.etc.join("trusted_root.json")).into());
         args.extend(["--out".into(), p(&self.etc).into()]);

@@ -174,7 +174,8 @@ pub(super) async fn log_key(y: &mut Year) {
         .await;
     assert_eq!(
         ended(&y.o.trusted_root(), "tlogs", &["publicKey", "validFor"]),
-        (2, 0)
+        (3, 0),
+        "the v1 log's key, its successor's and the v2 log's"
     );
     y.a_day_passes();
     y.sign_and_verify("during-the-log-rotation", "with the next log key published")
@@ -240,7 +241,7 @@ pub(super) async fn log_key(y: &mut Year) {
     y.o.publish_trust(&[]).await;
     assert_eq!(
         ended(&y.o.trusted_root(), "tlogs", &["publicKey", "validFor"]),
-        (2, 1)
+        (3, 1)
     );
     y.verify("after the old log key was end-dated");
     y.doctor("after the log key rotation");
