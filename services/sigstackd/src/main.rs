@@ -20,6 +20,7 @@ mod time;
 mod trust;
 mod tsa;
 mod tuf;
+mod witness;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -149,6 +150,13 @@ enum Command {
     /// API, checkpoints signed with an Ed25519 key.
     LogV2 {
         /// TOML configuration file; every key may also come from SIGSTACK_LOG_V2_<KEY>.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Run a transparency log witness (C2SP tlog-witness): cosigns the checkpoints of
+    /// the logs it follows once they prove consistent with what it saw before.
+    Witness {
+        /// TOML configuration file; scalar keys may also come from SIGSTACK_WITNESS_<KEY>.
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
@@ -290,6 +298,12 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::LogV2 { config } => run_log_v2(config).await,
+            Command::Witness { config } => {
+                let cfg = witness::config::WitnessConfig::load(config.as_deref())?;
+                tracing::info!(config = ?cfg, "starting witness");
+                let svc = witness::WitnessService::start(&cfg)?;
+                serve_until_stopped("witness", cfg.listen, svc.router()).await
+            }
             Command::Ctlog {
                 config,
                 action: None,

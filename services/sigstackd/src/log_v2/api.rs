@@ -150,19 +150,20 @@ pub async fn create_entry(
     }
 }
 
-/// The signed checkpoint (C2SP signed note): the newest tree head.
+/// The signed checkpoint (C2SP signed note): the newest tree head, or with witnesses
+/// configured the newest one a quorum of them cosigned (their cosignatures appended).
 #[utoipa::path(
     get, path = "/checkpoint", tag = "tiles",
     responses((status = 200, content_type = "text/plain; charset=utf-8", body = String))
 )]
 pub async fn checkpoint(State(svc): State<Arc<LogV2Service>>) -> Result<Response, ApiError> {
-    let head = svc.head().await?;
+    let note = svc.served_checkpoint().await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=2"),
         ],
-        head.checkpoint.clone(),
+        note,
     )
         .into_response())
 }
@@ -243,6 +244,15 @@ pub async fn metrics(State(svc): State<Arc<LogV2Service>>) -> Response {
         "1 when the database answered for this scrape.",
         &[("", if head.is_ok() { 1.0 } else { 0.0 })],
     );
+    if let Some(c) = svc.cosigned_size() {
+        gauge(
+            &mut out,
+            "sigstack_log_v2_cosigned_size",
+            "gauge",
+            "Size of the newest checkpoint a quorum of witnesses cosigned.",
+            &[("", c as f64)],
+        );
+    }
     if let Ok(h) = head {
         gauge(
             &mut out,

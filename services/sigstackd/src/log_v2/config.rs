@@ -38,6 +38,25 @@ pub struct LogV2Config {
     /// `Retry-After` (pushback) instead of queueing without bound.
     #[serde(default = "default_max_outstanding")]
     pub max_outstanding: usize,
+    /// Witnesses (C2SP tlog-witness) asked to cosign each new checkpoint.
+    #[serde(default)]
+    pub witnesses: Vec<WitnessRef>,
+    /// How many witnesses must cosign a checkpoint before `/checkpoint` serves it
+    /// (default: all of them).
+    #[serde(default)]
+    pub witness_quorum: Option<usize>,
+}
+
+/// A witness the log asks for cosignatures.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessRef {
+    /// Its submission prefix (`<url>/add-checkpoint`).
+    pub url: String,
+    /// Its name (the key name on its cosignatures).
+    pub name: String,
+    /// Its Ed25519 public key (PEM).
+    pub public_key: PathBuf,
 }
 
 impl std::fmt::Debug for LogV2Config {
@@ -55,6 +74,8 @@ impl std::fmt::Debug for LogV2Config {
             .field("max_request_bytes", &self.max_request_bytes)
             .field("max_batch", &self.max_batch)
             .field("max_outstanding", &self.max_outstanding)
+            .field("witnesses", &self.witnesses)
+            .field("witness_quorum", &self.witness_quorum)
             .finish()
     }
 }
@@ -111,6 +132,20 @@ impl LogV2Config {
         if self.max_outstanding == 0 {
             bail!("max_outstanding must be at least 1");
         }
+        if let Some(q) = self.witness_quorum
+            && (q == 0 || q > self.witnesses.len())
+        {
+            bail!(
+                "witness_quorum {q} cannot be met by {} witnesses",
+                self.witnesses.len()
+            );
+        }
+        for w in &self.witnesses {
+            crate::settings::check_flag_url("witnesses.url", &w.url)?;
+            if !sigstack_log::note::valid_name(&w.name) {
+                bail!("witness name {:?} cannot name a note key", w.name);
+            }
+        }
         crate::settings::check_public_url(self.public_url.as_deref())?;
         let origin = self.origin()?;
         if !sigstack_log::note::valid_name(&origin) {
@@ -146,6 +181,8 @@ impl LogV2Config {
             max_request_bytes: default_max_request_bytes(),
             max_batch: default_max_batch(),
             max_outstanding: default_max_outstanding(),
+            witnesses: Vec::new(),
+            witness_quorum: None,
         };
         cfg.validate()?;
         Ok(cfg)

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod config;
 mod read;
+mod witnessing;
 
 use crate::sequencer::{HeadCache, HeadSigner, Sequencer, SequencerConfig};
 use anyhow::Context;
@@ -35,6 +36,9 @@ pub struct LogV2Service {
     /// Signature checks run on the blocking pool, this many at once.
     verify_slots: Arc<tokio::sync::Semaphore>,
     tiles: read::TileCache,
+    witnesses: Vec<witnessing::Witness>,
+    quorum: usize,
+    cosigned: std::sync::RwLock<witnessing::Cosigned>,
     http: Arc<sigstack_http::metrics::HttpMetrics>,
     max_request_bytes: usize,
 }
@@ -110,7 +114,22 @@ impl LogV2Service {
                 max_batch: cfg.max_batch,
             },
         );
-        Ok(Arc::new(Self {
+        let mut witnesses = Vec::new();
+        for w in &cfg.witnesses {
+            let key = crate::tuf::ceremony::load_public(&w.public_key)?;
+            anyhow::ensure!(
+                key.key_details() == "PKIX_ED25519",
+                "witness {}: {} is not an Ed25519 key",
+                w.name,
+                w.public_key.display()
+            );
+            witnesses.push(witnessing::Witness::new(&w.url, &w.name, key));
+        }
+        let quorum = cfg.witness_quorum.unwrap_or(witnesses.len());
+        let svc = Arc::new(Self {
+            witnesses,
+            quorum,
+            cosigned: Default::default(),
             log_id: sigstack_log::note::log_id(&origin, signer.public_key()),
             store,
             tree_id: tree.tree_id,
@@ -125,7 +144,30 @@ impl LogV2Service {
             tiles: read::TileCache::default(),
             http: sigstack_http::metrics::HttpMetrics::new("log_v2"),
             max_request_bytes: cfg.max_request_bytes,
-        }))
+        });
+        if !svc.witnesses.is_empty() {
+            tokio::spawn(svc.clone().witness_loop());
+        }
+        Ok(svc)
+    }
+
+    /// What `/checkpoint` serves: with witnesses, the newest checkpoint a quorum
+    /// cosigned (the plain one until the first is in); without, the newest.
+    async fn served_checkpoint(&self) -> Result<String, ApiError> {
+        if !self.witnesses.is_empty()
+            && let Ok(c) = self.cosigned.read()
+            && let Some(note) = &c.note
+        {
+            return Ok(note.as_ref().clone());
+        }
+        Ok(self.head().await?.checkpoint.clone())
+    }
+
+    fn cosigned_size(&self) -> Option<u64> {
+        self.cosigned
+            .read()
+            .ok()
+            .and_then(|c| c.note.as_ref().map(|_| c.size))
     }
 
     pub fn router(self: &Arc<Self>) -> Router {

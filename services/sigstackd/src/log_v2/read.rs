@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use sigstack_http::ApiError;
 use sigstack_log::store::LogStore;
 use sigstack_log::tiles::{TileRef, entry_bundle};
-use sigstack_merkle::NodeId;
+use sigstack_merkle::{Hash, NodeId, consistency_plan};
 use std::collections::HashMap;
 
 /// Cached tiles and bundles, dropped all at once past [`CACHE_BYTES`] (a simple bound
@@ -100,5 +100,21 @@ impl LogV2Service {
         let b = Bytes::from(bytes);
         self.tiles.put(path, b.clone());
         Ok(b)
+    }
+
+    /// A consistency proof from `old` to `new` (both within the tree).
+    pub(super) async fn consistency(&self, old: u64, new: u64) -> Result<Vec<Hash>, ApiError> {
+        let plan = consistency_plan(old, new)
+            .ok_or_else(|| ApiError::internal(format!("no consistency proof from {old} to {new}")))?;
+        let ids = plan.nodes();
+        let found: HashMap<NodeId, Hash> = self
+            .store
+            .nodes(self.tree_id, &ids)
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .collect();
+        plan.assemble(|id| found.get(&id).copied())
+            .ok_or_else(|| ApiError::internal("missing nodes for a consistency proof"))
     }
 }

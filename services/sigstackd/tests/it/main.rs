@@ -29,6 +29,7 @@ mod tsa;
 mod tuf;
 mod v2_forgeries;
 mod verifier;
+mod witness;
 
 use support::Backend;
 
@@ -216,6 +217,11 @@ async fn v2_verifiers_refuse_forged_bundles() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigstore_js_signs_through_the_signing_config() {
     v2_forgeries::sigstore_js_signs_through_the_signing_config().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn witnesses_cosign_consistent_checkpoints() {
+    witness::witnesses_cosign_consistent_checkpoints().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
