@@ -104,8 +104,9 @@ impl LogV2Service {
 
     /// A consistency proof from `old` to `new` (both within the tree).
     pub(super) async fn consistency(&self, old: u64, new: u64) -> Result<Vec<Hash>, ApiError> {
-        let plan = consistency_plan(old, new)
-            .ok_or_else(|| ApiError::internal(format!("no consistency proof from {old} to {new}")))?;
+        let plan = consistency_plan(old, new).ok_or_else(|| {
+            ApiError::internal(format!("no consistency proof from {old} to {new}"))
+        })?;
         let ids = plan.nodes();
         let found: HashMap<NodeId, Hash> = self
             .store

@@ -88,7 +88,11 @@ impl LogV2Service {
                 last_try = u64::MAX;
             } else {
                 // try this size again only when the tree grows or a round later
-                last_try = if last_try == head.size { u64::MAX } else { head.size };
+                last_try = if last_try == head.size {
+                    u64::MAX
+                } else {
+                    head.size
+                };
                 tracing::warn!(
                     size = head.size,
                     cosigned = lines.len(),
@@ -144,7 +148,11 @@ impl LogV2Service {
                 200 => {
                     let cosigned = format!("{note}{text}");
                     if let Err(e) = verify_cosignature(&cosigned, &w.name, &w.key) {
-                        tracing::warn!(witness = w.name, cause = e, "a cosignature that does not verify");
+                        tracing::warn!(
+                            witness = w.name,
+                            cause = e,
+                            "a cosignature that does not verify"
+                        );
                         return None;
                     }
                     w.known.store(size, Ordering::Relaxed);

@@ -49,7 +49,10 @@ impl WitnessConfig {
         let cfg: Self = crate::settings::load(path, "SIGSTACK_WITNESS_", KEYS, &[])
             .context("invalid witness configuration")?;
         if !sigstack_log::note::valid_name(&cfg.name) {
-            bail!("name {:?} cannot name a note key (no spaces, no '+')", cfg.name);
+            bail!(
+                "name {:?} cannot name a note key (no spaces, no '+')",
+                cfg.name
+            );
         }
         if cfg.logs.is_empty() {
             bail!("a witness needs at least one [[logs]] entry");
@@ -64,7 +67,8 @@ impl WitnessedLog {
         let key = match (&self.public_key, &self.vkey) {
             (Some(p), None) => crate::tuf::ceremony::load_public(p)?,
             (None, Some(v)) => {
-                let (name, key) = sigstack_log::note::parse_vkey(v).map_err(|e| anyhow::anyhow!(e))?;
+                let (name, key) =
+                    sigstack_log::note::parse_vkey(v).map_err(|e| anyhow::anyhow!(e))?;
                 anyhow::ensure!(
                     name == self.origin,
                     "the vkey of {} names {name}",

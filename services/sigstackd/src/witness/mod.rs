@@ -126,7 +126,10 @@ fn text(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
-async fn add_checkpoint(State(svc): State<Arc<WitnessService>>, body: axum::body::Body) -> Response {
+async fn add_checkpoint(
+    State(svc): State<Arc<WitnessService>>,
+    body: axum::body::Body,
+) -> Response {
     let bytes = match sigstack_http::serve::read_body(body, MAX_BODY).await {
         Ok(b) => b,
         Err(e) => return sigstack_http::ApiError::from(e).into_response(),
@@ -203,9 +206,5 @@ async fn metrics(State(svc): State<Arc<WitnessService>>) -> Response {
             svc.cosigned.load(std::sync::atomic::Ordering::Relaxed) as f64,
         )],
     );
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        out,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -43,7 +43,9 @@ fn start_witness(dir: &Path, name: &str, key: &Path, log_key: &Path, port: u16) 
         .spawn()
         .expect("spawn witness");
     let url = format!("http://127.0.0.1:{port}");
-    wait_for("the witness", || crate::stack::get_ok(&format!("{url}/healthz")));
+    wait_for("the witness", || {
+        crate::stack::get_ok(&format!("{url}/healthz"))
+    });
     Witness {
         _child: Killed::new(child),
         url,
@@ -130,13 +132,19 @@ pub async fn witnesses_cosign_consistent_checkpoints() {
                 .text()
                 .await
                 .expect("text");
-            if note.starts_with(&format!("127.0.0.1\n{want}\n")) && note.matches('\u{2014}').count() == 3 {
+            if note.starts_with(&format!("127.0.0.1\n{want}\n"))
+                && note.matches('\u{2014}').count() == 3
+            {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        assert!(note.starts_with(&format!("127.0.0.1\n{want}\n")), "the cosigned checkpoint reaches {want}: {note}");
-        sigstack_log::note::verify_ed25519(&note, "127.0.0.1", &log_key).expect("the log's signature");
+        assert!(
+            note.starts_with(&format!("127.0.0.1\n{want}\n")),
+            "the cosigned checkpoint reaches {want}: {note}"
+        );
+        sigstack_log::note::verify_ed25519(&note, "127.0.0.1", &log_key)
+            .expect("the log's signature");
         for (i, k) in witness_keys.iter().enumerate() {
             let name = format!("witness.test/w{}", i + 1);
             let ts = sigstack_log::witness::verify_cosignature(&note, &name, k)
@@ -144,37 +152,99 @@ pub async fn witnesses_cosign_consistent_checkpoints() {
             assert!(ts > 1_700_000_000, "a real timestamp");
         }
     }
-    let metrics = http().get(format!("{}/metrics", log.url)).send().await.expect("m").text().await.expect("t");
-    assert!(metrics.contains("sigstack_log_v2_cosigned_size 10"), "{metrics}");
+    let metrics = http()
+        .get(format!("{}/metrics", log.url))
+        .send()
+        .await
+        .expect("m")
+        .text()
+        .await
+        .expect("t");
+    assert!(
+        metrics.contains("sigstack_log_v2_cosigned_size 10"),
+        "{metrics}"
+    );
 
     // the protocol, against one witness: it has cosigned size 10
     let w1 = &witnesses[0].0.url;
     let plain = |size: u64, root: [u8; 32], key: &dyn Signer, origin: &str| {
-        Checkpoint { origin: origin.into(), size, root }.sign_ed25519(origin, key).expect("sign")
+        Checkpoint {
+            origin: origin.into(),
+            size,
+            root,
+        }
+        .sign_ed25519(origin, key)
+        .expect("sign")
     };
-    let current = http().get(format!("{}/checkpoint", log.url)).send().await.expect("g").text().await.expect("t");
-    let cp = Checkpoint::parse_body(&current[..current.find("\n\n").expect("sigs") + 1]).expect("cp");
+    let current = http()
+        .get(format!("{}/checkpoint", log.url))
+        .send()
+        .await
+        .expect("g")
+        .text()
+        .await
+        .expect("t");
+    let cp =
+        Checkpoint::parse_body(&current[..current.find("\n\n").expect("sigs") + 1]).expect("cp");
     let log_signer = Ed25519Signer::load(&log_key_path).expect("key");
-    let req = |old: u64, proof: &[[u8; 32]], note: &str| sigstack_log::witness::AddCheckpoint {
-        old_size: old,
-        proof: proof.to_vec(),
-        note: note.to_string(),
-    }
-    .encode();
-    let (st, ct, body) = post(w1, req(0, &[], &plain(cp.size, cp.root, &log_signer, "127.0.0.1"))).await;
-    assert_eq!((st, ct.as_str(), body.as_str()), (409, "text/x.tlog.size", "10\n"), "a stale old size");
+    let req = |old: u64, proof: &[[u8; 32]], note: &str| {
+        sigstack_log::witness::AddCheckpoint {
+            old_size: old,
+            proof: proof.to_vec(),
+            note: note.to_string(),
+        }
+        .encode()
+    };
+    let (st, ct, body) = post(
+        w1,
+        req(0, &[], &plain(cp.size, cp.root, &log_signer, "127.0.0.1")),
+    )
+    .await;
+    assert_eq!(
+        (st, ct.as_str(), body.as_str()),
+        (409, "text/x.tlog.size", "10\n"),
+        "a stale old size"
+    );
     let impostor = Ed25519Signer::generate();
-    let (st, _, _) = post(w1, req(10, &[], &plain(cp.size, cp.root, &impostor, "127.0.0.1"))).await;
+    let (st, _, _) = post(
+        w1,
+        req(10, &[], &plain(cp.size, cp.root, &impostor, "127.0.0.1")),
+    )
+    .await;
     assert_eq!(st, 403, "a checkpoint the log did not sign");
-    let (st, _, _) = post(w1, req(0, &[], &plain(1, [1u8; 32], &impostor, "other.example"))).await;
+    let (st, _, _) = post(
+        w1,
+        req(0, &[], &plain(1, [1u8; 32], &impostor, "other.example")),
+    )
+    .await;
     assert_eq!(st, 404, "a log the witness does not follow");
-    let (st, _, _) = post(w1, req(10, &[[9u8; 32]], &plain(12, [2u8; 32], &log_signer, "127.0.0.1"))).await;
+    let (st, _, _) = post(
+        w1,
+        req(
+            10,
+            &[[9u8; 32]],
+            &plain(12, [2u8; 32], &log_signer, "127.0.0.1"),
+        ),
+    )
+    .await;
     assert_eq!(st, 422, "a proof that proves nothing");
-    let (st, _, _) = post(w1, req(11, &[], &plain(10, cp.root, &log_signer, "127.0.0.1"))).await;
+    let (st, _, _) = post(
+        w1,
+        req(11, &[], &plain(10, cp.root, &log_signer, "127.0.0.1")),
+    )
+    .await;
     assert_eq!(st, 400, "an old size beyond the checkpoint");
-    let (st, _, _) = post(w1, req(10, &[], &plain(10, [3u8; 32], &log_signer, "127.0.0.1"))).await;
+    let (st, _, _) = post(
+        w1,
+        req(10, &[], &plain(10, [3u8; 32], &log_signer, "127.0.0.1")),
+    )
+    .await;
     assert_eq!(st, 422, "another root at the size it cosigned");
-    let (st, _, body) = post(w1, req(10, &[], &plain(cp.size, cp.root, &log_signer, "127.0.0.1"))).await;
+    let (st, _, body) = post(
+        w1,
+        req(10, &[], &plain(cp.size, cp.root, &log_signer, "127.0.0.1")),
+    )
+    .await;
     assert_eq!(st, 200, "the same checkpoint again: {body}");
 
     // a restart keeps what it saw: a smaller tree is refused
@@ -182,6 +252,14 @@ pub async fn witnesses_cosign_consistent_checkpoints() {
     let (w, key) = witnesses.remove(0);
     drop(w);
     let w1 = start_witness(&dir, "w1", &key, &log_pub, ports[0]);
-    let (st, _, body) = post(&w1.url, req(0, &[], &plain(3, [4u8; 32], &log_signer, "127.0.0.1"))).await;
-    assert_eq!((st, body.as_str()), (409, "10\n"), "after a restart the witness remembers size 10");
+    let (st, _, body) = post(
+        &w1.url,
+        req(0, &[], &plain(3, [4u8; 32], &log_signer, "127.0.0.1")),
+    )
+    .await;
+    assert_eq!(
+        (st, body.as_str()),
+        (409, "10\n"),
+        "after a restart the witness remembers size 10"
+    );
 }
