@@ -11,6 +11,7 @@ pub mod registry;
 pub mod rekor;
 pub mod rekor_v2;
 pub mod sign;
+pub mod tiles;
 pub mod trust;
 pub mod tsa;
 pub mod verify;

@@ -259,7 +259,7 @@ pub fn state_dir() -> PathBuf {
         .join("checkpoints")
 }
 
-fn state_file(origin: &str) -> PathBuf {
+pub(crate) fn state_file(origin: &str) -> PathBuf {
     state_dir().join(crate::trust::file_name_for(origin))
 }
 

@@ -13,6 +13,11 @@ pub(super) struct LogServer {
         alias = "rekor_server"
     )]
     rekor_url: Option<String>,
+    /// The log's API: 1 (Rekor v1), or 2 (a tiled log: C2SP tlog-tiles reads). Default:
+    /// 2 when the trusted root names --rekor-url as a tiled log, else 1 (and the signing
+    /// config's log of that version without --rekor-url).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+    rekor_version: Option<u8>,
 }
 
 #[derive(Subcommand)]
@@ -83,10 +88,101 @@ pub(super) async fn rekor_url(
         None => m
             .signing_config
             .as_ref()
-            .and_then(|c| Services::from_config(c).rekor)
+            .and_then(|c| {
+                let services = Services::from_config(c);
+                if s.rekor_version == Some(2) {
+                    services.rekor_v2
+                } else {
+                    services.rekor
+                }
+            })
             .context("no transparency log: pass --rekor-url")?,
     };
     Ok((url, m))
+}
+
+/// Whether the log at `url` is a tiled (Rekor v2) log.
+fn is_tiled(s: &LogServer, url: &str, m: &Material) -> bool {
+    match s.rekor_version {
+        Some(v) => v == 2,
+        None => !sigstack::tiles::trusted_keys(&m.trusted_root, url).is_empty(),
+    }
+}
+
+/// `get`, `verify` and `info` against a tiled log: the checkpoint verified, the entry
+/// read from its bundle and proven from the tiles, the checkpoint proven consistent
+/// with the one kept from before.
+async fn tiled(
+    http: &reqwest::Client,
+    url: &str,
+    m: &Material,
+    index: Option<u64>,
+    with_proof: bool,
+    out: Output,
+) -> anyhow::Result<()> {
+    let log = sigstack::tiles::TiledLog::new(http, url);
+    let (note, cp) = log
+        .checkpoint(&m.trusted_root)
+        .await
+        .map_err(|err| VerificationFailed(format!("{err:#}")))?;
+    let consistency = sigstack::tiles::observe(&log, &note, &cp, &m.trusted_root)
+        .await
+        .map_err(|err| VerificationFailed(format!("{err:#}")))?;
+    let Some(index) = index else {
+        match out {
+            Output::Json => print_json(&json!({
+                "treeSize": cp.size, "rootHash": hex::encode(cp.root), "origin": cp.origin,
+                "checkpoint": note, "verified": true,
+                "consistency": describe_consistency(&consistency),
+            })),
+            Output::Text => {
+                println!("Verification Successful!");
+                println!("Tree Size: {}", cp.size);
+                println!("Root Hash: {}", hex::encode(cp.root));
+                println!("Origin: {}", cp.origin);
+                println!("Consistency: {}", describe_consistency(&consistency));
+            }
+        }
+        return Ok(());
+    };
+    let (body, proof) = log
+        .entry(index, &cp)
+        .await
+        .map_err(|err| VerificationFailed(format!("{err:#}")))?;
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let hashes: Vec<String> = proof.iter().map(hex::encode).collect();
+    match out {
+        Output::Json => print_json(&json!({
+            "logIndex": index, "body": parsed, "verified": true, "treeSize": cp.size,
+            "rootHash": hex::encode(cp.root), "hashes": hashes,
+            "consistency": describe_consistency(&consistency),
+        })),
+        Output::Text => {
+            println!("Index: {index}");
+            println!("Body: {}", serde_json::to_string_pretty(&parsed)?);
+            if with_proof {
+                println!("Current Root Hash: {}", hex::encode(cp.root));
+                println!("Current Tree Size: {}", cp.size);
+                println!("Checkpoint:\n{note}");
+                println!("Inclusion Proof:");
+                for h in &hashes {
+                    println!("  {h}");
+                }
+            }
+            eprintln!(
+                "Inclusion verified against the signed checkpoint of size {} ({})",
+                cp.size,
+                describe_consistency(&consistency)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn no_uuids() -> anyhow::Error {
+    anyhow::anyhow!(
+        "a tiled (Rekor v2) log has no entry UUIDs or search: give --log-index (a bundle's tlogEntries[].logIndex)"
+    )
 }
 
 pub(super) fn describe_consistency(c: &Consistency) -> String {
@@ -107,6 +203,9 @@ pub(super) async fn log(trust: &TrustArgs, c: LogCommand, out: Output) -> anyhow
             public_key,
             operator,
         } => {
+            if server.rekor_version == Some(2) {
+                return Err(no_uuids());
+            }
             // a search answers IDs only, nothing to verify: no trust needed with --rekor-url
             let url = match &server.rekor_url {
                 Some(u) => u.clone(),
@@ -157,6 +256,12 @@ pub(super) async fn log(trust: &TrustArgs, c: LogCommand, out: Output) -> anyhow
             log_index,
         } => {
             let (url, m) = rekor_url(trust, &server).await?;
+            if is_tiled(&server, &url, &m) {
+                if uuid.is_some() || log_index.is_none() {
+                    return Err(no_uuids());
+                }
+                return tiled(&http, &url, &m, log_index, false, out).await;
+            }
             let rekor = Rekor { http: &http, url };
             let (id, e) = match (uuid, log_index) {
                 (Some(u), _) => rekor.entry_by_uuid(&u).await?,
@@ -206,6 +311,12 @@ pub(super) async fn log(trust: &TrustArgs, c: LogCommand, out: Output) -> anyhow
             public_key,
         } => {
             let (url, m) = rekor_url(trust, &server).await?;
+            if is_tiled(&server, &url, &m) {
+                if uuid.is_some() || artifact.is_some() || log_index.is_none() {
+                    return Err(no_uuids());
+                }
+                return tiled(&http, &url, &m, log_index, true, out).await;
+            }
             let rekor = Rekor { http: &http, url };
             let (id, e) = match (uuid, log_index, artifact) {
                 (Some(u), _, _) => rekor.entry_by_uuid(&u).await?,
@@ -276,6 +387,9 @@ pub(super) async fn log(trust: &TrustArgs, c: LogCommand, out: Output) -> anyhow
         }
         LogCommand::Info { server } => {
             let (url, m) = rekor_url(trust, &server).await?;
+            if is_tiled(&server, &url, &m) {
+                return tiled(&http, &url, &m, None, false, out).await;
+            }
             let rekor = Rekor { http: &http, url };
             let info = rekor.info().await?;
             let cp = sigstack::rekor::verify_tree_head(&info.signed_tree_head, &m.trusted_root)

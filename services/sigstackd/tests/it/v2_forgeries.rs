@@ -58,6 +58,27 @@ pub async fn v2_verifiers_refuse_forged_bundles() {
         assert!(ok, "{v} accepts the genuine v2 bundle: {out}");
     }
 
+    // `sigstack log` reads the tiled log: the checkpoint verified and kept, the entry
+    // from its bundle with a proof computed from the tiles, consistency on the next call
+    let ours = crate::client::Sigstack::new(&dir.join("home"));
+    let o = ours.run(&["--output", "json", "log", "info", "--rekor-version", "2"]);
+    assert!(o.ok(), "log info: {o}");
+    let info = crate::client::json_of(&o);
+    assert_eq!(info["verified"], true, "{info}");
+    assert_eq!(info["treeSize"], 2, "{info}");
+    let index = entry["logIndex"].as_str().expect("index");
+    let o = ours.run(&["--output", "json", "log", "verify", "--rekor-version", "2", "--log-index", index]);
+    assert!(o.ok(), "log verify: {o}");
+    let v = crate::client::json_of(&o);
+    assert_eq!(v["consistency"], "consistent with the checkpoint of size 2 seen before", "{v}");
+    assert_eq!(v["hashes"].as_array().map(Vec::len), Some(1), "{v}");
+    let body: Value = serde_json::from_slice(&STANDARD.decode(entry["canonicalizedBody"].as_str().expect("b")).expect("b64")).expect("json");
+    assert_eq!(v["body"], body, "the body in the tiles is the one the log answered");
+    let o = ours.run(&["log", "get", "--rekor-version", "2", "--uuid", "ab"]);
+    assert!(!o.ok() && o.stderr.contains("--log-index"), "{o}");
+    let o = ours.run(&["log", "get", "--rekor-version", "2", "--log-index", "7"]);
+    assert!(!o.ok() && o.stderr.contains("no entry at index 7"), "{o}");
+
     // the checkpoint re-signed by another Ed25519 key under the log's name
     let note = entry["inclusionProof"]["checkpoint"]["envelope"]
         .as_str()
