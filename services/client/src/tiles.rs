@@ -162,7 +162,12 @@ impl<'a> TiledLog<'a> {
                     .context("a truncated entry bundle")?
                     .try_into()?,
             ) as usize;
-            entries.push(bundle.get(at + 2..at + 2 + len).context("a truncated entry")?.to_vec());
+            entries.push(
+                bundle
+                    .get(at + 2..at + 2 + len)
+                    .context("a truncated entry")?
+                    .to_vec(),
+            );
             at += 2 + len;
         }
         let body = entries

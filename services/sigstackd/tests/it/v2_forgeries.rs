@@ -67,13 +67,33 @@ pub async fn v2_verifiers_refuse_forged_bundles() {
     assert_eq!(info["verified"], true, "{info}");
     assert_eq!(info["treeSize"], 2, "{info}");
     let index = entry["logIndex"].as_str().expect("index");
-    let o = ours.run(&["--output", "json", "log", "verify", "--rekor-version", "2", "--log-index", index]);
+    let o = ours.run(&[
+        "--output",
+        "json",
+        "log",
+        "verify",
+        "--rekor-version",
+        "2",
+        "--log-index",
+        index,
+    ]);
     assert!(o.ok(), "log verify: {o}");
     let v = crate::client::json_of(&o);
-    assert_eq!(v["consistency"], "consistent with the checkpoint of size 2 seen before", "{v}");
+    assert_eq!(
+        v["consistency"], "consistent with the checkpoint of size 2 seen before",
+        "{v}"
+    );
     assert_eq!(v["hashes"].as_array().map(Vec::len), Some(1), "{v}");
-    let body: Value = serde_json::from_slice(&STANDARD.decode(entry["canonicalizedBody"].as_str().expect("b")).expect("b64")).expect("json");
-    assert_eq!(v["body"], body, "the body in the tiles is the one the log answered");
+    let body: Value = serde_json::from_slice(
+        &STANDARD
+            .decode(entry["canonicalizedBody"].as_str().expect("b"))
+            .expect("b64"),
+    )
+    .expect("json");
+    assert_eq!(
+        v["body"], body,
+        "the body in the tiles is the one the log answered"
+    );
     let o = ours.run(&["log", "get", "--rekor-version", "2", "--uuid", "ab"]);
     assert!(!o.ok() && o.stderr.contains("--log-index"), "{o}");
     let o = ours.run(&["log", "get", "--rekor-version", "2", "--log-index", "7"]);
