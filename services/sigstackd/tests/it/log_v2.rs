@@ -371,8 +371,43 @@ pub async fn tiled_log_writes_reads_and_refuses(backend: Backend) {
     let err = read_tiles(&static_url, &key, &[]).expect_err("a tampered tile is noticed");
     assert!(err.contains("does not hash"), "{err}");
 
-    // frozen: reads go on, writes are refused with 405; another key cannot take over
+    // pushback: with one submission in flight allowed, a burst gets 201 or 503 with
+    // Retry-After, and nothing answered 503 is in the log
     drop(log);
+    let (config, url) = LogV2::write_config(&dir, &database_url, &key_path, false);
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str("max_outstanding = 1\n");
+    std::fs::write(&config, text).expect("w");
+    let narrow = LogV2::start(&config, &url).expect("log-v2 with max_outstanding = 1");
+    let burst_key = FileSigner::generate(Curve::P256);
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let body = request(&burst_key, format!("burst {i}").as_bytes());
+            let url = narrow.url.clone();
+            tokio::spawn(async move { post(&url, &body).await })
+        })
+        .collect();
+    let (mut accepted, mut pushed_back) = (0u64, 0u64);
+    for t in tasks {
+        let (status, headers, v) = t.await.expect("task");
+        match status {
+            201 => accepted += 1,
+            503 => {
+                pushed_back += 1;
+                assert!(headers.contains_key("retry-after"), "{v}");
+            }
+            other => panic!("a burst answered {other}: {v}"),
+        }
+    }
+    let after_burst = checkpoint(&narrow.url).await;
+    assert!(
+        after_burst.starts_with(&format!("127.0.0.1\n{}\n", 601 + accepted)),
+        "{accepted} accepted, {pushed_back} pushed back: {after_burst}"
+    );
+    drop(narrow);
+    let log_size = 601 + accepted;
+
+    // frozen: reads go on, writes are refused with 405; another key cannot take over
     let (config, url) = LogV2::write_config(&dir, &database_url, &key_path, true);
     let frozen = LogV2::start(&config, &url).expect("the frozen log starts");
     let (status, _, v) = post(&frozen.url, &request(&signer, b"after")).await;
@@ -380,7 +415,7 @@ pub async fn tiled_log_writes_reads_and_refuses(backend: Backend) {
     assert!(
         checkpoint(&frozen.url)
             .await
-            .starts_with("127.0.0.1\n601\n")
+            .starts_with(&format!("127.0.0.1\n{log_size}\n"))
     );
     drop(frozen);
     let other = dir.join("other.pem");

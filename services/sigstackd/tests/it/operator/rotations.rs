@@ -152,6 +152,15 @@ pub(super) async fn log_key(y: &mut Year) {
         etc.join("public/log-2.pub.pem"),
     );
     let log = y.o.url("log");
+    // the clients sign into the v2 log (the signing config lists it): an entry of the v1
+    // log's own, made before its rotation
+    let r = post_entry(
+        &http(),
+        &log,
+        &Artifacts::new().hashedrekord(b"before the log key rotation"),
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 201);
     let first_entry = || async {
         let (_, v) = get_json(&http(), &format!("{log}/api/v1/log/entries?logIndex=0")).await;
         v.as_object()
