@@ -115,6 +115,17 @@ async fn appends_reads_and_proves(b: Backend) {
             .expect("assemble");
         verify_inclusion(&e.leaf_hash, e.index, h.size, &proof, &h.root).expect("verifies");
     }
+    // ranges (what tlog-tiles entry bundles read): in order, clipped to the tree
+    let range = s.entries_range(tree, 3, 19).await.expect("range");
+    assert_eq!(
+        range.iter().map(|e| e.index).collect::<Vec<_>>(),
+        (3..19).collect::<Vec<_>>()
+    );
+    assert!(range.iter().zip(&all[3..19]).all(|(g, e)| g.body == e.body));
+    let tail = s.entries_range(tree, 190, 1_000).await.expect("range");
+    assert_eq!(tail.len(), 11, "201 entries: 190..201");
+    assert!(s.entries_range(tree, 500, 600).await.expect("range").is_empty());
+    assert!(s.entries_range(tree, 0, u64::MAX).await.expect("range").len() == 201);
     assert!(
         s.entry_by_index(tree, 10_000)
             .await
