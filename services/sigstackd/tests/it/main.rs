@@ -22,6 +22,7 @@ mod oidc;
 mod openapi_fuzz;
 mod operator;
 mod probes;
+mod production;
 mod rotation;
 mod stack;
 mod support;
@@ -236,7 +237,7 @@ async fn an_operators_year_keeps_every_signature_verifying() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stack_production_on_postgres() {
-    stack::production_stack_on_postgres().await
+    production::production_stack_on_postgres().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -341,7 +341,7 @@ pub(super) async fn backup_and_restore(y: &mut Year) {
     for s in y.procs.drain(..) {
         s.stop();
     }
-    crate::stack::restore(&pg_admin_url(), &y.o.db, &backup);
+    crate::production::restore(&pg_admin_url(), &y.o.db, &backup);
     y.procs = start_all(&y.o.etc, &y.dir, &y.o.urls);
     y.verify("after the restore");
     y.sign_and_verify("after-the-restore", "after signing on the restored stack")
