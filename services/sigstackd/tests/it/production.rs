@@ -6,13 +6,12 @@
 //! consistently with the checkpoint taken before the backup.
 
 use crate::client::{json_of, p};
-use crate::keyless::{run, wait_for};
+use crate::keyless::run;
 use crate::stack::*;
 use crate::support::*;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 async fn text(url: &str) -> String {
     let r = http().get(url).send().await.expect("GET");

@@ -4,7 +4,7 @@
 //! `sigstack` each sign, and each bundle is verified by all five with trust from the
 //! stack's TUF repository (25 cells, printed as a table), plus python-tuf's refresh.
 
-use crate::client::{Sigstack, json_of, p};
+use crate::client::{Sigstack, p};
 use crate::cosign::Cosign;
 use crate::keyless::{js, run, run_within, venv, wait_for, workspace};
 use crate::support::*;
@@ -500,4 +500,3 @@ pub(crate) async fn workload_token(oidc: &str, secret_file: &Path) -> String {
     let v: Value = r.json().await.expect("json");
     v["id_token"].as_str().expect("id_token").to_string()
 }
-

@@ -124,8 +124,19 @@ async fn appends_reads_and_proves(b: Backend) {
     assert!(range.iter().zip(&all[3..19]).all(|(g, e)| g.body == e.body));
     let tail = s.entries_range(tree, 190, 1_000).await.expect("range");
     assert_eq!(tail.len(), 11, "201 entries: 190..201");
-    assert!(s.entries_range(tree, 500, 600).await.expect("range").is_empty());
-    assert!(s.entries_range(tree, 0, u64::MAX).await.expect("range").len() == 201);
+    assert!(
+        s.entries_range(tree, 500, 600)
+            .await
+            .expect("range")
+            .is_empty()
+    );
+    assert!(
+        s.entries_range(tree, 0, u64::MAX)
+            .await
+            .expect("range")
+            .len()
+            == 201
+    );
     assert!(
         s.entry_by_index(tree, 10_000)
             .await
