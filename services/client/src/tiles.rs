@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use sigstack_crypto::PublicKey;
 use sigstack_log::checkpoint::Checkpoint;
 use sigstack_log::tiles::{TileRef, WIDTH};
-use sigstack_merkle::{Hash, NodeId, fold_subtree, node_hash, range_nodes};
+use sigstack_merkle::{Hash, NodeId, node_hash};
 use sigstack_types::trust::TrustedRoot;
 use std::collections::HashMap;
 
@@ -25,9 +25,19 @@ pub struct TiledLog<'a> {
 /// The Ed25519 keys the trusted root names for a tiled log at `url`.
 pub fn trusted_keys(root: &TrustedRoot, url: &str) -> Vec<PublicKey> {
     let url = url.trim_end_matches('/');
+    let now = crate::trust::now();
     root.tlogs
         .iter()
         .filter(|t| t.base_url.trim_end_matches('/') == url)
+        // a key the trusted root has end-dated no longer signs this log's checkpoints
+        .filter(|t| {
+            t.public_key
+                .valid_for
+                .end
+                .as_deref()
+                .and_then(sigstack_types::time::parse_rfc3339)
+                .is_none_or(|end| now < end)
+        })
         .filter_map(|t| STANDARD.decode(&t.public_key.raw_bytes).ok())
         .filter_map(|d| PublicKey::from_spki_der(&d).ok())
         .filter(|k| k.key_details() == "PKIX_ED25519")
@@ -62,9 +72,17 @@ impl<'a> TiledLog<'a> {
             .await
             .with_context(|| format!("reaching the transparency log at {url}"))?;
         let status = res.status();
-        let body = res.bytes().await?.to_vec();
         if !status.is_success() {
             bail!("GET {url}: HTTP {status}");
+        }
+        // the largest resource: an entry bundle of 256 entries of 64 KiB
+        const MAX: usize = 256 * (2 + 65_535);
+        if res.content_length().is_some_and(|n| n > MAX as u64) {
+            bail!("GET {url}: larger than any tlog-tiles resource");
+        }
+        let body = res.bytes().await?.to_vec();
+        if body.len() > MAX {
+            bail!("GET {url}: larger than any tlog-tiles resource");
         }
         Ok(body)
     }
@@ -126,18 +144,6 @@ impl<'a> TiledLog<'a> {
             hashes = hashes.chunks(2).map(|p| node_hash(&p[0], &p[1])).collect();
         }
         hashes.pop().context("an empty span")
-    }
-
-    /// The root of the first `m` leaves, computed from the tiles of the tree of `size`.
-    pub async fn root_at(&self, m: u64, size: u64) -> anyhow::Result<Hash> {
-        if m == 0 {
-            return Ok(sigstack_merkle::EMPTY_ROOT);
-        }
-        let mut parts = Vec::new();
-        for id in range_nodes(0, m) {
-            parts.push(self.node(id, size).await?);
-        }
-        fold_subtree(&parts).context("an empty tree")
     }
 
     /// The entry at `index` and its inclusion proof in the tree of `cp`, verified.
@@ -206,7 +212,8 @@ pub fn verify_checkpoint(note: &str, url: &str, root: &TrustedRoot) -> anyhow::R
     let mut last = String::new();
     for k in &keys {
         match sigstack_log::note::verify_ed25519(note, &name, k) {
-            Ok(cp) => return Ok(cp),
+            Ok(cp) if cp.origin == name => return Ok(cp),
+            Ok(cp) => last = format!("its origin {:?} is not {name:?}", cp.origin),
             Err(e) => last = e,
         }
     }
@@ -224,7 +231,7 @@ pub async fn observe(
     root: &TrustedRoot,
 ) -> anyhow::Result<crate::rekor::Consistency> {
     use crate::rekor::Consistency;
-    let path = crate::rekor::state_file(&cp.origin);
+    let path = crate::rekor::state_file(&log.url);
     let kept = match std::fs::read_to_string(&path) {
         Ok(text) => Some(
             verify_checkpoint(&text, &log.url, root)
@@ -244,18 +251,32 @@ pub async fn observe(
             path.display()
         )));
     }
-    let old_root = log.root_at(kept.size, cp.size).await?;
-    let new_root = log.root_at(cp.size, cp.size).await?;
-    if new_root != cp.root {
-        bail!(VerifyError(
-            "the log's tiles do not hash to its signed root".into()
-        ));
-    }
-    if old_root != kept.root {
-        bail!(VerifyError(format!(
-            "the log's tree of size {} is not an extension of the one of size {} seen before: it has forked or been rewritten",
-            cp.size, kept.size
-        )));
+    if kept.size == cp.size {
+        if kept.root != cp.root {
+            bail!(VerifyError(format!(
+                "the log presents two different trees of size {}: it has forked or been rewritten",
+                cp.size
+            )));
+        }
+    } else if kept.size > 0 {
+        // one consistency proof, its nodes from the tiles of the new tree, checked against
+        // both signed roots: the old tree is a prefix of the new one
+        let plan = sigstack_merkle::consistency_plan(kept.size, cp.size)
+            .context("no consistency proof between these sizes")?;
+        let mut nodes = HashMap::new();
+        for id in plan.nodes() {
+            nodes.insert(id, log.node(id, cp.size).await?);
+        }
+        let proof = plan
+            .assemble(|id| nodes.get(&id).copied())
+            .context("missing nodes")?;
+        sigstack_merkle::verify_consistency(kept.size, cp.size, &proof, &kept.root, &cp.root)
+            .map_err(|e| {
+                VerifyError(format!(
+                    "the log's tree of size {} is not an extension of the one of size {} seen before ({e}): it has forked or been rewritten",
+                    cp.size, kept.size
+                ))
+            })?;
     }
     if cp.size > kept.size {
         crate::trust::write_atomic(&path, note.as_bytes())?;

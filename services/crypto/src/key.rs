@@ -290,7 +290,8 @@ impl PublicKey {
                 })?;
                 let mut pre = [0u8; 64];
                 pre.copy_from_slice(digest);
-                vk.verify_prehashed(Precomputed(pre), None, &sig)
+                // strict: no small-order key or non-canonical signature verifies
+                vk.verify_prehashed_strict(Precomputed(pre), None, &sig)
                     .map_err(|_| CryptoError::BadSignature)
             }
         }

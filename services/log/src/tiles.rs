@@ -23,7 +23,8 @@ impl TileRef {
     /// The level of RFC 6962 complete nodes this tile's hashes are (8 × tile level; 0 for
     /// entry bundles, whose entries hash to the level-0 tile).
     pub fn node_level(&self) -> u8 {
-        self.level.unwrap_or(0) * 8
+        // levels above 7 hold no tile of a tree under 2^64 leaves (`exists_in` is false)
+        self.level.unwrap_or(0).min(7) * 8
     }
 
     /// Whether a tree of `size` leaves holds every hash of this tile. A tree that does

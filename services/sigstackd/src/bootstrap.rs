@@ -142,6 +142,19 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// Writes `bytes` to a new file beside `path`, then renames it over `path`. Whatever sits
 /// at the temporary name (a symbolic link planted by a less privileged user of the
 /// directory) is removed, never followed; the rename replaces a link at `path` itself.
+/// [`write_atomic`], and the directory synced after the rename, so the new file (not
+/// the old one) is what a crash leaves: for state that must never go back.
+pub(crate) fn write_durable(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    write_atomic(path, bytes)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing {}", dir.display()))
+}
+
 fn replace(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     match std::fs::remove_file(&tmp) {

@@ -63,6 +63,20 @@ pub(super) fn canonicalize(d: DsseRequest) -> Result<(Value, Vec<String>), Entry
     let payload = bytes_field("payload", env.payload.as_deref().unwrap_or(""))?;
     let payload_type = env.payload_type.unwrap_or_default();
     let pae = pae(&payload_type, &payload);
+    // the PAE hashed once per algorithm the verifiers use, not once per pair
+    let mut digests: Vec<(sigstack_crypto::HashAlg, Vec<u8>)> = Vec::new();
+    for v in &verifiers {
+        if !digests.iter().any(|(h, _)| *h == v.hash) {
+            digests.push((v.hash, v.hash.digest(&pae)));
+        }
+    }
+    let digest_of = |h: sigstack_crypto::HashAlg| {
+        digests
+            .iter()
+            .find(|(a, _)| *a == h)
+            .map(|(_, d)| d.as_slice())
+            .unwrap_or_default()
+    };
     let mut signed: Vec<(Vec<u8>, usize)> = Vec::new();
     for s in &env.signatures {
         let sig = bytes_field("signature", s.sig.as_deref().unwrap_or(""))?;
@@ -75,9 +89,8 @@ pub(super) fn canonicalize(d: DsseRequest) -> Result<(Value, Vec<String>), Entry
         let by = verifiers
             .iter()
             .position(|v| {
-                v.key
-                    .verify_digest(v.hash, &v.hash.digest(&pae), &sig)
-                    .is_ok()
+                super::check_encoding(v, &sig).is_ok()
+                    && v.key.verify_digest(v.hash, digest_of(v.hash), &sig).is_ok()
             })
             .ok_or_else(|| invalid("an envelope signature verifies with none of the verifiers"))?;
         signed.push((sig, by));

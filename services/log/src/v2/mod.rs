@@ -173,6 +173,63 @@ impl VerifierIn {
     }
 }
 
+/// An ECDSA signature must be ASN.1 DER, as rekor-tiles (Go's `VerifyASN1`) requires:
+/// the same signature in fixed-width r||s would otherwise be a second entry, and one
+/// other verifiers cannot check.
+pub(crate) fn check_encoding(v: &Verifier, sig: &[u8]) -> Result<(), EntryError> {
+    let ecdsa = v.body["keyDetails"]
+        .as_str()
+        .is_some_and(|d| d.starts_with("PKIX_ECDSA"));
+    if ecdsa && !is_der_ecdsa(sig) {
+        return Err(invalid(
+            "an ECDSA signature must be ASN.1 DER (SEQUENCE of two INTEGERs)",
+        ));
+    }
+    Ok(())
+}
+
+/// A DER `SEQUENCE { INTEGER r, INTEGER s }` with short or one-byte long lengths, and
+/// nothing after it.
+fn is_der_ecdsa(sig: &[u8]) -> bool {
+    fn len_at(b: &[u8], at: usize) -> Option<(usize, usize)> {
+        match *b.get(at)? {
+            n if n < 0x80 => Some((n as usize, at + 1)),
+            0x81 => {
+                let n = *b.get(at + 1)? as usize;
+                (n >= 0x80).then_some((n, at + 2))
+            }
+            _ => None,
+        }
+    }
+    fn integer(b: &[u8], at: usize) -> Option<usize> {
+        if *b.get(at)? != 0x02 {
+            return None;
+        }
+        let (n, start) = len_at(b, at + 1)?;
+        let v = b.get(start..start + n)?;
+        // minimal and positive
+        let minimal = match v {
+            [] => false,
+            [0x00, next, ..] => *next >= 0x80,
+            [first, ..] => *first < 0x80,
+        };
+        minimal.then_some(start + n)
+    }
+    (|| {
+        if *sig.first()? != 0x30 {
+            return None;
+        }
+        let (n, start) = len_at(sig, 1)?;
+        if start + n != sig.len() {
+            return None;
+        }
+        let after_r = integer(sig, start)?;
+        let after_s = integer(sig, after_r)?;
+        (after_s == sig.len()).then_some(())
+    })()
+    .is_some()
+}
+
 /// The name protobuf-specs gives a digest algorithm.
 pub(crate) fn hash_name(h: HashAlg) -> &'static str {
     match h {
@@ -240,6 +297,7 @@ fn hashed_rekord(h: HashedRekordRequest) -> Result<(Value, Vec<String>), EntryEr
             verifier.hash.name()
         )));
     }
+    check_encoding(&verifier, &content)?;
     verifier
         .key
         .verify_digest(verifier.hash, &digest, &content)

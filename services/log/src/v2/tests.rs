@@ -197,3 +197,36 @@ fn managed_keys_ed25519ph_and_dsse() {
         json!(STANDARD.encode(other.sign(&pae).expect("signs")));
     assert!(canonicalize(bad.to_string().as_bytes()).is_err());
 }
+
+#[test]
+fn ecdsa_signatures_are_der_only() {
+    let k = FileSigner::generate(Curve::P256);
+    let digest = sigstack_crypto::sha256(b"artifact");
+    let der = k.sign_sha256_digest(&digest).expect("signs");
+    // the same signature as fixed-width r||s
+    let (r, s) = {
+        let rl = der[3] as usize;
+        let r = &der[4..4 + rl];
+        let s = &der[4 + rl + 2..];
+        (r.to_vec(), s.to_vec())
+    };
+    let fixed = |v: &[u8]| {
+        let v = v.strip_prefix(&[0u8][..]).unwrap_or(v);
+        let mut out = vec![0u8; 32 - v.len()];
+        out.extend_from_slice(v);
+        out
+    };
+    let raw = [fixed(&r), fixed(&s)].concat();
+    let req = |sig: &[u8]| {
+        json!({"hashedRekordRequestV002": {"digest": STANDARD.encode(digest), "signature": {
+            "content": STANDARD.encode(sig),
+            "verifier": {"publicKey": {"rawBytes": STANDARD.encode(k.public_key().spki_der())}, "keyDetails": "PKIX_ECDSA_P256_SHA_256"}}}})
+        .to_string()
+    };
+    assert!(canonicalize(req(&der).as_bytes()).is_ok());
+    let e = canonicalize(req(&raw).as_bytes()).expect_err("r||s is refused");
+    assert!(e.to_string().contains("DER"), "{e}");
+    let mut trailing = der.clone();
+    trailing.push(0);
+    assert!(canonicalize(req(&trailing).as_bytes()).is_err());
+}

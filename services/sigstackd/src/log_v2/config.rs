@@ -140,7 +140,16 @@ impl LogV2Config {
                 self.witnesses.len()
             );
         }
-        for w in &self.witnesses {
+        for (i, w) in self.witnesses.iter().enumerate() {
+            if self.witnesses[..i]
+                .iter()
+                .any(|o| o.name == w.name || o.public_key == w.public_key)
+            {
+                bail!(
+                    "witness {:?} is listed twice: each witness counts once toward the quorum",
+                    w.name
+                );
+            }
             crate::settings::check_flag_url("witnesses.url", &w.url)?;
             if !sigstack_log::note::valid_name(&w.name) {
                 bail!("witness name {:?} cannot name a note key", w.name);

@@ -36,6 +36,8 @@ pub struct LogV2Service {
     /// Signature checks run on the blocking pool, this many at once.
     verify_slots: Arc<tokio::sync::Semaphore>,
     tiles: read::TileCache,
+    /// Bounds the tile reads that go to the database at once.
+    tile_reads: tokio::sync::Semaphore,
     witnesses: Vec<witnessing::Witness>,
     quorum: usize,
     cosigned: std::sync::RwLock<witnessing::Cosigned>,
@@ -142,6 +144,7 @@ impl LogV2Service {
                 std::thread::available_parallelism().map_or(2, |n| n.get()) * 2,
             )),
             tiles: read::TileCache::default(),
+            tile_reads: tokio::sync::Semaphore::new(read::DB_READS),
             http: sigstack_http::metrics::HttpMetrics::new("log_v2"),
             max_request_bytes: cfg.max_request_bytes,
         });

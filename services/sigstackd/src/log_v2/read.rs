@@ -11,28 +11,61 @@ use sigstack_log::tiles::{TileRef, entry_bundle};
 use sigstack_merkle::{Hash, NodeId, consistency_plan};
 use std::collections::HashMap;
 
-/// Cached tiles and bundles, dropped all at once past [`CACHE_BYTES`] (a simple bound
-/// that keeps the hot, newest tiles coming back quickly).
+/// Cached tiles and bundles, by tile (level or entries, index): the widest read so far,
+/// from which every narrower partial is sliced (a partial tile is a prefix of every wider
+/// one), so asking for each width of a tile costs one database read, not 255. Dropped
+/// all at once past [`CACHE_BYTES`], which keeps the hot, newest tiles coming back.
 #[derive(Default)]
 pub(super) struct TileCache {
-    inner: std::sync::RwLock<(HashMap<String, Bytes>, usize)>,
+    inner: std::sync::RwLock<(HashMap<(Option<u8>, u64), (u64, Bytes)>, usize)>,
 }
 
 const CACHE_BYTES: usize = 64 << 20;
 
+/// Tile reads that go to the database at once; more wait.
+pub(super) const DB_READS: usize = 8;
+
 impl TileCache {
-    fn get(&self, path: &str) -> Option<Bytes> {
-        self.inner.read().ok()?.0.get(path).cloned()
+    /// The tile `t` cut from a cached one at least as wide.
+    fn get(&self, t: &TileRef) -> Option<Bytes> {
+        let g = self.inner.read().ok()?;
+        let (width, bytes) = g.0.get(&(t.level, t.index))?;
+        if *width < t.width() {
+            return None;
+        }
+        prefix(t, bytes)
     }
 
-    fn put(&self, path: String, b: Bytes) {
+    fn put(&self, t: &TileRef, b: Bytes) {
         if let Ok(mut g) = self.inner.write() {
+            let key = (t.level, t.index);
+            if g.0.get(&key).is_some_and(|(w, _)| *w >= t.width()) {
+                return;
+            }
             if g.1 + b.len() > CACHE_BYTES {
                 g.0.clear();
                 g.1 = 0;
             }
             g.1 += b.len();
-            g.0.insert(path, b);
+            if let Some((_, old)) = g.0.insert(key, (t.width(), b)) {
+                g.1 -= old.len().min(g.1);
+            }
+        }
+    }
+}
+
+/// The first `t.width()` hashes or entries of a tile's bytes.
+fn prefix(t: &TileRef, bytes: &Bytes) -> Option<Bytes> {
+    let w = t.width() as usize;
+    match t.level {
+        Some(_) => bytes.get(..w * 32).map(|_| bytes.slice(..w * 32)),
+        None => {
+            let mut at = 0usize;
+            for _ in 0..w {
+                let len = u16::from_be_bytes(bytes.get(at..at + 2)?.try_into().ok()?) as usize;
+                at += 2 + len;
+            }
+            (at <= bytes.len()).then(|| bytes.slice(..at))
         }
     }
 }
@@ -41,7 +74,16 @@ impl LogV2Service {
     /// The bytes of a tile or entry bundle, or 404 when the tree does not (yet) hold it.
     pub(super) async fn tile(&self, t: TileRef) -> Result<Bytes, ApiError> {
         let path = t.path();
-        if let Some(b) = self.tiles.get(&path) {
+        if let Some(b) = self.tiles.get(&t) {
+            return Ok(b);
+        }
+        let _read = self
+            .tile_reads
+            .acquire()
+            .await
+            .map_err(|_| ApiError::unavailable("shutting down"))?;
+        // another request may have read it meanwhile
+        if let Some(b) = self.tiles.get(&t) {
             return Ok(b);
         }
         let mut head = self.head().await?;
@@ -54,6 +96,15 @@ impl LogV2Service {
                 )));
             }
         }
+        // read the tile as wide as the tree has it now: narrower partials are its prefixes
+        let want = t;
+        let level_bits = u32::from(t.level.unwrap_or(0)) * 8;
+        let available = (head.size >> level_bits) - t.index * sigstack_log::tiles::WIDTH;
+        let t = TileRef {
+            partial: (available < sigstack_log::tiles::WIDTH).then_some(available as u8),
+            ..t
+        };
+        let path = t.path();
         let start = t.index * sigstack_log::tiles::WIDTH;
         let width = t.width();
         let bytes = match t.level {
@@ -98,8 +149,8 @@ impl LogV2Service {
             }
         };
         let b = Bytes::from(bytes);
-        self.tiles.put(path, b.clone());
-        Ok(b)
+        self.tiles.put(&t, b.clone());
+        prefix(&want, &b).ok_or_else(|| ApiError::internal(format!("{path} is shorter than asked")))
     }
 
     /// A consistency proof from `old` to `new` (both within the tree).

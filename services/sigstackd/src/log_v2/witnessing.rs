@@ -5,7 +5,6 @@
 //! cosigned view, which stays at the last checkpoint a quorum agreed on.
 
 use super::LogV2Service;
-use base64::Engine;
 use sigstack_crypto::PublicKey;
 use sigstack_log::witness::{AddCheckpoint, verify_cosignature};
 use std::sync::Arc;
@@ -143,36 +142,40 @@ impl LogV2Service {
                 }
             };
             let status = res.status();
+            // an answer is a few signature lines
+            if res.content_length().is_some_and(|n| n > 16 << 10) {
+                tracing::warn!(witness = w.name, "an oversized answer");
+                return None;
+            }
             let text = res.text().await.unwrap_or_default();
+            if text.len() > 16 << 10 {
+                tracing::warn!(witness = w.name, "an oversized answer");
+                return None;
+            }
             match status.as_u16() {
                 200 => {
-                    let cosigned = format!("{note}{text}");
-                    if let Err(e) = verify_cosignature(&cosigned, &w.name, &w.key) {
-                        tracing::warn!(
-                            witness = w.name,
-                            cause = e,
-                            "a cosignature that does not verify"
-                        );
-                        return None;
+                    // keep exactly a line that verifies: a witness cannot slip an invalid
+                    // one into the published checkpoint
+                    let line = text.lines().take(16).find_map(|l| {
+                        let candidate = format!("{l}\n");
+                        let prefixed = l
+                            .strip_prefix("\u{2014} ")
+                            .is_some_and(|r| r.starts_with(&format!("{} ", w.name)));
+                        (prefixed
+                            && verify_cosignature(&format!("{note}{candidate}"), &w.name, &w.key)
+                                .is_ok())
+                        .then_some(candidate)
+                    });
+                    match line {
+                        Some(l) => {
+                            w.known.store(size, Ordering::Relaxed);
+                            return Some(l);
+                        }
+                        None => {
+                            tracing::warn!(witness = w.name, "no cosignature that verifies in the witness's answer");
+                            return None;
+                        }
                     }
-                    w.known.store(size, Ordering::Relaxed);
-                    // only its line, whatever else it sent
-                    return text
-                        .lines()
-                        .find(|l| {
-                            l.strip_prefix("\u{2014} ")
-                                .and_then(|r| r.split_once(' '))
-                                .is_some_and(|(n, b64)| {
-                                    n == w.name
-                                        && base64::engine::general_purpose::STANDARD
-                                            .decode(b64)
-                                            .is_ok_and(|b| {
-                                                sigstack_log::witness::cosigner_id(&w.name, &w.key)
-                                                    .is_some_and(|id| b.starts_with(&id))
-                                            })
-                                })
-                        })
-                        .map(|l| format!("{l}\n"));
                 }
                 409 => match text.trim().parse::<u64>() {
                     Ok(theirs) if theirs <= size => w.known.store(theirs, Ordering::Relaxed),
