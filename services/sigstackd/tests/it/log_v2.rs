@@ -426,3 +426,98 @@ pub async fn tiled_log_writes_reads_and_refuses(backend: Backend) {
         .expect("another key is refused");
     assert!(err.contains("was not signed by"), "{err}");
 }
+
+/// `sigstack log info` against a tiled log that forked: the checkpoint it keeps (size
+/// 100, tree A) and a new signed checkpoint (size 300) of another tree B, served with
+/// tiles mixed from both so that each root alone can be recomputed from some of them.
+/// The client proves consistency with one proof built from the tiles and refuses.
+pub async fn a_forked_tiled_log_is_caught() {
+    use sigstack_log::checkpoint::Checkpoint;
+    use sigstack_merkle::{Frontier, Hash, leaf_hash};
+    let dir = temp_dir("log-v2-fork");
+    let key_path = dir.join("log-v2.pem");
+    let key = openssl_ed25519(&key_path);
+    let signer = sigstack_crypto::Ed25519Signer::load(&key_path).expect("key");
+    let leaves = |tag: &str, n: u64| -> Vec<Hash> {
+        (0..n).map(|i| leaf_hash(format!("{tag} {i}").as_bytes())).collect()
+    };
+    let root = |l: &[Hash]| {
+        let mut f = Frontier::new();
+        for h in l {
+            f.append(*h, |_, _| {});
+        }
+        f.root()
+    };
+    let (a, b) = (leaves("A", 256), leaves("B", 300));
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let served = dir.join("served");
+    let write = |path: &str, bytes: &[u8]| {
+        let p = served.join(path);
+        std::fs::create_dir_all(p.parent().expect("dir")).expect("mkdir");
+        std::fs::write(p, bytes).expect("w");
+    };
+    let note = |size: u64, r: Hash| {
+        Checkpoint { origin: "127.0.0.1".into(), size, root: r }
+            .sign_ed25519("127.0.0.1", &signer)
+            .expect("sign")
+    };
+    let _static = Killed::new(
+        Command::new("python3")
+            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
+            .arg({
+                std::fs::create_dir_all(&served).expect("dir");
+                &served
+            })
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("http.server"),
+    );
+    wait_for("the static log", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    // a trusted root naming the log and its key
+    let trusted = dir.join("trusted_root.json");
+    std::fs::write(
+        &trusted,
+        json!({"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+            "tlogs": [{"baseUrl": url, "hashAlgorithm": "SHA2_256",
+                "publicKey": {"rawBytes": STANDARD.encode(key.spki_der()), "keyDetails": "PKIX_ED25519",
+                              "validFor": {"start": "2020-01-01T00:00:00Z"}},
+                "logId": {"keyId": STANDARD.encode(sigstack_log::note::log_id("127.0.0.1", &key))}}],
+            "certificateAuthorities": [], "ctlogs": [], "timestampAuthorities": []})
+        .to_string(),
+    )
+    .expect("w");
+    let ours = crate::client::Sigstack::new(&dir.join("home"));
+    let info = || {
+        ours.run(&["--trusted-root", p(&trusted), "--output", "json", "log", "info", "--rekor-url", &url, "--rekor-version", "2"])
+    };
+    // tree A at size 100: seen and kept
+    write("checkpoint", note(100, root(&a[..100])).as_bytes());
+    write("tile/0/000.p/100", &a[..100].concat());
+    let o = info();
+    assert!(o.ok(), "the first checkpoint: {o}");
+    assert_eq!(crate::client::json_of(&o)["treeSize"], 100);
+    // tree B at size 300, with A's first tile: A's root from tile/0/000, B's from the
+    // level-1 tile and tile/0/001
+    write("checkpoint", note(300, root(&b)).as_bytes());
+    let mut mixed = a[..100].to_vec();
+    mixed.extend_from_slice(&b[100..256]);
+    write("tile/0/000", &mixed.concat());
+    write("tile/1/000.p/1", &root(&b[..256]));
+    write("tile/0/001.p/44", &b[256..].concat());
+    let o = info();
+    assert!(!o.ok() && o.stderr.contains("forked"), "a forked log must be refused: {o}");
+    // the honest continuation of A is accepted
+    let a2 = [a[..].to_vec(), leaves("A", 300)[256..].to_vec()].concat();
+    write("checkpoint", note(300, root(&a2)).as_bytes());
+    write("tile/0/000", &a2[..256].concat());
+    write("tile/1/000.p/1", &root(&a2[..256]));
+    write("tile/0/001.p/44", &a2[256..].concat());
+    let o = info();
+    assert!(o.ok(), "a consistent checkpoint: {o}");
+    assert_eq!(
+        crate::client::json_of(&o)["consistency"],
+        "consistent with the checkpoint of size 100 seen before"
+    );
+}

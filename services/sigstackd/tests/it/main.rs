@@ -221,6 +221,11 @@ async fn sigstore_js_signs_through_the_signing_config() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forked_tiled_log_is_caught() {
+    log_v2::a_forked_tiled_log_is_caught().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn witnesses_cosign_consistent_checkpoints() {
     witness::witnesses_cosign_consistent_checkpoints().await
 }
