@@ -17,8 +17,11 @@ use std::collections::HashMap;
 /// all at once past [`CACHE_BYTES`], which keeps the hot, newest tiles coming back.
 #[derive(Default)]
 pub(super) struct TileCache {
-    inner: std::sync::RwLock<(HashMap<(Option<u8>, u64), (u64, Bytes)>, usize)>,
+    inner: std::sync::RwLock<(HashMap<TileKey, (u64, Bytes)>, usize)>,
 }
+
+/// A tile of a level (`None`: an entry bundle) by index, whatever its width.
+type TileKey = (Option<u8>, u64);
 
 const CACHE_BYTES: usize = 64 << 20;
 

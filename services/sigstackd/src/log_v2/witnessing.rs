@@ -172,7 +172,10 @@ impl LogV2Service {
                             return Some(l);
                         }
                         None => {
-                            tracing::warn!(witness = w.name, "no cosignature that verifies in the witness's answer");
+                            tracing::warn!(
+                                witness = w.name,
+                                "no cosignature that verifies in the witness's answer"
+                            );
                             return None;
                         }
                     }

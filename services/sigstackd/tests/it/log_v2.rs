@@ -439,7 +439,9 @@ pub async fn a_forked_tiled_log_is_caught() {
     let key = openssl_ed25519(&key_path);
     let signer = sigstack_crypto::Ed25519Signer::load(&key_path).expect("key");
     let leaves = |tag: &str, n: u64| -> Vec<Hash> {
-        (0..n).map(|i| leaf_hash(format!("{tag} {i}").as_bytes())).collect()
+        (0..n)
+            .map(|i| leaf_hash(format!("{tag} {i}").as_bytes()))
+            .collect()
     };
     let root = |l: &[Hash]| {
         let mut f = Frontier::new();
@@ -458,13 +460,24 @@ pub async fn a_forked_tiled_log_is_caught() {
         std::fs::write(p, bytes).expect("w");
     };
     let note = |size: u64, r: Hash| {
-        Checkpoint { origin: "127.0.0.1".into(), size, root: r }
-            .sign_ed25519("127.0.0.1", &signer)
-            .expect("sign")
+        Checkpoint {
+            origin: "127.0.0.1".into(),
+            size,
+            root: r,
+        }
+        .sign_ed25519("127.0.0.1", &signer)
+        .expect("sign")
     };
     let _static = Killed::new(
         Command::new("python3")
-            .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
             .arg({
                 std::fs::create_dir_all(&served).expect("dir");
                 &served
@@ -474,7 +487,9 @@ pub async fn a_forked_tiled_log_is_caught() {
             .spawn()
             .expect("http.server"),
     );
-    wait_for("the static log", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    wait_for("the static log", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
     // a trusted root naming the log and its key
     let trusted = dir.join("trusted_root.json");
     std::fs::write(
@@ -490,7 +505,18 @@ pub async fn a_forked_tiled_log_is_caught() {
     .expect("w");
     let ours = crate::client::Sigstack::new(&dir.join("home"));
     let info = || {
-        ours.run(&["--trusted-root", p(&trusted), "--output", "json", "log", "info", "--rekor-url", &url, "--rekor-version", "2"])
+        ours.run(&[
+            "--trusted-root",
+            p(&trusted),
+            "--output",
+            "json",
+            "log",
+            "info",
+            "--rekor-url",
+            &url,
+            "--rekor-version",
+            "2",
+        ])
     };
     // tree A at size 100: seen and kept
     write("checkpoint", note(100, root(&a[..100])).as_bytes());
@@ -507,7 +533,10 @@ pub async fn a_forked_tiled_log_is_caught() {
     write("tile/1/000.p/1", &root(&b[..256]));
     write("tile/0/001.p/44", &b[256..].concat());
     let o = info();
-    assert!(!o.ok() && o.stderr.contains("forked"), "a forked log must be refused: {o}");
+    assert!(
+        !o.ok() && o.stderr.contains("forked"),
+        "a forked log must be refused: {o}"
+    );
     // the honest continuation of A is accepted
     let a2 = [a[..].to_vec(), leaves("A", 300)[256..].to_vec()].concat();
     write("checkpoint", note(300, root(&a2)).as_bytes());
