@@ -17,11 +17,13 @@ use std::collections::HashMap;
 /// all at once past [`CACHE_BYTES`], which keeps the hot, newest tiles coming back.
 #[derive(Default)]
 pub(super) struct TileCache {
-    inner: std::sync::RwLock<(HashMap<TileKey, (u64, Bytes)>, usize)>,
+    inner: std::sync::RwLock<Cached>,
 }
 
-/// A tile of a level (`None`: an entry bundle) by index, whatever its width.
-type TileKey = (Option<u8>, u64);
+/// Tiles by level (`None`: entry bundles) and index, each with the width read, and the
+/// bytes held.
+#[derive(Default)]
+struct Cached(HashMap<(Option<u8>, u64), (u64, Bytes)>, usize);
 
 const CACHE_BYTES: usize = 64 << 20;
 
