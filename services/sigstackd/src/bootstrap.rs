@@ -28,6 +28,8 @@ pub(crate) struct Services {
     pub(crate) log: LogEntry,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) log_v2: Option<LogV2Entry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) witness: Option<WitnessEntry>,
     pub(crate) ctlog: CtEntry,
     pub(crate) ca: CaEntry,
     pub(crate) oidc: OidcEntry,
@@ -83,6 +85,14 @@ pub(crate) struct LogV2Entry {
     pub(crate) url: String,
     pub(crate) log_id: String,
     pub(crate) origin: String,
+    pub(crate) public_key: String,
+}
+
+/// A witness of the v2 log: its URL, name and Ed25519 public key file.
+#[derive(Serialize)]
+pub(crate) struct WitnessEntry {
+    pub(crate) url: String,
+    pub(crate) name: String,
     pub(crate) public_key: String,
 }
 

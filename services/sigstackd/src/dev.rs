@@ -35,6 +35,9 @@ pub struct DevArgs {
     /// Port of the tiled transparency log, Rekor v2 (0: any free port).
     #[arg(long, default_value_t = 3003)]
     log_v2_port: u16,
+    /// Port of the witness that cosigns the v2 log's checkpoints (0: any free port).
+    #[arg(long, default_value_t = 3005)]
+    witness_port: u16,
     /// Port of the CA (0: any free port).
     #[arg(long, default_value_t = 5555)]
     ca_port: u16,
@@ -73,6 +76,9 @@ async fn bind(host: IpAddr, port: u16, flag: &str) -> anyhow::Result<tokio::net:
 /// The dev CI client: `client_credentials` with this id and the secret in
 /// DATA_DIR/dev-ci-secret give a workload token for this job.
 pub const DEV_CI_CLIENT: &str = "dev-ci";
+
+/// The dev witness's name (the key name on its cosignatures).
+pub const DEV_WITNESS: &str = "sigstack-dev/witness";
 
 /// The dev issuer: its key, one user whose random password is kept (mode 0600) in the
 /// data directory, and one CI client whose secret is kept beside it.
@@ -277,6 +283,34 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         &database_url,
         &log_v2_key_path,
     )?;
+    // a witness of its own, so that the v2 log publishes cosigned checkpoints
+    let witness_listener = bind(args.host, args.witness_port, "--witness-port").await?;
+    let witness_url = format!("http://{}", witness_listener.local_addr()?);
+    let witness_key = sigstack_crypto::Ed25519Signer::load_or_generate(&keys.join("witness.pem"))?;
+    let witness_pub_path = keys.join("witness.pub.pem");
+    write_atomic(&witness_pub_path, witness_key.public_key().to_pem().as_bytes())?;
+    let witness_cfg = crate::witness::config::WitnessConfig {
+        listen: witness_listener.local_addr()?,
+        name: DEV_WITNESS.into(),
+        signing_key: keys.join("witness.pem"),
+        state_file: dir.join("witness-state.json"),
+        logs: vec![crate::witness::config::WitnessedLog {
+            origin: log_v2_cfg.origin()?,
+            public_key: Some(log_v2_pub_path.clone()),
+            vkey: None,
+        }],
+    };
+    if !witness_cfg.state_file.exists() {
+        crate::witness::init_state(&witness_cfg)?;
+    }
+    let witness = crate::witness::WitnessService::start(&witness_cfg)?;
+    let mut log_v2_cfg = log_v2_cfg;
+    log_v2_cfg.witnesses = vec![crate::log_v2::config::WitnessRef {
+        url: witness_url.clone(),
+        name: DEV_WITNESS.into(),
+        public_key: witness_pub_path.clone(),
+    }];
+    log_v2_cfg.validate()?;
     let log_v2 =
         crate::log_v2::LogV2Service::with_parts(&log_v2_cfg, store, log_v2_key.clone()).await?;
     let ct_cfg = CtLogConfig::for_dev(ct_addr, &database_url, &ct_key_path, &root_path);
@@ -369,6 +403,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             origin: log_v2.origin().to_string(),
             public_key: log_v2_pub_path.display().to_string(),
         }),
+        witness: Some(crate::bootstrap::WitnessEntry {
+            url: witness_url.clone(),
+            name: DEV_WITNESS.into(),
+            public_key: witness_pub_path.display().to_string(),
+        }),
         ctlog: CtEntry::new(&ct_url, ct_key.public_key(), &ct_pub_path),
         ca: CaEntry {
             url: ca_url.clone(),
@@ -405,6 +444,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!("sigstack dev stack is up (data in {})", dir.display());
     println!("  transparency log (Rekor v1): {log_url}");
     println!("  transparency log (Rekor v2): {log_v2_url}");
+    println!("  witness of the v2 log:       {witness_url}");
     println!("  certificate authority:       {ca_url}");
     println!("  CT log:                      {ct_url}");
     println!("  OIDC issuer:                 {oidc_url}");
@@ -453,7 +493,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let (a, b, c, d, e, f, g) = tokio::join!(
+    let (a, b, c, d, e, f, g, h) = tokio::join!(
         sigstack_http::serve(
             log_listener,
             log.router(log_cfg.max_request_bytes),
@@ -469,6 +509,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         sigstack_http::serve(tuf_listener, tuf.router(), stopped()),
         sigstack_http::serve(tsa_listener, tsa.router(), stopped()),
         sigstack_http::serve(log_v2_listener, log_v2.router(), stopped()),
+        sigstack_http::serve(witness_listener, witness.router(), stopped()),
     );
     a?;
     b?;
@@ -477,6 +518,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     e?;
     f?;
     g?;
+    h?;
     log.store().close().await;
     Ok(())
 }

@@ -113,6 +113,12 @@ enum TufAction {
 }
 
 #[derive(Subcommand)]
+enum WitnessAction {
+    /// Create the state file of a new witness (once; an existing one is never reset).
+    InitState,
+}
+
+#[derive(Subcommand)]
 enum TrustAction {
     /// Fetch the public keys and CA chain from running services, check them, and write
     /// the trust files clients use.
@@ -159,6 +165,8 @@ enum Command {
         /// TOML configuration file; scalar keys may also come from SIGSTACK_WITNESS_<KEY>.
         #[arg(long, short)]
         config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: Option<WitnessAction>,
     },
     /// Run the certificate authority (Fulcio API v2 and legacy v1), or make it a new
     /// intermediate.
@@ -298,7 +306,19 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::LogV2 { config } => run_log_v2(config).await,
-            Command::Witness { config } => {
+            Command::Witness {
+                config,
+                action: Some(WitnessAction::InitState),
+            } => {
+                let cfg = witness::config::WitnessConfig::load(config.as_deref())?;
+                witness::init_state(&cfg)?;
+                println!("created {}", cfg.state_file.display());
+                Ok(())
+            }
+            Command::Witness {
+                config,
+                action: None,
+            } => {
                 let cfg = witness::config::WitnessConfig::load(config.as_deref())?;
                 tracing::info!(config = ?cfg, "starting witness");
                 let svc = witness::WitnessService::start(&cfg)?;

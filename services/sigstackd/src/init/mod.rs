@@ -519,6 +519,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
             origin: log_v2_cfg.origin()?,
             public_key: log_v2_pub.display().to_string(),
         }),
+        witness: None,
         ctlog: CtEntry::new(&u.ct, ct_key.public_key(), &ct_pub),
         ca: CaEntry {
             url: u.ca.clone(),

@@ -44,7 +44,11 @@ struct StoredSeen {
 fn read_state(path: &std::path::Path) -> anyhow::Result<BTreeMap<String, Seen>> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        // a witness that lost its state would cosign a log's rollback: never silently
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
+            "no witness state at {}: a witness that has lost what it cosigned can be rolled back. For a new witness, create it once with `sigstackd witness --config … init-state`",
+            path.display()
+        ),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
     let stored: BTreeMap<String, StoredSeen> = serde_json::from_slice(&bytes)
@@ -215,4 +219,18 @@ async fn metrics(State(svc): State<Arc<WitnessService>>) -> Response {
         )],
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// `sigstackd witness init-state`: an empty state file for a new witness (refused if
+/// one exists: its record of what was cosigned must not be thrown away).
+pub fn init_state(cfg: &WitnessConfig) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !cfg.state_file.exists(),
+        "{} exists: a witness's state is never reset (that would let a log roll back)",
+        cfg.state_file.display()
+    );
+    if let Some(d) = cfg.state_file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    crate::bootstrap::write_durable(&cfg.state_file, b"{}\n")
 }

@@ -79,6 +79,8 @@ pub fn dev_stack(dir: &Path, issuer: Option<&str>) -> (Killed, Value) {
         "0",
         "--log-v2-port",
         "0",
+        "--witness-port",
+        "0",
     ];
     args.extend(issuer.map(|i| ["--oidc-issuer", i]).into_iter().flatten());
     dev_stack_with(dir, &args)

@@ -302,10 +302,11 @@ fn dev_stack_on_fixed_ports(data: &Path) -> (crate::keyless::Killed, Value, Vec<
 
 /// Fixed ports for a dev stack that restarts at the same addresses.
 fn fixed_ports() -> Vec<String> {
-    let ports: Vec<String> = (0..7).map(|_| free_port().to_string()).collect();
+    let ports: Vec<String> = (0..8).map(|_| free_port().to_string()).collect();
     [
         "--log-port",
         "--log-v2-port",
+        "--witness-port",
         "--ca-port",
         "--ctlog-port",
         "--oidc-port",

@@ -58,6 +58,33 @@ pub async fn v2_verifiers_refuse_forged_bundles() {
         assert!(ok, "{v} accepts the genuine v2 bundle: {out}");
     }
 
+    // the dev stack's witness cosigns the v2 log's checkpoints: /checkpoint serves them
+    let v2_url = stack_str(&stack, "/services/log_v2/url");
+    let witness_key = sigstack_crypto::PublicKey::from_pem(
+        &std::fs::read(stack_str(&stack, "/services/witness/public_key")).expect("key"),
+    )
+    .expect("pem");
+    let witness_name = stack_str(&stack, "/services/witness/name");
+    let mut cosigned = false;
+    for _ in 0..50 {
+        let note = http()
+            .get(format!("{v2_url}/checkpoint"))
+            .send()
+            .await
+            .expect("get")
+            .text()
+            .await
+            .expect("text");
+        if note.starts_with(&format!("{}\n2\n", stack_str(&stack, "/services/log_v2/origin")))
+            && sigstack_log::witness::verify_cosignature(&note, &witness_name, &witness_key).is_ok()
+        {
+            cosigned = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(cosigned, "the dev witness cosigns the v2 log's checkpoint of size 2");
+
     // `sigstack log` reads the tiled log: the checkpoint verified and kept, the entry
     // from its bundle with a proof computed from the tiles, consistency on the next call
     let ours = crate::client::Sigstack::new(&dir.join("home"));

@@ -34,6 +34,29 @@ fn start_witness(dir: &Path, name: &str, key: &Path, log_key: &Path, port: u16) 
         ),
     )
     .expect("config");
+    if !dir.join(format!("{name}.state.json")).exists() {
+        // a new witness refuses to start without its state, until it is created once
+        let (ok, out) = crate::keyless::run(
+            Command::new(env!("CARGO_BIN_EXE_sigstackd"))
+                .args(["witness", "--config"])
+                .arg(&config),
+        );
+        assert!(!ok && out.contains("init-state"), "{out}");
+        let (ok, out) = crate::keyless::run(
+            Command::new(env!("CARGO_BIN_EXE_sigstackd"))
+                .args(["witness", "--config"])
+                .arg(&config)
+                .arg("init-state"),
+        );
+        assert!(ok, "{out}");
+        let (ok, out) = crate::keyless::run(
+            Command::new(env!("CARGO_BIN_EXE_sigstackd"))
+                .args(["witness", "--config"])
+                .arg(&config)
+                .arg("init-state"),
+        );
+        assert!(!ok && out.contains("never reset"), "{out}");
+    }
     let child = Command::new(env!("CARGO_BIN_EXE_sigstackd"))
         .args(["witness", "--config"])
         .arg(&config)
