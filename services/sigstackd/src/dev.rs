@@ -288,7 +288,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let witness_url = format!("http://{}", witness_listener.local_addr()?);
     let witness_key = sigstack_crypto::Ed25519Signer::load_or_generate(&keys.join("witness.pem"))?;
     let witness_pub_path = keys.join("witness.pub.pem");
-    write_atomic(&witness_pub_path, witness_key.public_key().to_pem().as_bytes())?;
+    write_atomic(
+        &witness_pub_path,
+        witness_key.public_key().to_pem().as_bytes(),
+    )?;
     let witness_cfg = crate::witness::config::WitnessConfig {
         listen: witness_listener.local_addr()?,
         name: DEV_WITNESS.into(),

@@ -229,7 +229,11 @@ pub fn init_state(cfg: &WitnessConfig) -> anyhow::Result<()> {
         "{} exists: a witness's state is never reset (that would let a log roll back)",
         cfg.state_file.display()
     );
-    if let Some(d) = cfg.state_file.parent().filter(|d| !d.as_os_str().is_empty()) {
+    if let Some(d) = cfg
+        .state_file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
     crate::bootstrap::write_durable(&cfg.state_file, b"{}\n")

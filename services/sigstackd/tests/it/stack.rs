@@ -329,7 +329,9 @@ pub async fn dev_stack_interop_matrix() {
         printed.contains(&format!("as `dev`, password {}", password.trim())),
         "{printed}"
     );
-    for url in ["log", "log_v2", "witness", "ca", "ctlog", "oidc", "tuf", "tsa"] {
+    for url in [
+        "log", "log_v2", "witness", "ca", "ctlog", "oidc", "tuf", "tsa",
+    ] {
         let u = stack["services"][url]["url"].as_str().expect("url");
         assert!(printed.contains(u), "{url} URL not printed: {printed}");
     }

@@ -75,15 +75,21 @@ pub async fn v2_verifiers_refuse_forged_bundles() {
             .text()
             .await
             .expect("text");
-        if note.starts_with(&format!("{}\n2\n", stack_str(&stack, "/services/log_v2/origin")))
-            && sigstack_log::witness::verify_cosignature(&note, &witness_name, &witness_key).is_ok()
+        if note.starts_with(&format!(
+            "{}\n2\n",
+            stack_str(&stack, "/services/log_v2/origin")
+        )) && sigstack_log::witness::verify_cosignature(&note, &witness_name, &witness_key)
+            .is_ok()
         {
             cosigned = true;
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    assert!(cosigned, "the dev witness cosigns the v2 log's checkpoint of size 2");
+    assert!(
+        cosigned,
+        "the dev witness cosigns the v2 log's checkpoint of size 2"
+    );
 
     // `sigstack log` reads the tiled log: the checkpoint verified and kept, the entry
     // from its bundle with a proof computed from the tiles, consistency on the next call
