@@ -25,6 +25,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("checkpoint", checkpoint),
     ("trust_files", trust_files),
     ("canonical_json", canonical_json),
+    ("rekor_v2_entry", rekor_v2_entry),
+    ("tlog_tiles", tlog_tiles),
 ];
 
 /// The public-good trusted root (it names timestamp authorities too).
@@ -203,6 +205,63 @@ pub fn checkpoint(data: &[u8]) {
     let key = sigstack_crypto::Signer::public_key(&key);
     let _ = sigstack_log::checkpoint::verify_any_name(&text, key);
     let _ = sigstack_log::checkpoint::Checkpoint::parse_body(&text);
+}
+
+/// A Rekor v2 submission (`POST /api/v2/log/entries`): a canonical body must be RFC
+/// 8785 JSON and fit an entry bundle.
+pub fn rekor_v2_entry(data: &[u8]) {
+    if let Ok(c) = sigstack_log::v2::canonicalize(data) {
+        let v: serde_json::Value =
+            serde_json::from_slice(&c.body).expect("a canonical body is JSON");
+        assert_eq!(
+            sigstack_log::jcs::to_vec(&v),
+            c.body,
+            "a canonical body is its own canonical form"
+        );
+        assert!(c.body.len() <= sigstack_log::v2::MAX_BODY_BYTES);
+    }
+}
+
+/// What a tiled log, its witnesses and its readers parse from outside: tile paths (a
+/// parsed path prints back as itself), `add-checkpoint` bodies, signed notes and the
+/// witness's checks on them.
+pub fn tlog_tiles(data: &[u8]) {
+    use sigstack_log::{note, tiles, witness};
+    let text = String::from_utf8_lossy(data);
+    if let Some(t) = tiles::TileRef::parse(&text) {
+        assert_eq!(tiles::TileRef::parse(&t.path()["tile/".len()..]), Some(t));
+        let _ = t.exists_in(u64::MAX);
+        let _ = t.node_level();
+    }
+    let key = log_key();
+    let _ = note::split(&text);
+    let _ = note::verify_ed25519(&text, "fuzz.example", key);
+    let _ = note::parse_vkey(&text);
+    if let Ok(req) = witness::AddCheckpoint::parse(&text) {
+        let seen = witness::Seen {
+            size: 3,
+            root: [9; 32],
+        };
+        let _ = witness::check(&req, "fuzz.example", key, Some(seen));
+        let _ = witness::check(&req, "fuzz.example", key, None);
+        let _ = witness::verify_cosignature(&req.note, "witness.example", key);
+    }
+}
+
+/// The Ed25519 key the tlog_tiles seeds are signed with (fixed, so they verify; a
+/// throwaway key that signs nothing else).
+pub fn log_key_signer() -> &'static sigstack_crypto::Ed25519Signer {
+    static KEY: OnceLock<sigstack_crypto::Ed25519Signer> = OnceLock::new();
+    KEY.get_or_init(|| {
+        sigstack_crypto::Ed25519Signer::from_pem(
+            "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIDJYNSvVq3dX4x5+EX3Qm0e+rKavPrZ9b00juZrXpU5d\n-----END PRIVATE KEY-----\n",
+        )
+        .expect("the fixed fuzz key")
+    })
+}
+
+fn log_key() -> &'static sigstack_crypto::PublicKey {
+    sigstack_crypto::Signer::public_key(log_key_signer())
 }
 
 /// Trust files a client is handed: a trusted root (its authorities decoded), a signing

@@ -121,6 +121,56 @@ fn checkpoint() -> Vec<u8> {
     cp.sign("fuzz.example", &key).expect("sign").into_bytes()
 }
 
+fn rekor_v2_requests() -> Vec<Vec<u8>> {
+    let key = FileSigner::generate(Curve::P256);
+    let digest = sigstack_crypto::sha256(b"fuzz artifact");
+    let sig = key.sign_sha256_digest(&digest).expect("sign");
+    let verifier = json!({"publicKey": {"rawBytes": STANDARD.encode(key.public_key().spki_der())},
+                          "keyDetails": "PKIX_ECDSA_P256_SHA_256"});
+    let payload = STATEMENT.as_bytes();
+    let pae = sigstack::verify::dsse::pae("application/vnd.in-toto+json", payload);
+    let dsig = key.sign(&pae).expect("sign");
+    vec![
+        json!({"hashedRekordRequestV002": {"digest": STANDARD.encode(digest),
+            "signature": {"content": STANDARD.encode(&sig), "verifier": verifier}}})
+        .to_string()
+        .into_bytes(),
+        json!({"dsseRequestV002": {"envelope": {"payload": STANDARD.encode(payload),
+            "payloadType": "application/vnd.in-toto+json",
+            "signatures": [{"sig": STANDARD.encode(&dsig), "keyid": ""}]},
+            "verifiers": [verifier]}})
+        .to_string()
+        .into_bytes(),
+    ]
+}
+
+fn tlog_tiles() -> Vec<Vec<u8>> {
+    let signer = sigstack_fuzzing::log_key_signer();
+    let note = |size: u64| {
+        sigstack_log::checkpoint::Checkpoint {
+            origin: "fuzz.example".into(),
+            size,
+            root: [9; 32],
+        }
+        .sign_ed25519("fuzz.example", signer)
+        .expect("sign")
+    };
+    let add = sigstack_log::witness::AddCheckpoint {
+        old_size: 3,
+        proof: vec![[1; 32], [2; 32]],
+        note: note(5),
+    };
+    vec![
+        b"1/x001/x234/067.p/17".to_vec(),
+        b"entries/042".to_vec(),
+        note(3).into_bytes(),
+        add.encode().into_bytes(),
+        sigstack_log::note::vkey("fuzz.example", sigstack_crypto::Signer::public_key(signer))
+            .expect("vkey")
+            .into_bytes(),
+    ]
+}
+
 /// Seeds made for `target`.
 pub fn made(target: &str) -> Vec<Vec<u8>> {
     let trust = |f: &str| {
@@ -161,6 +211,8 @@ pub fn made(target: &str) -> Vec<Vec<u8>> {
             br#"{"a":[1,-2.5e-7,"\u00e9\ud83d\ude00",true,null],"b":{"z":1,"a":{}}}"#.to_vec(),
         ],
         "verify_bundle" => Vec::new(),
+        "rekor_v2_entry" => rekor_v2_requests(),
+        "tlog_tiles" => tlog_tiles(),
         other => panic!("no seeds for {other}"),
     }
 }
