@@ -38,11 +38,18 @@ pub fn valid_name(name: &str) -> bool {
     !name.is_empty() && !name.chars().any(char::is_whitespace) && !name.contains('+')
 }
 
-/// The verifier key text `<name>+<hex key ID>+<base64(type || key)>` for an Ed25519 key.
+/// The verifier key text `<name>+<hex key ID>+<base64(type || key)>` for an Ed25519 key
+/// that signs notes.
 pub fn vkey(name: &str, key: &PublicKey) -> Option<String> {
+    vkey_of_type(name, key, SIG_ED25519)
+}
+
+/// The vkey of an Ed25519 key for signature type `sig_type` (0x04 for a witness's
+/// cosignatures).
+pub fn vkey_of_type(name: &str, key: &PublicKey, sig_type: u8) -> Option<String> {
     let raw = ed25519_raw(key.spki_der())?;
-    let id = &key_hash(name, SIG_ED25519, &raw)[..4];
-    let mut typed = vec![SIG_ED25519];
+    let id = &key_hash(name, sig_type, &raw)[..4];
+    let mut typed = vec![sig_type];
     typed.extend_from_slice(&raw);
     Some(format!(
         "{name}+{}+{}",

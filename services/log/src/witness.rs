@@ -333,6 +333,14 @@ mod tests {
             verify_cosignature(&cosigned, "witness.example/w1", w.public_key()),
             Ok(1_700_000_000)
         );
+        // its vkey (type 0x04) names the key ID on its cosignature lines
+        let v = crate::note::vkey_of_type("witness.example/w1", w.public_key(), SIG_COSIGNATURE_V1)
+            .expect("vkey");
+        let id = cosigner_id("witness.example/w1", w.public_key()).expect("id");
+        assert!(
+            v.starts_with(&format!("witness.example/w1+{}+", hex::encode(id))),
+            "{v}"
+        );
         assert!(verify_cosignature(&cosigned, "witness.example/w2", w.public_key()).is_err());
         assert!(
             verify_cosignature(

@@ -75,7 +75,11 @@ impl WitnessService {
             logs.insert(l.origin.clone(), l.key()?);
         }
         let state = read_state(&cfg.state_file)?;
-        if let Some(v) = sigstack_log::note::vkey(&cfg.name, signer.public_key()) {
+        if let Some(v) = sigstack_log::note::vkey_of_type(
+            &cfg.name,
+            signer.public_key(),
+            sigstack_log::note::SIG_COSIGNATURE_V1,
+        ) {
             // what logs configure: the key as a cosigner (type 0x04)
             tracing::info!(name = cfg.name, key = %v, "witness key");
         }
