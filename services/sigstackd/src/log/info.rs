@@ -291,7 +291,12 @@ pub async fn healthz() -> &'static str {
     responses((status = 200, description = "Ready"), (status = 503, description = "Not ready, with the reason (JSON)"))
 )]
 pub async fn readyz(State(svc): State<Arc<LogService>>) -> Response {
-    match svc.store.ping().await {
+    database_ready(&svc.store).await
+}
+
+/// 200 when the database answers, else 503 saying so: the readiness of the logs.
+pub(crate) async fn database_ready(store: &sigstack_storage::Store) -> Response {
+    match store.ping().await {
         Ok(()) => (StatusCode::OK, "ok").into_response(),
         Err(e) => {
             tracing::warn!(cause = %e, "database unreachable");

@@ -4,7 +4,7 @@ pub mod api;
 pub mod config;
 mod entries;
 pub mod fill;
-mod info;
+pub(crate) mod info;
 
 use crate::sequencer::{HeadCache, HeadSigner, Sequencer, SequencerConfig};
 use anyhow::Context;

@@ -218,13 +218,7 @@ pub async fn healthz() -> &'static str {
     responses((status = 200, description = "Ready"), (status = 503, description = "Not ready, with the reason"))
 )]
 pub async fn readyz(State(svc): State<Arc<LogV2Service>>) -> Response {
-    match svc.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ok").into_response(),
-        Err(e) => {
-            tracing::warn!(cause = %e, "database unreachable");
-            ApiError::not_ready("the database does not answer").into_response()
-        }
-    }
+    crate::log::info::database_ready(&svc.store).await
 }
 
 /// Prometheus metrics: HTTP requests by route and status with latencies, and the tree size.
