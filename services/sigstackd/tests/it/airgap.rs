@@ -126,27 +126,7 @@ pub async fn a_tuf_copy_on_a_disk_serves_clients_with_the_network_off() {
     );
     // cosign v2 and v3 accept a file:// mirror in `initialize` but verify over HTTP only:
     // on the disconnected side any static web server serves the copy (no stack runs)
-    let port = free_port();
-    let server = crate::keyless::Killed::new(
-        Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-            ])
-            .arg("--directory")
-            .arg(&copy)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("python3 -m http.server"),
-    );
-    let served = format!("http://127.0.0.1:{port}");
-    crate::keyless::wait_for("the static server", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    let (server, served) = static_server(&copy);
     for cosign in [
         crate::cosign::Cosign::v2(&dir.join("cosign-v2")),
         crate::cosign::Cosign::v3(&dir.join("cosign-v3")),

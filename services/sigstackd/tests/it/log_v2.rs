@@ -8,7 +8,7 @@
 //! log and a changed key are refused as upstream refuses them.
 
 use crate::client::p;
-use crate::keyless::{Killed, run, venv, wait_for, workspace};
+use crate::keyless::{Killed, run, venv, workspace};
 use crate::support::*;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -340,27 +340,7 @@ pub async fn tiled_log_writes_reads_and_refuses(backend: Backend) {
     assert_eq!(summary["levels"], 2, "{summary}");
 
     // the same from a copy on a static file server, and a tampered copy is caught
-    let port = free_port();
-    let _static = Killed::new(
-        Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--directory",
-            ])
-            .arg(&copy)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("http.server"),
-    );
-    let static_url = format!("http://127.0.0.1:{port}");
-    wait_for("the static copy", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    let (_static, static_url) = static_server(&copy);
     let from_copy =
         read_tiles(&static_url, &key, &["--previous", p(&earlier)]).expect("the copy reads");
     assert_eq!(from_copy["root"], summary["root"]);
@@ -451,8 +431,6 @@ pub async fn a_forked_tiled_log_is_caught() {
         f.root()
     };
     let (a, b) = (leaves("A", 256), leaves("B", 300));
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
     let served = dir.join("served");
     let write = |path: &str, bytes: &[u8]| {
         let p = served.join(path);
@@ -468,28 +446,7 @@ pub async fn a_forked_tiled_log_is_caught() {
         .sign_ed25519("127.0.0.1", &signer)
         .expect("sign")
     };
-    let _static = Killed::new(
-        Command::new("python3")
-            .args([
-                "-m",
-                "http.server",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--directory",
-            ])
-            .arg({
-                std::fs::create_dir_all(&served).expect("dir");
-                &served
-            })
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("http.server"),
-    );
-    wait_for("the static log", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    let (_static, url) = static_server(&served);
     // a trusted root naming the log and its key
     let trusted = dir.join("trusted_root.json");
     std::fs::write(

@@ -444,3 +444,30 @@ pub fn stack_str(stack: &Value, ptr: &str) -> String {
         .unwrap_or_else(|| panic!("stack.json has no {ptr}"))
         .to_string()
 }
+
+/// `python3 -m http.server` serving `dir` on a free loopback port, until dropped: any
+/// static web server, as a copy of TUF metadata or of a log's tiles is served where no
+/// stack runs. Returns the process and its URL once it answers.
+pub fn static_server(dir: &std::path::Path) -> (crate::keyless::Killed, String) {
+    std::fs::create_dir_all(dir).expect("served directory");
+    let port = free_port();
+    let child = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+        ])
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 -m http.server");
+    let server = crate::keyless::Killed::new(child);
+    crate::keyless::wait_for("the static web server", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    (server, format!("http://127.0.0.1:{port}"))
+}

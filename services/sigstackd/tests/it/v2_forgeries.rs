@@ -16,6 +16,17 @@ use std::path::Path;
 
 const VERIFIERS: [&str; 3] = ["sigstack", "sigstore-python", "cosign v3"];
 
+/// A dev stack in `data`, the five clients trusting it, and the identity they sign as.
+fn dev_with_clients(dir: &Path, data: &Path) -> (crate::keyless::Killed, Value, Clients, Identity) {
+    let (dev, stack) = crate::keyless::dev_stack(data, None);
+    let c = Clients::new(dir, &stack);
+    let who = Identity {
+        identity: stack_str(&stack, "/services/oidc/email"),
+        issuer: stack_str(&stack, "/services/oidc/url"),
+    };
+    (dev, stack, c, who)
+}
+
 fn write_variant(dir: &Path, name: &str, bundle: &Value) -> std::path::PathBuf {
     let f = dir.join(format!("{name}.sigstore.json"));
     std::fs::write(&f, serde_json::to_vec_pretty(bundle).expect("json")).expect("w");
@@ -25,12 +36,7 @@ fn write_variant(dir: &Path, name: &str, bundle: &Value) -> std::path::PathBuf {
 pub async fn v2_verifiers_refuse_forged_bundles() {
     let dir = temp_dir("v2-forgeries");
     let data = dir.join("stack");
-    let (_dev, stack) = crate::keyless::dev_stack(&data, None);
-    let c = Clients::new(&dir, &stack);
-    let who = Identity {
-        identity: stack_str(&stack, "/services/oidc/email"),
-        issuer: stack_str(&stack, "/services/oidc/url"),
-    };
+    let (_dev, stack, c, who) = dev_with_clients(&dir, &data);
     let artifact = dir.join("artifact.txt");
     std::fs::write(&artifact, "signed into the tiled log\n").expect("w");
     // an entry before ours, so that our proof has a hash to change
@@ -224,12 +230,7 @@ pub async fn v2_verifiers_refuse_forged_bundles() {
 pub async fn sigstore_js_signs_through_the_signing_config() {
     let dir = temp_dir("v2-js");
     let data = dir.join("stack");
-    let (_dev, stack) = crate::keyless::dev_stack(&data, None);
-    let c = Clients::new(&dir, &stack);
-    let who = Identity {
-        identity: stack_str(&stack, "/services/oidc/email"),
-        issuer: stack_str(&stack, "/services/oidc/url"),
-    };
+    let (_dev, stack, c, who) = dev_with_clients(&dir, &data);
     let config = stack_str(&stack, "/signing_config");
     let js_sign = |artifact: &Path, bundle: &Path, attest: Option<&str>| {
         let mut cmd = std::process::Command::new("node");
