@@ -52,6 +52,16 @@ pub(crate) struct TufEntry {
     pub(crate) url: String,
     /// The initial `1.root.json` clients are given out of band.
     pub(crate) root: String,
+    /// Where copies of other repositories are served (`URL/mirrors/NAME`), and the
+    /// directory they are published into (`airgap import --out`, `tuf mirror --out`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) mirrors: Option<MirrorsEntry>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct MirrorsEntry {
+    pub(crate) url: String,
+    pub(crate) dir: String,
 }
 
 #[derive(Serialize)]

@@ -380,6 +380,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         &database_url,
     )
     .await?;
+    let mirrors_dir = dir.join("mirrors");
+    std::fs::create_dir_all(&mirrors_dir)
+        .with_context(|| format!("creating {}", mirrors_dir.display()))?;
     let tuf_cfg = crate::tuf::config::TufConfig {
         listen: tuf_addr,
         database_url: database_url.clone(),
@@ -388,6 +391,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         snapshot_ttl_secs: 7 * 86_400,
         expiry_alarm_secs: 30 * 86_400,
         poll_secs: 5,
+        mirrors_dir: Some(mirrors_dir.clone()),
     };
     tuf_cfg.validate()?;
     let tuf = crate::tuf::TufService::start(&tuf_cfg).await?;
@@ -428,6 +432,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         tuf: TufEntry {
             url: tuf_url.clone(),
             root: tuf_root.display().to_string(),
+            mirrors: Some(crate::bootstrap::MirrorsEntry {
+                url: format!("{tuf_url}/mirrors"),
+                dir: mirrors_dir.display().to_string(),
+            }),
         },
         tsa: Some(TsaEntry {
             url: tsa_url.clone(),

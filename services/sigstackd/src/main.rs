@@ -2,6 +2,7 @@
 //! production; `sigstackd dev` runs every service in one process on an embedded
 //! database for testing.
 
+mod airgap;
 mod bootstrap;
 mod ca;
 mod ctlog;
@@ -185,6 +186,12 @@ enum Command {
         config: Option<PathBuf>,
         #[command(subcommand)]
         action: Option<OidcAction>,
+    },
+    /// Carry trust across an air gap: write a kit of TUF repositories, trust files and
+    /// log checkpoints, and verify and publish it on the other side.
+    Airgap {
+        #[command(subcommand)]
+        action: airgap::AirgapAction,
     },
     /// Run the TUF repository (consistent snapshots; timestamp and snapshot re-signed
     /// online), or run its offline ceremony commands.
@@ -383,6 +390,7 @@ fn main() -> anyhow::Result<()> {
             Command::Trust {
                 action: TrustAction::Export(args),
             } => trust::export(args).await,
+            Command::Airgap { action } => airgap::run(action).await,
             Command::Tuf { config, action } => match action {
                 None => run_tuf(config).await,
                 Some(TufAction::Init(a)) => {

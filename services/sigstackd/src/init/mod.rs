@@ -537,6 +537,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         tuf: TufEntry {
             url: u.tuf.clone(),
             root: tuf_root.display().to_string(),
+            mirrors: None,
         },
         tsa: Some(crate::bootstrap::TsaEntry {
             url: u.tsa.clone(),

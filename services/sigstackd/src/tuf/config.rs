@@ -28,6 +28,10 @@ pub struct TufConfig {
     /// How often the database is checked for new metadata and expiry, in seconds.
     #[serde(default = "default_poll")]
     pub poll_secs: u64,
+    /// A directory of copies of other repositories (`tuf mirror --out DIR/NAME`,
+    /// `airgap import --out DIR`), each served byte for byte at `/mirrors/NAME/`.
+    #[serde(default)]
+    pub mirrors_dir: Option<PathBuf>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -54,6 +58,7 @@ pub const KEYS: &[&str] = &[
     "snapshot_ttl_secs",
     "expiry_alarm_secs",
     "poll_secs",
+    "mirrors_dir",
 ];
 
 impl TufConfig {
@@ -80,6 +85,11 @@ impl TufConfig {
         }
         if self.poll_secs == 0 || self.poll_secs as i64 * 4 > self.timestamp_ttl_secs {
             bail!("poll_secs must be positive and well below timestamp_ttl_secs");
+        }
+        if let Some(d) = &self.mirrors_dir {
+            if !d.is_dir() {
+                bail!("mirrors_dir {} is not a directory", d.display());
+            }
         }
         Ok(())
     }

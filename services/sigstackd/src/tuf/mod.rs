@@ -7,8 +7,10 @@
 mod bench;
 pub mod ceremony;
 pub mod config;
+pub mod copy;
 pub mod export;
 pub mod mirror;
+mod mirrors;
 mod targets;
 
 pub use bench::bench_resign;
@@ -38,7 +40,7 @@ use std::sync::{Arc, RwLock};
                        strong ETag and answers `If-None-Match` with 304.",
         license(name = "Apache-2.0")
     ),
-    paths(file, healthz, readyz, metrics)
+    paths(file, mirror_file, healthz, readyz, metrics)
 )]
 pub struct TufApi;
 
@@ -410,6 +412,7 @@ impl TufService {
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
+            .route("/mirrors/{*path}", get(mirror_file))
             .route("/{*path}", get(file))
             .with_state(self.clone())
             .layer(axum::middleware::from_fn_with_state(
@@ -527,9 +530,39 @@ async fn file(
     headers: HeaderMap,
 ) -> Response {
     let repo = svc.current();
-    let Some(f) = repo.get(&path) else {
-        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    match repo.get(&path) {
+        Some(f) => respond(f, &headers),
+        None => (StatusCode::NOT_FOUND, "not found\n").into_response(),
+    }
+}
+
+/// A file of another repository copied here (`mirrors_dir` in the configuration), byte
+/// for byte: `/mirrors/NAME/timestamp.json`, `/mirrors/NAME/3.snapshot.json`,
+/// `/mirrors/NAME/targets/<sha256>.<name>`. Clients verify it against that repository's
+/// own root; this service signs none of it.
+#[utoipa::path(get, path = "/mirrors/{path}", tag = "tuf",
+    params(("path" = String, Path, description = "NAME/file path under the mirrored repository")),
+    responses(
+        (status = 200, content_type = "application/json", body = Object),
+        (status = 304, description = "Not modified (If-None-Match matched the ETag)"),
+        (status = 404, description = "No such file, or no mirrors are configured"),
+    ))]
+async fn mirror_file(
+    State(svc): State<Arc<TufService>>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(dir) = svc.cfg.mirrors_dir.clone() else {
+        return (StatusCode::NOT_FOUND, "no mirrors are served here\n").into_response();
     };
+    match tokio::task::spawn_blocking(move || mirrors::read(&dir, &path)).await {
+        Ok(Some(f)) => respond(&f, &headers),
+        _ => (StatusCode::NOT_FOUND, "not found\n").into_response(),
+    }
+}
+
+/// A served file with its ETag and cache policy; 304 when the client holds it.
+fn respond(f: &Served, headers: &HeaderMap) -> Response {
     let cache = if f.immutable {
         "public, max-age=31536000, immutable"
     } else {
