@@ -23,7 +23,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub struct Sigstack {
     bin: PathBuf,
     pub home: PathBuf,
+    wrap: Option<Wrap>,
 }
+
+/// Rewrites a client's command (run in a network namespace, under a tracer).
+pub type Wrap = std::sync::Arc<dyn Fn(Command) -> Command + Send + Sync>;
 
 pub struct Out {
     pub code: Option<i32>,
@@ -59,7 +63,14 @@ impl Sigstack {
         Self {
             bin,
             home: home.to_path_buf(),
+            wrap: None,
         }
+    }
+
+    /// The same client with every command rewritten by `wrap`.
+    pub fn wrapped(mut self, wrap: impl Fn(Command) -> Command + Send + Sync + 'static) -> Self {
+        self.wrap = Some(std::sync::Arc::new(wrap));
+        self
     }
 
     pub fn cmd(&self) -> Command {
@@ -88,7 +99,14 @@ impl Sigstack {
                 c.env_remove(k);
             }
         }
-        c
+        match &self.wrap {
+            Some(w) => {
+                let mut c = w(c);
+                c.stdin(Stdio::null());
+                c
+            }
+            None => c,
+        }
     }
 
     fn run_cmd(mut c: Command) -> Out {

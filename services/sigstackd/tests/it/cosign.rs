@@ -35,6 +35,7 @@ pub struct Cosign {
     pub name: &'static str,
     pub home: PathBuf,
     pub tuf_root: PathBuf,
+    wrap: Option<crate::client::Wrap>,
 }
 
 impl Cosign {
@@ -53,6 +54,7 @@ impl Cosign {
             name,
             home: home.to_path_buf(),
             tuf_root: home.join(".sigstore/root"),
+            wrap: None,
         }
     }
 
@@ -68,7 +70,20 @@ impl Cosign {
         c.env("HOME", &self.home)
             .env("TUF_ROOT", &self.tuf_root)
             .stdin(Stdio::null());
-        c
+        match &self.wrap {
+            Some(w) => {
+                let mut c = w(c);
+                c.stdin(Stdio::null());
+                c
+            }
+            None => c,
+        }
+    }
+
+    /// The same cosign with every command rewritten by `wrap`.
+    pub fn wrapped(mut self, wrap: impl Fn(Command) -> Command + Send + Sync + 'static) -> Self {
+        self.wrap = Some(std::sync::Arc::new(wrap));
+        self
     }
 
     /// Runs cosign. cosign v2 takes a bundle's signing time from its RFC 3161 timestamps

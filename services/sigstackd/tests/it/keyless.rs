@@ -53,6 +53,18 @@ impl Drop for Killed {
     }
 }
 
+/// A process started in a process group of its own (a tracer and what it traces),
+/// killed whole when dropped.
+pub struct KilledGroup(Child);
+impl Drop for KilledGroup {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
 pub fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !ready() {
@@ -64,42 +76,67 @@ pub fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
 /// `sigstackd dev` in `dir` on free ports, also trusting `issuer`; returns the process
 /// and stack.json.
 pub fn dev_stack(dir: &Path, issuer: Option<&str>) -> (Killed, Value) {
-    let mut args = vec![
-        "--log-port",
-        "0",
-        "--ca-port",
-        "0",
-        "--ctlog-port",
-        "0",
-        "--oidc-port",
-        "0",
-        "--tuf-port",
-        "0",
-        "--tsa-port",
-        "0",
-        "--log-v2-port",
-        "0",
-        "--witness-port",
-        "0",
-    ];
+    let mut args = DEV_PORTS.to_vec();
     args.extend(issuer.map(|i| ["--oidc-issuer", i]).into_iter().flatten());
     dev_stack_with(dir, &args)
 }
 
+/// Every service of `sigstackd dev` on a free port.
+pub const DEV_PORTS: [&str; 16] = [
+    "--log-port",
+    "0",
+    "--ca-port",
+    "0",
+    "--ctlog-port",
+    "0",
+    "--oidc-port",
+    "0",
+    "--tuf-port",
+    "0",
+    "--tsa-port",
+    "0",
+    "--log-v2-port",
+    "0",
+    "--witness-port",
+    "0",
+];
+
 /// `sigstackd dev --data-dir DIR ARGS...`, waiting for a fresh stack.json.
 pub fn dev_stack_with(dir: &Path, args: &[&str]) -> (Killed, Value) {
+    let (child, stack) = spawn_dev(dir, args, |c| c);
+    (Killed(child), stack)
+}
+
+/// [`dev_stack_with`] with the command rewritten by `wrap` (run in a network namespace,
+/// under a tracer), in a process group of its own.
+pub fn dev_stack_wrapped(
+    dir: &Path,
+    args: &[&str],
+    wrap: impl FnOnce(Command) -> Command,
+) -> (KilledGroup, Value) {
+    let (child, stack) = spawn_dev(dir, args, |c| {
+        let mut c = wrap(c);
+        std::os::unix::process::CommandExt::process_group(&mut c, 0);
+        c
+    });
+    (KilledGroup(child), stack)
+}
+
+fn spawn_dev(dir: &Path, args: &[&str], wrap: impl FnOnce(Command) -> Command) -> (Child, Value) {
     let _ = std::fs::remove_file(dir.join("stack.json"));
+    std::fs::create_dir_all(dir.parent().expect("parent")).expect("parent dir");
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.with_extension("log"))
         .expect("log");
-    let child = Command::new(env!("CARGO_BIN_EXE_sigstackd"))
-        .arg("dev")
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sigstackd"));
+    c.arg("dev")
         .args(args)
         .arg("--data-dir")
         .arg(dir)
-        .env("SIGSTACK_LOG", "warn")
+        .env("SIGSTACK_LOG", "warn");
+    let child = wrap(c)
         .stdout(std::fs::File::create(dir.with_extension("out")).expect("stdout file"))
         .stderr(log)
         .spawn()
@@ -108,7 +145,7 @@ pub fn dev_stack_with(dir: &Path, args: &[&str]) -> (Killed, Value) {
     wait_for("sigstackd dev", || stack_path.exists());
     let stack: Value =
         serde_json::from_slice(&std::fs::read(&stack_path).expect("stack")).expect("json");
-    (Killed(child), stack)
+    (child, stack)
 }
 
 pub fn run(cmd: &mut Command) -> (bool, String) {

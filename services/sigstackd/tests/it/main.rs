@@ -2,6 +2,7 @@
 //! (embedded SQLite, and PostgreSQL at `SIGSTACK_TEST_PG`), and real outside clients.
 
 mod airgap;
+mod airgap_kit;
 mod api;
 mod attacks;
 mod ca;
@@ -248,4 +249,9 @@ async fn stack_production_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tuf_copy_on_a_disk_serves_clients_with_the_network_off() {
     airgap::a_tuf_copy_on_a_disk_serves_clients_with_the_network_off().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_airgap_kit_carries_trust_to_a_stack_with_no_network() {
+    airgap_kit::an_airgap_kit_carries_trust_to_a_stack_with_no_network().await
 }

@@ -471,3 +471,100 @@ pub fn static_server(dir: &std::path::Path) -> (crate::keyless::Killed, String) 
     });
     (server, format!("http://127.0.0.1:{port}"))
 }
+
+/// A network namespace with nothing but a loopback interface: nothing in it has a route
+/// off this machine. Commands enter it through `nsenter`; it lives while its holder
+/// (a sleeping process) does.
+pub struct Netns {
+    _holder: crate::keyless::Killed,
+    path: String,
+}
+
+impl Netns {
+    pub fn new() -> Self {
+        let child = Command::new("unshare")
+            .args(["--net", "--", "sleep", "3600"])
+            .spawn()
+            .expect("unshare --net (the tests run as root)");
+        let path = format!("/proc/{}/ns/net", child.id());
+        let holder = crate::keyless::Killed::new(child);
+        let ours = std::fs::read_link("/proc/self/ns/net").expect("our namespace");
+        crate::keyless::wait_for("the network namespace", || {
+            std::fs::read_link(&path).is_ok_and(|ns| ns != ours)
+        });
+        let ns = Self {
+            _holder: holder,
+            path,
+        };
+        let mut up = Command::new("ip");
+        up.args(["link", "set", "lo", "up"]);
+        let (ok, out) = crate::keyless::run(&mut ns.wrap(up));
+        assert!(ok, "bringing up the loopback interface: {out}");
+        ns
+    }
+
+    /// The namespace, as `nsenter --net=` takes it.
+    pub fn path(&self) -> String {
+        self.path.clone()
+    }
+
+    /// `c` run inside the namespace.
+    pub fn wrap(&self, c: Command) -> Command {
+        in_netns(&self.path, c)
+    }
+}
+
+/// `c` (program, arguments, environment and directory) as another program's arguments:
+/// `runner PROGRAM ARGS...`.
+fn wrapped_in(mut runner: Command, c: &Command) -> Command {
+    runner.arg(c.get_program()).args(c.get_args());
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => runner.env(k, v),
+            None => runner.env_remove(k),
+        };
+    }
+    if let Some(d) = c.get_current_dir() {
+        runner.current_dir(d);
+    }
+    runner
+}
+
+/// `c` run inside the network namespace at `ns` (a `/proc/PID/ns/net` path).
+pub fn in_netns(ns: &str, c: Command) -> Command {
+    let mut n = Command::new("nsenter");
+    n.arg(format!("--net={ns}")).arg("--");
+    wrapped_in(n, &c)
+}
+
+/// `c` run inside the namespace at `ns` under strace: every connection and datagram it
+/// (and every process or thread it starts) attempts is written to `log`.
+pub fn traced_in(ns: &str, c: Command, log: &std::path::Path) -> Command {
+    let mut t = Command::new("strace");
+    t.args([
+        "-A",
+        "-f",
+        "-qq",
+        "--seccomp-bpf",
+        "-e",
+        "trace=connect,sendto,sendmsg",
+        "-o",
+    ])
+    .arg(log)
+    .arg("--");
+    in_netns(ns, wrapped_in(t, &c))
+}
+
+/// The IP addresses a strace log shows connections or datagrams to.
+pub fn addresses_tried(log: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in log.lines().filter(|l| l.contains("sa_family=AF_INET")) {
+        for start in ["inet_addr(\"", "AF_INET6, \""] {
+            if let Some(at) = line.find(start) {
+                let rest = &line[at + start.len()..];
+                out.push(rest.split('"').next().unwrap_or_default().to_string());
+            }
+        }
+    }
+    out
+}
