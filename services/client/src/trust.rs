@@ -207,8 +207,11 @@ impl Tuf {
             // a copy on a disk goes stale: say when, and what brings a fresh one
             let stale = match (&e, mirror_dir(&self.mirror)) {
                 (TufError::Expired { role, expires }, Some(dir)) => format!(
-                    "; the copy of the repository in {} is stale ({role} metadata expired at {expires}): export the repository again (`sigstackd tuf export --out …`) and carry the new copy over",
+                    "; the copy of the repository in {} is stale ({role} metadata expired at {expires}): export the repository again (`sigstackd tuf export --out …`, or a whole kit with `sigstackd airgap export`) and carry the new copy over",
                     dir.display()
+                ),
+                (TufError::Expired { role, expires }, None) => format!(
+                    "; the repository serves stale metadata ({role} expired at {expires}): its operator must have it re-signed, or, if it is a copy carried across an air gap, carry a fresh kit over (`sigstackd airgap export` on the connected side, `sigstackd airgap import` here)"
                 ),
                 _ => String::new(),
             };

@@ -245,6 +245,29 @@ pub async fn an_airgap_kit_carries_trust_to_a_stack_with_no_network() {
     );
     let (ok, out) = import(&kit);
     assert!(ok, "the same kit again: {out}");
+    // days later the kit is stale: said so, with when, before anything is published
+    let mut later = Command::new("faketime");
+    later
+        .arg("+3 days")
+        .arg(env!("CARGO_BIN_EXE_sigstackd"))
+        .args([
+            "airgap",
+            "import",
+            "--kit",
+            p(&kit),
+            "--out",
+            p(&dir.join("later")),
+            "--root",
+            &format!("private={private_root}"),
+            "--root",
+            &format!("public-good={upstream_root}"),
+        ]);
+    let (ok, out) = run(&mut ns.wrap(later));
+    assert!(
+        !ok && out.contains("metadata expired at") && out.contains("stale"),
+        "a stale kit: {out}"
+    );
+    assert!(!dir.join("later").exists(), "a stale kit was published");
 
     // clients on the far side, nothing but the far stack reachable
     let in_ns = |c: Command| in_netns(&ns.path(), c);
@@ -281,6 +304,42 @@ pub async fn an_airgap_kit_carries_trust_to_a_stack_with_no_network() {
         let o = sigstack_private.run(&signed.verify_args());
         assert!(o.ok(), "sigstack verifies from the file:// copy: {o}");
     }
+    // with only the kit's trust file, offline
+    let only_file = Sigstack::new(&dir.join("far-file")).wrapped({
+        let nsp = ns.path();
+        move |c| in_netns(&nsp, c)
+    });
+    let trusted_root = format!("{mirrors}/trust/private/trusted_root.json");
+    let mut args = vec!["--offline", "--trusted-root", &trusted_root];
+    args.extend(signed_later.verify_args());
+    let o = only_file.run(&args);
+    assert!(o.ok(), "verified with the kit's trusted_root.json: {o}");
+    // a bundle of the public-good instance, with its trusted root, nothing online
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
+    let case = shared.join("conformance-assets/test/assets/bundle-verify/happy-path-v0.3");
+    let o = only_file.run(&[
+        "--offline",
+        "--trusted-root",
+        p(&shared.join("conformance-assets/extra/public-good-trusted_root.json")),
+        "verify-blob",
+        "--bundle",
+        p(&case.join("bundle.sigstore.json")),
+        "--certificate-identity",
+        "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main",
+        "--certificate-oidc-issuer",
+        "https://token.actions.githubusercontent.com",
+        p(&case.join("../a.txt")),
+    ]);
+    assert!(
+        o.ok(),
+        "a public-good bundle verified offline on the far side: {o}"
+    );
+    // the far stack's copy goes stale days later: said so, and what to carry over
+    let o = sigstack_public.run_later("+3 days", &signed_upstream.verify_args());
+    assert!(
+        !o.ok() && o.stderr.contains("expired at") && o.stderr.contains("sigstackd airgap export"),
+        "{o}"
+    );
     for cosign in [
         Cosign::v2(&dir.join("far-cosign-v2")),
         Cosign::v3(&dir.join("far-cosign-v3")),
