@@ -261,7 +261,10 @@ pub(super) fn config_files(
                 ("database_url", db),
                 ("online_key", k("tuf", "tuf-online.pem")),
             ],
-            tables: String::new(),
+            tables: "# Copies of other TUF repositories (`sigstackd tuf mirror --out DIR/NAME`,\n\
+                     # `sigstackd airgap import --out DIR`), served at /mirrors/NAME/:\n\
+                     # mirrors_dir = \"/var/lib/sigstack/mirrors\"\n"
+                .into(),
         },
         ConfigFile {
             name: "tsa.toml",
