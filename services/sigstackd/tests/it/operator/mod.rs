@@ -303,6 +303,7 @@ pub async fn an_operators_year_keeps_every_signature_verifying() {
     rotations::intermediate(&mut y).await;
     rotations::ct_log_key(&mut y).await;
     rotations::log_key(&mut y).await;
+    rotations::tsa_certificate(&mut y).await;
     let (old_pub, old_pub_bytes) = rotations::identity_provider_key(&mut y).await;
     rotations::renew_tuf_roles(&y).await;
     y.sign_and_verify("after-tuf-renewal", "after the TUF roles were renewed")

@@ -63,6 +63,65 @@ pub(super) async fn intermediate(y: &mut Year) {
     y.doctor("after the CA rotation");
 }
 
+/// The timestamp authority's certificate: a new key and certificate under the TSA root
+/// brought back from offline, published first; after a day the TSA switches; then the
+/// old chain is end-dated. Bundles stamped before keep verifying by the old chain's
+/// window (and five years on).
+pub(super) async fn tsa_certificate(y: &mut Year) {
+    let (etc, public) = (&y.o.etc, y.o.etc.join("public"));
+    let args = crate::rotation::reissue_args(
+        ["tsa", "new-certificate"],
+        &etc.join("offline/tsa-root.pem"),
+        &public.join("tsa-chain.pem"),
+        (
+            &etc.join("keys/tsa/tsa-2.pem"),
+            &public.join("tsa-chain-2.pem"),
+        ),
+        &[],
+    );
+    sigstackd(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let chain = public.join("tsa-chain-2.pem");
+    let from = two_minutes_ago();
+    y.o.publish_trust(&["--add-tsa-chain", p(&chain), "--valid-from", &from])
+        .await;
+    assert_eq!(
+        ended(&y.o.trusted_root(), "timestampAuthorities", &["validFor"]),
+        (2, 0)
+    );
+    y.a_day_passes();
+    y.sign_and_verify(
+        "during-tsa",
+        "with the new TSA chain published, before the switch",
+    )
+    .await;
+    y.o.edit("tsa.toml", "tsa.pem", "tsa-2.pem");
+    y.o.edit("tsa.toml", "tsa-chain.pem", "tsa-chain-2.pem");
+    y.restart("tsa");
+    let served = http()
+        .get(format!("{}/api/v1/timestamp/certchain", y.o.url("tsa")))
+        .send()
+        .await
+        .expect("certchain")
+        .text()
+        .await
+        .expect("text");
+    let new_chain = std::fs::read_to_string(&chain).expect("chain");
+    assert_eq!(
+        served.trim(),
+        new_chain.trim(),
+        "the TSA serves its new chain"
+    );
+    y.sign_and_verify("after-tsa", "after the TSA switched")
+        .await;
+    y.o.publish_trust(&[]).await;
+    assert_eq!(
+        ended(&y.o.trusted_root(), "timestampAuthorities", &["validFor"]),
+        (2, 1)
+    );
+    y.verify("after the old TSA chain was end-dated");
+    y.doctor("after the TSA rotation");
+}
+
 /// The CT log's key: a new key published first, then the CT log restarted on it under a
 /// new log name and the CA pointed at it, then the old key end-dated.
 pub(super) async fn ct_log_key(y: &mut Year) {
