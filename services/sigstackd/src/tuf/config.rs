@@ -86,10 +86,8 @@ impl TufConfig {
         if self.poll_secs == 0 || self.poll_secs as i64 * 4 > self.timestamp_ttl_secs {
             bail!("poll_secs must be positive and well below timestamp_ttl_secs");
         }
-        if let Some(d) = &self.mirrors_dir {
-            if !d.is_dir() {
-                bail!("mirrors_dir {} is not a directory", d.display());
-            }
+        if let Some(d) = self.mirrors_dir.as_ref().filter(|d| !d.is_dir()) {
+            bail!("mirrors_dir {} is not a directory", d.display());
         }
         Ok(())
     }
