@@ -149,6 +149,10 @@ impl Kit {
     }
 
     fn read_dir(&mut self, dir: &Path, prefix: &str, budget: &mut Budget) -> anyhow::Result<()> {
+        ensure!(
+            prefix.len() <= 512,
+            "the kit nests directories deeper than any kit path: {prefix}"
+        );
         let mut entries: Vec<_> = std::fs::read_dir(dir)
             .with_context(|| format!("reading {}", dir.display()))?
             .collect::<Result<_, _>>()?;

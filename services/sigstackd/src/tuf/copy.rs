@@ -60,6 +60,14 @@ impl Verified {
     /// sees the previous, complete one.
     pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        // the names come from the repository's metadata: none may lead out of `dir`
+        if let Some((path, _)) = self.files.iter().find(|(p, _)| {
+            !Path::new(p)
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+        }) {
+            anyhow::bail!("the repository names a file outside it: {path:?}");
+        }
         for (path, bytes) in &self.files {
             let dest = dir.join(path);
             if let Some(d) = dest.parent() {
