@@ -7,6 +7,7 @@ pub mod keys;
 pub mod layout;
 pub mod note;
 pub mod oidc;
+pub mod policy;
 pub mod registry;
 pub mod rekor;
 pub mod rekor_v2;

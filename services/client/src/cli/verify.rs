@@ -285,6 +285,11 @@ pub(super) struct VerifyAttestationArgs {
     /// The predicate type the statement must have (same names as attest-blob).
     #[arg(long = "type")]
     predicate_type: Option<String>,
+    /// A policy the statement must satisfy: Rego (`.rego`, `data.signature.allow`), CUE
+    /// (`.cue`, with the `cue` tool) or JSON (`.json`: fields the predicate must hold), as
+    /// `verify-attestation --policy` takes them. Repeatable.
+    #[arg(long)]
+    policy: Vec<PathBuf>,
     #[command(flatten)]
     identity: Identity,
     /// Check that the statement names the artifact among its subjects (cosign's default).
@@ -558,6 +563,7 @@ pub(super) async fn verify_attestation(
     let mut m = trust_material(trust).await?;
     a.identity.apply_pki(&mut m.trusted_root)?;
     let bundle = read_bundle(&a.bundle)?;
+    let policies = sigstack::policy::load_all(&a.policy)?;
     let v = verify_with(
         &bundle,
         &m.trusted_root,
@@ -582,6 +588,15 @@ pub(super) async fn verify_attestation(
             ))
             .into());
         }
+    }
+    let denied = sigstack::policy::denials(&policies, &statement);
+    if !denied.is_empty() {
+        return Err(VerificationFailed(format!(
+            "{} policy violation(s):\n  {}",
+            denied.len(),
+            denied.join("\n  ")
+        ))
+        .into());
     }
     if out == Output::Text {
         println!("{}", serde_json::to_string(&statement).unwrap_or_default());

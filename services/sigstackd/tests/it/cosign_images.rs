@@ -794,7 +794,7 @@ fn referrers_mode(st: &Stack, t: &Tools) {
     assert_eq!(o.code, Some(2), "an unknown mode is a usage error: {o}");
 }
 
-trait Tool {
+pub(crate) trait Tool {
     fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Out;
     fn run(&self, args: &[&str]) -> Out;
 }

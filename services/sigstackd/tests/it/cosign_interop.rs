@@ -86,6 +86,7 @@ pub async fn cosign_and_rekor_cli_against_the_stack() {
     trust_flags(&st, &artifact);
     bring_your_own_pki(&st);
     crate::cosign_images::images(&st).await;
+    crate::policies::policies(&st).await;
     rekor_cli(&st, &artifact);
 }
 

@@ -22,6 +22,7 @@ mod log_v2;
 mod oidc;
 mod openapi_fuzz;
 mod operator;
+mod policies;
 mod probes;
 mod production;
 mod rotation;

@@ -379,16 +379,6 @@ pub async fn verify_image(
     Ok(())
 }
 
-/// A predicate contains every field of `policy` with the same value (recursively).
-fn contains(predicate: &Value, policy: &Value) -> bool {
-    match (predicate, policy) {
-        (Value::Object(p), Value::Object(want)) => want
-            .iter()
-            .all(|(k, v)| p.get(k).is_some_and(|pv| contains(pv, v))),
-        (a, b) => a == b,
-    }
-}
-
 pub async fn verify_attestation(
     trust: &TrustArgs,
     a: &ImageVerifyAttestationArgs,
@@ -407,15 +397,7 @@ pub async fn verify_attestation(
         .as_deref()
         .map(predicate_type)
         .transpose()?;
-    let rule: Option<Value> = match &a.policy {
-        Some(p) => Some(
-            serde_json::from_slice(
-                &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-            )
-            .context("the policy is not JSON")?,
-        ),
-        None => None,
-    };
+    let policies = sigstack::policy::load_all(&a.policy)?;
     let mut candidates = legacy_layers(&reg, &s, "att").await?;
     // every bundle referrer: the manifest's predicate-type annotation is not signed (and
     // cosign v2 labels its attestations as signatures); the signed statement decides
@@ -433,6 +415,7 @@ pub async fn verify_attestation(
     }
     let mut verified = Vec::new();
     let mut failures = Vec::new();
+    let mut denied = Vec::new();
     let mut signatures = 0;
     for c in &candidates {
         let result = check_candidate(c, &m, &policy, &opts, &digest, None, trust.offline).await;
@@ -446,17 +429,28 @@ pub async fn verify_attestation(
             {
                 bail!("predicate type {} is not {t}", st["predicateType"]);
             }
-            if let Some(rule) = &rule
-                && !contains(&st["predicate"], rule)
-            {
-                bail!("the predicate does not satisfy the policy");
-            }
             Ok(st)
         });
         match result {
-            Ok(st) => verified.push(st),
+            Ok(st) => {
+                // as cosign: every verified attestation must satisfy every policy
+                denied.extend(
+                    sigstack::policy::denials(&policies, &st)
+                        .into_iter()
+                        .map(|d| format!("{}: {d}", from_of(c))),
+                );
+                verified.push(st)
+            }
             Err(e) => failures.push(format!("{}: {e:#}", from_of(c))),
         }
+    }
+    if !denied.is_empty() {
+        return Err(VerificationFailed(format!(
+            "{} policy violation(s) in the attestations of {r}:\n  {}",
+            denied.len(),
+            denied.join("\n  ")
+        ))
+        .into());
     }
     if verified.is_empty() {
         if failures.is_empty() {

@@ -115,9 +115,11 @@ pub struct ImageVerifyAttestationArgs {
     /// The predicate type to look for.
     #[arg(long = "type")]
     predicate_type: Option<String>,
-    /// A JSON file whose fields must all appear, with the same values, in the predicate.
+    /// A policy every attestation of the type must satisfy, as cosign evaluates it: Rego
+    /// (`.rego`, `data.signature.allow` over the statement), CUE (`.cue`, with the `cue`
+    /// tool), or JSON (`.json`: fields the predicate must hold). Repeatable.
     #[arg(long)]
-    policy: Option<PathBuf>,
+    policy: Vec<PathBuf>,
     image: String,
 }
 
