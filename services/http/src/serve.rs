@@ -4,7 +4,10 @@
 //! (slowloris: half-sent headers are dropped), and shutdown drains in-flight requests
 //! before returning. Handlers see the peer address as `ConnectInfo<SocketAddr>`.
 //!
-//! Request bodies have their own deadline where they are read ([`read_body`]).
+//! Request bodies have their own deadline where they are read ([`read_body`]), and the
+//! bytes of request bodies a service holds at once are bounded ([`BODY_BUDGET`]): a
+//! request whose body would go past it is answered 503 with `Retry-After`, so many
+//! clients sending large bodies at once cannot exhaust the server's memory.
 
 use axum::Router;
 use axum::body::Body;
@@ -23,6 +26,29 @@ pub const MAX_CONNECTIONS: usize = 4096;
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a client may take to send a request body (see [`read_body`]).
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Request-body bytes one service holds at once, counted as they arrive and held until
+/// the request is answered (each request's own limit applies besides).
+pub const BODY_BUDGET: usize = 64 << 20;
+
+/// The part of [`BODY_BUDGET`] one request holds, and whether it was refused more.
+#[derive(Default)]
+struct Held {
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    refused: bool,
+}
+
+/// The body budget is in KiB permits (a semaphore counts at most `u32::MAX`).
+const KIB: usize = 1024;
+
+fn busy() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        [(axum::http::header::RETRY_AFTER, "1")],
+        "the server holds as many request bodies as it accepts at once; retry shortly\n",
+    )
+        .into_response()
+}
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains in-flight requests.
 pub async fn serve(
@@ -31,6 +57,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let budget = Arc::new(Semaphore::new(BODY_BUDGET / KIB));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -55,15 +82,26 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let router = app.clone();
+        let budget = budget.clone();
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let svc = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(ConnectInfo(peer));
-                    router
-                        .clone()
-                        .oneshot(req.map(|b| Body::new(Deadline::new(b))))
+                    let held = Arc::new(std::sync::Mutex::new(Held::default()));
+                    let answer = router.clone().oneshot(
+                        req.map(|b| Body::new(Deadline::new(b, budget.clone(), held.clone()))),
+                    );
+                    async move {
+                        let answer = answer.await;
+                        // the body's share of the budget is given back with the answer
+                        let refused = held.lock().map(|h| h.refused).unwrap_or(true);
+                        if refused {
+                            return Ok(busy());
+                        }
+                        answer
+                    }
                 },
             );
             let conn = hyper::server::conn::http1::Builder::new()
@@ -93,13 +131,51 @@ pub async fn serve(
 struct Deadline {
     inner: hyper::body::Incoming,
     sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    budget: Arc<Semaphore>,
+    held: Arc<std::sync::Mutex<Held>>,
+    /// Bytes of this body received so far.
+    received: usize,
 }
 
 impl Deadline {
-    fn new(inner: hyper::body::Incoming) -> Self {
+    fn new(
+        inner: hyper::body::Incoming,
+        budget: Arc<Semaphore>,
+        held: Arc<std::sync::Mutex<Held>>,
+    ) -> Self {
         Deadline {
             inner,
             sleep: Box::pin(tokio::time::sleep(BODY_TIMEOUT + Duration::from_secs(5))),
+            budget,
+            held,
+            received: 0,
+        }
+    }
+
+    /// Takes from the budget what the bytes received so far need; false when it is spent.
+    fn account(&mut self, len: usize) -> bool {
+        self.received += len;
+        let Ok(mut held) = self.held.lock() else {
+            return false;
+        };
+        let have = held.permit.as_ref().map_or(0, |p| p.num_permits());
+        let need = self.received.div_ceil(KIB);
+        if need <= have {
+            return true;
+        }
+        let more = u32::try_from(need - have).unwrap_or(u32::MAX);
+        match self.budget.clone().try_acquire_many_owned(more) {
+            Ok(p) => {
+                match held.permit.as_mut() {
+                    Some(h) => h.merge(p),
+                    None => held.permit = Some(p),
+                }
+                true
+            }
+            Err(_) => {
+                held.refused = true;
+                false
+            }
         }
     }
 }
@@ -121,9 +197,16 @@ impl http_body::Body for Deadline {
                 "the request body did not arrive in time".into()
             )));
         }
-        std::pin::Pin::new(&mut self.inner)
-            .poll_frame(cx)
-            .map_err(Into::into)
+        let frame = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(f))) = &frame {
+            let len = f.data_ref().map_or(0, |d| d.len());
+            if len > 0 && !self.account(len) {
+                return std::task::Poll::Ready(Some(Err(
+                    "the server holds as many request bodies as it accepts at once".into(),
+                )));
+            }
+        }
+        frame.map_err(Into::into)
     }
 
     fn is_end_stream(&self) -> bool {

@@ -125,3 +125,71 @@ pub async fn slow_clients_cannot_stall_the_stack() {
         );
     }
 }
+
+/// Bodies held at once past one service's budget (64 MiB, `BODY_BUDGET`): many clients
+/// each sending most of a large body and then waiting cannot make the server hold more;
+/// past the budget, requests are answered 503 with Retry-After, and once those clients
+/// go, the service takes requests again.
+pub async fn large_bodies_cannot_exhaust_a_service() {
+    let dir = temp_dir("body-budget");
+    let (_stack, stack) = dev_stack(&dir.join("stack"), None);
+    let url = stack
+        .pointer("/services/log_v2/url")
+        .and_then(Value::as_str)
+        .expect("log_v2")
+        .to_string();
+    let addr = host_port(&url);
+    let part = vec![b' '; 250 * 1024];
+    let mut held = Vec::new();
+    // 270 × 250 KiB is past 64 MiB
+    for _ in 0..270 {
+        let mut c = TcpStream::connect(&addr).expect("connect");
+        c.write_all(
+            b"POST /api/v2/log/entries HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 262144\r\n\r\n",
+        )
+        .expect("headers");
+        c.write_all(&part).expect("most of the body");
+        held.push(c);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    // past the budget the server stopped taking bodies in: those clients were answered
+    // 503 with Retry-After (and gave their share back), the others are still held
+    let answers: Vec<String> = held
+        .iter_mut()
+        .filter_map(|c| closed_within(c, Duration::from_millis(1)))
+        .collect();
+    let refused = answers
+        .iter()
+        .filter(|a| {
+            a.starts_with("HTTP/1.1 503") && a.to_ascii_lowercase().contains("retry-after: 1")
+        })
+        .count();
+    assert!(
+        refused > 0 && refused == answers.len() && refused < held.len(),
+        "{refused} of {} answered 503, {} answered at all: {:?}",
+        held.len(),
+        answers.len(),
+        answers.first()
+    );
+    drop(held);
+    // they are gone: the budget is back
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let res = http()
+            .post(format!("{url}/api/v2/log/entries"))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .expect("the log answers");
+        if res.status().as_u16() == 400 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the budget did not come back: {}",
+            res.status()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

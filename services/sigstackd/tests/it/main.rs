@@ -158,6 +158,11 @@ async fn slow_clients_cannot_stall_the_stack() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_cannot_exhaust_a_service() {
+    attacks::large_bodies_cannot_exhaust_a_service().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_under_a_database_outage() {
     probes::probes_under_a_database_outage().await
 }
