@@ -362,6 +362,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         extra_tsa_chains: Vec::new(),
         extra_ctlog_keys: Vec::new(),
         extra_tlog_keys: Vec::new(),
+        extra_tlog_v2: Vec::new(),
     };
     // a changed CA chain or log key keeps the old one, end-dated, in the trusted root
     let previous = trust::read_trusted_root(&dir.join(trust::TRUSTED_ROOT_FILE))?;

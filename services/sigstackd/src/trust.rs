@@ -50,6 +50,9 @@ pub struct StackTrust {
     /// Transparency log keys published beside the running log's (the key of the next
     /// shard, before `log new-shard --signing-key` starts it), valid from `valid_from`.
     pub extra_tlog_keys: Vec<PublicKey>,
+    /// Tiled logs published beside the running one (its successor: a new log with its own
+    /// URL and key, before the signing config switches to it), valid from `valid_from`.
+    pub extra_tlog_v2: Vec<TlogV2Trust>,
 }
 
 /// A tiled (Rekor v2) log as the trust files name it: its URL (whose host is its
@@ -122,6 +125,7 @@ impl StackTrust {
                 .chain(
                     self.tlog_v2
                         .iter()
+                        .chain(&self.extra_tlog_v2)
                         .filter_map(|v| v.instance(&self.valid_from).ok()),
                 )
                 .collect(),

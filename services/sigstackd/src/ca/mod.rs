@@ -266,6 +266,7 @@ impl CaService {
                         extra_tsa_chains: Vec::new(),
                         extra_ctlog_keys: Vec::new(),
                         extra_tlog_keys: Vec::new(),
+                        extra_tlog_v2: Vec::new(),
                         tlog_v2: src.tlog_v2.clone(),
                     }))
                 })

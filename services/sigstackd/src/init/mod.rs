@@ -426,6 +426,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         extra_tsa_chains: Vec::new(),
         extra_ctlog_keys: Vec::new(),
         extra_tlog_keys: Vec::new(),
+        extra_tlog_v2: Vec::new(),
         tlog_v2: Some(trust::TlogV2Trust {
             url: u.log_v2.clone(),
             key: log_v2_key.public_key().clone(),

@@ -49,6 +49,14 @@ pub struct ExportArgs {
     /// --signing-key` starts it, valid from --valid-from (or now).
     #[arg(long)]
     add_tlog_key: Option<std::path::PathBuf>,
+    /// A tiled log to publish beside the running one, as URL=KEY.pem (its Ed25519
+    /// public key): the log that takes over (a new URL and key, like an upstream
+    /// shard), published before the signing config names it, valid from --valid-from (or
+    /// now). When it takes over, export with it as --tlog-v2-url/--tlog-v2-key and
+    /// --previous: the old log stays in the trusted root, its window ended. Needs
+    /// --tlog-v2-url.
+    #[arg(long, requires = "tlog_v2_url", value_name = "URL=KEY.pem")]
+    add_tlog_v2: Option<String>,
     /// Who runs the stack (the `operator` of every service; the CA's subject).
     #[arg(long, default_value = "sigstack")]
     operator: String,
@@ -252,7 +260,30 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
         (Some(u), Some(k)) => Some(fetch_tlog_v2(&http, &trim(u), k).await?),
         _ => None,
     };
+    let extra_tlog_v2 = match &args.add_tlog_v2 {
+        Some(v) => {
+            let (url, key) = v
+                .split_once('=')
+                .context("--add-tlog-v2 takes URL=KEY.pem")?;
+            crate::settings::check_flag_url("--add-tlog-v2", url)?;
+            let key_file = std::path::Path::new(key);
+            let key = crate::tuf::ceremony::load_public(key_file)?;
+            anyhow::ensure!(
+                key.key_details() == "PKIX_ED25519",
+                "{}: a tiled log signs checkpoints with an Ed25519 key",
+                key_file.display()
+            );
+            let url = trim(url);
+            anyhow::ensure!(
+                tlog_v2.as_ref().is_none_or(|t| t.url != url),
+                "--add-tlog-v2 names the running log's URL: a successor has a URL of its own"
+            );
+            vec![TlogV2Trust { url, key }]
+        }
+        None => Vec::new(),
+    };
     let trust = StackTrust {
+        extra_tlog_v2,
         tlog_v2,
         tsa,
         extra_ca_chains,

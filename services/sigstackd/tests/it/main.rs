@@ -187,6 +187,11 @@ fn tsa_new_certificate() {
     rotation::tsa_new_certificate()
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiled_log_successor_takes_over() {
+    rotation::a_tiled_log_successor_takes_over().await
+}
+
 #[test]
 fn init_again_keeps_what_the_operator_did() {
     init::init_again_keeps_what_the_operator_did()

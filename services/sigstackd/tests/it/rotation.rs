@@ -280,3 +280,189 @@ pub fn tsa_new_certificate() {
     let served = served.expect("the TSA with its new certificate did not answer");
     assert_eq!(served.trim(), pems.trim());
 }
+
+/// A tiled log handed over to its successor (a new log at a new URL with its own key,
+/// like an upstream shard): the successor published first (`trust export
+/// --add-tlog-v2`), then started, then named in the signing config with the old log
+/// end-dated and kept. Bundles of the old log still verify; new ones go to the
+/// successor.
+pub async fn a_tiled_log_successor_takes_over() {
+    let dir = temp_dir("v2-successor");
+    let data = dir.join("stack");
+    let (_stack, stack) = crate::keyless::dev_stack(&data, None);
+    let s = |ptr: &str| stack_str(&stack, ptr);
+    let token = crate::stack::dev_token(&data);
+    let signer = crate::client::Sigstack::new(&dir.join("signer"));
+    let o = signer.run(&[
+        "initialize",
+        "--mirror",
+        &s("/services/tuf/url"),
+        "--root",
+        &s("/services/tuf/root"),
+    ]);
+    assert!(o.ok(), "{o}");
+    let sign = |name: &str, extra: &[&str]| {
+        let artifact = dir.join(format!("{name}.txt"));
+        std::fs::write(&artifact, format!("{name}\n")).expect("w");
+        let bundle = dir.join(format!("{name}.sigstore.json"));
+        let mut args = extra.to_vec();
+        args.extend(["sign-blob", "--yes", "--rekor-version", "2", "--bundle"]);
+        args.extend([p(&bundle), p(&artifact)]);
+        let o = signer.run_env(&args, &[("SIGSTORE_ID_TOKEN", &token)]);
+        assert!(o.ok(), "signing {name}: {o}");
+        (artifact, bundle)
+    };
+    let before = sign("before", &[]);
+
+    // the successor: its key, its URL, its own database
+    let next_key = dir.join("log-v2-next.pem");
+    let next_pub = dir.join("log-v2-next.pub.pem");
+    let key = crate::log_v2::openssl_ed25519(&next_key);
+    std::fs::write(&next_pub, key.to_pem()).expect("w");
+    let next_db = format!("sqlite://{}", dir.join("next.db").display());
+    let (config, next_url) = crate::log_v2::LogV2::write_config(&dir, &next_db, &next_key, false);
+    let export = |out: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "trust",
+            "export",
+            "--ca-url",
+            &s("/services/ca/url"),
+            "--tlog-url",
+            &s("/services/log/url"),
+            "--ctlog-url",
+            &s("/services/ctlog/url"),
+            "--tsa-url",
+            &s("/services/tsa/url"),
+            "--oidc-url",
+            &s("/services/oidc/url"),
+            "--out",
+            p(out),
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let (ok, text) = sigstackd(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(ok, "trust export {extra:?}: {text}");
+        let json = |f: &str| -> serde_json::Value {
+            serde_json::from_slice(&std::fs::read(out.join(f)).expect("r")).expect("json")
+        };
+        (json("trusted_root.json"), json("signing_config.v0.2.json"))
+    };
+    let v2_logs = |root: &serde_json::Value| -> Vec<(String, bool)> {
+        root["tlogs"]
+            .as_array()
+            .expect("tlogs")
+            .iter()
+            .filter(|l| l["publicKey"]["keyDetails"] == "PKIX_ED25519")
+            .map(|l| {
+                (
+                    l["baseUrl"].as_str().unwrap_or_default().to_string(),
+                    l["publicKey"]["validFor"]["end"].is_string(),
+                )
+            })
+            .collect()
+    };
+    let v2_in = |config: &serde_json::Value| -> Vec<String> {
+        config["rekorTlogUrls"]
+            .as_array()
+            .expect("rekorTlogUrls")
+            .iter()
+            .filter(|u| u["majorApiVersion"] == 2)
+            .map(|u| u["url"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let (old_url, old_pub) = (s("/services/log_v2/url"), s("/services/log_v2/public_key"));
+    // 1. published first: in the trusted root, not yet in the signing config
+    let first = dir.join("trust-1");
+    let (root, config_1) = export(
+        &first,
+        &[
+            "--tlog-v2-url",
+            &old_url,
+            "--tlog-v2-key",
+            &old_pub,
+            "--add-tlog-v2",
+            &format!("{next_url}={}", p(&next_pub)),
+            "--previous",
+            &s("/trusted_root"),
+        ],
+    );
+    let mut logs = v2_logs(&root);
+    logs.sort();
+    let mut want = vec![(old_url.clone(), false), (next_url.clone(), false)];
+    want.sort();
+    assert_eq!(logs, want);
+    assert_eq!(v2_in(&config_1), vec![old_url.clone()]);
+    // the running log's own URL is not a successor
+    let (ok, out) = sigstackd(&[
+        "trust",
+        "export",
+        "--ca-url",
+        &s("/services/ca/url"),
+        "--tlog-url",
+        &s("/services/log/url"),
+        "--ctlog-url",
+        &s("/services/ctlog/url"),
+        "--tlog-v2-url",
+        &old_url,
+        "--tlog-v2-key",
+        &old_pub,
+        "--add-tlog-v2",
+        &format!("{old_url}={}", p(&next_pub)),
+        "--out",
+        p(&dir.join("refused")),
+    ]);
+    assert!(!ok && out.contains("a URL of its own"), "{out}");
+
+    // 2. the successor runs; the signing config names it; the old log is end-dated
+    let _next = crate::log_v2::LogV2::start(&config, &next_url).expect("the successor starts");
+    let second = dir.join("trust-2");
+    let (root, config_2) = export(
+        &second,
+        &[
+            "--tlog-v2-url",
+            &next_url,
+            "--tlog-v2-key",
+            p(&next_pub),
+            "--previous",
+            p(&first.join("trusted_root.json")),
+        ],
+    );
+    let mut logs = v2_logs(&root);
+    logs.sort();
+    let mut want = vec![(old_url.clone(), true), (next_url.clone(), false)];
+    want.sort();
+    assert_eq!(logs, want, "the old log kept, its window ended");
+    assert_eq!(v2_in(&config_2), vec![next_url.clone()]);
+
+    // 3. signing with the new trust files goes to the successor; both bundles verify
+    let trust_config = second.join("trust_config.json");
+    let after = sign("after", &["--trust-config", p(&trust_config)]);
+    let (_, checkpoint) = get_text(&format!("{next_url}/checkpoint")).expect("checkpoint");
+    assert_eq!(
+        checkpoint.lines().nth(1),
+        Some("1"),
+        "the successor holds the new entry: {checkpoint}"
+    );
+    for (artifact, bundle) in [&before, &after] {
+        let o = signer.run(&[
+            "--offline",
+            "--trusted-root",
+            p(&second.join("trusted_root.json")),
+            "verify-blob",
+            "--bundle",
+            p(bundle),
+            "--certificate-identity",
+            &s("/services/oidc/email"),
+            "--certificate-oidc-issuer",
+            &s("/services/oidc/url"),
+            p(artifact),
+        ]);
+        assert!(
+            o.ok(),
+            "{} with the new trusted root: {o}",
+            bundle.display()
+        );
+    }
+}
