@@ -243,6 +243,11 @@ async fn witnesses_cosign_consistent_checkpoints() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outside_witness_cosigns_our_checkpoints() {
+    witness::an_outside_witness_cosigns_our_checkpoints().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stack_dev_interop_matrix() {
     stack::dev_stack_interop_matrix().await
 }

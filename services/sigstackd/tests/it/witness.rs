@@ -286,3 +286,126 @@ pub async fn witnesses_cosign_consistent_checkpoints() {
         "after a restart the witness remembers size 10"
     );
 }
+
+/// An outside witness: transparency-dev's OmniWitness (built from the Go module proxy)
+/// follows our tiled log through C2SP tlog-witness; the log serves only checkpoints it
+/// cosigned, and its cosignatures (tlog-cosignature v1) verify with its key.
+pub async fn an_outside_witness_cosigns_our_checkpoints() {
+    use aws_lc_rs::signature::KeyPair;
+    let omni = crate::cosign::go_tool("SIGSTACK_OMNIWITNESS");
+    let dir = temp_dir("omniwitness");
+    let log_key_path = dir.join("log-v2.pem");
+    let log_key = openssl_ed25519(&log_key_path);
+    // the witness's key, in the note signer format the Go tools read
+    let seed: [u8; 32] = rand::random();
+    let pair = aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(&seed).expect("seed");
+    let raw = pair.public_key().as_ref().to_vec();
+    let mut spki = hex::decode("302a300506032b6570032100").expect("hex");
+    spki.extend_from_slice(&raw);
+    let witness_key = PublicKey::from_spki_der(&spki).expect("key");
+    let name = "witness.test/omniwitness";
+    let hash = &sigstack_log::note::key_hash(name, 0x01, &raw)[..4];
+    let mut typed = vec![0x01];
+    typed.extend_from_slice(&seed);
+    let private = dir.join("omniwitness.sec");
+    std::fs::write(
+        &private,
+        format!(
+            "PRIVATE+KEY+{name}+{}+{}",
+            hex::encode(hash),
+            STANDARD.encode(typed)
+        ),
+    )
+    .expect("w");
+    // the log it follows, besides its built-in list of public logs
+    let logs = dir.join("logs.yaml");
+    std::fs::write(
+        &logs,
+        format!(
+            "Logs:\n  - Origin: \"127.0.0.1\"\n    PublicKey: \"{}\"\n    URL: \"http://127.0.0.1/\"\n",
+            sigstack_log::note::vkey("127.0.0.1", &log_key).expect("vkey")
+        ),
+    )
+    .expect("w");
+    let (port, metrics) = (free_port(), free_port());
+    let child = Command::new(&omni)
+        .arg(format!("--listen=127.0.0.1:{port}"))
+        .arg(format!("--metrics_listen=127.0.0.1:{metrics}"))
+        .arg(format!(
+            "--db_file={}",
+            dir.join("omniwitness.db").display()
+        ))
+        .arg(format!("--private_key_path={}", private.display()))
+        .arg(format!("--additional_logs={}", logs.display()))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("omniwitness.log")).expect("log"))
+        .spawn()
+        .expect("spawn omniwitness");
+    let _omni = Killed::new(child);
+    wait_for("the OmniWitness", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let database_url = format!("sqlite://{}", dir.join("v2.db").display());
+    let (config, url) = LogV2::write_config(&dir, &database_url, &log_key_path, false);
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str(&format!(
+        "witness_quorum = 1\n\n[[witnesses]]\nurl = \"http://127.0.0.1:{port}\"\nname = \"{name}\"\npublic_key = \"{}\"\n",
+        pub_pem(&dir, "omniwitness", &witness_key).display()
+    ));
+    std::fs::write(&config, text).expect("w");
+    let log = LogV2::start(&config, &url).expect("log-v2 starts with the outside witness");
+    let signer = FileSigner::generate(Curve::P256);
+    for round in 0..2 {
+        for i in 0..3 {
+            let digest = sigstack_crypto::sha256(format!("outside {round} {i}").as_bytes());
+            let sig = signer.sign_sha256_digest(&digest).expect("sign");
+            let body = json!({"hashedRekordRequestV002": {"digest": STANDARD.encode(digest),
+                "signature": {"content": STANDARD.encode(&sig), "verifier": {
+                    "publicKey": {"rawBytes": STANDARD.encode(signer.public_key().spki_der())},
+                    "keyDetails": "PKIX_ECDSA_P256_SHA_256"}}}});
+            let r = http()
+                .post(format!("{}/api/v2/log/entries", log.url))
+                .json(&body)
+                .send()
+                .await
+                .expect("post");
+            assert_eq!(r.status().as_u16(), 201);
+        }
+        // the second round needs a consistency proof the witness checks
+        let want = 3 * (round + 1);
+        let mut note = String::new();
+        for _ in 0..150 {
+            note = http()
+                .get(format!("{}/checkpoint", log.url))
+                .send()
+                .await
+                .expect("get")
+                .text()
+                .await
+                .expect("text");
+            if note.starts_with(&format!("127.0.0.1\n{want}\n"))
+                && note.matches('\u{2014}').count() == 2
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let omni_log = std::fs::read_to_string(dir.join("omniwitness.log")).unwrap_or_default();
+        assert!(
+            note.starts_with(&format!("127.0.0.1\n{want}\n"))
+                && note.matches('\u{2014}').count() == 2,
+            "the OmniWitness cosigned size {want}: {note}\n{}",
+            omni_log
+                .lines()
+                .rev()
+                .take(20)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        sigstack_log::note::verify_ed25519(&note, "127.0.0.1", &log_key)
+            .expect("the log's signature");
+        let ts = sigstack_log::witness::verify_cosignature(&note, name, &witness_key)
+            .unwrap_or_else(|e| panic!("the OmniWitness's cosignature: {e}: {note}"));
+        assert!(ts > 1_700_000_000, "a real timestamp");
+    }
+}
