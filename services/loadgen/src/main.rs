@@ -56,6 +56,10 @@ struct Common {
     /// PID of the server, to report its resident memory.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Also count the CPU time of every process with this command name (`postgres`) in
+    /// the server's CPU per request.
+    #[arg(long)]
+    cpu_also: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -161,6 +165,30 @@ fn rss_kib(pid: Option<u32>) -> Option<u64> {
         .ok()
 }
 
+/// CPU time (user + system) of a process and of every process whose command name is
+/// `also` (PostgreSQL's backends), in microseconds.
+fn cpu_us(pid: Option<u32>, also: Option<&str>) -> Option<u64> {
+    let ticks = |stat: &str| -> Option<u64> {
+        // the fields after the command name (which may hold spaces) in parentheses
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+    };
+    let mut total = ticks(&std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?)?;
+    if let Some(name) = also {
+        for e in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            if stat.contains(&format!("({name})")) {
+                total += ticks(&stat).unwrap_or(0);
+            }
+        }
+    }
+    // clock ticks are 1/100 s on Linux
+    Some(total * 10_000)
+}
+
 #[derive(Default)]
 struct Stats {
     latencies_us: Vec<u64>,
@@ -252,6 +280,8 @@ async fn run(common: Common, work: Work) -> anyhow::Result<()> {
     let work = Arc::new(work);
     let stats = Arc::new(Mutex::new(Stats::default()));
     let rss_before = rss_kib(common.server_pid);
+    let also = common.cpu_also.as_deref();
+    let cpu_before = cpu_us(common.server_pid, also);
     let deadline = Duration::from_secs(common.duration);
     let started = Instant::now();
     let sent = Arc::new(AtomicUsize::new(0));
@@ -356,6 +386,14 @@ async fn run(common: Common, work: Work) -> anyhow::Result<()> {
             "server RSS: before={:.1} MiB after={:.1} MiB",
             a as f64 / 1024.0,
             b as f64 / 1024.0
+        );
+    }
+    if let (Some(a), Some(b)) = (cpu_before, cpu_us(common.server_pid, also)) {
+        println!(
+            "server CPU: {:.1} s, {:.0} µs per request{}",
+            (b - a) as f64 / 1e6,
+            (b - a) as f64 / ok.max(1) as f64,
+            also.map(|n| format!(" (with every `{n}` process)")).unwrap_or_default()
         );
     }
     Ok(())
