@@ -393,7 +393,8 @@ async fn run(common: Common, work: Work) -> anyhow::Result<()> {
             "server CPU: {:.1} s, {:.0} µs per request{}",
             (b - a) as f64 / 1e6,
             (b - a) as f64 / ok.max(1) as f64,
-            also.map(|n| format!(" (with every `{n}` process)")).unwrap_or_default()
+            also.map(|n| format!(" (with every `{n}` process)"))
+                .unwrap_or_default()
         );
     }
     Ok(())
