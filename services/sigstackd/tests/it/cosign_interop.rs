@@ -365,7 +365,7 @@ async fn interactive_flows(st: &Stack, artifact: &Path) {
                 break (code.trim().to_string(), url.trim().to_string());
             }
         };
-        crate::client::approve_device(&st.json, &url, &code).await;
+        crate::client_flows::approve_device(&st.json, &url, &code).await;
         let mut child = child;
         let status = tokio::task::spawn_blocking(move || {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
