@@ -188,19 +188,20 @@ fn cue(path: &Path, statement: &Value) -> Result<(), String> {
         std::process::id(),
         rand::random::<u64>()
     ));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    // a new directory of our own (not one planted at that name), readable by us alone
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
     let data = dir.join("statement.json");
+    // an absolute path: a policy file named like a flag is still a file to `cue`
+    let policy = std::path::absolute(path).map_err(|e| e.to_string())?;
     let result = std::fs::write(&data, statement.to_string())
         .map_err(|e| e.to_string())
-        .and_then(|()| {
-            std::process::Command::new(&tool)
-                .arg("eval")
-                .arg(path)
-                .arg(&data)
-                .stdin(std::process::Stdio::null())
-                .output()
-                .map_err(|e| format!("running {}: {e}", tool.display()))
-        });
+        .and_then(|()| run_bounded(&tool, &policy, &data));
     let _ = std::fs::remove_dir_all(&dir);
     let out = result?;
     if out.status.success() {
@@ -213,6 +214,45 @@ fn cue(path: &Path, statement: &Value) -> Result<(), String> {
         text.trim()
     ))
 }
+
+/// `cue eval POLICY DATA`, killed after [`CUE_TIMEOUT`].
+fn run_bounded(tool: &Path, policy: &Path, data: &Path) -> Result<std::process::Output, String> {
+    let dir = data.parent().unwrap_or(Path::new("."));
+    let (out, err) = (dir.join("out"), dir.join("err"));
+    let file = |p: &Path| std::fs::File::create(p).map_err(|e| e.to_string());
+    let mut child = std::process::Command::new(tool)
+        .arg("eval")
+        .arg(policy)
+        .arg(data)
+        .stdin(std::process::Stdio::null())
+        .stdout(file(&out)?)
+        .stderr(file(&err)?)
+        .spawn()
+        .map_err(|e| format!("running {}: {e}", tool.display()))?;
+    let deadline = std::time::Instant::now() + CUE_TIMEOUT;
+    let status = loop {
+        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+            break st;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "`cue` did not finish within {} s",
+                CUE_TIMEOUT.as_secs()
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    Ok(std::process::Output {
+        status,
+        stdout: std::fs::read(&out).unwrap_or_default(),
+        stderr: std::fs::read(&err).unwrap_or_default(),
+    })
+}
+
+/// How long a CUE policy may take.
+const CUE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[cfg(test)]
 mod tests {

@@ -34,16 +34,20 @@ pub const BODY_BUDGET: usize = 64 << 20;
 #[derive(Default)]
 struct Held {
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
-    refused: bool,
+    /// 503 (the budget is spent for now) or 413 (the body alone is larger than it).
+    refused: Option<axum::http::StatusCode>,
 }
 
 /// The body budget is in KiB permits (a semaphore counts at most `u32::MAX`).
 const KIB: usize = 1024;
 
-fn busy() -> axum::response::Response {
+fn refusal(status: axum::http::StatusCode) -> axum::response::Response {
     use axum::response::IntoResponse;
+    if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        return (status, "request body is larger than this server accepts\n").into_response();
+    }
     (
-        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        status,
         [(axum::http::header::RETRY_AFTER, "1")],
         "the server holds as many request bodies as it accepts at once; retry shortly\n",
     )
@@ -96,9 +100,12 @@ pub async fn serve(
                     async move {
                         let answer = answer.await;
                         // the body's share of the budget is given back with the answer
-                        let refused = held.lock().map(|h| h.refused).unwrap_or(true);
-                        if refused {
-                            return Ok(busy());
+                        let refused = held
+                            .lock()
+                            .map(|h| h.refused)
+                            .unwrap_or(Some(axum::http::StatusCode::SERVICE_UNAVAILABLE));
+                        if let Some(status) = refused {
+                            return Ok(refusal(status));
                         }
                         answer
                     }
@@ -163,6 +170,10 @@ impl Deadline {
         if need <= have {
             return true;
         }
+        if need > BODY_BUDGET / KIB {
+            held.refused = Some(axum::http::StatusCode::PAYLOAD_TOO_LARGE);
+            return false;
+        }
         let more = u32::try_from(need - have).unwrap_or(u32::MAX);
         match self.budget.clone().try_acquire_many_owned(more) {
             Ok(p) => {
@@ -173,7 +184,7 @@ impl Deadline {
                 true
             }
             Err(_) => {
-                held.refused = true;
+                held.refused = Some(axum::http::StatusCode::SERVICE_UNAVAILABLE);
                 false
             }
         }

@@ -34,17 +34,21 @@ pub struct Tree {
 }
 
 impl Record {
-    /// The kit path of this log's checkpoint.
+    /// The kit path of this log's checkpoint: its kind, host, and a hash of its whole
+    /// URL (two logs never share a file).
     pub fn file(&self) -> String {
-        let host: String = self
-            .url
+        let url = self.url.trim_end_matches('/').to_ascii_lowercase();
+        let host: String = url
             .split_once("://")
-            .map_or(self.url.as_str(), |(_, r)| r)
-            .trim_end_matches('/')
+            .map_or(url.as_str(), |(_, r)| r)
+            .split('/')
+            .next()
+            .unwrap_or_default()
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .collect();
-        format!("checkpoints/{}-{host}.json", self.kind)
+        let id = hex::encode(&sigstack_crypto::sha256(url.as_bytes())[..8]);
+        format!("checkpoints/{}-{host}-{id}.json", self.kind)
     }
 
     /// Fetches the log's current checkpoint.
@@ -87,17 +91,35 @@ impl Record {
         })
     }
 
-    /// Verifies the checkpoint with a key one of `roots` names for a log of its kind.
+    /// Verifies the checkpoint with the key a carried trusted root names for this very log
+    /// (same URL, same kind, a key not end-dated): a checkpoint of another log, or one
+    /// signed with a retired key, is refused.
     pub fn verify(&self, roots: &[(String, TrustedRoot)]) -> anyhow::Result<Tree> {
+        let now = crate::sequencer::unix_now();
         let mut last = None;
+        let mut named = false;
         for (name, root) in roots {
             let logs = if self.kind == "ct" {
                 &root.ctlogs
             } else {
                 &root.tlogs
             };
-            for log in logs {
+            for log in logs.iter().filter(|l| same_url(&l.base_url, &self.url)) {
                 let Some(key) = key_of(log) else { continue };
+                let ed25519 = key.key_details() == "PKIX_ED25519";
+                let of_kind = match self.kind.as_str() {
+                    "rekor-v2" => ed25519,
+                    "rekor-v1" => !ed25519,
+                    _ => true,
+                };
+                if !of_kind {
+                    continue;
+                }
+                named = true;
+                if !current(&log.public_key.valid_for, now) {
+                    last = Some("its key there is end-dated".to_string());
+                    continue;
+                }
                 match self.verify_with(log, &key) {
                     Ok((size, hash)) => {
                         return Ok(Tree {
@@ -110,8 +132,15 @@ impl Record {
                 }
             }
         }
+        if !named {
+            bail!(
+                "no trusted root carried in the kit names a {} log at {}",
+                self.kind,
+                self.url
+            );
+        }
         bail!(
-            "the {} checkpoint of {} is not signed by any log key of the trusted roots carried with it{}",
+            "the {} checkpoint of {} is not signed by the log's key in the trusted roots carried with it{}",
             self.kind,
             self.url,
             last.map(|e| format!(" ({e})")).unwrap_or_default()
@@ -165,6 +194,20 @@ impl Record {
             other => Err(format!("unknown log kind {other:?}")),
         }
     }
+}
+
+fn same_url(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/')
+        .eq_ignore_ascii_case(b.trim_end_matches('/'))
+}
+
+/// A validity window that holds now.
+fn current(w: &sigstack_types::trust::TimeRange, now: i64) -> bool {
+    let at = |t: &str| sigstack_types::time::parse_rfc3339(t);
+    at(&w.start).is_some_and(|s| s <= now)
+        && w.end
+            .as_deref()
+            .is_none_or(|e| at(e).is_some_and(|e| e > now))
 }
 
 fn key_of(log: &TransparencyLogInstance) -> Option<PublicKey> {

@@ -74,7 +74,15 @@ pub async fn run(a: &ImportArgs) -> anyhow::Result<()> {
         let dir = a.out.join(name);
         let held = Held::of(&dir);
         let start = match (&held.root, roots.remove(name.as_str())) {
-            (Some(r), _) => r.clone(),
+            (Some(r), given) => {
+                if given.is_some_and(|g| g != *r) {
+                    eprintln!(
+                        "note: {name} is already published in {}: its newest root is trusted, not the --root given",
+                        a.out.display()
+                    );
+                }
+                r.clone()
+            }
             (None, Some(r)) => r,
             (None, None) => bail!(
                 "repository {name} is new here: pass --root {name}=FILE with its root, handed over out of band"
@@ -166,11 +174,31 @@ pub async fn run(a: &ImportArgs) -> anyhow::Result<()> {
         }
         crate::bootstrap::write_durable(&dest, bytes)?;
     }
+    // what verified, not what the (unsigned) manifest says
+    let repositories: BTreeMap<&str, serde_json::Value> = verified
+        .iter()
+        .map(|(n, v)| {
+            (
+                *n,
+                serde_json::json!({
+                    "root_version": v.trusted.root.1.version,
+                    "timestamp_version": v.timestamp_version(),
+                    "expires": v.expires(),
+                }),
+            )
+        })
+        .collect();
+    let logs: Vec<serde_json::Value> = checkpoints
+        .iter()
+        .map(|(file, _, tree)| {
+            serde_json::json!({"file": file, "tree_size": tree.size, "repository": tree.repository})
+        })
+        .collect();
     let record = serde_json::json!({
         "kit_created": manifest.created,
         "imported": sigstack_types::time::rfc3339(now),
-        "repositories": manifest.repositories,
-        "checkpoints": manifest.checkpoints,
+        "repositories": repositories,
+        "checkpoints": logs,
     });
     crate::bootstrap::write_atomic(&a.out.join(RECORD), &serde_json::to_vec_pretty(&record)?)?;
     for (name, v) in &verified {
@@ -202,6 +230,9 @@ fn held_tree(
 ) -> Option<Tree> {
     let bytes = std::fs::read(out.join(record.file())).ok()?;
     let held: Record = serde_json::from_slice(&bytes).ok()?;
+    if held.url != record.url || held.kind != record.kind {
+        return None;
+    }
     match held.verify(trusted) {
         Ok(t) => Some(t),
         Err(e) => {

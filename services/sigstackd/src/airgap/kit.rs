@@ -12,8 +12,10 @@ use std::path::{Component, Path};
 pub const MANIFEST: &str = "manifest.json";
 pub const FORMAT: &str = "sigstack-airgap-kit/1";
 const MAX_FILES: usize = 20_000;
-const MAX_FILE: u64 = 64 << 20;
-const MAX_TOTAL: u64 = 1 << 30;
+const MAX_FILE: u64 = 32 << 20;
+const MAX_TOTAL: u64 = 256 << 20;
+/// Directories a kit may hold (a tree of empty ones costs the reader too).
+const MAX_DIRS: usize = 4_096;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -70,6 +72,7 @@ pub fn plain(path: &str) -> bool {
 
 struct Budget {
     files: usize,
+    dirs: usize,
     bytes: u64,
 }
 
@@ -112,10 +115,22 @@ impl Kit {
         let meta = std::fs::symlink_metadata(from)
             .with_context(|| format!("reading the kit {}", from.display()))?;
         let mut kit = Kit::default();
-        let mut budget = Budget { files: 0, bytes: 0 };
+        let mut budget = Budget {
+            files: 0,
+            dirs: 0,
+            bytes: 0,
+        };
         if meta.is_dir() {
             kit.read_dir(from, "", &mut budget)?;
         } else {
+            // the whole archive is bounded before it is parsed: no header, extension
+            // record or long name in it can make the reader hold more
+            let limit = MAX_TOTAL + MAX_FILES as u64 * 1536;
+            ensure!(
+                meta.len() <= limit,
+                "the kit {} is larger than {limit} bytes",
+                from.display()
+            );
             let file = std::fs::File::open(from)
                 .with_context(|| format!("reading the kit {}", from.display()))?;
             let mut archive = tar::Archive::new(file);
@@ -135,13 +150,18 @@ impl Kit {
                         bail!("the kit holds {path:?}, a {other:?}: only plain files are accepted")
                     }
                 }
-                let len = entry.header().size().context("tar entry size")?;
+                // the size the reader will read (a PAX record may override the header's)
+                let len = entry.size();
                 budget.take(&path, len)?;
-                let mut bytes = Vec::with_capacity(len as usize);
+                let mut bytes = Vec::new();
                 (&mut entry)
                     .take(MAX_FILE + 1)
                     .read_to_end(&mut bytes)
                     .with_context(|| format!("reading {path} from the kit"))?;
+                ensure!(
+                    bytes.len() as u64 == len,
+                    "{path} in the kit is not as long as its header says"
+                );
                 kit.add(&path, bytes)?;
             }
         }
@@ -165,13 +185,23 @@ impl Kit {
             let rel = format!("{prefix}{name}");
             let ty = e.file_type()?;
             if ty.is_dir() {
+                budget.dirs += 1;
+                ensure!(
+                    budget.dirs <= MAX_DIRS,
+                    "the kit holds more than {MAX_DIRS} directories"
+                );
                 self.read_dir(&e.path(), &format!("{rel}/"), budget)?;
             } else if ty.is_file() {
-                budget.take(&rel, e.metadata()?.len())?;
+                let len = e.metadata()?.len();
+                budget.take(&rel, len)?;
                 let mut bytes = Vec::new();
                 std::fs::File::open(e.path())?
-                    .take(MAX_FILE + 1)
+                    .take(len.min(MAX_FILE) + 1)
                     .read_to_end(&mut bytes)?;
+                ensure!(
+                    bytes.len() as u64 == len,
+                    "{rel} changed while the kit was read"
+                );
                 self.add(&rel, bytes)?;
             } else {
                 bail!("the kit holds {rel}, which is not a plain file or directory");

@@ -31,7 +31,13 @@ pub async fn run(action: AirgapAction) -> anyhow::Result<()> {
 }
 
 /// Names the kit reserves for itself beside the repositories.
-const RESERVED: [&str; 4] = ["trust", "checkpoints", kit::MANIFEST, import::RECORD];
+const RESERVED: [&str; 5] = [
+    "trust",
+    "checkpoints",
+    "targets",
+    kit::MANIFEST,
+    import::RECORD,
+];
 
 /// A repository's name in a kit: one plain path component, not a reserved one.
 fn check_name(name: &str) -> anyhow::Result<()> {

@@ -10,7 +10,7 @@ use std::io::Read;
 use std::path::{Component, Path};
 
 /// Largest file served from a mirror.
-const MAX_FILE: u64 = 64 << 20;
+const MAX_FILE: u64 = 16 << 20;
 
 /// Whether a file of a repository copy never changes: versioned metadata
 /// (`3.snapshot.json`) and targets (named by their hash). `timestamp.json`, `root.json`
@@ -48,6 +48,10 @@ pub fn read(dir: &Path, path: &str) -> Option<super::Served> {
         }
     }
     let file = std::fs::File::open(&at).ok()?;
+    // what was opened is what was checked: a regular file (not a link swapped in since)
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
     let mut body = Vec::new();
     file.take(MAX_FILE + 1).read_to_end(&mut body).ok()?;
     if body.len() as u64 > MAX_FILE {

@@ -232,6 +232,47 @@ pub async fn an_airgap_kit_carries_trust_to_a_stack_with_no_network() {
         "{out}"
     );
     assert_eq!(published(), 0, "a refused kit published files");
+    // a log's checkpoint relabelled as another log's (file name and manifest made to
+    // match): only the key the trusted root names for that URL may sign it
+    let relabelled = dir.join("relabelled");
+    copy_dir(&kit, &relabelled);
+    let manifest_path = relabelled.join("manifest.json");
+    let mut manifest: Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).expect("r")).expect("json");
+    let entry = manifest["checkpoints"]
+        .as_array_mut()
+        .expect("checkpoints")
+        .iter_mut()
+        .find(|c| c["kind"] == "rekor-v1")
+        .expect("a v1 checkpoint");
+    let old_file = entry["file"].as_str().expect("file").to_string();
+    let other = "http://127.0.0.1:9";
+    let new_file = format!(
+        "checkpoints/rekor-v1-127-0-0-1-9-{}.json",
+        hex::encode(&sigstack_crypto::sha256(other.as_bytes())[..8])
+    );
+    let mut record: Value =
+        serde_json::from_slice(&std::fs::read(relabelled.join(&old_file)).expect("r"))
+            .expect("json");
+    record["url"] = other.into();
+    let bytes = serde_json::to_vec(&record).expect("json");
+    std::fs::remove_file(relabelled.join(&old_file)).expect("rm");
+    std::fs::write(relabelled.join(&new_file), &bytes).expect("w");
+    entry["file"] = new_file.clone().into();
+    entry["url"] = other.into();
+    let files = manifest["files"].as_object_mut().expect("files");
+    files.remove(&old_file);
+    files.insert(
+        new_file,
+        hex::encode(sigstack_crypto::sha256(&bytes)).into(),
+    );
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).expect("json")).expect("w");
+    let (ok, out) = import(&relabelled);
+    assert!(
+        !ok && out.contains("names a rekor-v1 log at http://127.0.0.1:9"),
+        "a relabelled checkpoint: {out}"
+    );
+    assert_eq!(published(), 0, "a refused kit published files");
     // a repository that is new here needs its root handed over
     let (ok, out) = inside(&["airgap", "import", "--kit", p(&kit), "--out", &mirrors]);
     assert!(!ok && out.contains("pass --root"), "{out}");
