@@ -5,6 +5,7 @@ mod images;
 mod log;
 mod sign;
 mod verify;
+mod verify_attestation;
 
 use anyhow::{Context, bail};
 use base64::Engine;
@@ -23,6 +24,7 @@ use sigstack_crypto::{Certificate, PublicKey, Signer};
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use verify::*;
+use verify_attestation::*;
 
 /// Exit status when verification fails (the artifact must not be trusted).
 pub const EXIT_VERIFY: u8 = 1;

@@ -321,8 +321,8 @@ pub async fn a_tiled_log_successor_takes_over() {
     std::fs::write(&next_pub, key.to_pem()).expect("w");
     let next_db = format!("sqlite://{}", dir.join("next.db").display());
     let (config, next_url) = crate::log_v2::LogV2::write_config(&dir, &next_db, &next_key, false);
-    let export = |out: &std::path::Path, extra: &[&str]| {
-        let mut args = vec![
+    let export_args = |out: &std::path::Path, extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = [
             "trust",
             "export",
             "--ca-url",
@@ -340,8 +340,12 @@ pub async fn a_tiled_log_successor_takes_over() {
         ]
         .into_iter()
         .map(String::from)
-        .collect::<Vec<_>>();
+        .collect();
         args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    };
+    let export = |out: &std::path::Path, extra: &[&str]| {
+        let args = export_args(out, extra);
         let (ok, text) = sigstackd(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(ok, "trust export {extra:?}: {text}");
         let json = |f: &str| -> serde_json::Value {
@@ -395,24 +399,18 @@ pub async fn a_tiled_log_successor_takes_over() {
     assert_eq!(logs, want);
     assert_eq!(v2_in(&config_1), vec![old_url.clone()]);
     // the running log's own URL is not a successor
-    let (ok, out) = sigstackd(&[
-        "trust",
-        "export",
-        "--ca-url",
-        &s("/services/ca/url"),
-        "--tlog-url",
-        &s("/services/log/url"),
-        "--ctlog-url",
-        &s("/services/ctlog/url"),
-        "--tlog-v2-url",
-        &old_url,
-        "--tlog-v2-key",
-        &old_pub,
-        "--add-tlog-v2",
-        &format!("{old_url}={}", p(&next_pub)),
-        "--out",
-        p(&dir.join("refused")),
-    ]);
+    let args = export_args(
+        &dir.join("refused"),
+        &[
+            "--tlog-v2-url",
+            &old_url,
+            "--tlog-v2-key",
+            &old_pub,
+            "--add-tlog-v2",
+            &format!("{old_url}={}", p(&next_pub)),
+        ],
+    );
+    let (ok, out) = sigstackd(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(!ok && out.contains("a URL of its own"), "{out}");
 
     // 2. the successor runs; the signing config names it; the old log is end-dated

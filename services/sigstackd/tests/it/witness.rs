@@ -91,6 +91,52 @@ async fn post(url: &str, body: String) -> (u16, String, String) {
     (r.status().as_u16(), ct, r.text().await.expect("text"))
 }
 
+/// Appends `n` entries named after `tag`, then waits until `/checkpoint` is the
+/// checkpoint of `want` entries with `lines` signature lines (the log's and its
+/// witnesses'); returns the last note read.
+async fn append_and_wait(
+    url: &str,
+    signer: &FileSigner,
+    tag: &str,
+    n: usize,
+    want: usize,
+    lines: usize,
+) -> String {
+    for i in 0..n {
+        let digest = sigstack_crypto::sha256(format!("{tag} entry {i}").as_bytes());
+        let sig = signer.sign_sha256_digest(&digest).expect("sign");
+        let body = json!({"hashedRekordRequestV002": {"digest": STANDARD.encode(digest),
+            "signature": {"content": STANDARD.encode(&sig), "verifier": {
+                "publicKey": {"rawBytes": STANDARD.encode(signer.public_key().spki_der())},
+                "keyDetails": "PKIX_ECDSA_P256_SHA_256"}}}});
+        let r = http()
+            .post(format!("{url}/api/v2/log/entries"))
+            .json(&body)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status().as_u16(), 201);
+    }
+    let mut note = String::new();
+    for _ in 0..150 {
+        note = http()
+            .get(format!("{url}/checkpoint"))
+            .send()
+            .await
+            .expect("get")
+            .text()
+            .await
+            .expect("text");
+        if note.starts_with(&format!("127.0.0.1\n{want}\n"))
+            && note.matches('\u{2014}').count() == lines
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    note
+}
+
 fn pub_pem(dir: &Path, name: &str, key: &PublicKey) -> std::path::PathBuf {
     let p = dir.join(format!("{name}.pub.pem"));
     std::fs::write(&p, key.to_pem()).expect("w");
@@ -128,40 +174,8 @@ pub async fn witnesses_cosign_consistent_checkpoints() {
     // entries, then the cosigned checkpoint covering them
     let signer = FileSigner::generate(Curve::P256);
     for round in 0..2 {
-        for i in 0..5 {
-            let data = format!("round {round} entry {i}");
-            let digest = sigstack_crypto::sha256(data.as_bytes());
-            let sig = signer.sign_sha256_digest(&digest).expect("sign");
-            let body = json!({"hashedRekordRequestV002": {"digest": STANDARD.encode(digest),
-                "signature": {"content": STANDARD.encode(&sig), "verifier": {
-                    "publicKey": {"rawBytes": STANDARD.encode(signer.public_key().spki_der())},
-                    "keyDetails": "PKIX_ECDSA_P256_SHA_256"}}}});
-            let r = http()
-                .post(format!("{}/api/v2/log/entries", log.url))
-                .json(&body)
-                .send()
-                .await
-                .expect("post");
-            assert_eq!(r.status().as_u16(), 201);
-        }
         let want = 5 * (round + 1);
-        let mut note = String::new();
-        for _ in 0..100 {
-            note = http()
-                .get(format!("{}/checkpoint", log.url))
-                .send()
-                .await
-                .expect("get")
-                .text()
-                .await
-                .expect("text");
-            if note.starts_with(&format!("127.0.0.1\n{want}\n"))
-                && note.matches('\u{2014}').count() == 3
-            {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
+        let note = append_and_wait(&log.url, &signer, &format!("round {round}"), 5, want, 3).await;
         assert!(
             note.starts_with(&format!("127.0.0.1\n{want}\n")),
             "the cosigned checkpoint reaches {want}: {note}"
@@ -356,40 +370,10 @@ pub async fn an_outside_witness_cosigns_our_checkpoints() {
     let log = LogV2::start(&config, &url).expect("log-v2 starts with the outside witness");
     let signer = FileSigner::generate(Curve::P256);
     for round in 0..2 {
-        for i in 0..3 {
-            let digest = sigstack_crypto::sha256(format!("outside {round} {i}").as_bytes());
-            let sig = signer.sign_sha256_digest(&digest).expect("sign");
-            let body = json!({"hashedRekordRequestV002": {"digest": STANDARD.encode(digest),
-                "signature": {"content": STANDARD.encode(&sig), "verifier": {
-                    "publicKey": {"rawBytes": STANDARD.encode(signer.public_key().spki_der())},
-                    "keyDetails": "PKIX_ECDSA_P256_SHA_256"}}}});
-            let r = http()
-                .post(format!("{}/api/v2/log/entries", log.url))
-                .json(&body)
-                .send()
-                .await
-                .expect("post");
-            assert_eq!(r.status().as_u16(), 201);
-        }
         // the second round needs a consistency proof the witness checks
         let want = 3 * (round + 1);
-        let mut note = String::new();
-        for _ in 0..150 {
-            note = http()
-                .get(format!("{}/checkpoint", log.url))
-                .send()
-                .await
-                .expect("get")
-                .text()
-                .await
-                .expect("text");
-            if note.starts_with(&format!("127.0.0.1\n{want}\n"))
-                && note.matches('\u{2014}').count() == 2
-            {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
+        let note =
+            append_and_wait(&log.url, &signer, &format!("outside {round}"), 3, want, 2).await;
         let omni_log = std::fs::read_to_string(dir.join("omniwitness.log")).unwrap_or_default();
         assert!(
             note.starts_with(&format!("127.0.0.1\n{want}\n"))
