@@ -160,7 +160,7 @@ impl Record {
             "rekor-v2" => {
                 // the checkpoint names its origin, which is the host of the log's URL
                 let origin = self.checkpoint.lines().next().unwrap_or_default();
-                if origin != host_of(&log.base_url) {
+                if crate::log::config::host_of(&log.base_url).ok().as_deref() != Some(origin) {
                     return Err(format!("{origin:?} is not the log at {}", log.base_url));
                 }
                 let cp = sigstack_log::note::verify_ed25519(&self.checkpoint, origin, key)?;
@@ -213,15 +213,6 @@ fn current(w: &sigstack_types::trust::TimeRange, now: i64) -> bool {
 fn key_of(log: &TransparencyLogInstance) -> Option<PublicKey> {
     let der = STANDARD.decode(&log.public_key.raw_bytes).ok()?;
     PublicKey::from_spki_der(&der).ok()
-}
-
-fn host_of(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(v6),
-        None => authority.split(':').next().unwrap_or(authority),
-    }
 }
 
 /// Refuses to replace `held` (published before) with `new`: a smaller tree is a

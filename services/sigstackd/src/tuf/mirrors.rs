@@ -4,8 +4,6 @@
 //! reach the upstream fetch its metadata, signed by the upstream's keys, from this
 //! service. Nothing here is signed by us; clients verify it against the upstream's root.
 
-use axum::body::Bytes;
-use axum::http::HeaderValue;
 use std::io::Read;
 use std::path::{Component, Path};
 
@@ -58,13 +56,8 @@ pub fn read(dir: &Path, path: &str) -> Option<super::Served> {
         tracing::warn!(path, "mirror file larger than {MAX_FILE} bytes: not served");
         return None;
     }
-    let etag = format!("\"{}\"", hex::encode(sigstack_crypto::sha256(&body)));
     let (_, inner) = path.split_once('/')?;
-    Some(super::Served {
-        body: Bytes::from(body),
-        etag: HeaderValue::from_str(&etag).ok()?,
-        immutable: immutable(inner),
-    })
+    Some(super::served(&body, immutable(inner)))
 }
 
 #[cfg(test)]
