@@ -2,6 +2,7 @@
 //! v2 entries, RFC 3161 timestamps), signing, trust from TUF, identity tokens, cosign's
 //! key files and the transparency log's client side.
 
+pub mod attached;
 pub mod bundle;
 pub mod keys;
 pub mod layout;

@@ -89,7 +89,9 @@ impl Policy {
         let name = self.path.display();
         match &self.kind {
             Kind::Rego(src) => rego(&self.path, src, statement).map_err(|e| format!("{name}: {e}")),
-            Kind::Cue => cue(&self.path, statement).map_err(|e| format!("{name}: {e}")),
+            Kind::Cue => {
+                cue(CueSource::File(&self.path), statement).map_err(|e| format!("{name}: {e}"))
+            }
             Kind::Json(want) => {
                 if contains(&statement["predicate"], want) {
                     Ok(())
@@ -181,7 +183,133 @@ fn rego(path: &Path, src: &str, statement: &Value) -> Result<(), String> {
     }
 }
 
-fn cue(path: &Path, statement: &Value) -> Result<(), String> {
+/// The query policy-controller asks of a Rego policy in a ClusterImagePolicy.
+pub const ADMISSION_REGO_QUERY: &str = "data.sigstore.isCompliant";
+
+/// A policy written into a ClusterImagePolicy (`policy: {type, data}`), evaluated as
+/// policy-controller does: Rego in package `sigstore` whose `isCompliant` is `true`, or a
+/// set of `{result, warning, error}` objects one of which has `result: true`; CUE that
+/// the JSON unifies with.
+pub struct Embedded {
+    name: String,
+    kind: EmbeddedKind,
+}
+
+enum EmbeddedKind {
+    Rego(String),
+    Cue(String),
+}
+
+/// An embedded policy's verdict.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    /// Allowed, with the policy's warning.
+    Warn(String),
+    Deny(String),
+}
+
+impl Embedded {
+    /// `kind` is `rego` or `cue`; a Rego policy must compile, a CUE one needs the tool.
+    pub fn new(name: &str, kind: &str, data: &str) -> anyhow::Result<Self> {
+        let kind = match kind {
+            "rego" => {
+                engine(Path::new(name), data)?;
+                EmbeddedKind::Rego(data.to_string())
+            }
+            "cue" => {
+                if cue_tool().is_none() {
+                    bail!(
+                        "{name}: a CUE policy, evaluated by the `cue` tool, which is not installed: `go install cuelang.org/go/cmd/cue@v0.17.1`, or name it in SIGSTACK_CUE"
+                    );
+                }
+                EmbeddedKind::Cue(data.to_string())
+            }
+            other => bail!("{name}: policy type {other:?} is not rego or cue"),
+        };
+        Ok(Self {
+            name: name.to_string(),
+            kind,
+        })
+    }
+
+    pub fn check(&self, input: &Value) -> Verdict {
+        match &self.kind {
+            EmbeddedKind::Rego(src) => is_compliant(&self.name, src, input),
+            EmbeddedKind::Cue(src) => match cue(CueSource::Text(src), input) {
+                Ok(()) => Verdict::Allow,
+                Err(e) => Verdict::Deny(format!("the {} policy (cue): {e}", self.name)),
+            },
+        }
+    }
+}
+
+fn is_compliant(name: &str, src: &str, input: &Value) -> Verdict {
+    let deny = |why: String| Verdict::Deny(format!("the {name} policy (rego): {why}"));
+    let mut e = match engine(Path::new(name), src) {
+        Ok(e) => e,
+        Err(err) => return deny(err.to_string()),
+    };
+    match regorus::Value::from_json_str(&input.to_string()) {
+        Ok(v) => e.set_input(v),
+        Err(err) => return deny(err.to_string()),
+    }
+    let results = match e.eval_query(ADMISSION_REGO_QUERY.to_string(), false) {
+        Ok(r) => r,
+        Err(err) => return deny(format!("evaluating {ADMISSION_REGO_QUERY}: {err}")),
+    };
+    let Some(value) = results
+        .result
+        .iter()
+        .flat_map(|r| r.expressions.iter().map(|x| x.value.clone()))
+        .next()
+    else {
+        return deny(format!(
+            "{ADMISSION_REGO_QUERY} is undefined (no rule `isCompliant` in package `sigstore` holds)"
+        ));
+    };
+    if value == regorus::Value::Bool(true) {
+        return Verdict::Allow;
+    }
+    // a set (or array) of {result, warning, error}
+    let json: Value = value
+        .to_json_str()
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(Value::Null);
+    let Some(items) = json.as_array() else {
+        return deny(format!("{ADMISSION_REGO_QUERY} is {json}, not true"));
+    };
+    let mut errors = Vec::new();
+    for it in items {
+        let warning = it["warning"].as_str().unwrap_or_default();
+        if it["result"] == true {
+            return if warning.is_empty() {
+                Verdict::Allow
+            } else {
+                Verdict::Warn(format!("the {name} policy: {warning}"))
+            };
+        }
+        for k in ["error", "warning"] {
+            if let Some(m) = it[k].as_str().filter(|m| !m.is_empty()) {
+                errors.push(m.to_string());
+            }
+        }
+    }
+    deny(if errors.is_empty() {
+        "not compliant".into()
+    } else {
+        errors.join("; ")
+    })
+}
+
+/// A CUE policy: a file, or text written into one beside the input.
+enum CueSource<'a> {
+    File(&'a Path),
+    Text(&'a str),
+}
+
+fn cue(source: CueSource<'_>, statement: &Value) -> Result<(), String> {
     let tool = cue_tool().ok_or("the `cue` tool is not installed")?;
     let dir = std::env::temp_dir().join(format!(
         "sigstack-cue-{}-{}",
@@ -197,11 +325,19 @@ fn cue(path: &Path, statement: &Value) -> Result<(), String> {
             .map_err(|e| format!("creating {}: {e}", dir.display()))?;
     }
     let data = dir.join("statement.json");
-    // an absolute path: a policy file named like a flag is still a file to `cue`
-    let policy = std::path::absolute(path).map_err(|e| e.to_string())?;
-    let result = std::fs::write(&data, statement.to_string())
-        .map_err(|e| e.to_string())
-        .and_then(|()| run_bounded(&tool, &policy, &data));
+    let result = (|| {
+        let policy = match source {
+            // an absolute path: a policy file named like a flag is still a file to `cue`
+            CueSource::File(path) => std::path::absolute(path).map_err(|e| e.to_string())?,
+            CueSource::Text(text) => {
+                let p = dir.join("policy.cue");
+                std::fs::write(&p, text).map_err(|e| e.to_string())?;
+                p
+            }
+        };
+        std::fs::write(&data, statement.to_string()).map_err(|e| e.to_string())?;
+        run_bounded(&tool, &policy, &data)
+    })();
     let _ = std::fs::remove_dir_all(&dir);
     let out = result?;
     if out.status.success() {
@@ -304,6 +440,30 @@ mod tests {
                 .is_err()
         );
         let broken = write("b.rego", "package signature\nallow {\n");
+        // policy-controller's form, inside a ClusterImagePolicy
+        let pc = |src: &str| {
+            Embedded::new("p", "rego", src)
+                .expect("compiles")
+                .check(&st)
+        };
+        assert_eq!(
+            pc(
+                "package sigstore\nisCompliant { input.predicate.builder.id == \"https://ci.example\" }"
+            ),
+            Verdict::Allow
+        );
+        assert!(matches!(
+            pc("package sigstore\nisCompliant[r] { r := {\"result\": false, \"error\": \"not our builder\"} }"),
+            Verdict::Deny(e) if e.contains("not our builder")
+        ));
+        assert!(matches!(
+            pc("package sigstore\nisCompliant[r] { r := {\"result\": true, \"warning\": \"old builder\"} }"),
+            Verdict::Warn(w) if w.contains("old builder")
+        ));
+        assert!(
+            matches!(pc("package signature\nallow = true"), Verdict::Deny(e) if e.contains("undefined"))
+        );
+        assert!(Embedded::new("p", "opa", "").is_err());
         assert!(Policy::load(&broken).is_err());
         assert!(Policy::load(&write("x.yaml", "a: 1")).is_err());
     }

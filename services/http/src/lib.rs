@@ -9,7 +9,7 @@ pub mod serve;
 
 pub use error::ApiError;
 pub use json::ApiJson;
-pub use serve::serve;
+pub use serve::{serve, serve_with};
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
@@ -54,3 +54,4 @@ pub fn init_tracing() {
     };
     let _ = res;
 }
+pub use tokio_rustls;

@@ -54,11 +54,25 @@ fn refusal(status: axum::http::StatusCode) -> axum::response::Response {
         .into_response()
 }
 
+/// How long a client may take to finish the TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serves `app` on `listener` until `shutdown` resolves, then drains in-flight requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with(listener, app, shutdown, None).await
+}
+
+/// [`serve`], over TLS when `tls` is given (the handshake within [`HANDSHAKE_TIMEOUT`],
+/// inside the connection's slot).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let budget = Arc::new(Semaphore::new(BODY_BUDGET / KIB));
@@ -88,40 +102,17 @@ pub async fn serve(
         let router = app.clone();
         let budget = budget.clone();
         let mut stop = stop_rx.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let svc = hyper::service::service_fn(
-                move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(ConnectInfo(peer));
-                    let held = Arc::new(std::sync::Mutex::new(Held::default()));
-                    let answer = router.clone().oneshot(
-                        req.map(|b| Body::new(Deadline::new(b, budget.clone(), held.clone()))),
-                    );
-                    async move {
-                        let answer = answer.await;
-                        // the body's share of the budget is given back with the answer
-                        let refused = held
-                            .lock()
-                            .map(|h| h.refused)
-                            .unwrap_or(Some(axum::http::StatusCode::SERVICE_UNAVAILABLE));
-                        if let Some(status) = refused {
-                            return Ok(refusal(status));
-                        }
-                        answer
+            match tls {
+                None => connection(stream, peer, router, budget, &mut stop).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => connection(s, peer, router, budget, &mut stop).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
-                },
-            );
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), svc)
-                .with_upgrades();
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = async { let _ = stop.wait_for(|s| *s).await; } => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
                 }
             }
         });
@@ -130,6 +121,50 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     let _ = slots.acquire_many(MAX_CONNECTIONS as u32).await;
     Ok(())
+}
+
+/// Serves one connection's requests until it closes or the server stops.
+async fn connection<IO>(
+    stream: IO,
+    peer: std::net::SocketAddr,
+    router: Router,
+    budget: Arc<Semaphore>,
+    stop: &mut watch::Receiver<bool>,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let held = Arc::new(std::sync::Mutex::new(Held::default()));
+        let answer = router
+            .clone()
+            .oneshot(req.map(|b| Body::new(Deadline::new(b, budget.clone(), held.clone()))));
+        async move {
+            let answer = answer.await;
+            // the body's share of the budget is given back with the answer
+            let refused = held
+                .lock()
+                .map(|h| h.refused)
+                .unwrap_or(Some(axum::http::StatusCode::SERVICE_UNAVAILABLE));
+            if let Some(status) = refused {
+                return Ok(refusal(status));
+            }
+            answer
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), svc)
+        .with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
 }
 
 /// A request body that fails once [`BODY_TIMEOUT`] (and a little more: handlers that read

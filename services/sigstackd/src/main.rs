@@ -2,6 +2,7 @@
 //! production; `sigstackd dev` runs every service in one process on an embedded
 //! database for testing.
 
+mod admission;
 mod airgap;
 mod bootstrap;
 mod ca;
@@ -192,6 +193,12 @@ enum Command {
     Airgap {
         #[command(subcommand)]
         action: airgap::AirgapAction,
+    },
+    /// Run the Kubernetes admission webhook: admit only images whose signatures and
+    /// attestations satisfy the ClusterImagePolicy documents (policy-controller's format).
+    Admission {
+        #[command(flatten)]
+        args: admission::AdmissionArgs,
     },
     /// Run the TUF repository (consistent snapshots; timestamp and snapshot re-signed
     /// online), or run its offline ceremony commands.
@@ -391,6 +398,7 @@ fn main() -> anyhow::Result<()> {
                 action: TrustAction::Export(args),
             } => trust::export(args).await,
             Command::Airgap { action } => airgap::run(action).await,
+            Command::Admission { args } => admission::run(args).await,
             Command::Tuf { config, action } => match action {
                 None => run_tuf(config).await,
                 Some(TufAction::Init(a)) => {

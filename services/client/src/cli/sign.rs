@@ -419,24 +419,7 @@ pub(super) async fn sign_blob(
     Ok(())
 }
 
-/// cosign's predicate type names.
-pub(super) fn predicate_type(name: &str) -> anyhow::Result<String> {
-    Ok(match name {
-        "slsaprovenance" | "slsaprovenance02" => "https://slsa.dev/provenance/v0.2",
-        "slsaprovenance1" => "https://slsa.dev/provenance/v1",
-        "spdx" | "spdxjson" => "https://spdx.dev/Document",
-        "cyclonedx" => "https://cyclonedx.org/bom",
-        "vuln" => "https://cosign.sigstore.dev/attestation/vuln/v1",
-        "openvex" => "https://openvex.dev/ns",
-        "custom" => CUSTOM_PREDICATE,
-        uri if uri.contains("://") => uri,
-        other => bail!("unknown predicate type {other:?}: use one of slsaprovenance, slsaprovenance1, spdx, spdxjson, cyclonedx, vuln, openvex, custom, or a URI"),
-    }
-    .to_string())
-}
-
-/// The custom predicate type, whose predicate cosign always wraps.
-const CUSTOM_PREDICATE: &str = "https://cosign.sigstore.dev/attestation/v1";
+pub(super) use sigstack::layout::{CUSTOM_PREDICATE, predicate_type};
 
 /// A predicate as cosign makes it: for the custom type, the file's text wrapped as
 /// `{"Data": text, "Timestamp": now}` whatever it holds; for every other type, its JSON.

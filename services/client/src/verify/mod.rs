@@ -61,6 +61,7 @@ impl Artifact {
 
 /// An expected value: exact, or a regular expression (cosign's `-regexp` flags, which
 /// match anywhere in the value unless anchored).
+#[derive(Clone)]
 pub enum Matcher {
     Exact(String),
     Regex(regex::Regex),
@@ -85,6 +86,7 @@ impl std::fmt::Display for Matcher {
 }
 
 /// Who must have signed.
+#[derive(Clone)]
 pub enum Policy {
     /// A certificate for this identity (SAN) from this OIDC issuer.
     Identity { identity: Matcher, issuer: Matcher },

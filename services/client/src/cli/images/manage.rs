@@ -1,7 +1,7 @@
 //! Signature management: `triangulate`, `generate`, `download`, `copy`, `clean`, `tree`.
 
-use super::check::{Candidate, legacy_layers, referrer_candidates};
 use super::*;
+use sigstack::attached::{Candidate, legacy_layers, referrer_candidates};
 
 pub async fn triangulate(a: &TriangulateArgs) -> anyhow::Result<()> {
     let (_, s) = resolve(&a.registry, &a.image).await?;

@@ -15,6 +15,7 @@ pub use manage::{clean, copy, download, generate, tree, triangulate};
 pub use publish::{attach_signature, attest, sign};
 
 use super::*;
+pub use sigstack::attached::Sites;
 use sigstack::layout::{self, *};
 use sigstack::registry::{self, Registry, RegistryArgs, with_digest, with_tag};
 
@@ -218,49 +219,6 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .ok_or_else(|| format!("{s:?} is not key=value"))
-}
-
-/// Where an image's signatures and attestations live: beside the image, or in the
-/// repository `COSIGN_REPOSITORY` names (cosign's override, on the same or another
-/// registry). The legacy tags, the referrer manifests with their blobs and the referrers
-/// fallback index all go there; the image itself stays where it is.
-pub struct Sites {
-    /// The image, by digest.
-    pub image: oci_client::Reference,
-    /// The image's digest (`sha256:<hex>`).
-    pub digest: String,
-    /// The signature repository, at the image's digest (for referrers).
-    pub repo: oci_client::Reference,
-}
-
-impl Sites {
-    /// The sites of the image `r` at `digest`, its signatures in `target` if given.
-    fn new(
-        r: &oci_client::Reference,
-        digest: &str,
-        target: Option<&oci_client::Reference>,
-    ) -> Self {
-        let image = with_digest(r, digest);
-        Sites {
-            repo: with_digest(target.unwrap_or(&image), digest),
-            image,
-            digest: digest.to_string(),
-        }
-    }
-
-    /// A tag-schema tag: `sha256-<hex>.<suffix>` (no suffix: the referrers fallback index).
-    pub fn tag(&self, suffix: &str) -> oci_client::Reference {
-        with_tag(&self.repo, &layout::tag_for(&self.digest, suffix))
-    }
-
-    /// The sites of another manifest in the same repositories (an index's child).
-    pub fn at(&self, digest: &str) -> Sites {
-        Sites {
-            image: with_digest(&self.image, digest),
-            digest: digest.to_string(),
-            repo: with_digest(&self.repo, digest),
-        }
-    }
 }
 
 /// The repository `COSIGN_REPOSITORY` names, if it is set: `registry/path`, no tag or

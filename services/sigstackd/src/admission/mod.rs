@@ -1,0 +1,441 @@
+//! `sigstackd admission`: a Kubernetes admission webhook that admits only images signed
+//! as policy-controller's `ClusterImagePolicy` documents require. `POST /validate`
+//! answers `AdmissionReview` v1 requests for Pods and the workloads that make them
+//! (allow, deny with the reasons, or admit with warnings in `warn` mode); `POST /mutate`
+//! pins tags to the digests they name now, as policy-controller's mutating webhook does.
+//! Served over TLS only (the API server calls webhooks over HTTPS). Policies are read
+//! from files (a ConfigMap mounted into the pod, or `kubectl get clusterimagepolicies -o
+//! yaml` written to one) and reloaded when they change; the trust root comes from the
+//! stack's TUF repository and is refreshed.
+
+mod cip;
+mod decide;
+mod review;
+
+use anyhow::Context;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use decide::{Engine, NoMatch, OnFailure};
+use serde_json::{Value, json};
+use sigstack::registry::RegistryArgs;
+use sigstack::trust::Material;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct AdmissionArgs {
+    /// Address to listen on (HTTPS).
+    #[arg(
+        long,
+        env = "SIGSTACK_ADMISSION_LISTEN",
+        default_value = "0.0.0.0:8443"
+    )]
+    listen: String,
+    /// The webhook's TLS certificate chain (PEM), as the API server's caBundle verifies it.
+    #[arg(long, env = "SIGSTACK_ADMISSION_TLS_CERT")]
+    tls_cert: PathBuf,
+    /// Its private key (PEM).
+    #[arg(long, env = "SIGSTACK_ADMISSION_TLS_KEY")]
+    tls_key: PathBuf,
+    /// ClusterImagePolicy documents: a YAML file or a directory of them (reloaded when
+    /// they change; a broken change is refused and the policies in force stay).
+    #[arg(long, env = "SIGSTACK_ADMISSION_POLICIES")]
+    policies: PathBuf,
+    /// The stack's TUF repository, for its trusted root (refreshed).
+    #[arg(long, env = "SIGSTACK_ADMISSION_TUF_MIRROR")]
+    tuf_mirror: Option<String>,
+    /// The TUF root to start from (root.json), with --tuf-mirror.
+    #[arg(long, env = "SIGSTACK_ADMISSION_TUF_ROOT")]
+    tuf_root: Option<PathBuf>,
+    /// A trusted root file instead of TUF.
+    #[arg(long, env = "SIGSTACK_ADMISSION_TRUSTED_ROOT")]
+    trusted_root: Option<PathBuf>,
+    /// A trust root a policy names with `trustRootRef` (NAME=trusted_root.json; repeatable).
+    #[arg(long = "trust-root", value_parser = name_path)]
+    trust_roots: Vec<(String, PathBuf)>,
+    /// What happens to images no ClusterImagePolicy matches (policy-controller's
+    /// no-match-policy).
+    #[arg(
+        long,
+        env = "SIGSTACK_ADMISSION_NO_MATCH_POLICY",
+        value_enum,
+        default_value = "deny"
+    )]
+    no_match_policy: NoMatch,
+    /// When a registry cannot be read: `closed` denies, saying why; `open` admits with a
+    /// warning.
+    #[arg(
+        long,
+        env = "SIGSTACK_ADMISSION_REGISTRY_FAILURE",
+        value_enum,
+        default_value = "closed"
+    )]
+    registry_failure: OnFailure,
+    /// How long a decision is kept for a digest (seconds).
+    #[arg(long, env = "SIGSTACK_ADMISSION_CACHE_SECONDS", default_value = "300")]
+    cache_seconds: u64,
+    /// How long one review may take before it is answered as a failure (seconds; keep it
+    /// under the webhook configuration's timeoutSeconds).
+    #[arg(long, env = "SIGSTACK_ADMISSION_TIMEOUT_SECONDS", default_value = "20")]
+    timeout_seconds: u64,
+    /// How often the trusted root is fetched again from TUF (seconds).
+    #[arg(
+        long,
+        env = "SIGSTACK_ADMISSION_TRUST_REFRESH_SECONDS",
+        default_value = "300"
+    )]
+    trust_refresh_seconds: u64,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+fn name_path(s: &str) -> Result<(String, PathBuf), String> {
+    s.split_once('=')
+        .filter(|(n, p)| !n.is_empty() && !p.is_empty())
+        .map(|(n, p)| (n.to_string(), PathBuf::from(p)))
+        .ok_or_else(|| format!("{s:?} is not NAME=FILE"))
+}
+
+/// The largest AdmissionReview read (the API server's objects are at most ~1.5 MiB).
+const MAX_REVIEW: usize = 4 << 20;
+
+struct App {
+    engine: Engine,
+    timeout: Duration,
+}
+
+async fn load_trust(a: &AdmissionArgs, http: &reqwest::Client) -> anyhow::Result<Material> {
+    match (&a.trusted_root, &a.tuf_mirror) {
+        (Some(p), _) => {
+            sigstack::trust::TrustArgs {
+                trusted_root: Some(p.clone()),
+                ..Default::default()
+            }
+            .load(http)
+            .await
+        }
+        (None, Some(mirror)) => {
+            let tuf = sigstack::trust::Tuf::new(mirror);
+            let root = match &a.tuf_root {
+                Some(p) => {
+                    Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?)
+                }
+                None => None,
+            };
+            let t = tuf.initialize(http, root.as_deref()).await?;
+            Ok(Material {
+                trusted_root: serde_json::from_slice(&t.trusted_root)
+                    .context("the repository's trusted_root.json")?,
+                signing_config: None,
+                source: mirror.clone(),
+            })
+        }
+        (None, None) => anyhow::bail!(
+            "give the stack's TUF repository (--tuf-mirror URL --tuf-root root.json) or --trusted-root FILE"
+        ),
+    }
+}
+
+/// Reads every policy file; the fingerprint says whether anything changed.
+fn read_policies(path: &std::path::Path) -> anyhow::Result<(Vec<cip::Cip>, Vec<u8>)> {
+    let mut cips = Vec::new();
+    let mut seen = Vec::new();
+    for f in cip::files(path)? {
+        let text =
+            std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+        seen.extend_from_slice(f.display().to_string().as_bytes());
+        seen.extend_from_slice(&sigstack_crypto::sha256(text.as_bytes()));
+        cips.extend(cip::parse(&text, &f.display().to_string())?);
+    }
+    Ok((cips, seen))
+}
+
+fn fingerprint(path: &std::path::Path) -> Option<Vec<u8>> {
+    let mut seen = Vec::new();
+    for f in cip::files(path).ok()? {
+        seen.extend_from_slice(f.display().to_string().as_bytes());
+        seen.extend_from_slice(&sigstack_crypto::sha256(&std::fs::read(&f).ok()?));
+    }
+    Some(seen)
+}
+
+pub async fn run(a: AdmissionArgs) -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let trust = load_trust(&a, &http).await?;
+    let mut roots = HashMap::new();
+    for (name, p) in &a.trust_roots {
+        let m = sigstack::trust::TrustArgs {
+            trusted_root: Some(p.clone()),
+            ..Default::default()
+        }
+        .load(&http)
+        .await
+        .with_context(|| format!("--trust-root {name}"))?;
+        roots.insert(name.clone(), m);
+    }
+    let (cips, mut seen) = read_policies(&a.policies)?;
+    if cips.is_empty() {
+        tracing::warn!(path = %a.policies.display(), "no ClusterImagePolicy documents: every image is decided by --no-match-policy");
+    }
+    tracing::info!(policies = cips.len(), trust = %trust.source, "admission policies loaded");
+    let engine = Engine::new(
+        cips,
+        trust,
+        roots,
+        a.registry.clone(),
+        Duration::from_secs(a.cache_seconds),
+        a.no_match_policy,
+        a.registry_failure,
+    );
+    let app = Arc::new(App {
+        engine,
+        timeout: Duration::from_secs(a.timeout_seconds.max(1)),
+    });
+    // policies: reloaded when a file changes; a broken change keeps the old set
+    {
+        let app = app.clone();
+        let path = a.policies.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                if fingerprint(&path).is_none_or(|f| f == seen) {
+                    continue;
+                }
+                match read_policies(&path) {
+                    Ok((cips, f)) => {
+                        tracing::info!(policies = cips.len(), "admission policies reloaded");
+                        app.engine.set_policies(cips);
+                        seen = f;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "the changed policies do not load; the previous ones stay in force");
+                        seen = fingerprint(&path).unwrap_or_default();
+                    }
+                }
+            }
+        });
+    }
+    if a.tuf_mirror.is_some() && a.trusted_root.is_none() {
+        let app = app.clone();
+        let every = Duration::from_secs(a.trust_refresh_seconds.max(10));
+        let mirror = a.tuf_mirror.clone().unwrap_or_default();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let t = sigstack::trust::Tuf::new(&mirror)
+                    .targets(&http, false)
+                    .await;
+                match t.and_then(|t| {
+                    Ok(Material {
+                        trusted_root: serde_json::from_slice(&t.trusted_root)?,
+                        signing_config: None,
+                        source: t.source,
+                    })
+                }) {
+                    Ok(m) => app.engine.set_trust(m),
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "refreshing the trusted root failed; the current one stays")
+                    }
+                }
+            }
+        });
+    }
+    let tls = tls_config(&a)?;
+    let router = Router::new()
+        .route("/validate", post(validate))
+        .route("/validations", post(validate))
+        .route("/mutate", post(mutate))
+        .route("/mutations", post(mutate))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(|| async { "ok\n" }))
+        .with_state(app);
+    let listener = tokio::net::TcpListener::bind(&a.listen)
+        .await
+        .with_context(|| format!("listening on {}", a.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "admission webhook serving (TLS)");
+    sigstack_http::serve_with(
+        listener,
+        router,
+        sigstack_http::shutdown_signal(),
+        Some(tls),
+    )
+    .await?;
+    Ok(())
+}
+
+fn tls_config(a: &AdmissionArgs) -> anyhow::Result<sigstack_http::tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(&a.tls_cert)
+        .with_context(|| format!("reading {}", a.tls_cert.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{}: not PEM certificates", a.tls_cert.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("{} holds no certificate", a.tls_cert.display());
+    }
+    let key = PrivateKeyDer::from_pem_file(&a.tls_key)
+        .with_context(|| format!("{}: no PEM private key", a.tls_key.display()))?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("the TLS certificate and key do not go together")?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(sigstack_http::tokio_rustls::TlsAcceptor::from(Arc::new(
+        config,
+    )))
+}
+
+async fn read_review(body: axum::body::Body) -> Result<(Value, review::Request), Response> {
+    let bytes = sigstack_http::serve::read_body(body, MAX_REVIEW)
+        .await
+        .map_err(|e| sigstack_http::ApiError::from(e).into_response())?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("the body is not JSON: {e}\n"),
+        )
+            .into_response()
+    })?;
+    let r = review::request(&v)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response())?;
+    Ok((v, r))
+}
+
+async fn validate(State(app): State<Arc<App>>, body: axum::body::Body) -> Response {
+    let (_, req) = match read_review(body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let answer = match tokio::time::timeout(app.timeout, decide_review(&app, &req)).await {
+        Ok(a) => a,
+        Err(_) => {
+            let why = format!(
+                "the images of {} {}/{} could not be checked within {} s",
+                req.kind,
+                req.namespace,
+                req.name,
+                app.timeout.as_secs()
+            );
+            match app.engine.on_failure {
+                OnFailure::Closed => review::Answer::deny(format!("{why} (failing closed)")),
+                OnFailure::Open => review::Answer {
+                    warnings: vec![format!("{why}: admitted unchecked")],
+                    ..review::Answer::allow()
+                },
+            }
+        }
+    };
+    tracing::info!(
+        uid = %req.uid, kind = %req.kind, namespace = %req.namespace, name = %req.name,
+        allowed = answer.allowed, warnings = answer.warnings.len(), "admission review"
+    );
+    Json(answer.review(&req.uid)).into_response()
+}
+
+async fn decide_review(app: &App, req: &review::Request) -> review::Answer {
+    if !matches!(req.operation.as_str(), "CREATE" | "UPDATE") {
+        return review::Answer::allow();
+    }
+    let Some(images) = review::images(&req.kind, &req.object) else {
+        return review::Answer::allow();
+    };
+    let verdicts =
+        futures::future::join_all(images.iter().map(|i| app.engine.check(&i.image))).await;
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    for (at, v) in images.iter().zip(&verdicts) {
+        let at_digest = v
+            .digest
+            .as_deref()
+            .map(|d| format!(" (checked at {d})"))
+            .unwrap_or_default();
+        errors.extend(
+            v.errors
+                .iter()
+                .map(|e| format!("{}: {e}{at_digest}", at.field)),
+        );
+        warnings.extend(v.warnings.iter().map(|w| format!("{}: {w}", at.field)));
+    }
+    warnings.dedup();
+    if errors.is_empty() {
+        return review::Answer {
+            warnings,
+            ..review::Answer::allow()
+        };
+    }
+    review::Answer {
+        warnings,
+        ..review::Answer::deny(format!(
+            "{} {}/{} is denied by image policy:\n{}",
+            req.kind,
+            req.namespace,
+            req.name,
+            errors
+                .iter()
+                .map(|e| format!("- {e}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ))
+    }
+}
+
+/// Pins every image named by tag to the digest the tag names now (images that cannot be
+/// resolved are left for the validating webhook to refuse).
+async fn mutate(State(app): State<Arc<App>>, body: axum::body::Body) -> Response {
+    let (_, req) = match read_review(body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let mut answer = review::Answer::allow();
+    if matches!(req.operation.as_str(), "CREATE" | "UPDATE")
+        && let Some(images) = review::images(&req.kind, &req.object)
+    {
+        let mut patch = Vec::new();
+        for at in images.iter().filter(|i| !i.image.contains('@')) {
+            match tokio::time::timeout(app.timeout, app.engine.resolve(&at.image)).await {
+                Ok(Ok((_, digest))) => {
+                    let name = untagged(&at.image);
+                    patch.push(json!({"op": "replace", "path": at.pointer, "value": format!("{name}@{digest}")}));
+                }
+                Ok(Err(e)) => answer.warnings.push(format!("{}: {e}", at.field)),
+                Err(_) => answer
+                    .warnings
+                    .push(format!("{}: resolving {} timed out", at.field, at.image)),
+            }
+        }
+        if !patch.is_empty() {
+            answer.patch = Some(Value::Array(patch));
+        }
+    }
+    Json(answer.review(&req.uid)).into_response()
+}
+
+/// `registry/repo:tag` without its tag (a port's colon is not a tag's).
+fn untagged(image: &str) -> &str {
+    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
+    match image[last_slash..].rfind(':') {
+        Some(c) => &image[..last_slash + c],
+        None => image,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tags_come_off_but_ports_stay() {
+        assert_eq!(
+            super::untagged("127.0.0.1:5000/app:v1"),
+            "127.0.0.1:5000/app"
+        );
+        assert_eq!(super::untagged("127.0.0.1:5000/app"), "127.0.0.1:5000/app");
+        assert_eq!(super::untagged("nginx:1.27"), "nginx");
+    }
+}
