@@ -83,6 +83,7 @@ struct KeylessRef {
     #[serde(rename = "ca-cert")]
     ca_cert: Option<KeyRef>,
     trust_root_ref: Option<String>,
+    #[serde(rename = "insecureIgnoreSCT")]
     insecure_ignore_sct: Option<bool>,
 }
 

@@ -301,7 +301,11 @@ impl Engine {
                 pass: false,
                 message,
             } => {
-                return Err(failed(format!("disallowed by static policy: {message}")));
+                return Err(failed(if message.is_empty() {
+                    "disallowed by static policy".to_string()
+                } else {
+                    format!("disallowed by static policy: {message}")
+                }));
             }
             AuthorityKind::Key(k) => (vec![sigstack::verify::Policy::Key(k.clone())], None, false),
             AuthorityKind::Keyless {

@@ -37,11 +37,23 @@ pub struct AdmissionArgs {
     )]
     listen: String,
     /// The webhook's TLS certificate chain (PEM), as the API server's caBundle verifies it.
-    #[arg(long, env = "SIGSTACK_ADMISSION_TLS_CERT")]
-    tls_cert: PathBuf,
+    #[arg(
+        long,
+        env = "SIGSTACK_ADMISSION_TLS_CERT",
+        required_unless_present = "check"
+    )]
+    tls_cert: Option<PathBuf>,
     /// Its private key (PEM).
-    #[arg(long, env = "SIGSTACK_ADMISSION_TLS_KEY")]
-    tls_key: PathBuf,
+    #[arg(
+        long,
+        env = "SIGSTACK_ADMISSION_TLS_KEY",
+        required_unless_present = "check"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Only read the policies: print what each file holds, or why it is refused, and
+    /// exit 1 if any is refused (to check policies before they go live).
+    #[arg(long)]
+    check: bool,
     /// ClusterImagePolicy documents: a YAML file or a directory of them (reloaded when
     /// they change; a broken change is refused and the policies in force stay).
     #[arg(long, env = "SIGSTACK_ADMISSION_POLICIES")]
@@ -164,7 +176,37 @@ fn fingerprint(path: &std::path::Path) -> Option<Vec<u8>> {
     Some(seen)
 }
 
+/// `--check`: each policy file read on its own.
+fn check_files(path: &std::path::Path) -> anyhow::Result<()> {
+    let mut refused = 0;
+    for f in cip::files(path)? {
+        let text =
+            std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+        match cip::parse(&text, &f.display().to_string()) {
+            Ok(cips) => println!(
+                "{}: ok: {}",
+                f.display(),
+                cips.iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Err(e) => {
+                refused += 1;
+                println!("{}: refused: {e:#}", f.display());
+            }
+        }
+    }
+    if refused > 0 {
+        anyhow::bail!("{refused} policy file(s) refused");
+    }
+    Ok(())
+}
+
 pub async fn run(a: AdmissionArgs) -> anyhow::Result<()> {
+    if a.check {
+        return check_files(&a.policies);
+    }
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -274,15 +316,18 @@ pub async fn run(a: AdmissionArgs) -> anyhow::Result<()> {
 fn tls_config(a: &AdmissionArgs) -> anyhow::Result<sigstack_http::tokio_rustls::TlsAcceptor> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs = CertificateDer::pem_file_iter(&a.tls_cert)
-        .with_context(|| format!("reading {}", a.tls_cert.display()))?
+    let (Some(cert), Some(key)) = (&a.tls_cert, &a.tls_key) else {
+        anyhow::bail!("the webhook is served over TLS only: give --tls-cert and --tls-key");
+    };
+    let certs = CertificateDer::pem_file_iter(cert)
+        .with_context(|| format!("reading {}", cert.display()))?
         .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("{}: not PEM certificates", a.tls_cert.display()))?;
+        .with_context(|| format!("{}: not PEM certificates", cert.display()))?;
     if certs.is_empty() {
-        anyhow::bail!("{} holds no certificate", a.tls_cert.display());
+        anyhow::bail!("{} holds no certificate", cert.display());
     }
-    let key = PrivateKeyDer::from_pem_file(&a.tls_key)
-        .with_context(|| format!("{}: no PEM private key", a.tls_key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("{}: no PEM private key", key.display()))?;
     let mut config = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(certs, key)
@@ -352,9 +397,11 @@ async fn decide_review(app: &App, req: &review::Request) -> review::Answer {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     for (at, v) in images.iter().zip(&verdicts) {
+        // an image named by tag: say which digest was checked
         let at_digest = v
             .digest
             .as_deref()
+            .filter(|_| !at.image.contains('@'))
             .map(|d| format!(" (checked at {d})"))
             .unwrap_or_default();
         errors.extend(

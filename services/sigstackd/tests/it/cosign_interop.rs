@@ -58,10 +58,11 @@ pub(crate) fn with<'a>(base: &[&'a str], more: &[&'a str]) -> Vec<&'a str> {
     v
 }
 
-pub async fn cosign_and_rekor_cli_against_the_stack() {
-    let dir = temp_dir("cosign");
+/// `sigstackd dev` in a new directory tagged `tag`, with what the clients need of it.
+pub(crate) fn start(tag: &str) -> (crate::keyless::Killed, Stack) {
+    let dir = temp_dir(tag);
     let data = dir.join("stack");
-    let (_stack_proc, stack) = dev_stack(&data, None);
+    let (stack_proc, stack) = dev_stack(&data, None);
     let s = |ptr: &str| crate::support::stack_str(&stack, ptr);
     let st = Stack {
         json: stack.clone(),
@@ -77,6 +78,12 @@ pub async fn cosign_and_rekor_cli_against_the_stack() {
         ci_secret: s("/services/oidc/ci_secret_file"),
         data,
     };
+    (stack_proc, st)
+}
+
+pub async fn cosign_and_rekor_cli_against_the_stack() {
+    let (_stack_proc, st) = start("cosign");
+    let dir = st.dir.clone();
     let artifact = dir.join("a.txt");
     std::fs::write(&artifact, b"signed by everyone\n").expect("w");
     shared_tuf_cache(&st, &artifact);

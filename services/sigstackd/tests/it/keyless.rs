@@ -42,6 +42,12 @@ impl Killed {
         Self(child)
     }
 
+    /// Kills the process now (not when dropped).
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+
     pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
         self.0.try_wait().ok().flatten()
     }

@@ -1,6 +1,7 @@
 //! Integration tests of `sigstackd`: real processes on loopback over real databases
 //! (embedded SQLite, and PostgreSQL at `SIGSTACK_TEST_PG`), and real outside clients.
 
+mod admission;
 mod airgap;
 mod airgap_kit;
 mod api;
@@ -152,6 +153,11 @@ async fn our_client_signs_and_verifies_with_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cosign_and_rekor_cli() {
     cosign_interop::cosign_and_rekor_cli_against_the_stack().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_webhook() {
+    admission::admission_webhook().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,860 @@
+//! `sigstackd admission` as the Kubernetes API server calls it: AdmissionReview v1 over
+//! TLS for Pods (init, regular and ephemeral containers), Deployments and CronJobs, by tag
+//! and by digest, against images on Debian's docker-registry signed and attested by
+//! `sigstack` and by cosign v2 and v3 (keyless through the stack, and with keys). The
+//! policies are policy-controller's own end-to-end ClusterImagePolicy documents, with
+//! their globs, identities and keys pointed at this stack; the files whose features the
+//! webhook does not implement are refused by `--check`, naming the feature. Unsigned,
+//! wrongly-signed, wrong-identity and policy-failing images are denied with the reason;
+//! `warn` mode admits with warnings; a dead registry fails closed (or, configured, open);
+//! decisions are cached per digest; `/mutate` pins tags to digests; a policy change is
+//! picked up while serving and a broken one refused.
+
+use crate::cosign::{Cosign, go_tool};
+use crate::cosign_interop::{Stack, initialized, ok, ours_on, start, with};
+use crate::images::{oci_ok, registry};
+use crate::keyless::{Killed, wait_for};
+use crate::support::*;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// One of policy-controller's documents, pointed at this stack: its `**demo**` glob
+/// replaced, its name suffixed, its Kubernetes identities replaced by the stack's and its
+/// public keys by `key`.
+struct Template<'a> {
+    upstream: &'a Path,
+    st: &'a Stack,
+    key: &'a str,
+}
+
+impl Template<'_> {
+    fn write(&self, file: &str, out: &Path, tag: &str, glob: &str, ours: bool) {
+        let text = std::fs::read_to_string(self.upstream.join("e2e").join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(text.contains("\"**demo**\""), "{file} changed upstream");
+        let mut text = text
+            .replace("\"**demo**\"", &format!("\"{glob}\""))
+            .replacen(
+                "metadata:\n  name: ",
+                &format!("metadata:\n  name: {tag}-"),
+                1,
+            );
+        if ours {
+            let issuer = format!("'^{}$'", regex::escape(&self.st.oidc));
+            let subject = format!("'^{}$'", regex::escape(&self.st.me));
+            text = text.replace(".*kubernetes.default.*", &issuer).replace(
+                ".*kubernetes.io/namespaces/default/serviceaccounts/default",
+                &subject,
+            );
+            let pem =
+                regex::Regex::new("(?s)-----BEGIN PUBLIC KEY-----.*?-----END PUBLIC KEY-----")
+                    .expect("re");
+            let ours = self.key.trim().replace('\n', "\n        ");
+            text = pem.replace_all(&text, ours.as_str()).into_owned();
+        }
+        std::fs::write(out.join(format!("{tag}.yaml")), text).expect("w");
+    }
+}
+
+fn review(kind: &str, object: Value, uid: &str) -> Value {
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": if kind == "Pod" { "" } else { "apps" }, "version": "v1", "kind": kind},
+            "resource": {"group": "", "version": "v1", "resource": format!("{}s", kind.to_lowercase())},
+            "namespace": "team",
+            "operation": "CREATE",
+            "userInfo": {"username": "dev"},
+            "object": object,
+            "dryRun": false,
+        }
+    })
+}
+
+fn pod(containers: &[&str], init: &[&str], ephemeral: &[&str]) -> Value {
+    let list = |images: &[&str], prefix: &str| {
+        images
+            .iter()
+            .enumerate()
+            .map(|(i, im)| json!({"name": format!("{prefix}{i}"), "image": im}))
+            .collect::<Vec<_>>()
+    };
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "team"},
+        "spec": {
+            "containers": list(containers, "c"),
+            "initContainers": list(init, "i"),
+            "ephemeralContainers": list(ephemeral, "e"),
+        }
+    })
+}
+
+/// A running webhook.
+struct Webhook {
+    _proc: Killed,
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Webhook {
+    fn start(
+        st: &Stack,
+        dir: &Path,
+        policies: &Path,
+        tls: &(PathBuf, PathBuf, PathBuf),
+        extra: &[&str],
+    ) -> Self {
+        let port = free_port();
+        std::fs::create_dir_all(dir).expect("dir");
+        let child = Command::new(env!("CARGO_BIN_EXE_sigstackd"))
+            .args(["admission", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--tls-cert")
+            .arg(&tls.1)
+            .arg("--tls-key")
+            .arg(&tls.2)
+            .arg("--policies")
+            .arg(policies)
+            .args(["--tuf-mirror", &st.tuf, "--tuf-root", &st.root])
+            .args(extra)
+            .env("TUF_ROOT", dir.join("tuf"))
+            .env("HOME", dir)
+            .env("SIGSTACK_CUE", go_tool("SIGSTACK_CUE"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("admission.log")).expect("log"))
+            .spawn()
+            .expect("sigstackd admission");
+        let mut proc = Killed::new(child);
+        wait_for("the admission webhook", || {
+            assert!(
+                proc.try_wait().is_none(),
+                "the webhook exited: {}",
+                std::fs::read_to_string(dir.join("admission.log")).unwrap_or_default()
+            );
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        let ca =
+            reqwest::Certificate::from_pem(&std::fs::read(&tls.0).expect("cert")).expect("pem");
+        let http = reqwest::Client::builder()
+            .add_root_certificate(ca)
+            .build()
+            .expect("client");
+        Self {
+            _proc: proc,
+            url: format!("https://localhost:{port}"),
+            http,
+        }
+    }
+
+    async fn call(&self, path: &str, body: &Value) -> Value {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .json(body)
+            .send()
+            .await
+            .expect("the webhook answers over TLS");
+        assert_eq!(r.status(), 200, "{path}");
+        r.json().await.expect("json")
+    }
+
+    /// The response to a review of `object`.
+    async fn validate(&self, kind: &str, object: Value) -> Value {
+        let uid = format!("uid-{}", rand::random::<u32>());
+        let v = self.call("/validate", &review(kind, object, &uid)).await;
+        assert_eq!(v["apiVersion"], "admission.k8s.io/v1");
+        assert_eq!(v["response"]["uid"], uid, "{v}");
+        v["response"].clone()
+    }
+}
+
+/// A CA (what a ValidatingWebhookConfiguration's caBundle holds) and the webhook's
+/// certificate from it: (CA, certificate, key).
+fn tls_pair(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let f = |n: &str| dir.join(n);
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    openssl(&with(
+        &["req", "-x509"],
+        &with(
+            &ec,
+            &[
+                "-days",
+                "1",
+                "-subj",
+                "/CN=webhook CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+            ],
+        ),
+    ));
+    openssl(&with(
+        &["req"],
+        &with(
+            &ec,
+            &[
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "tls.key",
+                "-out",
+                "tls.csr",
+            ],
+        ),
+    ));
+    std::fs::write(f("ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n").expect("w");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "tls.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext",
+        "-out",
+        "tls.crt",
+    ]);
+    (f("ca.crt"), f("tls.crt"), f("tls.key"))
+}
+
+fn allowed(r: &Value, what: &str) {
+    assert_eq!(r["allowed"], true, "{what} should be admitted: {r}");
+}
+
+fn denied(r: &Value, needle: &str, what: &str) {
+    assert_eq!(r["allowed"], false, "{what} should be denied: {r}");
+    assert_eq!(r["status"]["code"], 403, "{what}: {r}");
+    let m = r["status"]["message"].as_str().unwrap_or_default();
+    eprintln!("denied, {what}: {m}");
+    assert!(
+        m.contains(needle),
+        "{what}: expected {needle:?} in the message: {m}"
+    );
+}
+
+fn warned(r: &Value, needle: &str) -> bool {
+    r["warnings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|w| w.as_str().is_some_and(|w| w.contains(needle)))
+}
+
+pub async fn admission_webhook() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let (_stack, st) = start("admission");
+    let dir = st.dir.clone();
+    let upstream = go_tool_dir("SIGSTACK_POLICY_CONTROLLER");
+    let (mut reg_proc, reg) = registry(&dir.join("registry"));
+    let ours = ours_on(&st, "adm-home");
+    let v2 = initialized(Cosign::v2(&dir.join("adm-v2")), &st);
+    let v3 = initialized(Cosign::v3(&dir.join("adm-v3")), &st);
+    let token = st.token();
+    let insecure = "--allow-insecure-registry";
+    let pw = [("COSIGN_PASSWORD", "")];
+    let prefix = dir.join("signer");
+    ok(
+        &v3.run_env(
+            &[
+                "generate-key-pair",
+                "--output-key-prefix",
+                crate::client::p(&prefix),
+            ],
+            &pw,
+        ),
+        "cosign generate-key-pair",
+    );
+    let (key, public) = (
+        dir.join("signer.key"),
+        std::fs::read_to_string(dir.join("signer.pub")).expect("pub"),
+    );
+    let push = |repo: &str| {
+        let digest = oci_ok(&["push-image", &reg, repo, "v1"]);
+        (format!("{reg}/{repo}:v1"), format!("{reg}/{repo}@{digest}"))
+    };
+
+    // the images, each signed (or not) as its policy needs
+    let (ours_tag, ours_digest) = push("kl/ours");
+    ok(
+        &ours.run(&["sign", "--yes", "--identity-token", &token, &ours_digest]),
+        "sigstack signs",
+    );
+    let (_, v2_img) = push("kl/v2");
+    ok(
+        &v2.run(&[
+            "sign",
+            "--yes",
+            "--identity-token",
+            &token,
+            insecure,
+            "--fulcio-url",
+            &st.ca,
+            "--rekor-url",
+            &st.log,
+            &v2_img,
+        ]),
+        "cosign v2 signs (legacy .sig)",
+    );
+    let (_, v3_img) = push("kl/v3");
+    ok(
+        &v3.run(&[
+            "sign",
+            "--yes",
+            "--identity-token",
+            &token,
+            insecure,
+            &v3_img,
+        ]),
+        "cosign v3 signs",
+    );
+    let (_, unsigned) = push("kl/unsigned");
+    let (_, mismatch) = push("mismatch/app");
+    ok(
+        &ours.run(&["sign", "--yes", "--identity-token", &token, &mismatch]),
+        "sigstack signs",
+    );
+    let (_, keyed) = push("key/app");
+    ok(
+        &v3.run_env(
+            &[
+                "sign",
+                "--yes",
+                "--key",
+                crate::client::p(&key),
+                insecure,
+                &keyed,
+            ],
+            &pw,
+        ),
+        "cosign v3 signs with a key",
+    );
+    let (_, wrong_key) = push("wrongkey/app");
+    ok(
+        &v3.run_env(
+            &[
+                "sign",
+                "--yes",
+                "--key",
+                crate::client::p(&key),
+                insecure,
+                &wrong_key,
+            ],
+            &pw,
+        ),
+        "cosign v3 signs with a key",
+    );
+    let predicate = |name: &str, text: &str| {
+        let f = dir.join(name);
+        std::fs::write(&f, text).expect("w");
+        f
+    };
+    let good = predicate("good.txt", "foobar e2e test");
+    let bad = predicate("bad.txt", "something else");
+    let key_good = predicate("key-good.txt", "foobar key e2e test");
+    let (_, att_good) = push("att/good");
+    ok(
+        &v3.run(&[
+            "attest",
+            "--yes",
+            "--identity-token",
+            &token,
+            insecure,
+            "--type",
+            "custom",
+            "--predicate",
+            crate::client::p(&good),
+            &att_good,
+        ]),
+        "cosign v3 attests",
+    );
+    let (_, att_bad) = push("att/bad");
+    ok(
+        &ours.run(&[
+            "attest",
+            "--yes",
+            "--identity-token",
+            &token,
+            "--type",
+            "custom",
+            "--predicate",
+            crate::client::p(&bad),
+            &att_bad,
+        ]),
+        "sigstack attests",
+    );
+    let (_, key_att) = push("keyatt/app");
+    ok(
+        &ours.run_env(
+            &[
+                "attest",
+                "--yes",
+                "--key",
+                crate::client::p(&key),
+                "--type",
+                "custom",
+                "--predicate",
+                crate::client::p(&key_good),
+                &key_att,
+            ],
+            &pw,
+        ),
+        "sigstack attests with a key",
+    );
+    let (_, warned_img) = push("warn/app");
+    let (_, static_pass) = push("static/pass");
+    let (_, static_fail) = push("static/fail");
+    let (_, sourced) = push("sourced/app");
+    ok(
+        &ours.run_env(
+            &["sign", "--yes", "--identity-token", &token, &sourced],
+            &[("COSIGN_REPOSITORY", &format!("{reg}/sigs/demo"))],
+        ),
+        "sigstack signs into another repository",
+    );
+    let (_, nomatch) = push("nomatch/app");
+    let dead = format!("127.0.0.1:{}", free_port());
+
+    // policy-controller's documents, pointed at these images
+    let policies = dir.join("policies");
+    std::fs::create_dir_all(&policies).expect("dir");
+    let t = Template {
+        upstream: &upstream,
+        st: &st,
+        key: &public,
+    };
+    t.write(
+        "cip-keyless.yaml",
+        &policies,
+        "keyless",
+        &format!("{reg}/kl/**"),
+        true,
+    );
+    t.write(
+        "cip-keyless-with-identities-mismatch.yaml",
+        &policies,
+        "mismatch",
+        &format!("{reg}/mismatch/**"),
+        false,
+    );
+    t.write(
+        "cip-key.yaml",
+        &policies,
+        "key",
+        &format!("{reg}/key/**"),
+        true,
+    );
+    t.write(
+        "cip-key.yaml",
+        &policies,
+        "wrongkey",
+        &format!("{reg}/wrongkey/**"),
+        false,
+    );
+    t.write(
+        "cip-keyless-with-attestations-rego.yaml",
+        &policies,
+        "att",
+        &format!("{reg}/att/**"),
+        true,
+    );
+    t.write(
+        "cip-key-with-attestations.yaml",
+        &policies,
+        "keyatt",
+        &format!("{reg}/keyatt/**"),
+        true,
+    );
+    t.write(
+        "cip-keyless-warn.yaml",
+        &policies,
+        "warn",
+        &format!("{reg}/warn/**"),
+        true,
+    );
+    t.write(
+        "cip-static-pass.yaml",
+        &policies,
+        "static-pass",
+        &format!("{reg}/static/pass*"),
+        false,
+    );
+    t.write(
+        "cip-static-fail.yaml",
+        &policies,
+        "static-fail",
+        &format!("{reg}/static/fail*"),
+        false,
+    );
+    let src =
+        std::fs::read_to_string(upstream.join("e2e/cip-keyless-with-source.yaml")).expect("src");
+    assert!(src.contains("registry.local:5000/policy-controller/demo"));
+    std::fs::write(
+        upstream_copy(&dir, "cip-keyless-with-source.yaml"),
+        src.replace(
+            "registry.local:5000/policy-controller/demo",
+            &format!("{reg}/sigs/demo"),
+        ),
+    )
+    .expect("w");
+    let tsrc = Template {
+        upstream: &dir.join("upstream-copy"),
+        st: &st,
+        key: &public,
+    };
+    tsrc.write(
+        "cip-keyless-with-source.yaml",
+        &policies,
+        "source",
+        &format!("{reg}/sourced/**"),
+        true,
+    );
+    t.write(
+        "cip-keyless.yaml",
+        &policies,
+        "dead",
+        &format!("{dead}/**"),
+        true,
+    );
+
+    // upstream's whole set through --check: what loads, and what is refused by name
+    let check = Command::new(env!("CARGO_BIN_EXE_sigstackd"))
+        .args(["admission", "--check", "--policies"])
+        .arg(upstream.join("e2e"))
+        .env("SIGSTACK_CUE", go_tool("SIGSTACK_CUE"))
+        .output()
+        .expect("check");
+    let report = String::from_utf8_lossy(&check.stdout).to_string();
+    assert!(
+        !check.status.success(),
+        "some upstream files use features we refuse: {report}"
+    );
+    for (file, verdict) in [
+        ("cip-keyless.yaml", "ok"),
+        ("cip-key-and-keyless-ignore-sct.yaml", "ok"),
+        ("cip-key-tsa.yaml", "ok"),
+        ("cip-keyless-with-attestations.yaml", "ok"),
+        ("cip-key-with-attestations-rego.yaml", "ok"),
+        ("cip-key-secret.yaml", "secretRef"),
+        ("cip-match-resource-label.yaml", "spec.match"),
+        ("cip-policy-from-url.yaml", "spec.policy"),
+        ("cip-key-hash-algorithm.yaml", "hashAlgorithm"),
+    ] {
+        let line = report
+            .lines()
+            .find(|l| l.contains(&format!("/{file}:")))
+            .unwrap_or_else(|| panic!("{file} not in: {report}"));
+        assert!(line.contains(verdict), "{file}: {line}");
+    }
+    let ok_count = report.lines().filter(|l| l.contains(": ok: ")).count();
+    assert!(ok_count >= 15, "{report}");
+    eprintln!("\npolicy-controller's e2e policies through --check:\n{report}");
+    let check = Command::new(env!("CARGO_BIN_EXE_sigstackd"))
+        .args(["admission", "--check", "--policies"])
+        .arg(&policies)
+        .env("SIGSTACK_CUE", go_tool("SIGSTACK_CUE"))
+        .output()
+        .expect("check");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    let tls = tls_pair(&dir);
+    let hook = Webhook::start(&st, &dir.join("hook"), &policies, &tls, &[]);
+    let p1 = |image: &str| pod(&[image], &[], &[]);
+
+    // keyless, by each signer, by tag (resolved) and by digest
+    allowed(
+        &hook.validate("Pod", p1(&ours_tag)).await,
+        "sigstack's keyless signature, by tag",
+    );
+    allowed(
+        &hook.validate("Pod", p1(&ours_digest)).await,
+        "sigstack's keyless signature",
+    );
+    allowed(
+        &hook.validate("Pod", p1(&v2_img)).await,
+        "cosign v2's legacy signature",
+    );
+    allowed(
+        &hook.validate("Pod", p1(&v3_img)).await,
+        "cosign v3's bundle",
+    );
+    denied(
+        &hook.validate("Pod", p1(&unsigned)).await,
+        "no signatures found",
+        "an unsigned image",
+    );
+    denied(
+        &hook.validate("Pod", p1(&mismatch)).await,
+        "securenamespace",
+        "a signature by another identity",
+    );
+    // keys
+    allowed(
+        &hook.validate("Pod", p1(&keyed)).await,
+        "signed with the policy's key",
+    );
+    denied(
+        &hook.validate("Pod", p1(&wrong_key)).await,
+        "none of its 1 signature(s) verifies",
+        "signed with another key",
+    );
+    // attestations: rego and cue, keyless and with a key
+    allowed(
+        &hook.validate("Pod", p1(&att_good)).await,
+        "an attestation the rego policy allows",
+    );
+    denied(
+        &hook.validate("Pod", p1(&att_bad)).await,
+        "custom-match-predicate",
+        "an attestation the rego policy refuses",
+    );
+    allowed(
+        &hook.validate("Pod", p1(&key_att)).await,
+        "a key-signed attestation the cue policy allows",
+    );
+    // warn mode admits, saying why it would not
+    let r = hook.validate("Pod", p1(&warned_img)).await;
+    allowed(&r, "an unsigned image under a warn-mode policy");
+    assert!(
+        warned(&r, "no signatures found") && warned(&r, "mode warn"),
+        "{r}"
+    );
+    // static authorities, a signature in another repository, no policy at all
+    allowed(
+        &hook.validate("Pod", p1(&static_pass)).await,
+        "a static pass",
+    );
+    denied(
+        &hook.validate("Pod", p1(&static_fail)).await,
+        "disallowed by static policy",
+        "a static fail",
+    );
+    allowed(
+        &hook.validate("Pod", p1(&sourced)).await,
+        "signed into the policy's source repository",
+    );
+    denied(
+        &hook.validate("Pod", p1(&nomatch)).await,
+        "no matching policies",
+        "an image no policy matches",
+    );
+    // every container of a pod counts: one bad init or ephemeral container denies it, and
+    // the message names each failing container
+    let r = hook
+        .validate(
+            "Pod",
+            pod(&[&ours_digest, &v3_img], &[&unsigned], &[&v2_img]),
+        )
+        .await;
+    denied(
+        &r,
+        "spec.initContainers[0]",
+        "a pod with an unsigned init container",
+    );
+    let m = r["status"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        !m.contains("spec.containers["),
+        "only the failing container is named: {m}"
+    );
+    let r = hook
+        .validate("Pod", pod(&[&ours_digest], &[&v3_img], &[&att_bad]))
+        .await;
+    denied(
+        &r,
+        "spec.ephemeralContainers[0]",
+        "a pod with a failing ephemeral container",
+    );
+    allowed(
+        &hook
+            .validate("Pod", pod(&[&ours_tag, &keyed], &[&v2_img], &[&att_good]))
+            .await,
+        "a pod whose every image passes",
+    );
+    // workloads: the pod template is checked
+    let template = pod(&[&ours_tag], &[&v3_img], &[]);
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"template": template}});
+    allowed(
+        &hook.validate("Deployment", deployment).await,
+        "a deployment of signed images",
+    );
+    let bad_template = pod(&[&unsigned], &[], &[]);
+    let cron = json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"}, "spec": {"jobTemplate": {"spec": {"template": bad_template}}}});
+    denied(
+        &hook.validate("CronJob", cron).await,
+        "spec.jobTemplate.spec.template.spec.containers[0]",
+        "a cronjob of an unsigned image",
+    );
+    // what is not a workload, and deletions, pass untouched
+    allowed(
+        &hook
+            .validate(
+                "ConfigMap",
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "m"}}),
+            )
+            .await,
+        "a config map",
+    );
+    // a review that is not one is refused as such
+    let r = hook
+        .http
+        .post(format!("{}/validate", hook.url))
+        .json(&json!({"apiVersion": "v1", "kind": "Pod"}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(r.status(), 400);
+    assert!(
+        r.text()
+            .await
+            .unwrap_or_default()
+            .contains("AdmissionReview")
+    );
+
+    // the mutating endpoint pins tags to digests
+    let m = hook
+        .call(
+            "/mutate",
+            &review("Pod", pod(&[&ours_tag], &[&ours_digest], &[]), "m1"),
+        )
+        .await;
+    assert_eq!(m["response"]["allowed"], true, "{m}");
+    assert_eq!(m["response"]["patchType"], "JSONPatch", "{m}");
+    let patch: Value = serde_json::from_slice(&base64_decode(
+        m["response"]["patch"].as_str().expect("patch"),
+    ))
+    .expect("patch json");
+    assert_eq!(
+        patch,
+        json!([{"op": "replace", "path": "/spec/containers/0/image", "value": ours_digest}]),
+        "only the tag is pinned"
+    );
+
+    // a dead registry fails closed, with a message saying so
+    denied(
+        &hook.validate("Pod", p1(&format!("{dead}/app:v1"))).await,
+        "failing closed",
+        "an image on a registry that does not answer",
+    );
+    // decisions are kept per digest: with the registry gone, images named by digest that
+    // were decided keep their verdicts; a tag cannot be resolved and fails closed
+    let open = Webhook::start(
+        &st,
+        &dir.join("hook-open"),
+        &policies,
+        &tls,
+        &["--registry-failure", "open"],
+    );
+    allowed(
+        &open.validate("Pod", p1(&v3_img)).await,
+        "decided while the registry is up",
+    );
+    reg_proc.kill();
+    allowed(
+        &hook.validate("Pod", p1(&ours_digest)).await,
+        "a cached allow",
+    );
+    denied(
+        &hook.validate("Pod", p1(&unsigned)).await,
+        "no signatures found",
+        "a cached deny",
+    );
+    denied(
+        &hook.validate("Pod", p1(&ours_tag)).await,
+        "failing closed",
+        "a tag while the registry is down",
+    );
+    let r = open.validate("Pod", p1(&ours_tag)).await;
+    allowed(&r, "a tag while the registry is down, failing open");
+    assert!(warned(&r, "admitted unchecked"), "{r}");
+    allowed(
+        &open.validate("Pod", p1(&v3_img)).await,
+        "a cached allow (open)",
+    );
+
+    // policies are reloaded while serving: a new one takes effect, a broken one is refused
+    // and the ones in force stay
+    t.write(
+        "cip-static-pass.yaml",
+        &policies,
+        "nomatch-now",
+        &format!("{reg}/nomatch/**"),
+        false,
+    );
+    let mut admitted = false;
+    for _ in 0..50 {
+        if hook.validate("Pod", p1(&nomatch)).await["allowed"] == true {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(admitted, "the new policy was not picked up");
+    std::fs::write(policies.join("broken.yaml"), "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata: {name: b}\nspec: {images: [{glob: \"**\"}], authorities: [{key: {kms: \"awskms:///k\"}}]}\n").expect("w");
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    allowed(
+        &hook.validate("Pod", p1(&nomatch)).await,
+        "the policies in force stay",
+    );
+    let log = std::fs::read_to_string(dir.join("hook/admission.log")).unwrap_or_default();
+    assert!(
+        log.contains("KMS keys are not supported"),
+        "the refusal is logged: {log}"
+    );
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .expect("base64")
+}
+
+fn go_tool_dir(var: &str) -> PathBuf {
+    let p = std::env::var_os(var).map(PathBuf::from).unwrap_or_default();
+    assert!(
+        p.is_dir(),
+        "{var} does not name policy-controller's documents: run ./scripts/test, or eval \"$(scripts/go-tools)\" first"
+    );
+    p
+}
+
+fn upstream_copy(dir: &Path, file: &str) -> PathBuf {
+    let d = dir.join("upstream-copy/e2e");
+    std::fs::create_dir_all(&d).expect("dir");
+    d.join(file)
+}
