@@ -526,6 +526,7 @@ pub fn openapi_documents() -> Vec<(&'static str, String)> {
         ("oidc.json", oidc::api::document()),
         ("tuf.json", tuf::document()),
         ("tsa.json", tsa::api::document()),
+        ("admission.json", admission::document()),
     ]
 }
 
