@@ -1,8 +1,10 @@
 //! The deployment files cannot rot: with no Docker engine or cluster here, every
 //! command, flag, environment variable, port and probe in `docker-compose.yml`,
-//! `deploy/k8s/sigstack.yaml` and `deploy/Dockerfile` is checked against this binary —
+//! `deploy/k8s/sigstack.yaml` (and `admission.yaml`) and `deploy/Dockerfile` is checked against this binary —
 //! its argument parser, its configuration keys, and the configuration `sigstackd init`
 //! really writes from the compose file's own settings.
+
+mod admission;
 
 use crate::Cli;
 use clap::CommandFactory;
