@@ -10,6 +10,9 @@
 //!   sigstore-js style: token in the body, public key and proof of possession), with
 //!   tokens from an issuer this tool serves itself on `--issuer-port`.
 //!
+//! * `admit`: AdmissionReview requests against `sigstackd admission` (`POST /validate`
+//!   over TLS), each answer required to admit.
+//!
 //! * `timestamp`: RFC 3161 timestamps from a timestamp authority (`POST /api/v1/timestamp`,
 //!   timestamp-authority's JSON form with a nonce and the certificate, as sigstore-js asks).
 //!
@@ -60,6 +63,9 @@ struct Common {
     /// the server's CPU per request.
     #[arg(long)]
     cpu_also: Option<String>,
+    /// A CA certificate (PEM) to trust for an HTTPS --url.
+    #[arg(long)]
+    cacert: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -91,6 +97,15 @@ enum Mode {
         path: String,
         #[arg(long)]
         if_none_match: bool,
+    },
+    /// Send an AdmissionReview to an admission webhook's `/validate`; every answer must
+    /// admit.
+    Admit {
+        #[command(flatten)]
+        common: Common,
+        /// The AdmissionReview (JSON).
+        #[arg(long)]
+        review: std::path::PathBuf,
     },
     /// Request RFC 3161 timestamps from a timestamp authority.
     Timestamp {
@@ -205,6 +220,8 @@ enum Work {
     Issue(Vec<Arc<Vec<u8>>>),
     /// Timestamp requests (JSON), replayed round robin.
     Timestamp(Vec<Arc<Vec<u8>>>),
+    /// One AdmissionReview, sent again and again.
+    Admit(Arc<Vec<u8>>),
     /// A GET of one path, with the ETag to revalidate against.
     Get {
         path: String,
@@ -246,6 +263,31 @@ async fn one(client: &reqwest::Client, url: &str, work: &Work, i: usize) -> Resu
                 .send()
                 .await
         }
+        Work::Admit(body) => {
+            let r = client
+                .post(format!("{url}/validate"))
+                .header("content-type", "application/json")
+                .body(body.as_ref().clone())
+                .send()
+                .await;
+            return match r {
+                Ok(r) if r.status().is_success() => {
+                    let v: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
+                    if v["response"]["allowed"] == true {
+                        Ok(())
+                    } else {
+                        Err("denied".into())
+                    }
+                }
+                Ok(r) => Err(format!("HTTP {}", r.status().as_u16())),
+                Err(e) => Err(if e.is_connect() {
+                    "connect"
+                } else {
+                    "transport"
+                }
+                .into()),
+            };
+        }
         Work::Get { path, etag } => {
             let mut req = client.get(format!("{url}/{path}"));
             if let Some(e) = etag {
@@ -273,10 +315,14 @@ async fn one(client: &reqwest::Client, url: &str, work: &Work, i: usize) -> Resu
 }
 
 async fn run(common: Common, work: Work) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder()
+    let mut client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(4096)
-        .build()?;
+        .pool_max_idle_per_host(4096);
+    if let Some(ca) = &common.cacert {
+        let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+        client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+    }
+    let client = client.build()?;
     let work = Arc::new(work);
     let stats = Arc::new(Mutex::new(Stats::default()));
     let rss_before = rss_kib(common.server_pid);
@@ -448,6 +494,11 @@ async fn main() -> anyhow::Result<()> {
                 },
             )
             .await
+        }
+        Mode::Admit { common, review } => {
+            let body =
+                std::fs::read(&review).with_context(|| format!("reading {}", review.display()))?;
+            run(common, Work::Admit(Arc::new(body))).await
         }
         Mode::Timestamp { common } => {
             let bodies = (0..1024u32)
