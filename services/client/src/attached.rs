@@ -305,6 +305,29 @@ pub fn from_of(c: &Candidate) -> &str {
     }
 }
 
+/// Which of cosign's layouts count (policy-controller's `signatureFormat`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Layouts {
+    /// Every layout: legacy `.sig`/`.att` images (under their tags or as referrers) and
+    /// Sigstore bundles in referrers.
+    #[default]
+    All,
+    /// cosign's legacy signature and attestation images only (`simplesigning`).
+    Legacy,
+    /// Sigstore bundles in OCI referrers only (`bundle`, cosign v3's layout).
+    Bundles,
+}
+
+impl Layouts {
+    fn admits(self, c: &Candidate) -> bool {
+        match self {
+            Layouts::All => true,
+            Layouts::Legacy => matches!(c, Candidate::Legacy { .. }),
+            Layouts::Bundles => matches!(c, Candidate::Bundle { .. }),
+        }
+    }
+}
+
 /// One image's attachments checked against one policy.
 pub struct Check<'a> {
     pub reg: &'a Registry,
@@ -318,6 +341,7 @@ pub struct Check<'a> {
     pub offline: bool,
     /// The time certificates and timestamps are checked at (Unix seconds).
     pub now: i64,
+    pub layouts: Layouts,
 }
 
 /// The signatures that verified, and why each other one did not.
@@ -367,6 +391,7 @@ impl Check<'_> {
                 .filter(|(_, p)| p == COSIGN_SIGN_PREDICATE || p.is_empty())
                 .map(|(c, _)| c),
         );
+        candidates.retain(|c| self.layouts.admits(c));
         let mut out = Signatures {
             found: candidates.len(),
             verified: Vec::new(),
@@ -415,6 +440,7 @@ impl Check<'_> {
                 .filter(|(c, _)| !matches!(c, Candidate::Legacy { envelope: None, .. }))
                 .map(|(c, _)| c),
         );
+        candidates.retain(|c| self.layouts.admits(c));
         let mut out = Attestations {
             found: candidates.len(),
             verified: Vec::new(),

@@ -6,6 +6,7 @@
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
+use sigstack::attached::Layouts;
 use sigstack::policy::Embedded;
 use sigstack::verify::{Matcher, Policy};
 use sigstack_crypto::PublicKey;
@@ -68,9 +69,17 @@ struct AuthoritySpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct KeyRef {
     data: Option<String>,
-    secret_ref: Option<serde_json::Value>,
+    secret_ref: Option<SecretRef>,
     kms: Option<String>,
     hash_algorithm: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretRef {
+    name: String,
+    #[serde(default)]
+    namespace: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -154,6 +163,8 @@ pub struct Authority {
     /// Where the signatures live, when not beside the image (`source: [{oci: …}]`).
     pub source: Option<sigstack::registry::Reference>,
     pub attestations: Vec<WantedAttestation>,
+    /// The layouts signatures and attestations are read from (`signatureFormat`).
+    pub layouts: Layouts,
 }
 
 pub enum AuthorityKind {
@@ -250,28 +261,59 @@ fn matcher(exact: &Option<String>, re: &Option<String>, what: &str) -> anyhow::R
     }
 }
 
-fn key_data(k: &KeyRef, what: &str) -> anyhow::Result<String> {
+/// The one value of the Secret `name`, mounted as a directory under `secrets`
+/// (Kubernetes' secret volume: a file per key, hidden bookkeeping entries). As
+/// policy-controller, the Secret must hold exactly one entry.
+fn secret_value(secrets: Option<&Path>, name: &str, what: &str) -> anyhow::Result<String> {
+    let Some(dir) = secrets else {
+        bail!(
+            "{what}: secretRef {name}: the webhook reads Secrets from the directory --secrets-dir names (mount the Secret at DIR/{name}), and none is given"
+        );
+    };
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        bail!("{what}: secretRef name {name:?} is not a Secret's name");
+    }
+    let at = dir.join(name);
+    let entries: Vec<PathBuf> = std::fs::read_dir(&at)
+        .with_context(|| format!("{what}: secretRef {name}: reading {}", at.display()))?
+        .filter_map(|e| e.ok())
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .collect();
+    match entries.as_slice() {
+        [one] => std::fs::read_to_string(one)
+            .with_context(|| format!("{what}: secretRef {name}: reading {}", one.display())),
+        [] => bail!("{what}: secret {name:?} contains no data"),
+        _ => bail!("{what}: secret {name:?} contains multiple data entries, only one is supported"),
+    }
+}
+
+fn key_data(k: &KeyRef, what: &str, secrets: Option<&Path>) -> anyhow::Result<String> {
     if k.kms.is_some() {
         bail!(
-            "{what}: KMS keys are not supported by this webhook yet; give the public key as `data`"
-        );
-    }
-    if k.secret_ref.is_some() {
-        bail!(
-            "{what}: secretRef is not read by this webhook; give the public key (or certificate) as `data`"
+            "{what}: KMS keys are not supported by this webhook yet; give the public key as `data` or in a Secret (secretRef)"
         );
     }
     match k.hash_algorithm.as_deref() {
         None | Some("" | "sha256") => {}
         Some(h) => bail!("{what}: hashAlgorithm {h} is not supported (sha256 only)"),
     }
-    k.data
-        .clone()
-        .filter(|d| !d.trim().is_empty())
-        .with_context(|| format!("{what}: no `data`"))
+    match (&k.data, &k.secret_ref) {
+        (Some(d), None) if !d.trim().is_empty() => Ok(d.clone()),
+        (None, Some(r)) => {
+            let _ = &r.namespace;
+            secret_value(secrets, &r.name, what)
+        }
+        (Some(_), Some(_)) => bail!("{what}: give data or secretRef, not both"),
+        _ => bail!("{what}: no `data`"),
+    }
 }
 
-fn compile_authority(a: AuthoritySpec, index: usize) -> anyhow::Result<Authority> {
+fn compile_authority(
+    a: AuthoritySpec,
+    index: usize,
+    secrets: Option<&Path>,
+) -> anyhow::Result<Authority> {
     let name = a
         .name
         .clone()
@@ -283,13 +325,16 @@ fn compile_authority(a: AuthoritySpec, index: usize) -> anyhow::Result<Authority
         tracing::debug!("{what}: rfc3161timestamp uses the trust root's authorities");
     }
     let _ = &a.ctlog;
-    match a.signature_format.as_deref() {
-        None | Some("" | "simplesigning" | "bundle") => {}
+    // unset: every layout cosign writes (policy-controller reads only the legacy one then)
+    let layouts = match a.signature_format.as_deref() {
+        None | Some("") => Layouts::All,
+        Some("simplesigning") => Layouts::Legacy,
+        Some("bundle") => Layouts::Bundles,
         Some(f) => bail!("{what}: signatureFormat {f:?} is not simplesigning or bundle"),
-    }
+    };
     let kind = match (a.key, a.keyless, a.static_) {
         (Some(k), None, None) => {
-            let pem = key_data(&k, &format!("{what} key"))?;
+            let pem = key_data(&k, &format!("{what} key"), secrets)?;
             AuthorityKind::Key(
                 PublicKey::from_pem(pem.as_bytes())
                     .with_context(|| format!("{what}: key data is not a PEM public key"))?,
@@ -388,10 +433,11 @@ fn compile_authority(a: AuthoritySpec, index: usize) -> anyhow::Result<Authority
         kind,
         source,
         attestations,
+        layouts,
     })
 }
 
-fn compile(doc: Doc) -> anyhow::Result<Cip> {
+fn compile(doc: Doc, secrets: Option<&Path>) -> anyhow::Result<Cip> {
     let name = doc.metadata.name;
     let what = format!("ClusterImagePolicy {name}");
     if !matches!(
@@ -439,7 +485,7 @@ fn compile(doc: Doc) -> anyhow::Result<Cip> {
         .authorities
         .into_iter()
         .enumerate()
-        .map(|(i, a)| compile_authority(a, i).with_context(|| what.clone()))
+        .map(|(i, a)| compile_authority(a, i, secrets).with_context(|| what.clone()))
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(Cip {
         name,
@@ -451,7 +497,7 @@ fn compile(doc: Doc) -> anyhow::Result<Cip> {
 
 /// Every ClusterImagePolicy in a YAML text (documents of other kinds are skipped; a
 /// `List` of them is read).
-pub fn parse(text: &str, origin: &str) -> anyhow::Result<Vec<Cip>> {
+pub fn parse(text: &str, origin: &str, secrets: Option<&Path>) -> anyhow::Result<Vec<Cip>> {
     let mut out = Vec::new();
     for d in serde_yaml::Deserializer::from_str(text) {
         let v = serde_json::Value::deserialize(d).with_context(|| format!("{origin}: not YAML"))?;
@@ -469,7 +515,7 @@ pub fn parse(text: &str, origin: &str) -> anyhow::Result<Vec<Cip>> {
             if doc.kind != "ClusterImagePolicy" {
                 continue;
             }
-            out.push(compile(doc).with_context(|| origin.to_string())?);
+            out.push(compile(doc, secrets).with_context(|| origin.to_string())?);
         }
     }
     Ok(out)
@@ -533,7 +579,7 @@ mod tests {
     fn policies_with_fields_we_cannot_honour_are_refused() {
         let base = "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata: {name: p}\nspec:\n  images: [{glob: \"**\"}]\n  authorities:\n";
         let ok = format!("{base}  - static: {{action: pass}}\n");
-        assert_eq!(parse(&ok, "t").expect("ok").len(), 1);
+        assert_eq!(parse(&ok, "t", None).expect("ok").len(), 1);
         for (bad, why) in [
             ("  - key: {kms: \"awskms:///x\"}\n", "KMS"),
             ("  - static: {action: maybe}\n", "pass or fail"),
@@ -549,19 +595,23 @@ mod tests {
         ] {
             let e = format!(
                 "{:#}",
-                parse(&format!("{base}{bad}"), "t").err().expect(why)
+                parse(&format!("{base}{bad}"), "t", None).err().expect(why)
             );
             assert!(e.contains(why), "{why}: {e}");
         }
         let e = format!(
             "{:#}",
-            parse(&format!("{ok}  policy: {{type: cue, data: x}}\n"), "t")
-                .err()
-                .expect("spec.policy")
+            parse(
+                &format!("{ok}  policy: {{type: cue, data: x}}\n"),
+                "t",
+                None
+            )
+            .err()
+            .expect("spec.policy")
         );
         assert!(e.contains("spec.policy"), "{e}");
         // other kinds in the same file are skipped
         let mixed = format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\n---\n{ok}");
-        assert_eq!(parse(&mixed, "t").expect("ok").len(), 1);
+        assert_eq!(parse(&mixed, "t", None).expect("ok").len(), 1);
     }
 }

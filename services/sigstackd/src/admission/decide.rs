@@ -347,6 +347,7 @@ impl Engine {
                 rekor_url: None,
                 offline: false,
                 now: unix_now(),
+                layouts: a.layouts,
             };
             let outcome = if a.attestations.is_empty() {
                 signatures(&check).await

@@ -18,7 +18,7 @@ use decide::{Engine, NoMatch, OnFailure};
 use sigstack::registry::RegistryArgs;
 use sigstack::trust::Material;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,6 +62,10 @@ pub struct AdmissionArgs {
     /// A trusted root file instead of TUF.
     #[arg(long, env = "SIGSTACK_ADMISSION_TRUSTED_ROOT")]
     trusted_root: Option<PathBuf>,
+    /// Where the Secrets that policies name with `secretRef` are mounted (DIR/NAME/, one
+    /// entry each, as policy-controller requires).
+    #[arg(long, env = "SIGSTACK_ADMISSION_SECRETS_DIR")]
+    secrets_dir: Option<PathBuf>,
     /// A trust root a policy names with `trustRootRef` (NAME=trusted_root.json; repeatable).
     #[arg(long = "trust-root", value_parser = name_path)]
     trust_roots: Vec<(String, PathBuf)>,
@@ -145,36 +149,58 @@ async fn load_trust(a: &AdmissionArgs, http: &reqwest::Client) -> anyhow::Result
     }
 }
 
-/// Reads every policy file; the fingerprint says whether anything changed.
-fn read_policies(path: &std::path::Path) -> anyhow::Result<(Vec<cip::Cip>, Vec<u8>)> {
+/// Reads every policy file (and the Secrets they name).
+fn read_policies(path: &Path, secrets: Option<&Path>) -> anyhow::Result<Vec<cip::Cip>> {
     let mut cips = Vec::new();
-    let mut seen = Vec::new();
     for f in cip::files(path)? {
         let text =
             std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
-        seen.extend_from_slice(f.display().to_string().as_bytes());
-        seen.extend_from_slice(&sigstack_crypto::sha256(text.as_bytes()));
-        cips.extend(cip::parse(&text, &f.display().to_string())?);
+        cips.extend(cip::parse(&text, &f.display().to_string(), secrets)?);
     }
-    Ok((cips, seen))
+    Ok(cips)
 }
 
-fn fingerprint(path: &std::path::Path) -> Option<Vec<u8>> {
+/// Visible entries of a directory, sorted (a Secret volume's bookkeeping is hidden).
+fn visible(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
+/// What the policies are read from — the policy files and the mounted Secrets, names and
+/// contents — to see whether anything changed.
+fn fingerprint(path: &Path, secrets: Option<&Path>) -> Vec<u8> {
     let mut seen = Vec::new();
-    for f in cip::files(path).ok()? {
+    let mut add = |f: &Path| {
         seen.extend_from_slice(f.display().to_string().as_bytes());
-        seen.extend_from_slice(&sigstack_crypto::sha256(&std::fs::read(&f).ok()?));
+        seen.extend_from_slice(&sigstack_crypto::sha256(
+            &std::fs::read(f).unwrap_or_default(),
+        ));
+    };
+    for f in cip::files(path).unwrap_or_default() {
+        add(&f);
     }
-    Some(seen)
+    for d in secrets.map(visible).unwrap_or_default() {
+        for f in visible(&d) {
+            add(&f);
+        }
+    }
+    seen
 }
 
 /// `--check`: each policy file read on its own.
-fn check_files(path: &std::path::Path) -> anyhow::Result<()> {
+fn check_files(path: &Path, secrets: Option<&Path>) -> anyhow::Result<()> {
     let mut refused = 0;
     for f in cip::files(path)? {
         let text =
             std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
-        match cip::parse(&text, &f.display().to_string()) {
+        match cip::parse(&text, &f.display().to_string(), secrets) {
             Ok(cips) => println!(
                 "{}: ok: {}",
                 f.display(),
@@ -197,7 +223,7 @@ fn check_files(path: &std::path::Path) -> anyhow::Result<()> {
 
 pub async fn run(a: AdmissionArgs) -> anyhow::Result<()> {
     if a.check {
-        return check_files(&a.policies);
+        return check_files(&a.policies, a.secrets_dir.as_deref());
     }
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let http = reqwest::Client::builder()
@@ -215,7 +241,9 @@ pub async fn run(a: AdmissionArgs) -> anyhow::Result<()> {
         .with_context(|| format!("--trust-root {name}"))?;
         roots.insert(name.clone(), m);
     }
-    let (cips, mut seen) = read_policies(&a.policies)?;
+    let secrets = a.secrets_dir.clone();
+    let mut seen = fingerprint(&a.policies, secrets.as_deref());
+    let cips = read_policies(&a.policies, secrets.as_deref())?;
     if cips.is_empty() {
         tracing::warn!(path = %a.policies.display(), "no ClusterImagePolicy documents: every image is decided by --no-match-policy");
     }
@@ -240,18 +268,18 @@ pub async fn run(a: AdmissionArgs) -> anyhow::Result<()> {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(2)).await;
-                if fingerprint(&path).is_none_or(|f| f == seen) {
+                let now = fingerprint(&path, secrets.as_deref());
+                if now == seen {
                     continue;
                 }
-                match read_policies(&path) {
-                    Ok((cips, f)) => {
+                seen = now;
+                match read_policies(&path, secrets.as_deref()) {
+                    Ok(cips) => {
                         tracing::info!(policies = cips.len(), "admission policies reloaded");
                         app.engine.set_policies(cips);
-                        seen = f;
                     }
                     Err(e) => {
                         tracing::error!(error = %format!("{e:#}"), "the changed policies do not load; the previous ones stay in force");
-                        seen = fingerprint(&path).unwrap_or_default();
                     }
                 }
             }

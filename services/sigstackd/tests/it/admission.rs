@@ -440,6 +440,39 @@ pub async fn admission_webhook() {
         ),
         "sigstack signs into another repository",
     );
+    let (_, secret_img) = push("secret/app");
+    ok(
+        &v3.run_env(
+            &[
+                "sign",
+                "--yes",
+                "--key",
+                crate::client::p(&key),
+                insecure,
+                &secret_img,
+            ],
+            &pw,
+        ),
+        "cosign v3 signs with a key",
+    );
+    // signatureFormat: a bundle where only legacy images count, and the reverse
+    let (_, fmt_bundle) = push("fmt/bundle");
+    ok(
+        &ours.run(&["sign", "--yes", "--identity-token", &token, &fmt_bundle]),
+        "sigstack signs (bundle)",
+    );
+    let (_, fmt_legacy) = push("fmt/legacy");
+    ok(
+        &ours.run(&[
+            "sign",
+            "--yes",
+            "--identity-token",
+            &token,
+            "--new-bundle-format=false",
+            &fmt_legacy,
+        ]),
+        "sigstack signs (legacy)",
+    );
     let (_, nomatch) = push("nomatch/app");
     let dead = format!("127.0.0.1:{}", free_port());
 
@@ -544,6 +577,31 @@ pub async fn admission_webhook() {
         &format!("{dead}/**"),
         true,
     );
+    t.write(
+        "cip-key-secret.yaml",
+        &policies,
+        "secret",
+        &format!("{reg}/secret/**"),
+        false,
+    );
+    let secrets = dir.join("secrets");
+    std::fs::create_dir_all(secrets.join("cip-secret")).expect("dir");
+    std::fs::write(secrets.join("cip-secret/cosign.pub"), &public).expect("w");
+    // a Secret volume's bookkeeping entries are not data
+    std::fs::create_dir_all(secrets.join("cip-secret/..2026_12_07")).expect("dir");
+    for (name, glob, format) in [
+        ("fmt-simplesigning", "fmt/bundle", "simplesigning"),
+        ("fmt-bundle", "fmt/legacy", "bundle"),
+    ] {
+        std::fs::write(
+            policies.join(format!("{name}.yaml")),
+            format!(
+                "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata: {{name: {name}}}\nspec:\n  images: [{{glob: \"{reg}/{glob}*\"}}]\n  authorities:\n  - keyless:\n      identities: [{{issuer: \"{}\", subject: \"{}\"}}]\n    signatureFormat: {format}\n",
+                st.oidc, st.me
+            ),
+        )
+        .expect("w");
+    }
 
     // upstream's whole set through --check: what loads, and what is refused by name
     let check = Command::new(env!("CARGO_BIN_EXE_sigstackd"))
@@ -563,7 +621,7 @@ pub async fn admission_webhook() {
         ("cip-key-tsa.yaml", "ok"),
         ("cip-keyless-with-attestations.yaml", "ok"),
         ("cip-key-with-attestations-rego.yaml", "ok"),
-        ("cip-key-secret.yaml", "secretRef"),
+        ("cip-key-secret.yaml", "--secrets-dir"),
         ("cip-match-resource-label.yaml", "spec.match"),
         ("cip-policy-from-url.yaml", "spec.policy"),
         ("cip-key-hash-algorithm.yaml", "hashAlgorithm"),
@@ -580,6 +638,8 @@ pub async fn admission_webhook() {
     let check = Command::new(env!("CARGO_BIN_EXE_sigstackd"))
         .args(["admission", "--check", "--policies"])
         .arg(&policies)
+        .arg("--secrets-dir")
+        .arg(&secrets)
         .env("SIGSTACK_CUE", go_tool("SIGSTACK_CUE"))
         .output()
         .expect("check");
@@ -590,7 +650,8 @@ pub async fn admission_webhook() {
     );
 
     let tls = tls_pair(&dir);
-    let hook = Webhook::start(&st, &dir.join("hook"), &policies, &tls, &[]);
+    let secrets_flag = ["--secrets-dir", crate::client::p(&secrets)];
+    let hook = Webhook::start(&st, &dir.join("hook"), &policies, &tls, &secrets_flag);
     let p1 = |image: &str| pod(&[image], &[], &[]);
 
     // keyless, by each signer, by tag (resolved) and by digest
@@ -643,6 +704,21 @@ pub async fn admission_webhook() {
     allowed(
         &hook.validate("Pod", p1(&key_att)).await,
         "a key-signed attestation the cue policy allows",
+    );
+    // a key from a Secret; the layouts signatureFormat names
+    allowed(
+        &hook.validate("Pod", p1(&secret_img)).await,
+        "signed with the key in the policy's Secret",
+    );
+    denied(
+        &hook.validate("Pod", p1(&fmt_bundle)).await,
+        "no signatures found",
+        "a bundle where signatureFormat is simplesigning",
+    );
+    denied(
+        &hook.validate("Pod", p1(&fmt_legacy)).await,
+        "no signatures found",
+        "a legacy signature where signatureFormat is bundle",
     );
     // warn mode admits, saying why it would not
     let r = hook.validate("Pod", p1(&warned_img)).await;
@@ -777,7 +853,7 @@ pub async fn admission_webhook() {
         &dir.join("hook-open"),
         &policies,
         &tls,
-        &["--registry-failure", "open"],
+        &with(&secrets_flag, &["--registry-failure", "open"]),
     );
     allowed(
         &open.validate("Pod", p1(&v3_img)).await,
@@ -830,6 +906,29 @@ pub async fn admission_webhook() {
         &hook.validate("Pod", p1(&nomatch)).await,
         "the policies in force stay",
     );
+    // a Secret changed is a policy changed: another key, and the image no longer passes
+    std::fs::remove_file(policies.join("broken.yaml")).expect("rm");
+    ok(
+        &v3.run_env(
+            &[
+                "generate-key-pair",
+                "--output-key-prefix",
+                crate::client::p(&dir.join("other")),
+            ],
+            &pw,
+        ),
+        "another key",
+    );
+    std::fs::copy(dir.join("other.pub"), secrets.join("cip-secret/cosign.pub")).expect("cp");
+    let mut refused = false;
+    for _ in 0..50 {
+        if hook.validate("Pod", p1(&secret_img)).await["allowed"] == false {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(refused, "the Secret's new key was not picked up");
     let log = std::fs::read_to_string(dir.join("hook/admission.log")).unwrap_or_default();
     assert!(
         log.contains("KMS keys are not supported"),

@@ -56,6 +56,7 @@ pub async fn verify_image(
         rekor_url: a.rekor_url.as_deref(),
         offline: trust.offline,
         now: now(),
+        layouts: Default::default(),
     };
     let found = check.signatures(&a.annotations).await?;
     if found.found == 0 {
@@ -126,6 +127,7 @@ pub async fn verify_attestation(
         rekor_url: None,
         offline: trust.offline,
         now: now(),
+        layouts: Default::default(),
     };
     let found = check.attestations(want_type.as_deref()).await?;
     if found.found == 0 {
