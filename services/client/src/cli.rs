@@ -20,7 +20,7 @@ use sigstack::rekor::{Consistency, Rekor};
 use sigstack::sign::{RekorApi, SignOptions, Signed};
 use sigstack::trust::{Material, Services, TrustArgs};
 use sigstack::verify::{Artifact, Matcher, Policy, Verified, verify_with};
-use sigstack_crypto::{Certificate, PublicKey, Signer};
+use sigstack_crypto::{Certificate, PublicKey};
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use verify::*;
@@ -189,6 +189,10 @@ struct GenerateArgs {
     /// Overwrite existing files.
     #[arg(long)]
     force: bool,
+    /// Create the key in a KMS instead (`awskms://[ENDPOINT]/alias/NAME`), and write only
+    /// <prefix>.pub.
+    #[arg(long)]
+    kms: Option<String>,
 }
 
 #[derive(Args)]
@@ -231,9 +235,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::AttestBlob(a) => attest_blob(&cli.trust, &a, out).await,
         Command::VerifyBlob(a) | Command::VerifyBundle(a) => verify_blob(&cli.trust, &a, out).await,
         Command::VerifyBlobAttestation(a) => verify_attestation(&cli.trust, &a, out).await,
-        Command::GenerateKeyPair(a) => keys::generate_key_pair(&a.output_key_prefix, a.force),
+        Command::GenerateKeyPair(a) => match &a.kms {
+            None => keys::generate_key_pair(&a.output_key_prefix, a.force),
+            Some(uri) => {
+                let pub_path = format!("{}.pub", a.output_key_prefix);
+                if Path::new(&pub_path).exists() && !a.force {
+                    bail!("{pub_path} already exists: remove it or pass --force to overwrite");
+                }
+                let kms = sigstack::kms::AwsKms::parse(uri)?;
+                let public = sigstack::kms::block_on(kms.create())?;
+                std::fs::write(&pub_path, public.to_pem())
+                    .with_context(|| format!("writing {pub_path}"))?;
+                eprintln!("Created the key {uri}; its public key is in {pub_path}");
+                Ok(())
+            }
+        },
         Command::PublicKey(a) => {
-            let signer = keys::load_private_key(&a.key)?;
+            let signer = keys::load_signer(&a.key)?;
             let pem = signer.public_key().to_pem();
             match &a.outfile {
                 Some(p) => {

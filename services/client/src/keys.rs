@@ -143,6 +143,16 @@ pub fn password(confirm: bool) -> anyhow::Result<Vec<u8>> {
 
 /// Loads a private key file: cosign's encrypted format (asking for the password), or an
 /// unencrypted PKCS#8/SEC1 PEM.
+/// A signing key: a cosign key file or PEM private key, or a KMS key URI
+/// (`awskms://…`; see [`crate::kms`]).
+pub fn load_signer(key: &Path) -> anyhow::Result<Box<dyn Signer>> {
+    let text = key.to_string_lossy();
+    if crate::kms::is_kms(&text) {
+        return Ok(Box::new(crate::kms::KmsSigner::open(&text)?));
+    }
+    Ok(Box::new(load_private_key(key)?))
+}
+
 pub fn load_private_key(path: &Path) -> anyhow::Result<FileSigner> {
     let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let blocks = sigstack_crypto::pem::decode_all(&text)

@@ -5,6 +5,7 @@
 pub mod attached;
 pub mod bundle;
 pub mod keys;
+pub mod kms;
 pub mod layout;
 pub mod note;
 pub mod oidc;

@@ -22,7 +22,7 @@ pub struct SignOptions<'a> {
     /// The OIDC identity token (keyless).
     pub identity_token: Option<&'a str>,
     /// A managed key instead of a certificate.
-    pub key: Option<&'a FileSigner>,
+    pub key: Option<&'a dyn Signer>,
     /// A timestamp authority's endpoint (`…/api/v1/timestamp`): the signature gets an
     /// RFC 3161 timestamp, carried in the bundle.
     pub tsa_url: Option<&'a str>,
@@ -277,9 +277,13 @@ pub async fn sign_blob(
     opts: &SignOptions<'_>,
 ) -> anyhow::Result<Signed> {
     let (ephemeral, cert, chain) = signing_key(http, opts).await?;
-    let signer = ephemeral.as_ref().or(opts.key).context("no key")?;
+    let signer = ephemeral
+        .as_ref()
+        .map(|e| e as &dyn Signer)
+        .or(opts.key)
+        .context("no key")?;
     let signature = signer
-        .sign_sha256_digest(digest)
+        .sign_digest(digest)
         .context("signing the artifact's digest")?;
     let ts = match opts.tsa_url {
         Some(u) => Some(timestamp(http, u, &signature).await?),
@@ -331,7 +335,11 @@ pub async fn attest(
     opts: &SignOptions<'_>,
 ) -> anyhow::Result<Signed> {
     let (ephemeral, cert, chain) = signing_key(http, opts).await?;
-    let signer = ephemeral.as_ref().or(opts.key).context("no key")?;
+    let signer = ephemeral
+        .as_ref()
+        .map(|e| e as &dyn Signer)
+        .or(opts.key)
+        .context("no key")?;
     let signature = signer.sign(&crate::verify::pae(IN_TOTO, statement))?;
     let ts = match opts.tsa_url {
         Some(u) => Some(timestamp(http, u, &signature).await?),

@@ -15,6 +15,13 @@ use std::path::Path;
 pub trait Signer: Send + Sync {
     fn public_key(&self) -> &PublicKey;
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, CryptoError>;
+    /// Signs a message known only by its SHA-256 digest, where the key signs SHA-256.
+    fn sign_digest(&self, digest: &[u8; 32]) -> Result<Vec<u8>, CryptoError> {
+        let _ = digest;
+        Err(CryptoError::Unsupported(
+            "this key cannot sign a digest alone".into(),
+        ))
+    }
 }
 
 /// An ECDSA key kept in a PEM file (PKCS#8 `PRIVATE KEY` or SEC1 `EC PRIVATE KEY`).
@@ -135,6 +142,10 @@ impl FileSigner {
 impl Signer for FileSigner {
     fn public_key(&self) -> &PublicKey {
         &self.public
+    }
+
+    fn sign_digest(&self, digest: &[u8; 32]) -> Result<Vec<u8>, CryptoError> {
+        self.sign_sha256_digest(digest)
     }
 
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {

@@ -196,7 +196,7 @@ pub(super) async fn sign_with_log(
 ) -> anyhow::Result<Signed> {
     let http = http()?;
     let key = match &s.key {
-        Some(p) => Some(keys::load_private_key(p)?),
+        Some(p) => Some(keys::load_signer(p)?),
         None => None,
     };
     let mut r = resolve_services(trust, s).await?;
@@ -276,7 +276,7 @@ pub(super) async fn sign_with_log(
         rekor_url: rekor.as_deref(),
         rekor_api: r.rekor_api,
         identity_token: token.as_deref(),
-        key: key.as_ref(),
+        key: key.as_deref(),
         tsa_url: r.tsa.as_deref(),
     };
     match digest_or_statement {

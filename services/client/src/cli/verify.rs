@@ -320,6 +320,11 @@ pub(super) fn policy_of(id: &Identity) -> anyhow::Result<Policy> {
 /// A public key from a PEM `PUBLIC KEY` file. As cosign's key loader, a certificate is
 /// refused: a certificate's key is trusted only through its chain (use --certificate).
 pub(super) fn load_public_key(p: &Path) -> anyhow::Result<PublicKey> {
+    let uri = p.to_string_lossy();
+    if sigstack::kms::is_kms(&uri) {
+        let kms = sigstack::kms::AwsKms::parse(&uri)?;
+        return sigstack::kms::block_on(kms.public_key());
+    }
     let text = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
     let blocks = sigstack_crypto::pem::decode_all(&text)
         .with_context(|| format!("{} holds no PEM public key", p.display()))?;

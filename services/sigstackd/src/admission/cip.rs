@@ -289,14 +289,18 @@ fn secret_value(secrets: Option<&Path>, name: &str, what: &str) -> anyhow::Resul
 }
 
 fn key_data(k: &KeyRef, what: &str, secrets: Option<&Path>) -> anyhow::Result<String> {
-    if k.kms.is_some() {
-        bail!(
-            "{what}: KMS keys are not supported by this webhook yet; give the public key as `data` or in a Secret (secretRef)"
-        );
-    }
     match k.hash_algorithm.as_deref() {
         None | Some("" | "sha256") => {}
         Some(h) => bail!("{what}: hashAlgorithm {h} is not supported (sha256 only)"),
+    }
+    if let Some(uri) = &k.kms {
+        if k.data.is_some() || k.secret_ref.is_some() {
+            bail!("{what}: give one of data, secretRef and kms");
+        }
+        // the public key, fetched from the KMS (its credentials from the environment)
+        let kms = sigstack::kms::AwsKms::parse(uri).with_context(|| what.to_string())?;
+        let key = sigstack::kms::block_on(kms.public_key()).with_context(|| what.to_string())?;
+        return Ok(key.to_pem());
     }
     match (&k.data, &k.secret_ref) {
         (Some(d), None) if !d.trim().is_empty() => Ok(d.clone()),
@@ -581,7 +585,10 @@ mod tests {
         let ok = format!("{base}  - static: {{action: pass}}\n");
         assert_eq!(parse(&ok, "t", None).expect("ok").len(), 1);
         for (bad, why) in [
-            ("  - key: {kms: \"awskms:///x\"}\n", "KMS"),
+            (
+                "  - key: {kms: \"gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k\"}\n",
+                "gcpkms keys are not supported",
+            ),
             ("  - static: {action: maybe}\n", "pass or fail"),
             ("  - keyless: {identities: [{issuer: x}]}\n", "subject"),
             (

@@ -108,6 +108,7 @@ impl Webhook {
         policies: &Path,
         tls: &(PathBuf, PathBuf, PathBuf),
         extra: &[&str],
+        env: &[(&str, &str)],
     ) -> Self {
         let port = free_port();
         std::fs::create_dir_all(dir).expect("dir");
@@ -124,6 +125,7 @@ impl Webhook {
             .env("TUF_ROOT", dir.join("tuf"))
             .env("HOME", dir)
             .env("SIGSTACK_CUE", go_tool("SIGSTACK_CUE"))
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("admission.log")).expect("log"))
             .spawn()
@@ -296,6 +298,42 @@ pub async fn admission_webhook() {
     let (key, public) = (
         dir.join("signer.key"),
         std::fs::read_to_string(dir.join("signer.pub")).expect("pub"),
+    );
+    // an AWS KMS (local-kms, the real server's API) holding a signing key
+    let kms_port = free_port();
+    let _kms = Killed::new(
+        Command::new(go_tool("SIGSTACK_LOCAL_KMS"))
+            .env("PORT", kms_port.to_string())
+            .env("KMS_REGION", "us-east-1")
+            .env("KMS_DATA_PATH", dir.join("kms-data"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("kms.log")).expect("log"))
+            .spawn()
+            .expect("local-kms"),
+    );
+    wait_for("local-kms", || {
+        std::net::TcpStream::connect(("127.0.0.1", kms_port)).is_ok()
+    });
+    let kms_url = format!("http://127.0.0.1:{kms_port}");
+    let kms_env = [
+        ("AWS_ACCESS_KEY_ID", "sigstack-test"),
+        ("AWS_SECRET_ACCESS_KEY", "sigstack-test-secret"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", kms_url.as_str()),
+    ];
+    let kms_key = "awskms:///alias/admission";
+    ok(
+        &ours.run_env(
+            &[
+                "generate-key-pair",
+                "--kms",
+                kms_key,
+                "--output-key-prefix",
+                crate::client::p(&dir.join("kms")),
+            ],
+            &kms_env,
+        ),
+        "sigstack generate-key-pair --kms",
     );
     let push = |repo: &str| {
         let digest = oci_ok(&["push-image", &reg, repo, "v1"]);
@@ -473,6 +511,42 @@ pub async fn admission_webhook() {
         ]),
         "sigstack signs (legacy)",
     );
+    // KMS keys: cosign v3 signs with the KMS key, and so does sigstack; each verifies the
+    // other's through the KMS
+    let (_, kms_cosign) = push("kms/cosign");
+    ok(
+        &v3.run_env(
+            &["sign", "--yes", "--key", kms_key, insecure, &kms_cosign],
+            &kms_env,
+        ),
+        "cosign v3 signs with the KMS key",
+    );
+    let (_, kms_ours) = push("kms/ours");
+    ok(
+        &ours.run_env(&["sign", "--yes", "--key", kms_key, &kms_ours], &kms_env),
+        "sigstack signs with the KMS key",
+    );
+    ok(
+        &ours.run_env(&["verify", "--key", kms_key, &kms_cosign], &kms_env),
+        "sigstack verifies cosign's KMS signature through the KMS",
+    );
+    ok(
+        &v3.run_env(&["verify", "--key", kms_key, insecure, &kms_ours], &kms_env),
+        "cosign v3 verifies sigstack's KMS signature through the KMS",
+    );
+    ok(
+        &v2.run_env(
+            &[
+                "verify",
+                "--key",
+                crate::client::p(&dir.join("kms.pub")),
+                insecure,
+                &kms_ours,
+            ],
+            &kms_env,
+        ),
+        "cosign v2 verifies sigstack's KMS signature with the exported public key",
+    );
     let (_, nomatch) = push("nomatch/app");
     let dead = format!("127.0.0.1:{}", free_port());
 
@@ -584,6 +658,20 @@ pub async fn admission_webhook() {
         &format!("{reg}/secret/**"),
         false,
     );
+    let example = std::fs::read_to_string(upstream.join("examples/signed-by-aws-kms-key.yaml"))
+        .expect("example");
+    let kms_placeholder = "awskms:///arn:aws:kms:<< region >>:<< account id >>:key/<< key id >>";
+    assert!(
+        example.contains(kms_placeholder) && example.contains("glob: \"**\""),
+        "the upstream example changed"
+    );
+    std::fs::write(
+        policies.join("kms.yaml"),
+        example
+            .replace(kms_placeholder, kms_key)
+            .replace("glob: \"**\"", &format!("glob: \"{reg}/kms/**\"")),
+    )
+    .expect("w");
     let secrets = dir.join("secrets");
     std::fs::create_dir_all(secrets.join("cip-secret")).expect("dir");
     std::fs::write(secrets.join("cip-secret/cosign.pub"), &public).expect("w");
@@ -640,6 +728,7 @@ pub async fn admission_webhook() {
         .arg(&policies)
         .arg("--secrets-dir")
         .arg(&secrets)
+        .envs(kms_env)
         .env("SIGSTACK_CUE", go_tool("SIGSTACK_CUE"))
         .output()
         .expect("check");
@@ -651,7 +740,14 @@ pub async fn admission_webhook() {
 
     let tls = tls_pair(&dir);
     let secrets_flag = ["--secrets-dir", crate::client::p(&secrets)];
-    let hook = Webhook::start(&st, &dir.join("hook"), &policies, &tls, &secrets_flag);
+    let hook = Webhook::start(
+        &st,
+        &dir.join("hook"),
+        &policies,
+        &tls,
+        &secrets_flag,
+        &kms_env,
+    );
     let p1 = |image: &str| pod(&[image], &[], &[]);
 
     // keyless, by each signer, by tag (resolved) and by digest
@@ -704,6 +800,15 @@ pub async fn admission_webhook() {
     allowed(
         &hook.validate("Pod", p1(&key_att)).await,
         "a key-signed attestation the cue policy allows",
+    );
+    // a key in a KMS, fetched by the webhook (upstream's example policy)
+    allowed(
+        &hook.validate("Pod", p1(&kms_cosign)).await,
+        "signed by cosign with the policy's KMS key",
+    );
+    allowed(
+        &hook.validate("Pod", p1(&kms_ours)).await,
+        "signed by sigstack with the policy's KMS key",
     );
     // a key from a Secret; the layouts signatureFormat names
     allowed(
@@ -854,6 +959,7 @@ pub async fn admission_webhook() {
         &policies,
         &tls,
         &with(&secrets_flag, &["--registry-failure", "open"]),
+        &kms_env,
     );
     allowed(
         &open.validate("Pod", p1(&v3_img)).await,
@@ -900,7 +1006,7 @@ pub async fn admission_webhook() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     assert!(admitted, "the new policy was not picked up");
-    std::fs::write(policies.join("broken.yaml"), "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata: {name: b}\nspec: {images: [{glob: \"**\"}], authorities: [{key: {kms: \"awskms:///k\"}}]}\n").expect("w");
+    std::fs::write(policies.join("broken.yaml"), "apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata: {name: b}\nspec: {images: [{glob: \"**\"}], authorities: [{key: {kms: \"gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k\"}}]}\n").expect("w");
     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     allowed(
         &hook.validate("Pod", p1(&nomatch)).await,
@@ -931,7 +1037,7 @@ pub async fn admission_webhook() {
     assert!(refused, "the Secret's new key was not picked up");
     let log = std::fs::read_to_string(dir.join("hook/admission.log")).unwrap_or_default();
     assert!(
-        log.contains("KMS keys are not supported"),
+        log.contains("gcpkms keys are not supported"),
         "the refusal is logged: {log}"
     );
 }
