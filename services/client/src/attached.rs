@@ -232,73 +232,6 @@ async fn looked_up(
     Ok(ann)
 }
 
-/// Verifies one candidate; returns the verified payload or statement.
-pub async fn check_candidate(
-    c: &Candidate,
-    m: &Material,
-    policy: &Policy,
-    opts: &Options,
-    digest: &str,
-    rekor_url: Option<&str>,
-    offline: bool,
-    now: i64,
-) -> anyhow::Result<Value> {
-    let digest_bytes: [u8; 32] = hex::decode(
-        digest
-            .strip_prefix("sha256:")
-            .context("only sha256 image digests are supported")?,
-    )?
-    .try_into()
-    .map_err(|_| anyhow::anyhow!("bad digest"))?;
-    match c {
-        Candidate::Legacy {
-            payload,
-            annotations,
-            envelope,
-            ..
-        } => {
-            let annotations = if annotations.contains_key(ANN_BUNDLE) || offline {
-                annotations.clone()
-            } else {
-                looked_up(rekor_url, m, payload, annotations, policy).await?
-            };
-            let bundle = layout::legacy_layer_bundle(&annotations, payload, envelope.as_ref())?;
-            let artifact = match envelope {
-                Some(_) => Artifact::Digest(digest_bytes),
-                None => Artifact::Bytes(payload.clone()),
-            };
-            let v = verify_with(
-                &serde_json::to_vec(&bundle)?,
-                &m.trusted_root,
-                &artifact,
-                policy,
-                now,
-                opts,
-            )
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-            match v.statement_json() {
-                Some(statement) => Ok(statement?),
-                // a simple-signing payload, covered by the verified message signature
-                None => crate::bundle::strict::from_slice(payload)
-                    .map_err(|e| anyhow::anyhow!("the signed payload is not JSON: {e}")),
-            }
-        }
-        Candidate::Bundle { bundle, .. } => {
-            let v = verify_with(
-                bundle,
-                &m.trusted_root,
-                &Artifact::Digest(digest_bytes),
-                policy,
-                now,
-                opts,
-            )
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-            Ok(v.statement_json()
-                .context("the bundle holds no statement")??)
-        }
-    }
-}
-
 pub fn from_of(c: &Candidate) -> &str {
     match c {
         Candidate::Legacy { from, .. } | Candidate::Bundle { from, .. } => from,
@@ -365,18 +298,70 @@ pub struct Attestations {
 }
 
 impl Check<'_> {
+    /// Verifies one candidate; returns the verified payload or statement.
     async fn candidate(&self, c: &Candidate, rekor_url: Option<&str>) -> anyhow::Result<Value> {
-        check_candidate(
-            c,
+        let (m, policy, opts, digest, offline, now) = (
             self.material,
             self.policy,
             self.opts,
-            &self.sites.digest,
-            rekor_url,
+            self.sites.digest.as_str(),
             self.offline,
             self.now,
-        )
-        .await
+        );
+        let digest_bytes: [u8; 32] = hex::decode(
+            digest
+                .strip_prefix("sha256:")
+                .context("only sha256 image digests are supported")?,
+        )?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("bad digest"))?;
+        match c {
+            Candidate::Legacy {
+                payload,
+                annotations,
+                envelope,
+                ..
+            } => {
+                let annotations = if annotations.contains_key(ANN_BUNDLE) || offline {
+                    annotations.clone()
+                } else {
+                    looked_up(rekor_url, m, payload, annotations, policy).await?
+                };
+                let bundle = layout::legacy_layer_bundle(&annotations, payload, envelope.as_ref())?;
+                let artifact = match envelope {
+                    Some(_) => Artifact::Digest(digest_bytes),
+                    None => Artifact::Bytes(payload.clone()),
+                };
+                let v = verify_with(
+                    &serde_json::to_vec(&bundle)?,
+                    &m.trusted_root,
+                    &artifact,
+                    policy,
+                    now,
+                    opts,
+                )
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                match v.statement_json() {
+                    Some(statement) => Ok(statement?),
+                    // a simple-signing payload, covered by the verified message signature
+                    None => crate::bundle::strict::from_slice(payload)
+                        .map_err(|e| anyhow::anyhow!("the signed payload is not JSON: {e}")),
+                }
+            }
+            Candidate::Bundle { bundle, .. } => {
+                let v = verify_with(
+                    bundle,
+                    &m.trusted_root,
+                    &Artifact::Digest(digest_bytes),
+                    policy,
+                    now,
+                    opts,
+                )
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                Ok(v.statement_json()
+                    .context("the bundle holds no statement")??)
+            }
+        }
     }
 
     /// The image's signatures (legacy `.sig` layers and signature bundles in referrers),

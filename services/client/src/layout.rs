@@ -472,6 +472,25 @@ pub fn image_statement(name: &str, digest: &str, predicate_type: &str, predicate
     })
 }
 
+/// cosign's predicate type names.
+pub fn predicate_type(name: &str) -> anyhow::Result<String> {
+    Ok(match name {
+        "slsaprovenance" | "slsaprovenance02" => "https://slsa.dev/provenance/v0.2",
+        "slsaprovenance1" => "https://slsa.dev/provenance/v1",
+        "spdx" | "spdxjson" => "https://spdx.dev/Document",
+        "cyclonedx" => "https://cyclonedx.org/bom",
+        "vuln" => "https://cosign.sigstore.dev/attestation/vuln/v1",
+        "openvex" => "https://openvex.dev/ns",
+        "custom" => CUSTOM_PREDICATE,
+        uri if uri.contains("://") => uri,
+        other => bail!("unknown predicate type {other:?}: use one of slsaprovenance, slsaprovenance1, spdx, spdxjson, cyclonedx, vuln, openvex, custom, or a URI"),
+    }
+    .to_string())
+}
+
+/// The custom predicate type, whose predicate cosign always wraps.
+pub const CUSTOM_PREDICATE: &str = "https://cosign.sigstore.dev/attestation/v1";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,22 +524,3 @@ mod tests {
         assert_eq!(i["manifests"].as_array().map(Vec::len), Some(2));
     }
 }
-
-/// cosign's predicate type names.
-pub fn predicate_type(name: &str) -> anyhow::Result<String> {
-    Ok(match name {
-        "slsaprovenance" | "slsaprovenance02" => "https://slsa.dev/provenance/v0.2",
-        "slsaprovenance1" => "https://slsa.dev/provenance/v1",
-        "spdx" | "spdxjson" => "https://spdx.dev/Document",
-        "cyclonedx" => "https://cyclonedx.org/bom",
-        "vuln" => "https://cosign.sigstore.dev/attestation/vuln/v1",
-        "openvex" => "https://openvex.dev/ns",
-        "custom" => CUSTOM_PREDICATE,
-        uri if uri.contains("://") => uri,
-        other => bail!("unknown predicate type {other:?}: use one of slsaprovenance, slsaprovenance1, spdx, spdxjson, cyclonedx, vuln, openvex, custom, or a URI"),
-    }
-    .to_string())
-}
-
-/// The custom predicate type, whose predicate cosign always wraps.
-pub const CUSTOM_PREDICATE: &str = "https://cosign.sigstore.dev/attestation/v1";

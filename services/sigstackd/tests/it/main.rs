@@ -2,6 +2,7 @@
 //! (embedded SQLite, and PostgreSQL at `SIGSTACK_TEST_PG`), and real outside clients.
 
 mod admission;
+mod admission_hook;
 mod airgap;
 mod airgap_kit;
 mod api;
