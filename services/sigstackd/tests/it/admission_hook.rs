@@ -313,8 +313,8 @@ pub(crate) fn write_policies(s: &Site<'_>) -> (PathBuf, PathBuf) {
     let policies = dir.join("policies");
     std::fs::create_dir_all(&policies).expect("dir");
     let t = Template {
-        upstream: upstream,
-        st: st,
+        upstream,
+        st,
         key: public,
     };
     t.write(
@@ -393,7 +393,7 @@ pub(crate) fn write_policies(s: &Site<'_>) -> (PathBuf, PathBuf) {
     .expect("w");
     let tsrc = Template {
         upstream: &dir.join("upstream-copy"),
-        st: st,
+        st,
         key: public,
     };
     tsrc.write(
