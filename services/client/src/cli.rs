@@ -189,8 +189,8 @@ struct GenerateArgs {
     /// Overwrite existing files.
     #[arg(long)]
     force: bool,
-    /// Create the key in a KMS instead (`awskms://[ENDPOINT]/alias/NAME`), and write only
-    /// <prefix>.pub.
+    /// Create the key in a KMS or token instead (`awskms://[ENDPOINT]/alias/NAME`,
+    /// `pkcs11:token=T;object=NAME?module-path=…&pin-value=…`), and write only <prefix>.pub.
     #[arg(long)]
     kms: Option<String>,
 }
@@ -242,11 +242,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 if Path::new(&pub_path).exists() && !a.force {
                     bail!("{pub_path} already exists: remove it or pass --force to overwrite");
                 }
-                let kms = sigstack::kms::AwsKms::parse(uri)?;
-                let public = sigstack::kms::block_on(kms.create())?;
+                let key = sigstack::keyref::generate(uri, sigstack::keyref::KeyKind::P256)?;
+                let public = key.public_key();
                 std::fs::write(&pub_path, public.to_pem())
                     .with_context(|| format!("writing {pub_path}"))?;
-                eprintln!("Created the key {uri}; its public key is in {pub_path}");
+                let shown = sigstack::keyref::KeyRef::parse(uri)?.describe();
+                eprintln!("Created the key {shown}; its public key is in {pub_path}");
                 Ok(())
             }
         },

@@ -141,32 +141,42 @@ pub fn password(confirm: bool) -> anyhow::Result<Vec<u8>> {
     Ok(p.into_bytes())
 }
 
-/// Loads a private key file: cosign's encrypted format (asking for the password), or an
-/// unencrypted PKCS#8/SEC1 PEM.
-/// A signing key: a cosign key file or PEM private key, or a KMS key URI
-/// (`awskms://…`; see [`crate::kms`]).
+/// A signing key: a cosign key file or PEM private key (or either in an environment
+/// variable, `env://NAME`), a key in a PKCS#11 token (`pkcs11:…`) or in a KMS
+/// (`awskms://…`); see [`sigstack_keys`].
 pub fn load_signer(key: &Path) -> anyhow::Result<Box<dyn Signer>> {
     let text = key.to_string_lossy();
-    if crate::kms::is_kms(&text) {
-        return Ok(Box::new(crate::kms::KmsSigner::open(&text)?));
+    if let Some(name) = text.strip_prefix("env://") {
+        let value = std::env::var(name)
+            .with_context(|| format!("env://{name}: the variable is not set"))?;
+        return Ok(Box::new(private_key_from(value.as_bytes(), &text)?));
+    }
+    if sigstack_keys::is_reference(&text) {
+        return sigstack_keys::open(&text);
     }
     Ok(Box::new(load_private_key(key)?))
 }
 
+/// Loads a private key file: cosign's encrypted format (asking for the password), or an
+/// unencrypted PKCS#8/SEC1 PEM.
 pub fn load_private_key(path: &Path) -> anyhow::Result<FileSigner> {
     let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let blocks = sigstack_crypto::pem::decode_all(&text)
-        .with_context(|| format!("{} is not PEM", path.display()))?;
+    private_key_from(&text, &path.display().to_string())
+}
+
+fn private_key_from(text: &[u8], name: &str) -> anyhow::Result<FileSigner> {
+    let blocks =
+        sigstack_crypto::pem::decode_all(text).with_context(|| format!("{name} is not PEM"))?;
     let block = blocks
         .first()
-        .with_context(|| format!("{} holds no PEM block", path.display()))?;
+        .with_context(|| format!("{name} holds no PEM block"))?;
     if block.label == ENCRYPTED_LABEL || block.label == LEGACY_LABEL {
-        let der = decrypt(&block.der, &password(false)?)
-            .with_context(|| format!("opening {}", path.display()))?;
-        return signer_from_pkcs8(&der).with_context(|| format!("the key in {}", path.display()));
+        let der =
+            decrypt(&block.der, &password(false)?).with_context(|| format!("opening {name}"))?;
+        return signer_from_pkcs8(&der).with_context(|| format!("the key in {name}"));
     }
-    FileSigner::from_pem(&String::from_utf8_lossy(&text))
-        .with_context(|| format!("{} is not a supported private key", path.display()))
+    FileSigner::from_pem(&String::from_utf8_lossy(text))
+        .with_context(|| format!("{name} is not a supported private key"))
 }
 
 fn signer_from_pkcs8(der: &[u8]) -> anyhow::Result<FileSigner> {

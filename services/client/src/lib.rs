@@ -5,7 +5,6 @@
 pub mod attached;
 pub mod bundle;
 pub mod keys;
-pub mod kms;
 pub mod layout;
 pub mod note;
 pub mod oidc;
@@ -18,3 +17,6 @@ pub mod tiles;
 pub mod trust;
 pub mod tsa;
 pub mod verify;
+
+/// Key references (`pkcs11:`, `awskms://`, `env://`, files) shared with the servers.
+pub use sigstack_keys as keyref;

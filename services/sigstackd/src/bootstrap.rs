@@ -218,7 +218,7 @@ pub(crate) fn create_secret(path: &Path, text: &str) -> anyhow::Result<()> {
 /// still names these keys and passes `usable`, else made anew with `issue` (given the
 /// root's name and key, the start and end of validity).
 fn two_level_chain(
-    key: &FileSigner,
+    key: &dyn Signer,
     root_key_path: &Path,
     chain_path: &Path,
     root_name: Name,
@@ -294,9 +294,10 @@ impl ChainFiles {
 /// A CA: a P-384 root and a P-256 intermediate, created once (`name` goes in their
 /// subjects: "`name` root", "`name` intermediate").
 pub(crate) fn ca_chain(f: &ChainFiles, org: &str, name: &str) -> anyhow::Result<Vec<Certificate>> {
-    let inter_key = FileSigner::load_or_generate(&f.key, Curve::P256)?;
+    let inter_key =
+        crate::keys::open_or_generate(&f.key, crate::keys::KeyKind::P256, "the CA key")?;
     two_level_chain(
-        &inter_key,
+        inter_key.as_ref(),
         &f.root_key,
         &f.chain,
         cert::ca_name(org, &format!("{name} root"))?,
@@ -304,7 +305,7 @@ pub(crate) fn ca_chain(f: &ChainFiles, org: &str, name: &str) -> anyhow::Result<
         |root_name, root_key, now, until| {
             Ok(cert::ca_certificate(
                 cert::ca_name(org, &format!("{name} intermediate"))?,
-                &inter_key,
+                inter_key.as_ref(),
                 Some((root_name, root_key)),
                 cert::serial(rand::random())?,
                 now,
@@ -430,9 +431,9 @@ pub(crate) fn write_secret(path: &Path, text: &str) -> anyhow::Result<()> {
 /// certificate (end entity, EKU timeStamping critical) issued by it (`name` goes in
 /// their subjects). Returns the key's path, the chain's path (leaf first) and the chain.
 pub(crate) fn tsa_chain(f: &ChainFiles, org: &str, name: &str) -> anyhow::Result<Vec<Certificate>> {
-    let key = FileSigner::load_or_generate(&f.key, Curve::P256)?;
+    let key = crate::keys::open_or_generate(&f.key, crate::keys::KeyKind::P256, "the TSA key")?;
     let chain = two_level_chain(
-        &key,
+        key.as_ref(),
         &f.root_key,
         &f.chain,
         cert::ca_name(org, &format!("{name} root"))?,

@@ -9,17 +9,16 @@ use crate::ca::CaService;
 use crate::ca::config::CaConfig;
 use crate::ctlog::CtLogService;
 use crate::ctlog::config::CtLogConfig;
+use crate::keys::KeyKind;
 use crate::log::LogService;
 use crate::log::config::LogConfig;
 use crate::oidc::OidcService;
 use crate::oidc::config::OidcConfig;
 use crate::trust::{self, StackTrust};
 use anyhow::Context;
-use sigstack_crypto::{Curve, FileSigner, Signer};
 use sigstack_oidc::login::LocalUser;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct DevArgs {
@@ -61,7 +60,18 @@ pub struct DevArgs {
     /// Use this Fulcio-format issuer configuration instead of --oidc-issuer.
     #[arg(long, conflicts_with = "oidc_issuers")]
     issuers: Option<PathBuf>,
+    /// Keep every signing key of the stack in this PKCS#11 token instead of files in
+    /// DATA_DIR/keys: `pkcs11:token=LABEL?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=FILE`
+    /// (or `pin-value=PIN`). Each key is the token object `sigstack-<name>` (log, log-v2,
+    /// ctlog, ca, tsa, oidc, witness, tuf-online), created there on first start and never
+    /// exported. The offline CA and TSA roots stay files.
+    #[arg(long)]
+    key_backend: Option<String>,
 }
+
+/// Where DATA_DIR records the OIDC key's reference when the keys are in a token (for
+/// `dev-token`).
+const OIDC_KEY_REF: &str = "oidc-key.ref";
 
 async fn bind(host: IpAddr, port: u16, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(SocketAddr::new(host, port))
@@ -84,13 +94,19 @@ pub const DEV_WITNESS: &str = "sigstack-dev/witness";
 /// data directory, and one CI client whose secret is kept beside it.
 fn dev_oidc(
     dir: &Path,
-    keys: &Path,
+    key_path: PathBuf,
     listen: SocketAddr,
     url: &str,
 ) -> anyhow::Result<(OidcConfig, LocalUser, PathBuf)> {
-    let key_path = keys.join("oidc.pem");
     // RS256, as Dex: cosign takes `--identity-token VALUE` as a token only when RS256
-    sigstack_crypto::load_or_generate_rsa(&key_path)?;
+    crate::keys::open_or_generate(&key_path, KeyKind::Rsa2048, "the OIDC key")?;
+    let reference = dir.join(OIDC_KEY_REF);
+    if crate::keys::is_reference(&key_path) {
+        write_secret(&reference, &key_path.to_string_lossy())?;
+    } else if reference.exists() {
+        std::fs::remove_file(&reference)
+            .with_context(|| format!("removing {}", reference.display()))?;
+    }
     let password_file = dir.join("dev-password");
     let password = secret(&password_file)?;
     let ci_secret_file = dir.join("dev-ci-secret");
@@ -155,14 +171,21 @@ pub fn dev_token(args: DevTokenArgs) -> anyhow::Result<()> {
         .as_str()
         .context("stack.json has no OIDC issuer (restart `sigstackd dev`)")?
         .to_string();
-    // the key `oidc.toml` names (an `init` directory), else dev's
+    // the key `oidc.toml` names (an `init` directory), else dev's (in its token, or file)
     let oidc_toml = args.data_dir.join("oidc.toml");
+    let reference = args.data_dir.join(OIDC_KEY_REF);
     let key_path = if oidc_toml.exists() {
         crate::oidc::config::OidcConfig::load(Some(&oidc_toml))?.signing_key
+    } else if reference.exists() {
+        PathBuf::from(
+            std::fs::read_to_string(&reference)
+                .with_context(|| format!("reading {}", reference.display()))?
+                .trim(),
+        )
     } else {
         args.data_dir.join("keys/oidc.pem")
     };
-    let key = sigstack_crypto::load_signer(&key_path)?;
+    let key = crate::keys::open(&key_path, "the OIDC key")?;
     let now = crate::sequencer::unix_now();
     let (iss, sub, email) = match (&args.sub, &args.email) {
         (Some(s), _) => (
@@ -209,27 +232,37 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let dir = std::fs::canonicalize(&args.data_dir)?;
     let keys = dir.join("keys");
-    let log_key_path = keys.join("log.pem");
-    let log_key = Arc::new(FileSigner::load_or_generate(&log_key_path, Curve::P256)?);
+    // each signing key: a file in DATA_DIR/keys, or an object in --key-backend's token
+    let key_at = |file: &str, name: &str| -> anyhow::Result<PathBuf> {
+        match &args.key_backend {
+            Some(b) => crate::keys::in_backend(b, name),
+            None => Ok(keys.join(file)),
+        }
+    };
+    let log_key_path = key_at("log.pem", "log")?;
+    let log_key = crate::keys::open_or_generate(&log_key_path, KeyKind::P256, "the log key")?;
     let log_pub_path = keys.join("log.pub.pem");
+    std::fs::create_dir_all(&keys).with_context(|| format!("creating {}", keys.display()))?;
     write_atomic(&log_pub_path, log_key.public_key().to_pem().as_bytes())?;
-    let log_v2_key_path = keys.join("log-v2.pem");
-    let log_v2_key = Arc::new(sigstack_crypto::Ed25519Signer::load_or_generate(
-        &log_v2_key_path,
-    )?);
+    let log_v2_key_path = key_at("log-v2.pem", "log-v2")?;
+    let log_v2_key =
+        crate::keys::open_or_generate(&log_v2_key_path, KeyKind::Ed25519, "the v2 log key")?;
     let log_v2_pub_path = keys.join("log-v2.pub.pem");
     write_atomic(
         &log_v2_pub_path,
         log_v2_key.public_key().to_pem().as_bytes(),
     )?;
-    let ct_key_path = keys.join("ctlog.pem");
-    let ct_key = FileSigner::load_or_generate(&ct_key_path, Curve::P256)?;
+    let ct_key_path = key_at("ctlog.pem", "ctlog")?;
+    let ct_key = crate::keys::open_or_generate(&ct_key_path, KeyKind::P256, "the CT log key")?;
     let ct_pub_path = keys.join("ctlog.pub.pem");
     write_atomic(&ct_pub_path, ct_key.public_key().to_pem().as_bytes())?;
-    let ca_files = ChainFiles::beside(&keys, "ca-intermediate.pem", "ca-root.pem", "ca-chain.pem");
+    let mut ca_files =
+        ChainFiles::beside(&keys, "ca-intermediate.pem", "ca-root.pem", "ca-chain.pem");
+    ca_files.key = key_at("ca-intermediate.pem", "ca")?;
     let chain = ca_chain(&ca_files, "sigstack", "sigstack dev")?;
     let (ca_key_path, ca_chain_path) = (ca_files.key, ca_files.chain);
-    let tsa_files = ChainFiles::beside(&keys, "tsa.pem", "tsa-root.pem", "tsa-chain.pem");
+    let mut tsa_files = ChainFiles::beside(&keys, "tsa.pem", "tsa-root.pem", "tsa-chain.pem");
+    tsa_files.key = key_at("tsa.pem", "tsa")?;
     let tsa_chain = tsa_chain(&tsa_files, "sigstack", "sigstack dev timestamp authority")?;
     let (tsa_key_path, tsa_chain_path) = (tsa_files.key, tsa_files.chain);
     let root_path = keys.join("ca-root.crt.pem");
@@ -254,7 +287,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                 p
             }
         };
-    let (oidc_cfg, dev_user, password_file) = dev_oidc(&dir, &keys, oidc_addr, &oidc_url)?;
+    let (oidc_cfg, dev_user, password_file) =
+        dev_oidc(&dir, key_at("oidc.pem", "oidc")?, oidc_addr, &oidc_url)?;
     let oidc = OidcService::start(&oidc_cfg)?;
 
     let log_listener = bind(args.host, args.log_port, "--log-port").await?;
@@ -286,7 +320,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     // a witness of its own, so that the v2 log publishes cosigned checkpoints
     let witness_listener = bind(args.host, args.witness_port, "--witness-port").await?;
     let witness_url = format!("http://{}", witness_listener.local_addr()?);
-    let witness_key = sigstack_crypto::Ed25519Signer::load_or_generate(&keys.join("witness.pem"))?;
+    let witness_key_path = key_at("witness.pem", "witness")?;
+    let witness_key =
+        crate::keys::open_or_generate(&witness_key_path, KeyKind::Ed25519, "the witness key")?;
     let witness_pub_path = keys.join("witness.pub.pem");
     write_atomic(
         &witness_pub_path,
@@ -295,7 +331,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let witness_cfg = crate::witness::config::WitnessConfig {
         listen: witness_listener.local_addr()?,
         name: DEV_WITNESS.into(),
-        signing_key: keys.join("witness.pem"),
+        signing_key: witness_key_path,
         state_file: dir.join("witness-state.json"),
         logs: vec![crate::witness::config::WitnessedLog {
             origin: log_v2_cfg.origin()?,
@@ -375,7 +411,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         &TufFiles {
             trust_dir: &dir,
             ceremony: dir.join("tuf-ceremony"),
-            online_key: keys.join("tuf-online.pem"),
+            online_key: key_at("tuf-online.pem", "tuf-online")?,
             root_keys: (1, 1),
         },
         &database_url,
@@ -387,7 +423,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let tuf_cfg = crate::tuf::config::TufConfig {
         listen: tuf_addr,
         database_url: database_url.clone(),
-        online_key: keys.join("tuf-online.pem"),
+        online_key: key_at("tuf-online.pem", "tuf-online")?,
         timestamp_ttl_secs: 86_400,
         snapshot_ttl_secs: 7 * 86_400,
         expiry_alarm_secs: 30 * 86_400,

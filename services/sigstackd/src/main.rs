@@ -12,6 +12,7 @@ mod deploy_check;
 mod dev;
 mod doctor;
 mod init;
+mod keys;
 mod log;
 mod log_v2;
 mod oidc;

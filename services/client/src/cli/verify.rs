@@ -321,9 +321,8 @@ pub(super) fn policy_of(id: &Identity) -> anyhow::Result<Policy> {
 /// refused: a certificate's key is trusted only through its chain (use --certificate).
 pub(super) fn load_public_key(p: &Path) -> anyhow::Result<PublicKey> {
     let uri = p.to_string_lossy();
-    if sigstack::kms::is_kms(&uri) {
-        let kms = sigstack::kms::AwsKms::parse(&uri)?;
-        return sigstack::kms::block_on(kms.public_key());
+    if uri.starts_with("pkcs11:") || sigstack::keyref::is_kms(&uri) {
+        return sigstack::keyref::public_key(&uri);
     }
     let text = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
     let blocks = sigstack_crypto::pem::decode_all(&text)

@@ -298,8 +298,9 @@ fn key_data(k: &KeyRef, what: &str, secrets: Option<&Path>) -> anyhow::Result<St
             bail!("{what}: give one of data, secretRef and kms");
         }
         // the public key, fetched from the KMS (its credentials from the environment)
-        let kms = sigstack::kms::AwsKms::parse(uri).with_context(|| what.to_string())?;
-        let key = sigstack::kms::block_on(kms.public_key()).with_context(|| what.to_string())?;
+        let kms = sigstack::keyref::awskms::AwsKms::parse(uri).with_context(|| what.to_string())?;
+        let key = sigstack::keyref::awskms::block_on(kms.public_key())
+            .with_context(|| what.to_string())?;
         return Ok(key.to_pem());
     }
     match (&k.data, &k.secret_ref) {

@@ -22,7 +22,7 @@ use sigstack_ca::cert::{self, Authority};
 use sigstack_ca::config::IssuerConfig;
 use sigstack_ca::principal::{Principal, principal};
 use sigstack_ca::token::{CachePolicy, KeyCache, UnverifiedToken};
-use sigstack_crypto::{Certificate, FileSigner, KeyMaterial, PublicKey, Signer};
+use sigstack_crypto::{Certificate, KeyMaterial, PublicKey, Signer};
 use sigstack_http::ApiError;
 use sigstack_log::ct::{self, DigitallySigned, Sct};
 use sigstack_types::ct::{AddChainRequest, AddChainResponse};
@@ -96,7 +96,6 @@ fn unauthenticated(message: impl Into<String>) -> ApiError {
 
 impl CaService {
     pub async fn start(cfg: &CaConfig) -> anyhow::Result<Arc<Self>> {
-        crate::settings::check_private(&cfg.signing_key)?;
         let tsa = match (&cfg.tsa_url, &cfg.tsa_chain) {
             (Some(url), Some(path)) => {
                 let pem = std::fs::read(path)
@@ -130,10 +129,13 @@ impl CaService {
             (None, None) => None,
             _ => anyhow::bail!("tlog_v2_url and tlog_v2_public_key go together"),
         };
-        let signer: Arc<dyn Signer> = Arc::new(
-            FileSigner::load(&cfg.signing_key)
-                .with_context(|| format!("loading CA key {}", cfg.signing_key.display()))?,
-        );
+        let signer = crate::keys::open(&cfg.signing_key, "the CA key")?;
+        crate::keys::expect(
+            signer.as_ref(),
+            &["PKIX_ECDSA_P256_SHA_256", "PKIX_ECDSA_P384_SHA_384"],
+            &cfg.signing_key,
+            "the CA key",
+        )?;
         let pem = std::fs::read(&cfg.ca_chain)
             .with_context(|| format!("reading CA chain {}", cfg.ca_chain.display()))?;
         let chain = match KeyMaterial::from_pem(&pem)
@@ -146,7 +148,7 @@ impl CaService {
             anyhow::bail!(
                 "the first certificate of {} is not for the key {}",
                 cfg.ca_chain.display(),
-                cfg.signing_key.display()
+                crate::keys::shown(&cfg.signing_key)
             );
         }
         KeyMaterial::Certificates(chain.clone())

@@ -12,7 +12,7 @@ use axum::extract::DefaultBodyLimit;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use config::CtLogConfig;
-use sigstack_crypto::{Certificate, FileSigner, KeyMaterial, Signer, log_id};
+use sigstack_crypto::{Certificate, KeyMaterial, Signer, log_id};
 use sigstack_http::ApiError;
 use sigstack_log::Canonical;
 use sigstack_log::ct::{self, DigitallySigned, Entry, Sct};
@@ -98,14 +98,10 @@ fn decode_body(body: &[u8]) -> Option<(&[u8], &[u8])> {
 
 impl CtLogService {
     pub async fn start(cfg: &CtLogConfig) -> anyhow::Result<Arc<Self>> {
-        crate::settings::check_private(&cfg.signing_key)?;
+        let signer = crate::keys::open(&cfg.signing_key, "the CT log key")?;
         let store = Store::open(&cfg.database_url)
             .await
             .with_context(|| format!("opening {}", sigstack_storage::redact(&cfg.database_url)))?;
-        let signer: Arc<dyn Signer> = Arc::new(
-            FileSigner::load(&cfg.signing_key)
-                .with_context(|| format!("loading CT log key {}", cfg.signing_key.display()))?,
-        );
         if signer.public_key().key_details() != "PKIX_ECDSA_P256_SHA_256" {
             anyhow::bail!("the CT log key must be ECDSA P-256 (RFC 6962 §2.1.4)");
         }

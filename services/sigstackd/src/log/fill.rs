@@ -9,7 +9,6 @@ use crate::sequencer::load_frontier;
 use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use sigstack_crypto::FileSigner;
 use sigstack_log::batch;
 use sigstack_log::checkpoint::{Checkpoint, rekor_origin};
 use sigstack_log::store::{AppendOutcome, LogStore, NewEntry, TreeHead};
@@ -34,7 +33,7 @@ pub async fn run(cfg: &LogConfig, entries: u64, batch_size: usize) -> anyhow::Re
     let svc = LogService::start(cfg).await?;
     let store = svc.store().clone();
     let tree = svc.active_tree();
-    let signer = FileSigner::load(&cfg.signing_key)?;
+    let signer = crate::keys::open(&cfg.signing_key, "the log key")?;
     let hostname = cfg.hostname()?;
     let key_b64 = STANDARD.encode(sigstack_crypto::pem::encode("PUBLIC KEY", &[1u8; 91]));
     let mut frontier = load_frontier(&store, tree)
@@ -65,7 +64,7 @@ pub async fn run(cfg: &LogConfig, entries: u64, batch_size: usize) -> anyhow::Re
             size: plan.new_size(),
             root: plan.root(),
         }
-        .sign(&hostname, &signer)?;
+        .sign(&hostname, signer.as_ref())?;
         let head = TreeHead {
             size: plan.new_size(),
             root: plan.root(),

@@ -11,7 +11,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use config::LogConfig;
-use sigstack_crypto::{FileSigner, Signer, log_id};
+use sigstack_crypto::{Signer, log_id};
 use sigstack_http::ApiError;
 use sigstack_log::checkpoint::{Checkpoint, rekor_origin};
 use sigstack_log::store::{LogStore, Shard, StoreError, TreeHead};
@@ -78,14 +78,10 @@ impl LogService {
     /// Opens the database (migrating it), loads the key, creates the first shard if the
     /// log has none, and starts the sequencer.
     pub async fn start(cfg: &LogConfig) -> anyhow::Result<Arc<Self>> {
-        crate::settings::check_private(&cfg.signing_key)?;
+        let signer = crate::keys::open(&cfg.signing_key, "the log key")?;
         let store = Store::open(&cfg.database_url)
             .await
             .with_context(|| format!("opening {}", sigstack_storage::redact(&cfg.database_url)))?;
-        let signer: Arc<dyn Signer> = Arc::new(
-            FileSigner::load(&cfg.signing_key)
-                .with_context(|| format!("loading log key {}", cfg.signing_key.display()))?,
-        );
         Self::with_parts(cfg, store, signer).await
     }
 
@@ -107,10 +103,8 @@ impl LogService {
         // would yield SETs and checkpoints no client can verify: refused.
         let mut candidates = vec![Arc::new(ShardKey::new(signer.clone()))];
         for p in &cfg.previous_keys {
-            crate::settings::check_private(p)?;
-            let k = FileSigner::load(p)
-                .with_context(|| format!("loading previous log key {}", p.display()))?;
-            candidates.push(Arc::new(ShardKey::new(Arc::new(k))));
+            let k = crate::keys::open(p, "the previous log key")?;
+            candidates.push(Arc::new(ShardKey::new(k)));
         }
         let mut keys = HashMap::new();
         for s in &shards {
@@ -130,7 +124,7 @@ impl LogService {
                     s.tree_id,
                     cfg.log_name,
                     if s.active {
-                        format!("signing_key {}", cfg.signing_key.display())
+                        format!("signing_key {}", crate::keys::shown(&cfg.signing_key))
                     } else {
                         "signing_key or any of previous_keys".into()
                     },
@@ -149,7 +143,7 @@ impl LogService {
             anyhow::ensure!(
                 keys.values().any(|used| Arc::ptr_eq(used, k)),
                 "previous_keys names {}, which signed no shard of log {:?}: remove it",
-                p.display(),
+                crate::keys::shown(p),
                 cfg.log_name
             );
         }
@@ -414,18 +408,17 @@ fn new_tree_id() -> i64 {
 /// `next_key` (a key rotation) or the configured key.
 pub async fn new_shard(cfg: &LogConfig, next_key: Option<&std::path::Path>) -> anyhow::Result<i64> {
     let key_path = next_key.unwrap_or(&cfg.signing_key);
-    crate::settings::check_private(key_path)?;
-    let signer = FileSigner::load(key_path)
-        .with_context(|| format!("loading log key {}", key_path.display()))?;
-    anyhow::ensure!(
-        signer.public_key().key_details() == "PKIX_ECDSA_P256_SHA_256",
-        "{}: the log signs with ECDSA P-256",
-        key_path.display()
-    );
+    let signer = crate::keys::open(key_path, "the log key")?;
+    crate::keys::expect(
+        signer.as_ref(),
+        &["PKIX_ECDSA_P256_SHA_256"],
+        key_path,
+        "the log key",
+    )?;
     let store = Store::open(&cfg.database_url).await?;
     let shards = store.shards(&cfg.log_name).await?;
     let tree_id = new_tree_id();
-    let head = empty_head(&cfg.hostname()?, tree_id, &signer)?;
+    let head = empty_head(&cfg.hostname()?, tree_id, signer.as_ref())?;
     if !store
         .create_shard(&cfg.log_name, shards.len(), tree_id, &head)
         .await?

@@ -13,7 +13,7 @@ use crate::sequencer::{HeadCache, HeadSigner, Sequencer, SequencerConfig};
 use anyhow::Context;
 use axum::Router;
 use config::LogV2Config;
-use sigstack_crypto::{Ed25519Signer, Signer};
+use sigstack_crypto::Signer;
 use sigstack_http::ApiError;
 use sigstack_log::checkpoint::Checkpoint;
 use sigstack_log::store::{LogStore, TreeHead};
@@ -50,17 +50,17 @@ const HEAD_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl LogV2Service {
     pub async fn start(cfg: &LogV2Config) -> anyhow::Result<Arc<Self>> {
-        crate::settings::check_private(&cfg.signing_key)?;
-        let signer = Ed25519Signer::load(&cfg.signing_key).with_context(|| {
-            format!(
-                "loading the log's Ed25519 key {} (make one with `openssl genpkey -algorithm ed25519`)",
-                cfg.signing_key.display()
-            )
-        })?;
+        let signer = crate::keys::open(&cfg.signing_key, "the log's Ed25519 key")?;
+        crate::keys::expect(
+            signer.as_ref(),
+            &["PKIX_ED25519"],
+            &cfg.signing_key,
+            "the log's key (make one with `openssl genpkey -algorithm ed25519`)",
+        )?;
         let store = Store::open(&cfg.database_url)
             .await
             .with_context(|| format!("opening {}", sigstack_storage::redact(&cfg.database_url)))?;
-        Self::with_parts(cfg, store, Arc::new(signer)).await
+        Self::with_parts(cfg, store, signer).await
     }
 
     pub async fn with_parts(
@@ -100,7 +100,7 @@ impl LogV2Service {
                 anyhow::anyhow!(
                     "log {:?} was not signed by {} as {origin:?} ({e}): start it with the key and public_url it was created with",
                     cfg.log_name,
-                    cfg.signing_key.display()
+                    crate::keys::shown(&cfg.signing_key)
                 )
             })?;
         let head_cache = HeadCache::default();

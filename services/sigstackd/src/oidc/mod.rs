@@ -129,10 +129,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl OidcService {
     pub fn start(cfg: &OidcConfig) -> anyhow::Result<Arc<Self>> {
-        crate::settings::check_private(&cfg.signing_key)?;
-        let signer: Arc<dyn Signer> = sigstack_crypto::load_signer(&cfg.signing_key)
-            .with_context(|| format!("loading OIDC key {}", cfg.signing_key.display()))?
-            .into();
+        let signer = crate::keys::open(&cfg.signing_key, "the OIDC key")?;
         let alg = jwt::algorithm(signer.public_key())
             .context("the OIDC signing key must be ECDSA P-256 (ES256) or RSA (RS256)")?;
         let mut published = vec![signer.public_key().clone()];

@@ -27,9 +27,7 @@ pub struct TsaService {
 impl TsaService {
     /// Loads the key and chain and checks them against the TSA certificate profile.
     pub fn start(cfg: &TsaConfig) -> anyhow::Result<Arc<Self>> {
-        crate::settings::check_private(&cfg.signing_key)?;
-        let signer = sigstack_crypto::load_signer(&cfg.signing_key)
-            .with_context(|| format!("loading the TSA key {}", cfg.signing_key.display()))?;
+        let signer = crate::keys::open(&cfg.signing_key, "the TSA key")?;
         let pem = std::fs::read(&cfg.cert_chain)
             .with_context(|| format!("reading {}", cfg.cert_chain.display()))?;
         let chain: Vec<Certificate> = match KeyMaterial::from_pem(&pem)
@@ -42,7 +40,7 @@ impl TsaService {
             ),
         };
         let authority = Authority::new(
-            Arc::from(signer),
+            signer,
             chain,
             &cfg.policy_oid,
             &cfg.accepted_policy_oids,

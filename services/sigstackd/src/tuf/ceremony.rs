@@ -159,10 +159,16 @@ pub fn init(a: &InitArgs) -> anyhow::Result<String> {
         "expiry must be at least one day"
     );
     let ceremony = absolute(&a.ceremony_dir)?;
-    let online = absolute(&a.online_key)?;
+    // a key in a token or KMS is apart from the ceremony's files by nature
+    let online = if crate::keys::is_reference(&a.online_key) {
+        a.online_key.clone()
+    } else {
+        absolute(&a.online_key)?
+    };
     let online_dir = online.parent().unwrap_or(Path::new("/")).to_path_buf();
     ensure!(
-        !online.starts_with(&ceremony) && !ceremony.starts_with(&online_dir),
+        crate::keys::is_reference(&online)
+            || (!online.starts_with(&ceremony) && !ceremony.starts_with(&online_dir)),
         "the ceremony directory {} must be apart from the online key's directory {} (the service must not be able to read offline keys)",
         ceremony.display(),
         online_dir.display()
@@ -186,7 +192,8 @@ pub fn init(a: &InitArgs) -> anyhow::Result<String> {
     };
     let root_keys = gen_keys("root", a.root_keys)?;
     let targets_keys = gen_keys("targets", a.targets_keys)?;
-    let online_key = FileSigner::load_or_generate(&online, Curve::P256)?;
+    let online_key =
+        crate::keys::open_or_generate(&online, crate::keys::KeyKind::P256, "the online key")?;
     let t = now();
     let root = repo::root(
         1,

@@ -266,16 +266,14 @@ pub fn online_update(
 
 impl TufService {
     pub async fn start(cfg: &TufConfig) -> anyhow::Result<Arc<Self>> {
-        crate::settings::check_private(&cfg.online_key)?;
+        let online = crate::keys::open(&cfg.online_key, "the online key")?;
         let store = Store::open(&cfg.database_url)
             .await
             .with_context(|| format!("opening {}", sigstack_storage::redact(&cfg.database_url)))?;
-        let online = FileSigner::load(&cfg.online_key)
-            .with_context(|| format!("loading the online key {}", cfg.online_key.display()))?;
         let svc = Arc::new(Self {
             http: sigstack_http::metrics::HttpMetrics::new("tuf"),
             store,
-            online: Arc::new(online),
+            online,
             cfg: cfg.clone(),
             repo: RwLock::default(),
             publish: tokio::sync::Mutex::new(()),

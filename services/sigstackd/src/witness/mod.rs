@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use config::WitnessConfig;
-use sigstack_crypto::{Ed25519Signer, PublicKey, Signer};
+use sigstack_crypto::{PublicKey, Signer};
 use sigstack_log::witness::{AddCheckpoint, Refusal, Seen, check, cosign};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -26,7 +26,7 @@ const MAX_BODY: usize = 64 << 10;
 
 pub struct WitnessService {
     name: String,
-    signer: Ed25519Signer,
+    signer: Arc<dyn Signer>,
     logs: HashMap<String, PublicKey>,
     state_file: PathBuf,
     /// Latest cosigned checkpoint per origin; the lock makes check-and-persist atomic.
@@ -68,8 +68,13 @@ fn read_state(path: &std::path::Path) -> anyhow::Result<BTreeMap<String, Seen>> 
 
 impl WitnessService {
     pub fn start(cfg: &WitnessConfig) -> anyhow::Result<Arc<Self>> {
-        crate::settings::check_private(&cfg.signing_key)?;
-        let signer = Ed25519Signer::load(&cfg.signing_key)?;
+        let signer = crate::keys::open(&cfg.signing_key, "the witness key")?;
+        crate::keys::expect(
+            signer.as_ref(),
+            &["PKIX_ED25519"],
+            &cfg.signing_key,
+            "the witness key",
+        )?;
         let mut logs = HashMap::new();
         for l in &cfg.logs {
             logs.insert(l.origin.clone(), l.key()?);
@@ -199,7 +204,7 @@ async fn add_checkpoint(
     }
     drop(state);
     let now = crate::sequencer::unix_now().max(1) as u64;
-    match cosign(&svc.name, &svc.signer, &cp, now) {
+    match cosign(&svc.name, svc.signer.as_ref(), &cp, now) {
         Ok(line) => {
             svc.cosigned
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -1,8 +1,6 @@
-//! Keys held in a key management service, named as cosign names them. `awskms://` is
-//! implemented against AWS KMS's JSON API (`TrentService`: GetPublicKey, Sign, CreateKey,
-//! CreateAlias), requests signed with Signature Version 4; the private key never leaves
-//! the KMS. `gcpkms://`, `azurekms://` and `hashivault://` are recognised and refused
-//! plainly.
+//! Keys in AWS KMS, implemented against its JSON API (`TrentService`: GetPublicKey,
+//! Sign, CreateKey, CreateAlias), requests signed with Signature Version 4; the private
+//! key never leaves the KMS.
 //!
 //! `awskms://[ENDPOINT]/KEY`, KEY a key ID, `alias/NAME` or an ARN. As cosign (through the
 //! AWS SDK): credentials from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
@@ -17,13 +15,7 @@ use serde_json::{Value, json};
 use sigstack_crypto::{CryptoError, HashAlg, PublicKey, Signer};
 use std::future::Future;
 
-/// The schemes cosign gives KMS keys.
-const SCHEMES: &[&str] = &["awskms://", "gcpkms://", "azurekms://", "hashivault://"];
-
-/// Whether `s` names a key in a KMS (not a file).
-pub fn is_kms(s: &str) -> bool {
-    SCHEMES.iter().any(|p| s.starts_with(p))
-}
+use crate::KeyKind;
 
 /// An AWS KMS key and how to reach it.
 pub struct AwsKms {
@@ -196,13 +188,21 @@ impl AwsKms {
             .context("AWS KMS Sign: Signature is not base64")
     }
 
-    /// Creates an ECDSA P-256 signing key and, when the URI named an alias, the alias
-    /// (cosign's `generate-key-pair --kms`).
-    pub async fn create(&self) -> anyhow::Result<PublicKey> {
+    /// Creates a signing key and, when the URI named an alias, the alias (cosign's
+    /// `generate-key-pair --kms`).
+    pub async fn create(&self, kind: KeyKind) -> anyhow::Result<PublicKey> {
+        let spec = match kind {
+            KeyKind::P256 => "ECC_NIST_P256",
+            KeyKind::P384 => "ECC_NIST_P384",
+            KeyKind::Rsa2048 => "RSA_2048",
+            KeyKind::Ed25519 => {
+                bail!("AWS KMS: Ed25519 keys are not offered here; use a P-256 key")
+            }
+        };
         let v = self
             .call(
                 "CreateKey",
-                &json!({"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY", "Description": "Created by sigstack"}),
+                &json!({"KeySpec": spec, "KeyUsage": "SIGN_VERIFY", "Description": "Created by sigstack"}),
             )
             .await?;
         let id = v["KeyMetadata"]["KeyId"]

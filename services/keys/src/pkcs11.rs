@@ -1,0 +1,717 @@
+//! Keys in a PKCS#11 token, named by RFC 7512 URIs as cosign takes them:
+//! `pkcs11:token=LABEL;object=KEY?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-value=1234`.
+//!
+//! Path attributes: `token`, `serial`, `slot-id` choose the token (one of them is needed
+//! when the module has several); `object` (the key's label) and `id` (its `CKA_ID`,
+//! percent-encoded bytes) choose the key. Query attributes: `module-path` (else
+//! `COSIGN_PKCS11_MODULE_PATH`), `pin-value` or `pin-source` (a file holding the PIN;
+//! else `COSIGN_PKCS11_PIN`). The private key never leaves the token: signing is
+//! `CKM_ECDSA` over the digest (P-256/SHA-256, P-384/SHA-384, P-521/SHA-512),
+//! `CKM_SHA256_RSA_PKCS`, or `CKM_EDDSA` (Ed25519).
+//!
+//! Sessions are pooled: each signature borrows a logged-in session, so concurrent
+//! requests sign in parallel and the login happens once. A session that fails with an
+//! error that says the token or session went away is dropped and the signature retried
+//! once on a fresh one, so a token that comes back is used again without a restart.
+
+use anyhow::{Context, anyhow, bail};
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as P11Error, RvError};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::{AuthPin, Ulong};
+use sigstack_crypto::{CryptoError, PublicKey, Signer};
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use crate::KeyKind;
+use crate::der;
+
+/// A parsed `pkcs11:` URI.
+#[derive(Clone, Default)]
+pub struct Uri {
+    pub token: Option<String>,
+    pub serial: Option<String>,
+    pub slot_id: Option<u64>,
+    pub object: Option<String>,
+    pub id: Option<Vec<u8>>,
+    pub module_path: Option<String>,
+    pin: Option<String>,
+    pin_source: Option<String>,
+}
+
+impl std::fmt::Debug for Uri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+fn pct_decode(s: &str) -> anyhow::Result<Vec<u8>> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .with_context(|| format!("`{s}`: a % must be followed by two hex digits"))?;
+            out.push(
+                u8::from_str_radix(hex, 16)
+                    .map_err(|_| anyhow!("`{s}`: %{hex} is not a hex byte"))?,
+            );
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+fn pct_text(s: &str) -> anyhow::Result<String> {
+    String::from_utf8(pct_decode(s)?).map_err(|_| anyhow!("`{s}` is not UTF-8 once decoded"))
+}
+
+impl Uri {
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let rest = text
+            .strip_prefix("pkcs11:")
+            .context("a PKCS#11 key URI starts with pkcs11:")?;
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let mut u = Uri::default();
+        for attr in path.split(';').filter(|a| !a.is_empty()) {
+            let (k, v) = attr
+                .split_once('=')
+                .with_context(|| format!("pkcs11 URI: `{attr}` is not NAME=VALUE"))?;
+            match k {
+                "token" => u.token = Some(pct_text(v)?),
+                "serial" => u.serial = Some(pct_text(v)?),
+                "slot-id" => {
+                    u.slot_id =
+                        Some(pct_text(v)?.parse().with_context(|| {
+                            format!("pkcs11 URI: slot-id `{v}` is not a number")
+                        })?)
+                }
+                "object" => u.object = Some(pct_text(v)?),
+                "id" => u.id = Some(pct_decode(v)?),
+                "type" => {
+                    if !matches!(v, "private" | "public") {
+                        bail!("pkcs11 URI: type={v}: a signing key is type=private");
+                    }
+                }
+                "manufacturer"
+                | "model"
+                | "library-manufacturer"
+                | "library-description"
+                | "library-version"
+                | "slot-description"
+                | "slot-manufacturer" => {}
+                other => bail!("pkcs11 URI: unknown path attribute `{other}`"),
+            }
+        }
+        for attr in query.split('&').filter(|a| !a.is_empty()) {
+            let (k, v) = attr
+                .split_once('=')
+                .with_context(|| format!("pkcs11 URI: `{attr}` is not NAME=VALUE"))?;
+            match k {
+                "module-path" => u.module_path = Some(pct_text(v)?),
+                "pin-value" => u.pin = Some(pct_text(v)?),
+                "pin-source" => u.pin_source = Some(pct_text(v)?),
+                "module-name" => bail!(
+                    "pkcs11 URI: module-name is not supported; name the module by module-path"
+                ),
+                other => bail!("pkcs11 URI: unknown query attribute `{other}`"),
+            }
+        }
+        if u.object.is_none() && u.id.is_none() {
+            bail!("pkcs11 URI: name the key with object=LABEL or id=%xx…");
+        }
+        if u.module_path.is_none() {
+            u.module_path = std::env::var("COSIGN_PKCS11_MODULE_PATH")
+                .ok()
+                .filter(|s| !s.is_empty());
+        }
+        Ok(u)
+    }
+
+    /// The URI without its PIN, for messages.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(t) = &self.token {
+            parts.push(format!("token={t}"));
+        }
+        if let Some(s) = &self.serial {
+            parts.push(format!("serial={s}"));
+        }
+        if let Some(s) = self.slot_id {
+            parts.push(format!("slot-id={s}"));
+        }
+        if let Some(o) = &self.object {
+            parts.push(format!("object={o}"));
+        }
+        if let Some(id) = &self.id {
+            parts.push(format!(
+                "id={}",
+                id.iter().map(|b| format!("%{b:02x}")).collect::<String>()
+            ));
+        }
+        format!("pkcs11:{}", parts.join(";"))
+    }
+
+    fn pin(&self) -> anyhow::Result<Option<AuthPin>> {
+        if let Some(p) = &self.pin {
+            return Ok(Some(AuthPin::from(p.clone())));
+        }
+        if let Some(src) = &self.pin_source {
+            let path = src.strip_prefix("file:").unwrap_or(src);
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("{}: reading pin-source {path}", self.describe()))?;
+            return Ok(Some(AuthPin::from(
+                text.trim_end_matches(['\r', '\n']).to_string(),
+            )));
+        }
+        Ok(std::env::var("COSIGN_PKCS11_PIN")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .map(AuthPin::from))
+    }
+}
+
+/// Each module is loaded and initialised once per process (PKCS#11 allows one
+/// `C_Initialize` per application).
+fn module(path: &str) -> anyhow::Result<Pkcs11> {
+    static MODULES: OnceLock<Mutex<HashMap<String, Pkcs11>>> = OnceLock::new();
+    let mut map = MODULES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(m) = map.get(path) {
+        return Ok(m.clone());
+    }
+    if !std::path::Path::new(path).exists() {
+        bail!("PKCS#11 module {path} does not exist");
+    }
+    let m = Pkcs11::new(path).with_context(|| format!("loading the PKCS#11 module {path}"))?;
+    match m.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) | Err(P11Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+        Err(e) => return Err(e).with_context(|| format!("initialising the PKCS#11 module {path}")),
+    }
+    map.insert(path.to_string(), m.clone());
+    Ok(m)
+}
+
+fn rv(e: &P11Error) -> Option<RvError> {
+    match e {
+        P11Error::Pkcs11(rv, _) => Some(*rv),
+        _ => None,
+    }
+}
+
+/// Short words for the errors a person can act on; the module's text for the rest.
+fn explain(e: P11Error, what: &str) -> anyhow::Error {
+    let why = match rv(&e) {
+        Some(RvError::PinIncorrect) => "wrong PIN".to_string(),
+        Some(RvError::PinLocked) => "the PIN is locked".to_string(),
+        Some(RvError::PinExpired) => "the PIN has expired".to_string(),
+        Some(RvError::UserNotLoggedIn) => {
+            "the token needs a PIN: give pin-value or pin-source in the URI, or set COSIGN_PKCS11_PIN"
+                .to_string()
+        }
+        Some(RvError::TokenNotPresent | RvError::DeviceRemoved) => {
+            "the token is not present".to_string()
+        }
+        Some(RvError::KeyTypeInconsistent | RvError::MechanismInvalid) => {
+            "the key cannot sign with this mechanism".to_string()
+        }
+        Some(rv) => format!("{rv:?}"),
+        None => e.to_string(),
+    };
+    anyhow!("{what}: {why}")
+}
+
+/// The errors after which a session is not used again and the operation is retried on a
+/// fresh one.
+fn session_gone(e: &P11Error) -> bool {
+    matches!(
+        rv(e),
+        Some(
+            RvError::SessionHandleInvalid
+                | RvError::SessionClosed
+                | RvError::DeviceRemoved
+                | RvError::DeviceError
+                | RvError::TokenNotPresent
+                | RvError::UserNotLoggedIn
+                | RvError::ObjectHandleInvalid
+                | RvError::KeyHandleInvalid
+        )
+    )
+}
+
+fn find_slot(ctx: &Pkcs11, uri: &Uri) -> anyhow::Result<Slot> {
+    let slots = ctx
+        .get_slots_with_initialized_token()
+        .map_err(|e| explain(e, "listing the PKCS#11 slots"))?;
+    let mut found = Vec::new();
+    let mut seen = Vec::new();
+    for slot in slots {
+        let info = ctx
+            .get_token_info(slot)
+            .map_err(|e| explain(e, "reading a token's information"))?;
+        let label = info.label().trim().to_string();
+        let serial = info.serial_number().trim().to_string();
+        let ok = uri.token.as_ref().is_none_or(|t| *t == label)
+            && uri.serial.as_ref().is_none_or(|s| *s == serial)
+            && uri.slot_id.is_none_or(|i| i == slot.id());
+        seen.push(format!("`{label}` (serial {serial}, slot {})", slot.id()));
+        if ok {
+            found.push(slot);
+        }
+    }
+    match found.len() {
+        1 => Ok(found[0]),
+        0 if seen.is_empty() => bail!("{}: the module has no initialised token", uri.describe()),
+        0 => bail!(
+            "{}: no such token; the module has {}",
+            uri.describe(),
+            seen.join(", ")
+        ),
+        _ => bail!(
+            "{}: several tokens match ({}); name one with token=, serial= or slot-id=",
+            uri.describe(),
+            seen.join(", ")
+        ),
+    }
+}
+
+fn key_template(uri: &Uri, class: ObjectClass) -> Vec<Attribute> {
+    let mut t = vec![Attribute::Class(class)];
+    if let Some(o) = &uri.object {
+        t.push(Attribute::Label(o.as_bytes().to_vec()));
+    }
+    if let Some(id) = &uri.id {
+        t.push(Attribute::Id(id.clone()));
+    }
+    t
+}
+
+fn find_one(
+    session: &Session,
+    uri: &Uri,
+    class: ObjectClass,
+) -> anyhow::Result<Option<ObjectHandle>> {
+    let what = if class == ObjectClass::PRIVATE_KEY {
+        "private key"
+    } else {
+        "public key"
+    };
+    let found = session
+        .find_objects(&key_template(uri, class))
+        .map_err(|e| explain(e, &format!("{}: finding the {what}", uri.describe())))?;
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(Some(found[0])),
+        n => bail!(
+            "{}: {n} {what}s match; name one by id= as well as object=",
+            uri.describe()
+        ),
+    }
+}
+
+const OID_P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const OID_P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+const OID_P521: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23];
+const OID_ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
+const NAME_ED25519: &[u8] = b"\x13\x0cedwards25519";
+
+/// A point as the token stores it: wrapped in a DER OCTET STRING (as the standard says)
+/// or, by some modules, bare.
+fn unwrap_point(raw: &[u8], len: usize) -> Option<Vec<u8>> {
+    if raw.len() == len {
+        return Some(raw.to_vec());
+    }
+    let (inner, rest) = der::read_octet_string(raw)?;
+    (rest.is_empty() && inner.len() == len).then(|| inner.to_vec())
+}
+
+/// The SubjectPublicKeyInfo of the public key object.
+fn public_spki(session: &Session, handle: ObjectHandle, what: &str) -> anyhow::Result<Vec<u8>> {
+    let attrs = session
+        .get_attributes(handle, &[AttributeType::KeyType])
+        .map_err(|e| explain(e, what))?;
+    let kind = attrs.iter().find_map(|a| match a {
+        Attribute::KeyType(k) => Some(*k),
+        _ => None,
+    });
+    match kind {
+        Some(k) if k == KeyType::EC || k == KeyType::EC_EDWARDS => {
+            let attrs = session
+                .get_attributes(handle, &[AttributeType::EcParams, AttributeType::EcPoint])
+                .map_err(|e| explain(e, what))?;
+            let mut params = None;
+            let mut point = None;
+            for a in attrs {
+                match a {
+                    Attribute::EcParams(p) => params = Some(p),
+                    Attribute::EcPoint(p) => point = Some(p),
+                    _ => {}
+                }
+            }
+            let params = params.with_context(|| format!("{what}: no CKA_EC_PARAMS"))?;
+            let point = point.with_context(|| format!("{what}: no CKA_EC_POINT"))?;
+            let (curve, len) = match params.as_slice() {
+                OID_P256 => (Some(OID_P256), 65),
+                OID_P384 => (Some(OID_P384), 97),
+                OID_P521 => (Some(OID_P521), 133),
+                OID_ED25519 | NAME_ED25519 => (None, 32),
+                other => bail!(
+                    "{what}: the curve {} is not supported (P-256, P-384, P-521, Ed25519 are)",
+                    hex::encode(other)
+                ),
+            };
+            let point = unwrap_point(&point, len)
+                .with_context(|| format!("{what}: CKA_EC_POINT is not a point of its curve"))?;
+            Ok(match curve {
+                Some(oid) => der::ec_spki(oid, &point),
+                None => der::ed25519_spki(&point),
+            })
+        }
+        Some(k) if k == KeyType::RSA => {
+            let attrs = session
+                .get_attributes(
+                    handle,
+                    &[AttributeType::Modulus, AttributeType::PublicExponent],
+                )
+                .map_err(|e| explain(e, what))?;
+            let mut n = None;
+            let mut e = None;
+            for a in attrs {
+                match a {
+                    Attribute::Modulus(v) => n = Some(v),
+                    Attribute::PublicExponent(v) => e = Some(v),
+                    _ => {}
+                }
+            }
+            Ok(der::rsa_spki(
+                &n.with_context(|| format!("{what}: no CKA_MODULUS"))?,
+                &e.with_context(|| format!("{what}: no CKA_PUBLIC_EXPONENT"))?,
+            ))
+        }
+        other => {
+            bail!("{what}: a key of type {other:?} cannot sign (EC, EC Edwards and RSA keys can)")
+        }
+    }
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Alg {
+    Ecdsa,
+    Rsa,
+    Ed25519,
+}
+
+/// A signing key held in a PKCS#11 token.
+pub struct Pkcs11Signer {
+    ctx: Pkcs11,
+    slot: Slot,
+    uri: Uri,
+    pin: Option<AuthPin>,
+    public: PublicKey,
+    alg: Alg,
+    pool: Mutex<Vec<(Session, ObjectHandle)>>,
+}
+
+impl std::fmt::Debug for Pkcs11Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pkcs11Signer")
+            .field("key", &self.uri.describe())
+            .field("public", &self.public.describe())
+            .finish()
+    }
+}
+
+/// Opens a session on the token and logs in (a session of an application already logged
+/// in is logged in too).
+fn open_session(
+    ctx: &Pkcs11,
+    slot: Slot,
+    uri: &Uri,
+    pin: Option<&AuthPin>,
+    rw: bool,
+) -> anyhow::Result<Session> {
+    let session = if rw {
+        ctx.open_rw_session(slot)
+    } else {
+        ctx.open_ro_session(slot)
+    }
+    .map_err(|e| explain(e, &format!("{}: opening a session", uri.describe())))?;
+    if let Some(pin) = pin {
+        match session.login(UserType::User, Some(pin)) {
+            Ok(()) | Err(P11Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+            Err(e) => return Err(explain(e, &format!("{}: logging in", uri.describe()))),
+        }
+    }
+    Ok(session)
+}
+
+fn context_for(uri: &Uri) -> anyhow::Result<(Pkcs11, Slot)> {
+    let path = uri.module_path.as_deref().with_context(|| {
+        format!(
+            "{}: no PKCS#11 module: add ?module-path=/path/to/module.so or set COSIGN_PKCS11_MODULE_PATH",
+            uri.describe()
+        )
+    })?;
+    let ctx = module(path)?;
+    let slot = find_slot(&ctx, uri)?;
+    Ok((ctx, slot))
+}
+
+impl Pkcs11Signer {
+    /// Finds the key the URI names (its private and public objects) and checks it can
+    /// sign.
+    pub fn open(uri: &Uri) -> anyhow::Result<Self> {
+        Self::find(uri)?.with_context(|| {
+            format!(
+                "{}: no such private key in the token{}",
+                uri.describe(),
+                if uri.pin().ok().flatten().is_none() {
+                    " (no PIN was given: private objects are hidden until login)"
+                } else {
+                    ""
+                }
+            )
+        })
+    }
+
+    /// The key the URI names, or None when the token has no such private key.
+    pub fn find(uri: &Uri) -> anyhow::Result<Option<Self>> {
+        let (ctx, slot) = context_for(uri)?;
+        let pin = uri.pin()?;
+        let session = open_session(&ctx, slot, uri, pin.as_ref(), false)?;
+        let Some(private) = find_one(&session, uri, ObjectClass::PRIVATE_KEY)? else {
+            return Ok(None);
+        };
+        let public_obj = find_one(&session, uri, ObjectClass::PUBLIC_KEY)?.with_context(|| {
+            format!(
+                "{}: the token holds no public key object for this key",
+                uri.describe()
+            )
+        })?;
+        let spki = public_spki(&session, public_obj, &uri.describe())?;
+        let public =
+            PublicKey::from_spki_der(&spki).map_err(|e| anyhow!("{}: {e}", uri.describe()))?;
+        let d = public.describe();
+        let alg = if d.starts_with("ECDSA") {
+            Alg::Ecdsa
+        } else if d.starts_with("RSA") {
+            Alg::Rsa
+        } else {
+            Alg::Ed25519
+        };
+        Ok(Some(Self {
+            ctx,
+            slot,
+            uri: uri.clone(),
+            pin,
+            public,
+            alg,
+            pool: Mutex::new(vec![(session, private)]),
+        }))
+    }
+
+    /// Creates a key pair in the token (not extractable, sensitive) and opens it. Refuses
+    /// when a key by that name is already there.
+    pub fn generate(uri: &Uri, kind: KeyKind) -> anyhow::Result<Self> {
+        let (ctx, slot) = context_for(uri)?;
+        let pin = uri.pin()?;
+        let session = open_session(&ctx, slot, uri, pin.as_ref(), true)?;
+        if find_one(&session, uri, ObjectClass::PRIVATE_KEY)?.is_some() {
+            bail!(
+                "{}: a key by that name already exists in the token",
+                uri.describe()
+            );
+        }
+        let mut common = Vec::new();
+        if let Some(o) = &uri.object {
+            common.push(Attribute::Label(o.as_bytes().to_vec()));
+        }
+        let id = uri.id.clone().unwrap_or_else(|| {
+            sigstack_crypto::sha256(uri.object.as_deref().unwrap_or_default().as_bytes())[..8]
+                .to_vec()
+        });
+        common.push(Attribute::Id(id.clone()));
+        let mut public = vec![Attribute::Token(true), Attribute::Verify(true)];
+        let private = vec![
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Sign(true),
+        ];
+        let mechanism = match kind {
+            KeyKind::P256 | KeyKind::P384 => {
+                let oid = if kind == KeyKind::P256 {
+                    OID_P256
+                } else {
+                    OID_P384
+                };
+                public.push(Attribute::EcParams(oid.to_vec()));
+                Mechanism::EccKeyPairGen
+            }
+            KeyKind::Rsa2048 => {
+                public.push(Attribute::ModulusBits(Ulong::from(2048u64)));
+                public.push(Attribute::PublicExponent(vec![1, 0, 1]));
+                Mechanism::RsaPkcsKeyPairGen
+            }
+            KeyKind::Ed25519 => {
+                public.push(Attribute::EcParams(OID_ED25519.to_vec()));
+                Mechanism::EccEdwardsKeyPairGen
+            }
+        };
+        public.extend(common.iter().cloned());
+        let mut private = private;
+        private.extend(common);
+        session
+            .generate_key_pair(&mechanism, &public, &private)
+            .map_err(|e| explain(e, &format!("{}: generating a {kind:?} key", uri.describe())))?;
+        drop(session);
+        let mut named = uri.clone();
+        named.id = Some(id);
+        Self::open(&named)
+    }
+
+    fn borrow(&self) -> anyhow::Result<(Session, ObjectHandle)> {
+        if let Some(s) = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            return Ok(s);
+        }
+        let session = open_session(&self.ctx, self.slot, &self.uri, self.pin.as_ref(), false)?;
+        let key = find_one(&session, &self.uri, ObjectClass::PRIVATE_KEY)?.with_context(|| {
+            format!(
+                "{}: the private key is gone from the token",
+                self.uri.describe()
+            )
+        })?;
+        Ok((session, key))
+    }
+
+    /// One signing operation on a pooled session; retried once on a fresh session when
+    /// the token dropped the old one.
+    fn with_session(&self, mechanism: &Mechanism, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let fail = |e: anyhow::Error| CryptoError::Signing(format!("{e:#}"));
+        for attempt in 0..2 {
+            let (session, key) = self.borrow().map_err(fail)?;
+            match session.sign(mechanism, key, data) {
+                Ok(sig) => {
+                    self.pool
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((session, key));
+                    return Ok(sig);
+                }
+                Err(e) if attempt == 0 && session_gone(&e) => {
+                    // let every pooled session go: they share the token's fate
+                    self.pool.lock().unwrap_or_else(|p| p.into_inner()).clear();
+                }
+                Err(e) => {
+                    return Err(fail(explain(
+                        e,
+                        &format!("{}: signing", self.uri.describe()),
+                    )));
+                }
+            }
+        }
+        Err(CryptoError::Signing(format!(
+            "{}: the token dropped the session twice",
+            self.uri.describe()
+        )))
+    }
+
+    fn ecdsa(&self, digest: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let raw = self.with_session(&Mechanism::Ecdsa, digest)?;
+        der::ecdsa_signature(&raw).ok_or_else(|| {
+            CryptoError::Signing(format!(
+                "{}: the token returned a malformed ECDSA signature",
+                self.uri.describe()
+            ))
+        })
+    }
+}
+
+/// DigestInfo prefix for SHA-256 (RFC 8017 §9.2).
+const SHA256_DIGEST_INFO: &[u8] = &[
+    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+    0x00, 0x04, 0x20,
+];
+
+impl Signer for Pkcs11Signer {
+    fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        match self.alg {
+            Alg::Ecdsa => self.ecdsa(&self.public.default_hash().digest(msg)),
+            Alg::Rsa => self.with_session(&Mechanism::Sha256RsaPkcs, msg),
+            Alg::Ed25519 => self.with_session(
+                &Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure)),
+                msg,
+            ),
+        }
+    }
+
+    fn sign_digest(&self, digest: &[u8; 32]) -> Result<Vec<u8>, CryptoError> {
+        match self.alg {
+            Alg::Ecdsa if self.public.describe() == "ECDSA P-256" => self.ecdsa(digest),
+            Alg::Rsa => {
+                let mut info = SHA256_DIGEST_INFO.to_vec();
+                info.extend_from_slice(digest);
+                self.with_session(&Mechanism::RsaPkcs, &info)
+            }
+            _ => Err(CryptoError::Unsupported(format!(
+                "{}: a {} key does not sign SHA-256 digests",
+                self.uri.describe(),
+                self.public.describe()
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_parse_as_rfc_7512_writes_them() {
+        let u = Uri::parse(
+            "pkcs11:token=my%20token;object=signing;id=%01%a2?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-value=12%2634",
+        )
+        .unwrap();
+        assert_eq!(u.token.as_deref(), Some("my token"));
+        assert_eq!(u.object.as_deref(), Some("signing"));
+        assert_eq!(u.id.as_deref(), Some(&[0x01, 0xa2][..]));
+        assert_eq!(
+            u.module_path.as_deref(),
+            Some("/usr/lib/softhsm/libsofthsm2.so")
+        );
+        assert_eq!(u.pin.as_deref(), Some("12&34"));
+        // the PIN never appears in messages
+        assert_eq!(
+            u.describe(),
+            "pkcs11:token=my token;object=signing;id=%01%a2"
+        );
+        assert!(!format!("{u:?}").contains("12&34"));
+    }
+
+    #[test]
+    fn bad_uris_say_what_is_wrong() {
+        let err = |s: &str| format!("{:#}", Uri::parse(s).unwrap_err());
+        assert!(err("pkcs11:token=t").contains("object="));
+        assert!(err("pkcs11:token=t;object=k;colour=red").contains("colour"));
+        assert!(err("pkcs11:object=k;id=%zz").contains("%zz"));
+        assert!(err("pkcs11:object=k?module-name=softhsm2").contains("module-path"));
+        assert!(err("pkcs11:object=k;slot-id=x").contains("slot-id"));
+        assert!(err("pkcs11:object=k;type=cert").contains("type=private"));
+    }
+}
