@@ -247,6 +247,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let log_v2_key_path = key_at("log-v2.pem", "log-v2")?;
     let log_v2_key =
         crate::keys::open_or_generate(&log_v2_key_path, KeyKind::Ed25519, "the v2 log key")?;
+    crate::keys::expect(
+        log_v2_key.as_ref(),
+        &["PKIX_ED25519"],
+        &log_v2_key_path,
+        "the v2 log key",
+    )?;
     let log_v2_pub_path = keys.join("log-v2.pub.pem");
     write_atomic(
         &log_v2_pub_path,
@@ -323,6 +329,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let witness_key_path = key_at("witness.pem", "witness")?;
     let witness_key =
         crate::keys::open_or_generate(&witness_key_path, KeyKind::Ed25519, "the witness key")?;
+    crate::keys::expect(
+        witness_key.as_ref(),
+        &["PKIX_ED25519"],
+        &witness_key_path,
+        "the witness key",
+    )?;
     let witness_pub_path = keys.join("witness.pub.pem");
     write_atomic(
         &witness_pub_path,

@@ -61,12 +61,16 @@ pub(crate) fn with<'a>(base: &[&'a str], more: &[&'a str]) -> Vec<&'a str> {
 /// `sigstackd dev` in a new directory tagged `tag`, with what the clients need of it.
 pub(crate) fn start(tag: &str) -> (crate::keyless::Killed, Stack) {
     let dir = temp_dir(tag);
+    let (stack_proc, stack) = dev_stack(&dir.join("stack"), None);
+    (stack_proc, start_for(&dir, &stack))
+}
+
+/// What the clients need of a dev stack running with its data in DIR/stack.
+pub(crate) fn start_for(dir: &Path, stack: &Value) -> Stack {
     let data = dir.join("stack");
-    let (stack_proc, stack) = dev_stack(&data, None);
-    let s = |ptr: &str| crate::support::stack_str(&stack, ptr);
-    let st = Stack {
+    let s = |ptr: &str| crate::support::stack_str(stack, ptr);
+    Stack {
         json: stack.clone(),
-        dir: dir.clone(),
         tuf: s("/services/tuf/url"),
         root: s("/services/tuf/root"),
         ca: s("/services/ca/url"),
@@ -77,8 +81,8 @@ pub(crate) fn start(tag: &str) -> (crate::keyless::Killed, Stack) {
         signing_config: s("/signing_config"),
         ci_secret: s("/services/oidc/ci_secret_file"),
         data,
-    };
-    (stack_proc, st)
+        dir: dir.to_path_buf(),
+    }
 }
 
 pub async fn cosign_and_rekor_cli_against_the_stack() {

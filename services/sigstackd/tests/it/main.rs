@@ -16,6 +16,7 @@ mod cosign_images;
 mod cosign_interop;
 mod failover;
 mod faults;
+mod hsm;
 mod images;
 mod init;
 mod interop;
@@ -154,6 +155,11 @@ async fn our_client_signs_and_verifies_with_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cosign_and_rekor_cli() {
     cosign_interop::cosign_and_rekor_cli_against_the_stack().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_key_in_a_token() {
+    hsm::every_key_in_a_token().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
