@@ -687,7 +687,7 @@ mod tests {
         let u = Uri::parse(
             "pkcs11:token=my%20token;object=signing;id=%01%a2?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-value=12%2634",
         )
-        .unwrap();
+        .expect("ok");
         assert_eq!(u.token.as_deref(), Some("my token"));
         assert_eq!(u.object.as_deref(), Some("signing"));
         assert_eq!(u.id.as_deref(), Some(&[0x01, 0xa2][..]));
@@ -706,7 +706,7 @@ mod tests {
 
     #[test]
     fn bad_uris_say_what_is_wrong() {
-        let err = |s: &str| format!("{:#}", Uri::parse(s).unwrap_err());
+        let err = |s: &str| format!("{:#}", Uri::parse(s).expect_err("refused"));
         assert!(err("pkcs11:token=t").contains("object="));
         assert!(err("pkcs11:token=t;object=k;colour=red").contains("colour"));
         assert!(err("pkcs11:object=k;id=%zz").contains("%zz"));

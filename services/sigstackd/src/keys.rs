@@ -86,7 +86,8 @@ mod tests {
 
     #[test]
     fn a_backend_names_one_object_per_key_and_hides_its_pin() {
-        let r = in_backend("pkcs11:token=stack?module-path=/m.so&pin-value=1234", "log").unwrap();
+        let r = in_backend("pkcs11:token=stack?module-path=/m.so&pin-value=1234", "log")
+            .expect("a backend");
         assert_eq!(
             r.to_string_lossy(),
             "pkcs11:token=stack;object=sigstack-log?module-path=/m.so&pin-value=1234"
