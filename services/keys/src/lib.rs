@@ -152,6 +152,15 @@ pub fn generate(reference: &str, kind: KeyKind) -> anyhow::Result<Box<dyn Signer
     }
 }
 
+/// Checks that the place a reference points to can be reached (a token: its module,
+/// the token and the PIN), without needing the key itself to exist.
+pub fn check_reachable(reference: &str) -> anyhow::Result<()> {
+    match KeyRef::parse(reference)? {
+        KeyRef::Pkcs11(u) => pkcs11::check_login(&u),
+        _ => Ok(()),
+    }
+}
+
 /// The public half of the key a reference names.
 pub fn public_key(reference: &str) -> anyhow::Result<PublicKey> {
     Ok(open(reference)?.public_key().clone())

@@ -250,7 +250,24 @@ fn session_gone(e: &P11Error) -> bool {
     )
 }
 
+/// The slot of the token the URI names. A token store shared by processes starting at
+/// once may fail a listing, or miss a token, for a moment: a few tries, a little apart.
 fn find_slot(ctx: &Pkcs11, uri: &Uri) -> anyhow::Result<Slot> {
+    let mut attempt: u64 = 0;
+    loop {
+        attempt += 1;
+        match find_slot_once(ctx, uri) {
+            Ok(s) => return Ok(s),
+            Err(e) if attempt < 6 => {
+                let _ = e;
+                std::thread::sleep(std::time::Duration::from_millis(50 * attempt));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn find_slot_once(ctx: &Pkcs11, uri: &Uri) -> anyhow::Result<Slot> {
     let slots = ctx
         .get_slots_with_initialized_token()
         .map_err(|e| explain(e, "listing the PKCS#11 slots"))?;
@@ -441,19 +458,50 @@ fn open_session(
     pin: Option<&AuthPin>,
     rw: bool,
 ) -> anyhow::Result<Session> {
+    // a token shared by several processes may fail one of them for a moment (SoftHSM's
+    // file store while another process writes it; a network HSM's connection): a few
+    // tries, a little apart, before the error is the caller's
+    let mut attempt: u64 = 0;
+    loop {
+        attempt += 1;
+        match try_open_session(ctx, slot, pin, rw) {
+            Ok(s) => return Ok(s),
+            Err((e, _)) if attempt < 6 && transient(&e) => {
+                std::thread::sleep(std::time::Duration::from_millis(25 * attempt));
+            }
+            Err((e, what)) => return Err(explain(e, &format!("{}: {what}", uri.describe()))),
+        }
+    }
+}
+
+fn try_open_session(
+    ctx: &Pkcs11,
+    slot: Slot,
+    pin: Option<&AuthPin>,
+    rw: bool,
+) -> Result<Session, (P11Error, &'static str)> {
     let session = if rw {
         ctx.open_rw_session(slot)
     } else {
         ctx.open_ro_session(slot)
     }
-    .map_err(|e| explain(e, &format!("{}: opening a session", uri.describe())))?;
+    .map_err(|e| (e, "opening a session"))?;
     if let Some(pin) = pin {
         match session.login(UserType::User, Some(pin)) {
             Ok(()) | Err(P11Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-            Err(e) => return Err(explain(e, &format!("{}: logging in", uri.describe()))),
+            Err(e) => return Err((e, "logging in")),
         }
     }
     Ok(session)
+}
+
+/// Errors a token gives for a moment. Never a wrong PIN: that is not tried again, so a
+/// PIN is not sent over and over towards a lockout.
+fn transient(e: &P11Error) -> bool {
+    matches!(
+        rv(e),
+        Some(RvError::GeneralError | RvError::DeviceError | RvError::FunctionFailed)
+    )
 }
 
 fn context_for(uri: &Uri) -> anyhow::Result<(Pkcs11, Slot)> {
@@ -466,6 +514,15 @@ fn context_for(uri: &Uri) -> anyhow::Result<(Pkcs11, Slot)> {
     let ctx = module(path)?;
     let slot = find_slot(&ctx, uri)?;
     Ok((ctx, slot))
+}
+
+/// Checks that the token the URI names can be reached and logged in to (read-write, as
+/// creating keys needs).
+pub fn check_login(uri: &Uri) -> anyhow::Result<()> {
+    let (ctx, slot) = context_for(uri)?;
+    let pin = uri.pin()?;
+    open_session(&ctx, slot, uri, pin.as_ref(), true)?;
+    Ok(())
 }
 
 impl Pkcs11Signer {

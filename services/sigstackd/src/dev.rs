@@ -120,7 +120,7 @@ fn dev_oidc(
     let cfg = OidcConfig {
         listen,
         public_url: Some(url.to_string()),
-        signing_key: key_path,
+        signing_key: key_path.into(),
         previous_keys: Vec::new(),
         token_ttl_secs: 600,
         users: vec![user.clone()],
@@ -175,7 +175,9 @@ pub fn dev_token(args: DevTokenArgs) -> anyhow::Result<()> {
     let oidc_toml = args.data_dir.join("oidc.toml");
     let reference = args.data_dir.join(OIDC_KEY_REF);
     let key_path = if oidc_toml.exists() {
-        crate::oidc::config::OidcConfig::load(Some(&oidc_toml))?.signing_key
+        crate::oidc::config::OidcConfig::load(Some(&oidc_toml))?
+            .signing_key
+            .to_path_buf()
     } else if reference.exists() {
         PathBuf::from(
             std::fs::read_to_string(&reference)
@@ -343,7 +345,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let witness_cfg = crate::witness::config::WitnessConfig {
         listen: witness_listener.local_addr()?,
         name: DEV_WITNESS.into(),
-        signing_key: witness_key_path,
+        signing_key: witness_key_path.into(),
         state_file: dir.join("witness-state.json"),
         logs: vec![crate::witness::config::WitnessedLog {
             origin: log_v2_cfg.origin()?,
@@ -435,7 +437,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let tuf_cfg = crate::tuf::config::TufConfig {
         listen: tuf_addr,
         database_url: database_url.clone(),
-        online_key: key_at("tuf-online.pem", "tuf-online")?,
+        online_key: key_at("tuf-online.pem", "tuf-online")?.into(),
         timestamp_ttl_secs: 86_400,
         snapshot_ttl_secs: 7 * 86_400,
         expiry_alarm_secs: 30 * 86_400,

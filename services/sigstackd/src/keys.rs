@@ -10,6 +10,43 @@ use std::sync::Arc;
 
 pub use sigstack_keys::KeyKind;
 
+/// A configuration's `signing_key` (or `online_key`): a path or a key reference, which
+/// its `Debug` (the "starting" log line) shows without PIN or module.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct KeyPath(std::path::PathBuf);
+
+impl std::ops::Deref for KeyPath {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for KeyPath {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl From<std::path::PathBuf> for KeyPath {
+    fn from(p: std::path::PathBuf) -> Self {
+        Self(p)
+    }
+}
+
+impl From<&Path> for KeyPath {
+    fn from(p: &Path) -> Self {
+        Self(p.to_path_buf())
+    }
+}
+
+impl std::fmt::Debug for KeyPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", shown(&self.0))
+    }
+}
+
 /// The reference as logs and messages may show it: a path, or a URI without its PIN.
 pub fn shown(p: &Path) -> String {
     sigstack_keys::KeyRef::parse(&p.to_string_lossy())
@@ -80,6 +117,33 @@ pub fn in_backend(backend: &str, name: &str) -> anyhow::Result<std::path::PathBu
     Ok(r.into())
 }
 
+/// Whether the key a reference names exists (a file: is there; a token or KMS key: opens).
+pub fn exists(p: &Path) -> bool {
+    if is_reference(p) {
+        sigstack_keys::open(&p.to_string_lossy()).is_ok()
+    } else {
+        p.exists()
+    }
+}
+
+/// Checks that `--key-backend`'s token can be logged in to, before anything is written.
+pub fn check_backend(backend: &str) -> anyhow::Result<()> {
+    let probe = in_backend(backend, "probe")?;
+    sigstack_keys::check_reachable(&probe.to_string_lossy())
+        .with_context(|| format!("--key-backend {}", shown(&probe)))
+}
+
+/// The name a key in a backend has in `init`'s layout (`sigstack-log` → `log`).
+pub fn backend_name(p: &Path) -> Option<String> {
+    match sigstack_keys::KeyRef::parse(&p.to_string_lossy()).ok()? {
+        sigstack_keys::KeyRef::Pkcs11(u) => {
+            let o = u.object?;
+            Some(o.strip_prefix("sigstack-").unwrap_or(&o).to_string())
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +161,11 @@ mod tests {
         assert!(in_backend("awskms:///alias/x", "log").is_err());
         assert!(is_reference(&r));
         assert!(!is_reference(Path::new("/keys/log.pem")));
+        assert_eq!(backend_name(&r).as_deref(), Some("log"));
+        let k = KeyPath::from(r);
+        assert_eq!(
+            format!("{k:?}"),
+            "\"pkcs11:token=stack;object=sigstack-log\""
+        );
     }
 }

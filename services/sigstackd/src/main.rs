@@ -311,7 +311,7 @@ fn main() -> anyhow::Result<()> {
                 let cfg = log::config::LogConfig::load(config.as_deref())?;
                 let tree = log::new_shard(&cfg, signing_key.as_deref()).await?;
                 match signing_key {
-                    Some(k) if k != cfg.signing_key => println!(
+                    Some(k) if k.as_path() != &*cfg.signing_key => println!(
                         "new active shard {tree}, signed by {}: set signing_key to it, add {} to previous_keys, and restart the log",
                         k.display(),
                         cfg.signing_key.display()

@@ -90,7 +90,7 @@ fn b64(field: &str, value: &str) -> Result<Vec<u8>, ApiError> {
         (status = 400, description = "Malformed request, key, CSR or proof of possession", body = sigstack_types::fulcio::RpcStatus),
         (status = 401, description = "Identity token missing, untrusted, invalid or expired", body = sigstack_types::fulcio::RpcStatus),
         (status = 413, description = "Body too large"),
-        (status = 503, description = "Identity provider or CT log unreachable"),
+        (status = 503, description = "Identity provider or CT log unreachable, or the CA key's token or KMS unavailable; retry"),
     ))]
 pub async fn create_signing_certificate(
     State(svc): State<Arc<CaService>>,

@@ -13,7 +13,7 @@ pub struct CaConfig {
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
     /// PEM private key of the issuing (intermediate) certificate: ECDSA P-256 or P-384.
-    pub signing_key: PathBuf,
+    pub signing_key: crate::keys::KeyPath,
     /// PEM chain: the issuing certificate first, then up to the root.
     pub ca_chain: PathBuf,
     /// Fulcio-format issuer configuration (YAML or JSON: `oidc-issuers`, `meta-issuers`,

@@ -94,6 +94,15 @@ fn unauthenticated(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, message)
 }
 
+/// A certificate the CA could not sign: its key (in a token or KMS) briefly away is a
+/// 503 the client retries; anything else is a fault of ours.
+fn signing_failed(e: cert::CertError) -> ApiError {
+    match e {
+        cert::CertError::Crypto(e) => ApiError::unavailable(format!("the CA key: {e}")),
+        other => ApiError::internal(other),
+    }
+}
+
 impl CaService {
     pub async fn start(cfg: &CaConfig) -> anyhow::Result<Arc<Self>> {
         let tsa = match (&cfg.tsa_url, &cfg.tsa_chain) {
@@ -388,7 +397,7 @@ impl CaService {
                 },
             ));
         }
-        let precert = cert::precertificate(&template, ca.signer).map_err(ApiError::internal)?;
+        let precert = cert::precertificate(&template, ca.signer).map_err(signing_failed)?;
         // the precert entry is the template itself: its TBS without the poison
         let entry = ct::Entry::Precert {
             issuer_key_hash: self.issuer_key_hash,
@@ -396,7 +405,7 @@ impl CaService {
         };
         let sct = self.submit_precert(&precert, &entry).await?;
         let list = ct::encode_sct_list(&[sct]).map_err(ApiError::internal)?;
-        let leaf = cert::with_scts(&template, &list, ca.signer).map_err(ApiError::internal)?;
+        let leaf = cert::with_scts(&template, &list, ca.signer).map_err(signing_failed)?;
         let mut pems = vec![sigstack_crypto::pem::encode("CERTIFICATE", &leaf)];
         pems.extend(self.chain_pems.iter().cloned());
         Ok(pems)
@@ -509,5 +518,26 @@ fn warn_about_validity(chain: &[Certificate], path: &std::path::Path) {
         } else if (until as i64) - now < 30 * 86_400 {
             tracing::warn!(certificate = %which, expires = %crate::time::rfc3339(until as i64), "the CA's certificate expires within 30 days: renew it with `sigstackd ca new-intermediate`");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_the_key_cannot_give_is_a_503_to_retry() {
+        let gone = sigstack_crypto::CryptoError::Signing(
+            "pkcs11:token=t;object=ca: the token is not present".into(),
+        );
+        let e = signing_failed(cert::CertError::Crypto(gone));
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            !e.message().contains("token"),
+            "the cause is logged, not told: {}",
+            e.message()
+        );
+        let e = signing_failed(cert::CertError::Encoding("a bug of ours".into()));
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

@@ -79,7 +79,8 @@ pub fn document() -> String {
 /// Logs a certificate whose chain leads to an accepted root; answers its SCT.
 #[utoipa::path(post, path = "/ct/v1/add-chain", tag = "ct", request_body = AddChainRequest,
     responses((status = 200, body = AddChainResponse), (status = 400, description = "Malformed or untrusted chain"),
-        (status = 415, description = "Not application/json")))]
+        (status = 415, description = "Not application/json"),
+        (status = 503, description = "The log key's token or KMS is unavailable; retry")))]
 pub async fn add_chain(
     State(svc): State<Arc<CtLogService>>,
     ApiJson(req): ApiJson<AddChainRequest>,
@@ -90,7 +91,8 @@ pub async fn add_chain(
 /// Logs a precertificate (CT poison extension) followed by its issuer's chain.
 #[utoipa::path(post, path = "/ct/v1/add-pre-chain", tag = "ct", request_body = AddChainRequest,
     responses((status = 200, body = AddChainResponse), (status = 400, description = "Malformed or untrusted chain, or not a precertificate"),
-        (status = 415, description = "Not application/json")))]
+        (status = 415, description = "Not application/json"),
+        (status = 503, description = "The log key's token or KMS is unavailable; retry")))]
 pub async fn add_pre_chain(
     State(svc): State<Arc<CtLogService>>,
     ApiJson(req): ApiJson<AddChainRequest>,

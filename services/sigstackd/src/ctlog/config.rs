@@ -14,7 +14,7 @@ pub struct CtLogConfig {
     /// `postgres://…` or `sqlite://PATH` (may be the transparency log's database).
     pub database_url: String,
     /// PEM ECDSA P-256 private key that signs SCTs and tree heads.
-    pub signing_key: PathBuf,
+    pub signing_key: crate::keys::KeyPath,
     /// PEM file of the root certificates whose chains this log accepts.
     pub roots: PathBuf,
     #[serde(default = "default_max_request_bytes")]

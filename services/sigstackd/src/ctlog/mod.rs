@@ -239,8 +239,9 @@ impl CtLogService {
                 timestamp
             }
         };
+        // only the signature can fail here: a token or KMS briefly away
         let sct = Sct::sign(self.signer.as_ref(), self.log_id, timestamp, &entry)
-            .map_err(ApiError::internal)?;
+            .map_err(ApiError::unavailable)?;
         Ok(AddChainResponse {
             sct_version: 0,
             id: STANDARD.encode(self.log_id),

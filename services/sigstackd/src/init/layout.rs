@@ -24,6 +24,8 @@ pub(crate) struct Layout {
     pub(crate) public: PathBuf,
     pub(crate) keys: PathBuf,
     pub(crate) offline: PathBuf,
+    /// `--key-backend`: the token every service's signing key is made in.
+    pub(crate) backend: Option<String>,
 }
 
 /// The services, each with a key directory of its own.
@@ -37,6 +39,20 @@ impl Layout {
             public: dir.join("public"),
             keys: dir.join("keys"),
             offline: offline.map_or_else(|| dir.join("offline"), Path::to_path_buf),
+            backend: None,
+        }
+    }
+
+    pub(crate) fn with_backend(mut self, backend: Option<String>) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// A service's signing key: its file, or its object in `--key-backend`'s token.
+    pub(crate) fn signing_key(&self, service: &str, file: &str) -> anyhow::Result<PathBuf> {
+        match &self.backend {
+            Some(b) => crate::keys::in_backend(b, service),
+            None => Ok(self.key(service, file)),
         }
     }
 
@@ -90,6 +106,10 @@ impl Layout {
     /// (`keys/ctlog/ctlog-2.pem` → `public/ctlog-2.pub.pem`), so a rotated key's half
     /// leaves its predecessor's alone.
     pub(crate) fn public_half(&self, key: &Path) -> PathBuf {
+        if crate::keys::is_reference(key) {
+            let name = crate::keys::backend_name(key).unwrap_or_else(|| "key".into());
+            return self.public_file(&format!("{name}.pub.pem"));
+        }
         let stem = key.file_stem().and_then(|s| s.to_str()).unwrap_or("key");
         self.public_file(&format!("{stem}.pub.pem"))
     }
@@ -166,7 +186,8 @@ pub(super) fn config_files(
         )
         .to_string()))
     };
-    let k = |service: &str, n: &str| qp(&l.key(service, n));
+    let k =
+        |service: &str, n: &str| -> anyhow::Result<String> { Ok(qp(&l.signing_key(service, n)?)) };
     let public = |n: &str| qp(&l.public_file(n));
     let db = q(&a.database_url);
     let trim = |s: &str| s.trim_end_matches('/').to_string();
@@ -183,7 +204,7 @@ pub(super) fn config_files(
                 ("listen", listen(&u.log, "log")?),
                 ("public_url", q(&u.log)),
                 ("database_url", db.clone()),
-                ("signing_key", k("log", "log.pem")),
+                ("signing_key", k("log", "log.pem")?),
             ],
             tables: String::new(),
         },
@@ -194,7 +215,7 @@ pub(super) fn config_files(
                 ("listen", listen(&u.log_v2, "log-v2")?),
                 ("public_url", q(&u.log_v2)),
                 ("database_url", db.clone()),
-                ("signing_key", k("log-v2", "log-v2.pem")),
+                ("signing_key", k("log-v2", "log-v2.pem")?),
             ],
             tables: String::new(),
         },
@@ -204,7 +225,7 @@ pub(super) fn config_files(
             top: vec![
                 ("listen", listen(&u.ct, "ctlog")?),
                 ("database_url", db.clone()),
-                ("signing_key", k("ctlog", "ctlog.pem")),
+                ("signing_key", k("ctlog", "ctlog.pem")?),
                 ("roots", public("ca-root.crt.pem")),
             ],
             tables: String::new(),
@@ -215,7 +236,7 @@ pub(super) fn config_files(
             top: vec![
                 ("listen", listen(&u.ca, "ca")?),
                 ("public_url", q(&u.ca)),
-                ("signing_key", k("ca", "ca-intermediate.pem")),
+                ("signing_key", k("ca", "ca-intermediate.pem")?),
                 ("ca_chain", public("ca-chain.pem")),
                 ("issuers", qp(&dir.join("issuers.yaml"))),
                 (
@@ -242,7 +263,7 @@ pub(super) fn config_files(
             top: vec![
                 ("listen", listen(&u.oidc, "oidc")?),
                 ("public_url", q(&u.oidc)),
-                ("signing_key", k("oidc", "oidc.pem")),
+                ("signing_key", k("oidc", "oidc.pem")?),
             ],
             tables: format!(
                 "[[users]]\nusername = {}\nemail = {}\npassword_hash = {password_hash}\n\n\
@@ -259,7 +280,7 @@ pub(super) fn config_files(
             top: vec![
                 ("listen", listen(&u.tuf, "tuf")?),
                 ("database_url", db),
-                ("online_key", k("tuf", "tuf-online.pem")),
+                ("online_key", k("tuf", "tuf-online.pem")?),
             ],
             tables: "# Copies of other TUF repositories (`sigstackd tuf mirror --out DIR/NAME`,\n\
                      # `sigstackd airgap import --out DIR`), served at /mirrors/NAME/:\n\
@@ -271,7 +292,7 @@ pub(super) fn config_files(
             env: "SIGSTACK_TSA_",
             top: vec![
                 ("listen", listen(&u.tsa, "tsa")?),
-                ("signing_key", k("tsa", "tsa.pem")),
+                ("signing_key", k("tsa", "tsa.pem")?),
                 ("cert_chain", public("tsa-chain.pem")),
             ],
             tables: String::new(),

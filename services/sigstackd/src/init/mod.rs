@@ -23,11 +23,12 @@ use crate::bootstrap::{
     CaEntry, ChainFiles, CtEntry, LogEntry, OidcEntry, Services, StackFile, TufEntry, TufFiles,
     write_atomic,
 };
+use crate::keys::KeyKind;
 use crate::trust::{self, StackTrust};
 use anyhow::Context;
 pub(crate) use layout::Layout;
 use layout::{Urls, config_files, username};
-use sigstack_crypto::{Certificate, Curve, FileSigner, KeyMaterial, Signer};
+use sigstack_crypto::{Certificate, KeyMaterial};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -136,6 +137,13 @@ pub struct InitArgs {
     /// key). Without it, a second run keeps the files as they are.
     #[arg(long, env = "SIGSTACK_INIT_RECONFIGURE")]
     pub reconfigure: bool,
+    /// Make every service's signing key in this PKCS#11 token instead of a file:
+    /// `pkcs11:token=LABEL?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=FILE`.
+    /// Each key is the object `sigstack-<service>`; the configuration files name it (with
+    /// the URI's module and PIN source, which every service must be able to read). The
+    /// token is logged in to before anything is written. Roots stay offline files.
+    #[arg(long, env = "SIGSTACK_INIT_KEY_BACKEND")]
+    pub key_backend: Option<String>,
 }
 
 /// The settings `--reconfigure` takes from the flags.
@@ -207,9 +215,9 @@ fn refuse_mismatch(l: &Layout, published_root: Option<&[u8]>) -> anyhow::Result<
 /// made now. A stack whose trust is published never gets a key behind its operator's back.
 fn require_key(path: &Path, make: bool, what: &str) -> anyhow::Result<()> {
     anyhow::ensure!(
-        make || path.exists(),
+        make || crate::keys::exists(path),
         "{what} {} is missing, and this stack's trust is published: `init` never makes a new key for it. Restore the file from your backup, or rotate the key (README, \"Keys and rotation\") and point the configuration at the new one",
-        path.display()
+        crate::keys::shown(path)
     );
     Ok(())
 }
@@ -252,6 +260,10 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         a.tuf_root_threshold,
         a.tuf_root_keys
     );
+    // the token is reached and logged in to before anything is touched
+    if let Some(b) = &a.key_backend {
+        crate::keys::check_backend(b)?;
+    }
     let store = sigstack_storage::Store::connect(&a.database_url)
         .await
         .with_context(|| {
@@ -282,7 +294,8 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
     let l = Layout::new(
         &std::fs::canonicalize(&l.dir)?,
         Some(&std::fs::canonicalize(&l.offline).unwrap_or_else(|_| l.offline.clone())),
-    );
+    )
+    .with_backend(a.key_backend.clone());
     l.check_apart()?;
     let dir = l.dir.clone();
 
@@ -338,7 +351,8 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
     let make = |file: &str| live.is_none() || created.contains(&file);
 
     require_key(&log_cfg.signing_key, make("log.toml"), "the log's key")?;
-    let log_key = FileSigner::load_or_generate(&log_cfg.signing_key, Curve::P256)?;
+    let log_key =
+        crate::keys::open_or_generate(&log_cfg.signing_key, KeyKind::P256, "the log key")?;
     let log_pub = l.public_half(&log_cfg.signing_key);
     write_atomic(&log_pub, log_key.public_key().to_pem().as_bytes())?;
     require_key(
@@ -346,29 +360,37 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         make("log-v2.toml"),
         "the v2 log's key",
     )?;
-    let log_v2_key = sigstack_crypto::Ed25519Signer::load_or_generate(&log_v2_cfg.signing_key)?;
+    let log_v2_key =
+        crate::keys::open_or_generate(&log_v2_cfg.signing_key, KeyKind::Ed25519, "the v2 log key")?;
+    crate::keys::expect(
+        log_v2_key.as_ref(),
+        &["PKIX_ED25519"],
+        &log_v2_cfg.signing_key,
+        "the v2 log key",
+    )?;
     let log_v2_pub = l.public_half(&log_v2_cfg.signing_key);
     write_atomic(&log_v2_pub, log_v2_key.public_key().to_pem().as_bytes())?;
     require_key(&ct_cfg.signing_key, make("ctlog.toml"), "the CT log's key")?;
-    let ct_key = FileSigner::load_or_generate(&ct_cfg.signing_key, Curve::P256)?;
+    let ct_key =
+        crate::keys::open_or_generate(&ct_cfg.signing_key, KeyKind::P256, "the CT log key")?;
     let ct_pub = l.public_half(&ct_cfg.signing_key);
     write_atomic(&ct_pub, ct_key.public_key().to_pem().as_bytes())?;
     let chain = if make("ca.toml") {
         let files = ChainFiles {
-            key: ca_cfg.signing_key.clone(),
+            key: ca_cfg.signing_key.to_path_buf(),
             root_key: l.root_key("ca-root.pem"),
             chain: ca_cfg.ca_chain.clone(),
         };
         crate::bootstrap::ca_chain(&files, &a.operator, &format!("{} CA", a.operator))?
     } else {
         require_key(&ca_cfg.signing_key, false, "the CA's key")?;
-        let key = sigstack_crypto::load_signer(&ca_cfg.signing_key)?;
+        let key = crate::keys::open(&ca_cfg.signing_key, "the CA key")?;
         let chain = read_chain(&ca_cfg.ca_chain)?;
         anyhow::ensure!(
             chain[0].public_key() == key.public_key(),
             "{} is not the chain of {}",
             ca_cfg.ca_chain.display(),
-            ca_cfg.signing_key.display()
+            crate::keys::shown(&ca_cfg.signing_key)
         );
         chain
     };
@@ -378,7 +400,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
     }
     let tsa_chain = if make("tsa.toml") {
         let files = ChainFiles {
-            key: tsa_cfg.signing_key.clone(),
+            key: tsa_cfg.signing_key.to_path_buf(),
             root_key: l.root_key("tsa-root.pem"),
             chain: tsa_cfg.cert_chain.clone(),
         };
@@ -386,7 +408,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         crate::bootstrap::tsa_chain(&files, &a.operator, &name)?
     } else {
         require_key(&tsa_cfg.signing_key, false, "the timestamp authority's key")?;
-        let key = FileSigner::load(&tsa_cfg.signing_key)?;
+        let key = crate::keys::open(&tsa_cfg.signing_key, "the TSA key")?;
         let chain = read_chain(&tsa_cfg.cert_chain)?;
         sigstack_tsa::check_chain(&chain, key.public_key()).map_err(|e| anyhow::anyhow!(e))?;
         chain
@@ -396,14 +418,17 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         make("oidc.toml"),
         "the identity provider's key",
     )?;
-    let oidc_key = sigstack_crypto::load_or_generate_rsa(&oidc_cfg.signing_key)?;
-    // its public half beside it (`oidc.pem` → `oidc.pub.pem`): what `previous_keys`
-    // names once the key is rotated. Named after the key, so a run after a rotation
-    // writes the new key's half and leaves the old one's alone.
-    write_atomic(
-        &oidc_cfg.signing_key.with_extension("pub.pem"),
-        oidc_key.public_key().to_pem().as_bytes(),
-    )?;
+    let oidc_key =
+        crate::keys::open_or_generate(&oidc_cfg.signing_key, KeyKind::Rsa2048, "the OIDC key")?;
+    // its public half beside it (`oidc.pem` → `oidc.pub.pem`; a token's key: in public/):
+    // what `previous_keys` names once the key is rotated. Named after the key, so a run
+    // after a rotation writes the new key's half and leaves the old one's alone.
+    let oidc_pub = if crate::keys::is_reference(&oidc_cfg.signing_key) {
+        l.public_half(&oidc_cfg.signing_key)
+    } else {
+        oidc_cfg.signing_key.with_extension("pub.pem")
+    };
+    write_atomic(&oidc_pub, oidc_key.public_key().to_pem().as_bytes())?;
     if live.is_some() {
         require_key(&tuf_cfg.online_key, false, "the TUF online key")?;
     }
@@ -435,7 +460,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
     let tuf = TufFiles {
         trust_dir: &dir,
         ceremony: l.ceremony(),
-        online_key: tuf_cfg.online_key.clone(),
+        online_key: tuf_cfg.online_key.to_path_buf(),
         root_keys: (a.tuf_root_keys, a.tuf_root_threshold),
     };
     match &live {

@@ -20,7 +20,7 @@ pub struct LogConfig {
     pub database_url: String,
     /// PEM ECDSA P-256 private key (PKCS#8 or SEC1) that signs checkpoints and SETs of
     /// the active shard.
-    pub signing_key: PathBuf,
+    pub signing_key: crate::keys::KeyPath,
     /// The keys of frozen shards started with another key (before a rotation: `log
     /// new-shard --signing-key NEW`): each still signs its own shard's SETs on reads.
     #[serde(default)]
@@ -159,7 +159,7 @@ impl LogConfig {
             listen,
             public_url: Some(public_url.to_string()),
             database_url: database_url.to_string(),
-            signing_key: signing_key.to_path_buf(),
+            signing_key: signing_key.into(),
             previous_keys: Vec::new(),
             max_request_bytes: default_max_request_bytes(),
             max_batch: default_max_batch(),

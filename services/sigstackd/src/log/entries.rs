@@ -81,7 +81,8 @@ impl LogService {
             &key.log_id_hex,
             global,
         )
-        .map_err(ApiError::internal)?;
+        // the key's signature is all that can fail: a token or KMS briefly away
+        .map_err(ApiError::unavailable)?;
         Ok((
             entry_id(tree_id, &e.leaf_hash),
             LogEntryAnon {
@@ -181,7 +182,7 @@ fn entry_location(id: &str) -> HeaderValue {
         (status = 413, description = "Body too large", body = sigstack_types::rekor::Error),
         (status = 415, description = "Not application/json", body = sigstack_types::rekor::Error),
         (status = 422, description = "Not a ProposedEntry, or unknown kind", body = sigstack_types::rekor::Error),
-        (status = 503, description = "Storage unavailable; retry", body = sigstack_types::rekor::Error),
+        (status = 503, description = "Storage, or the log key's token or KMS, unavailable; retry", body = sigstack_types::rekor::Error),
     )
 )]
 pub async fn create_entry(
@@ -233,6 +234,7 @@ pub async fn create_entry(
         (status = 200, description = "The entry with a proof against the current head", body = BTreeMap<String, LogEntryAnon>),
         (status = 404, description = "No entry at that index", body = sigstack_types::rekor::Error),
         (status = 422, description = "Missing or invalid logIndex", body = sigstack_types::rekor::Error),
+        (status = 503, description = "The log key's token or KMS is unavailable; retry", body = sigstack_types::rekor::Error),
     )
 )]
 pub async fn get_entry_by_index(
@@ -266,6 +268,7 @@ pub async fn get_entry_by_index(
         (status = 200, description = "The entry", body = BTreeMap<String, LogEntryAnon>),
         (status = 404, description = "Not found", body = sigstack_types::rekor::Error),
         (status = 422, description = "Not a UUID or entry ID", body = sigstack_types::rekor::Error),
+        (status = 503, description = "The log key's token or KMS is unavailable; retry", body = sigstack_types::rekor::Error),
     )
 )]
 pub async fn get_entry_by_uuid(
@@ -291,6 +294,7 @@ pub async fn get_entry_by_uuid(
         (status = 200, description = "Entries found, in request order", body = Vec<BTreeMap<String, LogEntryAnon>>),
         (status = 400, description = "Malformed query or entry", body = sigstack_types::rekor::Error),
         (status = 422, description = "More than 10 items", body = sigstack_types::rekor::Error),
+        (status = 503, description = "The log key's token or KMS is unavailable; retry", body = sigstack_types::rekor::Error),
     )
 )]
 pub async fn search_log_query(

@@ -20,7 +20,7 @@ pub struct LogV2Config {
     /// `postgres://…` or `sqlite://PATH` (may be the v1 log's database: the tree is its own).
     pub database_url: String,
     /// PEM PKCS#8 Ed25519 private key that signs checkpoints.
-    pub signing_key: PathBuf,
+    pub signing_key: crate::keys::KeyPath,
     /// The log's name in the database.
     #[serde(default = "default_log_name")]
     pub log_name: String,
@@ -184,7 +184,7 @@ impl LogV2Config {
             listen,
             public_url: Some(public_url.to_string()),
             database_url: database_url.to_string(),
-            signing_key: signing_key.to_path_buf(),
+            signing_key: signing_key.into(),
             log_name: default_log_name(),
             frozen: false,
             max_request_bytes: default_max_request_bytes(),

@@ -18,7 +18,7 @@ pub struct OidcConfig {
     #[serde(default)]
     pub public_url: Option<String>,
     /// PEM private key that signs ID tokens: ECDSA P-256 (ES256) or RSA (RS256).
-    pub signing_key: PathBuf,
+    pub signing_key: crate::keys::KeyPath,
     /// PEM public keys of earlier signing keys, still published in the JWKS until the
     /// tokens they signed have expired.
     #[serde(default)]

@@ -52,7 +52,8 @@ pub fn document() -> String {
         (status = 200, content_type = "application/timestamp-reply", body = Vec<u8>, description = "DER TimeStampResp"),
         (status = 400, description = "Malformed request, weak or unsupported hash, digest of the wrong length, unaccepted policy or extension"),
         (status = 413, description = "Request larger than 16 KiB"),
-        (status = 415, description = "Content-Type is neither application/timestamp-query nor application/json")))]
+        (status = 415, description = "Content-Type is neither application/timestamp-query nor application/json"),
+        (status = 503, description = "The TSA key's token or KMS is unavailable; retry")))]
 pub async fn timestamp(
     State(svc): State<Arc<TsaService>>,
     headers: HeaderMap,
@@ -90,7 +91,8 @@ pub async fn timestamp(
         .respond(&req, std::time::SystemTime::now())
         .map_err(|e| match e {
             IssueError::Request(r) => refuse(ApiError::bad_request(r.to_string())),
-            IssueError::Internal(m) => ApiError::internal(m),
+            // the signature is what fails: the key's token or KMS briefly away
+            IssueError::Internal(m) => ApiError::unavailable(m),
         })?;
     svc.issued.fetch_add(1, Ordering::Relaxed);
     Ok(([(header::CONTENT_TYPE, "application/timestamp-reply")], der).into_response())

@@ -12,7 +12,7 @@ pub struct TsaConfig {
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
     /// PEM ECDSA (P-256 or P-384) private key that signs timestamps.
-    pub signing_key: PathBuf,
+    pub signing_key: crate::keys::KeyPath,
     /// PEM certificate chain of that key: the TSA certificate first, then its issuers up
     /// to the root (at least two certificates; the profile is checked at start).
     pub cert_chain: PathBuf,

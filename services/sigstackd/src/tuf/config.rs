@@ -15,7 +15,7 @@ pub struct TufConfig {
     pub database_url: String,
     /// PEM ECDSA key of the online roles (snapshot and timestamp). Kept outside the
     /// database; the offline root and targets keys never reach this service.
-    pub online_key: PathBuf,
+    pub online_key: crate::keys::KeyPath,
     /// Lifetime of each timestamp, in seconds (re-signed at half of it).
     #[serde(default = "default_timestamp_ttl")]
     pub timestamp_ttl_secs: i64,

@@ -16,7 +16,7 @@ pub struct WitnessConfig {
     /// `witness.example.org/w1`).
     pub name: String,
     /// PEM PKCS#8 Ed25519 private key that cosigns.
-    pub signing_key: PathBuf,
+    pub signing_key: crate::keys::KeyPath,
     /// Where the latest cosigned checkpoint of each log is kept (JSON, replaced
     /// atomically before each answer): a witness that forgets can be rolled back.
     pub state_file: PathBuf,

@@ -135,6 +135,7 @@ pub(super) fn authenticate<'a>(
         (status = 200, body = TokenAnswer),
         (status = 400, description = "invalid_grant, authorization_pending, slow_down, access_denied, expired_token, unsupported_grant_type, unauthorized_client, invalid_target, invalid_request", body = OAuthError),
         (status = 401, description = "invalid_client", body = OAuthError),
+        (status = 503, description = "The signing key's token or KMS is unavailable; retry"),
     ))]
 pub(super) async fn token(
     State(svc): State<Arc<OidcService>>,
@@ -181,6 +182,10 @@ pub(super) fn token_answer(svc: &OidcService, minted: Result<String, jwt::JwtErr
             }),
         )
             .into_response(),
+        // the key's token or KMS briefly away: the client retries
+        Err(e @ jwt::JwtError::Signing(_)) => {
+            sigstack_http::ApiError::unavailable(e).into_response()
+        }
         Err(e) => sigstack_http::ApiError::internal(e).into_response(),
     }
 }
