@@ -23,6 +23,9 @@ pub struct SignOptions<'a> {
     pub identity_token: Option<&'a str>,
     /// A managed key instead of a certificate.
     pub key: Option<&'a dyn Signer>,
+    /// The managed key's certificate from the organisation's own CA, and the chain above
+    /// it (bring-your-own PKI): in the bundle and the log entry in the key's place.
+    pub key_certificate: Option<(&'a Certificate, &'a [Certificate])>,
     /// A timestamp authority's endpoint (`…/api/v1/timestamp`): the signature gets an
     /// RFC 3161 timestamp, carried in the bundle.
     pub tsa_url: Option<&'a str>,
@@ -166,7 +169,10 @@ async fn signing_key(
     opts: &SignOptions<'_>,
 ) -> anyhow::Result<(Option<FileSigner>, Option<Certificate>, Vec<Certificate>)> {
     match (opts.key, opts.identity_token) {
-        (Some(_), _) => Ok((None, None, Vec::new())),
+        (Some(_), _) => Ok(match opts.key_certificate {
+            Some((cert, chain)) => (None, Some(cert.clone()), chain.to_vec()),
+            None => (None, None, Vec::new()),
+        }),
         (None, Some(token)) => {
             let ephemeral = FileSigner::generate(Curve::P256);
             let (cert, chain) = certificate(http, opts.fulcio_url, token, &ephemeral).await?;

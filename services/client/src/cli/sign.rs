@@ -6,9 +6,19 @@ use super::*;
 /// How to sign: keys, services and identity (shared by sign-blob and attest-blob).
 #[derive(Args, Clone)]
 pub(super) struct SignFlags {
-    /// Sign with this private key (cosign's encrypted format, or unencrypted PKCS#8 PEM).
+    /// Sign with this private key: cosign's encrypted format or an unencrypted PEM, a
+    /// PKCS#11 token's key (`pkcs11:…`), an AWS KMS key (`awskms://…`), or `env://NAME`.
     #[arg(long, env = "COSIGN_KEY")]
     pub(super) key: Option<PathBuf>,
+    /// With --key: the key's certificate from your own CA (bring-your-own PKI; PEM). It
+    /// goes into the bundle and the log entry in the key's place, and is checked against
+    /// the key before anything is signed.
+    #[arg(long, requires = "key")]
+    pub(super) certificate: Option<PathBuf>,
+    /// With --certificate: the certificates above it up to the root (PEM, issuer first),
+    /// checked against it before anything is signed.
+    #[arg(long, requires = "certificate")]
+    pub(super) certificate_chain: Option<PathBuf>,
     /// The CA (Fulcio API). Default: from the signing config.
     #[arg(long, env = "COSIGN_FULCIO_URL")]
     pub(super) fulcio_url: Option<String>,
@@ -199,6 +209,10 @@ pub(super) async fn sign_with_log(
         Some(p) => Some(keys::load_signer(p)?),
         None => None,
     };
+    let byo = match (&s.certificate, key.as_deref()) {
+        (Some(c), Some(k)) => Some(byo_certificate(c, s.certificate_chain.as_deref(), k)?),
+        _ => None,
+    };
     let mut r = resolve_services(trust, s).await?;
     if !v2_ok && r.rekor_api == RekorApi::V2 {
         if s.rekor_url.is_some() || s.rekor_version == Some(2) {
@@ -277,12 +291,63 @@ pub(super) async fn sign_with_log(
         rekor_api: r.rekor_api,
         identity_token: token.as_deref(),
         key: key.as_deref(),
+        key_certificate: byo.as_ref().map(|(c, chain)| (c, chain.as_slice())),
         tsa_url: r.tsa.as_deref(),
     };
     match digest_or_statement {
         SignWhat::Digest(d) => sigstack::sign::sign_blob(&http, d, &opts).await,
         SignWhat::Statement(st) => sigstack::sign::attest(&http, st, &opts).await,
     }
+}
+
+/// Reads one PEM file of certificates.
+fn read_certificates(p: &Path) -> anyhow::Result<Vec<Certificate>> {
+    let pem = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+    match sigstack_crypto::KeyMaterial::from_pem(&pem)
+        .with_context(|| format!("{} holds no PEM certificate", p.display()))?
+    {
+        sigstack_crypto::KeyMaterial::Certificates(c) if !c.is_empty() => Ok(c),
+        _ => bail!("{} holds no certificate", p.display()),
+    }
+}
+
+/// Bring-your-own PKI: the key's certificate (and its chain), checked before anything is
+/// signed or logged: it must be for this key, valid now, and issued by the chain.
+fn byo_certificate(
+    cert: &Path,
+    chain: Option<&Path>,
+    key: &dyn sigstack_crypto::Signer,
+) -> anyhow::Result<(Certificate, Vec<Certificate>)> {
+    let leaf = read_certificates(cert)?.remove(0);
+    if leaf.public_key() != key.public_key() {
+        bail!(
+            "{} certifies another key than --key's: give the certificate issued for this key",
+            cert.display()
+        );
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (from, until) = leaf.validity();
+    if now < from || now > until {
+        bail!(
+            "{} is not valid now (valid {} to {})",
+            cert.display(),
+            sigstack_types::time::rfc3339(from as i64),
+            sigstack_types::time::rfc3339(until as i64)
+        );
+    }
+    let chain = match chain {
+        Some(p) => read_certificates(p)?,
+        None => Vec::new(),
+    };
+    let mut all = vec![leaf.clone()];
+    all.extend(chain.iter().cloned());
+    sigstack_crypto::KeyMaterial::Certificates(all)
+        .verify_chain()
+        .map_err(|e| anyhow::anyhow!("{} is not issued by the chain given: {e}", cert.display()))?;
+    Ok((leaf, chain))
 }
 
 pub(super) enum SignWhat<'a> {
@@ -473,6 +538,8 @@ pub(super) async fn conformance_sign(
 ) -> anyhow::Result<()> {
     let flags = SignFlags {
         key: None,
+        certificate: None,
+        certificate_chain: None,
         fulcio_url: None,
         rekor_url: None,
         rekor_version: None,

@@ -446,7 +446,7 @@ impl CaService {
 
 /// What clients' path validation and Fulcio demand of a CA chain: the issuing certificate
 /// is a CA with EKU codeSigning and valid now, and the chain ends in a self-signed root.
-fn check_chain_profile(chain: &[Certificate]) -> anyhow::Result<()> {
+pub(crate) fn check_chain_profile(chain: &[Certificate]) -> anyhow::Result<()> {
     let issuing = &chain[0];
     anyhow::ensure!(
         issuing.is_ca(),

@@ -236,7 +236,13 @@ pub(super) fn config_files(
             top: vec![
                 ("listen", listen(&u.ca, "ca")?),
                 ("public_url", q(&u.ca)),
-                ("signing_key", k("ca", "ca-intermediate.pem")?),
+                (
+                    "signing_key",
+                    match &a.ca_key {
+                        Some(own) => qp(own),
+                        None => k("ca", "ca-intermediate.pem")?,
+                    },
+                ),
                 ("ca_chain", public("ca-chain.pem")),
                 ("issuers", qp(&dir.join("issuers.yaml"))),
                 (

@@ -144,6 +144,55 @@ pub struct InitArgs {
     /// token is logged in to before anything is written. Roots stay offline files.
     #[arg(long, env = "SIGSTACK_INIT_KEY_BACKEND")]
     pub key_backend: Option<String>,
+    /// Bring your own PKI: the CA issues under this chain from your organisation's CA
+    /// (PEM: the CA's own issuing certificate first, then each issuer up to your root)
+    /// instead of a root and intermediate made here. Checked before anything is written:
+    /// the first certificate is for --ca-key, a CA (CA:TRUE) with EKU codeSigning, valid
+    /// now and for at least a day more; each certificate is issued by the next; the last
+    /// is a self-signed root.
+    #[arg(long, env = "SIGSTACK_INIT_CA_CHAIN", requires = "ca_key")]
+    pub ca_chain: Option<PathBuf>,
+    /// The key of --ca-chain's first certificate: a PEM file, or a key in a token or KMS
+    /// (`pkcs11:…`, `awskms://…`). The CA's configuration names it.
+    #[arg(long, env = "SIGSTACK_INIT_CA_KEY", requires = "ca_chain")]
+    pub ca_key: Option<PathBuf>,
+}
+
+/// `--ca-chain` and `--ca-key`, checked: the chain the CA will issue under.
+fn own_ca(chain_path: &Path, key: &Path) -> anyhow::Result<Vec<Certificate>> {
+    let chain = read_chain(chain_path)?;
+    let signer = crate::keys::open(key, "--ca-key")?;
+    let what = |e: anyhow::Error| e.context(format!("--ca-chain {}", chain_path.display()));
+    anyhow::ensure!(
+        chain[0].public_key() == signer.public_key(),
+        "--ca-chain {}: its first certificate is not for --ca-key {} (put the CA's own certificate first, then its issuers)",
+        chain_path.display(),
+        crate::keys::shown(key)
+    );
+    crate::keys::expect(
+        signer.as_ref(),
+        &["PKIX_ECDSA_P256_SHA_256", "PKIX_ECDSA_P384_SHA_384"],
+        key,
+        "--ca-key",
+    )?;
+    crate::ca::check_chain_profile(&chain).map_err(what)?;
+    KeyMaterial::Certificates(chain.clone())
+        .verify_chain()
+        .map_err(|e| {
+            what(anyhow::anyhow!(
+                "a certificate is not issued by the next: {e}"
+            ))
+        })?;
+    let now = crate::sequencer::unix_now() as u64;
+    let (from, until) = chain[0].validity();
+    anyhow::ensure!(
+        from <= now && until >= now + 86_400,
+        "--ca-chain {}: the CA's certificate must be valid now and for at least a day more (it is valid {} to {})",
+        chain_path.display(),
+        crate::time::rfc3339(from as i64),
+        crate::time::rfc3339(until as i64)
+    );
+    Ok(chain)
 }
 
 /// The settings `--reconfigure` takes from the flags.
@@ -260,10 +309,21 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         a.tuf_root_threshold,
         a.tuf_root_keys
     );
-    // the token is reached and logged in to before anything is touched
+    // the token is reached and logged in to, and the organisation's CA chain checked,
+    // before anything is touched
     if let Some(b) = &a.key_backend {
         crate::keys::check_backend(b)?;
     }
+    let mut a = a;
+    if let Some(k) = &a.ca_key
+        && !crate::keys::is_reference(k)
+    {
+        a.ca_key = Some(std::path::absolute(k).with_context(|| k.display().to_string())?);
+    }
+    let own_chain = match (&a.ca_chain, &a.ca_key) {
+        (Some(c), Some(k)) => Some(own_ca(c, k)?),
+        _ => None,
+    };
     let store = sigstack_storage::Store::connect(&a.database_url)
         .await
         .with_context(|| {
@@ -375,7 +435,11 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
         crate::keys::open_or_generate(&ct_cfg.signing_key, KeyKind::P256, "the CT log key")?;
     let ct_pub = l.public_half(&ct_cfg.signing_key);
     write_atomic(&ct_pub, ct_key.public_key().to_pem().as_bytes())?;
-    let chain = if make("ca.toml") {
+    let chain = if let (true, Some(chain)) = (make("ca.toml"), &own_chain) {
+        let pem: String = chain.iter().map(Certificate::to_pem).collect();
+        write_atomic(&ca_cfg.ca_chain, pem.as_bytes())?;
+        chain.clone()
+    } else if make("ca.toml") {
         let files = ChainFiles {
             key: ca_cfg.signing_key.to_path_buf(),
             root_key: l.root_key("ca-root.pem"),

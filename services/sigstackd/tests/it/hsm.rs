@@ -229,17 +229,46 @@ async fn init_with_a_token(hsm: &SoftHsm, dir: &Path) {
         .map(|s| (*s, format!("http://127.0.0.1:{}", free_port())))
         .collect();
     let url = |s: &str| urls.iter().find(|(n, _)| *n == s).expect(s).1.clone();
-    let init = |etc: &Path, backend: &str| {
+    let init_with = |etc: &Path, backend: &str, more: &[&str]| {
         let db = format!("sqlite://{}", etc.with_extension("db").display());
         run(hsm
             .cmd(env!("CARGO_BIN_EXE_sigstackd"))
             .args(["init", "--dir", p(etc), "--database-url", &db])
             .args(["--listen-host", "127.0.0.1", "--key-backend", backend])
+            .args(more)
             .args(["--log-url", &url("log"), "--ctlog-url", &url("ctlog")])
             .args(["--ca-url", &url("ca"), "--oidc-url", &url("oidc")])
             .args(["--tuf-url", &url("tuf"), "--tsa-url", &url("tsa")])
             .args(["--log-v2-url", &url("log-v2")]))
     };
+    // bring-your-own PKI: the CA issues under the organisation's CA, its key in the token
+    let ca_key = hsm.uri("init", Some("corp-ca"));
+    ok(
+        &hsm.client(&dir.join("corp-home")).run(&[
+            "generate-key-pair",
+            "--kms",
+            &ca_key,
+            "--output-key-prefix",
+            p(&dir.join("corp-ca")),
+        ]),
+        "the organisation's CA key, made in the token",
+    );
+    let corp = crate::byo_pki::organisation_ca(&dir.join("corp"), &dir.join("corp-ca.pub"));
+    let own_ca = ["--ca-chain", p(&corp.chain), "--ca-key", &ca_key];
+    let init = |etc: &Path, backend: &str| init_with(etc, backend, &own_ca);
+    for (chain, why) in [
+        (&corp.root, "is not for --ca-key"),
+        (&corp.chain_without_eku, "lacks EKU codeSigning"),
+    ] {
+        let etc = dir.join("etc-refused");
+        let (done, out) = init_with(
+            &etc,
+            &hsm.uri("init", None),
+            &["--ca-chain", p(chain), "--ca-key", &ca_key],
+        );
+        assert!(!done && out.contains(why), "want {why:?}: {out}");
+        assert!(!etc.exists(), "init wrote before refusing: {out}");
+    }
     let bad = dir.join("etc-bad-pin");
     let (done, out) = init(
         &bad,
@@ -258,7 +287,7 @@ async fn init_with_a_token(hsm: &SoftHsm, dir: &Path) {
         ("log.toml", "sigstack-log"),
         ("log-v2.toml", "sigstack-log-v2"),
         ("ctlog.toml", "sigstack-ctlog"),
-        ("ca.toml", "sigstack-ca"),
+        ("ca.toml", "corp-ca"),
         ("oidc.toml", "sigstack-oidc"),
         ("tsa.toml", "sigstack-tsa"),
         ("tuf.toml", "sigstack-tuf"),
@@ -316,6 +345,21 @@ async fn init_with_a_token(hsm: &SoftHsm, dir: &Path) {
     let token = workload_token(&oidc, &etc.join("keys/oidc/ci-secret")).await;
     let artifact = dir.join("init-artifact.txt");
     std::fs::write(&artifact, b"every key in the token\n").expect("w");
+    // the organisation's root is the trusted root's CA
+    let trusted = std::fs::read_to_string(etc.join("trusted_root.json")).expect("trusted root");
+    let root_b64: String = std::fs::read_to_string(&corp.root)
+        .expect("root")
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    assert!(
+        trusted.contains(&root_b64),
+        "the organisation's root is not trusted: {trusted}"
+    );
+    let v3 = initialized(
+        Cosign::v3(&dir.join("init-v3")),
+        &crate::cosign_interop::start_for(dir, &stack),
+    );
     let bundle = dir.join("init.sigstore.json");
     for v in ["1", "2"] {
         ok(
@@ -344,6 +388,19 @@ async fn init_with_a_token(hsm: &SoftHsm, dir: &Path) {
                 p(&artifact),
             ]),
             "sigstack verifies",
+        );
+        ok(
+            &v3.run(&[
+                "verify-blob",
+                "--bundle",
+                p(&bundle),
+                "--certificate-identity",
+                &format!("{oidc}/jobs/ci"),
+                "--certificate-oidc-issuer",
+                &format!("{oidc}/workload"),
+                p(&artifact),
+            ]),
+            "cosign v3 verifies a certificate from the organisation's CA",
         );
     }
 }

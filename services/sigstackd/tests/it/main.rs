@@ -7,6 +7,7 @@ mod airgap;
 mod airgap_kit;
 mod api;
 mod attacks;
+mod byo_pki;
 mod ca;
 mod castack;
 mod client;

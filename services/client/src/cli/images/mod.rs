@@ -43,12 +43,6 @@ pub struct ImageSignArgs {
     /// Sign this simple-signing payload instead of generating one (legacy layout).
     #[arg(long)]
     payload: Option<PathBuf>,
-    /// With --key: a certificate for the key, attached to the signature.
-    #[arg(long)]
-    certificate: Option<PathBuf>,
-    /// With --certificate: its chain (PEM, issuer first).
-    #[arg(long)]
-    certificate_chain: Option<PathBuf>,
     /// Sign every image of a multi-platform index too.
     #[arg(long, short = 'r')]
     recursive: bool,

@@ -144,7 +144,7 @@ pub async fn sign(trust: &TrustArgs, a: &ImageSignArgs, out: Output) -> anyhow::
     // a given payload, a certificate for a managed key, or no upload: cosign's legacy
     // signature (a simple-signing payload with annotations) is what those describe
     let legacy =
-        !a.new_bundle_format || a.payload.is_some() || a.certificate.is_some() || !a.upload;
+        !a.new_bundle_format || a.payload.is_some() || a.sign.certificate.is_some() || !a.upload;
     let mut results = Vec::new();
     for d in digests_to_sign(&reg, &top.image, &top.digest, a.recursive).await? {
         let s = top.at(&d);
@@ -157,22 +157,9 @@ pub async fn sign(trust: &TrustArgs, a: &ImageSignArgs, out: Output) -> anyhow::
             let hash = sigstack_crypto::sha256(&payload);
             let signed = sign_with_log(trust, &a.sign, SignWhat::Digest(&hash), false).await?;
             let sig_b64 = STANDARD.encode(&signed.signature);
-            let cert_pem = match (&signed.certificate, &a.certificate) {
-                (Some(c), _) => Some(c.to_pem()),
-                (None, Some(p)) => Some(
-                    std::fs::read_to_string(p)
-                        .with_context(|| format!("reading {}", p.display()))?,
-                ),
-                (None, None) => None,
-            };
-            let chain_pem = match (&signed.certificate, &a.certificate_chain) {
-                (Some(_), _) => Some(pem_chain(&signed.chain)),
-                (None, Some(p)) => Some(
-                    std::fs::read_to_string(p)
-                        .with_context(|| format!("reading {}", p.display()))?,
-                ),
-                (None, None) => None,
-            };
+            // the CA's certificate, or the organisation's (--certificate), with its chain
+            let cert_pem = signed.certificate.as_ref().map(|c| c.to_pem());
+            let chain_pem = (!signed.chain.is_empty()).then(|| pem_chain(&signed.chain));
             if let Some(p) = &a.output_signature {
                 write_file(p, sig_b64.as_bytes())?;
             }
