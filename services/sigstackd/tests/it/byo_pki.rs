@@ -289,6 +289,7 @@ pub(crate) fn bring_your_own_pki(st: &Stack) {
         ok(&o, &format!("cosign v2 {pki:?}"));
     }
     signing_with_the_organisations_certificate(st, &d);
+    crate::org_ca::images_with_the_organisations_certificate(st, &d);
 }
 
 /// `sigstack sign-blob --key K --certificate C --certificate-chain CH`: the certificate in
@@ -468,109 +469,5 @@ fn signing_with_the_organisations_certificate(st: &Stack, d: &Path) {
             &with(&id, &[p(&f("art.txt"))]),
         ));
         assert!(!o.ok(), "{} accepted cosign v3's chain bundle: {o}", c.name);
-    }
-}
-
-/// An organisation's CA made with openssl: a root, and under it a signing CA for the
-/// public key at `ca_pub` (whose private half may live in a token), with EKU codeSigning
-/// as Fulcio's issuing certificates have; and the same without that EKU.
-pub(crate) struct OrganisationCa {
-    /// The signing CA's certificate, then the root.
-    pub(crate) chain: std::path::PathBuf,
-    pub(crate) root: std::path::PathBuf,
-    /// A chain whose signing CA lacks EKU codeSigning.
-    pub(crate) chain_without_eku: std::path::PathBuf,
-}
-
-pub(crate) fn organisation_ca(d: &Path, ca_pub: &Path) -> OrganisationCa {
-    std::fs::create_dir_all(d).expect("dir");
-    let f = |n: &str| d.join(n).to_string_lossy().to_string();
-    let ca_ext =
-        "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n";
-    std::fs::write(
-        f("ca.ext"),
-        format!("{ca_ext}extendedKeyUsage=codeSigning\n"),
-    )
-    .expect("w");
-    std::fs::write(f("ca-no-eku.ext"), ca_ext).expect("w");
-    let (root_key, root, csr_key, csr) = (f("root.key"), f("root.pem"), f("csr.key"), f("ca.csr"));
-    let openssl = |args: &[&str]| {
-        let (done, o) = run(Command::new("openssl").args(args));
-        assert!(done, "openssl {args:?}: {o}");
-    };
-    for key in [&root_key, &csr_key] {
-        openssl(&[
-            "ecparam",
-            "-genkey",
-            "-name",
-            "prime256v1",
-            "-noout",
-            "-out",
-            key,
-        ]);
-    }
-    openssl(&[
-        "req",
-        "-x509",
-        "-new",
-        "-key",
-        &root_key,
-        "-subj",
-        "/O=Corp/CN=Corp Root",
-        "-days",
-        "3650",
-        "-out",
-        &root,
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    // the CSR's own key is thrown away: the certificate is for `ca_pub`
-    openssl(&[
-        "req",
-        "-new",
-        "-key",
-        &csr_key,
-        "-subj",
-        "/O=Corp/CN=Corp Signing CA",
-        "-out",
-        &csr,
-    ]);
-    let ca_pub = ca_pub.to_string_lossy().to_string();
-    for (ext, out) in [
-        ("ca.ext", "signing-ca.pem"),
-        ("ca-no-eku.ext", "signing-ca-no-eku.pem"),
-    ] {
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-force_pubkey",
-            &ca_pub,
-            "-CA",
-            &root,
-            "-CAkey",
-            &root_key,
-            "-CAcreateserial",
-            "-days",
-            "365",
-            "-extfile",
-            &f(ext),
-            "-out",
-            &f(out),
-        ]);
-    }
-    let root_pem = std::fs::read_to_string(&root).expect("root");
-    let chain_of = |leaf: &str, out: &str| {
-        let pem = std::fs::read_to_string(f(leaf)).expect("leaf") + &root_pem;
-        std::fs::write(f(out), pem).expect("w");
-        d.join(out)
-    };
-    OrganisationCa {
-        chain: chain_of("signing-ca.pem", "chain.pem"),
-        chain_without_eku: chain_of("signing-ca-no-eku.pem", "chain-no-eku.pem"),
-        root: d.join("root.pem"),
     }
 }

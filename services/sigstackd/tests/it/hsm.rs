@@ -11,25 +11,24 @@
 use crate::client::{Sigstack, p};
 use crate::cosign::{Cosign, out};
 use crate::cosign_interop::{initialized, ok};
-use crate::keyless::wait_for;
 use crate::keyless::{DEV_PORTS, dev_stack_wrapped, run};
-use crate::stack::{Clients, Identity, SERVICES, Service, get_ok, interop_matrix, workload_token};
+use crate::stack::{Clients, Identity, interop_matrix};
 use crate::support::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Debian's SoftHSM2 module.
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
-const PIN: &str = "4711-pin";
+pub(crate) const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+pub(crate) const PIN: &str = "4711-pin";
 
 /// A SoftHSM2 token store of the test's own (its configuration names the directory).
-struct SoftHsm {
-    conf: PathBuf,
+pub(crate) struct SoftHsm {
+    pub(crate) conf: PathBuf,
     pin_file: PathBuf,
 }
 
 impl SoftHsm {
-    fn new(dir: &Path) -> Self {
+    pub(crate) fn new(dir: &Path) -> Self {
         assert!(
             Path::new(MODULE).exists(),
             "SoftHSM2 is not installed ({MODULE}); scripts/test installs Debian's softhsm2"
@@ -50,13 +49,13 @@ impl SoftHsm {
         Self { conf, pin_file }
     }
 
-    fn cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    pub(crate) fn cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new(program);
         c.env("SOFTHSM2_CONF", &self.conf);
         c
     }
 
-    fn init_token(&self, label: &str) {
+    pub(crate) fn init_token(&self, label: &str) {
         let (ok, out) = run(self.cmd("softhsm2-util").args([
             "--init-token",
             "--free",
@@ -71,7 +70,7 @@ impl SoftHsm {
     }
 
     /// The URI of `object` in `token` (or of the token alone), the PIN from a file.
-    fn uri(&self, token: &str, object: Option<&str>) -> String {
+    pub(crate) fn uri(&self, token: &str, object: Option<&str>) -> String {
         let object = object.map(|o| format!(";object={o}")).unwrap_or_default();
         format!(
             "pkcs11:token={token}{object}?module-path={MODULE}&pin-source={}",
@@ -80,7 +79,7 @@ impl SoftHsm {
     }
 
     /// A `sigstack` client that sees this token store.
-    fn client(&self, home: &Path) -> Sigstack {
+    pub(crate) fn client(&self, home: &Path) -> Sigstack {
         let conf = self.conf.clone();
         Sigstack::new(home).wrapped(move |mut c| {
             c.env("SOFTHSM2_CONF", &conf);
@@ -216,206 +215,7 @@ pub async fn every_key_in_a_token() {
 
     client_keys_in_a_token(&hsm, &dir, &stack);
     drop(_stack);
-    init_with_a_token(&hsm, &dir).await;
-}
-
-/// `sigstackd init --key-backend`: the keys made in the token and named by the
-/// configuration files; every service started from them; the CI job signs through the
-/// stack and `sigstack` verifies. A wrong PIN is refused before anything is written.
-async fn init_with_a_token(hsm: &SoftHsm, dir: &Path) {
-    hsm.init_token("init");
-    let urls: Vec<(&str, String)> = SERVICES
-        .iter()
-        .map(|s| (*s, format!("http://127.0.0.1:{}", free_port())))
-        .collect();
-    let url = |s: &str| urls.iter().find(|(n, _)| *n == s).expect(s).1.clone();
-    let init_with = |etc: &Path, backend: &str, more: &[&str]| {
-        let db = format!("sqlite://{}", etc.with_extension("db").display());
-        run(hsm
-            .cmd(env!("CARGO_BIN_EXE_sigstackd"))
-            .args(["init", "--dir", p(etc), "--database-url", &db])
-            .args(["--listen-host", "127.0.0.1", "--key-backend", backend])
-            .args(more)
-            .args(["--log-url", &url("log"), "--ctlog-url", &url("ctlog")])
-            .args(["--ca-url", &url("ca"), "--oidc-url", &url("oidc")])
-            .args(["--tuf-url", &url("tuf"), "--tsa-url", &url("tsa")])
-            .args(["--log-v2-url", &url("log-v2")]))
-    };
-    // bring-your-own PKI: the CA issues under the organisation's CA, its key in the token
-    let ca_key = hsm.uri("init", Some("corp-ca"));
-    ok(
-        &hsm.client(&dir.join("corp-home")).run(&[
-            "generate-key-pair",
-            "--kms",
-            &ca_key,
-            "--output-key-prefix",
-            p(&dir.join("corp-ca")),
-        ]),
-        "the organisation's CA key, made in the token",
-    );
-    let corp = crate::byo_pki::organisation_ca(&dir.join("corp"), &dir.join("corp-ca.pub"));
-    let own_ca = ["--ca-chain", p(&corp.chain), "--ca-key", &ca_key];
-    let init = |etc: &Path, backend: &str| init_with(etc, backend, &own_ca);
-    for (chain, why) in [
-        (&corp.root, "is not for --ca-key"),
-        (&corp.chain_without_eku, "lacks EKU codeSigning"),
-    ] {
-        let etc = dir.join("etc-refused");
-        let (done, out) = init_with(
-            &etc,
-            &hsm.uri("init", None),
-            &["--ca-chain", p(chain), "--ca-key", &ca_key],
-        );
-        assert!(!done && out.contains(why), "want {why:?}: {out}");
-        assert!(!etc.exists(), "init wrote before refusing: {out}");
-    }
-    let bad = dir.join("etc-bad-pin");
-    let (done, out) = init(
-        &bad,
-        &format!("pkcs11:token=init?module-path={MODULE}&pin-value=0000"),
-    );
-    assert!(!done && out.contains("wrong PIN"), "{out}");
-    assert!(
-        !bad.exists() && !bad.with_extension("db").exists(),
-        "init wrote before refusing"
-    );
-
-    let etc = dir.join("etc");
-    let (done, out) = init(&etc, &hsm.uri("init", None));
-    assert!(done, "sigstackd init --key-backend: {out}");
-    for (file, object) in [
-        ("log.toml", "sigstack-log"),
-        ("log-v2.toml", "sigstack-log-v2"),
-        ("ctlog.toml", "sigstack-ctlog"),
-        ("ca.toml", "corp-ca"),
-        ("oidc.toml", "sigstack-oidc"),
-        ("tsa.toml", "sigstack-tsa"),
-        ("tuf.toml", "sigstack-tuf"),
-    ] {
-        let cfg = std::fs::read_to_string(etc.join(file)).expect(file);
-        assert!(
-            cfg.contains(&format!(
-                "pkcs11:token=init;object={object}?module-path={MODULE}"
-            )),
-            "{file} does not name the token's key: {cfg}"
-        );
-    }
-    let pems: Vec<_> = walk(&etc.join("keys"))
-        .into_iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "pem"))
-        .collect();
-    assert!(pems.is_empty(), "key files written: {pems:?}");
-    // again: the keys are found in the token, not made anew
-    let log_pub = std::fs::read(etc.join("public/log.pub.pem")).expect("log.pub.pem");
-    let (done, out) = init(&etc, &hsm.uri("init", None));
-    assert!(done, "sigstackd init again: {out}");
-    assert_eq!(
-        std::fs::read(etc.join("public/log.pub.pem")).expect("pub"),
-        log_pub
-    );
-
-    let conf = hsm.conf.to_string_lossy().to_string();
-    let env = [("SOFTHSM2_CONF", conf.as_str())];
-    // one after another, each up before the next: SoftHSM's file store is read at each
-    // process's C_Initialize, and one that reads while another process holds the token's
-    // lock misses the token (a network HSM does not mind)
-    let mut procs: Vec<Service> = Vec::new();
-    for name in ["log", "log-v2", "ctlog", "oidc", "tsa", "tuf", "ca"] {
-        procs.push(Service::start_with(name, &etc, dir, &env));
-        let u = url(name);
-        wait_for(&format!("{name} /readyz"), || {
-            get_ok(&format!("{u}/readyz"))
-        });
-    }
-    let stack: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(etc.join("stack.json")).expect("stack"))
-            .expect("json");
-    let ours = Sigstack::new(&dir.join("init-home"));
-    ok(
-        &ours.run(&[
-            "initialize",
-            "--mirror",
-            &stack_str(&stack, "/services/tuf/url"),
-            "--root",
-            &stack_str(&stack, "/services/tuf/root"),
-        ]),
-        "sigstack initialize on the init stack",
-    );
-    let oidc = url("oidc");
-    let token = workload_token(&oidc, &etc.join("keys/oidc/ci-secret")).await;
-    let artifact = dir.join("init-artifact.txt");
-    std::fs::write(&artifact, b"every key in the token\n").expect("w");
-    // the organisation's root is the trusted root's CA
-    let trusted = std::fs::read_to_string(etc.join("trusted_root.json")).expect("trusted root");
-    let root_b64: String = std::fs::read_to_string(&corp.root)
-        .expect("root")
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect();
-    assert!(
-        trusted.contains(&root_b64),
-        "the organisation's root is not trusted: {trusted}"
-    );
-    let v3 = initialized(
-        Cosign::v3(&dir.join("init-v3")),
-        &crate::cosign_interop::start_for(dir, &stack),
-    );
-    let bundle = dir.join("init.sigstore.json");
-    for v in ["1", "2"] {
-        ok(
-            &ours.run(&[
-                "sign-blob",
-                "--yes",
-                "--identity-token",
-                &token,
-                "--rekor-version",
-                v,
-                "--bundle",
-                p(&bundle),
-                p(&artifact),
-            ]),
-            "sigstack signs through the init stack",
-        );
-        ok(
-            &ours.run(&[
-                "verify-blob",
-                "--bundle",
-                p(&bundle),
-                "--certificate-identity",
-                &format!("{oidc}/jobs/ci"),
-                "--certificate-oidc-issuer",
-                &format!("{oidc}/workload"),
-                p(&artifact),
-            ]),
-            "sigstack verifies",
-        );
-        ok(
-            &v3.run(&[
-                "verify-blob",
-                "--bundle",
-                p(&bundle),
-                "--certificate-identity",
-                &format!("{oidc}/jobs/ci"),
-                "--certificate-oidc-issuer",
-                &format!("{oidc}/workload"),
-                p(&artifact),
-            ]),
-            "cosign v3 verifies a certificate from the organisation's CA",
-        );
-    }
-}
-
-fn walk(d: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
-        let path = e.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
+    crate::hsm_init::init_with_a_token(&hsm, &dir).await;
 }
 
 /// `sigstack --key pkcs11:…` against cosign v2 and v3, both ways.
@@ -604,4 +404,26 @@ fn client_keys_in_a_token(hsm: &SoftHsm, dir: &Path, stack: &serde_json::Value) 
         "gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k",
         "not supported yet",
     );
+    // a KMS that cannot be reached
+    let o = ours.run_env(
+        &[
+            "sign-blob",
+            "--yes",
+            "--key",
+            "awskms://127.0.0.1:9/alias/release",
+            "--bundle",
+            p(&dir.join("never.sigstore.json")),
+            p(&artifact),
+        ],
+        &[
+            ("AWS_ACCESS_KEY_ID", "id"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_REGION", "us-east-1"),
+        ],
+    );
+    assert!(
+        !o.ok() && o.stderr.contains("https://127.0.0.1:9: unreachable"),
+        "{o}"
+    );
+    assert!(!dir.join("never.sigstore.json").exists());
 }
