@@ -190,7 +190,8 @@ struct GenerateArgs {
     #[arg(long)]
     force: bool,
     /// Create the key in a KMS or token instead (`awskms://[ENDPOINT]/alias/NAME`,
-    /// `pkcs11:token=T;object=NAME?module-path=…&pin-value=…`), and write only <prefix>.pub.
+    /// `hashivault://NAME`, `pkcs11:token=T;object=NAME?module-path=…&pin-value=…`), and
+    /// write only <prefix>.pub.
     #[arg(long)]
     kms: Option<String>,
 }

@@ -7,11 +7,14 @@
 //! - `awskms://[ENDPOINT]/KEY`: a key in AWS KMS (see [`awskms`]);
 //! - `env://NAME`: a PEM private key held in the environment variable NAME.
 //!
-//! `gcpkms://`, `azurekms://` and `hashivault://` are recognised and refused by name.
+//! - `gcpkms://…`, `azurekms://…`, `hashivault://…`: Google Cloud KMS, Azure Key Vault,
+//!   Vault's transit engine (see [`cloud`]).
+//!
 //! Keys in a token or a KMS are never exported: the reference gives a [`Signer`] that
 //! asks the token or service for each signature.
 
 pub mod awskms;
+pub mod cloud;
 mod der;
 pub mod pkcs11;
 
@@ -48,6 +51,8 @@ pub enum KeyRef {
     Env(String),
     Pkcs11(pkcs11::Uri),
     AwsKms(String),
+    /// Google Cloud KMS, Azure Key Vault or Vault.
+    Cloud(String),
 }
 
 impl KeyRef {
@@ -65,10 +70,7 @@ impl KeyRef {
             return Ok(Self::AwsKms(s.to_string()));
         }
         if is_kms(s) {
-            let scheme = s.split("://").next().unwrap_or(s);
-            bail!(
-                "{s}: {scheme} keys are not supported yet: use a key file, a pkcs11: URI or an awskms:// key"
-            );
+            return Ok(Self::Cloud(s.to_string()));
         }
         Ok(Self::File(PathBuf::from(s)))
     }
@@ -79,7 +81,7 @@ impl KeyRef {
             Self::File(p) => p.display().to_string(),
             Self::Env(n) => format!("env://{n}"),
             Self::Pkcs11(u) => u.describe(),
-            Self::AwsKms(u) => u.clone(),
+            Self::AwsKms(u) | Self::Cloud(u) => u.clone(),
         }
     }
 }
@@ -115,6 +117,10 @@ pub fn open(reference: &str) -> anyhow::Result<Box<dyn Signer>> {
         }
         KeyRef::Pkcs11(u) => Ok(Box::new(pkcs11::Pkcs11Signer::open(&u)?)),
         KeyRef::AwsKms(u) => Ok(Box::new(awskms::KmsSigner::open(&u)?)),
+        KeyRef::Cloud(u) => Ok(Box::new(cloud::RemoteSigner::open(
+            &u,
+            &cloud::process_env,
+        )?)),
     }
 }
 
@@ -131,7 +137,7 @@ pub fn open_or_generate(reference: &str, kind: KeyKind) -> anyhow::Result<Box<dy
             Some(s) => Box::new(s),
             None => Box::new(pkcs11::Pkcs11Signer::generate(&u, kind)?),
         }),
-        KeyRef::AwsKms(_) | KeyRef::Env(_) => open(reference),
+        KeyRef::AwsKms(_) | KeyRef::Env(_) | KeyRef::Cloud(_) => open(reference),
     }
 }
 
@@ -145,8 +151,16 @@ pub fn generate(reference: &str, kind: KeyKind) -> anyhow::Result<Box<dyn Signer
             awskms::block_on(kms.create(kind))?;
             Ok(Box::new(awskms::KmsSigner::open(&u)?))
         }
+        KeyRef::Cloud(u) if u.starts_with("hashivault://") => {
+            let vault = cloud::Vault::parse(&u, &cloud::process_env)?;
+            awskms::block_on(vault.create(kind))?;
+            Ok(Box::new(cloud::RemoteSigner::open(
+                &u,
+                &cloud::process_env,
+            )?))
+        }
         other => bail!(
-            "{}: keys are created in a pkcs11: token or an awskms:// KMS here",
+            "{}: keys are created here in a pkcs11: token, AWS KMS or Vault (make Cloud KMS and Key Vault keys with their own tools)",
             other.describe()
         ),
     }

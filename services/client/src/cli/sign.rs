@@ -7,7 +7,8 @@ use super::*;
 #[derive(Args, Clone)]
 pub(super) struct SignFlags {
     /// Sign with this private key: cosign's encrypted format or an unencrypted PEM, a
-    /// PKCS#11 token's key (`pkcs11:…`), an AWS KMS key (`awskms://…`), or `env://NAME`.
+    /// PKCS#11 token's key (`pkcs11:…`), a KMS key (`awskms://`, `gcpkms://`,
+    /// `azurekms://`, `hashivault://`), or `env://NAME`.
     #[arg(long, env = "COSIGN_KEY")]
     pub(super) key: Option<PathBuf>,
     /// With --key: the key's certificate from your own CA (bring-your-own PKI; PEM). It

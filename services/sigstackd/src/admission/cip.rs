@@ -298,9 +298,12 @@ fn key_data(k: &KeyRef, what: &str, secrets: Option<&Path>) -> anyhow::Result<St
             bail!("{what}: give one of data, secretRef and kms");
         }
         // the public key, fetched from the KMS (its credentials from the environment)
-        let kms = sigstack::keyref::awskms::AwsKms::parse(uri).with_context(|| what.to_string())?;
-        let key = sigstack::keyref::awskms::block_on(kms.public_key())
-            .with_context(|| what.to_string())?;
+        if !sigstack::keyref::is_kms(uri) {
+            bail!(
+                "{what}: kms {uri}: not a KMS key (awskms://, gcpkms://, azurekms://, hashivault://)"
+            );
+        }
+        let key = sigstack::keyref::public_key(uri).with_context(|| what.to_string())?;
         return Ok(key.to_pem());
     }
     match (&k.data, &k.secret_ref) {
@@ -588,7 +591,7 @@ mod tests {
         for (bad, why) in [
             (
                 "  - key: {kms: \"gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k\"}\n",
-                "gcpkms keys are not supported",
+                "GOOGLE_APPLICATION_CREDENTIALS",
             ),
             ("  - static: {action: maybe}\n", "pass or fail"),
             ("  - keyless: {identities: [{issuer: x}]}\n", "subject"),

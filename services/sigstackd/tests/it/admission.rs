@@ -613,7 +613,7 @@ pub async fn admission_webhook() {
     assert!(refused, "the Secret's new key was not picked up");
     let log = std::fs::read_to_string(dir.join("hook/admission.log")).unwrap_or_default();
     assert!(
-        log.contains("gcpkms keys are not supported"),
+        log.contains("GOOGLE_APPLICATION_CREDENTIALS"),
         "the refusal is logged: {log}"
     );
 }
