@@ -407,6 +407,58 @@ fn signing_with_the_organisations_certificate(st: &Stack, d: &Path) {
         &verify_ours("byo.json", &with_corp_root),
         "sigstack verifies it with the same trusted root",
     );
+    // without a transparency log: the signature stands on the certificate alone, and
+    // verifiers must be told to do without the log
+    let unlogged = f("byo-unlogged.json");
+    ok(
+        &ours.run(&[
+            "sign-blob",
+            "--yes",
+            "--tlog-upload=false",
+            "--key",
+            p(&f("leaf.key")),
+            "--certificate",
+            p(&f("leaf.pem")),
+            "--certificate-chain",
+            p(&chain_path),
+            "--bundle",
+            p(&unlogged),
+            p(&f("art.txt")),
+        ]),
+        "sigstack signs with the organisation's certificate, unlogged",
+    );
+    let o = verify_ours("byo-unlogged.json", &chain_flags);
+    assert!(
+        !o.ok(),
+        "an unlogged signature passed without --insecure-ignore-tlog: {o}"
+    );
+    let no_log = [
+        "--certificate-chain",
+        p(&chain_path),
+        "--insecure-ignore-sct",
+        "--insecure-ignore-tlog",
+    ];
+    ok(
+        &verify_ours("byo-unlogged.json", &no_log),
+        "sigstack verifies the unlogged signature with --insecure-ignore-tlog",
+    );
+    for c in [&v2, &v3] {
+        ok(
+            &c.run(&with(
+                &with(
+                    &[
+                        "verify-blob",
+                        "--bundle",
+                        p(&unlogged),
+                        "--insecure-ignore-tlog",
+                    ],
+                    &with_corp_root,
+                ),
+                &with(&id, &[p(&f("art.txt"))]),
+            )),
+            &format!("{} verifies the unlogged BYO-PKI bundle", c.name),
+        );
+    }
     // cosign v3 signs with the same certificate (its key imported into cosign's format)
     let mut c = v3.cmd();
     c.args([

@@ -402,7 +402,7 @@ fn client_keys_in_a_token(hsm: &SoftHsm, dir: &Path, stack: &serde_json::Value) 
     );
     fails(
         "gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k",
-        "not supported yet",
+        "GOOGLE_APPLICATION_CREDENTIALS",
     );
     // a KMS that cannot be reached
     let o = ours.run_env(

@@ -10,7 +10,9 @@ use crate::cosign::Cosign;
 use crate::cosign_interop::{initialized, ok};
 use crate::hsm::{MODULE, SoftHsm};
 use crate::keyless::{run, wait_for};
-use crate::stack::{SERVICES, Service, get_ok, workload_token};
+use crate::stack::{
+    CLIENTS, Clients, Identity, SERVICES, Service, get_ok, interop_matrix, workload_token,
+};
 use crate::support::*;
 use std::path::{Path, PathBuf};
 
@@ -198,6 +200,27 @@ pub(crate) async fn init_with_a_token(hsm: &SoftHsm, dir: &Path) {
             "cosign v3 verifies a certificate from the organisation's CA",
         );
     }
+    // every client signs and verifies against the separate processes, keys in the token
+    let mut tokens = Vec::new();
+    for _ in 0..=CLIENTS.len() {
+        tokens.push(workload_token(&oidc, &etc.join("keys/oidc/ci-secret")).await);
+    }
+    let next = std::sync::Mutex::new(tokens);
+    interop_matrix(
+        "sigstackd init: separate processes, every key in SoftHSM2, the CA under an organisation's CA",
+        // a directory of its own: the dev stack's matrix left its clients' state in `dir`
+        &Clients::new(&dir.join("init-matrix"), &stack),
+        &Identity {
+            identity: format!("{oidc}/jobs/ci"),
+            issuer: format!("{oidc}/workload"),
+        },
+        || {
+            next.lock()
+                .expect("lock")
+                .pop()
+                .expect("a token per signer")
+        },
+    );
 }
 
 fn walk(d: &Path) -> Vec<PathBuf> {
