@@ -75,6 +75,29 @@ fn unreachable(what: &str, url: &str) -> impl FnOnce(reqwest::Error) -> anyhow::
     move |e| anyhow!(e).context(m)
 }
 
+/// An OAuth 2 token endpoint's answer to `form`: the access token, kept in `cache` for
+/// the lifetime the endpoint states.
+async fn exchange(
+    http: &reqwest::Client,
+    url: &str,
+    form: &[(&str, &str)],
+    what: &str,
+    cache: &TokenCache,
+) -> anyhow::Result<String> {
+    let res = http
+        .post(url)
+        .form(form)
+        .send()
+        .await
+        .map_err(unreachable(what, url))?;
+    let v = answer(res, what).await?;
+    let t = v["access_token"]
+        .as_str()
+        .with_context(|| format!("{what}: no access_token"))?;
+    cache.put(t, v["expires_in"].as_u64().unwrap_or(3600));
+    Ok(t.to_string())
+}
+
 /// A bearer token kept until shortly before it expires.
 #[derive(Default)]
 struct TokenCache(Mutex<Option<(String, u64)>>);
@@ -156,22 +179,17 @@ impl Gcp {
         let input = format!("{header}.{claims}");
         let sig = self.signer.sign(input.as_bytes())?;
         let assertion = format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig));
-        let res = self
-            .http
-            .post(&self.token_uri)
-            .form(&[
+        exchange(
+            &self.http,
+            &self.token_uri,
+            &[
                 ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
                 ("assertion", assertion.as_str()),
-            ])
-            .send()
-            .await
-            .map_err(unreachable("Google's token endpoint", &self.token_uri))?;
-        let v = answer(res, "Google's token endpoint").await?;
-        let t = v["access_token"]
-            .as_str()
-            .context("Google's token endpoint: no access_token")?;
-        self.token.put(t, v["expires_in"].as_u64().unwrap_or(3600));
-        Ok(t.to_string())
+            ],
+            "Google's token endpoint",
+            &self.token,
+        )
+        .await
     }
 
     async fn call(&self, req: reqwest::RequestBuilder, what: &str) -> anyhow::Result<Value> {
@@ -297,24 +315,19 @@ impl Azure {
             return Ok(t);
         }
         let url = format!("{}/{}/oauth2/v2.0/token", self.authority, self.tenant);
-        let res = self
-            .http
-            .post(&url)
-            .form(&[
+        exchange(
+            &self.http,
+            &url,
+            &[
                 ("grant_type", "client_credentials"),
                 ("client_id", self.client_id.as_str()),
                 ("client_secret", self.secret.as_str()),
                 ("scope", "https://vault.azure.net/.default"),
-            ])
-            .send()
-            .await
-            .map_err(unreachable("Entra ID's token endpoint", &url))?;
-        let v = answer(res, "Entra ID's token endpoint").await?;
-        let t = v["access_token"]
-            .as_str()
-            .context("Entra ID: no access_token")?;
-        self.token.put(t, v["expires_in"].as_u64().unwrap_or(3600));
-        Ok(t.to_string())
+            ],
+            "Entra ID's token endpoint",
+            &self.token,
+        )
+        .await
     }
 
     async fn call(&self, req: reqwest::RequestBuilder, what: &str) -> anyhow::Result<Value> {

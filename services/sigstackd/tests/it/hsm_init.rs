@@ -173,30 +173,21 @@ pub(crate) async fn init_with_a_token(hsm: &SoftHsm, dir: &Path) {
             ]),
             "sigstack signs through the init stack",
         );
+        let who = format!("{oidc}/jobs/ci");
+        let issuer = format!("{oidc}/workload");
+        let verify = [
+            "verify-blob",
+            "--bundle",
+            p(&bundle),
+            "--certificate-identity",
+            &who,
+            "--certificate-oidc-issuer",
+            &issuer,
+            p(&artifact),
+        ];
+        ok(&ours.run(&verify), "sigstack verifies");
         ok(
-            &ours.run(&[
-                "verify-blob",
-                "--bundle",
-                p(&bundle),
-                "--certificate-identity",
-                &format!("{oidc}/jobs/ci"),
-                "--certificate-oidc-issuer",
-                &format!("{oidc}/workload"),
-                p(&artifact),
-            ]),
-            "sigstack verifies",
-        );
-        ok(
-            &v3.run(&[
-                "verify-blob",
-                "--bundle",
-                p(&bundle),
-                "--certificate-identity",
-                &format!("{oidc}/jobs/ci"),
-                "--certificate-oidc-issuer",
-                &format!("{oidc}/workload"),
-                p(&artifact),
-            ]),
+            &v3.run(&verify),
             "cosign v3 verifies a certificate from the organisation's CA",
         );
     }
