@@ -68,7 +68,7 @@ pub async fn a_tuf_copy_on_a_disk_serves_clients_with_the_network_off() {
     let (ok, out) = mirror(&tuf, &mirrored);
     assert!(ok, "a second refresh: {out}");
     let mut files = 0;
-    for e in walk(&mirrored) {
+    for e in files_under(&mirrored) {
         let rel = e.strip_prefix(&mirrored).expect("inside");
         if rel == std::path::Path::new("timestamp.json") {
             continue;
@@ -214,19 +214,6 @@ pub async fn a_tuf_copy_on_a_disk_serves_clients_with_the_network_off() {
         p(&dir.join("nothing")),
     ]);
     assert!(!ok && out.contains("no timestamp"), "{out}");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).expect("dir").flatten() {
-        let path = e.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 async fn get_bytes(url: &str) -> (u16, Vec<u8>) {

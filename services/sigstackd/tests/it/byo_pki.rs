@@ -38,131 +38,88 @@ pub(crate) fn bring_your_own_pki(st: &Stack) {
     )
     .expect("w");
     std::fs::write(f("art.txt"), b"released by the organisation\n").expect("w");
-    let path_art_sig = f("art.sig").to_string_lossy().to_string();
-    let path_art_txt = f("art.txt").to_string_lossy().to_string();
-    let path_ca_ext = f("ca.ext").to_string_lossy().to_string();
-    let path_inter_csr = f("inter.csr").to_string_lossy().to_string();
-    let path_inter_key = f("inter.key").to_string_lossy().to_string();
-    let path_inter_pem = f("inter.pem").to_string_lossy().to_string();
-    let path_leaf_csr = f("leaf.csr").to_string_lossy().to_string();
-    let path_leaf_ext = f("leaf.ext").to_string_lossy().to_string();
-    let path_leaf_key = f("leaf.key").to_string_lossy().to_string();
-    let path_leaf_pem = f("leaf.pem").to_string_lossy().to_string();
-    let path_root_key = f("root.key").to_string_lossy().to_string();
-    let path_root_pem = f("root.pem").to_string_lossy().to_string();
-    let steps: Vec<Vec<&str>> = vec![
-        vec![
+    let q = |n: &str| f(n).to_string_lossy().to_string();
+    let openssl = |args: &[&str]| {
+        let (done, o) = run(Command::new("openssl").args(args));
+        assert!(done, "openssl {args:?}: {o}");
+    };
+    for k in ["root", "inter", "leaf"] {
+        let key = q(&format!("{k}.key"));
+        openssl(&[
             "ecparam",
             "-genkey",
             "-name",
             "prime256v1",
             "-noout",
             "-out",
-            &path_root_key,
-        ],
-        vec![
-            "req",
-            "-x509",
-            "-new",
-            "-key",
-            &path_root_key,
-            "-subj",
-            "/O=Corp/CN=Corp Root",
-            "-days",
-            "3650",
-            "-out",
-            &path_root_pem,
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-        vec![
-            "ecparam",
-            "-genkey",
-            "-name",
-            "prime256v1",
-            "-noout",
-            "-out",
-            &path_inter_key,
-        ],
-        vec![
-            "req",
-            "-new",
-            "-key",
-            &path_inter_key,
-            "-subj",
-            "/O=Corp/CN=Corp Intermediate",
-            "-out",
-            &path_inter_csr,
-        ],
-        vec![
-            "x509",
-            "-req",
-            "-in",
-            &path_inter_csr,
-            "-CA",
-            &path_root_pem,
-            "-CAkey",
-            &path_root_key,
-            "-CAcreateserial",
-            "-days",
-            "3650",
-            "-extfile",
-            &path_ca_ext,
-            "-out",
-            &path_inter_pem,
-        ],
-        vec![
-            "ecparam",
-            "-genkey",
-            "-name",
-            "prime256v1",
-            "-noout",
-            "-out",
-            &path_leaf_key,
-        ],
-        vec![
-            "req",
-            "-new",
-            "-key",
-            &path_leaf_key,
-            "-subj",
-            "/O=Corp",
-            "-out",
-            &path_leaf_csr,
-        ],
-        vec![
-            "x509",
-            "-req",
-            "-in",
-            &path_leaf_csr,
-            "-CA",
-            &path_inter_pem,
-            "-CAkey",
-            &path_inter_key,
-            "-CAcreateserial",
-            "-days",
-            "30",
-            "-extfile",
-            &path_leaf_ext,
-            "-out",
-            &path_leaf_pem,
-        ],
-        vec![
-            "dgst",
-            "-sha256",
-            "-sign",
-            &path_leaf_key,
-            "-out",
-            &path_art_sig,
-            &path_art_txt,
-        ],
-    ];
-    for args in &steps {
-        let (ok_, o) = run(Command::new("openssl").args(args));
-        assert!(ok_, "openssl {args:?}: {o}");
+            &key,
+        ]);
     }
+    openssl(&[
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        &q("root.key"),
+        "-subj",
+        "/O=Corp/CN=Corp Root",
+        "-days",
+        "3650",
+        "-out",
+        &q("root.pem"),
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    // a request from `key`, certified by `ca` with the extensions in `ext`
+    let issue = |key: &str, subject: &str, ca: &str, ext: &str, days: &str| {
+        let csr = q(&format!("{key}.csr"));
+        openssl(&[
+            "req",
+            "-new",
+            "-key",
+            &q(&format!("{key}.key")),
+            "-subj",
+            subject,
+            "-out",
+            &csr,
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &q(&format!("{ca}.pem")),
+            "-CAkey",
+            &q(&format!("{ca}.key")),
+            "-CAcreateserial",
+            "-days",
+            days,
+            "-extfile",
+            &q(ext),
+            "-out",
+            &q(&format!("{key}.pem")),
+        ]);
+    };
+    issue(
+        "inter",
+        "/O=Corp/CN=Corp Intermediate",
+        "root",
+        "ca.ext",
+        "3650",
+    );
+    issue("leaf", "/O=Corp", "inter", "leaf.ext", "30");
+    openssl(&[
+        "dgst",
+        "-sha256",
+        "-sign",
+        &q("leaf.key"),
+        "-out",
+        &q("art.sig"),
+        &q("art.txt"),
+    ]);
     let chain = format!(
         "{}{}",
         std::fs::read_to_string(f("inter.pem")).expect("r"),

@@ -14,7 +14,7 @@ use crate::stack::{
     CLIENTS, Clients, Identity, SERVICES, Service, get_ok, interop_matrix, workload_token,
 };
 use crate::support::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// `sigstackd init --key-backend`: the keys made in the token and named by the
 /// configuration files; every service started from them; the CI job signs through the
@@ -97,7 +97,7 @@ pub(crate) async fn init_with_a_token(hsm: &SoftHsm, dir: &Path) {
             "{file} does not name the token's key: {cfg}"
         );
     }
-    let pems: Vec<_> = walk(&etc.join("keys"))
+    let pems: Vec<_> = files_under(&etc.join("keys"))
         .into_iter()
         .filter(|f| f.extension().is_some_and(|e| e == "pem"))
         .collect();
@@ -212,17 +212,4 @@ pub(crate) async fn init_with_a_token(hsm: &SoftHsm, dir: &Path) {
                 .expect("a token per signer")
         },
     );
-}
-
-fn walk(d: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
-        let path = e.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }

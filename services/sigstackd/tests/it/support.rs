@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use sigstack_crypto::{Curve, FileSigner, PublicKey, Signer};
 use sigstack_merkle::{Hash, leaf_hash, verify_inclusion};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -564,6 +564,20 @@ pub fn addresses_tried(log: &str) -> Vec<String> {
                 let rest = &line[at + start.len()..];
                 out.push(rest.split('"').next().unwrap_or_default().to_string());
             }
+        }
+    }
+    out
+}
+
+/// Every file below `dir` (none when it does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
         }
     }
     out
