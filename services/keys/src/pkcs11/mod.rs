@@ -12,7 +12,8 @@
 //! Sessions are pooled: each signature borrows a logged-in session, so concurrent
 //! requests sign in parallel and the login happens once. A session that fails with an
 //! error that says the token or session went away is dropped and the signature retried
-//! once on a fresh one, so a token that comes back is used again without a restart.
+//! on a fresh one; if that fails too the module is initialised again (once no signature
+//! is in flight), so a token that went away and came back is used without a restart.
 
 use anyhow::{Context, anyhow, bail};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -25,7 +26,7 @@ use cryptoki::slot::Slot;
 use cryptoki::types::{AuthPin, Ulong};
 use sigstack_crypto::{CryptoError, PublicKey, Signer};
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use crate::KeyKind;
 use crate::der;
@@ -33,10 +34,48 @@ use crate::der;
 mod uri;
 pub use uri::Uri;
 
+/// A loaded module and its generation: how many times it has been initialised again.
+/// Every use of a session holds the generation's read lock; initialising the module
+/// again takes the write lock, so no session handle is used across it (handles start
+/// over after `C_Initialize`, and an old one could name another key's session).
+#[derive(Clone)]
+struct Module {
+    ctx: Pkcs11,
+    path: String,
+    generation: Arc<RwLock<u64>>,
+}
+
+impl Module {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, u64> {
+        self.generation.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Finalises the module and initialises it again — how a token that went away (a
+    /// device removed, a network HSM restarted, a token store replaced) is found again —
+    /// unless another signer has done so since it saw generation `seen`.
+    fn reinitialize(&self, seen: u64) -> anyhow::Result<()> {
+        let mut g = self.generation.write().unwrap_or_else(|p| p.into_inner());
+        if *g == seen {
+            let _ = self.ctx.clone().finalize();
+            // sessions of the old generation are void whether or not this succeeds
+            *g += 1;
+            initialize(&self.ctx, &self.path)?;
+        }
+        Ok(())
+    }
+}
+
+fn initialize(ctx: &Pkcs11, path: &str) -> anyhow::Result<()> {
+    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) | Err(P11Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("initialising the PKCS#11 module {path}")),
+    }
+}
+
 /// Each module is loaded and initialised once per process (PKCS#11 allows one
 /// `C_Initialize` per application).
-fn module(path: &str) -> anyhow::Result<Pkcs11> {
-    static MODULES: OnceLock<Mutex<HashMap<String, Pkcs11>>> = OnceLock::new();
+fn module(path: &str) -> anyhow::Result<Module> {
+    static MODULES: OnceLock<Mutex<HashMap<String, Module>>> = OnceLock::new();
     let mut map = MODULES
         .get_or_init(Default::default)
         .lock()
@@ -47,11 +86,13 @@ fn module(path: &str) -> anyhow::Result<Pkcs11> {
     if !std::path::Path::new(path).exists() {
         bail!("PKCS#11 module {path} does not exist");
     }
-    let m = Pkcs11::new(path).with_context(|| format!("loading the PKCS#11 module {path}"))?;
-    match m.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-        Ok(()) | Err(P11Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
-        Err(e) => return Err(e).with_context(|| format!("initialising the PKCS#11 module {path}")),
-    }
+    let ctx = Pkcs11::new(path).with_context(|| format!("loading the PKCS#11 module {path}"))?;
+    initialize(&ctx, path)?;
+    let m = Module {
+        ctx,
+        path: path.to_string(),
+        generation: Arc::new(RwLock::new(0)),
+    };
     map.insert(path.to_string(), m.clone());
     Ok(m)
 }
@@ -92,6 +133,7 @@ fn session_gone(e: &P11Error) -> bool {
         rv(e),
         Some(
             RvError::SessionHandleInvalid
+                | RvError::CryptokiNotInitialized
                 | RvError::SessionClosed
                 | RvError::DeviceRemoved
                 | RvError::DeviceError
@@ -284,13 +326,28 @@ enum Alg {
 
 /// A signing key held in a PKCS#11 token.
 pub struct Pkcs11Signer {
-    ctx: Pkcs11,
-    slot: Slot,
+    module: Module,
+    /// The token's slot, as found in a generation of the module.
+    slot: Mutex<(u64, Slot)>,
     uri: Uri,
     pin: Option<AuthPin>,
     public: PublicKey,
     alg: Alg,
-    pool: Mutex<Vec<(Session, ObjectHandle)>>,
+    pool: Mutex<Vec<Pooled>>,
+}
+
+impl Drop for Pkcs11Signer {
+    fn drop(&mut self) {
+        let guard = self.module.read();
+        self.drain(*guard);
+    }
+}
+
+/// A logged-in session with the key's handle in it, of a module generation.
+struct Pooled {
+    session: Session,
+    key: ObjectHandle,
+    generation: u64,
 }
 
 impl std::fmt::Debug for Pkcs11Signer {
@@ -357,24 +414,25 @@ fn transient(e: &P11Error) -> bool {
     )
 }
 
-fn context_for(uri: &Uri) -> anyhow::Result<(Pkcs11, Slot)> {
+fn context_for(uri: &Uri) -> anyhow::Result<(Module, Slot)> {
     let path = uri.module_path.as_deref().with_context(|| {
         format!(
             "{}: no PKCS#11 module: add ?module-path=/path/to/module.so or set COSIGN_PKCS11_MODULE_PATH",
             uri.describe()
         )
     })?;
-    let ctx = module(path)?;
-    let slot = find_slot(&ctx, uri)?;
-    Ok((ctx, slot))
+    let m = module(path)?;
+    let slot = find_slot(&m.ctx, uri)?;
+    Ok((m, slot))
 }
 
 /// Checks that the token the URI names can be reached and logged in to (read-write, as
 /// creating keys needs).
 pub fn check_login(uri: &Uri) -> anyhow::Result<()> {
-    let (ctx, slot) = context_for(uri)?;
+    let (m, slot) = context_for(uri)?;
     let pin = uri.pin()?;
-    open_session(&ctx, slot, uri, pin.as_ref(), true)?;
+    let _g = m.read();
+    open_session(&m.ctx, slot, uri, pin.as_ref(), true)?;
     Ok(())
 }
 
@@ -397,9 +455,11 @@ impl Pkcs11Signer {
 
     /// The key the URI names, or None when the token has no such private key.
     pub fn find(uri: &Uri) -> anyhow::Result<Option<Self>> {
-        let (ctx, slot) = context_for(uri)?;
+        let (m, slot) = context_for(uri)?;
         let pin = uri.pin()?;
-        let session = open_session(&ctx, slot, uri, pin.as_ref(), false)?;
+        let guard = m.read();
+        let generation = *guard;
+        let session = open_session(&m.ctx, slot, uri, pin.as_ref(), false)?;
         let Some(private) = find_one(&session, uri, ObjectClass::PRIVATE_KEY)? else {
             return Ok(None);
         };
@@ -420,23 +480,29 @@ impl Pkcs11Signer {
         } else {
             Alg::Ed25519
         };
+        drop(guard);
         Ok(Some(Self {
-            ctx,
-            slot,
+            module: m,
+            slot: Mutex::new((generation, slot)),
             uri: uri.clone(),
             pin,
             public,
             alg,
-            pool: Mutex::new(vec![(session, private)]),
+            pool: Mutex::new(vec![Pooled {
+                session,
+                key: private,
+                generation,
+            }]),
         }))
     }
 
     /// Creates a key pair in the token (not extractable, sensitive) and opens it. Refuses
     /// when a key by that name is already there.
     pub fn generate(uri: &Uri, kind: KeyKind) -> anyhow::Result<Self> {
-        let (ctx, slot) = context_for(uri)?;
+        let (m, slot) = context_for(uri)?;
         let pin = uri.pin()?;
-        let session = open_session(&ctx, slot, uri, pin.as_ref(), true)?;
+        let guard = m.read();
+        let session = open_session(&m.ctx, slot, uri, pin.as_ref(), true)?;
         if find_one(&session, uri, ObjectClass::PRIVATE_KEY)?.is_some() {
             bail!(
                 "{}: a key by that name already exists in the token",
@@ -487,44 +553,104 @@ impl Pkcs11Signer {
             .generate_key_pair(&mechanism, &public, &private)
             .map_err(|e| explain(e, &format!("{}: generating a {kind:?} key", uri.describe())))?;
         drop(session);
+        drop(guard);
         let mut named = uri.clone();
         named.id = Some(id);
         Self::open(&named)
     }
 
-    fn borrow(&self) -> anyhow::Result<(Session, ObjectHandle)> {
-        if let Some(s) = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop() {
-            return Ok(s);
+    fn pool(&self) -> std::sync::MutexGuard<'_, Vec<Pooled>> {
+        self.pool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Empties the pool (the caller holds the generation's read lock): sessions of this
+    /// generation are closed, older ones forgotten — their handles may name others now.
+    fn drain(&self, generation: u64) {
+        for p in self.pool().drain(..) {
+            if p.generation == generation {
+                drop(p);
+            } else {
+                std::mem::forget(p.session);
+            }
         }
-        let session = open_session(&self.ctx, self.slot, &self.uri, self.pin.as_ref(), false)?;
+    }
+
+    /// The token's slot in this generation of the module (found again after the module
+    /// was initialised again).
+    fn slot(&self, generation: u64) -> anyhow::Result<Slot> {
+        let mut s = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        if s.0 != generation {
+            *s = (generation, find_slot(&self.module.ctx, &self.uri)?);
+        }
+        Ok(s.1)
+    }
+
+    /// A pooled session of this generation, or a new one (the caller holds the
+    /// generation's read lock).
+    fn borrow(&self, generation: u64) -> anyhow::Result<Pooled> {
+        loop {
+            let Some(p) = self.pool().pop() else { break };
+            if p.generation == generation {
+                return Ok(p);
+            }
+            std::mem::forget(p.session);
+        }
+        let slot = self.slot(generation)?;
+        let session = open_session(&self.module.ctx, slot, &self.uri, self.pin.as_ref(), false)?;
         let key = find_one(&session, &self.uri, ObjectClass::PRIVATE_KEY)?.with_context(|| {
             format!(
                 "{}: the private key is gone from the token",
                 self.uri.describe()
             )
         })?;
-        Ok((session, key))
+        Ok(Pooled {
+            session,
+            key,
+            generation,
+        })
     }
 
-    /// One signing operation on a pooled session; retried once on a fresh session when
-    /// the token dropped the old one.
+    /// One signing operation on a pooled session. When the token dropped the session or
+    /// the key cannot be found, the pool is emptied and the operation tried again; when
+    /// that fails too, the module is initialised again (the token went away and may be
+    /// back) and it is tried a last time. A token still away is the caller's error.
     fn with_session(&self, mechanism: &Mechanism, data: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let fail = |e: anyhow::Error| CryptoError::Signing(format!("{e:#}"));
-        for attempt in 0..2 {
-            let (session, key) = self.borrow().map_err(fail)?;
-            match session.sign(mechanism, key, data) {
+        let mut last = None;
+        let mut seen = 0;
+        for attempt in 0..3 {
+            if attempt == 2 {
+                // no read lock held here: this waits for every signature in flight
+                if let Err(e) = self.module.reinitialize(seen) {
+                    return Err(fail(
+                        e.context(format!("{}: the token is away", self.uri.describe())),
+                    ));
+                }
+            }
+            let guard = self.module.read();
+            let generation = *guard;
+            seen = generation;
+            if attempt == 1 {
+                self.drain(generation);
+            }
+            let pooled = match self.borrow(generation) {
+                Ok(p) => p,
+                Err(e) => {
+                    last = Some(e);
+                    continue;
+                }
+            };
+            match pooled.session.sign(mechanism, pooled.key, data) {
                 Ok(sig) => {
-                    self.pool
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push((session, key));
+                    self.pool().push(pooled);
                     return Ok(sig);
                 }
-                Err(e) if attempt == 0 && session_gone(&e) => {
-                    // let every pooled session go: they share the token's fate
-                    self.pool.lock().unwrap_or_else(|p| p.into_inner()).clear();
+                Err(e) if session_gone(&e) => {
+                    drop(pooled);
+                    last = Some(explain(e, &format!("{}: signing", self.uri.describe())));
                 }
                 Err(e) => {
+                    self.pool().push(pooled);
                     return Err(fail(explain(
                         e,
                         &format!("{}: signing", self.uri.describe()),
@@ -532,10 +658,9 @@ impl Pkcs11Signer {
                 }
             }
         }
-        Err(CryptoError::Signing(format!(
-            "{}: the token dropped the session twice",
-            self.uri.describe()
-        )))
+        Err(fail(last.unwrap_or_else(|| {
+            anyhow!("{}: the token dropped the session", self.uri.describe())
+        })))
     }
 
     fn ecdsa(&self, digest: &[u8]) -> Result<Vec<u8>, CryptoError> {

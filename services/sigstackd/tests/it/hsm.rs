@@ -193,6 +193,33 @@ pub async fn every_key_in_a_token() {
             "{f} was written although the keys are in the token"
         );
     }
+    // the token goes away and comes back: requests that need a signature get 503 with
+    // Retry-After meanwhile, the service keeps running, and it signs again afterwards
+    // (the matrix below then runs on every key after that)
+    let tsa = stack_str(&stack, "/services/tsa/url");
+    let stamp = || {
+        use base64::Engine;
+        let digest = sigstack_crypto::sha256(b"while the token is away");
+        http()
+            .post(format!("{tsa}/api/v1/timestamp"))
+            .json(&serde_json::json!({
+                "artifactHash": base64::engine::general_purpose::STANDARD.encode(digest),
+                "hashAlgorithm": "sha256",
+            }))
+            .send()
+    };
+    assert_eq!(stamp().await.expect("tsa").status(), 200);
+    let (tokens, away) = (dir.join("softhsm/tokens"), dir.join("softhsm/tokens-away"));
+    std::fs::rename(&tokens, &away).expect("take the token away");
+    let r = stamp().await.expect("tsa");
+    assert_eq!(r.status(), 503, "a signature without the token");
+    assert!(r.headers().contains_key("retry-after"));
+    std::fs::rename(&away, &tokens).expect("bring the token back");
+    assert_eq!(
+        stamp().await.expect("tsa").status(),
+        200,
+        "the token is back"
+    );
     let token = || {
         let (ok, t) = run(hsm
             .cmd(env!("CARGO_BIN_EXE_sigstackd"))
