@@ -15,6 +15,7 @@ mod init;
 mod keys;
 mod log;
 mod log_v2;
+mod monitor;
 mod oidc;
 mod reissue;
 mod sequencer;
@@ -224,6 +225,18 @@ enum Command {
         #[command(subcommand)]
         action: Option<CtlogAction>,
     },
+    /// Watch the transparency logs: audit each one (a fork or a rollback is an alert),
+    /// report entries matching a watch list (rekor-monitor's format) by webhook and
+    /// e-mail, and serve the log explorer.
+    Monitor {
+        /// TOML configuration file; scalar keys may also come from SIGSTACK_MONITOR_<KEY>.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Exit once every log is read and verified up to its current head, printing how
+        /// many entries were read per second (for catch-up runs and benchmarks).
+        #[arg(long)]
+        until_caught_up: bool,
+    },
     /// Run the RFC 3161 timestamp authority (timestamp-authority's API), or make it a
     /// new certificate.
     Tsa {
@@ -359,6 +372,13 @@ fn main() -> anyhow::Result<()> {
                 action: Some(CaAction::NewIntermediate(a)),
                 ..
             } => ca::intermediate::run(&a),
+            Command::Monitor {
+                config,
+                until_caught_up,
+            } => {
+                let cfg = monitor::config::MonitorConfig::load(config.as_deref())?;
+                monitor::run(cfg, until_caught_up).await
+            }
             Command::Tsa {
                 action: Some(TsaAction::NewCertificate(a)),
                 ..

@@ -8,6 +8,7 @@
 
 mod failover;
 mod migrate;
+pub mod monitor;
 mod pg;
 mod sqlite;
 

@@ -7,7 +7,7 @@
 
 pub mod api;
 pub mod config;
-mod pages;
+pub(crate) mod pages;
 pub mod upstream;
 
 use anyhow::Context;

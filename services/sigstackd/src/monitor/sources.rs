@@ -1,0 +1,358 @@
+//! Reading the three kinds of log the monitor follows: the newest signed tree head,
+//! verified with the key the trusted root names for that log's URL, and the leaves of a
+//! range, as the bytes the log hashed into its tree.
+
+use super::config::{LogConfig, LogKind};
+use anyhow::{Context, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use sigstack_crypto::PublicKey;
+use sigstack_merkle::Hash;
+use sigstack_types::trust::{TransparencyLogInstance, TrustedRoot};
+
+/// A tree head as signed, with its text for evidence.
+#[derive(Clone, Debug)]
+pub struct Head {
+    pub size: u64,
+    pub root: Hash,
+    /// The checkpoint note (Rekor) or the STH JSON (CT), as served.
+    pub text: String,
+}
+
+/// Why no verified head could be had.
+#[derive(Debug)]
+pub enum HeadError {
+    /// The log answered with a tree head no trusted key signed: an alert.
+    Unverified { text: String, why: String },
+    /// The log could not be reached or answered nonsense: retried.
+    Unreachable(anyhow::Error),
+}
+
+/// One leaf of a range.
+#[derive(Clone, Debug)]
+pub struct Leaf {
+    pub index: u64,
+    /// The bytes hashed into the tree: the canonical body (Rekor) or the
+    /// `MerkleTreeLeaf` (CT).
+    pub data: Vec<u8>,
+    /// The entry's ID as the log names it (Rekor v1: 80 hex digits), else empty.
+    pub uuid: String,
+    /// Unix seconds, when the log states it.
+    pub time: Option<i64>,
+}
+
+/// Concurrent requests a catch-up keeps in flight.
+const IN_FLIGHT: usize = 16;
+
+async fn get(http: &reqwest::Client, url: &str, max: usize) -> anyhow::Result<Vec<u8>> {
+    let res = http
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("reaching {url}"))?;
+    let status = res.status();
+    if !status.is_success() {
+        bail!("GET {url}: HTTP {status}");
+    }
+    if res.content_length().is_some_and(|n| n > max as u64) {
+        bail!("GET {url}: answer larger than {max} bytes");
+    }
+    let body = res.bytes().await.with_context(|| format!("reading {url}"))?;
+    if body.len() > max {
+        bail!("GET {url}: answer larger than {max} bytes");
+    }
+    Ok(body.to_vec())
+}
+
+fn keys_for(instances: &[TransparencyLogInstance], url: &str) -> Vec<PublicKey> {
+    let url = url.trim_end_matches('/');
+    instances
+        .iter()
+        .filter(|t| t.base_url.trim_end_matches('/') == url)
+        .filter_map(|t| STANDARD.decode(&t.public_key.raw_bytes).ok())
+        .filter_map(|d| PublicKey::from_spki_der(&d).ok())
+        .collect()
+}
+
+/// The newest tree head of `log`, verified.
+pub async fn head(
+    http: &reqwest::Client,
+    log: &LogConfig,
+    root: &TrustedRoot,
+) -> Result<(Head, u64), HeadError> {
+    let base = log.url.trim_end_matches('/');
+    let unreachable = HeadError::Unreachable;
+    match log.kind {
+        LogKind::RekorV1 => {
+            let body = get(http, &format!("{base}/api/v1/log"), 1 << 20)
+                .await
+                .map_err(unreachable)?;
+            let info: sigstack_types::rekor::LogInfo = serde_json::from_slice(&body)
+                .map_err(|e| HeadError::Unreachable(anyhow::anyhow!("{base}/api/v1/log: {e}")))?;
+            // entries of frozen shards come first in the log's index space
+            let offset: u64 = info
+                .inactive_shards
+                .iter()
+                .flatten()
+                .map(|s| s.tree_size.max(0) as u64)
+                .sum();
+            let text = info.signed_tree_head;
+            let keys = keys_for(&root.tlogs, log.trusted_url());
+            if keys.is_empty() {
+                return Err(HeadError::Unverified {
+                    text,
+                    why: format!("the trusted root names no log at {}", log.trusted_url()),
+                });
+            }
+            let mut why = String::new();
+            for k in &keys {
+                match sigstack_log::checkpoint::verify_any_name(&text, k) {
+                    Ok(cp) => {
+                        return Ok((
+                            Head {
+                                size: cp.size,
+                                root: cp.root,
+                                text,
+                            },
+                            offset,
+                        ));
+                    }
+                    Err(e) => why = e,
+                }
+            }
+            Err(HeadError::Unverified { text, why })
+        }
+        LogKind::Tiles => {
+            let body = get(http, &format!("{base}/checkpoint"), 64 << 10)
+                .await
+                .map_err(unreachable)?;
+            let text = String::from_utf8_lossy(&body).into_owned();
+            match sigstack::tiles::verify_checkpoint(&text, log.trusted_url(), root) {
+                Ok(cp) => Ok((
+                    Head {
+                        size: cp.size,
+                        root: cp.root,
+                        text,
+                    },
+                    0,
+                )),
+                Err(e) => Err(HeadError::Unverified {
+                    text,
+                    why: format!("{e:#}"),
+                }),
+            }
+        }
+        LogKind::Ct => {
+            let body = get(http, &format!("{base}/ct/v1/get-sth"), 64 << 10)
+                .await
+                .map_err(unreachable)?;
+            let text = String::from_utf8_lossy(&body).into_owned();
+            let sth: Value = serde_json::from_slice(&body)
+                .map_err(|e| HeadError::Unreachable(anyhow::anyhow!("get-sth: {e}")))?;
+            let parsed = (|| -> anyhow::Result<(u64, u64, Hash, Vec<u8>)> {
+                let root: Hash = STANDARD
+                    .decode(sth["sha256_root_hash"].as_str().context("no root hash")?)?
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("the root hash is not 32 bytes"))?;
+                Ok((
+                    sth["tree_size"].as_u64().context("no tree_size")?,
+                    sth["timestamp"].as_u64().context("no timestamp")?,
+                    root,
+                    STANDARD.decode(sth["tree_head_signature"].as_str().context("no signature")?)?,
+                ))
+            })();
+            let (size, ts, root_hash, sig) = match parsed {
+                Ok(p) => p,
+                Err(e) => {
+                    return Err(HeadError::Unverified {
+                        text,
+                        why: format!("{e:#}"),
+                    });
+                }
+            };
+            let input = sigstack_log::ct::sth_signature_input(ts, size, &root_hash);
+            let ok = sigstack_log::ct::DigitallySigned::from_bytes(&sig).is_ok_and(|s| {
+                keys_for(&root.ctlogs, log.trusted_url())
+                    .iter()
+                    .any(|k| s.verify(k, &input).is_ok())
+            });
+            if !ok {
+                return Err(HeadError::Unverified {
+                    text,
+                    why: format!(
+                        "the tree head is not signed by the key the trusted root names for {}",
+                        log.trusted_url()
+                    ),
+                });
+            }
+            Ok((
+                Head {
+                    size,
+                    root: root_hash,
+                    text,
+                },
+                0,
+            ))
+        }
+    }
+}
+
+/// The leaves `[start, end)` of the tree, in order (`offset`: where the tree starts in
+/// the log's index space).
+pub async fn leaves(
+    http: &reqwest::Client,
+    log: &LogConfig,
+    start: u64,
+    end: u64,
+    offset: u64,
+) -> anyhow::Result<Vec<Leaf>> {
+    let base = log.url.trim_end_matches('/').to_string();
+    let (step, tree_size) = match log.kind {
+        LogKind::RekorV1 => (10, end),
+        LogKind::Tiles => (256, end),
+        LogKind::Ct => (256, end),
+    };
+    // requests aligned to the step, so tiles are full wherever the tree has them
+    let mut ranges = Vec::new();
+    let mut at = start - start % step;
+    while at < end {
+        ranges.push((at.max(start), (at + step).min(end)));
+        at += step;
+    }
+    let chunks: Vec<anyhow::Result<Vec<Leaf>>> = futures::stream::iter(ranges)
+        .map(|(a, b)| {
+            let base = base.clone();
+            async move {
+                match log.kind {
+                    LogKind::RekorV1 => v1_range(http, &base, a, b, offset).await,
+                    LogKind::Tiles => tiles_range(http, &base, a, b, tree_size).await,
+                    LogKind::Ct => ct_range(http, &base, a, b).await,
+                }
+            }
+        })
+        .buffered(IN_FLIGHT)
+        .collect()
+        .await;
+    let mut out = Vec::with_capacity((end - start) as usize);
+    for c in chunks {
+        out.extend(c?);
+    }
+    if out.len() as u64 != end - start || out.iter().zip(start..).any(|(l, i)| l.index != i) {
+        bail!("the log answered other entries than the {}..{} asked for", start, end);
+    }
+    Ok(out)
+}
+
+async fn v1_range(
+    http: &reqwest::Client,
+    base: &str,
+    a: u64,
+    b: u64,
+    offset: u64,
+) -> anyhow::Result<Vec<Leaf>> {
+    let indexes: Vec<u64> = (a + offset..b + offset).collect();
+    let url = format!("{base}/api/v1/log/entries/retrieve");
+    let res = http
+        .post(&url)
+        .json(&json!({ "logIndexes": indexes }))
+        .send()
+        .await
+        .with_context(|| format!("reaching {url}"))?;
+    let status = res.status();
+    if !status.is_success() {
+        bail!("POST {url}: HTTP {status}");
+    }
+    let list: Vec<sigstack_types::rekor::LogEntry> = res.json().await.context("entries")?;
+    let mut out = Vec::new();
+    for (uuid, e) in list.into_iter().flatten() {
+        let index = (e.log_index.max(0) as u64)
+            .checked_sub(offset)
+            .context("an entry of another shard")?;
+        out.push(Leaf {
+            index,
+            data: STANDARD.decode(&e.body).context("an entry body is not base64")?,
+            uuid,
+            time: Some(e.integrated_time),
+        });
+    }
+    out.sort_by_key(|l| l.index);
+    Ok(out)
+}
+
+async fn tiles_range(
+    http: &reqwest::Client,
+    base: &str,
+    a: u64,
+    b: u64,
+    size: u64,
+) -> anyhow::Result<Vec<Leaf>> {
+    let n = a / 256;
+    let width = (size - n * 256).min(256);
+    let t = sigstack_log::tiles::TileRef {
+        level: None,
+        index: n,
+        partial: (width < 256).then_some(width as u8),
+    };
+    let bundle = get(http, &format!("{base}/{}", t.path()), 256 * (2 + 65_535)).await?;
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    let mut i = n * 256;
+    while at < bundle.len() {
+        let len = u16::from_be_bytes(
+            bundle
+                .get(at..at + 2)
+                .context("a truncated entry bundle")?
+                .try_into()?,
+        ) as usize;
+        let data = bundle
+            .get(at + 2..at + 2 + len)
+            .context("a truncated entry")?
+            .to_vec();
+        if (a..b).contains(&i) {
+            out.push(Leaf {
+                index: i,
+                data,
+                uuid: String::new(),
+                time: None,
+            });
+        }
+        at += 2 + len;
+        i += 1;
+    }
+    Ok(out)
+}
+
+async fn ct_range(http: &reqwest::Client, base: &str, a: u64, b: u64) -> anyhow::Result<Vec<Leaf>> {
+    let mut out = Vec::new();
+    let mut next = a;
+    // a log may answer fewer entries than asked: ask again from where it stopped
+    while next < b {
+        let body = get(
+            http,
+            &format!("{base}/ct/v1/get-entries?start={next}&end={}", b - 1),
+            64 << 20,
+        )
+        .await?;
+        let v: Value = serde_json::from_slice(&body).context("get-entries")?;
+        let entries = v["entries"].as_array().context("get-entries: no entries")?;
+        if entries.is_empty() {
+            bail!("get-entries answered no entries from {next}");
+        }
+        for e in entries {
+            let data = STANDARD
+                .decode(e["leaf_input"].as_str().context("no leaf_input")?)
+                .context("leaf_input")?;
+            out.push(Leaf {
+                index: next,
+                data,
+                uuid: String::new(),
+                time: None,
+            });
+            next += 1;
+        }
+    }
+    out.truncate((b - a) as usize);
+    Ok(out)
+}
