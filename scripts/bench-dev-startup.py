@@ -18,7 +18,7 @@ def ready(d):
     return True
 def run(d):
     t = time.monotonic()
-    p = subprocess.Popen([B, "dev", "--data-dir", d] + sum([[f, "0"] for f in ["--log-port","--ca-port","--ctlog-port","--oidc-port","--tuf-port","--tsa-port","--log-v2-port","--witness-port"]], []),
+    p = subprocess.Popen([B, "dev", "--data-dir", d] + sum([[f, "0"] for f in ["--log-port","--ca-port","--ctlog-port","--oidc-port","--tuf-port","--tsa-port","--log-v2-port","--witness-port","--monitor-port"]], []),
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, SIGSTACK_LOG="warn"))
     try:
         while not ready(d):

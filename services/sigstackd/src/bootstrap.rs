@@ -36,6 +36,14 @@ pub(crate) struct Services {
     pub(crate) tuf: TufEntry,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) tsa: Option<TsaEntry>,
+    /// The monitor and log explorer (`sigstackd dev` runs one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) monitor: Option<MonitorEntry>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct MonitorEntry {
+    pub(crate) url: String,
 }
 
 #[derive(Serialize)]

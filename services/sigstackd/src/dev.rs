@@ -20,6 +20,9 @@ use sigstack_oidc::login::LocalUser;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+mod token;
+pub use token::{DevTokenArgs, dev_token};
+
 #[derive(clap::Args)]
 pub struct DevArgs {
     /// Where keys, the database and stack.json live (created if missing).
@@ -52,6 +55,9 @@ pub struct DevArgs {
     /// Port of the timestamp authority (0: any free port).
     #[arg(long, default_value_t = 3004)]
     tsa_port: u16,
+    /// Port of the monitor and log explorer (0: any free port).
+    #[arg(long, default_value_t = 3010)]
+    monitor_port: u16,
     /// Also trust identity tokens from this OIDC issuer (an e-mail issuer with client ID
     /// `sigstore`); repeatable. The dev stack's own issuer is always trusted. Written to
     /// DATA_DIR/issuers.yaml at each start.
@@ -71,7 +77,7 @@ pub struct DevArgs {
 
 /// Where DATA_DIR records the OIDC key's reference when the keys are in a token (for
 /// `dev-token`).
-const OIDC_KEY_REF: &str = "oidc-key.ref";
+pub(crate) const OIDC_KEY_REF: &str = "oidc-key.ref";
 
 async fn bind(host: IpAddr, port: u16, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(SocketAddr::new(host, port))
@@ -97,6 +103,7 @@ fn dev_oidc(
     key_path: PathBuf,
     listen: SocketAddr,
     url: &str,
+    explorer: crate::oidc::config::ClientConfig,
 ) -> anyhow::Result<(OidcConfig, LocalUser, PathBuf)> {
     // RS256, as Dex: cosign takes `--identity-token VALUE` as a token only when RS256
     crate::keys::open_or_generate(&key_path, KeyKind::Rsa2048, "the OIDC key")?;
@@ -124,109 +131,24 @@ fn dev_oidc(
         previous_keys: Vec::new(),
         token_ttl_secs: 600,
         users: vec![user.clone()],
-        clients: vec![crate::oidc::config::ClientConfig {
-            id: DEV_CI_CLIENT.into(),
-            redirect_uris: Vec::new(),
-            secret_file: Some(ci_secret_file),
-            consent: false,
-            workload: Some(crate::oidc::config::WorkloadConfig {
-                subject: format!("{url}/jobs/dev"),
-                audiences: vec!["sigstore".into()],
-                claims: Default::default(),
-            }),
-        }],
+        clients: vec![
+            explorer,
+            crate::oidc::config::ClientConfig {
+                id: DEV_CI_CLIENT.into(),
+                redirect_uris: Vec::new(),
+                secret_file: Some(ci_secret_file),
+                consent: false,
+                workload: Some(crate::oidc::config::WorkloadConfig {
+                    subject: format!("{url}/jobs/dev"),
+                    audiences: vec!["sigstore".into()],
+                    claims: Default::default(),
+                }),
+            },
+        ],
         connectors: Vec::new(),
     };
     cfg.validate()?;
     Ok((cfg, user, password_file))
-}
-
-/// `sigstackd dev-token`: an ID token from the dev issuer of DATA_DIR, as a login would
-/// give (an e-mail identity) or a workload token (`--sub`, no e-mail).
-#[derive(clap::Args)]
-pub struct DevTokenArgs {
-    #[arg(long, default_value = ".sigstack-dev")]
-    data_dir: PathBuf,
-    /// The e-mail identity (verified); default: the stack's own account
-    /// (dev@sigstack.test for `sigstackd dev`).
-    #[arg(long, conflicts_with = "sub")]
-    email: Option<String>,
-    /// A workload token instead (no e-mail) for this job, from the dev workload issuer
-    /// (`<issuer>/workload`); the dev CA certifies job URIs on the issuer's host, such as
-    /// `http://127.0.0.1:5556/jobs/build`.
-    #[arg(long)]
-    sub: Option<String>,
-}
-
-pub fn dev_token(args: DevTokenArgs) -> anyhow::Result<()> {
-    let stack: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(args.data_dir.join("stack.json")).with_context(|| {
-            format!(
-                "reading {}/stack.json (start `sigstackd dev` first)",
-                args.data_dir.display()
-            )
-        })?,
-    )?;
-    let iss = stack["services"]["oidc"]["url"]
-        .as_str()
-        .context("stack.json has no OIDC issuer (restart `sigstackd dev`)")?
-        .to_string();
-    // the key `oidc.toml` names (an `init` directory), else dev's (in its token, or file)
-    let oidc_toml = args.data_dir.join("oidc.toml");
-    let reference = args.data_dir.join(OIDC_KEY_REF);
-    let key_path = if oidc_toml.exists() {
-        crate::oidc::config::OidcConfig::load(Some(&oidc_toml))?
-            .signing_key
-            .to_path_buf()
-    } else if reference.exists() {
-        PathBuf::from(
-            std::fs::read_to_string(&reference)
-                .with_context(|| format!("reading {}", reference.display()))?
-                .trim(),
-        )
-    } else {
-        args.data_dir.join("keys/oidc.pem")
-    };
-    let key = crate::keys::open(&key_path, "the OIDC key")?;
-    let now = crate::sequencer::unix_now();
-    let (iss, sub, email) = match (&args.sub, &args.email) {
-        (Some(s), _) => (
-            format!("{iss}{}", sigstack_oidc::discovery::WORKLOAD),
-            s.clone(),
-            None,
-        ),
-        (None, e) => {
-            // the stack's own account (`dev`, or `init`'s admin) unless told otherwise
-            let e = e.clone().unwrap_or_else(|| {
-                stack["services"]["oidc"]["email"]
-                    .as_str()
-                    .unwrap_or("dev@sigstack.test")
-                    .to_string()
-            });
-            (iss.to_string(), e.clone(), Some(e))
-        }
-    };
-    let token = sigstack_oidc::jwt::mint(
-        key.as_ref(),
-        &sigstack_oidc::jwt::IdClaims {
-            iss: iss.clone(),
-            sub: sub.clone(),
-            aud: "sigstore".into(),
-            exp: now + 600,
-            iat: now,
-            nonce: None,
-            email_verified: email.as_ref().map(|_| true),
-            email,
-            name: None,
-            federated_claims: sigstack_oidc::jwt::FederatedClaims {
-                connector_id: iss,
-                user_id: sub,
-            },
-            extra: Default::default(),
-        },
-    )?;
-    println!("{token}");
-    Ok(())
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
@@ -295,8 +217,15 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                 p
             }
         };
-    let (oidc_cfg, dev_user, password_file) =
-        dev_oidc(&dir, key_at("oidc.pem", "oidc")?, oidc_addr, &oidc_url)?;
+    let monitor_listener = bind(args.host, args.monitor_port, "--monitor-port").await?;
+    let monitor_url = format!("http://{}", monitor_listener.local_addr()?);
+    let (oidc_cfg, dev_user, password_file) = dev_oidc(
+        &dir,
+        key_at("oidc.pem", "oidc")?,
+        oidc_addr,
+        &oidc_url,
+        crate::monitor::dev::explorer_client(&dir, &monitor_url)?,
+    )?;
     let oidc = OidcService::start(&oidc_cfg)?;
 
     let log_listener = bind(args.host, args.log_port, "--log-port").await?;
@@ -492,8 +421,25 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             url: tsa_url.clone(),
             chain: tsa_chain_path.display().to_string(),
         }),
+        monitor: Some(crate::bootstrap::MonitorEntry {
+            url: monitor_url.clone(),
+        }),
     };
     let stack_path = StackFile::write(&dir, database_url.clone(), services, &issuers_path)?;
+    let monitor = crate::monitor::Monitor::start(&crate::monitor::dev::config(
+        &dir,
+        monitor_listener.local_addr()?,
+        &monitor_url,
+        &crate::monitor::dev::DevUrls {
+            log: &log_url,
+            log_v2: &log_v2_url,
+            ct: &ct_url,
+            tuf: &tuf_url,
+            oidc: &oidc_url,
+        },
+    ))
+    .await?;
+    monitor.spawn();
 
     let exe = std::env::current_exe().ok();
     let client = exe
@@ -512,6 +458,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!("  OIDC issuer:                 {oidc_url}");
     println!("  TUF repository:              {tuf_url}");
     println!("  timestamp authority:         {tsa_url}");
+    println!("  monitor and log explorer:    {monitor_url}");
     println!("  stack description:           {}", stack_path.display());
     println!();
     println!("Trust this stack (once per machine):");
@@ -555,7 +502,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let (a, b, c, d, e, f, g, h) = tokio::join!(
+    let (a, b, c, d, e, f, g, h, i) = tokio::join!(
         sigstack_http::serve(
             log_listener,
             log.router(log_cfg.max_request_bytes),
@@ -572,6 +519,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         sigstack_http::serve(tsa_listener, tsa.router(), stopped()),
         sigstack_http::serve(log_v2_listener, log_v2.router(), stopped()),
         sigstack_http::serve(witness_listener, witness.router(), stopped()),
+        sigstack_http::serve(
+            monitor_listener,
+            crate::monitor::explorer::router(&monitor),
+            stopped()
+        ),
     );
     a?;
     b?;
@@ -581,6 +533,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     f?;
     g?;
     h?;
+    i?;
     log.store().close().await;
     Ok(())
 }

@@ -173,7 +173,10 @@ impl MonitorStore {
             return Ok(Position::default());
         };
         let frontier: Vec<u8> = r.get("frontier");
-        let verified = match (hash(r.get("verified_root")), r.get::<Option<String>, _>("verified_note")) {
+        let verified = match (
+            hash(r.get("verified_root")),
+            r.get::<Option<String>, _>("verified_note"),
+        ) {
             (Some(root), Some(note)) => Some(Verified {
                 size: r.get::<i64, _>("verified_size") as u64,
                 root,
@@ -365,13 +368,15 @@ impl MonitorStore {
     }
 
     pub async fn failed(&self, id: i64, error: &str, next_at: i64) -> Result<()> {
-        sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_at = ? WHERE id = ?")
-            .bind(error)
-            .bind(next_at)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_at = ? WHERE id = ?",
+        )
+        .bind(error)
+        .bind(next_at)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
     }
 
     /// Undelivered notifications, and the oldest one's creation order (for metrics).
@@ -397,11 +402,13 @@ impl MonitorStore {
     }
 
     pub async fn entry(&self, log: &str, idx: u64) -> Result<Option<EntryRow>> {
-        let row = sqlx::query("SELECT log, idx, uuid, kind, digest, time FROM entries WHERE log = ? AND idx = ?")
-            .bind(log)
-            .bind(idx as i64)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT log, idx, uuid, kind, digest, time FROM entries WHERE log = ? AND idx = ?",
+        )
+        .bind(log)
+        .bind(idx as i64)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.as_ref().map(entry_row))
     }
 

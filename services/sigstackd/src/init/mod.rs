@@ -454,6 +454,7 @@ pub async fn run(a: InitArgs) -> anyhow::Result<()> {
             url: u.tsa.clone(),
             chain: tsa_cfg.cert_chain.display().to_string(),
         }),
+        monitor: None,
     };
     StackFile::write(
         &dir,

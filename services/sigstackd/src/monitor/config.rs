@@ -169,10 +169,7 @@ impl MonitorConfig {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             {
-                bail!(
-                    "log name {:?}: letters, digits, '-' and '_' only",
-                    l.name
-                );
+                bail!("log name {:?}: letters, digits, '-' and '_' only", l.name);
             }
             if !names.insert(&l.name) {
                 bail!("two logs are named {:?}", l.name);

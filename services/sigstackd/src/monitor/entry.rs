@@ -60,12 +60,18 @@ pub const FULCIO_EXTENSIONS: &[(&str, &str)] = &[
     ("source-repository-ref", "1.3.6.1.4.1.57264.1.14"),
     ("source-repository-identifier", "1.3.6.1.4.1.57264.1.15"),
     ("source-repository-owner-uri", "1.3.6.1.4.1.57264.1.16"),
-    ("source-repository-owner-identifier", "1.3.6.1.4.1.57264.1.17"),
+    (
+        "source-repository-owner-identifier",
+        "1.3.6.1.4.1.57264.1.17",
+    ),
     ("build-config-uri", "1.3.6.1.4.1.57264.1.18"),
     ("build-config-digest", "1.3.6.1.4.1.57264.1.19"),
     ("build-trigger", "1.3.6.1.4.1.57264.1.20"),
     ("run-invocation-uri", "1.3.6.1.4.1.57264.1.21"),
-    ("source-repository-visibility-at-signing", "1.3.6.1.4.1.57264.1.22"),
+    (
+        "source-repository-visibility-at-signing",
+        "1.3.6.1.4.1.57264.1.22",
+    ),
     ("deployment-environment", "1.3.6.1.4.1.57264.1.23"),
 ];
 
@@ -76,6 +82,8 @@ pub fn extension_name(oid: &str) -> Option<&'static str> {
         .find(|(_, o)| *o == oid)
         .map(|(n, _)| *n)
         .or(match oid {
+            // not a rekor-monitor `fulcioExtensions` key, but Fulcio's all the same
+            "1.3.6.1.4.1.57264.1.24" => Some("token subject"),
             "2.5.29.14" => Some("subject key identifier"),
             "2.5.29.15" => Some("key usage"),
             "2.5.29.17" => Some("subject alternative name"),
@@ -174,7 +182,8 @@ fn hex_digest(h: &Value) -> Option<String> {
 
 /// A v2 verifier: `{x509Certificate: {rawBytes}}` or `{publicKey: {rawBytes}}` (DER).
 fn verifier_v2(v: &Value) -> Option<Vec<u8>> {
-    let raw = b64(&v["x509Certificate"]["rawBytes"]).or_else(|| b64(&v["publicKey"]["rawBytes"]))?;
+    let raw =
+        b64(&v["x509Certificate"]["rawBytes"]).or_else(|| b64(&v["publicKey"]["rawBytes"]))?;
     Some(raw)
 }
 
@@ -187,13 +196,13 @@ impl Facts {
             vec![(String::new(), data.to_vec())]
         };
         for (label, der) in ders {
-            if label == "CERTIFICATE" || label.is_empty() {
-                if let Ok(c) = x509_cert::Certificate::from_der(&der) {
-                    let mut cf = tbs_facts(&c.tbs_certificate);
-                    cf.fingerprint = hex::encode(sigstack_crypto::sha256(&der));
-                    self.certs.push(cf);
-                    continue;
-                }
+            if (label == "CERTIFICATE" || label.is_empty())
+                && let Ok(c) = x509_cert::Certificate::from_der(&der)
+            {
+                let mut cf = tbs_facts(&c.tbs_certificate);
+                cf.fingerprint = hex::encode(sigstack_crypto::sha256(&der));
+                self.certs.push(cf);
+                continue;
             }
             if label.contains("PUBLIC KEY") || label.is_empty() {
                 self.key_fingerprints
@@ -241,10 +250,10 @@ pub fn tbs_facts(tbs: &TbsCertificate) -> CertFacts {
     for e in tbs.extensions.iter().flatten() {
         let oid = e.extn_id.to_string();
         let raw = e.extn_value.as_bytes();
-        if oid == "2.5.29.17" {
-            if let Ok(san) = SubjectAltName::from_der(raw) {
-                f.sans.extend(san.0.iter().filter_map(general_name));
-            }
+        if oid == "2.5.29.17"
+            && let Ok(san) = SubjectAltName::from_der(raw)
+        {
+            f.sans.extend(san.0.iter().filter_map(general_name));
         }
         let value = extension_text(&oid, raw);
         if oid == "1.3.6.1.4.1.57264.1.8" {
@@ -345,18 +354,30 @@ mod tests {
         });
         let f = rekor_body(body.to_string().as_bytes());
         assert_eq!(f.kind, "hashedrekord");
-        assert_eq!(f.digest.as_deref(), Some(&*format!("sha256:{}", hex::encode([7u8; 32]))));
-        assert_eq!(f.key_fingerprints, vec![hex::encode(sigstack_crypto::sha256(b"spki"))]);
+        assert_eq!(
+            f.digest.as_deref(),
+            Some(&*format!("sha256:{}", hex::encode([7u8; 32])))
+        );
+        assert_eq!(
+            f.key_fingerprints,
+            vec![hex::encode(sigstack_crypto::sha256(b"spki"))]
+        );
         assert!(f.certs.is_empty());
     }
 
     #[test]
     fn fulcio_extension_values_decode_by_version() {
-        assert_eq!(extension_text("1.3.6.1.4.1.57264.1.1", b"https://x"), "https://x");
+        assert_eq!(
+            extension_text("1.3.6.1.4.1.57264.1.1", b"https://x"),
+            "https://x"
+        );
         let utf8 = [0x0c, 3, b'a', b'b', b'c'];
         assert_eq!(extension_text("1.3.6.1.4.1.57264.1.8", &utf8), "abc");
         assert_eq!(extension_text("2.5.29.19", &[0x30, 0]), "3000");
-        assert_eq!(extension_name("1.3.6.1.4.1.57264.1.9"), Some("build-signer-uri"));
+        assert_eq!(
+            extension_name("1.3.6.1.4.1.57264.1.9"),
+            Some("build-signer-uri")
+        );
     }
 
     #[test]

@@ -117,7 +117,11 @@ pub async fn step(m: &Arc<Monitor>, log: &LogConfig) -> anyhow::Result<Step> {
     }
     let end = head.size.min(pos.size + m.batch);
     let leaves = sources::leaves(&m.http, log, pos.size, end, offset).await?;
-    let subs = m.subscriptions.read().map(|s| s.clone()).unwrap_or_default();
+    let subs = m
+        .subscriptions
+        .read()
+        .map(|s| s.clone())
+        .unwrap_or_default();
     let (watch, kind, name) = (m.watch.clone(), log.kind, log.name.clone());
     let (indexed, matches, frontier) = tokio::task::spawn_blocking(move || {
         let mut indexed = Vec::with_capacity(leaves.len());
@@ -162,7 +166,14 @@ pub async fn step(m: &Arc<Monitor>, log: &LogConfig) -> anyhow::Result<Step> {
     let edge: Vec<_> = frontier.nodes().iter().map(|(_, h)| *h).collect();
     let fresh = m
         .store
-        .commit(&log.name, end, &edge, &indexed, &with_deliveries, super::now())
+        .commit(
+            &log.name,
+            end,
+            &edge,
+            &indexed,
+            &with_deliveries,
+            super::now(),
+        )
         .await?;
     let read = end - pos.size;
     m.counters(&log.name, read, fresh.len() as u64);
@@ -247,8 +258,14 @@ fn read_leaf(kind: LogKind, l: &Leaf, _offset: u64) -> (Facts, Option<i64>, Stri
     let leaf_hash = hex::encode(sigstack_merkle::leaf_hash(&l.data));
     match kind {
         LogKind::RekorV1 | LogKind::Tiles => {
-            let uuid = if l.uuid.is_empty() { leaf_hash } else { l.uuid.clone() };
-            (entry::rekor_body(&l.data), l.time, uuid)
+            let uuid = if l.uuid.is_empty() {
+                leaf_hash
+            } else {
+                l.uuid.clone()
+            };
+            // a tiled log states no time: when the monitor read the entry stands in
+            let time = l.time.or_else(|| Some(super::now()));
+            (entry::rekor_body(&l.data), time, uuid)
         }
         LogKind::Ct => match entry::ct_leaf(&l.data) {
             Some((ts, f)) => (f, Some((ts / 1000) as i64), leaf_hash),

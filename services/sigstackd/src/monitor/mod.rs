@@ -7,6 +7,7 @@
 //! reports nothing twice.
 
 pub mod config;
+pub mod dev;
 pub mod entry;
 pub mod explorer;
 pub mod follow;
@@ -247,7 +248,15 @@ impl Monitor {
         self.fan_out("alert", &payload, &mut deliveries);
         let new = self
             .store
-            .alert(&log.name, kind, &fingerprint, message, &evidence_text, &deliveries, now())
+            .alert(
+                &log.name,
+                kind,
+                &fingerprint,
+                message,
+                &evidence_text,
+                &deliveries,
+                now(),
+            )
             .await?;
         if new {
             self.alerts_raised.fetch_add(1, Ordering::Relaxed);
@@ -269,22 +278,94 @@ impl Monitor {
         let series = |f: &dyn Fn(&LogStatus) -> f64| -> Vec<(&str, f64)> {
             rows.iter().map(|(l, s)| (l.as_str(), f(s))).collect()
         };
-        gauge(&mut out, "sigstack_monitor_log_up", "gauge", "1 when the log answered with a verified tree head at the last poll", &series(&|s| f64::from(u8::from(s.up && s.error.is_none()))));
-        gauge(&mut out, "sigstack_monitor_tree_size", "gauge", "Size of the newest verified tree head the log serves", &series(&|s| s.head as f64));
-        gauge(&mut out, "sigstack_monitor_entries_read", "gauge", "Entries read, indexed and matched", &series(&|s| s.read as f64));
-        gauge(&mut out, "sigstack_monitor_lag_entries", "gauge", "Entries the log has that the monitor has not read yet", &series(&|s| s.head.saturating_sub(s.read) as f64));
-        gauge(&mut out, "sigstack_monitor_verified_size", "gauge", "Tree size at which the rebuilt tree last matched a signed head", &series(&|s| s.verified as f64));
-        gauge(&mut out, "sigstack_monitor_verified_timestamp_seconds", "gauge", "When the rebuilt tree last matched a signed head", &series(&|s| s.verified_at as f64));
-        gauge(&mut out, "sigstack_monitor_entries_read_total", "counter", "Entries read since start", &series(&|s| s.entries_read as f64));
+        gauge(
+            &mut out,
+            "sigstack_monitor_log_up",
+            "gauge",
+            "1 when the log answered with a verified tree head at the last poll",
+            &series(&|s| f64::from(u8::from(s.up && s.error.is_none()))),
+        );
+        gauge(
+            &mut out,
+            "sigstack_monitor_tree_size",
+            "gauge",
+            "Size of the newest verified tree head the log serves",
+            &series(&|s| s.head as f64),
+        );
+        gauge(
+            &mut out,
+            "sigstack_monitor_entries_read",
+            "gauge",
+            "Entries read, indexed and matched",
+            &series(&|s| s.read as f64),
+        );
+        gauge(
+            &mut out,
+            "sigstack_monitor_lag_entries",
+            "gauge",
+            "Entries the log has that the monitor has not read yet",
+            &series(&|s| s.head.saturating_sub(s.read) as f64),
+        );
+        gauge(
+            &mut out,
+            "sigstack_monitor_verified_size",
+            "gauge",
+            "Tree size at which the rebuilt tree last matched a signed head",
+            &series(&|s| s.verified as f64),
+        );
+        gauge(
+            &mut out,
+            "sigstack_monitor_verified_timestamp_seconds",
+            "gauge",
+            "When the rebuilt tree last matched a signed head",
+            &series(&|s| s.verified_at as f64),
+        );
+        gauge(
+            &mut out,
+            "sigstack_monitor_entries_read_total",
+            "counter",
+            "Entries read since start",
+            &series(&|s| s.entries_read as f64),
+        );
         let (matches, alerts) = self.store.totals().await.unwrap_or((0, 0));
         let pending = self.store.pending().await.unwrap_or(0);
-        gauge(&mut out, "sigstack_monitor_matches", "gauge", "Matches recorded (each entry, reason and value once)", &[("", matches as f64)]);
-        gauge(&mut out, "sigstack_monitor_alerts", "gauge", "Fork, rollback and unverified-checkpoint alerts recorded", &[("", alerts as f64)]);
-        gauge(&mut out, "sigstack_monitor_notifications_pending", "gauge", "Notifications not delivered yet", &[("", pending as f64)]);
-        gauge(&mut out, "sigstack_monitor_notifications_total", "counter", "Delivery attempts by outcome", &[
-            ("outcome=\"delivered\"", self.delivered.load(Ordering::Relaxed) as f64),
-            ("outcome=\"failed\"", self.failed.load(Ordering::Relaxed) as f64),
-        ]);
+        gauge(
+            &mut out,
+            "sigstack_monitor_matches",
+            "gauge",
+            "Matches recorded (each entry, reason and value once)",
+            &[("", matches as f64)],
+        );
+        gauge(
+            &mut out,
+            "sigstack_monitor_alerts",
+            "gauge",
+            "Fork, rollback and unverified-checkpoint alerts recorded",
+            &[("", alerts as f64)],
+        );
+        gauge(
+            &mut out,
+            "sigstack_monitor_notifications_pending",
+            "gauge",
+            "Notifications not delivered yet",
+            &[("", pending as f64)],
+        );
+        gauge(
+            &mut out,
+            "sigstack_monitor_notifications_total",
+            "counter",
+            "Delivery attempts by outcome",
+            &[
+                (
+                    "outcome=\"delivered\"",
+                    self.delivered.load(Ordering::Relaxed) as f64,
+                ),
+                (
+                    "outcome=\"failed\"",
+                    self.failed.load(Ordering::Relaxed) as f64,
+                ),
+            ],
+        );
         self.http_metrics.render(&mut out);
         out
     }

@@ -83,11 +83,17 @@ async fn send(m: &Monitor, d: &Due) -> anyhow::Result<()> {
 /// `sha256=<hex>` of the body under `secret`.
 pub fn signature(secret: &[u8], body: &[u8]) -> String {
     let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
-    format!("sha256={}", hex::encode(aws_lc_rs::hmac::sign(&key, body).as_ref()))
+    format!(
+        "sha256={}",
+        hex::encode(aws_lc_rs::hmac::sign(&key, body).as_ref())
+    )
 }
 
 async fn webhook(m: &Monitor, d: &Due) -> anyhow::Result<()> {
-    let secret = m.webhook_secret.as_deref().context("no [webhook] configured")?;
+    let secret = m
+        .webhook_secret
+        .as_deref()
+        .context("no [webhook] configured")?;
     let body = d.delivery.payload.as_bytes();
     let res = m
         .http
@@ -123,7 +129,9 @@ fn mail_text(d: &Delivery) -> (String, String) {
             ),
         )
     } else {
-        let who = v["certSubject"].as_str().unwrap_or(v["matched"].as_str().unwrap_or(""));
+        let who = v["certSubject"]
+            .as_str()
+            .unwrap_or(v["matched"].as_str().unwrap_or(""));
         (
             format!("[sigstack monitor] {who} signed in log {}", s("log")),
             format!(
@@ -155,10 +163,13 @@ pub async fn send_mail(
             bail!("{v:?} is not an e-mail address");
         }
     }
-    let stream = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(server))
-        .await
-        .with_context(|| format!("connecting to {server}: timed out"))?
-        .with_context(|| format!("connecting to {server}"))?;
+    let stream = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::net::TcpStream::connect(server),
+    )
+    .await
+    .with_context(|| format!("connecting to {server}: timed out"))?
+    .with_context(|| format!("connecting to {server}"))?;
     let (r, mut w) = stream.into_split();
     let mut r = BufReader::new(r);
     let step = Duration::from_secs(30);
@@ -189,15 +200,23 @@ pub async fn send_mail(
     let body: String = text
         .replace("\r\n", "\n")
         .lines()
-        .map(|l| if l.starts_with('.') { format!(".{l}\r\n") } else { format!("{l}\r\n") })
+        .map(|l| {
+            if l.starts_with('.') {
+                format!(".{l}\r\n")
+            } else {
+                format!("{l}\r\n")
+            }
+        })
         .collect();
     let exchange = async {
         reply(&mut r, b'2').await?;
         w.write_all(b"EHLO sigstack-monitor\r\n").await?;
         reply(&mut r, b'2').await?;
-        w.write_all(format!("MAIL FROM:<{from}>\r\n").as_bytes()).await?;
+        w.write_all(format!("MAIL FROM:<{from}>\r\n").as_bytes())
+            .await?;
         reply(&mut r, b'2').await?;
-        w.write_all(format!("RCPT TO:<{to}>\r\n").as_bytes()).await?;
+        w.write_all(format!("RCPT TO:<{to}>\r\n").as_bytes())
+            .await?;
         reply(&mut r, b'2').await?;
         w.write_all(b"DATA\r\n").await?;
         reply(&mut r, b'3').await?;
@@ -220,12 +239,19 @@ fn httpdate(t: i64) -> String {
     // rfc3339 → "YYYY-MM-DDTHH:MM:SSZ": enough for a Date header as "DD Mon YYYY HH:MM:SS +0000"
     let (date, time) = d.split_once('T').unwrap_or((&d, "00:00:00Z"));
     let mut p = date.split('-');
-    let (y, mo, da) = (p.next().unwrap_or("1970"), p.next().unwrap_or("01"), p.next().unwrap_or("01"));
+    let (y, mo, da) = (
+        p.next().unwrap_or("1970"),
+        p.next().unwrap_or("01"),
+        p.next().unwrap_or("01"),
+    );
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     let mon = MONTHS[(mo.parse::<usize>().unwrap_or(1).clamp(1, 12)) - 1];
-    format!("{da} {mon} {y} {} +0000", time.trim_end_matches('Z').get(..8).unwrap_or("00:00:00"))
+    format!(
+        "{da} {mon} {y} {} +0000",
+        time.trim_end_matches('Z').get(..8).unwrap_or("00:00:00")
+    )
 }
 
 #[cfg(test)]

@@ -59,7 +59,10 @@ async fn get(http: &reqwest::Client, url: &str, max: usize) -> anyhow::Result<Ve
     if res.content_length().is_some_and(|n| n > max as u64) {
         bail!("GET {url}: answer larger than {max} bytes");
     }
-    let body = res.bytes().await.with_context(|| format!("reading {url}"))?;
+    let body = res
+        .bytes()
+        .await
+        .with_context(|| format!("reading {url}"))?;
     if body.len() > max {
         bail!("GET {url}: answer larger than {max} bytes");
     }
@@ -160,7 +163,11 @@ pub async fn head(
                     sth["tree_size"].as_u64().context("no tree_size")?,
                     sth["timestamp"].as_u64().context("no timestamp")?,
                     root,
-                    STANDARD.decode(sth["tree_head_signature"].as_str().context("no signature")?)?,
+                    STANDARD.decode(
+                        sth["tree_head_signature"]
+                            .as_str()
+                            .context("no signature")?,
+                    )?,
                 ))
             })();
             let (size, ts, root_hash, sig) = match parsed {
@@ -240,7 +247,11 @@ pub async fn leaves(
         out.extend(c?);
     }
     if out.len() as u64 != end - start || out.iter().zip(start..).any(|(l, i)| l.index != i) {
-        bail!("the log answered other entries than the {}..{} asked for", start, end);
+        bail!(
+            "the log answered other entries than the {}..{} asked for",
+            start,
+            end
+        );
     }
     Ok(out)
 }
@@ -272,7 +283,9 @@ async fn v1_range(
             .context("an entry of another shard")?;
         out.push(Leaf {
             index,
-            data: STANDARD.decode(&e.body).context("an entry body is not base64")?,
+            data: STANDARD
+                .decode(&e.body)
+                .context("an entry body is not base64")?,
             uuid,
             time: Some(e.integrated_time),
         });

@@ -131,8 +131,8 @@ fn regex(what: &str, s: &str) -> anyhow::Result<Regex> {
 
 impl Watch {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         Self::parse(&text).with_context(|| format!("in {}", path.display()))
     }
 
@@ -146,7 +146,8 @@ impl Watch {
                 .iter()
                 .map(|i| regex("issuer", i))
                 .collect::<anyhow::Result<_>>()?;
-            w.identities.push((regex("certSubject", &ci.cert_subject)?, issuers));
+            w.identities
+                .push((regex("certSubject", &ci.cert_subject)?, issuers));
         }
         for s in &mv.subjects {
             w.subjects.push(regex("subject", s)?);
@@ -176,7 +177,10 @@ impl Watch {
                 Values::None => Vec::new(),
             };
             if values.is_empty() {
-                bail!("OID matcher {:?} lists no extensionValues", m.object_identifier);
+                bail!(
+                    "OID matcher {:?} lists no extensionValues",
+                    m.object_identifier
+                );
             }
             w.oids.push((m.object_identifier.dotted()?, values));
         }
@@ -188,7 +192,11 @@ impl Watch {
                 .with_context(|| {
                     format!(
                         "fulcioExtensions: unknown extension {name:?} (known: {})",
-                        FULCIO_EXTENSIONS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                        FULCIO_EXTENSIONS
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )
                 })?;
             w.oids.push((oid, values.clone()));
@@ -216,7 +224,9 @@ impl Watch {
             for (subject, issuers) in &self.identities {
                 for san in c.sans.iter().filter(|s| subject.is_match(s)) {
                     let issuer_ok = issuers.is_empty()
-                        || c.issuer.as_deref().is_some_and(|i| issuers.iter().any(|r| r.is_match(i)));
+                        || c.issuer
+                            .as_deref()
+                            .is_some_and(|i| issuers.iter().any(|r| r.is_match(i)));
                     if issuer_ok {
                         push(Hit {
                             matched_type: "certSubject".into(),
@@ -355,13 +365,14 @@ monitoredValues:
     #[test]
     fn mistakes_are_named() {
         let e = Watch::parse("monitoredValues:\n  certIdentities:\n    - certSubject: '('\n")
-            .unwrap_err();
+            .expect_err("refused");
         assert!(format!("{e:#}").contains("certSubject"), "{e:#}");
-        let e = Watch::parse("monitoredValues:\n  fulcioExtensions:\n    nope: [x]\n").unwrap_err();
+        let e = Watch::parse("monitoredValues:\n  fulcioExtensions:\n    nope: [x]\n")
+            .expect_err("refused");
         assert!(format!("{e:#}").contains("unknown extension"), "{e:#}");
-        let e = Watch::parse("monitoredValues:\n  certIdentity: []\n").unwrap_err();
+        let e = Watch::parse("monitoredValues:\n  certIdentity: []\n").expect_err("refused");
         assert!(format!("{e:#}").contains("certIdentity"), "{e:#}");
-        let e = Watch::parse("monitoredValues:\n  fingerprints: [xyz]\n").unwrap_err();
+        let e = Watch::parse("monitoredValues:\n  fingerprints: [xyz]\n").expect_err("refused");
         assert!(format!("{e:#}").contains("not hex"), "{e:#}");
     }
 }

@@ -88,7 +88,7 @@ pub fn dev_stack(dir: &Path, issuer: Option<&str>) -> (Killed, Value) {
 }
 
 /// Every service of `sigstackd dev` on a free port.
-pub const DEV_PORTS: [&str; 16] = [
+pub const DEV_PORTS: [&str; 18] = [
     "--log-port",
     "0",
     "--ca-port",
@@ -104,6 +104,8 @@ pub const DEV_PORTS: [&str; 16] = [
     "--log-v2-port",
     "0",
     "--witness-port",
+    "0",
+    "--monitor-port",
     "0",
 ];
 

@@ -25,6 +25,8 @@ mod interop;
 mod issuer;
 mod keyless;
 mod log_v2;
+mod monitor;
+mod monitor_kit;
 mod oidc;
 mod openapi_fuzz;
 mod operator;
@@ -183,6 +185,21 @@ async fn large_bodies_cannot_exhaust_a_service() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_under_a_database_outage() {
     probes::probes_under_a_database_outage().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_reports_watched_identities_once() {
+    monitor::watched_identities_are_reported_once().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_alerts_on_forks_and_rollbacks() {
+    monitor::a_forked_log_raises_an_alert_with_both_checkpoints().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_explorer_in_a_browser() {
+    monitor::the_log_explorer_in_a_browser().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

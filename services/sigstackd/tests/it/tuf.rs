@@ -302,7 +302,7 @@ fn dev_stack_on_fixed_ports(data: &Path) -> (crate::keyless::Killed, Value, Vec<
 
 /// Fixed ports for a dev stack that restarts at the same addresses.
 fn fixed_ports() -> Vec<String> {
-    let ports: Vec<String> = (0..8).map(|_| free_port().to_string()).collect();
+    let ports: Vec<String> = (0..9).map(|_| free_port().to_string()).collect();
     [
         "--log-port",
         "--log-v2-port",
@@ -312,6 +312,7 @@ fn fixed_ports() -> Vec<String> {
         "--oidc-port",
         "--tuf-port",
         "--tsa-port",
+        "--monitor-port",
     ]
     .iter()
     .zip(ports)

@@ -28,7 +28,7 @@ th,td{text-align:left;padding:.45rem .6rem;border-bottom:1px solid #e4e7ee;verti
 th{font-weight:600;background:#eef0f4}code,.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.88rem;word-break:break-all}\
 dl{display:grid;grid-template-columns:minmax(8rem,14rem) 1fr;gap:.3rem 1rem;margin:0}dt{font-weight:600}dd{margin:0;word-break:break-word}\
 .ok{color:#155d27;font-weight:600}.bad{color:#a3141a;font-weight:600}.muted{color:#4f5668}\
-pre{background:#f0f2f6;padding:.8rem;border-radius:6px;overflow-x:auto;font-size:.85rem}\
+pre{background:#f0f2f6;padding:.8rem;border-radius:6px;white-space:pre-wrap;overflow-wrap:anywhere;font-size:.85rem}\
 footer{max-width:72rem;margin:2rem auto;padding:0 1.2rem;color:#4f5668;font-size:.85rem}\
 @media (max-width:40rem){dl{grid-template-columns:1fr}header{flex-direction:column;align-items:flex-start}}";
 
@@ -111,15 +111,24 @@ pub fn when(t: Option<i64>) -> String {
 pub fn html_response(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
             "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }

@@ -43,7 +43,14 @@ pub async fn entry(m: &Monitor, log: &LogConfig, index: u64) -> anyhow::Result<O
     out.push_str(&verdict);
     out.push_str("<h2>Entry</h2>");
     let mut items = vec![
-        ("Log", format!("<a href=\"/log/{l}\">{l}</a> ({})", esc(log.kind.label()), l = esc(&log.name))),
+        (
+            "Log",
+            format!(
+                "<a href=\"/log/{l}\">{l}</a> ({})",
+                esc(log.kind.label()),
+                l = esc(&log.name)
+            ),
+        ),
         ("Index", index.to_string()),
         ("UUID", format!("<code>{}</code>", esc(&row.uuid))),
         ("Kind", esc(&f.kind)),
@@ -51,12 +58,19 @@ pub async fn entry(m: &Monitor, log: &LogConfig, index: u64) -> anyhow::Result<O
         (
             "Artifact digest",
             f.digest.as_deref().map_or("—".into(), |d| {
-                format!("<a href=\"/search?q={q}\"><code>{d}</code></a>", q = esc(d), d = esc(d))
+                format!(
+                    "<a href=\"/search?q={q}\"><code>{d}</code></a>",
+                    q = esc(d),
+                    d = esc(d)
+                )
             }),
         ),
     ];
     for k in &f.key_fingerprints {
-        items.push(("Public key (SHA-256)", format!("<a href=\"/search?q={k}\"><code>{k}</code></a>")));
+        items.push((
+            "Public key (SHA-256)",
+            format!("<a href=\"/search?q={k}\"><code>{k}</code></a>"),
+        ));
     }
     out.push_str(&facts(&items));
     for c in &f.certs {
@@ -91,26 +105,51 @@ pub async fn entry(m: &Monitor, log: &LogConfig, index: u64) -> anyhow::Result<O
 
 async fn cert_section(m: &Monitor, log: &LogConfig, c: &CertFacts) -> String {
     let mut items = vec![
-        ("Identity", c.sans.iter().map(|s| format!("<a href=\"/search?q={q}\">{q}</a>", q = esc(s))).collect::<Vec<_>>().join("<br>")),
+        (
+            "Identity",
+            c.sans
+                .iter()
+                .map(|s| format!("<a href=\"/search?q={q}\">{q}</a>", q = esc(s)))
+                .collect::<Vec<_>>()
+                .join("<br>"),
+        ),
         ("OIDC issuer", esc(c.issuer.as_deref().unwrap_or("—"))),
         ("Subject", esc(&c.subject_dn)),
         ("Issued by", esc(&c.issuer_dn)),
-        ("Valid", format!("{} to {}", when(Some(c.not_before)), when(Some(c.not_after)))),
+        (
+            "Valid",
+            format!(
+                "{} to {}",
+                when(Some(c.not_before)),
+                when(Some(c.not_after))
+            ),
+        ),
         ("Serial", format!("<code>{}</code>", esc(&c.serial))),
-        ("Fingerprint (SHA-256)", format!("<code>{}</code>", esc(&c.fingerprint))),
+        (
+            "Fingerprint (SHA-256)",
+            format!("<code>{}</code>", esc(&c.fingerprint)),
+        ),
     ];
     if log.kind != LogKind::Ct {
         let mut links = Vec::new();
         for ct in m.logs.iter().filter(|l| l.kind == LogKind::Ct) {
             if let Ok(rows) = m.store.search(&format!("serial:{}", c.serial), 5).await {
                 for r in rows.iter().filter(|r| r.log == ct.name) {
-                    links.push(format!("<a href=\"/log/{l}/entry/{i}\">{l} #{i}</a>", l = esc(&r.log), i = r.idx));
+                    links.push(format!(
+                        "<a href=\"/log/{l}/entry/{i}\">{l} #{i}</a>",
+                        l = esc(&r.log),
+                        i = r.idx
+                    ));
                 }
             }
         }
         items.push((
             "Certificate transparency",
-            if links.is_empty() { "not found in a followed CT log".into() } else { links.join(", ") },
+            if links.is_empty() {
+                "not found in a followed CT log".into()
+            } else {
+                links.join(", ")
+            },
         ));
     }
     let mut out = String::from("<h2>Certificate</h2>");
@@ -127,7 +166,11 @@ async fn cert_section(m: &Monitor, log: &LogConfig, c: &CertFacts) -> String {
             ]
         })
         .collect();
-    out.push_str(&table("Certificate extensions", &["Name", "OID", "Value"], &rows));
+    out.push_str(&table(
+        "Certificate extensions",
+        &["Name", "OID", "Value"],
+        &rows,
+    ));
     out
 }
 
@@ -141,7 +184,9 @@ async fn v1(m: &Monitor, log: &LogConfig, index: u64) -> anyhow::Result<(Vec<u8>
         url: log.url.clone(),
     };
     let (_, e) = rekor.entry_by_index(index).await?;
-    let data = STANDARD.decode(&e.body).context("the entry body is not base64")?;
+    let data = STANDARD
+        .decode(&e.body)
+        .context("the entry body is not base64")?;
     let p = e
         .verification
         .as_ref()
@@ -168,12 +213,18 @@ async fn v1(m: &Monitor, log: &LogConfig, index: u64) -> anyhow::Result<(Vec<u8>
     Ok((data.clone(), entry::rekor_body(&data), proof))
 }
 
-async fn tiled(m: &Monitor, log: &LogConfig, index: u64) -> anyhow::Result<(Vec<u8>, Facts, Proof)> {
+async fn tiled(
+    m: &Monitor,
+    log: &LogConfig,
+    index: u64,
+) -> anyhow::Result<(Vec<u8>, Facts, Proof)> {
     let (head, _) = sources::head(&m.http, log, &m.root)
         .await
         .map_err(|e| match e {
             sources::HeadError::Unreachable(e) => e,
-            sources::HeadError::Unverified { why, .. } => anyhow::anyhow!("the checkpoint does not verify: {why}"),
+            sources::HeadError::Unverified { why, .. } => {
+                anyhow::anyhow!("the checkpoint does not verify: {why}")
+            }
         })?;
     let cp = sigstack::tiles::verify_checkpoint(&head.text, log.trusted_url(), &m.root)?;
     let t = sigstack::tiles::TiledLog::new(&m.http, &log.url);
@@ -182,7 +233,11 @@ async fn tiled(m: &Monitor, log: &LogConfig, index: u64) -> anyhow::Result<(Vec<
         Err(e) => {
             // the entry itself, to show what the log serves even if it cannot be proven
             let leaves = sources::leaves(&m.http, log, index, index + 1, 0).await?;
-            let d = leaves.into_iter().next().map(|l| l.data).unwrap_or_default();
+            let d = leaves
+                .into_iter()
+                .next()
+                .map(|l| l.data)
+                .unwrap_or_default();
             (d, Vec::new(), Err(format!("{e:#}")))
         }
     };
@@ -205,10 +260,16 @@ async fn ct(m: &Monitor, log: &LogConfig, index: u64) -> anyhow::Result<(Vec<u8>
         .await
         .map_err(|e| match e {
             sources::HeadError::Unreachable(e) => e,
-            sources::HeadError::Unverified { why, .. } => anyhow::anyhow!("the tree head does not verify: {why}"),
+            sources::HeadError::Unverified { why, .. } => {
+                anyhow::anyhow!("the tree head does not verify: {why}")
+            }
         })?;
     let leaves = sources::leaves(&m.http, log, index, index + 1, 0).await?;
-    let data = leaves.into_iter().next().map(|l| l.data).unwrap_or_default();
+    let data = leaves
+        .into_iter()
+        .next()
+        .map(|l| l.data)
+        .unwrap_or_default();
     let leaf = sigstack_merkle::leaf_hash(&data);
     let base = log.url.trim_end_matches('/');
     let url = reqwest::Url::parse_with_params(
@@ -218,7 +279,14 @@ async fn ct(m: &Monitor, log: &LogConfig, index: u64) -> anyhow::Result<(Vec<u8>
             ("tree_size", head.size.to_string()),
         ],
     )?;
-    let v: serde_json::Value = m.http.get(url).send().await?.error_for_status()?.json().await?;
+    let v: serde_json::Value = m
+        .http
+        .get(url)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
     let path: Vec<Hash> = v["audit_path"]
         .as_array()
         .into_iter()

@@ -177,14 +177,25 @@ fn fail(status: StatusCode, msg: String) -> Response {
 pub async fn start(State(m): State<Arc<Monitor>>) -> Response {
     let ex = &m.explorer;
     let Some(o) = &ex.oidc else {
-        return fail(StatusCode::NOT_FOUND, "sign-in is not configured for this explorer".into());
+        return fail(
+            StatusCode::NOT_FOUND,
+            "sign-in is not configured for this explorer".into(),
+        );
     };
     let d = match discovery(o).await {
         Ok(d) => d,
-        Err(e) => return fail(StatusCode::BAD_GATEWAY, format!("the identity provider: {e:#}")),
+        Err(e) => {
+            return fail(
+                StatusCode::BAD_GATEWAY,
+                format!("the identity provider: {e:#}"),
+            );
+        }
     };
     let Some(auth) = d["authorization_endpoint"].as_str() else {
-        return fail(StatusCode::BAD_GATEWAY, "the identity provider names no authorization endpoint".into());
+        return fail(
+            StatusCode::BAD_GATEWAY,
+            "the identity provider names no authorization endpoint".into(),
+        );
     };
     let state = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>());
     let nonce = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>());
@@ -206,7 +217,12 @@ pub async fn start(State(m): State<Arc<Monitor>>) -> Response {
         ],
     ) {
         Ok(u) => u,
-        Err(e) => return fail(StatusCode::BAD_GATEWAY, format!("authorization endpoint: {e}")),
+        Err(e) => {
+            return fail(
+                StatusCode::BAD_GATEWAY,
+                format!("authorization endpoint: {e}"),
+            );
+        }
     };
     let mut r = Redirect::to(url.as_str()).into_response();
     r.headers_mut()
@@ -234,10 +250,16 @@ pub async fn callback(
         return fail(StatusCode::NOT_FOUND, "sign-in is not configured".into());
     };
     if let Some(e) = q.error {
-        return fail(StatusCode::UNAUTHORIZED, format!("the identity provider said: {e}"));
+        return fail(
+            StatusCode::UNAUTHORIZED,
+            format!("the identity provider said: {e}"),
+        );
     }
     let Some(parts) = cookie_of(&headers, LOGIN).and_then(|c| ex.open(c, "login")) else {
-        return fail(StatusCode::BAD_REQUEST, "the sign-in took too long or was not started here".into());
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "the sign-in took too long or was not started here".into(),
+        );
     };
     let (state, nonce, verifier) = (&parts[1], &parts[2], &parts[3]);
     if !q
@@ -245,7 +267,10 @@ pub async fn callback(
         .as_deref()
         .is_some_and(|s| sigstack_oidc::pkce::constant_time_eq(s.as_bytes(), state.as_bytes()))
     {
-        return fail(StatusCode::BAD_REQUEST, "the sign-in's state does not match".into());
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "the sign-in's state does not match".into(),
+        );
     }
     let Some(code) = q.code else {
         return fail(StatusCode::BAD_REQUEST, "no authorization code".into());
@@ -258,7 +283,10 @@ pub async fn callback(
     let session = ex.seal(&format!("session\n{email}\n{exp}"));
     let mut r = Redirect::to("/me").into_response();
     let h = r.headers_mut();
-    h.append(header::SET_COOKIE, ex.cookie(SESSION, &session, SESSION_SECS));
+    h.append(
+        header::SET_COOKIE,
+        ex.cookie(SESSION, &session, SESSION_SECS),
+    );
     h.append(header::SET_COOKIE, ex.cookie(LOGIN, "", 0));
     r
 }
@@ -291,10 +319,15 @@ async fn redeem(o: &Oidc, code: &str, verifier: &str, nonce: &str) -> anyhow::Re
     if !status.is_success() {
         bail!(
             "the token endpoint refused the code ({status}): {}",
-            body["error_description"].as_str().or(body["error"].as_str()).unwrap_or("")
+            body["error_description"]
+                .as_str()
+                .or(body["error"].as_str())
+                .unwrap_or("")
         );
     }
-    let id_token = body["id_token"].as_str().context("no ID token in the answer")?;
+    let id_token = body["id_token"]
+        .as_str()
+        .context("no ID token in the answer")?;
     let claims = o
         .keys
         .verify(&o.issuer, id_token, &o.client_id, 60, super::super::now())
@@ -304,17 +337,26 @@ async fn redeem(o: &Oidc, code: &str, verifier: &str, nonce: &str) -> anyhow::Re
     if !sigstack_oidc::pkce::constant_time_eq(got_nonce.as_bytes(), nonce.as_bytes()) {
         bail!("the ID token was not issued for this sign-in (nonce)");
     }
-    let email = claims.email().context("the ID token has no e-mail address")?;
+    let email = claims
+        .email()
+        .context("the ID token has no e-mail address")?;
     if !claims.email_verified() {
         bail!("the identity provider has not verified {email}");
     }
     Ok(email.to_string())
 }
 
-pub async fn logout(State(m): State<Arc<Monitor>>, headers: HeaderMap, axum::Form(f): axum::Form<LogoutForm>) -> Response {
+pub async fn logout(
+    State(m): State<Arc<Monitor>>,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<LogoutForm>,
+) -> Response {
     let ex = &m.explorer;
     if !ex.csrf_ok(&headers, &f.csrf) {
-        return fail(StatusCode::FORBIDDEN, "the form has expired: reload the page".into());
+        return fail(
+            StatusCode::FORBIDDEN,
+            "the form has expired: reload the page".into(),
+        );
     }
     let mut r = Redirect::to("/").into_response();
     r.headers_mut()

@@ -102,13 +102,29 @@ fn page(m: &Monitor, headers: &HeaderMap, status: StatusCode, title: &str, body:
 }
 
 fn error_page(m: &Monitor, headers: &HeaderMap, status: StatusCode, msg: &str) -> Response {
-    let title = if status == StatusCode::NOT_FOUND { "Not found" } else { "Something went wrong" };
-    page(m, headers, status, title, &format!("<p class=\"bad\" role=\"alert\">{}</p>", html::esc(msg)))
+    let title = if status == StatusCode::NOT_FOUND {
+        "Not found"
+    } else {
+        "Something went wrong"
+    };
+    page(
+        m,
+        headers,
+        status,
+        title,
+        &format!("<p class=\"bad\" role=\"alert\">{}</p>", html::esc(msg)),
+    )
 }
 
 async fn home(State(m): State<Arc<Monitor>>, headers: HeaderMap) -> Response {
     let body = pages::home(&m).await;
-    page(&m, &headers, StatusCode::OK, "Search the transparency logs", &body)
+    page(
+        &m,
+        &headers,
+        StatusCode::OK,
+        "Search the transparency logs",
+        &body,
+    )
 }
 
 #[derive(serde::Deserialize)]
@@ -124,15 +140,35 @@ async fn search(
 ) -> Response {
     let q = q.q.trim().to_string();
     if q.len() > 1024 {
-        return error_page(&m, &headers, StatusCode::BAD_REQUEST, "the search is longer than 1024 characters");
+        return error_page(
+            &m,
+            &headers,
+            StatusCode::BAD_REQUEST,
+            "the search is longer than 1024 characters",
+        );
     }
     match pages::search(&m, &q).await {
-        Ok(body) => page(&m, &headers, StatusCode::OK, &format!("Results for “{q}”"), &body),
-        Err(e) => error_page(&m, &headers, StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")),
+        Ok(body) => page(
+            &m,
+            &headers,
+            StatusCode::OK,
+            &format!("Results for “{q}”"),
+            &body,
+        ),
+        Err(e) => error_page(
+            &m,
+            &headers,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("{e:#}"),
+        ),
     }
 }
 
-async fn search_file(State(m): State<Arc<Monitor>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn search_file(
+    State(m): State<Arc<Monitor>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -156,13 +192,27 @@ async fn logs(State(m): State<Arc<Monitor>>, headers: HeaderMap) -> Response {
     page(&m, &headers, StatusCode::OK, "Logs", &body)
 }
 
-async fn log_page(State(m): State<Arc<Monitor>>, headers: HeaderMap, Path(name): Path<String>) -> Response {
+async fn log_page(
+    State(m): State<Arc<Monitor>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
     let Some(log) = m.logs.iter().find(|l| l.name == name) else {
-        return error_page(&m, &headers, StatusCode::NOT_FOUND, &format!("no log named {name}"));
+        return error_page(
+            &m,
+            &headers,
+            StatusCode::NOT_FOUND,
+            &format!("no log named {name}"),
+        );
     };
     match pages::log(&m, log).await {
         Ok(body) => page(&m, &headers, StatusCode::OK, &format!("Log {name}"), &body),
-        Err(e) => error_page(&m, &headers, StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")),
+        Err(e) => error_page(
+            &m,
+            &headers,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("{e:#}"),
+        ),
     }
 }
 
@@ -172,13 +222,29 @@ async fn entry_page(
     Path((name, index)): Path<(String, String)>,
 ) -> Response {
     let Some(log) = m.logs.iter().find(|l| l.name == name) else {
-        return error_page(&m, &headers, StatusCode::NOT_FOUND, &format!("no log named {name}"));
+        return error_page(
+            &m,
+            &headers,
+            StatusCode::NOT_FOUND,
+            &format!("no log named {name}"),
+        );
     };
     let Ok(index) = index.parse::<u64>() else {
-        return error_page(&m, &headers, StatusCode::BAD_REQUEST, "a log index is a whole number");
+        return error_page(
+            &m,
+            &headers,
+            StatusCode::BAD_REQUEST,
+            "a log index is a whole number",
+        );
     };
     match inspect::entry(&m, log, index).await {
-        Ok(Some(body)) => page(&m, &headers, StatusCode::OK, &format!("Entry {index} of {name}"), &body),
+        Ok(Some(body)) => page(
+            &m,
+            &headers,
+            StatusCode::OK,
+            &format!("Entry {index} of {name}"),
+            &body,
+        ),
         Ok(None) => error_page(
             &m,
             &headers,
@@ -192,13 +258,24 @@ async fn entry_page(
 async fn alerts(State(m): State<Arc<Monitor>>, headers: HeaderMap) -> Response {
     match pages::alerts(&m).await {
         Ok(body) => page(&m, &headers, StatusCode::OK, "Alerts and matches", &body),
-        Err(e) => error_page(&m, &headers, StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")),
+        Err(e) => error_page(
+            &m,
+            &headers,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("{e:#}"),
+        ),
     }
 }
 
 async fn tuf(State(m): State<Arc<Monitor>>, headers: HeaderMap) -> Response {
     let body = pages::tuf(&m).await;
-    page(&m, &headers, StatusCode::OK, "Trust: the TUF repository", &body)
+    page(
+        &m,
+        &headers,
+        StatusCode::OK,
+        "Trust: the TUF repository",
+        &body,
+    )
 }
 
 async fn me(State(m): State<Arc<Monitor>>, headers: HeaderMap) -> Response {
@@ -206,12 +283,22 @@ async fn me(State(m): State<Arc<Monitor>>, headers: HeaderMap) -> Response {
         if m.explorer.sign_in_enabled() {
             return Redirect::to("/login").into_response();
         }
-        return error_page(&m, &headers, StatusCode::NOT_FOUND, "sign-in is not configured for this explorer");
+        return error_page(
+            &m,
+            &headers,
+            StatusCode::NOT_FOUND,
+            "sign-in is not configured for this explorer",
+        );
     };
     let csrf = m.explorer.csrf(&headers).unwrap_or_default();
     match pages::me(&m, &email, &csrf).await {
         Ok(body) => page(&m, &headers, StatusCode::OK, "Entries in your name", &body),
-        Err(e) => error_page(&m, &headers, StatusCode::INTERNAL_SERVER_ERROR, &format!("{e:#}")),
+        Err(e) => error_page(
+            &m,
+            &headers,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("{e:#}"),
+        ),
     }
 }
 
@@ -230,7 +317,12 @@ async fn subscription(
         return error_page(&m, &headers, StatusCode::UNAUTHORIZED, "sign in first");
     };
     if !m.explorer.csrf_ok(&headers, &f.csrf) {
-        return error_page(&m, &headers, StatusCode::FORBIDDEN, "the form has expired: reload the page and try again");
+        return error_page(
+            &m,
+            &headers,
+            StatusCode::FORBIDDEN,
+            "the form has expired: reload the page and try again",
+        );
     }
     let email = email.to_ascii_lowercase();
     let result = match f.action.as_str() {
@@ -239,7 +331,12 @@ async fn subscription(
         _ => return error_page(&m, &headers, StatusCode::BAD_REQUEST, "unknown action"),
     };
     if let Err(e) = result {
-        return error_page(&m, &headers, StatusCode::INTERNAL_SERVER_ERROR, &format!("{e}"));
+        return error_page(
+            &m,
+            &headers,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("{e}"),
+        );
     }
     if let Ok(mut s) = m.subscriptions.write() {
         if f.action == "subscribe" {

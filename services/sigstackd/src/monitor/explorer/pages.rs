@@ -22,7 +22,9 @@ fn entry_rows(rows: &[EntryRow]) -> Vec<Vec<String>> {
             vec![
                 entry_link(e),
                 esc(&e.kind),
-                e.digest.as_deref().map_or("—".into(), |d| format!("<code>{}</code>", esc(d))),
+                e.digest
+                    .as_deref()
+                    .map_or("—".into(), |d| format!("<code>{}</code>", esc(d))),
                 when(e.time),
             ]
         })
@@ -33,7 +35,11 @@ fn entries_table(caption: &str, rows: &[EntryRow]) -> String {
     if rows.is_empty() {
         return "<p>No entries.</p>".into();
     }
-    table(caption, &["Entry", "Kind", "Artifact digest", "Time"], &entry_rows(rows))
+    table(
+        caption,
+        &["Entry", "Kind", "Artifact digest", "Time"],
+        &entry_rows(rows),
+    )
 }
 
 pub async fn home(m: &Monitor) -> String {
@@ -176,7 +182,14 @@ pub async fn log(m: &Monitor, log: &LogConfig) -> anyhow::Result<String> {
         ("URL", format!("<code>{}</code>", esc(&log.url))),
         ("Signed tree size", s.head.to_string()),
         ("Entries read", s.read.to_string()),
-        ("Verified up to", format!("{} entries, {}", s.verified, when(Some(s.verified_at).filter(|t| *t > 0)))),
+        (
+            "Verified up to",
+            format!(
+                "{} entries, {}",
+                s.verified,
+                when(Some(s.verified_at).filter(|t| *t > 0))
+            ),
+        ),
         (
             "State",
             match &s.error {
@@ -198,14 +211,21 @@ earlier one.</p>",
                 c.size.to_string(),
                 format!("<code>{}</code>", hex::encode(c.root)),
                 when(Some(c.seen_at)),
-                format!("<details><summary>Signed note</summary><pre>{}</pre></details>", esc(&c.note)),
+                format!(
+                    "<details><summary>Signed note</summary><pre>{}</pre></details>",
+                    esc(&c.note)
+                ),
             ]
         })
         .collect();
     out.push_str(&if rows.is_empty() {
         "<p>None verified yet.</p>".to_string()
     } else {
-        table("Verified checkpoints, newest first", &["Size", "Root hash", "Verified at", "Checkpoint"], &rows)
+        table(
+            "Verified checkpoints, newest first",
+            &["Size", "Root hash", "Verified at", "Checkpoint"],
+            &rows,
+        )
     });
     let alerts = m.store.alerts(Some(&log.name), 20).await?;
     if !alerts.is_empty() {
@@ -213,7 +233,10 @@ earlier one.</p>",
         out.push_str(&alerts_table(&alerts));
     }
     out.push_str("<h2>Latest entries</h2>");
-    out.push_str(&entries_table("Latest entries", &m.store.latest(&log.name, 25).await?));
+    out.push_str(&entries_table(
+        "Latest entries",
+        &m.store.latest(&log.name, 25).await?,
+    ));
     Ok(out)
 }
 
@@ -235,7 +258,11 @@ fn alerts_table(alerts: &[sigstack_storage::monitor::AlertRow]) -> String {
             ]
         })
         .collect();
-    table("Alerts, newest first", &["Alert", "Log", "What", "When", "Evidence"], &rows)
+    table(
+        "Alerts, newest first",
+        &["Alert", "Log", "What", "When", "Evidence"],
+        &rows,
+    )
 }
 
 fn matches_table(matches: &[sigstack_storage::monitor::MatchRow]) -> String {
@@ -243,7 +270,11 @@ fn matches_table(matches: &[sigstack_storage::monitor::MatchRow]) -> String {
         .iter()
         .map(|x| {
             vec![
-                format!("<a href=\"/log/{l}/entry/{i}\">{l} #{i}</a>", l = esc(&x.log), i = x.index),
+                format!(
+                    "<a href=\"/log/{l}/entry/{i}\">{l} #{i}</a>",
+                    l = esc(&x.log),
+                    i = x.index
+                ),
                 esc(&x.matched_type),
                 esc(&x.matched),
                 esc(x.issuer.as_deref().unwrap_or("—")),
@@ -251,7 +282,11 @@ fn matches_table(matches: &[sigstack_storage::monitor::MatchRow]) -> String {
             ]
         })
         .collect();
-    table("Matches, newest first", &["Entry", "Matched", "Value", "Issuer", "Time"], &rows)
+    table(
+        "Matches, newest first",
+        &["Entry", "Matched", "Value", "Issuer", "Time"],
+        &rows,
+    )
 }
 
 pub async fn alerts(m: &Monitor) -> anyhow::Result<String> {
@@ -303,9 +338,10 @@ verify it from their own trusted root.</p>",
     }
     let mut role_row = |name: &str, v: &serde_json::Value| {
         let signed = &v["signed"];
-        let threshold = signed["roles"][name]["threshold"]
-            .as_u64()
-            .or_else(|| root.as_ref().and_then(|r| r["signed"]["roles"][name]["threshold"].as_u64()));
+        let threshold = signed["roles"][name]["threshold"].as_u64().or_else(|| {
+            root.as_ref()
+                .and_then(|r| r["signed"]["roles"][name]["threshold"].as_u64())
+        });
         rows.push(vec![
             esc(name),
             signed["version"].to_string(),
@@ -345,7 +381,11 @@ verify it from their own trusted root.</p>",
         out.push_str("<p class=\"bad\" role=\"alert\">The repository could not be read.</p>");
         return out;
     }
-    out.push_str(&table("Roles", &["Role", "Version", "Expires", "Threshold", "Signatures"], &rows));
+    out.push_str(&table(
+        "Roles",
+        &["Role", "Version", "Expires", "Threshold", "Signatures"],
+        &rows,
+    ));
     if let Some(t) = targets {
         let rows: Vec<Vec<String>> = t["signed"]["targets"]
             .as_object()
@@ -355,7 +395,10 @@ verify it from their own trusted root.</p>",
                 vec![
                     format!("<code>{}</code>", esc(name)),
                     meta["length"].to_string(),
-                    format!("<code>{}</code>", esc(meta["hashes"]["sha256"].as_str().unwrap_or(""))),
+                    format!(
+                        "<code>{}</code>",
+                        esc(meta["hashes"]["sha256"].as_str().unwrap_or(""))
+                    ),
                 ]
             })
             .collect();
@@ -375,9 +418,17 @@ pub async fn me(m: &Monitor, email: &str, csrf: &str) -> anyhow::Result<String> 
         esc(email)
     );
     let (action, label, state) = if subscribed {
-        ("unsubscribe", "Stop e-mail alerts", "You get an e-mail for each new entry in your name.")
+        (
+            "unsubscribe",
+            "Stop e-mail alerts",
+            "You get an e-mail for each new entry in your name.",
+        )
     } else {
-        ("subscribe", "E-mail me when something is signed in my name", "You get no e-mail alerts yet.")
+        (
+            "subscribe",
+            "E-mail me when something is signed in my name",
+            "You get no e-mail alerts yet.",
+        )
     };
     let mail = if m.smtp.is_some() {
         format!(
@@ -390,7 +441,10 @@ pub async fn me(m: &Monitor, email: &str, csrf: &str) -> anyhow::Result<String> 
         "<p class=\"muted\">E-mail alerts are not configured on this monitor.</p>".into()
     };
     out.push_str(&mail);
-    let rows = m.store.search(&format!("id:{}", email.to_ascii_lowercase()), 500).await?;
+    let rows = m
+        .store
+        .search(&format!("id:{}", email.to_ascii_lowercase()), 500)
+        .await?;
     out.push_str(&entries_table("Entries in your name, newest first", &rows));
     out.push_str(&format!(
         "<form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
@@ -408,15 +462,24 @@ mod tests {
     fn what_a_search_looks_for() {
         assert_eq!(keys_for("Alice@Example.com"), vec!["id:alice@example.com"]);
         let h = "ab".repeat(32);
-        assert_eq!(keys_for(&format!("sha256:{h}"))[0], format!("digest:sha256:{h}"));
+        assert_eq!(
+            keys_for(&format!("sha256:{h}"))[0],
+            format!("digest:sha256:{h}")
+        );
         assert!(keys_for(&h).contains(&format!("uuid:{h}")));
     }
 
     #[test]
     fn the_file_of_a_form() {
         let body = b"--XyZ\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nno\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n--XyZ--\r\n";
-        assert_eq!(file_part("multipart/form-data; boundary=XyZ", body), Some(&b"hello"[..]));
+        assert_eq!(
+            file_part("multipart/form-data; boundary=XyZ", body),
+            Some(&b"hello"[..])
+        );
         assert_eq!(file_part("text/plain", body), None);
-        assert_eq!(file_part("multipart/form-data; boundary=XyZ", b"--XyZ\r\n"), None);
+        assert_eq!(
+            file_part("multipart/form-data; boundary=XyZ", b"--XyZ\r\n"),
+            None
+        );
     }
 }
