@@ -202,14 +202,19 @@ pub async fn get_entries(
         )));
     }
     let end = end.min(size - 1).min(start + MAX_ENTRIES - 1);
-    let mut entries = Vec::with_capacity((end - start + 1) as usize);
-    for i in start..=end {
-        let e = svc
-            .store
-            .entry_by_index(svc.tree, i)
-            .await
-            .map_err(crate::log::store_error)?
-            .ok_or_else(|| ApiError::internal(format!("entry {i} is missing")))?;
+    // one read for the whole range, not one per entry
+    let stored = svc
+        .store
+        .entries_range(svc.tree, start, end + 1)
+        .await
+        .map_err(crate::log::store_error)?;
+    if stored.len() as u64 != end - start + 1 {
+        return Err(ApiError::internal(format!(
+            "entries {start}..={end} are not all stored"
+        )));
+    }
+    let mut entries = Vec::with_capacity(stored.len());
+    for e in &stored {
         let (leaf, extra) =
             decode_body(&e.body).ok_or_else(|| ApiError::internal("corrupt CT entry"))?;
         entries.push(LeafEntry {

@@ -19,6 +19,7 @@ use utoipa::OpenApi;
         entries::get_entry_by_index,
         entries::get_entry_by_uuid,
         entries::search_log_query,
+        super::bundles::entry_bundle_of,
         info::get_log_info,
         info::get_log_proof,
         info::get_public_key,
@@ -67,6 +68,10 @@ pub fn routes(svc: &Arc<LogService>, max_request_bytes: usize) -> Router<Arc<Log
         .route(
             "/api/v1/log/entries/{entryUUID}",
             get(entries::get_entry_by_uuid),
+        )
+        .route(
+            "/api/v1/log/tile/entries/{*bundle}",
+            get(super::bundles::entry_bundle_of),
         )
         .route("/api/v1/index/retrieve", post(info::search_index))
         .route("/healthz", get(info::healthz))

@@ -1,6 +1,7 @@
 //! `sigstackd log`: the transparency log with the Rekor v1 REST API.
 
 pub mod api;
+mod bundles;
 pub mod config;
 mod entries;
 pub mod fill;

@@ -51,7 +51,7 @@ pub async fn run(m: Arc<Monitor>, log: LogConfig) {
 
 /// One step: a verified head, then at most one batch of entries.
 pub async fn step(m: &Arc<Monitor>, log: &LogConfig) -> anyhow::Result<Step> {
-    let (head, offset) = match sources::head(&m.http, log, &m.root).await {
+    let (head, shard) = match sources::head(&m.http, log, &m.root).await {
         Ok(h) => h,
         Err(HeadError::Unreachable(e)) => return Err(e),
         Err(HeadError::Unverified { text, why }) => {
@@ -116,7 +116,8 @@ pub async fn step(m: &Arc<Monitor>, log: &LogConfig) -> anyhow::Result<Step> {
         return settle(m, log, &frontier, &head, pos.verified.as_ref()).await;
     }
     let end = head.size.min(pos.size + m.batch);
-    let leaves = sources::leaves(&m.http, log, pos.size, end, offset).await?;
+    let leaves = sources::leaves(&m.http, log, pos.size, end, &shard).await?;
+    let offset = shard.offset;
     let subs = m
         .subscriptions
         .read()

@@ -21,6 +21,15 @@ pub struct Head {
     pub text: String,
 }
 
+/// Where a tree sits in its log: Rekor v1 numbers entries across shards (frozen shards
+/// first) and names them by tree ID and leaf hash.
+#[derive(Clone, Debug, Default)]
+pub struct Shard {
+    pub offset: u64,
+    /// The active tree's ID as 16 hex digits (Rekor v1), the prefix of entry IDs.
+    pub tree_id: Option<String>,
+}
+
 /// Why no verified head could be had.
 #[derive(Debug)]
 pub enum HeadError {
@@ -84,7 +93,7 @@ pub async fn head(
     http: &reqwest::Client,
     log: &LogConfig,
     root: &TrustedRoot,
-) -> Result<(Head, u64), HeadError> {
+) -> Result<(Head, Shard), HeadError> {
     let base = log.url.trim_end_matches('/');
     let unreachable = HeadError::Unreachable;
     match log.kind {
@@ -101,6 +110,14 @@ pub async fn head(
                 .flatten()
                 .map(|s| s.tree_size.max(0) as u64)
                 .sum();
+            let shard = Shard {
+                offset,
+                tree_id: info
+                    .tree_id
+                    .parse::<u64>()
+                    .ok()
+                    .map(|t| format!("{t:016x}")),
+            };
             let text = info.signed_tree_head;
             let keys = keys_for(&root.tlogs, log.trusted_url());
             if keys.is_empty() {
@@ -119,7 +136,7 @@ pub async fn head(
                                 root: cp.root,
                                 text,
                             },
-                            offset,
+                            shard,
                         ));
                     }
                     Err(e) => why = e,
@@ -139,7 +156,7 @@ pub async fn head(
                         root: cp.root,
                         text,
                     },
-                    0,
+                    Shard::default(),
                 )),
                 Err(e) => Err(HeadError::Unverified {
                     text,
@@ -200,41 +217,37 @@ pub async fn head(
                     root: root_hash,
                     text,
                 },
-                0,
+                Shard::default(),
             ))
         }
     }
 }
 
-/// The leaves `[start, end)` of the tree, in order (`offset`: where the tree starts in
-/// the log's index space).
+/// The leaves `[start, end)` of the tree, in order.
 pub async fn leaves(
     http: &reqwest::Client,
     log: &LogConfig,
     start: u64,
     end: u64,
-    offset: u64,
+    shard: &Shard,
 ) -> anyhow::Result<Vec<Leaf>> {
     let base = log.url.trim_end_matches('/').to_string();
-    let (step, tree_size) = match log.kind {
-        LogKind::RekorV1 => (10, end),
-        LogKind::Tiles => (256, end),
-        LogKind::Ct => (256, end),
-    };
-    // requests aligned to the step, so tiles are full wherever the tree has them
+    // requests aligned to entry bundles (256 entries), so bundles are full wherever the
+    // tree has them
+    const STEP: u64 = 256;
     let mut ranges = Vec::new();
-    let mut at = start - start % step;
+    let mut at = start - start % STEP;
     while at < end {
-        ranges.push((at.max(start), (at + step).min(end)));
-        at += step;
+        ranges.push((at.max(start), (at + STEP).min(end)));
+        at += STEP;
     }
     let chunks: Vec<anyhow::Result<Vec<Leaf>>> = futures::stream::iter(ranges)
         .map(|(a, b)| {
             let base = base.clone();
             async move {
                 match log.kind {
-                    LogKind::RekorV1 => v1_range(http, &base, a, b, offset).await,
-                    LogKind::Tiles => tiles_range(http, &base, a, b, tree_size).await,
+                    LogKind::RekorV1 => v1_range(http, &base, a, b, end, shard).await,
+                    LogKind::Tiles => tiles_range(http, &base, "", a, b, end).await,
                     LogKind::Ct => ct_range(http, &base, a, b).await,
                 }
             }
@@ -256,7 +269,51 @@ pub async fn leaves(
     Ok(out)
 }
 
+/// Entries of a Rekor v1 log: a sigstack log's entry bundles when it serves them, else
+/// (upstream Rekor) `retrieve` by index, ten at a time.
 async fn v1_range(
+    http: &reqwest::Client,
+    base: &str,
+    a: u64,
+    b: u64,
+    size: u64,
+    shard: &Shard,
+) -> anyhow::Result<Vec<Leaf>> {
+    if let Some(tree) = &shard.tree_id {
+        match tiles_range(http, base, "/api/v1/log", a, b, size).await {
+            Ok(mut leaves) => {
+                for l in &mut leaves {
+                    l.uuid = format!("{tree}{}", hex::encode(sigstack_merkle::leaf_hash(&l.data)));
+                }
+                return Ok(leaves);
+            }
+            Err(e) if e.downcast_ref::<NotServed>().is_some() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let mut out = Vec::new();
+    let mut at = a;
+    while at < b {
+        let next = (at + 10).min(b);
+        out.extend(v1_retrieve(http, base, at, next, shard.offset).await?);
+        at = next;
+    }
+    Ok(out)
+}
+
+/// A log that does not serve entry bundles (404 on the first one asked for).
+#[derive(Debug)]
+struct NotServed;
+
+impl std::fmt::Display for NotServed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("entry bundles are not served")
+    }
+}
+
+impl std::error::Error for NotServed {}
+
+async fn v1_retrieve(
     http: &reqwest::Client,
     base: &str,
     a: u64,
@@ -294,9 +351,12 @@ async fn v1_range(
     Ok(out)
 }
 
+/// The leaves `[a, b)` from the entry bundle that holds them (`prefix`: where the
+/// log serves `tile/entries/...`; the tree has `size` entries).
 async fn tiles_range(
     http: &reqwest::Client,
     base: &str,
+    prefix: &str,
     a: u64,
     b: u64,
     size: u64,
@@ -308,7 +368,26 @@ async fn tiles_range(
         index: n,
         partial: (width < 256).then_some(width as u8),
     };
-    let bundle = get(http, &format!("{base}/{}", t.path()), 256 * (2 + 65_535)).await?;
+    let url = format!("{base}{prefix}/{}", t.path());
+    let max = 256 * (2 + 65_535);
+    let res = http
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("reaching {url}"))?;
+    if res.status() == reqwest::StatusCode::NOT_FOUND && !prefix.is_empty() {
+        return Err(NotServed.into());
+    }
+    if !res.status().is_success() {
+        bail!("GET {url}: HTTP {}", res.status());
+    }
+    let bundle = res
+        .bytes()
+        .await
+        .with_context(|| format!("reading {url}"))?;
+    if bundle.len() > max {
+        bail!("GET {url}: larger than an entry bundle");
+    }
     let mut out = Vec::new();
     let mut at = 0usize;
     let mut i = n * 256;

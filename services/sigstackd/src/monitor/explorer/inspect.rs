@@ -16,6 +16,8 @@ use sigstack_merkle::Hash;
 
 /// What the page shows of the proof.
 struct Proof {
+    /// The time the log states for the entry, when it states one.
+    time: Option<i64>,
     verified: Result<(), String>,
     tree_size: u64,
     root: String,
@@ -54,7 +56,7 @@ pub async fn entry(m: &Monitor, log: &LogConfig, index: u64) -> anyhow::Result<O
         ("Index", index.to_string()),
         ("UUID", format!("<code>{}</code>", esc(&row.uuid))),
         ("Kind", esc(&f.kind)),
-        ("Time", when(row.time)),
+        ("Time", when(proof.time.or(row.time))),
         (
             "Artifact digest",
             f.digest.as_deref().map_or("—".into(), |d| {
@@ -196,6 +198,7 @@ async fn v1(m: &Monitor, log: &LogConfig, index: u64) -> anyhow::Result<(Vec<u8>
         .map_err(|e| format!("{e:#}"));
     let proof = match p {
         Some(p) => Proof {
+            time: Some(e.integrated_time),
             verified,
             tree_size: p.tree_size.max(0) as u64,
             root: p.root_hash,
@@ -203,6 +206,7 @@ async fn v1(m: &Monitor, log: &LogConfig, index: u64) -> anyhow::Result<(Vec<u8>
             checkpoint: p.checkpoint,
         },
         None => Proof {
+            time: Some(e.integrated_time),
             verified: Err("the log returned no inclusion proof".into()),
             tree_size: 0,
             root: String::new(),
@@ -232,7 +236,8 @@ async fn tiled(
         Ok((d, h)) => (d, hexes(&h), Ok(())),
         Err(e) => {
             // the entry itself, to show what the log serves even if it cannot be proven
-            let leaves = sources::leaves(&m.http, log, index, index + 1, 0).await?;
+            let leaves =
+                sources::leaves(&m.http, log, index, index + 1, &sources::Shard::default()).await?;
             let d = leaves
                 .into_iter()
                 .next()
@@ -246,6 +251,7 @@ async fn tiled(
         data,
         f,
         Proof {
+            time: None,
             verified,
             tree_size: cp.size,
             root: hex::encode(cp.root),
@@ -264,7 +270,8 @@ async fn ct(m: &Monitor, log: &LogConfig, index: u64) -> anyhow::Result<(Vec<u8>
                 anyhow::anyhow!("the tree head does not verify: {why}")
             }
         })?;
-    let leaves = sources::leaves(&m.http, log, index, index + 1, 0).await?;
+    let leaves =
+        sources::leaves(&m.http, log, index, index + 1, &sources::Shard::default()).await?;
     let data = leaves
         .into_iter()
         .next()
@@ -299,11 +306,14 @@ async fn ct(m: &Monitor, log: &LogConfig, index: u64) -> anyhow::Result<(Vec<u8>
         sigstack_merkle::verify_inclusion(&leaf, index, head.size, &path, &head.root)
             .map_err(|e| format!("the audit path does not lead to the signed root: {e}"))
     };
-    let f = entry::ct_leaf(&data).map(|(_, f)| f).unwrap_or_default();
+    let (time, f) = entry::ct_leaf(&data)
+        .map(|(ts, f)| (Some((ts / 1000) as i64), f))
+        .unwrap_or_default();
     Ok((
         data,
         f,
         Proof {
+            time,
             verified,
             tree_size: head.size,
             root: hex::encode(head.root),
