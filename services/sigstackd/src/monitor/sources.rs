@@ -332,7 +332,20 @@ async fn v1_retrieve(
     if !status.is_success() {
         bail!("POST {url}: HTTP {status}");
     }
-    let list: Vec<sigstack_types::rekor::LogEntry> = res.json().await.context("entries")?;
+    // ten entries of at most a few MiB each
+    const MAX: u64 = 64 << 20;
+    if res.content_length().is_some_and(|n| n > MAX) {
+        bail!("POST {url}: answer larger than {MAX} bytes");
+    }
+    let body = res
+        .bytes()
+        .await
+        .with_context(|| format!("reading {url}"))?;
+    if body.len() as u64 > MAX {
+        bail!("POST {url}: answer larger than {MAX} bytes");
+    }
+    let list: Vec<sigstack_types::rekor::LogEntry> =
+        serde_json::from_slice(&body).context("entries")?;
     let mut out = Vec::new();
     for (uuid, e) in list.into_iter().flatten() {
         let index = (e.log_index.max(0) as u64)

@@ -722,6 +722,52 @@ pub async fn the_log_explorer_in_a_browser() {
         ],
     );
 
+    // a file finds the entries of its digest (the form's multipart upload)
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let mut form = b"--b0undary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\n".to_vec();
+    form.extend(std::fs::read(&artifact).expect("a"));
+    form.extend(b"\r\n--b0undary--\r\n");
+    let r = c
+        .post(format!("{url}/search/file"))
+        .header("content-type", "multipart/form-data; boundary=b0undary")
+        .body(form)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(r.status(), 303);
+    let to = r
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let digest = hex::encode(sigstack_crypto::sha256(
+        &std::fs::read(&artifact).expect("a"),
+    ));
+    assert_eq!(to, format!("/search?q=sha256:{digest}"));
+    let page = http()
+        .get(format!("{url}{to}"))
+        .send()
+        .await
+        .expect("r")
+        .text()
+        .await
+        .expect("t");
+    assert!(
+        page.contains("3 entries found"),
+        "the three signatures of the file (v2, v1, v2): {page}"
+    );
+    let r = c
+        .post(format!("{url}/search/file"))
+        .body("x")
+        .send()
+        .await
+        .expect("r");
+    assert_eq!(r.status(), 400, "not a form");
+
     // the explorer refuses what it must
     let c = http();
     let r = c.get(format!("{url}/log/nope")).send().await.expect("r");

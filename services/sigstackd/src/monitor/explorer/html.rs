@@ -103,6 +103,19 @@ pub fn facts(items: &[(&str, String)]) -> String {
     out
 }
 
+/// `s` percent-encoded for a query string value.
+pub fn query(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 pub fn when(t: Option<i64>) -> String {
     t.map_or_else(|| "—".into(), |t| esc(&sigstack_types::time::rfc3339(t)))
 }

@@ -8,7 +8,7 @@ use super::super::Monitor;
 use super::super::config::{LogConfig, LogKind};
 use super::super::entry::{self, CertFacts, Facts, extension_name};
 use super::super::sources;
-use super::html::{esc, facts, table, when};
+use super::html::{esc, facts, query, table, when};
 use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -62,7 +62,7 @@ pub async fn entry(m: &Monitor, log: &LogConfig, index: u64) -> anyhow::Result<O
             f.digest.as_deref().map_or("—".into(), |d| {
                 format!(
                     "<a href=\"/search?q={q}\"><code>{d}</code></a>",
-                    q = esc(d),
+                    q = query(d),
                     d = esc(d)
                 )
             }),
@@ -71,7 +71,11 @@ pub async fn entry(m: &Monitor, log: &LogConfig, index: u64) -> anyhow::Result<O
     for k in &f.key_fingerprints {
         items.push((
             "Public key (SHA-256)",
-            format!("<a href=\"/search?q={k}\"><code>{k}</code></a>"),
+            format!(
+                "<a href=\"/search?q={q}\"><code>{k}</code></a>",
+                q = query(k),
+                k = esc(k)
+            ),
         ));
     }
     out.push_str(&facts(&items));
@@ -111,7 +115,13 @@ async fn cert_section(m: &Monitor, log: &LogConfig, c: &CertFacts) -> String {
             "Identity",
             c.sans
                 .iter()
-                .map(|s| format!("<a href=\"/search?q={q}\">{q}</a>", q = esc(s)))
+                .map(|s| {
+                    format!(
+                        "<a href=\"/search?q={q}\">{t}</a>",
+                        q = query(s),
+                        t = esc(s)
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join("<br>"),
         ),

@@ -24,6 +24,11 @@ const LOGIN_SECS: i64 = 600;
 pub struct Explorer {
     key: Vec<u8>,
     pub tuf_url: Option<String>,
+    /// The TUF page as last rendered, and when: rendered at most once a minute, however
+    /// many ask.
+    pub tuf_page: tokio::sync::Mutex<Option<(std::time::Instant, String)>>,
+    /// Entry pages being proven against their log at once; more are told to retry.
+    pub inspections: tokio::sync::Semaphore,
     oidc: Option<Oidc>,
     secure: bool,
 }
@@ -89,6 +94,8 @@ impl Explorer {
         Ok(Self {
             key,
             tuf_url: cfg.tuf_url.clone(),
+            tuf_page: tokio::sync::Mutex::new(None),
+            inspections: tokio::sync::Semaphore::new(16),
             oidc,
             secure: public.starts_with("https://"),
         })

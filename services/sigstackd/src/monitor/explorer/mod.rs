@@ -237,6 +237,20 @@ async fn entry_page(
             "a log index is a whole number",
         );
     };
+    // each entry page asks the log for a proof: bounded, so pages cannot flood the log
+    let Ok(_slot) = m.explorer.inspections.try_acquire() else {
+        let mut r = error_page(
+            &m,
+            &headers,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many entry pages are being proven right now: try again in a moment",
+        );
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+        return r;
+    };
     match inspect::entry(&m, log, index).await {
         Ok(Some(body)) => page(
             &m,
@@ -268,7 +282,17 @@ async fn alerts(State(m): State<Arc<Monitor>>, headers: HeaderMap) -> Response {
 }
 
 async fn tuf(State(m): State<Arc<Monitor>>, headers: HeaderMap) -> Response {
-    let body = pages::tuf(&m).await;
+    let body = {
+        let mut cached = m.explorer.tuf_page.lock().await;
+        match cached.as_ref() {
+            Some((at, page)) if at.elapsed() < std::time::Duration::from_secs(60) => page.clone(),
+            _ => {
+                let page = pages::tuf(&m).await;
+                *cached = Some((std::time::Instant::now(), page.clone()));
+                page
+            }
+        }
+    };
     page(
         &m,
         &headers,

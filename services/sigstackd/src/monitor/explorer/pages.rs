@@ -8,6 +8,12 @@ use sigstack_storage::monitor::EntryRow;
 
 const RESULTS: i64 = 200;
 
+/// The largest TUF metadata file the TUF page reads.
+const MAX_METADATA: u64 = 16 << 20;
+
+/// Root versions the TUF page walks through at most.
+const MAX_ROOTS: u32 = 256;
+
 fn entry_link(e: &EntryRow) -> String {
     format!(
         "<a href=\"/log/{l}/entry/{i}\">{l} #{i}</a>",
@@ -322,15 +328,19 @@ verify it from their own trusted root.</p>",
         let http = m.http.clone();
         async move {
             let r = http.get(&path).send().await.ok()?;
-            if !r.status().is_success() {
+            if !r.status().is_success() || r.content_length().is_some_and(|n| n > MAX_METADATA) {
                 return None;
             }
-            r.json::<serde_json::Value>().await.ok()
+            let body = r.bytes().await.ok()?;
+            if body.len() as u64 > MAX_METADATA {
+                return None;
+            }
+            serde_json::from_slice::<serde_json::Value>(&body).ok()
         }
     };
     // the newest root: follow N.root.json from 1 until one is missing
     let mut root = None;
-    for n in 1..=1000u32 {
+    for n in 1..=MAX_ROOTS {
         match get(format!("{base}/{n}.root.json")).await {
             Some(v) => root = Some(v),
             None => break,
