@@ -7,6 +7,7 @@
 //! survives a crash of the process or the machine.
 
 mod failover;
+pub mod leader;
 mod migrate;
 pub mod monitor;
 mod pg;

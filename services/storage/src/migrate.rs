@@ -19,6 +19,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         "tuf",
         include_str!("../../../migrations/postgres/0002_tuf.sql"),
     ),
+    (
+        3,
+        "log_leaders",
+        include_str!("../../../migrations/postgres/0003_log_leaders.sql"),
+    ),
 ];
 const SQLITE: &[(i64, &str, &str)] = &[
     (
@@ -30,6 +35,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         2,
         "tuf",
         include_str!("../../../migrations/sqlite/0002_tuf.sql"),
+    ),
+    (
+        3,
+        "log_leaders",
+        include_str!("../../../migrations/sqlite/0003_log_leaders.sql"),
     ),
 ];
 

@@ -38,6 +38,11 @@ pub struct LogConfig {
     /// the `X-Sigstack-Next-Page` header.
     #[serde(default = "default_search_page_size")]
     pub search_page_size: usize,
+    /// The URL the other replicas of this log reach this process at (its own address,
+    /// not the load balancer's). Set on every replica of a log sharing one PostgreSQL
+    /// database: they elect one sequencer and the others forward writes to it.
+    #[serde(default)]
+    pub advertise_url: Option<String>,
 }
 
 impl std::fmt::Debug for LogConfig {
@@ -55,6 +60,7 @@ impl std::fmt::Debug for LogConfig {
             .field("max_batch", &self.max_batch)
             .field("log_name", &self.log_name)
             .field("search_page_size", &self.search_page_size)
+            .field("advertise_url", &self.advertise_url)
             .finish()
     }
 }
@@ -85,6 +91,7 @@ pub const KEYS: &[&str] = &[
     "max_batch",
     "log_name",
     "search_page_size",
+    "advertise_url",
 ];
 
 impl LogConfig {
@@ -104,6 +111,11 @@ impl LogConfig {
     fn validate(&self) -> anyhow::Result<()> {
         if self.max_batch == 0 || self.max_batch > 10_000 {
             bail!("max_batch must be between 1 and 10000");
+        }
+        if let Some(u) = &self.advertise_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            bail!("advertise_url must be an http(s) URL");
         }
         if self.max_request_bytes < 1024 {
             bail!("max_request_bytes must be at least 1024");
@@ -165,6 +177,7 @@ impl LogConfig {
             max_batch: default_max_batch(),
             log_name: default_log_name(),
             search_page_size: default_search_page_size(),
+            advertise_url: None,
         };
         cfg.validate()?;
         Ok(cfg)

@@ -375,6 +375,12 @@ pub async fn admit_submission(
         Ok(b) => b,
         Err(e) => return ApiError::from(e).into_response(),
     };
+    // another replica sequences: it verifies and answers
+    if let Some(r) = &svc.replication
+        && let Some(answer) = r.forward(&parts, &bytes).await
+    {
+        return answer;
+    }
     match svc.validation.acquire().await {
         Ok(_permit) => {
             next.run(axum::extract::Request::from_parts(parts, bytes.into()))

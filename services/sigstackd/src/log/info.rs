@@ -317,6 +317,33 @@ pub async fn metrics(State(svc): State<Arc<LogService>>) -> Response {
     svc.http.render(&mut out);
     let now = crate::sequencer::unix_now();
     let head = svc.fresh_head(svc.active_tree).await;
+    if let Some(r) = &svc.replication {
+        use std::sync::atomic::Ordering;
+        let leads = r.role() == sigstack_storage::leader::Role::Leader;
+        gauge(
+            &mut out,
+            "sigstack_log_sequencer_leader",
+            "gauge",
+            "1 while this replica holds the sequencer election.",
+            &[("", if leads { 1.0 } else { 0.0 })],
+        );
+        gauge(
+            &mut out,
+            "sigstack_log_forwarded_total",
+            "counter",
+            "Submissions forwarded to the elected sequencer, by outcome.",
+            &[
+                (
+                    "outcome=\"answered\"",
+                    r.forwarded.load(Ordering::Relaxed) as f64,
+                ),
+                (
+                    "outcome=\"sequenced_here\"",
+                    r.forward_failures.load(Ordering::Relaxed) as f64,
+                ),
+            ],
+        );
+    }
     gauge(
         &mut out,
         "sigstack_log_up",

@@ -6,6 +6,7 @@ pub mod config;
 mod entries;
 pub mod fill;
 pub(crate) mod info;
+pub(crate) mod replicas;
 
 use crate::sequencer::{HeadCache, HeadSigner, Sequencer, SequencerConfig};
 use anyhow::Context;
@@ -63,6 +64,8 @@ pub struct LogService {
     /// The active shard's size when this process last saw it change, and when (Unix
     /// seconds): the age of the newest checkpoint, for the metrics.
     seen_head: std::sync::Mutex<(u64, i64)>,
+    /// The sequencer election among replicas (`advertise_url` on PostgreSQL).
+    replication: Option<Arc<replicas::Replication>>,
 }
 
 const CACHED_LEVEL: u8 = 10;
@@ -155,6 +158,10 @@ impl LogService {
             .tree_id;
         let frozen: Vec<Shard> = shards.into_iter().filter(|s| !s.active).collect();
         let head_cache = HeadCache::default();
+        let replication = match &cfg.advertise_url {
+            Some(me) => replicas::Replication::start(&store, &cfg.log_name, me)?,
+            None => None,
+        };
         let sequencer = Sequencer::spawn(
             store.clone(),
             SequencerConfig {
@@ -184,6 +191,7 @@ impl LogService {
             )),
             http: sigstack_http::metrics::HttpMetrics::new("log"),
             seen_head: std::sync::Mutex::new((u64::MAX, crate::sequencer::unix_now())),
+            replication,
         }))
     }
 

@@ -34,6 +34,7 @@ mod org_ca;
 mod policies;
 mod probes;
 mod production;
+mod replicas;
 mod rotation;
 mod sigstack_cli;
 mod stack;
@@ -80,6 +81,11 @@ both_backends!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restart_during_load() {
     faults::postgres_restart_during_load().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_elect_a_sequencer_and_survive_its_death() {
+    replicas::replicas_elect_a_sequencer_and_survive_its_death().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

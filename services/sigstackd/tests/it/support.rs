@@ -114,7 +114,13 @@ impl Server {
             ("SIGSTACK_LOG".to_string(), "warn".to_string()),
         ];
         for (k, v) in extra {
-            env.push((k.to_string(), v.to_string()));
+            // "self": this process's own URL (a replica's advertise_url)
+            let v = if *v == "self" {
+                format!("http://127.0.0.1:{port}")
+            } else {
+                v.to_string()
+            };
+            env.push((k.to_string(), v));
         }
         let mut s = Server {
             child: None,
@@ -135,6 +141,9 @@ impl Server {
         for (k, v) in env.iter_mut() {
             if k == "SIGSTACK_LOG_LISTEN" {
                 *v = format!("127.0.0.1:{port}");
+            }
+            if k == "SIGSTACK_LOG_ADVERTISE_URL" {
+                *v = format!("http://127.0.0.1:{port}");
             }
         }
         let mut s = Server {
