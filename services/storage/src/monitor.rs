@@ -20,7 +20,7 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS logs (
         name TEXT PRIMARY KEY, size INTEGER NOT NULL, frontier BLOB NOT NULL,
         verified_size INTEGER NOT NULL DEFAULT 0, verified_root BLOB, verified_note TEXT,
-        verified_at INTEGER)",
+        verified_at INTEGER, verified_frontier BLOB, tree TEXT, tree_offset INTEGER)",
     "CREATE TABLE IF NOT EXISTS checkpoints (
         log TEXT NOT NULL, size INTEGER NOT NULL, root BLOB NOT NULL, note TEXT NOT NULL,
         seen_at INTEGER NOT NULL, PRIMARY KEY (log, size))",
@@ -29,6 +29,7 @@ const SCHEMA: &[&str] = &[
         digest TEXT, time INTEGER, PRIMARY KEY (log, idx))",
     "CREATE TABLE IF NOT EXISTS entry_keys (key TEXT NOT NULL, log TEXT NOT NULL, idx INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS entry_keys_by_key ON entry_keys (key)",
+    "CREATE INDEX IF NOT EXISTS entry_keys_by_entry ON entry_keys (log, idx)",
     "CREATE TABLE IF NOT EXISTS matches (
         id INTEGER PRIMARY KEY, log TEXT NOT NULL, idx INTEGER NOT NULL, uuid TEXT NOT NULL,
         matched_type TEXT NOT NULL, matched TEXT NOT NULL, cert_subject TEXT, issuer TEXT,
@@ -55,6 +56,9 @@ pub struct Position {
     pub frontier: Vec<Hash>,
     /// The newest checkpoint whose root the rebuilt tree matched.
     pub verified: Option<Verified>,
+    /// The tree this position is in (Rekor v1: its tree ID) and where that tree starts
+    /// in the log's index space, as first seen.
+    pub tree: Option<(String, u64)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,6 +67,8 @@ pub struct Verified {
     pub root: Hash,
     pub note: String,
     pub at: i64,
+    /// The right edge of the tree at `size`: where a rewind goes back to.
+    pub frontier: Vec<Hash>,
 }
 
 /// One entry as indexed: `keys` are what finds it (`id:<identity>`, `fp:<hex>`,
@@ -144,6 +150,12 @@ fn hash(v: Option<Vec<u8>>) -> Option<Hash> {
     v.and_then(|b| b.try_into().ok())
 }
 
+fn hashes(b: &[u8]) -> Vec<Hash> {
+    b.chunks_exact(32)
+        .filter_map(|c| c.try_into().ok())
+        .collect()
+}
+
 impl MonitorStore {
     pub async fn open(path: &std::path::Path) -> Result<Self> {
         let opts = SqliteConnectOptions::new()
@@ -164,7 +176,7 @@ impl MonitorStore {
 
     pub async fn position(&self, log: &str) -> Result<Position> {
         let row = sqlx::query(
-            "SELECT size, frontier, verified_size, verified_root, verified_note, verified_at FROM logs WHERE name = ?",
+            "SELECT size, frontier, verified_size, verified_root, verified_note, verified_at, verified_frontier, tree, tree_offset FROM logs WHERE name = ?",
         )
         .bind(log)
         .fetch_optional(&self.pool)
@@ -182,16 +194,25 @@ impl MonitorStore {
                 root,
                 note,
                 at: r.get::<Option<i64>, _>("verified_at").unwrap_or(0),
+                frontier: hashes(
+                    &r.get::<Option<Vec<u8>>, _>("verified_frontier")
+                        .unwrap_or_default(),
+                ),
             }),
+            _ => None,
+        };
+        let tree = match (
+            r.get::<Option<String>, _>("tree"),
+            r.get::<Option<i64>, _>("tree_offset"),
+        ) {
+            (Some(t), Some(o)) => Some((t, o as u64)),
             _ => None,
         };
         Ok(Position {
             size: r.get::<i64, _>("size") as u64,
-            frontier: frontier
-                .chunks_exact(32)
-                .filter_map(|c| c.try_into().ok())
-                .collect(),
+            frontier: hashes(&frontier),
             verified,
+            tree,
         })
     }
 
@@ -277,12 +298,13 @@ impl MonitorStore {
     pub async fn verified(&self, log: &str, v: &Verified) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "UPDATE logs SET verified_size = ?, verified_root = ?, verified_note = ?, verified_at = ? WHERE name = ?",
+            "UPDATE logs SET verified_size = ?, verified_root = ?, verified_note = ?, verified_at = ?, verified_frontier = ? WHERE name = ?",
         )
         .bind(v.size as i64)
         .bind(v.root.to_vec())
         .bind(&v.note)
         .bind(v.at)
+        .bind(v.frontier.iter().flatten().copied().collect::<Vec<u8>>())
         .bind(log)
         .execute(&mut *tx)
         .await?;
@@ -297,6 +319,48 @@ impl MonitorStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await
+    }
+
+    /// Goes back to the last verified tree (size 0 if none): the entries read past it
+    /// are forgotten and will be read again. Matches found in them stay recorded, so
+    /// reading them again reports nothing twice.
+    pub async fn rewind(&self, log: &str, to: Option<&Verified>) -> Result<()> {
+        let (size, edge): (u64, Vec<u8>) = match to {
+            Some(v) => (v.size, v.frontier.iter().flatten().copied().collect()),
+            None => (0, Vec::new()),
+        };
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE logs SET size = ?, frontier = ? WHERE name = ?")
+            .bind(size as i64)
+            .bind(edge)
+            .bind(log)
+            .execute(&mut *tx)
+            .await?;
+        for table in ["entries", "entry_keys"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE log = ? AND idx >= ?"))
+                .bind(log)
+                .bind(size as i64)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Starts following a (new) tree of the log at `offset` in its index space: the
+    /// position goes back to that tree's first entry.
+    pub async fn set_tree(&self, log: &str, tree: &str, offset: u64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO logs (name, size, frontier, tree, tree_offset) VALUES (?, 0, x'', ?, ?)
+             ON CONFLICT (name) DO UPDATE SET size = 0, frontier = x'', verified_size = 0,
+             verified_root = NULL, verified_note = NULL, verified_frontier = NULL,
+             tree = excluded.tree, tree_offset = excluded.tree_offset",
+        )
+        .bind(log)
+        .bind(tree)
+        .bind(offset as i64)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
     }
 
     /// Records an alert once per `fingerprint` (the same evidence seen again is not a new

@@ -1,8 +1,9 @@
 //! The log's entries in bulk: the active shard's tree as C2SP tlog-tiles entry bundles
 //! (`/api/v1/log/tile/entries/<N>[.p/<W>]`, 256 canonical bodies each, length-prefixed).
 //! Not part of Rekor's API: monitors and mirrors read a tree of millions of entries in
-//! thousands of requests instead of one request per ten entries. Full bundles never
-//! change and are served with long-lived cache headers.
+//! thousands of requests instead of one request per ten entries. The path names no
+//! tree, so a bundle changes when a new shard starts: it is not marked cacheable. A few
+//! are read at once; more wait.
 
 use super::{LogService, store_error};
 use axum::extract::{Path, State};
@@ -31,6 +32,11 @@ pub async fn entry_bundle_of(
         .ok_or_else(|| {
             ApiError::not_found(format!("tile/entries/{rest} is not an entry bundle path"))
         })?;
+    let _slot = svc
+        .bundle_reads
+        .acquire()
+        .await
+        .map_err(|_| ApiError::unavailable("shutting down"))?;
     let tree = svc.active_tree();
     let mut head = svc.head(tree).await?;
     if !t.exists_in(head.size) {
@@ -55,15 +61,10 @@ pub async fn entry_bundle_of(
     }
     let bytes = entry_bundle(entries.iter().map(|e| e.body.as_slice()))
         .ok_or_else(|| ApiError::internal("an entry is over 65535 bytes"))?;
-    let cache = if t.partial.is_none() {
-        "public, max-age=31536000, immutable"
-    } else {
-        "no-cache"
-    };
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream"),
-            (header::CACHE_CONTROL, cache),
+            (header::CACHE_CONTROL, "no-cache"),
         ],
         bytes,
     )

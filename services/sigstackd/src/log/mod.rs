@@ -66,6 +66,8 @@ pub struct LogService {
     seen_head: std::sync::Mutex<(u64, i64)>,
     /// The sequencer election among replicas (`advertise_url` on PostgreSQL).
     replication: Option<Arc<replicas::Replication>>,
+    /// Entry bundles read from the database at once (each up to 256 entries).
+    bundle_reads: tokio::sync::Semaphore,
 }
 
 const CACHED_LEVEL: u8 = 10;
@@ -192,6 +194,7 @@ impl LogService {
             http: sigstack_http::metrics::HttpMetrics::new("log"),
             seen_head: std::sync::Mutex::new((u64::MAX, crate::sequencer::unix_now())),
             replication,
+            bundle_reads: tokio::sync::Semaphore::new(4),
         }))
     }
 

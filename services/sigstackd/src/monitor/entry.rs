@@ -43,6 +43,11 @@ pub struct CertFacts {
     pub issuer_dn: String,
 }
 
+/// Certificates and subject alternative names of one entry the monitor looks at: an
+/// entry made to flood matches (a certificate with thousands of names) is cut short.
+pub const MAX_CERTS: usize = 16;
+pub const MAX_SANS: usize = 64;
+
 /// The Fulcio extensions by name (rekor-monitor's `fulcioExtensions` keys).
 pub const FULCIO_EXTENSIONS: &[(&str, &str)] = &[
     ("issuer", "1.3.6.1.4.1.57264.1.1"),
@@ -154,9 +159,11 @@ pub fn rekor_body(body: &[u8]) -> Facts {
             }
         }
     }
-    for v in verifiers {
-        f.add_verifier(&v);
+    for v in verifiers.iter().take(MAX_CERTS) {
+        f.add_verifier(v);
     }
+    f.certs.truncate(MAX_CERTS);
+    f.key_fingerprints.truncate(MAX_CERTS);
     f
 }
 
@@ -253,7 +260,8 @@ pub fn tbs_facts(tbs: &TbsCertificate) -> CertFacts {
         if oid == "2.5.29.17"
             && let Ok(san) = SubjectAltName::from_der(raw)
         {
-            f.sans.extend(san.0.iter().filter_map(general_name));
+            f.sans
+                .extend(san.0.iter().take(MAX_SANS).filter_map(general_name));
         }
         let value = extension_text(&oid, raw);
         if oid == "1.3.6.1.4.1.57264.1.8" {

@@ -227,16 +227,20 @@ impl Monitor {
     }
 
     /// Records an alert (once for the same evidence) and queues its notifications.
+    /// One alert of a kind per `episode` (the tree size verified when it was raised):
+    /// the same trouble seen again, in any variation, is not a new alert until the log
+    /// has been verified further.
     pub async fn alert(
         &self,
         log: &LogConfig,
         kind: &str,
         message: &str,
         evidence: Value,
+        episode: u64,
     ) -> anyhow::Result<()> {
         let evidence_text = evidence.to_string();
         let fingerprint = hex::encode(sigstack_crypto::sha256(
-            format!("{}\n{kind}\n{evidence_text}", log.name).as_bytes(),
+            format!("{}\n{kind}\n{episode}", log.name).as_bytes(),
         ));
         let payload = json!({
             "event": "alert", "kind": kind, "log": log.name, "url": log.url,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-/// The header carrying `sha256=<hex HMAC-SHA256(secret, body)>`.
+/// The header carrying `sha256=<hex HMAC-SHA256(secret, "<delivery>.<timestamp>.<body>")>`.
 pub const SIGNATURE_HEADER: &str = "x-sigstack-signature";
 
 /// Attempts before a delivery is given up (about a day with the backoff's cap).
@@ -95,14 +95,21 @@ async fn webhook(m: &Monitor, d: &Due) -> anyhow::Result<()> {
         .as_deref()
         .context("no [webhook] configured")?;
     let body = d.delivery.payload.as_bytes();
+    // the delivery ID and the time are signed with the body: a captured delivery
+    // replayed under another ID, or long after, does not verify
+    let ts = super::now().to_string();
+    let id = d.id.to_string();
+    let mut signed = format!("{id}.{ts}.").into_bytes();
+    signed.extend_from_slice(body);
     let res = m
         .http
         .post(&d.delivery.recipient)
         .timeout(Duration::from_secs(10))
         .header("content-type", "application/json")
         .header("x-sigstack-event", &d.delivery.event)
-        .header("x-sigstack-delivery", d.id.to_string())
-        .header(SIGNATURE_HEADER, signature(secret, body))
+        .header("x-sigstack-delivery", &id)
+        .header("x-sigstack-timestamp", &ts)
+        .header(SIGNATURE_HEADER, signature(secret, &signed))
         .body(body.to_vec())
         .send()
         .await
@@ -196,9 +203,14 @@ pub async fn send_mail(
     }
     let subject: String = subject.chars().filter(|c| !c.is_control()).collect();
     let date = httpdate(super::now());
+    // values from log entries may carry any control character: none but the line
+    // breaks we write survive (a bare CR could end the DATA on some relays)
+    let text: String = text
+        .chars()
+        .filter(|c| *c == '\n' || *c == '\t' || !c.is_control())
+        .collect();
     // dot-stuffing: a line starting with '.' gets another
     let body: String = text
-        .replace("\r\n", "\n")
         .lines()
         .map(|l| {
             if l.starts_with('.') {

@@ -55,6 +55,9 @@ pub struct Leaf {
 /// Concurrent requests a catch-up keeps in flight.
 const IN_FLIGHT: usize = 16;
 
+/// Most entry bytes one batch holds.
+const BATCH_BYTES: usize = 256 << 20;
+
 async fn get(http: &reqwest::Client, url: &str, max: usize) -> anyhow::Result<Vec<u8>> {
     let res = http
         .get(url)
@@ -65,17 +68,27 @@ async fn get(http: &reqwest::Client, url: &str, max: usize) -> anyhow::Result<Ve
     if !status.is_success() {
         bail!("GET {url}: HTTP {status}");
     }
+    bounded(res, max, url).await
+}
+
+/// A response's body, refused as soon as it passes `max` bytes (whatever its
+/// Content-Length says, or without one).
+async fn bounded(mut res: reqwest::Response, max: usize, what: &str) -> anyhow::Result<Vec<u8>> {
     if res.content_length().is_some_and(|n| n > max as u64) {
-        bail!("GET {url}: answer larger than {max} bytes");
+        bail!("{what}: answer larger than {max} bytes");
     }
-    let body = res
-        .bytes()
+    let mut body = Vec::new();
+    while let Some(chunk) = res
+        .chunk()
         .await
-        .with_context(|| format!("reading {url}"))?;
-    if body.len() > max {
-        bail!("GET {url}: answer larger than {max} bytes");
+        .with_context(|| format!("reading {what}"))?
+    {
+        if body.len() + chunk.len() > max {
+            bail!("{what}: answer larger than {max} bytes");
+        }
+        body.extend_from_slice(&chunk);
     }
-    Ok(body.to_vec())
+    Ok(body)
 }
 
 fn keys_for(instances: &[TransparencyLogInstance], url: &str) -> Vec<PublicKey> {
@@ -241,30 +254,42 @@ pub async fn leaves(
         ranges.push((at.max(start), (at + STEP).min(end)));
         at += STEP;
     }
-    let chunks: Vec<anyhow::Result<Vec<Leaf>>> = futures::stream::iter(ranges)
-        .map(|(a, b)| {
-            let base = base.clone();
-            async move {
-                match log.kind {
-                    LogKind::RekorV1 => v1_range(http, &base, a, b, end, shard).await,
-                    LogKind::Tiles => tiles_range(http, &base, "", a, b, end).await,
-                    LogKind::Ct => ct_range(http, &base, a, b).await,
+    let mut chunks = std::pin::pin!(
+        futures::stream::iter(ranges)
+            .map(|(a, b)| {
+                let base = base.clone();
+                async move {
+                    match log.kind {
+                        LogKind::RekorV1 => v1_range(http, &base, a, b, end, shard).await,
+                        LogKind::Tiles => tiles_range(http, &base, "", a, b, end).await,
+                        LogKind::Ct => ct_range(http, &base, a, b).await,
+                    }
                 }
-            }
-        })
-        .buffered(IN_FLIGHT)
-        .collect()
-        .await;
-    let mut out = Vec::with_capacity((end - start) as usize);
-    for c in chunks {
-        out.extend(c?);
+            })
+            .buffered(IN_FLIGHT)
+    );
+    // a batch holds at most BATCH_BYTES of entries: past that it ends early (the rest
+    // is the next batch), so large entries cannot make a batch exhaust memory
+    let mut out = Vec::with_capacity((end - start).min(65_536) as usize);
+    let mut bytes = 0usize;
+    while let Some(c) = chunks.next().await {
+        let c = c?;
+        bytes += c.iter().map(|l| l.data.len()).sum::<usize>();
+        out.extend(c);
+        if bytes > BATCH_BYTES {
+            break;
+        }
     }
-    if out.len() as u64 != end - start || out.iter().zip(start..).any(|(l, i)| l.index != i) {
+    let got = out.len() as u64;
+    if got == 0 || got > end - start || out.iter().zip(start..).any(|(l, i)| l.index != i) {
         bail!(
             "the log answered other entries than the {}..{} asked for",
             start,
             end
         );
+    }
+    if got < end - start && bytes <= BATCH_BYTES {
+        bail!("the log answered {got} of the entries {start}..{end}");
     }
     Ok(out)
 }
@@ -287,8 +312,13 @@ async fn v1_range(
                 }
                 return Ok(leaves);
             }
-            Err(e) if e.downcast_ref::<NotServed>().is_some() => {}
-            Err(e) => return Err(e),
+            // not served (upstream Rekor), or not servable (an entry over 64 KiB has no
+            // place in a bundle): the entries one by one
+            Err(e) => {
+                if e.downcast_ref::<NotServed>().is_none() {
+                    tracing::debug!(error = %format!("{e:#}"), "an entry bundle failed; reading its entries by index");
+                }
+            }
         }
     }
     let mut out = Vec::new();
@@ -333,17 +363,7 @@ async fn v1_retrieve(
         bail!("POST {url}: HTTP {status}");
     }
     // ten entries of at most a few MiB each
-    const MAX: u64 = 64 << 20;
-    if res.content_length().is_some_and(|n| n > MAX) {
-        bail!("POST {url}: answer larger than {MAX} bytes");
-    }
-    let body = res
-        .bytes()
-        .await
-        .with_context(|| format!("reading {url}"))?;
-    if body.len() as u64 > MAX {
-        bail!("POST {url}: answer larger than {MAX} bytes");
-    }
+    let body = bounded(res, 64 << 20, &url).await?;
     let list: Vec<sigstack_types::rekor::LogEntry> =
         serde_json::from_slice(&body).context("entries")?;
     let mut out = Vec::new();
@@ -394,13 +414,7 @@ async fn tiles_range(
     if !res.status().is_success() {
         bail!("GET {url}: HTTP {}", res.status());
     }
-    let bundle = res
-        .bytes()
-        .await
-        .with_context(|| format!("reading {url}"))?;
-    if bundle.len() > max {
-        bail!("GET {url}: larger than an entry bundle");
-    }
+    let bundle = bounded(res, max, &url).await?;
     let mut out = Vec::new();
     let mut at = 0usize;
     let mut i = n * 256;

@@ -122,7 +122,9 @@ fn hmac_ok(secret: &[u8], g: &Got) -> bool {
     let Some(hex_sig) = g.signature.strip_prefix("sha256=") else {
         return false;
     };
-    hex::decode(hex_sig).is_ok_and(|sig| aws_lc_rs::hmac::verify(&key, &g.body, &sig).is_ok())
+    let mut signed = format!("{}.{}.", g.delivery, g.timestamp).into_bytes();
+    signed.extend_from_slice(&g.body);
+    hex::decode(hex_sig).is_ok_and(|sig| aws_lc_rs::hmac::verify(&key, &signed, &sig).is_ok())
 }
 
 pub async fn watched_identities_are_reported_once() {
@@ -236,6 +238,9 @@ pub async fn watched_identities_are_reported_once() {
         );
         assert_eq!(g.event, "match", "X-Sigstack-Event");
         assert!(!hmac_ok(b"another secret of the same length....", &g));
+        let mut replayed = g.clone();
+        replayed.delivery = format!("{}0", g.delivery);
+        assert!(!hmac_ok(secret, &replayed), "the delivery ID is signed");
     }
     // cosign v3 signing through the stack's signing config
     let cosign = Cosign::v3(&dir.join("cosign-home"));
@@ -553,11 +558,30 @@ pub async fn a_forked_log_raises_an_alert_with_both_checkpoints() {
     proxy.serve_checkpoint(Some(bad.clone()));
     let v = alert("unverified-checkpoint")();
     assert_eq!(v["evidence"]["served"], bad.as_str(), "{v}");
+    // a variation of the same trouble is not a new alert until the log verifies again
+    let bad2 = forged(&origin, size + 11, rand::random(), &stranger);
+    proxy.serve_checkpoint(Some(bad2));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let unverified = |h: &Hook| {
+        h.got()
+            .iter()
+            .filter(|g| g.json()["kind"] == "unverified-checkpoint")
+            .count()
+    };
+    assert_eq!(
+        unverified(&hook),
+        1,
+        "one alert per episode, however the lie varies"
+    );
+    // the honest log again: followed and verified further
+    proxy.serve_checkpoint(None);
+    append(1).await;
+    verified(&url, "rekor-v2", size + 1).await;
     // a bigger tree signed by the log's key whose entries do not make its root: the
-    // rebuilt tree differs, a fork too
+    // rebuilt tree differs, a fork too, and nothing of it is kept
     // (the lie is served before the entries exist, so the monitor cannot have verified
     // the honest checkpoint of that size first)
-    let real_size = size + 2;
+    let real_size = size + 3;
     let lie = forged(&origin, real_size, rand::random(), &log_key);
     proxy.serve_checkpoint(Some(lie.clone()));
     append(2).await;
@@ -567,6 +591,11 @@ pub async fn a_forked_log_raises_an_alert_with_both_checkpoints() {
             && v["evidence"]["served"] == lie.as_str()
             && v["evidence"]["computedRoot"].is_string()
     });
+    assert_eq!(
+        gauge(&url, "sigstack_monitor_entries_read", "rekor-v2").await,
+        size + 1,
+        "the entries of a head that does not verify are not kept"
+    );
     // the alerts are on the explorer's page, and the honest log is followed again
     let page = http()
         .get(format!("{url}/alerts"))

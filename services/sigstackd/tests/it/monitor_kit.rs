@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 pub struct Got {
     pub event: String,
     pub delivery: String,
+    pub timestamp: String,
     pub signature: String,
     pub body: Vec<u8>,
     pub at: Instant,
@@ -61,6 +62,7 @@ async fn receive(
     s.got.lock().expect("lock").push(Got {
         event: h("x-sigstack-event"),
         delivery: h("x-sigstack-delivery"),
+        timestamp: h("x-sigstack-timestamp"),
         signature: h("x-sigstack-signature"),
         body: body.to_vec(),
         at: Instant::now(),

@@ -29,6 +29,8 @@ pub struct Explorer {
     pub tuf_page: tokio::sync::Mutex<Option<(std::time::Instant, String)>>,
     /// Entry pages being proven against their log at once; more are told to retry.
     pub inspections: tokio::sync::Semaphore,
+    /// Uploaded files being searched for at once; more are told to retry.
+    pub uploads: tokio::sync::Semaphore,
     oidc: Option<Oidc>,
     secure: bool,
 }
@@ -96,6 +98,7 @@ impl Explorer {
             tuf_url: cfg.tuf_url.clone(),
             tuf_page: tokio::sync::Mutex::new(None),
             inspections: tokio::sync::Semaphore::new(16),
+            uploads: tokio::sync::Semaphore::new(2),
             oidc,
             secure: public.starts_with("https://"),
         })

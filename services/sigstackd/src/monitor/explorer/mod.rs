@@ -173,6 +173,19 @@ async fn search_file(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    let Ok(_slot) = m.explorer.uploads.try_acquire() else {
+        let mut r = error_page(
+            &m,
+            &headers,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "other files are being searched for: try again in a moment",
+        );
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+        return r;
+    };
     match pages::file_part(ct, &body) {
         Some(data) => {
             let digest = hex::encode(sigstack_crypto::sha256(data));

@@ -123,7 +123,11 @@ pub fn file_part<'a>(content_type: &str, body: &'a [u8]) -> Option<&'a [u8]> {
         .map(str::trim)
         .find_map(|p| p.strip_prefix("boundary="))?
         .trim_matches('"');
-    if !content_type.trim_start().starts_with("multipart/form-data") || boundary.is_empty() {
+    // RFC 2046: a boundary is 1 to 70 characters
+    if !content_type.trim_start().starts_with("multipart/form-data")
+        || boundary.is_empty()
+        || boundary.len() > 70
+    {
         return None;
     }
     let delim = format!("--{boundary}");
@@ -354,7 +358,9 @@ verify it from their own trusted root.</p>",
         });
         rows.push(vec![
             esc(name),
-            signed["version"].to_string(),
+            signed["version"]
+                .as_u64()
+                .map_or("—".into(), |v| v.to_string()),
             esc(signed["expires"].as_str().unwrap_or("—")),
             threshold.map_or("—".into(), |t| t.to_string()),
             v["signatures"].as_array().map_or(0, Vec::len).to_string(),
@@ -404,7 +410,9 @@ verify it from their own trusted root.</p>",
             .map(|(name, meta)| {
                 vec![
                     format!("<code>{}</code>", esc(name)),
-                    meta["length"].to_string(),
+                    meta["length"]
+                        .as_u64()
+                        .map_or("—".into(), |v| v.to_string()),
                     format!(
                         "<code>{}</code>",
                         esc(meta["hashes"]["sha256"].as_str().unwrap_or(""))
