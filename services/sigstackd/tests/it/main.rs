@@ -15,6 +15,7 @@ mod client_flows;
 mod cosign;
 mod cosign_images;
 mod cosign_interop;
+mod explorer;
 mod failover;
 mod faults;
 mod hsm;
@@ -26,6 +27,7 @@ mod issuer;
 mod keyless;
 mod log_v2;
 mod monitor;
+mod monitor_alerts;
 mod monitor_kit;
 mod oidc;
 mod openapi_fuzz;
@@ -200,12 +202,12 @@ async fn monitor_reports_watched_identities_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn monitor_alerts_on_forks_and_rollbacks() {
-    monitor::a_forked_log_raises_an_alert_with_both_checkpoints().await
+    monitor_alerts::a_forked_log_raises_an_alert_with_both_checkpoints().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_explorer_in_a_browser() {
-    monitor::the_log_explorer_in_a_browser().await
+    explorer::the_log_explorer_in_a_browser().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

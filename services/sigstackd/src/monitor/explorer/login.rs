@@ -16,8 +16,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sigstack_ca::token::{CachePolicy, KeyCache};
 use std::sync::Arc;
 
-const SESSION: &str = "sigstack_explorer";
-const LOGIN: &str = "sigstack_explorer_login";
+const SESSION: &str = "sigstack-explorer";
+const LOGIN: &str = "sigstack-explorer-login";
 const SESSION_SECS: i64 = 8 * 3600;
 const LOGIN_SECS: i64 = 600;
 
