@@ -54,7 +54,7 @@ impl LogKind {
     pub fn label(self) -> &'static str {
         match self {
             LogKind::RekorV1 => "Rekor v1",
-            LogKind::Tiles => "tiled (Rekor v2)",
+            LogKind::Tiles => "tiled, Rekor v2",
             LogKind::Ct => "certificate transparency",
         }
     }
@@ -179,6 +179,11 @@ impl MonitorConfig {
             }
         }
         let e = &self.explorer;
+        if let Some(u) = &e.public_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            bail!("[explorer] public_url must be an http(s) URL");
+        }
         if e.oidc_issuer.is_some() != e.client_id.is_some() {
             bail!("[explorer] sign-in needs both oidc_issuer and client_id");
         }

@@ -26,6 +26,11 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::Notify;
 
+/// A delivery's ID: 128 random bits in hex, unique across monitors and databases.
+fn delivery_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
 pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -74,19 +79,45 @@ pub struct Monitor {
 
 impl Monitor {
     pub async fn start(cfg: &MonitorConfig) -> anyhow::Result<Arc<Self>> {
-        let root: TrustedRoot = serde_json::from_slice(
-            &std::fs::read(&cfg.trusted_root)
-                .with_context(|| format!("reading {}", cfg.trusted_root.display()))?,
-        )
-        .with_context(|| format!("{} is not a trusted root", cfg.trusted_root.display()))?;
+        let root: TrustedRoot =
+            serde_json::from_slice(&std::fs::read(&cfg.trusted_root).with_context(|| {
+                format!("trusted_root: reading {}", cfg.trusted_root.display())
+            })?)
+            .with_context(|| {
+                format!(
+                    "trusted_root: {} is not a trusted root",
+                    cfg.trusted_root.display()
+                )
+            })?;
+        // a log the trusted root does not name could only ever raise unverified-head
+        // alerts: a mistake in the configuration, said at start
+        for l in &cfg.logs {
+            let want = l.trusted_url().trim_end_matches('/');
+            let listed = match l.kind {
+                config::LogKind::Ct => &root.ctlogs,
+                _ => &root.tlogs,
+            };
+            if !listed
+                .iter()
+                .any(|t| t.base_url.trim_end_matches('/') == want)
+            {
+                anyhow::bail!(
+                    "log {}: the trusted root {} names no {} log at {want} (its URL as the trusted root has it; set trusted_url if the monitor reaches it at another one)",
+                    l.name,
+                    cfg.trusted_root.display(),
+                    l.kind.label()
+                );
+            }
+        }
         let watch = match &cfg.watch {
             Some(p) => watch::Watch::load(p)?,
             None => watch::Watch::default(),
         };
         let webhook_secret = match &cfg.webhook {
             Some(w) => {
-                let s = std::fs::read(&w.secret_file)
-                    .with_context(|| format!("reading {}", w.secret_file.display()))?;
+                let s = std::fs::read(&w.secret_file).with_context(|| {
+                    format!("[webhook] secret_file: reading {}", w.secret_file.display())
+                })?;
                 let s = s.trim_ascii().to_vec();
                 anyhow::ensure!(
                     s.len() >= 16,
@@ -124,7 +155,8 @@ impl Monitor {
                 .explorer
                 .public_url
                 .as_ref()
-                .map(|u| u.trim_end_matches('/').to_string()),
+                .map(|u| u.trim_end_matches('/').to_string())
+                .or_else(|| Some(format!("http://{}", cfg.listen))),
             webhook_url: cfg.webhook.as_ref().map(|w| w.url.clone()),
             webhook_secret,
             smtp: cfg.smtp.clone(),
@@ -195,6 +227,7 @@ impl Monitor {
         if m.matched_type == "subscription" {
             if self.smtp.is_some() {
                 out.push(Delivery {
+                    uid: delivery_id(),
                     channel: "email".into(),
                     recipient: m.matched.clone(),
                     event: "match".into(),
@@ -210,6 +243,7 @@ impl Monitor {
     fn fan_out(&self, event: &str, payload: &str, out: &mut Vec<Delivery>) {
         if let Some(url) = &self.webhook_url {
             out.push(Delivery {
+                uid: delivery_id(),
                 channel: "webhook".into(),
                 recipient: url.clone(),
                 event: event.into(),
@@ -218,6 +252,7 @@ impl Monitor {
         }
         for to in self.smtp.iter().flat_map(|s| &s.to) {
             out.push(Delivery {
+                uid: delivery_id(),
                 channel: "email".into(),
                 recipient: to.clone(),
                 event: event.into(),

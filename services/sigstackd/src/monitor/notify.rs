@@ -72,7 +72,7 @@ async fn send(m: &Monitor, d: &Due) -> anyhow::Result<()> {
                 &d.delivery.recipient,
                 &subject,
                 &text,
-                &format!("<delivery-{}@sigstack-monitor>", d.id),
+                &format!("<{}@sigstack-monitor>", d.delivery.uid),
             )
             .await
         }
@@ -98,7 +98,7 @@ async fn webhook(m: &Monitor, d: &Due) -> anyhow::Result<()> {
     // the delivery ID and the time are signed with the body: a captured delivery
     // replayed under another ID, or long after, does not verify
     let ts = super::now().to_string();
-    let id = d.id.to_string();
+    let id = d.delivery.uid.clone();
     let mut signed = format!("{id}.{ts}.").into_bytes();
     signed.extend_from_slice(body);
     let res = m

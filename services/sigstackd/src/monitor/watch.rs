@@ -14,7 +14,7 @@ use std::path::Path;
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct File {
-    #[serde(default)]
+    // required: a misspelt key would otherwise watch nothing, silently
     monitored_values: MonitoredValues,
     // rekor-monitor's run settings (startIndex, outputIdentities, notifiers...) are
     // accepted and left to `sigstackd monitor`'s own configuration
@@ -372,6 +372,8 @@ monitoredValues:
         assert!(format!("{e:#}").contains("unknown extension"), "{e:#}");
         let e = Watch::parse("monitoredValues:\n  certIdentity: []\n").expect_err("refused");
         assert!(format!("{e:#}").contains("certIdentity"), "{e:#}");
+        let e = Watch::parse("monitoredValue:\n  subjects: [a]\n").expect_err("refused");
+        assert!(format!("{e:#}").contains("monitoredValues"), "{e:#}");
         let e = Watch::parse("monitoredValues:\n  fingerprints: [xyz]\n").expect_err("refused");
         assert!(format!("{e:#}").contains("not hex"), "{e:#}");
     }

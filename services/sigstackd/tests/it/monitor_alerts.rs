@@ -41,6 +41,21 @@ pub async fn a_forked_log_raises_an_alert_with_both_checkpoints() {
             proxy.url
         ),
     );
+    // a log the trusted root does not name: refused at start, naming it
+    let wrong = cfg
+        .replace(&proxy.url, "http://127.0.0.1:9")
+        .replace(&format!("trusted_url = \"{v2}\"\n"), "");
+    std::fs::write(dir.join("wrong.toml"), &wrong).expect("w");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sigstackd"))
+        .args(["monitor", "-c"])
+        .arg(dir.join("wrong.toml"))
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("names no tiled, Rekor v2 log at http://127.0.0.1:9"),
+        "{err}"
+    );
     let (_monitor, url) = start_monitor(&dir, &cfg);
     let key = Artifacts::new();
     let append = |n: u64| {

@@ -42,7 +42,7 @@ const SCHEMA: &[&str] = &[
         fingerprint TEXT NOT NULL UNIQUE, message TEXT NOT NULL, evidence TEXT NOT NULL,
         at INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS outbox (
-        id INTEGER PRIMARY KEY, channel TEXT NOT NULL, recipient TEXT NOT NULL,
+        id INTEGER PRIMARY KEY, uid TEXT NOT NULL, channel TEXT NOT NULL, recipient TEXT NOT NULL,
         event TEXT NOT NULL, payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
         next_at INTEGER NOT NULL, delivered_at INTEGER, last_error TEXT)",
     "CREATE INDEX IF NOT EXISTS outbox_due ON outbox (delivered_at, next_at)",
@@ -112,6 +112,8 @@ pub struct MatchRow {
 /// A notification to send: `channel` is `webhook` or `email`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Delivery {
+    /// A random ID, the same for every attempt (receivers drop repeats by it).
+    pub uid: String,
     pub channel: String,
     pub recipient: String,
     pub event: String,
@@ -402,7 +404,7 @@ impl MonitorStore {
 
     pub async fn due(&self, now: i64, limit: i64) -> Result<Vec<Due>> {
         let rows = sqlx::query(
-            "SELECT id, channel, recipient, event, payload, attempts FROM outbox
+            "SELECT id, uid, channel, recipient, event, payload, attempts FROM outbox
              WHERE delivered_at IS NULL AND next_at <= ? ORDER BY id LIMIT ?",
         )
         .bind(now)
@@ -415,6 +417,7 @@ impl MonitorStore {
                 id: r.get("id"),
                 attempts: r.get("attempts"),
                 delivery: Delivery {
+                    uid: r.get("uid"),
                     channel: r.get("channel"),
                     recipient: r.get("recipient"),
                     event: r.get("event"),
@@ -460,8 +463,9 @@ async fn enqueue(
     now: i64,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO outbox (channel, recipient, event, payload, next_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO outbox (uid, channel, recipient, event, payload, next_at) VALUES (?, ?, ?, ?, ?, ?)",
     )
+    .bind(&d.uid)
     .bind(&d.channel)
     .bind(&d.recipient)
     .bind(&d.event)

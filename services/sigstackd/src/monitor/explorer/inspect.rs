@@ -126,7 +126,14 @@ async fn cert_section(m: &Monitor, log: &LogConfig, c: &CertFacts) -> String {
                 .join("<br>"),
         ),
         ("OIDC issuer", esc(c.issuer.as_deref().unwrap_or("—"))),
-        ("Subject", esc(&c.subject_dn)),
+        (
+            "Subject",
+            if c.subject_dn.is_empty() {
+                "(empty)".into()
+            } else {
+                esc(&c.subject_dn)
+            },
+        ),
         ("Issued by", esc(&c.issuer_dn)),
         (
             "Valid",

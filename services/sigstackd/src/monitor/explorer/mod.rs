@@ -45,11 +45,34 @@ pub fn router(m: &Arc<Monitor>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .fallback(not_found)
         .with_state(m.clone())
         .layer(axum::middleware::from_fn_with_state(
             m.http_metrics.clone(),
             sigstack_http::metrics::observe,
         ))
+}
+
+async fn not_found(State(m): State<Arc<Monitor>>, headers: HeaderMap) -> Response {
+    error_page(
+        &m,
+        &headers,
+        StatusCode::NOT_FOUND,
+        "no page here: start from the search page or the list of logs",
+    )
+}
+
+fn no_such_log(m: &Monitor, headers: &HeaderMap, name: &str) -> Response {
+    let known: Vec<&str> = m.logs.iter().map(|l| l.name.as_str()).collect();
+    error_page(
+        m,
+        headers,
+        StatusCode::NOT_FOUND,
+        &format!(
+            "no log named {name} (this monitor follows: {})",
+            known.join(", ")
+        ),
+    )
 }
 
 async fn style() -> Response {
@@ -104,6 +127,8 @@ fn page(m: &Monitor, headers: &HeaderMap, status: StatusCode, title: &str, body:
 fn error_page(m: &Monitor, headers: &HeaderMap, status: StatusCode, msg: &str) -> Response {
     let title = if status == StatusCode::NOT_FOUND {
         "Not found"
+    } else if status.is_client_error() {
+        "That cannot be done"
     } else {
         "Something went wrong"
     };
@@ -211,12 +236,7 @@ async fn log_page(
     Path(name): Path<String>,
 ) -> Response {
     let Some(log) = m.logs.iter().find(|l| l.name == name) else {
-        return error_page(
-            &m,
-            &headers,
-            StatusCode::NOT_FOUND,
-            &format!("no log named {name}"),
-        );
+        return no_such_log(&m, &headers, &name);
     };
     match pages::log(&m, log).await {
         Ok(body) => page(&m, &headers, StatusCode::OK, &format!("Log {name}"), &body),
@@ -235,12 +255,7 @@ async fn entry_page(
     Path((name, index)): Path<(String, String)>,
 ) -> Response {
     let Some(log) = m.logs.iter().find(|l| l.name == name) else {
-        return error_page(
-            &m,
-            &headers,
-            StatusCode::NOT_FOUND,
-            &format!("no log named {name}"),
-        );
+        return no_such_log(&m, &headers, &name);
     };
     let Ok(index) = index.parse::<u64>() else {
         return error_page(

@@ -105,10 +105,28 @@ pub async fn search(m: &Monitor, q: &str) -> anyhow::Result<String> {
             }
         }
     }
+    let looked_up = if q.parse::<u64>().is_ok() {
+        "a log index".to_string()
+    } else {
+        let kinds: Vec<&str> = keys_for(q)
+            .iter()
+            .filter_map(|k| k.split(':').next())
+            .map(|k| match k {
+                "id" => "an identity (e-mail, URI, name)",
+                "digest" => "an artifact digest",
+                "fp" => "a key or certificate fingerprint",
+                "uuid" => "an entry UUID",
+                "serial" => "a certificate serial number",
+                _ => "a value",
+            })
+            .collect();
+        kinds.join(" or ")
+    };
     out.push_str(&format!(
-        "<p role=\"status\">{} {} found.</p>",
+        "<p role=\"status\">{} {} found.</p><p class=\"muted\">Looked up as {}.</p>",
         rows.len(),
-        if rows.len() == 1 { "entry" } else { "entries" }
+        if rows.len() == 1 { "entry" } else { "entries" },
+        esc(&looked_up)
     ));
     if !rows.is_empty() {
         out.push_str(&entries_table("Matching entries, newest first", &rows));
