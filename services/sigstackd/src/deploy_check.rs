@@ -5,6 +5,7 @@
 //! really writes from the compose file's own settings.
 
 mod admission;
+mod monitor;
 
 use crate::Cli;
 use clap::CommandFactory;
