@@ -99,7 +99,9 @@ fn env_known(sub: &str, vars: &[String], place: &str) {
     let args = arg_env(sub);
     let keys = config_env(sub);
     for v in vars {
+        // POD_IP: the downward API's pod address, substituted into the log's advertise_url
         let known = ["SIGSTACK_LOG", "SIGSTACK_LOG_FORMAT"].contains(&v.as_str())
+            || (sub == "log" && v == "POD_IP")
             || args.contains_key(v)
             || keys.contains(v);
         assert!(known, "{place}: sigstackd {sub} reads no variable {v}");
@@ -496,8 +498,33 @@ fn kubernetes_manifests_match_the_binary() {
             assert_eq!(keys_at, [format!("/etc/sigstack/keys/{sub}")], "{place}");
             let replicas = d["spec"]["replicas"].as_u64().expect("replicas");
             match sub.as_str() {
+                // replicas elect one sequencer: each must advertise its own address
+                "log" => {
+                    assert!(replicas >= 2, "{place}: replicated");
+                    let env = c["env"].as_sequence().expect("env");
+                    let advertised = env
+                        .iter()
+                        .find(|e| e["name"].as_str() == Some("SIGSTACK_LOG_ADVERTISE_URL"))
+                        .and_then(|e| e["value"].as_str())
+                        .expect("each log replica advertises itself");
+                    assert_eq!(
+                        advertised,
+                        format!("http://$(POD_IP):{standard}"),
+                        "{place}"
+                    );
+                    let pod_ip = env
+                        .iter()
+                        .position(|e| e["name"].as_str() == Some("POD_IP"));
+                    let adv = env
+                        .iter()
+                        .position(|e| e["name"].as_str() == Some("SIGSTACK_LOG_ADVERTISE_URL"));
+                    assert!(
+                        pod_ip.is_some() && pod_ip < adv,
+                        "{place}: POD_IP is defined before it is substituted"
+                    );
+                }
                 // one sequencer; pending sign-ins are in memory
-                "log" | "log-v2" | "ctlog" | "oidc" => {
+                "log-v2" | "ctlog" | "oidc" => {
                     assert_eq!(replicas, 1, "{place}");
                     assert_eq!(
                         d["spec"]["strategy"]["type"].as_str(),
