@@ -75,27 +75,43 @@ pub async fn a_forked_log_raises_an_alert_with_both_checkpoints() {
             }
         }
     };
-    let checkpoint = || async {
-        let note = http()
-            .get(format!("{v2}/checkpoint"))
-            .send()
-            .await
-            .expect("cp")
-            .text()
-            .await
-            .expect("t");
-        let size: u64 = note
-            .lines()
-            .nth(1)
-            .and_then(|l| l.parse().ok())
-            .expect("size");
-        (note, size)
+    // the log's checkpoint once it covers `at_least` entries (it serves what its witness
+    // cosigned, which may trail the appends a moment)
+    let v2_cp = v2.clone();
+    let checkpoint = |at_least: u64| {
+        let v2 = v2_cp.clone();
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                let note = http()
+                    .get(format!("{v2}/checkpoint"))
+                    .send()
+                    .await
+                    .expect("cp")
+                    .text()
+                    .await
+                    .expect("t");
+                let size: u64 = note
+                    .lines()
+                    .nth(1)
+                    .and_then(|l| l.parse().ok())
+                    .expect("size");
+                if size >= at_least {
+                    return (note, size);
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the log's checkpoint stays at {size}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     };
     append(3).await;
-    let (old_note, old_size) = checkpoint().await;
+    let (old_note, old_size) = checkpoint(3).await;
     verified(&url, "rekor-v2", old_size).await;
     append(5).await;
-    let (note, size) = checkpoint().await;
+    let (note, size) = checkpoint(old_size + 5).await;
     verified(&url, "rekor-v2", size).await;
     let origin = note.lines().next().expect("origin").to_string();
     let log_key =
