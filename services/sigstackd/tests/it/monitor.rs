@@ -231,6 +231,30 @@ pub async fn watched_identities_are_reported_once() {
         .and_then(|l| l.parse::<u64>().ok())
         .expect("size");
     verified(&url, "rekor-v2", v2_size).await;
+    // every watched entry's report, and its CT entry's, has arrived (a refused delivery
+    // waits for its retry); then a moment more, in which nothing else may come
+    let reports = |h: &Hook| {
+        h.got()
+            .iter()
+            .filter(|g| g.json()["event"] == "match")
+            .count()
+    };
+    let deadline = Instant::now() + PATIENCE;
+    while reports(&hook) < expected.len() * 2
+        || mail
+            .messages()
+            .iter()
+            .filter(|m| m.contains("watched@example.org"))
+            .count()
+            < expected.len() * 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not every report arrived: {:?}",
+            hook.got()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let matches: Vec<(String, u64)> = hook
         .got()
