@@ -159,26 +159,11 @@ impl<'a> TiledLog<'a> {
             partial: (width < WIDTH).then_some(width as u8),
         };
         let bundle = self.get(&t.path()).await?;
-        let mut entries = Vec::new();
-        let mut at = 0usize;
-        while at < bundle.len() {
-            let len = u16::from_be_bytes(
-                bundle
-                    .get(at..at + 2)
-                    .context("a truncated entry bundle")?
-                    .try_into()?,
-            ) as usize;
-            entries.push(
-                bundle
-                    .get(at + 2..at + 2 + len)
-                    .context("a truncated entry")?
-                    .to_vec(),
-            );
-            at += 2 + len;
-        }
+        let entries =
+            sigstack_log::tiles::bundle_entries(&bundle).context("a truncated entry bundle")?;
         let body = entries
             .get((index % WIDTH) as usize)
-            .cloned()
+            .map(|e| e.to_vec())
             .context("the entry bundle is short")?;
         let plan = sigstack_merkle::inclusion_plan(index, cp.size).context("no proof")?;
         let mut nodes = HashMap::new();

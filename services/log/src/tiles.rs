@@ -140,9 +140,29 @@ pub fn entry_bundle<'a>(entries: impl IntoIterator<Item = &'a [u8]>) -> Option<V
     Some(out)
 }
 
+/// The entries of an entry bundle, in order; `None` if it is truncated.
+pub fn bundle_entries(bundle: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while at < bundle.len() {
+        let len = u16::from_be_bytes(bundle.get(at..at + 2)?.try_into().ok()?) as usize;
+        out.push(bundle.get(at + 2..at + 2 + len)?);
+        at += 2 + len;
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bundle_reads_back_and_a_cut_one_does_not() {
+        let b = entry_bundle([&b"one"[..], b"", b"three"]).expect("bundle");
+        assert_eq!(bundle_entries(&b), Some(vec![&b"one"[..], b"", b"three"]));
+        assert_eq!(bundle_entries(&b[..b.len() - 1]), None);
+        assert_eq!(bundle_entries(&[0]), None);
+    }
 
     #[test]
     fn index_encoding_follows_the_spec() {

@@ -415,32 +415,18 @@ async fn tiles_range(
         bail!("GET {url}: HTTP {}", res.status());
     }
     let bundle = bounded(res, max, &url).await?;
-    let mut out = Vec::new();
-    let mut at = 0usize;
-    let mut i = n * 256;
-    while at < bundle.len() {
-        let len = u16::from_be_bytes(
-            bundle
-                .get(at..at + 2)
-                .context("a truncated entry bundle")?
-                .try_into()?,
-        ) as usize;
-        let data = bundle
-            .get(at + 2..at + 2 + len)
-            .context("a truncated entry")?
-            .to_vec();
-        if (a..b).contains(&i) {
-            out.push(Leaf {
-                index: i,
-                data,
-                uuid: String::new(),
-                time: None,
-            });
-        }
-        at += 2 + len;
-        i += 1;
-    }
-    Ok(out)
+    let entries = sigstack_log::tiles::bundle_entries(&bundle)
+        .with_context(|| format!("GET {url}: a truncated entry bundle"))?;
+    Ok((n * 256..)
+        .zip(entries)
+        .filter(|(i, _)| (a..b).contains(i))
+        .map(|(index, data)| Leaf {
+            index,
+            data: data.to_vec(),
+            uuid: String::new(),
+            time: None,
+        })
+        .collect())
 }
 
 async fn ct_range(http: &reqwest::Client, base: &str, a: u64, b: u64) -> anyhow::Result<Vec<Leaf>> {
