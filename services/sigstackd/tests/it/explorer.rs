@@ -5,7 +5,7 @@
 
 use crate::keyless::{dev_stack, workspace};
 use crate::monitor_kit::*;
-use crate::sigstack_cli::{Sigstack, p};
+use crate::sigstack_cli::p;
 use crate::support::*;
 use serde_json::Value;
 use std::path::Path;
@@ -34,15 +34,7 @@ pub async fn the_log_explorer_in_a_browser() {
         ),
     );
     let (_monitor, url) = start_monitor(&dir, &cfg);
-    let cli = Sigstack::new(&dir.join("home"));
-    let init = cli.run(&[
-        "initialize",
-        "--mirror",
-        &s("/services/tuf/url"),
-        "--root",
-        &s("/services/tuf/root"),
-    ]);
-    assert!(init.ok(), "{init}");
+    let cli = sigstack_on(&dir, &stack);
     let artifact = dir.join("a.txt");
     std::fs::write(&artifact, b"explore me\n").expect("a");
     let me = s("/services/oidc/email");
@@ -164,14 +156,7 @@ pub async fn the_log_explorer_in_a_browser() {
         &std::fs::read(&artifact).expect("a"),
     ));
     assert_eq!(to, format!("/search?q=sha256:{digest}"));
-    let page = http()
-        .get(format!("{url}{to}"))
-        .send()
-        .await
-        .expect("r")
-        .text()
-        .await
-        .expect("t");
+    let page = text_of(&format!("{url}{to}")).await;
     assert!(
         page.contains("3 entries found"),
         "the three signatures of the file (v2, v1, v2): {page}"

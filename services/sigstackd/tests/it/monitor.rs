@@ -7,7 +7,7 @@
 use crate::cosign::Cosign;
 use crate::keyless::{dev_stack, workspace};
 use crate::monitor_kit::*;
-use crate::sigstack_cli::{Sigstack, p};
+use crate::sigstack_cli::p;
 use crate::support::*;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -55,15 +55,7 @@ pub async fn watched_identities_are_reported_once() {
     // the load is on before anyone watched signs
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let cli = Sigstack::new(&dir.join("home"));
-    let init = cli.run(&[
-        "initialize",
-        "--mirror",
-        &s("/services/tuf/url"),
-        "--root",
-        &s("/services/tuf/root"),
-    ]);
-    assert!(init.ok(), "{init}");
+    let cli = sigstack_on(&dir, &stack);
     let artifact = dir.join("release.tar");
     std::fs::write(&artifact, b"a release someone signed in my name\n").expect("artifact");
     let watched = token(&stack_dir, "watched@example.org");
@@ -218,14 +210,8 @@ pub async fn watched_identities_are_reported_once() {
     );
     stop.store(true, Ordering::SeqCst);
     // everything read and verified up to the logs' current size, then no more deliveries
-    let v2_size = http()
-        .get(format!("{}/checkpoint", s("/services/log_v2/url")))
-        .send()
+    let v2_size = text_of(&format!("{}/checkpoint", s("/services/log_v2/url")))
         .await
-        .expect("checkpoint")
-        .text()
-        .await
-        .expect("text")
         .lines()
         .nth(1)
         .and_then(|l| l.parse::<u64>().ok())
@@ -317,14 +303,7 @@ pub async fn watched_identities_are_reported_once() {
         "one e-mail per watched entry (its log entry and its CT entry)"
     );
     assert!(!mails.iter().any(|m| m.contains("someone@example.org")));
-    let text = http()
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .expect("m")
-        .text()
-        .await
-        .expect("t");
+    let text = text_of(&format!("{url}/metrics")).await;
     assert!(
         text.contains("sigstack_monitor_notifications_total{outcome=\"failed\"} 2"),
         "the two refused attempts are counted:\n{text}"

@@ -83,14 +83,7 @@ pub async fn a_forked_log_raises_an_alert_with_both_checkpoints() {
         async move {
             let deadline = std::time::Instant::now() + Duration::from_secs(60);
             loop {
-                let note = http()
-                    .get(format!("{v2}/checkpoint"))
-                    .send()
-                    .await
-                    .expect("cp")
-                    .text()
-                    .await
-                    .expect("t");
+                let note = text_of(&format!("{v2}/checkpoint")).await;
                 let size: u64 = note
                     .lines()
                     .nth(1)
@@ -205,14 +198,7 @@ pub async fn a_forked_log_raises_an_alert_with_both_checkpoints() {
         "the entries of a head that does not verify are not kept"
     );
     // the alerts are on the explorer's page, and the honest log is followed again
-    let page = http()
-        .get(format!("{url}/alerts"))
-        .send()
-        .await
-        .expect("alerts")
-        .text()
-        .await
-        .expect("t");
+    let page = text_of(&format!("{url}/alerts")).await;
     for kind in ["fork", "rollback", "unverified-checkpoint"] {
         assert!(
             page.contains(kind),
@@ -221,13 +207,6 @@ pub async fn a_forked_log_raises_an_alert_with_both_checkpoints() {
     }
     proxy.serve_checkpoint(None);
     verified(&url, "rekor-v2", real_size).await;
-    let metrics = http()
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .expect("m")
-        .text()
-        .await
-        .expect("t");
+    let metrics = text_of(&format!("{url}/metrics")).await;
     assert!(metrics.contains("sigstack_monitor_alerts 4"), "{metrics}");
 }

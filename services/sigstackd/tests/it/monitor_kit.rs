@@ -297,14 +297,7 @@ pub fn start_monitor(dir: &Path, config: &str) -> (Killed, String) {
 
 /// A gauge of the monitor's `/metrics` for one log.
 pub async fn gauge(url: &str, name: &str, log: &str) -> u64 {
-    let text = http()
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = text_of(&format!("{url}/metrics")).await;
     let prefix = format!("{name}{{log=\"{log}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix))
@@ -433,4 +426,30 @@ url = "{ct}"
         v1 = s("/services/log/url"),
         ct = s("/services/ctlog/url"),
     )
+}
+
+/// The body of `GET url` as text.
+pub async fn text_of(url: &str) -> String {
+    http()
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+/// `sigstack` with a home in `dir/home`, initialized on the dev stack's TUF repository.
+pub fn sigstack_on(dir: &Path, stack: &Value) -> crate::sigstack_cli::Sigstack {
+    let cli = crate::sigstack_cli::Sigstack::new(&dir.join("home"));
+    let init = cli.run(&[
+        "initialize",
+        "--mirror",
+        &stack_str(stack, "/services/tuf/url"),
+        "--root",
+        &stack_str(stack, "/services/tuf/root"),
+    ]);
+    assert!(init.ok(), "sigstack initialize: {init}");
+    cli
 }
