@@ -56,13 +56,15 @@ struct Common {
     /// Seconds to run.
     #[arg(long, default_value_t = 30)]
     duration: u64,
-    /// PID of the server, to report its resident memory.
-    #[arg(long)]
-    server_pid: Option<u32>,
-    /// Also count the CPU time of every process with this command name (`postgres`) in
-    /// the server's CPU per request.
-    #[arg(long)]
-    cpu_also: Option<String>,
+    /// PID of the server (comma-separated: every process of a server made of several,
+    /// such as Rekor with Trillian's log server and signer), to report its resident memory
+    /// and CPU time per request.
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
+    /// Also count the CPU time of every process with this command name (`postgres`,
+    /// `mariadbd`; comma-separated) in the server's CPU per request.
+    #[arg(long, value_delimiter = ',')]
+    cpu_also: Vec<String>,
     /// A CA certificate (PEM) to trust for an HTTPS --url.
     #[arg(long)]
     cacert: Option<std::path::PathBuf>,
@@ -169,33 +171,48 @@ fn corpus(n: usize, v2: bool) -> Vec<Arc<Vec<u8>>> {
     })
 }
 
-fn rss_kib(pid: Option<u32>) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+/// Resident memory of the server's processes together.
+fn rss_kib(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter()
+        .map(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
 }
 
-/// CPU time (user + system) of a process and of every process whose command name is
-/// `also` (PostgreSQL's backends), in microseconds.
-fn cpu_us(pid: Option<u32>, also: Option<&str>) -> Option<u64> {
+/// CPU time (user + system) of the server's processes and of every process whose command
+/// name is in `also` (PostgreSQL's backends), in microseconds.
+fn cpu_us(pids: &[u32], also: &[String]) -> Option<u64> {
     let ticks = |stat: &str| -> Option<u64> {
         // the fields after the command name (which may hold spaces) in parentheses
         let rest = &stat[stat.rfind(')')? + 2..];
         let f: Vec<&str> = rest.split_whitespace().collect();
         Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
     };
-    let mut total = ticks(&std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?)?;
-    if let Some(name) = also {
+    if pids.is_empty() {
+        return None;
+    }
+    let mut total = 0;
+    for pid in pids {
+        total += ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
+    }
+    if !also.is_empty() {
+        let names: Vec<String> = also.iter().map(|n| format!("({n})")).collect();
         for e in std::fs::read_dir("/proc").ok()?.flatten() {
             let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
                 continue;
             };
-            if stat.contains(&format!("({name})")) {
+            if names.iter().any(|n| stat.contains(n.as_str())) {
                 total += ticks(&stat).unwrap_or(0);
             }
         }
@@ -325,9 +342,9 @@ async fn run(common: Common, work: Work) -> anyhow::Result<()> {
     let client = client.build()?;
     let work = Arc::new(work);
     let stats = Arc::new(Mutex::new(Stats::default()));
-    let rss_before = rss_kib(common.server_pid);
-    let also = common.cpu_also.as_deref();
-    let cpu_before = cpu_us(common.server_pid, also);
+    let rss_before = rss_kib(&common.server_pid);
+    let also = &common.cpu_also;
+    let cpu_before = cpu_us(&common.server_pid, also);
     let deadline = Duration::from_secs(common.duration);
     let started = Instant::now();
     let sent = Arc::new(AtomicUsize::new(0));
@@ -427,20 +444,23 @@ async fn run(common: Common, work: Work) -> anyhow::Result<()> {
         pct(99.9),
         pct(100.0)
     );
-    if let (Some(a), Some(b)) = (rss_before, rss_kib(common.server_pid)) {
+    if let (Some(a), Some(b)) = (rss_before, rss_kib(&common.server_pid)) {
         println!(
             "server RSS: before={:.1} MiB after={:.1} MiB",
             a as f64 / 1024.0,
             b as f64 / 1024.0
         );
     }
-    if let (Some(a), Some(b)) = (cpu_before, cpu_us(common.server_pid, also)) {
+    if let (Some(a), Some(b)) = (cpu_before, cpu_us(&common.server_pid, also)) {
         println!(
             "server CPU: {:.1} s, {:.0} µs per request{}",
             (b - a) as f64 / 1e6,
             (b - a) as f64 / ok.max(1) as f64,
-            also.map(|n| format!(" (with every `{n}` process)"))
-                .unwrap_or_default()
+            if also.is_empty() {
+                String::new()
+            } else {
+                format!(" (with every `{}` process)", also.join("`, `"))
+            }
         );
     }
     Ok(())
