@@ -18,7 +18,7 @@ use sigstack_log::store::{
 };
 use sigstack_merkle::{Hash, NodeId};
 
-pub use migrate::migrate;
+pub use migrate::{migrate, migrate_first};
 
 /// A connection pool to one of the supported databases.
 #[derive(Clone, Debug)]

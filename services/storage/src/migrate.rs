@@ -24,6 +24,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         "log_leaders",
         include_str!("../../../migrations/postgres/0003_log_leaders.sql"),
     ),
+    (
+        4,
+        "entry_index_partitions",
+        include_str!("../../../migrations/postgres/0004_entry_index_partitions.sql"),
+    ),
 ];
 const SQLITE: &[(i64, &str, &str)] = &[
     (
@@ -62,6 +67,17 @@ fn migrator(set: &'static [(i64, &'static str, &'static str)]) -> Migrator {
     }
 }
 
+/// Applies the first `n` migrations only: for tests of what a later one does to a database
+/// an earlier release made.
+#[doc(hidden)]
+pub async fn migrate_first(store: &Store, n: usize) -> Result<(), StoreError> {
+    let res = match store {
+        Store::Postgres(p) => migrator(&POSTGRES[..n.min(POSTGRES.len())]).run(p).await,
+        Store::Sqlite(p) => migrator(&SQLITE[..n.min(SQLITE.len())]).run(p).await,
+    };
+    res.map_err(map_migrate_err)
+}
+
 /// Applies every pending migration. Safe to run concurrently from several processes
 /// (PostgreSQL takes an advisory lock while migrating).
 pub async fn migrate(store: &Store) -> Result<(), StoreError> {
@@ -69,8 +85,12 @@ pub async fn migrate(store: &Store) -> Result<(), StoreError> {
         Store::Postgres(p) => migrator(POSTGRES).run(p).await,
         Store::Sqlite(p) => migrator(SQLITE).run(p).await,
     };
-    res.map_err(|e| match e {
+    res.map_err(map_migrate_err)
+}
+
+fn map_migrate_err(e: sqlx::migrate::MigrateError) -> StoreError {
+    match e {
         sqlx::migrate::MigrateError::Execute(e) => map_err(e),
         other => StoreError::Other(format!("migration failed: {other}")),
-    })
+    }
 }

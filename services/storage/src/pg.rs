@@ -215,16 +215,14 @@ pub(crate) async fn append(
         })
         .unzip();
     if !keys.is_empty() {
-        sqlx::query(
-            "INSERT INTO entry_index (key, tree_id, idx) SELECT k, $1, i FROM UNNEST($2::TEXT[], $3::BIGINT[]) AS t(k, i) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(tree_id)
-        .bind(&keys)
-        .bind(&kidx)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        // into the partition of their entries' range, made first if missing (migration 4)
+        sqlx::query("SELECT sigstack_index_keys($1, $2::TEXT[], $3::BIGINT[])")
+            .bind(tree_id)
+            .bind(&keys)
+            .bind(&kidx)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
     }
     sqlx::query("UPDATE trees SET size = $2, root = $3, checkpoint = $4 WHERE tree_id = $1")
         .bind(tree_id)

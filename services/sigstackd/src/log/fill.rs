@@ -2,6 +2,10 @@
 //! storage, one large batch per transaction with a signed checkpoint each, so proof
 //! benchmarks can run against trees of tens of millions of entries. Not for production
 //! logs: the entries are not signed artifacts.
+//!
+//! Each entry gets the search keys a hashedrekord entry signed with a Fulcio certificate
+//! gets: its artifact's digest and its (ephemeral, so distinct) key's fingerprint, both
+//! random, and its signer's e-mail address, one of 10,000.
 
 use super::LogService;
 use super::config::LogConfig;
@@ -15,10 +19,25 @@ use sigstack_log::store::{AppendOutcome, LogStore, NewEntry, TreeHead};
 use sigstack_merkle::{Hash, leaf_hash};
 use std::time::Instant;
 
-fn synthetic_body(i: u64, key_b64: &str) -> Vec<u8> {
-    let digest = hex::encode(sigstack_crypto::sha256(
+fn synthetic_digest(i: u64) -> String {
+    hex::encode(sigstack_crypto::sha256(
         format!("bench-fill {i}").as_bytes(),
+    ))
+}
+
+fn synthetic_keys(i: u64) -> Vec<String> {
+    let key = hex::encode(sigstack_crypto::sha256(
+        format!("bench-fill key {i}").as_bytes(),
     ));
+    vec![
+        format!("sha256:{}", synthetic_digest(i)),
+        format!("sha256:{key}"),
+        format!("signer{}@bench.example", i % 10_000),
+    ]
+}
+
+fn synthetic_body(i: u64, key_b64: &str) -> Vec<u8> {
+    let digest = synthetic_digest(i);
     format!(
         r#"{{"apiVersion":"0.0.1","kind":"hashedrekord","spec":{{"data":{{"hash":{{"algorithm":"sha256","value":"{digest}"}}}},"signature":{{"content":"{}","publicKey":{{"content":"{key_b64}"}}}}}}}}"#,
         STANDARD.encode([7u8; 71])
@@ -53,7 +72,7 @@ pub async fn run(cfg: &LogConfig, entries: u64, batch_size: usize) -> anyhow::Re
                     leaf_hash: leaf_hash(&body),
                     body,
                     integrated_time: integrated,
-                    index_keys: Vec::new(),
+                    index_keys: synthetic_keys(base + j),
                 }
             })
             .collect();

@@ -2,6 +2,7 @@
 //! (`SIGSTACK_TEST_PG`, default `postgres://postgres@127.0.0.1:5432/postgres`; each test
 //! gets a fresh database).
 
+mod partitions;
 mod support;
 
 use sigstack_log::batch;
