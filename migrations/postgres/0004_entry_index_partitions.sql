@@ -1,8 +1,9 @@
 -- Search keys are mostly random (artifact digests, key fingerprints). One index over the
 -- keys of every entry outgrows the database's buffers as the log grows, and then each
 -- insert writes a random page of it (a full-page image in the WAL after every
--- checkpoint). Range partitions by entry index (2^20 entries each) keep the inserts in the
--- newest partition's index, whose size stays bounded however long the log grows; searches
+-- checkpoint). Range partitions by entry index, 2^18 = 262,144 entries each (about 100 MB
+-- of index for entries with three keys, within PostgreSQL's default 128 MB of buffers),
+-- keep the inserts in the newest partition's index however long the log grows; searches
 -- read every partition's index. sigstack_index_keys() makes partitions as entries reach
 -- them.
 ALTER TABLE entry_index RENAME TO entry_index_unpartitioned;
@@ -18,13 +19,13 @@ CREATE TABLE entry_index (
 CREATE FUNCTION sigstack_entry_index_partition(idx BIGINT) RETURNS VOID
 LANGUAGE plpgsql AS $$
 DECLARE
-    n BIGINT := idx >> 20;
+    n BIGINT := idx >> 18;
 BEGIN
     IF to_regclass(format('entry_index_p%s', n)) IS NULL THEN
         BEGIN
             EXECUTE format(
                 'CREATE TABLE entry_index_p%s PARTITION OF entry_index FOR VALUES FROM (%s) TO (%s)',
-                n, n << 20, (n + 1) << 20);
+                n, n << 18, (n + 1) << 18);
         EXCEPTION WHEN duplicate_table OR unique_violation THEN
             NULL; -- another writer made it first
         END;
@@ -36,8 +37,8 @@ DECLARE
     top BIGINT;
 BEGIN
     SELECT COALESCE(MAX(idx), 0) INTO top FROM entry_index_unpartitioned;
-    FOR n IN 0 .. top >> 20 LOOP
-        PERFORM sigstack_entry_index_partition(n::BIGINT << 20);
+    FOR n IN 0 .. top >> 18 LOOP
+        PERFORM sigstack_entry_index_partition(n::BIGINT << 18);
     END LOOP;
 END $$;
 
@@ -54,12 +55,12 @@ DECLARE
     lo BIGINT;
     hi BIGINT;
 BEGIN
-    SELECT MIN(i) >> 20, MAX(i) >> 20 INTO lo, hi FROM UNNEST(idxs) AS t(i);
+    SELECT MIN(i) >> 18, MAX(i) >> 18 INTO lo, hi FROM UNNEST(idxs) AS t(i);
     IF lo IS NULL THEN
         RETURN;
     END IF;
     FOR n IN lo .. hi LOOP
-        PERFORM sigstack_entry_index_partition(n::BIGINT << 20);
+        PERFORM sigstack_entry_index_partition(n::BIGINT << 18);
     END LOOP;
     INSERT INTO entry_index (key, tree_id, idx)
         SELECT k, tree, i FROM UNNEST(keys, idxs) AS t(k, i)

@@ -29,6 +29,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         "entry_index_partitions",
         include_str!("../../../migrations/postgres/0004_entry_index_partitions.sql"),
     ),
+    (
+        5,
+        "entries_leaf_key",
+        include_str!("../../../migrations/postgres/0005_entries_leaf_key.sql"),
+    ),
 ];
 const SQLITE: &[(i64, &str, &str)] = &[
     (

@@ -125,6 +125,16 @@ pub(crate) async fn head(p: &PgPool, tree_id: i64) -> Result<Option<TreeHead>, S
     row.as_ref().map(head_from_row).transpose()
 }
 
+/// The expression `entries_leaf_key` indexes (migration 5): a leaf hash's first 8 bytes
+/// as a signed big-endian integer. Queries must spell it the same to use the index.
+const LEAF_KEY: &str = "('x' || encode(substr(leaf_hash, 1, 8), 'hex'))::BIT(64)::BIGINT";
+
+fn leaf_key(h: &Hash) -> i64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&h[..8]);
+    i64::from_be_bytes(b)
+}
+
 pub(crate) async fn append(
     p: &PgPool,
     tree_id: i64,
@@ -155,11 +165,36 @@ pub(crate) async fn append(
     let idx: Vec<i64> = entries.iter().map(|e| e.index as i64).collect();
     let bodies: Vec<&[u8]> = entries.iter().map(|e| e.body.as_slice()).collect();
     let times: Vec<i64> = entries.iter().map(|e| e.integrated_time).collect();
-    // The unique leaf index finds duplicates; only then is it worth asking which.
-    let inserted = sqlx::query(
+    let keys: Vec<i64> = entries.iter().map(|e| leaf_key(&e.leaf_hash)).collect();
+    let distinct: std::collections::HashSet<&[u8]> = leaves.iter().copied().collect();
+    if distinct.len() != leaves.len() {
+        return Err(StoreError::Other(
+            "a batch holds the same entry twice".into(),
+        ));
+    }
+    // Duplicates by the 8-byte key's index, then by the whole hash. The tree's row lock,
+    // held since the first statement, keeps every other writer from adding one meanwhile.
+    let dups = sqlx::query(&format!(
+        "SELECT leaf_hash, idx FROM entries \
+         WHERE {LEAF_KEY} = ANY($2) AND tree_id = $1 AND leaf_hash = ANY($3)"
+    ))
+    .bind(tree_id)
+    .bind(&keys)
+    .bind(&leaves)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    if !dups.is_empty() {
+        tx.rollback().await.map_err(map_err)?;
+        let found = dups
+            .iter()
+            .map(|r| Ok((to_hash(r.get("leaf_hash"))?, to_u64(r.get("idx"))?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        return Ok(AppendOutcome::Duplicates(found));
+    }
+    sqlx::query(
         "INSERT INTO entries (tree_id, idx, leaf_hash, body, integrated_time) \
-         SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BYTEA[], $4::BYTEA[], $5::BIGINT[]) \
-         ON CONFLICT (leaf_hash, tree_id) DO NOTHING",
+         SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BYTEA[], $4::BYTEA[], $5::BIGINT[])",
     )
     .bind(tree_id)
     .bind(&idx)
@@ -168,29 +203,7 @@ pub(crate) async fn append(
     .bind(&times)
     .execute(&mut *tx)
     .await
-    .map_err(map_err)?
-    .rows_affected();
-    if inserted != entries.len() as u64 {
-        tx.rollback().await.map_err(map_err)?;
-        let dups = sqlx::query(
-            "SELECT leaf_hash, idx FROM entries WHERE tree_id = $1 AND leaf_hash = ANY($2)",
-        )
-        .bind(tree_id)
-        .bind(&leaves)
-        .fetch_all(p)
-        .await
-        .map_err(map_err)?;
-        let found = dups
-            .iter()
-            .map(|r| Ok((to_hash(r.get("leaf_hash"))?, to_u64(r.get("idx"))?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        if found.is_empty() {
-            return Err(StoreError::Other(
-                "entries conflicted but no duplicate was found".into(),
-            ));
-        }
-        return Ok(AppendOutcome::Duplicates(found));
-    }
+    .map_err(map_err)?;
     if !nodes.is_empty() {
         let levels: Vec<i16> = nodes.iter().map(|(n, _)| n.level as i16).collect();
         let nidx: Vec<i64> = nodes.iter().map(|(n, _)| n.index as i64).collect();
@@ -286,12 +299,13 @@ pub(crate) async fn entries_by_leaf(
     tree_id: Option<i64>,
     leaf: &Hash,
 ) -> Result<Vec<StoredEntry>, StoreError> {
-    let rows = sqlx::query(
+    let rows = sqlx::query(&format!(
         "SELECT tree_id, idx, leaf_hash, body, integrated_time FROM entries \
-         WHERE leaf_hash = $1 AND ($2::BIGINT IS NULL OR tree_id = $2)",
-    )
+         WHERE {LEAF_KEY} = $3 AND leaf_hash = $1 AND ($2::BIGINT IS NULL OR tree_id = $2)"
+    ))
     .bind(leaf.as_slice())
     .bind(tree_id)
+    .bind(leaf_key(leaf))
     .fetch_all(p)
     .await
     .map_err(map_err)?;

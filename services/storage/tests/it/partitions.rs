@@ -1,4 +1,4 @@
-//! PostgreSQL keeps search keys in range partitions of 2^20 entries (migration 4), so
+//! PostgreSQL keeps search keys in range partitions of 2^18 entries (migration 4), so
 //! that inserts stay in the newest partition's index however long the log grows.
 
 use super::{append_batch, entries, new_tree, support};
@@ -82,7 +82,7 @@ async fn search_keys_move_into_range_partitions() {
         sqlx::query("SELECT sigstack_index_keys($1, $2::TEXT[], $3::BIGINT[])")
             .bind(tree)
             .bind(vec!["far", "far", "k2"])
-            .bind(vec![(1i64 << 20) + 5, 3i64 << 20, 2])
+            .bind(vec![(1i64 << 18) + 5, 3i64 << 18, 2])
             .execute(pool)
             .await
             .expect("keys past the first partition");
@@ -105,8 +105,8 @@ async fn search_keys_move_into_range_partitions() {
     assert_eq!(
         rows,
         [
-            ("entry_index_p1".to_string(), (1i64 << 20) + 5),
-            ("entry_index_p3".to_string(), 3i64 << 20)
+            ("entry_index_p1".to_string(), (1i64 << 18) + 5),
+            ("entry_index_p3".to_string(), 3i64 << 18)
         ]
     );
     assert_eq!(s.search(&["k2".into()]).await.expect("search").len(), 13);
