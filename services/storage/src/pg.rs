@@ -165,7 +165,7 @@ pub(crate) async fn append(
     let idx: Vec<i64> = entries.iter().map(|e| e.index as i64).collect();
     let bodies: Vec<&[u8]> = entries.iter().map(|e| e.body.as_slice()).collect();
     let times: Vec<i64> = entries.iter().map(|e| e.integrated_time).collect();
-    let keys: Vec<i64> = entries.iter().map(|e| leaf_key(&e.leaf_hash)).collect();
+    let leaf_keys: Vec<i64> = entries.iter().map(|e| leaf_key(&e.leaf_hash)).collect();
     let distinct: std::collections::HashSet<&[u8]> = leaves.iter().copied().collect();
     if distinct.len() != leaves.len() {
         return Err(StoreError::Other(
@@ -179,7 +179,7 @@ pub(crate) async fn append(
          WHERE {LEAF_KEY} = ANY($2) AND tree_id = $1 AND leaf_hash = ANY($3)"
     ))
     .bind(tree_id)
-    .bind(&keys)
+    .bind(&leaf_keys)
     .bind(&leaves)
     .fetch_all(&mut *tx)
     .await
