@@ -137,6 +137,15 @@ pub trait LogStore: Send + Sync {
         ids: &[NodeId],
     ) -> impl Future<Output = Result<Vec<(NodeId, Hash)>, StoreError>> + Send;
 
+    /// One proof read: the entry at `index` of `tree_id` and the complete nodes `ids`
+    /// (as [`LogStore::entry_by_index`] and [`LogStore::nodes`] together).
+    fn entry_and_nodes(
+        &self,
+        tree_id: i64,
+        index: u64,
+        ids: &[NodeId],
+    ) -> impl Future<Output = Result<EntryAndNodes, StoreError>> + Send;
+
     /// Entries indexed under any of `keys` (at most 10,000 hits).
     fn search(
         &self,
@@ -152,6 +161,10 @@ pub trait LogStore: Send + Sync {
         query: &SearchQuery,
     ) -> impl Future<Output = Result<Vec<(i64, u64, Hash)>, StoreError>> + Send;
 }
+
+/// What [`LogStore::entry_and_nodes`] returns: the entry (if the tree has one at that
+/// index) and the nodes found.
+pub type EntryAndNodes = (Option<StoredEntry>, Vec<(NodeId, Hash)>);
 
 /// A page of a search: see [`LogStore::search_page`].
 #[derive(Clone, Debug)]

@@ -14,7 +14,8 @@ mod pg;
 mod sqlite;
 
 use sigstack_log::store::{
-    AppendOutcome, LogStore, NewEntry, SearchHit, Shard, StoreError, StoredEntry, TreeHead,
+    AppendOutcome, EntryAndNodes, LogStore, NewEntry, SearchHit, Shard, StoreError, StoredEntry,
+    TreeHead,
 };
 use sigstack_merkle::{Hash, NodeId};
 
@@ -217,6 +218,15 @@ impl LogStore for Store {
 
     async fn nodes(&self, tree_id: i64, ids: &[NodeId]) -> Result<Vec<(NodeId, Hash)>, StoreError> {
         dispatch!(self, nodes(tree_id, ids))
+    }
+
+    async fn entry_and_nodes(
+        &self,
+        tree_id: i64,
+        index: u64,
+        ids: &[NodeId],
+    ) -> Result<EntryAndNodes, StoreError> {
+        dispatch!(self, entry_and_nodes(tree_id, index, ids))
     }
 
     async fn search(&self, keys: &[String]) -> Result<Vec<SearchHit>, StoreError> {

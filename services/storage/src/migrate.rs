@@ -34,6 +34,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         "entries_leaf_key",
         include_str!("../../../migrations/postgres/0005_entries_leaf_key.sql"),
     ),
+    (
+        6,
+        "proof_read",
+        include_str!("../../../migrations/postgres/0006_proof_read.sql"),
+    ),
 ];
 const SQLITE: &[(i64, &str, &str)] = &[
     (

@@ -4,7 +4,7 @@
 
 use crate::{map_err, to_hash, to_u64};
 use sigstack_log::store::{
-    AppendOutcome, NewEntry, SearchHit, Shard, StoreError, StoredEntry, TreeHead,
+    AppendOutcome, EntryAndNodes, NewEntry, SearchHit, Shard, StoreError, StoredEntry, TreeHead,
 };
 use sigstack_merkle::{Hash, NodeId};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -344,6 +344,50 @@ pub(crate) async fn nodes(
             ))
         })
         .collect()
+}
+
+/// The entry and the nodes of a proof read in one statement, through the function of
+/// migration 6 (its plan made once per connection).
+pub(crate) async fn entry_and_nodes(
+    p: &PgPool,
+    tree_id: i64,
+    index: u64,
+    ids: &[NodeId],
+) -> Result<EntryAndNodes, StoreError> {
+    let (leaf_idx, inner): (Vec<&NodeId>, Vec<&NodeId>) = ids.iter().partition(|n| n.level == 0);
+    let leaf_idx: Vec<i64> = leaf_idx.iter().map(|n| n.index as i64).collect();
+    let levels: Vec<i16> = inner.iter().map(|n| n.level as i16).collect();
+    let idx: Vec<i64> = inner.iter().map(|n| n.index as i64).collect();
+    let rows = sqlx::query(
+        "SELECT level, idx, hash, body, integrated_time FROM sigstack_proof_read($1, $2, $3, $4, $5)",
+    )
+    .bind(tree_id)
+    .bind(index as i64)
+    .bind(&levels)
+    .bind(&idx)
+    .bind(&leaf_idx)
+    .fetch_all(p)
+    .await
+    .map_err(map_err)?;
+    let mut entry = None;
+    let mut nodes = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let level: i16 = r.get(0);
+        let at = to_u64(r.get(1))?;
+        let hash = to_hash(r.get(2))?;
+        if level < 0 {
+            entry = Some(StoredEntry {
+                tree_id,
+                index: at,
+                leaf_hash: hash,
+                body: r.get(3),
+                integrated_time: r.get(4),
+            });
+        } else {
+            nodes.push((NodeId::new(level as u8, at), hash));
+        }
+    }
+    Ok((entry, nodes))
 }
 
 pub(crate) async fn search(p: &PgPool, keys: &[String]) -> Result<Vec<SearchHit>, StoreError> {

@@ -3,7 +3,7 @@
 
 use crate::{map_err, to_hash, to_u64};
 use sigstack_log::store::{
-    AppendOutcome, NewEntry, SearchHit, Shard, StoreError, StoredEntry, TreeHead,
+    AppendOutcome, EntryAndNodes, NewEntry, SearchHit, Shard, StoreError, StoredEntry, TreeHead,
 };
 use sigstack_merkle::{Hash, NodeId};
 use sqlx::sqlite::{
@@ -249,6 +249,16 @@ pub(crate) async fn entry_by_index(
     .await
     .map_err(map_err)?;
     row.as_ref().map(entry_from_row).transpose()
+}
+
+/// The entry and the nodes of a proof read: the two statements above, run concurrently.
+pub(crate) async fn entry_and_nodes(
+    p: &SqlitePool,
+    tree_id: i64,
+    index: u64,
+    ids: &[NodeId],
+) -> Result<EntryAndNodes, StoreError> {
+    tokio::try_join!(entry_by_index(p, tree_id, index), nodes(p, tree_id, ids))
 }
 
 pub(crate) async fn entries_range(

@@ -139,26 +139,26 @@ impl LogService {
             .map_err(store_error)
     }
 
-    /// An entry at a global index, rendered: the entry and its proof nodes are read
-    /// concurrently, against the cached head.
+    /// An entry at a global index, rendered against the cached head: the entry and the
+    /// proof nodes not in the node cache are read together.
     async fn render_at(&self, global: u64) -> Result<Option<(String, LogEntryAnon)>, ApiError> {
         let (tree, index) = self.locate(global);
         let head = self.head_covering(tree, index).await?;
         if index >= head.size {
             return Ok(None);
         }
-        let (entry, proof) = tokio::try_join!(
-            async {
-                self.store
-                    .entry_by_index(tree, index)
-                    .await
-                    .map_err(store_error)
-            },
-            self.prove(tree, index, &head)
-        )?;
+        let mut path = self.path_from_cache(tree, index, &head)?;
+        let (entry, fetched) = self
+            .store
+            .entry_and_nodes(tree, index, &path.missing)
+            .await
+            .map_err(store_error)?;
         let entry = entry.ok_or_else(|| {
             ApiError::internal(format!("entry {index} of tree {tree} is missing"))
         })?;
+        self.remember(tree, &fetched);
+        path.found.extend(fetched);
+        let proof = path.assemble(tree, index)?;
         self.render(&entry, &head, &proof).map(Some)
     }
 }

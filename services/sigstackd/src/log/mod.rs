@@ -17,7 +17,7 @@ use sigstack_crypto::{Signer, log_id};
 use sigstack_http::ApiError;
 use sigstack_log::checkpoint::{Checkpoint, rekor_origin};
 use sigstack_log::store::{LogStore, Shard, StoreError, TreeHead};
-use sigstack_merkle::{EMPTY_ROOT, Hash, NodeId, inclusion_plan};
+use sigstack_merkle::{EMPTY_ROOT, Hash, NodeId, ProofPlan, inclusion_plan};
 use sigstack_storage::Store;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -331,51 +331,85 @@ impl LogService {
         index: u64,
         head: &TreeHead,
     ) -> Result<Vec<Hash>, ApiError> {
+        let mut path = self.path_from_cache(tree_id, index, head)?;
+        if !path.missing.is_empty() {
+            let fetched = self
+                .store
+                .nodes(tree_id, &path.missing)
+                .await
+                .map_err(store_error)?;
+            self.remember(tree_id, &fetched);
+            path.found.extend(fetched);
+        }
+        path.assemble(tree_id, index)
+    }
+
+    /// The plan of an audit path for `index` against `head`, with the nodes the cache
+    /// holds and the ids of those still to be read.
+    fn path_from_cache(
+        &self,
+        tree_id: i64,
+        index: u64,
+        head: &TreeHead,
+    ) -> Result<AuditPath, ApiError> {
         let plan = inclusion_plan(index, head.size).ok_or_else(|| {
             ApiError::internal(format!("index {index} beyond tree size {}", head.size))
         })?;
-        let mut nodes: HashMap<NodeId, Hash> = HashMap::new();
+        let mut found: HashMap<NodeId, Hash> = HashMap::new();
         let mut missing = Vec::new();
-        {
-            let cache = self
-                .node_cache
-                .read()
-                .map_err(|_| ApiError::internal("node cache poisoned"))?;
-            for id in plan.nodes() {
-                match cache.get(&(tree_id, id)) {
-                    Some(h) => {
-                        nodes.insert(id, *h);
-                    }
-                    None => missing.push(id),
+        let cache = self
+            .node_cache
+            .read()
+            .map_err(|_| ApiError::internal("node cache poisoned"))?;
+        for id in plan.nodes() {
+            match cache.get(&(tree_id, id)) {
+                Some(h) => {
+                    found.insert(id, *h);
                 }
+                None => missing.push(id),
             }
         }
-        if !missing.is_empty() {
-            let fetched = self
-                .store
-                .nodes(tree_id, &missing)
-                .await
-                .map_err(store_error)?;
-            let upper: Vec<_> = fetched
-                .iter()
-                .filter(|(id, _)| id.level >= CACHED_LEVEL)
-                .copied()
-                .collect();
-            if !upper.is_empty()
-                && let Ok(mut cache) = self.node_cache.write()
-            {
-                if cache.len() + upper.len() > NODE_CACHE_MAX {
-                    cache.clear();
-                }
-                cache.extend(upper.into_iter().map(|(id, h)| ((tree_id, id), h)));
-            }
-            nodes.extend(fetched);
-        }
-        plan.assemble(|id| nodes.get(&id).copied()).ok_or_else(|| {
-            ApiError::internal(format!(
-                "tree {tree_id} is missing nodes for a proof of {index}"
-            ))
+        Ok(AuditPath {
+            plan,
+            found,
+            missing,
         })
+    }
+
+    /// Keeps the read nodes of level >= [`CACHED_LEVEL`] (complete, so immutable).
+    fn remember(&self, tree_id: i64, fetched: &[(NodeId, Hash)]) {
+        let upper: Vec<_> = fetched
+            .iter()
+            .filter(|(id, _)| id.level >= CACHED_LEVEL)
+            .copied()
+            .collect();
+        if !upper.is_empty()
+            && let Ok(mut cache) = self.node_cache.write()
+        {
+            if cache.len() + upper.len() > NODE_CACHE_MAX {
+                cache.clear();
+            }
+            cache.extend(upper.into_iter().map(|(id, h)| ((tree_id, id), h)));
+        }
+    }
+}
+
+/// An audit path being put together: its plan, the nodes at hand and those to read.
+struct AuditPath {
+    plan: ProofPlan,
+    found: HashMap<NodeId, Hash>,
+    missing: Vec<NodeId>,
+}
+
+impl AuditPath {
+    fn assemble(&self, tree_id: i64, index: u64) -> Result<Vec<Hash>, ApiError> {
+        self.plan
+            .assemble(|id| self.found.get(&id).copied())
+            .ok_or_else(|| {
+                ApiError::internal(format!(
+                    "tree {tree_id} is missing nodes for a proof of {index}"
+                ))
+            })
     }
 }
 

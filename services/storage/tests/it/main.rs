@@ -115,7 +115,46 @@ async fn appends_reads_and_proves(b: Backend) {
             .assemble(|id| nodes.get(&id).copied())
             .expect("assemble");
         verify_inclusion(&e.leaf_hash, e.index, h.size, &proof, &h.root).expect("verifies");
+        // the same in one proof read, whole or with only some nodes asked for
+        let (entry, got) = s
+            .entry_and_nodes(tree, e.index, &ids)
+            .await
+            .expect("proof read");
+        let entry = entry.expect("the entry comes with its nodes");
+        assert_eq!((entry.tree_id, entry.index), (tree, e.index));
+        assert_eq!((entry.leaf_hash, &entry.body), (e.leaf_hash, &e.body));
+        assert_eq!(entry.integrated_time, e.integrated_time);
+        assert_eq!(
+            got.into_iter().collect::<std::collections::HashMap<_, _>>(),
+            nodes
+        );
+        let some = &ids[ids.len() / 2..];
+        let (_, got) = s
+            .entry_and_nodes(tree, e.index, some)
+            .await
+            .expect("proof read");
+        assert_eq!(got.len(), some.len());
+        assert!(
+            got.iter()
+                .all(|(id, h)| some.contains(id) && nodes[id] == *h)
+        );
     }
+    let (entry, got) = s.entry_and_nodes(tree, 0, &[]).await.expect("proof read");
+    assert_eq!(entry.expect("entry 0").body, all[0].body);
+    assert!(got.is_empty());
+    // beyond the tree: no entry, and nodes that do not exist are left out
+    let absent = [
+        sigstack_merkle::NodeId::new(0, 5_000),
+        sigstack_merkle::NodeId::new(3, 5_000),
+        sigstack_merkle::NodeId::new(1, 0),
+    ];
+    let (entry, got) = s
+        .entry_and_nodes(tree, 10_000, &absent)
+        .await
+        .expect("proof read");
+    assert!(entry.is_none());
+    assert_eq!(got.len(), 1, "only node (1, 0) exists: {got:?}");
+    assert_eq!(got[0].0, absent[2]);
     // ranges (what tlog-tiles entry bundles read): in order, clipped to the tree
     let range = s.entries_range(tree, 3, 19).await.expect("range");
     assert_eq!(
