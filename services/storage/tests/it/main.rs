@@ -3,6 +3,7 @@
 //! gets a fresh database).
 
 mod partitions;
+mod proof_read;
 mod support;
 
 use sigstack_log::batch;
