@@ -312,15 +312,35 @@ pub(crate) async fn entries_by_leaf(
     rows.iter().map(entry_from_row).collect()
 }
 
+/// Node ids as array parameters: leaves (level 0, read from `entries`) by index, inner
+/// nodes as parallel level and index arrays.
+struct NodeArrays {
+    leaf_idx: Vec<i64>,
+    levels: Vec<i16>,
+    idx: Vec<i64>,
+}
+
+impl NodeArrays {
+    fn of(ids: &[NodeId]) -> Self {
+        let (leaves, inner): (Vec<&NodeId>, Vec<&NodeId>) = ids.iter().partition(|n| n.level == 0);
+        NodeArrays {
+            leaf_idx: leaves.iter().map(|n| n.index as i64).collect(),
+            levels: inner.iter().map(|n| n.level as i16).collect(),
+            idx: inner.iter().map(|n| n.index as i64).collect(),
+        }
+    }
+}
+
 pub(crate) async fn nodes(
     p: &PgPool,
     tree_id: i64,
     ids: &[NodeId],
 ) -> Result<Vec<(NodeId, Hash)>, StoreError> {
-    let (leaf_idx, inner): (Vec<&NodeId>, Vec<&NodeId>) = ids.iter().partition(|n| n.level == 0);
-    let leaf_idx: Vec<i64> = leaf_idx.iter().map(|n| n.index as i64).collect();
-    let levels: Vec<i16> = inner.iter().map(|n| n.level as i16).collect();
-    let idx: Vec<i64> = inner.iter().map(|n| n.index as i64).collect();
+    let NodeArrays {
+        leaf_idx,
+        levels,
+        idx,
+    } = NodeArrays::of(ids);
     let rows = sqlx::query(
         "SELECT n.level, n.idx, n.hash FROM nodes n \
            JOIN UNNEST($2::SMALLINT[], $3::BIGINT[]) AS w(l, i) ON n.level = w.l AND n.idx = w.i \
@@ -354,10 +374,11 @@ pub(crate) async fn entry_and_nodes(
     index: u64,
     ids: &[NodeId],
 ) -> Result<EntryAndNodes, StoreError> {
-    let (leaf_idx, inner): (Vec<&NodeId>, Vec<&NodeId>) = ids.iter().partition(|n| n.level == 0);
-    let leaf_idx: Vec<i64> = leaf_idx.iter().map(|n| n.index as i64).collect();
-    let levels: Vec<i16> = inner.iter().map(|n| n.level as i16).collect();
-    let idx: Vec<i64> = inner.iter().map(|n| n.index as i64).collect();
+    let NodeArrays {
+        leaf_idx,
+        levels,
+        idx,
+    } = NodeArrays::of(ids);
     let rows = sqlx::query(
         "SELECT level, idx, hash, body, integrated_time FROM sigstack_proof_read($1, $2, $3, $4, $5)",
     )
