@@ -251,7 +251,7 @@ pub(crate) async fn entry_by_index(
     row.as_ref().map(entry_from_row).transpose()
 }
 
-/// The entry and the nodes of a proof read: the two statements above, run concurrently.
+/// The entry and the nodes of a proof read: `entry_by_index` and `nodes`, run concurrently.
 pub(crate) async fn entry_and_nodes(
     p: &SqlitePool,
     tree_id: i64,
