@@ -140,13 +140,11 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
             })
         })
         .collect();
-    let interval = Duration::from_secs_f64(1.0 / a.rate);
     let total = (a.rate * a.duration as f64) as usize;
     let started = Instant::now();
     let mut reads = Vec::with_capacity(total);
-    for i in 0..total {
-        let at = started + interval.mul_f64(i as f64);
-        tokio::time::sleep_until(at.into()).await;
+    let mut due = crate::pace::schedule(a.rate, total, started);
+    while let Some((_, at)) = due.recv().await {
         let (client, url) = (client.clone(), a.url.clone());
         reads.push(tokio::spawn(async move {
             let ok = client
@@ -170,11 +168,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         let _ = s.await;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    lat.sort_unstable();
-    let pct = |p: f64| {
-        lat.get(((p / 100.0) * (lat.len().max(1) - 1) as f64).round() as usize)
-            .map_or(0.0, |us| *us as f64 / 1000.0)
-    };
+    let (p50, p99, max) = crate::pace::summary(&mut lat);
     println!(
         "expensive entries ({} signers, RSA-4096): {} verified by the log in {:.1} s ({:.1}/s) by {} clients",
         a.signers,
@@ -184,12 +178,9 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         a.submitters
     );
     println!(
-        "GET /api/v1/log at {}/s meanwhile: ok={} failed={failed} p50={:.2} ms p99={:.2} ms max={:.2} ms",
+        "GET /api/v1/log at {}/s meanwhile: ok={} failed={failed} p50={p50:.2} ms p99={p99:.2} ms max={max:.2} ms",
         a.rate,
         lat.len(),
-        pct(50.0),
-        pct(99.0),
-        pct(100.0)
     );
     Ok(())
 }

@@ -31,6 +31,7 @@ use tokio::sync::Mutex;
 
 mod expensive;
 mod issuer;
+mod pace;
 mod procstat;
 
 use procstat::{cpu_us, rss_kib};
@@ -177,6 +178,8 @@ fn corpus(n: usize, v2: bool) -> Vec<Arc<Vec<u8>>> {
 #[derive(Default)]
 struct Stats {
     latencies_us: Vec<u64>,
+    /// Open loop: how long after its due time each request started.
+    lags_us: Vec<u64>,
     errors: std::collections::BTreeMap<String, usize>,
 }
 
@@ -302,12 +305,10 @@ async fn run(common: Common, work: Work) -> anyhow::Result<()> {
     let started = Instant::now();
     let sent = Arc::new(AtomicUsize::new(0));
     if common.rate > 0.0 {
-        let interval = Duration::from_secs_f64(1.0 / common.rate);
         let total = (common.rate * common.duration as f64) as usize;
         let mut tasks = Vec::with_capacity(total);
-        for i in 0..total {
-            let at = started + interval.mul_f64(i as f64);
-            tokio::time::sleep_until(at.into()).await;
+        let mut due = pace::schedule(common.rate, total, started);
+        while let Some((i, at)) = due.recv().await {
             let (client, work, stats, url) = (
                 client.clone(),
                 work.clone(),
@@ -316,9 +317,11 @@ async fn run(common: Common, work: Work) -> anyhow::Result<()> {
             );
             sent.fetch_add(1, Ordering::Relaxed);
             tasks.push(tokio::spawn(async move {
+                let lag = at.elapsed().as_micros() as u64;
                 let r = one(&client, &url, &work, i).await;
                 let us = at.elapsed().as_micros() as u64;
                 let mut s = stats.lock().await;
+                s.lags_us.push(lag);
                 match r {
                     Ok(()) => s.latencies_us.push(us),
                     Err(e) => *s.errors.entry(e).or_default() += 1,
@@ -397,6 +400,12 @@ async fn run(common: Common, work: Work) -> anyhow::Result<()> {
         pct(99.9),
         pct(100.0)
     );
+    if !s.lags_us.is_empty() {
+        let (p50, p99, max) = pace::summary(&mut s.lags_us);
+        println!(
+            "generator lag ms (due time to request start, inside the latencies): p50={p50:.3} p99={p99:.3} max={max:.2}"
+        );
+    }
     if let (Some(a), Some(b)) = (rss_before, rss_kib(&common.server_pid)) {
         println!(
             "server RSS: before={:.1} MiB after={:.1} MiB",
