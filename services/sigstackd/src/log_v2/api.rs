@@ -186,23 +186,28 @@ pub async fn tile(
 ) -> Result<Response, ApiError> {
     let t = TileRef::parse(&rest)
         .ok_or_else(|| ApiError::not_found(format!("tile/{rest} is not a tlog-tiles path")))?;
-    let bytes = svc.tile(t).await?;
-    let etag = format!(
-        "\"{}\"",
-        hex::encode(&sigstack_crypto::sha256(&bytes)[..16])
-    );
+    let tile = svc.tile(t).await?;
+    let etag = tile.etag.as_bytes();
     let cache = (header::CACHE_CONTROL, "public, max-age=31536000, immutable");
     if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().as_bytes() == etag || t.trim() == "*")
+        })
     {
-        return Ok((StatusCode::NOT_MODIFIED, [cache], [(header::ETAG, etag)]).into_response());
+        return Ok((
+            StatusCode::NOT_MODIFIED,
+            [cache],
+            [(header::ETAG, tile.etag)],
+        )
+            .into_response());
     }
     Ok((
         [(header::CONTENT_TYPE, "application/octet-stream"), cache],
-        [(header::ETAG, etag)],
-        bytes,
+        [(header::ETAG, tile.etag)],
+        tile.bytes,
     )
         .into_response())
 }

@@ -5,6 +5,7 @@
 use super::LogV2Service;
 use crate::log::store_error;
 use axum::body::Bytes;
+use axum::http::HeaderValue;
 use sigstack_http::ApiError;
 use sigstack_log::store::LogStore;
 use sigstack_log::tiles::{TileRef, entry_bundle};
@@ -23,7 +24,25 @@ pub(super) struct TileCache {
 /// Tiles by level (`None`: entry bundles) and index, each with the width read, and the
 /// bytes held.
 #[derive(Default)]
-struct Cached(HashMap<(Option<u8>, u64), (u64, Bytes)>, usize);
+struct Cached(HashMap<(Option<u8>, u64), (u64, Tile)>, usize);
+
+/// A tile's or bundle's bytes and their ETag.
+#[derive(Clone)]
+pub(super) struct Tile {
+    pub bytes: Bytes,
+    pub etag: HeaderValue,
+}
+
+impl Tile {
+    fn new(bytes: Bytes) -> Tile {
+        let tag = format!(
+            "\"{}\"",
+            hex::encode(&sigstack_crypto::sha256(&bytes)[..16])
+        );
+        let etag = HeaderValue::from_str(&tag).expect("hex in quotes is a header value");
+        Tile { bytes, etag }
+    }
+}
 
 const CACHE_BYTES: usize = 64 << 20;
 
@@ -31,29 +50,32 @@ const CACHE_BYTES: usize = 64 << 20;
 pub(super) const DB_READS: usize = 8;
 
 impl TileCache {
-    /// The tile `t` cut from a cached one at least as wide.
-    fn get(&self, t: &TileRef) -> Option<Bytes> {
+    /// The tile `t` cut from a cached one at least as wide (the ETag of a full-width
+    /// hit, the common case of a tile the tree has finished, is kept with it).
+    fn get(&self, t: &TileRef) -> Option<Tile> {
         let g = self.inner.read().ok()?;
-        let (width, bytes) = g.0.get(&(t.level, t.index))?;
-        if *width < t.width() {
-            return None;
+        let (width, tile) = g.0.get(&(t.level, t.index))?;
+        match width.cmp(&t.width()) {
+            std::cmp::Ordering::Less => None,
+            std::cmp::Ordering::Equal => Some(tile.clone()),
+            std::cmp::Ordering::Greater => prefix(t, &tile.bytes).map(Tile::new),
         }
-        prefix(t, bytes)
     }
 
-    fn put(&self, t: &TileRef, b: Bytes) {
+    fn put(&self, t: &TileRef, b: Tile) {
         if let Ok(mut g) = self.inner.write() {
             let key = (t.level, t.index);
             if g.0.get(&key).is_some_and(|(w, _)| *w >= t.width()) {
                 return;
             }
-            if g.1 + b.len() > CACHE_BYTES {
+            let len = b.bytes.len();
+            if g.1 + len > CACHE_BYTES {
                 g.0.clear();
                 g.1 = 0;
             }
-            g.1 += b.len();
+            g.1 += len;
             if let Some((_, old)) = g.0.insert(key, (t.width(), b)) {
-                g.1 -= old.len().min(g.1);
+                g.1 -= old.bytes.len().min(g.1);
             }
         }
     }
@@ -76,9 +98,8 @@ fn prefix(t: &TileRef, bytes: &Bytes) -> Option<Bytes> {
 }
 
 impl LogV2Service {
-    /// The bytes of a tile or entry bundle, or 404 when the tree does not (yet) hold it.
-    pub(super) async fn tile(&self, t: TileRef) -> Result<Bytes, ApiError> {
-        let path = t.path();
+    /// A tile or entry bundle, or 404 when the tree does not (yet) hold it.
+    pub(super) async fn tile(&self, t: TileRef) -> Result<Tile, ApiError> {
         if let Some(b) = self.tiles.get(&t) {
             return Ok(b);
         }
@@ -91,6 +112,7 @@ impl LogV2Service {
         if let Some(b) = self.tiles.get(&t) {
             return Ok(b);
         }
+        let path = t.path();
         let mut head = self.head().await?;
         if !t.exists_in(head.size) {
             head = self.fresh_head().await?;
@@ -153,9 +175,14 @@ impl LogV2Service {
                 out
             }
         };
-        let b = Bytes::from(bytes);
-        self.tiles.put(&t, b.clone());
-        prefix(&want, &b).ok_or_else(|| ApiError::internal(format!("{path} is shorter than asked")))
+        let read = Tile::new(Bytes::from(bytes));
+        self.tiles.put(&t, read.clone());
+        if want.width() == t.width() {
+            return Ok(read);
+        }
+        prefix(&want, &read.bytes)
+            .map(Tile::new)
+            .ok_or_else(|| ApiError::internal(format!("{path} is shorter than asked")))
     }
 
     /// A consistency proof from `old` to `new` (both within the tree).

@@ -293,11 +293,24 @@ pub async fn tiled_log_writes_reads_and_refuses(backend: Backend) {
     assert_eq!(full.bytes().await.expect("b").len(), 8192);
     let again = http()
         .get(format!("{}/tile/0/000", log.url))
-        .header("If-None-Match", etag)
+        .header("If-None-Match", etag.clone())
         .send()
         .await
         .expect("get");
     assert_eq!(again.status().as_u16(), 304);
+    // a partial cut from the cached full tile: its own bytes, and the ETag of them
+    let part = get("tile/0/000.p/100").await.expect("get");
+    let part_tag = part.headers()["etag"].to_str().expect("s").to_string();
+    let part_bytes = part.bytes().await.expect("b");
+    assert_eq!(part_bytes.len(), 100 * 32);
+    assert_eq!(
+        part_tag,
+        format!(
+            "\"{}\"",
+            hex::encode(&sigstack_crypto::sha256(&part_bytes)[..16])
+        )
+    );
+    assert_ne!(part_tag.as_bytes(), etag.as_bytes());
     assert_eq!(
         get("tile/0/002.p/89")
             .await
