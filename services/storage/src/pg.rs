@@ -336,11 +336,7 @@ pub(crate) async fn nodes(
     tree_id: i64,
     ids: &[NodeId],
 ) -> Result<Vec<(NodeId, Hash)>, StoreError> {
-    let NodeArrays {
-        leaf_idx,
-        levels,
-        idx,
-    } = NodeArrays::of(ids);
+    let ids = NodeArrays::of(ids);
     let rows = sqlx::query(
         "SELECT n.level, n.idx, n.hash FROM nodes n \
            JOIN UNNEST($2::SMALLINT[], $3::BIGINT[]) AS w(l, i) ON n.level = w.l AND n.idx = w.i \
@@ -349,21 +345,23 @@ pub(crate) async fn nodes(
          SELECT 0::SMALLINT, idx, leaf_hash FROM entries WHERE tree_id = $1 AND idx = ANY($4)",
     )
     .bind(tree_id)
-    .bind(&levels)
-    .bind(&idx)
-    .bind(&leaf_idx)
+    .bind(&ids.levels)
+    .bind(&ids.idx)
+    .bind(&ids.leaf_idx)
     .fetch_all(p)
     .await
     .map_err(map_err)?;
     rows.iter()
         .map(|r| {
-            let level: i16 = r.get(0);
-            Ok((
-                NodeId::new(level as u8, to_u64(r.get(1))?),
-                to_hash(r.get(2))?,
-            ))
+            let (level, at, hash) = level_idx_hash(r)?;
+            Ok((NodeId::new(level as u8, at), hash))
         })
         .collect()
+}
+
+/// The first three columns of a node row: level (a proof read's entry: -1), index, hash.
+fn level_idx_hash(r: &sqlx::postgres::PgRow) -> Result<(i16, u64, Hash), StoreError> {
+    Ok((r.get(0), to_u64(r.get(1))?, to_hash(r.get(2))?))
 }
 
 /// The entry and the nodes of a proof read in one statement, through the function of
@@ -374,28 +372,22 @@ pub(crate) async fn entry_and_nodes(
     index: u64,
     ids: &[NodeId],
 ) -> Result<EntryAndNodes, StoreError> {
-    let NodeArrays {
-        leaf_idx,
-        levels,
-        idx,
-    } = NodeArrays::of(ids);
+    let ids = NodeArrays::of(ids);
     let rows = sqlx::query(
         "SELECT level, idx, hash, body, integrated_time FROM sigstack_proof_read($1, $2, $3, $4, $5)",
     )
     .bind(tree_id)
     .bind(index as i64)
-    .bind(&levels)
-    .bind(&idx)
-    .bind(&leaf_idx)
+    .bind(&ids.levels)
+    .bind(&ids.idx)
+    .bind(&ids.leaf_idx)
     .fetch_all(p)
     .await
     .map_err(map_err)?;
     let mut entry = None;
     let mut nodes = Vec::with_capacity(rows.len());
     for r in &rows {
-        let level: i16 = r.get(0);
-        let at = to_u64(r.get(1))?;
-        let hash = to_hash(r.get(2))?;
+        let (level, at, hash) = level_idx_hash(r)?;
         if level < 0 {
             entry = Some(StoredEntry {
                 tree_id,

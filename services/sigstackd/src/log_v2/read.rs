@@ -53,13 +53,8 @@ impl TileCache {
     /// The tile `t` cut from a cached one at least as wide (the ETag of a full-width
     /// hit, the common case of a tile the tree has finished, is kept with it).
     fn get(&self, t: &TileRef) -> Option<Tile> {
-        let g = self.inner.read().ok()?;
-        let (width, tile) = g.0.get(&(t.level, t.index))?;
-        match width.cmp(&t.width()) {
-            std::cmp::Ordering::Less => None,
-            std::cmp::Ordering::Equal => Some(tile.clone()),
-            std::cmp::Ordering::Greater => prefix(t, &tile.bytes).map(Tile::new),
-        }
+        let (width, tile) = self.inner.read().ok()?.0.get(&(t.level, t.index))?.clone();
+        cut(t, width, tile)
     }
 
     fn put(&self, t: &TileRef, b: Tile) {
@@ -78,6 +73,16 @@ impl TileCache {
                 g.1 -= old.bytes.len().min(g.1);
             }
         }
+    }
+}
+
+/// The tile `t` from a read of its first `width` hashes or entries: that read itself
+/// when as wide, else its prefix with the ETag of the prefix.
+fn cut(t: &TileRef, width: u64, read: Tile) -> Option<Tile> {
+    match width.cmp(&t.width()) {
+        std::cmp::Ordering::Less => None,
+        std::cmp::Ordering::Equal => Some(read),
+        std::cmp::Ordering::Greater => prefix(t, &read.bytes).map(Tile::new),
     }
 }
 
@@ -177,11 +182,7 @@ impl LogV2Service {
         };
         let read = Tile::new(Bytes::from(bytes));
         self.tiles.put(&t, read.clone());
-        if want.width() == t.width() {
-            return Ok(read);
-        }
-        prefix(&want, &read.bytes)
-            .map(Tile::new)
+        cut(&want, width, read)
             .ok_or_else(|| ApiError::internal(format!("{path} is shorter than asked")))
     }
 
