@@ -149,7 +149,10 @@ impl<'a> TiledLog<'a> {
     /// The entry at `index` and its inclusion proof in the tree of `cp`, verified.
     pub async fn entry(&self, index: u64, cp: &Checkpoint) -> anyhow::Result<(Vec<u8>, Vec<Hash>)> {
         if index >= cp.size {
-            bail!("no entry at index {index}: the log has {} entries", cp.size);
+            bail!(
+                "no entry at index {index}: the log's published checkpoint covers {} entries",
+                cp.size
+            );
         }
         let n = index / WIDTH;
         let width = (cp.size - n * WIDTH).min(WIDTH);

@@ -109,6 +109,10 @@ fn is_tiled(s: &LogServer, url: &str, m: &Material) -> bool {
     }
 }
 
+/// How long `get` and `verify` wait for a tiled log's published checkpoint to cover the
+/// index asked for (witnesses cosign new checkpoints about every half second).
+const COVERING_CHECKPOINT_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// `get`, `verify` and `info` against a tiled log: the checkpoint verified, the entry
 /// read from its bundle and proven from the tiles, the checkpoint proven consistent
 /// with the one kept from before.
@@ -121,10 +125,19 @@ async fn tiled(
     out: Output,
 ) -> anyhow::Result<()> {
     let log = sigstack::tiles::TiledLog::new(http, url);
-    let (note, cp) = log
-        .checkpoint(&m.trusted_root)
-        .await
-        .map_err(|err| VerificationFailed(format!("{err:#}")))?;
+    let fetch = || async {
+        log.checkpoint(&m.trusted_root)
+            .await
+            .map_err(|err| VerificationFailed(format!("{err:#}")))
+    };
+    let (mut note, mut cp) = fetch().await?;
+    // A log with witnesses publishes a checkpoint once they have cosigned it, a moment
+    // after the entries it covers are answered: an entry just logged may be ahead of it.
+    let wait_until = std::time::Instant::now() + COVERING_CHECKPOINT_WAIT;
+    while index.is_some_and(|i| i >= cp.size) && std::time::Instant::now() < wait_until {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        (note, cp) = fetch().await?;
+    }
     let consistency = sigstack::tiles::observe(&log, &note, &cp, &m.trusted_root)
         .await
         .map_err(|err| VerificationFailed(format!("{err:#}")))?;

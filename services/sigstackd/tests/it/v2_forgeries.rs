@@ -137,6 +137,30 @@ pub async fn v2_verifiers_refuse_forged_bundles() {
     assert!(!o.ok() && o.stderr.contains("--log-index"), "{o}");
     let o = ours.run(&["log", "get", "--rekor-version", "2", "--log-index", "7"]);
     assert!(!o.ok() && o.stderr.contains("no entry at index 7"), "{o}");
+    // an entry verified right after it is logged, before the witness has cosigned a
+    // checkpoint that covers it: the client waits for the published checkpoint
+    let third = dir.join("third.sigstore.json");
+    let (ok, out) = c.sign(
+        "sigstack",
+        &crate::stack::dev_token(&data),
+        &artifact,
+        &third,
+    );
+    assert!(ok, "sigstack signs: {out}");
+    let third: Value = serde_json::from_slice(&std::fs::read(&third).expect("r")).expect("json");
+    let index = third["verificationMaterial"]["tlogEntries"][0]["logIndex"]
+        .as_str()
+        .expect("index");
+    assert_eq!(index, "2", "{third}");
+    let o = ours.run(&[
+        "log",
+        "verify",
+        "--rekor-version",
+        "2",
+        "--log-index",
+        index,
+    ]);
+    assert!(o.ok(), "log verify just after signing: {o}");
 
     // the checkpoint re-signed by another Ed25519 key under the log's name
     let note = entry["inclusionProof"]["checkpoint"]["envelope"]
