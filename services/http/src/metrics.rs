@@ -43,11 +43,21 @@ impl HttpMetrics {
         let Ok(mut m) = self.series.lock() else {
             return;
         };
-        let mut key = (method.to_string(), route.to_string(), status);
-        if !m.contains_key(&key) && m.len() >= MAX_SERIES {
-            key.1 = "other".into();
-        }
-        let s = m.entry(key).or_default();
+        // found without building a key: the label set nearly always exists already
+        let found = m
+            .iter_mut()
+            .find(|((me, ro, st), _)| *st == status && me == method && ro == route)
+            .map(|(_, s)| s);
+        let s = match found {
+            Some(s) => s,
+            None => {
+                let mut key = (method.to_string(), route.to_string(), status);
+                if m.len() >= MAX_SERIES {
+                    key.1 = "other".into();
+                }
+                m.entry(key).or_default()
+            }
+        };
         s.count += 1;
         s.sum += secs;
         for (i, le) in BUCKETS.iter().enumerate() {
@@ -121,19 +131,22 @@ pub async fn observe(State(m): State<Arc<HttpMetrics>>, req: Request, next: Next
     let route = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .map(|p| p.as_str().to_string());
-    let path = req.uri().path().to_string();
+        .cloned();
+    // the path of an unmatched request, for its log line
+    let path = route.is_none().then(|| req.uri().path().to_string());
     let res = next.run(req).await;
     let status = res.status().as_u16();
     let secs = start.elapsed().as_secs_f64();
     // unmatched paths are not labels: a scanner would make unbounded series
     m.record(
         method.as_str(),
-        route.as_deref().unwrap_or("unmatched"),
+        route.as_ref().map_or("unmatched", |r| r.as_str()),
         status,
         secs,
     );
-    let route = route.unwrap_or(path);
+    let route = route
+        .as_ref()
+        .map_or(path.as_deref().unwrap_or(""), |r| r.as_str());
     let ms = secs * 1000.0;
     if status >= 500 {
         tracing::warn!(%method, %route, status, ms, "request");

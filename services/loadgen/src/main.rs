@@ -23,12 +23,19 @@ use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use clap::{Parser, Subcommand};
+
+/// The generator shares the machine with the server it measures: the less CPU it spends
+/// per request, the less it takes from the server (mimalloc is cheaper than glibc's
+/// malloc for the many small buffers each request allocates).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use hyper::body::Bytes;
 use sigstack_crypto::{Curve, FileSigner, Signer};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::Mutex;
 
+mod client;
 mod expensive;
 mod issuer;
 mod pace;
@@ -130,7 +137,7 @@ enum Mode {
 
 /// Signs `n` distinct artifacts on every core and returns the request bodies: Rekor v1
 /// hashedrekord entries, or (`v2`) Rekor v2 hashedRekordRequestV002 requests.
-fn corpus(n: usize, v2: bool) -> Vec<Arc<Vec<u8>>> {
+fn corpus(n: usize, v2: bool) -> Vec<Bytes> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
@@ -162,7 +169,7 @@ fn corpus(n: usize, v2: bool) -> Vec<Arc<Vec<u8>>> {
                                                       "value": hex::encode(digest)}}
                                 }
                             }) };
-                            Arc::new(serde_json::to_vec(&body).expect("json"))
+                            Bytes::from(serde_json::to_vec(&body).expect("json"))
                         })
                         .collect::<Vec<_>>()
                 })
@@ -184,17 +191,17 @@ struct Stats {
 }
 
 enum Work {
-    Append(Vec<Arc<Vec<u8>>>),
-    AppendV2(Vec<Arc<Vec<u8>>>),
+    Append(Vec<Bytes>),
+    AppendV2(Vec<Bytes>),
     Prove {
         size: u64,
     },
     /// Certificate requests, replayed round robin.
-    Issue(Vec<Arc<Vec<u8>>>),
+    Issue(Vec<Bytes>),
     /// Timestamp requests (JSON), replayed round robin.
-    Timestamp(Vec<Arc<Vec<u8>>>),
+    Timestamp(Vec<Bytes>),
     /// One AdmissionReview, sent again and again.
-    Admit(Arc<Vec<u8>>),
+    Admit(Bytes),
     /// A GET of one path, with the ETag to revalidate against.
     Get {
         path: String,
@@ -202,148 +209,110 @@ enum Work {
     },
 }
 
-async fn one(client: &reqwest::Client, url: &str, work: &Work, i: usize) -> Result<(), String> {
-    let res = match work {
-        Work::Append(bodies) => {
-            client
-                .post(format!("{url}/api/v1/log/entries"))
-                .header("content-type", "application/json")
-                .body(bodies[i % bodies.len()].as_ref().clone())
-                .send()
-                .await
-        }
-        Work::AppendV2(bodies) => {
-            client
-                .post(format!("{url}/api/v2/log/entries"))
-                .header("content-type", "application/json")
-                .body(bodies[i % bodies.len()].as_ref().clone())
-                .send()
-                .await
-        }
-        Work::Issue(bodies) => {
-            client
-                .post(format!("{url}/api/v2/signingCert"))
-                .header("content-type", "application/json")
-                .body(bodies[i % bodies.len()].as_ref().clone())
-                .send()
-                .await
-        }
-        Work::Timestamp(bodies) => {
-            client
-                .post(format!("{url}/api/v1/timestamp"))
-                .header("content-type", "application/json")
-                .body(bodies[i % bodies.len()].as_ref().clone())
-                .send()
-                .await
-        }
-        Work::Admit(body) => {
-            let r = client
-                .post(format!("{url}/validate"))
-                .header("content-type", "application/json")
-                .body(body.as_ref().clone())
-                .send()
-                .await;
-            return match r {
-                Ok(r) if r.status().is_success() => {
-                    let v: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
-                    if v["response"]["allowed"] == true {
-                        Ok(())
-                    } else {
-                        Err("denied".into())
-                    }
-                }
-                Ok(r) => Err(format!("HTTP {}", r.status().as_u16())),
-                Err(e) => Err(if e.is_connect() {
-                    "connect"
-                } else {
-                    "transport"
-                }
-                .into()),
-            };
-        }
-        Work::Get { path, etag } => {
-            let mut req = client.get(format!("{url}/{path}"));
-            if let Some(e) = etag {
-                req = req.header("if-none-match", e);
-            }
-            req.send().await
-        }
-        Work::Prove { size } => {
-            let idx = rand::random::<u64>() % size;
-            client
-                .get(format!("{url}/api/v1/log/entries?logIndex={idx}"))
-                .send()
-                .await
-        }
+/// The request for the `i`th operation of `work`.
+fn request(work: &Work, i: usize) -> client::Request {
+    let post = |path: &str, body: &Bytes| client::Request {
+        post: true,
+        path: path.to_string(),
+        body: Some(body.clone()),
+        if_none_match: None,
     };
-    match res {
-        Ok(r) if r.status().is_success() || r.status() == reqwest::StatusCode::NOT_MODIFIED => {
-            r.bytes().await.map(|_| ()).map_err(|e| e.to_string())
-        }
-        Ok(r) => Err(format!("HTTP {}", r.status().as_u16())),
-        Err(e) if e.is_timeout() => Err("timeout".into()),
-        Err(e) if e.is_connect() => Err("connect".into()),
-        Err(_) => Err("transport".into()),
+    let get = |path: String, etag: Option<String>| client::Request {
+        post: false,
+        path,
+        body: None,
+        if_none_match: etag,
+    };
+    match work {
+        Work::Append(b) => post("/api/v1/log/entries", &b[i % b.len()]),
+        Work::AppendV2(b) => post("/api/v2/log/entries", &b[i % b.len()]),
+        Work::Issue(b) => post("/api/v2/signingCert", &b[i % b.len()]),
+        Work::Timestamp(b) => post("/api/v1/timestamp", &b[i % b.len()]),
+        Work::Admit(body) => post("/validate", body),
+        Work::Get { path, etag } => get(format!("/{path}"), etag.clone()),
+        Work::Prove { size } => get(
+            format!(
+                "/api/v1/log/entries?logIndex={}",
+                rand::random::<u64>() % size
+            ),
+            None,
+        ),
     }
 }
 
+/// Whether an answer counts: a success (or, revalidating, 304 Not Modified), and for an
+/// admission review one that admits.
+fn judge(work: &Work, answer: client::Answer) -> Result<(), String> {
+    if !(200..300).contains(&answer.status) && answer.status != 304 {
+        return Err(format!("HTTP {}", answer.status));
+    }
+    if let Work::Admit(_) = work {
+        let v: serde_json::Value =
+            serde_json::from_slice(&answer.body).map_err(|e| e.to_string())?;
+        if v["response"]["allowed"] != true {
+            return Err("denied".into());
+        }
+    }
+    Ok(())
+}
+
+/// Gives up on a request after this long (counted as a `timeout` error).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What one request came to: its latency in µs, or the kind of error.
+type Outcome = Result<u64, String>;
+
 async fn run(common: Common, work: Work) -> anyhow::Result<()> {
     let mut client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
+        .timeout(REQUEST_TIMEOUT)
         .pool_max_idle_per_host(4096);
     if let Some(ca) = &common.cacert {
         let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
         client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
     }
     let client = client.build()?;
+    let plain = client::Target::plain_http(&common.url)?;
     let work = Arc::new(work);
-    let stats = Arc::new(Mutex::new(Stats::default()));
     let rss_before = rss_kib(&common.server_pid);
     let also = &common.cpu_also;
     let cpu_before = cpu_us(&common.server_pid, also);
+    let own_before = cpu_us(&[std::process::id()], &[]);
     let deadline = Duration::from_secs(common.duration);
     let started = Instant::now();
-    let sent = Arc::new(AtomicUsize::new(0));
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    let mut lags_us = Vec::new();
     if common.rate > 0.0 {
         let total = (common.rate * common.duration as f64) as usize;
         let mut tasks = Vec::with_capacity(total);
         let mut due = pace::schedule(common.rate, total, started);
         while let Some((i, at)) = due.recv().await {
-            let (client, work, stats, url) = (
-                client.clone(),
-                work.clone(),
-                stats.clone(),
-                common.url.clone(),
-            );
-            sent.fetch_add(1, Ordering::Relaxed);
+            let (client, work, url) = (client.clone(), work.clone(), common.url.clone());
             tasks.push(tokio::spawn(async move {
                 let lag = at.elapsed().as_micros() as u64;
-                let r = one(&client, &url, &work, i).await;
+                let r = client::send_pooled(&client, &url, &request(&work, i)).await;
                 let us = at.elapsed().as_micros() as u64;
-                let mut s = stats.lock().await;
-                s.lags_us.push(lag);
-                match r {
-                    Ok(()) => s.latencies_us.push(us),
-                    Err(e) => *s.errors.entry(e).or_default() += 1,
-                }
+                (lag, r.and_then(|a| judge(&work, a)).map(|()| us))
             }));
         }
         for t in tasks {
-            let _ = t.await;
+            if let Ok((lag, outcome)) = t.await {
+                lags_us.push(lag);
+                outcomes.push(outcome);
+            }
         }
     } else {
         let next = Arc::new(AtomicUsize::new(0));
         let workers: Vec<_> = (0..common.clients)
             .map(|_| {
-                let (client, work, stats, url, next, sent) = (
+                let (client, work, url, next) = (
                     client.clone(),
                     work.clone(),
-                    stats.clone(),
                     common.url.clone(),
                     next.clone(),
-                    sent.clone(),
                 );
+                let mut conn = plain.clone().map(client::Conn::new);
                 tokio::spawn(async move {
+                    let mut mine: Vec<Outcome> = Vec::new();
                     while started.elapsed() < deadline {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         if let Work::Append(b) | Work::AppendV2(b) = work.as_ref()
@@ -351,25 +320,42 @@ async fn run(common: Common, work: Work) -> anyhow::Result<()> {
                         {
                             break;
                         }
-                        sent.fetch_add(1, Ordering::Relaxed);
+                        let req = request(&work, i);
                         let t = Instant::now();
-                        let r = one(&client, &url, &work, i).await;
+                        let r = match conn.as_mut() {
+                            Some(c) => tokio::time::timeout(REQUEST_TIMEOUT, c.send(&req))
+                                .await
+                                .unwrap_or_else(|_| {
+                                    // the connection may still carry the late answer
+                                    *c = client::Conn::new(c.target().clone());
+                                    Err("timeout".into())
+                                }),
+                            None => client::send_pooled(&client, &url, &req).await,
+                        };
                         let us = t.elapsed().as_micros() as u64;
-                        let mut s = stats.lock().await;
-                        match r {
-                            Ok(()) => s.latencies_us.push(us),
-                            Err(e) => *s.errors.entry(e).or_default() += 1,
-                        }
+                        mine.push(r.and_then(|a| judge(&work, a)).map(|()| us));
                     }
+                    mine
                 })
             })
             .collect();
         for w in workers {
-            let _ = w.await;
+            if let Ok(mine) = w.await {
+                outcomes.extend(mine);
+            }
         }
     }
+    let sent = outcomes.len();
+    let mut s = Stats::default();
+    for o in outcomes {
+        match o {
+            Ok(us) => s.latencies_us.push(us),
+            Err(e) => *s.errors.entry(e).or_default() += 1,
+        }
+    }
+    s.lags_us = lags_us;
     let elapsed = started.elapsed().as_secs_f64();
-    let mut s = stats.lock().await;
+    let own = cpu_us(&[std::process::id()], &[]).zip(own_before);
     s.latencies_us.sort_unstable();
     let ok = s.latencies_us.len();
     let pct = |p: f64| -> f64 {
@@ -386,7 +372,7 @@ async fn run(common: Common, work: Work) -> anyhow::Result<()> {
         } else {
             format!("closed-loop {} clients", common.clients)
         },
-        sent.load(Ordering::Relaxed),
+        sent,
         ok,
         s.errors,
         elapsed,
@@ -411,6 +397,13 @@ async fn run(common: Common, work: Work) -> anyhow::Result<()> {
             "server RSS: before={:.1} MiB after={:.1} MiB",
             a as f64 / 1024.0,
             b as f64 / 1024.0
+        );
+    }
+    if let Some((b, a)) = own {
+        println!(
+            "generator CPU: {:.1} s, {:.0} µs per request",
+            (b - a) as f64 / 1e6,
+            (b - a) as f64 / sent.max(1) as f64
         );
     }
     if let (Some(a), Some(b)) = (cpu_before, cpu_us(&common.server_pid, also)) {
@@ -480,13 +473,13 @@ async fn main() -> anyhow::Result<()> {
         Mode::Admit { common, review } => {
             let body =
                 std::fs::read(&review).with_context(|| format!("reading {}", review.display()))?;
-            run(common, Work::Admit(Arc::new(body))).await
+            run(common, Work::Admit(Bytes::from(body))).await
         }
         Mode::Timestamp { common } => {
             let bodies = (0..1024u32)
                 .map(|i| {
                     let digest = sigstack_crypto::sha256(&i.to_be_bytes());
-                    Arc::new(
+                    Bytes::from(
                         serde_json::to_vec(&serde_json::json!({
                             "artifactHash": STANDARD.encode(digest),
                             "hashAlgorithm": "sha256",
@@ -518,7 +511,7 @@ async fn main() -> anyhow::Result<()> {
                             "proofOfPossession": STANDARD.encode(pop),
                         }
                     });
-                    Ok(Arc::new(serde_json::to_vec(&body)?))
+                    Ok(Bytes::from(serde_json::to_vec(&body)?))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             run(common, Work::Issue(bodies)).await

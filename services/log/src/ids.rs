@@ -4,11 +4,26 @@
 use sigstack_merkle::Hash;
 
 pub fn uuid(leaf_hash: &Hash) -> String {
-    hex::encode(leaf_hash)
+    hex(leaf_hash)
 }
 
 pub fn entry_id(tree_id: i64, leaf_hash: &Hash) -> String {
-    format!("{:016x}{}", tree_id as u64, hex::encode(leaf_hash))
+    let mut id = format!("{:016x}", tree_id as u64);
+    id.push_str(&hex(leaf_hash));
+    id
+}
+
+/// Lowercase hex, as `hex::encode` writes it but without a `char` at a time: a log writes
+/// some twenty hashes in hex per append (the proof, the root, the entry ID).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 0xf)]);
+    }
+    // ASCII digits only
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// An entry named by a client.
@@ -49,6 +64,17 @@ pub fn parse_entry_ref(s: &str) -> Result<EntryRef, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_is_lowercase_hex_of_every_byte() {
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(hex(&all), hex::encode(&all));
+        assert_eq!(hex(&[]), "");
+        assert_eq!(
+            entry_id(0x1f, &[0xab; 32]),
+            format!("{:016x}{}", 0x1f, "ab".repeat(32))
+        );
+    }
 
     #[test]
     fn round_trip() {

@@ -3,16 +3,23 @@
 //! index across shards.
 
 use crate::jcs;
-use serde_json::json;
 use sigstack_crypto::{CryptoError, PublicKey, Signer};
 
+/// The RFC 8785 form of the four fields, written directly (keys in their canonical order)
+/// rather than through a JSON value: a log signs one per append, and the body is the
+/// largest part of it.
 pub fn payload(body_b64: &str, integrated_time: i64, log_id_hex: &str, log_index: i64) -> Vec<u8> {
-    jcs::to_vec(&json!({
-        "body": body_b64,
-        "integratedTime": integrated_time,
-        "logID": log_id_hex,
-        "logIndex": log_index,
-    }))
+    let mut out = Vec::with_capacity(body_b64.len() + log_id_hex.len() + 96);
+    out.extend_from_slice(b"{\"body\":");
+    jcs::write_str(body_b64, &mut out);
+    out.extend_from_slice(b",\"integratedTime\":");
+    jcs::write_i64(integrated_time, &mut out);
+    out.extend_from_slice(b",\"logID\":");
+    jcs::write_str(log_id_hex, &mut out);
+    out.extend_from_slice(b",\"logIndex\":");
+    jcs::write_i64(log_index, &mut out);
+    out.push(b'}');
+    out
 }
 
 pub fn sign(
@@ -43,6 +50,20 @@ mod tests {
     use super::*;
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;
+
+    #[test]
+    fn payload_is_the_canonical_json_of_the_four_fields() {
+        for (body, time, id, index) in [
+            ("eyJhIjoxfQ==", 1_700_000_000, "c0d23d6ad406973f", 0),
+            ("", -1, "", i64::MAX),
+            ("odd \"body\" \\ \n é", 0, "x", 9_007_199_254_740_993),
+        ] {
+            let want = crate::jcs::to_vec(&serde_json::json!({
+                "body": body, "integratedTime": time, "logID": id, "logIndex": index,
+            }));
+            assert_eq!(payload(body, time, id, index), want);
+        }
+    }
 
     #[test]
     fn verifies_a_real_public_good_set() {

@@ -28,6 +28,12 @@ mod witness;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+
+/// mimalloc instead of glibc's malloc: a busy log allocates and frees many small buffers
+/// per request on every worker thread, and glibc's arenas spent some 14 % of the server's
+/// CPU on it under load (BENCHMARKS.md, "What bounds appends").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::PathBuf;
 
 #[derive(Parser)]

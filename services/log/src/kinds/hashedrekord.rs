@@ -78,7 +78,7 @@ pub(super) fn canonicalize(
         .map_err(|e| EntryError::invalid(format!("invalid value for hash: {e}")))?;
     // one digest, one spelling: the same signature cannot be logged twice by changing
     // the case of its hex (clients write lowercase, as Rekor's examples do)
-    let value = hex::encode(&digest);
+    let value = crate::ids::hex(&digest);
     if sig_bytes.is_empty() {
         return Err(EntryError::invalid("missing signature content"));
     }

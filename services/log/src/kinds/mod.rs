@@ -137,8 +137,8 @@ fn parse_spec<T: serde::de::DeserializeOwned>(
     spec: &serde_json::Value,
     kind: &str,
 ) -> Result<T, EntryError> {
-    serde_json::from_value(spec.clone())
-        .map_err(|e| EntryError::invalid(format!("invalid {kind} spec: {e}")))
+    // deserialised from the borrowed value: no copy of the spec
+    T::deserialize(spec).map_err(|e| EntryError::invalid(format!("invalid {kind} spec: {e}")))
 }
 
 fn b64_std(field: &str, s: &str) -> Result<Vec<u8>, EntryError> {
@@ -162,7 +162,7 @@ fn key_material(field: &str, b64: &str) -> Result<KeyMaterial, EntryError> {
 fn key_index_keys(km: &KeyMaterial, prefix: &str, out: &mut Vec<String>) {
     out.push(format!(
         "{prefix}{}",
-        hex::encode(sha256(km.canonical_pem().as_bytes()))
+        crate::ids::hex(&sha256(km.canonical_pem().as_bytes()))
     ));
     out.extend(km.subjects());
 }

@@ -30,9 +30,9 @@ pub(crate) fn entry_error(e: EntryError) -> ApiError {
 }
 
 /// Reads a ProposedEntry out of arbitrary JSON with Rekor's messages for missing parts.
-pub(crate) fn proposed_entry(v: serde_json::Value) -> Result<ProposedEntry, ApiError> {
+pub(crate) fn proposed_entry(mut v: serde_json::Value) -> Result<ProposedEntry, ApiError> {
     let obj = v
-        .as_object()
+        .as_object_mut()
         .ok_or_else(|| ApiError::unprocessable("proposedEntry in body must be a JSON object"))?;
     let field = |name: &str| -> Result<String, ApiError> {
         match obj.get(name) {
@@ -48,8 +48,7 @@ pub(crate) fn proposed_entry(v: serde_json::Value) -> Result<ProposedEntry, ApiE
     let kind = field("kind")?;
     let api_version = field("apiVersion")?;
     let spec = obj
-        .get("spec")
-        .cloned()
+        .remove("spec")
         .ok_or_else(|| ApiError::unprocessable("spec in body is required"))?;
     Ok(ProposedEntry {
         kind,
@@ -93,9 +92,9 @@ impl LogService {
                 verification: Some(Verification {
                     inclusion_proof: Some(InclusionProof {
                         checkpoint: head.checkpoint.clone(),
-                        hashes: proof.iter().map(hex::encode).collect(),
+                        hashes: proof.iter().map(|h| sigstack_log::ids::hex(h)).collect(),
                         log_index: index as i64,
-                        root_hash: hex::encode(head.root),
+                        root_hash: sigstack_log::ids::hex(&head.root),
                         tree_size: head.size as i64,
                     }),
                     signed_entry_timestamp: Some(STANDARD.encode(set)),
