@@ -6,6 +6,7 @@ mod admission;
 mod airgap;
 mod bootstrap;
 mod ca;
+mod cpu_pool;
 mod ctlog;
 #[cfg(test)]
 mod deploy_check;

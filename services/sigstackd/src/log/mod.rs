@@ -56,10 +56,10 @@ pub struct LogService {
     validation: tokio::sync::Semaphore,
     /// Most entry IDs one search page answers.
     search_page_size: usize,
-    /// Signature verification runs on the blocking pool, this many at once (twice the
-    /// cores): expensive entries queue there instead of occupying the async workers that
-    /// answer reads.
-    verify_slots: Arc<tokio::sync::Semaphore>,
+    /// Where entries are parsed and their signatures verified: a thread per core, twice
+    /// as many entries in flight. Expensive entries queue there instead of occupying the
+    /// async workers that answer reads.
+    verify: Arc<crate::cpu_pool::CpuPool>,
     http: Arc<sigstack_http::metrics::HttpMetrics>,
     /// The active shard's size when this process last saw it change, and when (Unix
     /// seconds): the age of the newest checkpoint, for the metrics.
@@ -188,9 +188,7 @@ impl LogService {
             node_cache: Default::default(),
             validation: tokio::sync::Semaphore::new(VALIDATION_PERMITS),
             search_page_size: cfg.search_page_size,
-            verify_slots: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(2, |n| n.get()) * 2,
-            )),
+            verify: crate::cpu_pool::CpuPool::per_core("log-verify")?,
             http: sigstack_http::metrics::HttpMetrics::new("log"),
             seen_head: std::sync::Mutex::new((u64::MAX, crate::sequencer::unix_now())),
             replication,
@@ -215,18 +213,13 @@ impl LogService {
         proposed: sigstack_types::rekor::ProposedEntry,
         check: sigstack_log::Check,
     ) -> Result<Result<sigstack_log::Canonical, sigstack_log::EntryError>, ApiError> {
-        let _slot = self
-            .verify_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| ApiError::unavailable("shutting down"))?;
-        tokio::task::spawn_blocking(move || match check {
-            sigstack_log::Check::Verify => sigstack_log::canonicalize(&proposed),
-            sigstack_log::Check::LookupOnly => sigstack_log::canonicalize_for_lookup(&proposed),
-        })
-        .await
-        .map_err(ApiError::internal)
+        Ok(self
+            .verify
+            .run(move || match check {
+                sigstack_log::Check::Verify => sigstack_log::canonicalize(&proposed),
+                sigstack_log::Check::LookupOnly => sigstack_log::canonicalize_for_lookup(&proposed),
+            })
+            .await?)
     }
 
     pub fn store(&self) -> &Store {

@@ -97,18 +97,11 @@ pub async fn create_entry(
     let bytes = sigstack_http::serve::read_body(body, svc.max_request_bytes)
         .await
         .map_err(ApiError::from)?;
-    let canonical = {
-        let _slot = svc
-            .verify_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| ApiError::unavailable("shutting down"))?;
-        tokio::task::spawn_blocking(move || sigstack_log::v2::canonicalize(&bytes))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(entry_error)?
-    };
+    let canonical = svc
+        .verify
+        .run(move || sigstack_log::v2::canonicalize(&bytes))
+        .await?
+        .map_err(entry_error)?;
     let (leaf, kind, body) = (canonical.leaf_hash, canonical.kind, canonical.body.clone());
     match svc.sequencer.submit(canonical).await {
         Ok(done) => {

@@ -33,8 +33,8 @@ pub struct LogV2Service {
     head_cache: HeadCache,
     /// Submissions in flight; none left means pushback (503).
     outstanding: Arc<tokio::sync::Semaphore>,
-    /// Signature checks run on the blocking pool, this many at once.
-    verify_slots: Arc<tokio::sync::Semaphore>,
+    /// Where signature checks run, off the async workers.
+    verify: Arc<crate::cpu_pool::CpuPool>,
     tiles: read::TileCache,
     /// Bounds the tile reads that go to the database at once.
     tile_reads: tokio::sync::Semaphore,
@@ -140,9 +140,7 @@ impl LogV2Service {
             sequencer,
             head_cache,
             outstanding: Arc::new(tokio::sync::Semaphore::new(cfg.max_outstanding)),
-            verify_slots: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(2, |n| n.get()) * 2,
-            )),
+            verify: crate::cpu_pool::CpuPool::per_core("log-v2-verify")?,
             tiles: read::TileCache::default(),
             tile_reads: tokio::sync::Semaphore::new(read::DB_READS),
             http: sigstack_http::metrics::HttpMetrics::new("log_v2"),
