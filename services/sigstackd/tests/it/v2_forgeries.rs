@@ -39,23 +39,19 @@ pub async fn v2_verifiers_refuse_forged_bundles() {
     let (_dev, stack, c, who) = dev_with_clients(&dir, &data);
     let artifact = dir.join("artifact.txt");
     std::fs::write(&artifact, "signed into the tiled log\n").expect("w");
+    let sign_into = |bundle: &Path| {
+        let (ok, out) = c.sign(
+            "sigstack",
+            &crate::stack::dev_token(&data),
+            &artifact,
+            bundle,
+        );
+        assert!(ok, "sigstack signs: {out}");
+    };
     // an entry before ours, so that our proof has a hash to change
-    let first = dir.join("first.sigstore.json");
-    let (ok, out) = c.sign(
-        "sigstack",
-        &crate::stack::dev_token(&data),
-        &artifact,
-        &first,
-    );
-    assert!(ok, "sigstack signs: {out}");
+    sign_into(&dir.join("first.sigstore.json"));
     let genuine = dir.join("genuine.sigstore.json");
-    let (ok, out) = c.sign(
-        "sigstack",
-        &crate::stack::dev_token(&data),
-        &artifact,
-        &genuine,
-    );
-    assert!(ok, "sigstack signs: {out}");
+    sign_into(&genuine);
     let bundle: Value = serde_json::from_slice(&std::fs::read(&genuine).expect("r")).expect("json");
     let entry = &bundle["verificationMaterial"]["tlogEntries"][0];
     assert_eq!(entry["kindVersion"]["version"], "0.0.2", "{bundle}");
@@ -140,13 +136,7 @@ pub async fn v2_verifiers_refuse_forged_bundles() {
     // an entry verified right after it is logged, before the witness has cosigned a
     // checkpoint that covers it: the client waits for the published checkpoint
     let third = dir.join("third.sigstore.json");
-    let (ok, out) = c.sign(
-        "sigstack",
-        &crate::stack::dev_token(&data),
-        &artifact,
-        &third,
-    );
-    assert!(ok, "sigstack signs: {out}");
+    sign_into(&third);
     let third: Value = serde_json::from_slice(&std::fs::read(&third).expect("r")).expect("json");
     let index = third["verificationMaterial"]["tlogEntries"][0]["logIndex"]
         .as_str()
