@@ -102,16 +102,19 @@ pub async fn v2_verifiers_refuse_forged_bundles() {
     assert_eq!(info["verified"], true, "{info}");
     assert_eq!(info["treeSize"], 2, "{info}");
     let index = entry["logIndex"].as_str().expect("index");
-    let o = ours.run(&[
-        "--output",
-        "json",
-        "log",
-        "verify",
-        "--rekor-version",
-        "2",
-        "--log-index",
-        index,
-    ]);
+    let verify_at = |index: &str| {
+        ours.run(&[
+            "--output",
+            "json",
+            "log",
+            "verify",
+            "--rekor-version",
+            "2",
+            "--log-index",
+            index,
+        ])
+    };
+    let o = verify_at(index);
     assert!(o.ok(), "log verify: {o}");
     let v = crate::client::json_of(&o);
     assert_eq!(
@@ -142,14 +145,7 @@ pub async fn v2_verifiers_refuse_forged_bundles() {
         .as_str()
         .expect("index");
     assert_eq!(index, "2", "{third}");
-    let o = ours.run(&[
-        "log",
-        "verify",
-        "--rekor-version",
-        "2",
-        "--log-index",
-        index,
-    ]);
+    let o = verify_at(index);
     assert!(o.ok(), "log verify just after signing: {o}");
 
     // the checkpoint re-signed by another Ed25519 key under the log's name
